@@ -1,6 +1,6 @@
 """Command line for the fixtures: a database to develop against, the seed, the upstream.
 
-    python -m shared_fixtures db [--scale N]          # embedded PostgreSQL (or DATABASE_URL), seeded
+    python -m shared_fixtures db [--scale N]    # embedded PostgreSQL (or DATABASE_URL), seeded
     python -m shared_fixtures seed --database-url URL [--scale N]
     python -m shared_fixtures checksum --database-url URL
     python -m shared_fixtures upstream [--port P]

@@ -274,10 +274,9 @@ def _reachable_by(user: str, bin_dir: Path) -> Path:
         staging = Path(tempfile.mkdtemp(prefix="stackbench-pginstall-"))
         shutil.copytree(install, staging / "pginstall", symlinks=True)
         os.chmod(staging, 0o755)
-        try:
+        # A concurrent run may have put its copy there first; then use that one.
+        with contextlib.suppress(OSError):
             (staging / "pginstall").rename(copy)
-        except OSError:
-            pass  # a concurrent run put its copy there first; use that one
         shutil.rmtree(staging, ignore_errors=True)
     return copy / "bin"
 
