@@ -1,0 +1,1 @@
+"""The harness: apps x servers x load -> results -> reports. The noxfile calls into this."""

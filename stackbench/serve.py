@@ -1,0 +1,117 @@
+"""Serve one app under one server as a real subprocess, ready when /health answers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared_fixtures.net import LOOPBACK, free_port
+from shared_fixtures.processes import ManagedProcess, ProcessError
+from stackbench.apps import App
+from stackbench.servers import Knobs, Server
+
+ADMIN_USER = "stackbench-admin"
+
+
+@dataclass(frozen=True)
+class Served:
+    app: App
+    server: Server
+    base_url: str
+    argv: list[str]
+    env: dict[str, str]
+    process: ManagedProcess
+
+    @property
+    def admin_credentials(self) -> tuple[str, str]:
+        return self.env["DJANGO_SUPERUSER_USERNAME"], self.env["DJANGO_SUPERUSER_PASSWORD"]
+
+
+def app_env(
+    app: App, server: Server, database_url: str, upstream_url: str, knobs: Knobs
+) -> dict[str, str]:
+    """The environment an app runs with: the contract's variables plus the server's choices."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PSYCOGREEN"))}
+    env.update(
+        DATABASE_URL=database_url,
+        UPSTREAM_URL=upstream_url,
+        DB_POOL_SIZE=str(knobs.pool_size),
+        # Generated per run, never committed; the login flow reads them from here.
+        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
+        DJANGO_SUPERUSER_USERNAME=ADMIN_USER,
+        DJANGO_SUPERUSER_PASSWORD=secrets.token_urlsafe(16),
+        DJANGO_SUPERUSER_EMAIL="admin@example.invalid",
+    )
+    env.update(dict(app.env))
+    if app.driver_switch:
+        env.update(server.env)
+    return env
+
+
+def prepare(app: App, env: dict[str, str], bin_dir: Path) -> None:
+    """Run the app's setup commands (Django's own tables, the staff user)."""
+    for command in app.setup_commands():
+        result = subprocess.run(
+            [str(bin_dir / "python"), *command],
+            cwd=app.directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+            raise ProcessError(f"{app.id}: {' '.join(command)} failed:\n" + "\n".join(tail))
+
+
+def _health_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextmanager
+def serve(
+    app: App,
+    server: Server,
+    *,
+    database_url: str,
+    upstream_url: str,
+    bin_dir: Path,
+    log_dir: Path,
+    knobs: Knobs | None = None,
+    cpus: int | None = None,
+    ready_timeout: float = 30.0,
+) -> Iterator[Served]:
+    """Start ``app`` under ``server``; stop it (and its workers) on exit, whatever happened."""
+    knobs = knobs or Knobs()
+    env = app_env(app, server, database_url, upstream_url, knobs)
+    prepare(app, env, bin_dir)
+    port = free_port()
+    argv = server.argv(app, port, knobs, cpus or os.cpu_count() or 1)
+    argv[0] = str(bin_dir / argv[0])
+    base_url = f"http://{LOOPBACK}:{port}"
+    process = ManagedProcess(
+        argv,
+        name=f"{server.id} ({app.id})",
+        log_path=log_dir / f"{app.id}-{server.id}.log",
+        env=env,
+        cwd=app.directory,
+    )
+    try:
+        process.wait_until(
+            lambda: _health_ok(base_url + "/health"), ready_timeout, "answering /health"
+        )
+        yield Served(app, server, base_url, argv, env, process)
+    finally:
+        process.stop()

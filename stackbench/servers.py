@@ -1,0 +1,224 @@
+"""The servers: what each serves, what it needs installed, and its command line.
+
+One place declares this; the noxfile's parametrization, the matrix and the tests derive
+from it. Defaults are each server's production-style setup for the CPUs it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stackbench.apps import ASGI, WSGI, App
+
+DEFAULT_POOL_SIZE = 10
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """What a user may override; None means "the server's default for these CPUs"."""
+
+    workers: int | None = None
+    threads: int | None = None
+    pool_size: int = DEFAULT_POOL_SIZE
+
+
+@dataclass(frozen=True)
+class Server:
+    id: str
+    interfaces: tuple[str, ...]
+    requirements: tuple[str, ...]
+    notes: str
+    # Environment that selects the app's driver/patching under this server (django_sync).
+    env: dict[str, str] = field(default_factory=dict)
+    # Needs its green-thread-capable driver: only apps that read DJANGO_DB_DRIVER can honour it.
+    needs_driver_switch: bool = False
+
+    def interface_for(self, app: App) -> str | None:
+        """The app interface this server would serve (ASGI preferred), or None."""
+        for interface in (ASGI, WSGI):
+            if interface in self.interfaces and interface in app.entries:
+                return interface
+        return None
+
+    def resolve(self, knobs: Knobs, cpus: int) -> dict[str, int]:
+        """Workers and threads after defaults; stored with every result."""
+        workers = knobs.workers or default_workers(self.id, cpus)
+        threads = knobs.threads or default_threads(self.id, knobs.pool_size)
+        return {"workers": workers, "threads": threads, "pool_size": knobs.pool_size}
+
+    def argv(self, app: App, port: int, knobs: Knobs, cpus: int) -> list[str]:
+        interface = self.interface_for(app)
+        if interface is None:
+            raise ValueError(f"{self.id} cannot serve {app.id}")
+        entry = app.entries[interface]
+        settings = self.resolve(knobs, cpus)
+        workers, threads = str(settings["workers"]), str(settings["threads"])
+        bind = f"127.0.0.1:{port}"
+        # Django has no lifespan handler; servers that probe for one get it switched off.
+        lifespan_off = app.django
+        if self.id.startswith("gunicorn-") and self.id != "gunicorn-uvicorn":
+            worker_class = {
+                "gunicorn-sync": ["-k", "sync"],
+                "gunicorn-gthread": ["-k", "gthread", "--threads", threads],
+                "gunicorn-gevent": ["-k", "gevent", "--worker-connections", threads],
+                "gunicorn-gevent-blocking": ["-k", "gevent", "--worker-connections", threads],
+                "gunicorn-eventlet": ["-k", "eventlet", "--worker-connections", threads],
+            }[self.id]
+            control = [] if self.id == "gunicorn-eventlet" else ["--no-control-socket"]
+            return [
+                "gunicorn",
+                *worker_class,
+                "-w",
+                workers,
+                "-b",
+                bind,
+                *control,
+                "--graceful-timeout",
+                "5",
+                entry,
+            ]
+        if self.id == "gunicorn-uvicorn":
+            return [
+                "gunicorn",
+                "-k",
+                "uvicorn_worker.UvicornWorker",
+                "-w",
+                workers,
+                "-b",
+                bind,
+                "--no-control-socket",
+                "--graceful-timeout",
+                "5",
+                entry,
+            ]
+        if self.id == "uvicorn":
+            return [
+                "uvicorn",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                workers,
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--lifespan",
+                "off" if lifespan_off else "auto",
+                entry,
+            ]
+        if self.id == "hypercorn":
+            return ["hypercorn", "-k", "uvloop", "-w", workers, "-b", bind, entry]
+        if self.id == "daphne":
+            return ["daphne", "-b", "127.0.0.1", "-p", str(port), entry]
+        if self.id == "granian":
+            granian_interface = interface
+            if interface == ASGI and lifespan_off:
+                granian_interface = "asginl"  # ASGI without lifespan
+            extra = ["--blocking-threads", threads] if interface == WSGI else []
+            return [
+                "granian",
+                "--interface",
+                granian_interface,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                workers,
+                *extra,
+                "--no-ws",
+                entry,
+            ]
+        raise AssertionError(self.id)
+
+
+def default_workers(server_id: str, cpus: int) -> int:
+    if server_id == "gunicorn-sync":
+        return 2 * cpus + 1  # gunicorn's rule of thumb for blocking workers
+    if server_id == "daphne":
+        return 1  # daphne is one process; scale it with more daphnes behind a balancer
+    return cpus  # one event loop (or thread pool) per CPU
+
+
+def default_threads(server_id: str, pool_size: int) -> int:
+    if server_id in ("gunicorn-gevent", "gunicorn-gevent-blocking", "gunicorn-eventlet"):
+        return 100  # greenlets per worker; DB connections stay bounded by the pool
+    return pool_size  # one thread per pooled connection
+
+
+_GUNICORN = "gunicorn>=23"
+_FAST_LOOP = ("uvloop>=0.19", "httptools>=0.6")
+
+SERVERS: dict[str, Server] = {
+    server.id: server
+    for server in (
+        Server(
+            "gunicorn-sync",
+            (WSGI,),
+            (_GUNICORN,),
+            "sync workers: one request per process at a time (patch nothing)",
+        ),
+        Server(
+            "gunicorn-gthread",
+            (WSGI,),
+            (_GUNICORN,),
+            "workers x threads, threads sized to the DB pool (TechEmpower's Django setup)",
+        ),
+        Server(
+            "gunicorn-gevent",
+            (WSGI,),
+            (_GUNICORN, "gevent>=24"),
+            "gevent workers; psycopg 3 is cooperative under gevent without a patch",
+            env={"DJANGO_DB_DRIVER": "psycopg"},
+        ),
+        Server(
+            "gunicorn-gevent-blocking",
+            (WSGI,),
+            (_GUNICORN, "gevent>=24", "psycopg2-binary"),
+            "gevent workers with psycopg2 NOT patched: DB calls serialize per worker",
+            env={"DJANGO_DB_DRIVER": "psycopg2"},
+            needs_driver_switch=True,
+        ),
+        Server(
+            "gunicorn-eventlet",
+            (WSGI,),
+            ("gunicorn==25.3.0", "eventlet>=0.36", "psycopg2-binary", "psycogreen"),
+            "gunicorn 26+ has no eventlet worker (pinned 25.3); psycopg2 + psycogreen",
+            env={"DJANGO_DB_DRIVER": "psycopg2", "PSYCOGREEN": "eventlet"},
+            needs_driver_switch=True,
+        ),
+        Server(
+            "uvicorn", (ASGI,), ("uvicorn>=0.30", *_FAST_LOOP), "uvloop + httptools, --workers N"
+        ),
+        Server(
+            "gunicorn-uvicorn",
+            (ASGI,),
+            (_GUNICORN, "uvicorn-worker", *_FAST_LOOP),
+            "gunicorn arbiter with uvicorn_worker.UvicornWorker",
+        ),
+        Server("hypercorn", (ASGI,), ("hypercorn>=0.17", "uvloop>=0.19"), "uvloop worker class"),
+        Server("daphne", (ASGI,), ("daphne>=4",), "Django's own ASGI server, one process"),
+        Server(
+            "granian",
+            (ASGI, WSGI),
+            ("granian>=2",),
+            "Rust server; --interface asgi (asginl for Django) or wsgi",
+        ),
+    )
+}
+
+
+class UnknownServerError(ValueError):
+    pass
+
+
+def get_server(server_id: str) -> Server:
+    try:
+        return SERVERS[server_id]
+    except KeyError:
+        raise UnknownServerError(
+            f"unknown server {server_id!r}; valid servers: {', '.join(SERVERS)}"
+        ) from None
