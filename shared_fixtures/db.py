@@ -150,6 +150,8 @@ def start_embedded(work_dir: Path | None = None, timeout: float = 30.0) -> Datab
     user = _unprivileged_user() if os.geteuid() == 0 else None
     if user is not None:
         bin_dir = _reachable_by(user, bin_dir)
+        if work_dir is not None and not _traversable_by_all(work_dir):
+            work_dir = None  # e.g. pytest's 0700 tmp dirs: the system temp dir instead
     base = Path(tempfile.mkdtemp(prefix="stackbench-pg-", dir=work_dir))
     data_dir, socket_dir = base / "data", base / "sock"
     socket_dir.mkdir()
@@ -279,6 +281,11 @@ def _reachable_by(user: str, bin_dir: Path) -> Path:
             (staging / "pginstall").rename(copy)
         shutil.rmtree(staging, ignore_errors=True)
     return copy / "bin"
+
+
+def _traversable_by_all(path: Path) -> bool:
+    path = path.resolve()
+    return all(os.stat(p).st_mode & 0o001 for p in (path, *path.parents))
 
 
 def probe_version(bin_dir: Path) -> str:

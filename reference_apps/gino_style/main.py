@@ -1,0 +1,376 @@
+"""gino_style: Starlette + SQLAlchemy Core statements run on a raw asyncpg pool.
+
+DATABASE_URL=postgresql://... UPSTREAM_URL=http://... uvicorn main:app --host 127.0.0.1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import random
+import re
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import db
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+DATABASE_URL = os.environ["DATABASE_URL"]
+UPSTREAM_URL = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8001").rstrip("/")
+DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
+MAX_BODY_BYTES = 64 * 1024  # a troupe is a name and a few ids; refuse anything bigger
+MAX_SLEEP = 10.0
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")  # autoescapes .html
+
+
+async def _reset(connection: asyncpg.Connection) -> None:
+    # The default reset also runs UNLISTEN/RESET ALL/... per checkout; this app never sets
+    # session state, so only an interrupted transaction needs undoing.
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette):
+    # One pool and one upstream client per worker process, opened once.
+    app.state.pool = await asyncpg.create_pool(
+        DATABASE_URL, min_size=1, max_size=DB_POOL_SIZE, reset=_reset
+    )
+    app.state.upstream = httpx.AsyncClient(
+        base_url=UPSTREAM_URL, timeout=30.0, limits=httpx.Limits(max_connections=100)
+    )
+    yield
+    await app.state.upstream.aclose()
+    await app.state.pool.close()
+
+
+# ---------------------------------------------------------------- input at the edge
+
+
+def _integer(text: str | None) -> int | None:
+    """An ASCII integer, or None (int() alone accepts '٣', '1_000' and ' 7 ')."""
+    if text is None or not re.fullmatch(r"-?[0-9]{1,18}", text):
+        return None
+    return int(text)
+
+
+def query_count(request: Request) -> int:
+    count = _integer(request.query_params.get("queries"))
+    return min(max(count or 1, 1), 500)
+
+
+def seconds_param(request: Request) -> float | None:
+    """`seconds` in 0..10 (default 1), or None when invalid."""
+    raw = request.query_params.get("seconds", "1")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and 0 <= seconds <= MAX_SLEEP else None
+
+
+def detail(status: int, message: object) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+NOT_FOUND = {"detail": "Not found."}
+INVALID_PAGE = {"detail": "Invalid page."}
+
+
+# ---------------------------------------------------------------- TechEmpower endpoints
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def json_endpoint(request: Request) -> Response:
+    return JSONResponse({"message": "Hello, World!"})
+
+
+async def plaintext(request: Request) -> Response:
+    return PlainTextResponse("Hello, World!")
+
+
+def _world(row: asyncpg.Record) -> dict[str, int]:
+    return {"id": row["id"], "randomNumber": row["randomnumber"]}
+
+
+async def single_query(request: Request) -> Response:
+    row = await request.app.state.pool.fetchrow(db.WORLD_BY_ID.sql, random.randint(1, 10_000))
+    return JSONResponse(_world(row))
+
+
+async def _random_rows(connection: asyncpg.Connection, count: int) -> list[dict[str, int]]:
+    # One SELECT per row, as the test requires; the statement is prepared once per connection.
+    return [
+        _world(await connection.fetchrow(db.WORLD_BY_ID.sql, random.randint(1, 10_000)))
+        for _ in range(count)
+    ]
+
+
+async def multiple_queries(request: Request) -> Response:
+    async with request.app.state.pool.acquire() as connection:
+        rows = await _random_rows(connection, query_count(request))
+    return JSONResponse(rows)
+
+
+async def updates(request: Request) -> Response:
+    async with request.app.state.pool.acquire() as connection:
+        rows = await _random_rows(connection, query_count(request))
+        for row in rows:
+            row["randomNumber"] = random.randint(1, 10_000)
+        # Sorted by id so that concurrent requests lock rows in one order (no deadlocks);
+        # the last value wins for an id drawn twice, as in the response.
+        latest = {row["id"]: row["randomNumber"] for row in rows}
+        async with connection.transaction():
+            await connection.executemany(
+                db.UPDATE_WORLD.sql,
+                [(number, world_id) for world_id, number in sorted(latest.items())],
+            )
+    return JSONResponse(rows)
+
+
+async def fortunes(request: Request) -> Response:
+    rows = await request.app.state.pool.fetch(db.ALL_FORTUNES.sql)
+    items = [{"id": row["id"], "message": row["message"]} for row in rows]
+    items.append({"id": 0, "message": "Additional fortune added at request time."})
+    items.sort(key=lambda item: item["message"])
+    return templates.TemplateResponse(
+        request, "fortunes.html", {"fortunes": items}, media_type="text/html; charset=utf-8"
+    )
+
+
+# ---------------------------------------------------------------- the circus API
+
+
+def _page(request: Request) -> tuple[int, int] | None:
+    """(page, page_size) after the contract's defaults and clamping; None: invalid page."""
+    size = _integer(request.query_params.get("page_size"))
+    size = 20 if size is None else min(max(size, 1), 100)
+    raw_page = request.query_params.get("page")
+    page = 1 if raw_page in (None, "") else _integer(raw_page)
+    if page is None or page < 1:
+        return None
+    return page, size
+
+
+def _paged(
+    request: Request, path: str, count: int, page: int, size: int, results: list
+) -> Response:
+    prefix = request.scope.get("root_path", "")
+    last = max(1, -(-count // size))
+
+    def link(number: int) -> str:
+        return f"{prefix}{path}?page={number}&page_size={size}"
+
+    return JSONResponse(
+        {
+            "count": count,
+            "next": link(page + 1) if page < last else None,
+            "previous": link(page - 1) if page > 1 else None,
+            "results": results,
+        }
+    )
+
+
+def _college(row: asyncpg.Record) -> dict[str, object]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "location": {
+            "id": row["location_id"],
+            "line_1": row["line_1"],
+            "line_2": row["line_2"],
+            "line_3": row["line_3"],
+            "zipcode": row["zipcode"],
+        },
+        "troupe": {"id": row["troupe_id"], "name": row["troupe_name"]},
+    }
+
+
+async def colleges(request: Request) -> Response:
+    paging = _page(request)
+    if paging is None:
+        return JSONResponse(INVALID_PAGE, status_code=404)
+    page, size = paging
+    async with request.app.state.pool.acquire() as connection:
+        count = await connection.fetchval(db.COUNT_COLLEGES.sql)
+        if (page - 1) * size >= max(count, 1):
+            return JSONResponse(INVALID_PAGE, status_code=404)
+        rows = await connection.fetch(db.COLLEGE_PAGE.sql, size, (page - 1) * size)
+    return _paged(request, "/api/colleges", count, page, size, [_college(r) for r in rows])
+
+
+async def college_detail(request: Request) -> Response:
+    college_id = _integer(request.path_params["college_id"])
+    row = None
+    if college_id is not None and -(2**31) <= college_id < 2**31:
+        row = await request.app.state.pool.fetchrow(db.COLLEGE_BY_ID.sql, college_id)
+    if row is None:
+        return JSONResponse(NOT_FOUND, status_code=404)
+    return JSONResponse(_college(row))
+
+
+async def _with_members(connection: asyncpg.Connection, troupes: list[asyncpg.Record]) -> list:
+    members: dict[int, list[dict[str, object]]] = {row["id"]: [] for row in troupes}
+    for row in await connection.fetch(db.MEMBERS_OF.sql, list(members)):
+        members[row["troupe_id"]].append(
+            {
+                "id": row["id"],
+                "stage_name": row["stage_name"],
+                "kind": row["kind"],
+                "concentration": row["concentration"],
+            }
+        )
+    return [
+        {"id": row["id"], "name": row["name"], "members": members[row["id"]]} for row in troupes
+    ]
+
+
+async def troupes(request: Request) -> Response:
+    paging = _page(request)
+    if paging is None:
+        return JSONResponse(INVALID_PAGE, status_code=404)
+    page, size = paging
+    async with request.app.state.pool.acquire() as connection:
+        count = await connection.fetchval(db.COUNT_TROUPES.sql)
+        if (page - 1) * size >= max(count, 1):
+            return JSONResponse(INVALID_PAGE, status_code=404)
+        rows = await connection.fetch(db.TROUPE_PAGE.sql, size, (page - 1) * size)
+        results = await _with_members(connection, rows)
+    return _paged(request, "/api/troupes", count, page, size, results)
+
+
+async def troupe_detail(request: Request) -> Response:
+    troupe_id = _integer(request.path_params["troupe_id"])
+    if troupe_id is None or not -(2**31) <= troupe_id < 2**31:
+        return JSONResponse(NOT_FOUND, status_code=404)
+    async with request.app.state.pool.acquire() as connection:
+        row = await connection.fetchrow(db.TROUPE_BY_ID.sql, troupe_id)
+        if row is None:
+            return JSONResponse(NOT_FOUND, status_code=404)
+        (result,) = await _with_members(connection, [row])
+    return JSONResponse(result)
+
+
+def _troupe_input(body: bytes) -> tuple[str, list[int]] | str:
+    """(name, member ids) from a JSON body, or the reason it is invalid."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return "Body must be a JSON object in UTF-8."
+    if not isinstance(data, dict):
+        return "Body must be a JSON object."
+    name, member_ids = data.get("name"), data.get("member_ids")
+    if not isinstance(name, str) or not 1 <= len(name) <= 100:
+        return "name must be a string of 1 to 100 characters."
+    if not isinstance(member_ids, list) or not all(
+        type(i) is int and 1 <= i < 2**31 for i in member_ids
+    ):
+        return "member_ids must be a list of performer ids."
+    return name, sorted(set(member_ids))
+
+
+async def create_troupe(request: Request) -> Response:
+    declared = _integer(request.headers.get("content-length"))
+    if declared is not None and declared > MAX_BODY_BYTES:
+        return detail(413, "Body too large.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return detail(413, "Body too large.")
+    parsed = _troupe_input(body)
+    if isinstance(parsed, str):
+        return detail(422, parsed)
+    name, member_ids = parsed
+    try:
+        # One transaction: an exception leaving the block rolls everything back.
+        async with request.app.state.pool.acquire() as connection, connection.transaction():
+            known = await connection.fetchval(db.KNOWN_PERFORMERS.sql, member_ids)
+            if known != len(member_ids):
+                raise LookupError("Unknown performer id in member_ids.")
+            troupe_id = await connection.fetchval(db.INSERT_TROUPE.sql, name)
+            await connection.execute(db.INSERT_MEMBERS.sql, troupe_id, member_ids)
+            (result,) = await _with_members(connection, [{"id": troupe_id, "name": name}])
+    except LookupError as exc:
+        return detail(422, str(exc))
+    except asyncpg.UniqueViolationError:
+        return detail(409, "A troupe with this name already exists.")
+    return JSONResponse(result, status_code=201)
+
+
+# ---------------------------------------------------------------- slow I/O
+
+
+async def _upstream(request: Request, seconds: float) -> object:
+    response = await request.app.state.upstream.get("/delay", params={"seconds": seconds})
+    response.raise_for_status()
+    return response.json()
+
+
+async def slow_db(request: Request) -> Response:
+    seconds = seconds_param(request)
+    if seconds is None:
+        return detail(422, f"seconds must be a number in 0..{MAX_SLEEP:g}")
+    await request.app.state.pool.execute(db.SLEEP.sql, seconds)
+    return JSONResponse({"slept": seconds})
+
+
+async def slow_http(request: Request) -> Response:
+    seconds = seconds_param(request)
+    if seconds is None:
+        return detail(422, f"seconds must be a number in 0..{MAX_SLEEP:g}")
+    return JSONResponse({"upstream": await _upstream(request, seconds)})
+
+
+async def slow_both(request: Request) -> Response:
+    seconds = seconds_param(request)
+    if seconds is None:
+        return detail(422, f"seconds must be a number in 0..{MAX_SLEEP:g}")
+    upstream = await _upstream(request, seconds)
+    await request.app.state.pool.execute(db.SLEEP.sql, seconds)
+    return JSONResponse({"upstream": upstream, "slept": seconds})
+
+
+async def slow_fanout(request: Request) -> Response:
+    seconds = seconds_param(request)
+    raw_n = request.query_params.get("n")
+    n = 10 if raw_n is None else _integer(raw_n)
+    if seconds is None or n is None or not 1 <= n <= 50:
+        return detail(422, "n must be an integer in 1..50 and seconds a number in 0..10")
+    # Concurrency the asyncio way: n tasks on this worker's event loop.
+    results = await asyncio.gather(*(_upstream(request, seconds) for _ in range(n)))
+    return JSONResponse({"results": results})
+
+
+routes = [
+    Route("/health", health),
+    Route("/json", json_endpoint),
+    Route("/plaintext", plaintext),
+    Route("/db", single_query),
+    Route("/queries", multiple_queries),
+    Route("/updates", updates),
+    Route("/fortunes", fortunes),
+    Route("/api/colleges", colleges),
+    Route("/api/colleges/{college_id}", college_detail),
+    Route("/api/troupes", troupes, methods=["GET"]),
+    Route("/api/troupes", create_troupe, methods=["POST"]),
+    Route("/api/troupes/{troupe_id}", troupe_detail),
+    Route("/slow/db", slow_db),
+    Route("/slow/http", slow_http),
+    Route("/slow/both", slow_both),
+    Route("/slow/fanout", slow_fanout),
+]
+
+app = Starlette(routes=routes, lifespan=lifespan)  # debug stays off: no tracebacks to clients

@@ -1,0 +1,1 @@
+"""The conformance suite: the contract checked against any app at any base URL."""
