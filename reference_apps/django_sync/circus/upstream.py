@@ -1,0 +1,70 @@
+"""Calls to the slow upstream service: one long-lived client per process, and a fanout that
+uses whatever concurrency the server gives this process (greenlets or threads)."""
+
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from django.conf import settings
+
+_client: httpx.Client | None = None
+_lock = threading.Lock()
+
+
+def client() -> httpx.Client:
+    """The process's client, made on first use (after the server forked its workers).
+
+    It keeps connections alive between requests; it is safe to share between threads.
+    """
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                _client = httpx.Client(
+                    base_url=settings.UPSTREAM_URL,
+                    timeout=httpx.Timeout(15.0, connect=5.0),  # the upstream sleeps <= 10 s
+                    # Room for many concurrent fanouts, so the client is not the bottleneck.
+                    limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+                )
+    return _client
+
+
+def delay(seconds: float) -> object:
+    """GET /delay?seconds=S on the upstream; its JSON. Raises httpx.HTTPError or ValueError."""
+    response = client().get("/delay", params={"seconds": seconds})
+    response.raise_for_status()
+    return response.json()
+
+
+def concurrency() -> str:
+    """'gevent' or 'eventlet' when the server monkey-patched sockets, else 'threads'."""
+    if "gevent" in sys.modules:
+        from gevent import monkey
+
+        if monkey.is_module_patched("socket"):
+            return "gevent"
+    if "eventlet" in sys.modules:
+        from eventlet import patcher
+
+        if patcher.is_monkey_patched("socket"):
+            return "eventlet"
+    return "threads"
+
+
+def fanout(n: int, seconds: float) -> tuple[list[object], str]:
+    """n concurrent delay() calls; (results in call order, the concurrency used)."""
+    mode = concurrency()
+    calls = [seconds] * n
+    if mode == "gevent":
+        import gevent.pool
+
+        return gevent.pool.Pool(n).map(delay, calls), mode
+    if mode == "eventlet":
+        import eventlet
+
+        return list(eventlet.GreenPool(n).imap(delay, calls)), mode
+    # One thread per call, so concurrent fanouts never queue behind a shared pool;
+    # starting a thread costs microseconds next to a network wait.
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(delay, calls)), mode
