@@ -1,0 +1,330 @@
+"""FastAPI + SQLAlchemy 2 async ORM on asyncpg: the stackbench reference contract.
+
+Run with any ASGI server, from this directory: ``uvicorn main:app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import jinja2
+from db import engine, get_session
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.templating import Jinja2Templates
+from models import Base, College, Fortune, Performer, Troupe, World
+from schemas import MAX_ID, CollegeOut, Page, TroupeIn, TroupeOut
+from sqlalchemy import Select, func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+
+UPSTREAM_URL = os.environ.get("UPSTREAM_URL", "").rstrip("/")
+WORLD_ROWS = 10_000
+MAX_QUERIES = 500
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
+MAX_SLEEP = 10.0
+MAX_FANOUT = 50
+MAX_BODY_BYTES = 64 * 1024  # the largest valid POST body is a few kilobytes
+
+# One client for the life of the process: it keeps connections to the upstream alive
+# between requests. Created at import (it connects lazily) so that servers without an
+# ASGI lifespan (daphne) get it too; the lifespan closes it.
+# The generous connection cap keeps a concurrent load from queueing inside the client
+# (which would look like app latency); the timeout covers the upstream's 10 s maximum.
+http_client = httpx.AsyncClient(
+    timeout=httpx.Timeout(30.0),
+    limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await http_client.aclose()
+    await engine.dispose()
+
+
+# max_body_size: bodies larger than this are refused with 413 before they are read.
+app = FastAPI(title="stackbench fastapi_sqla", lifespan=lifespan, max_body_size=MAX_BODY_BYTES)
+
+# autoescape=True: fortune 11 is a <script> tag, and must come out as text.
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True
+    )
+)
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, without echoing the input back: the input may be large, or hold
+    text (a lone surrogate) that cannot even be encoded into the response."""
+    errors = [{key: error[key] for key in ("type", "loc", "msg")} for error in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": errors})
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def parse_int(value: str | None) -> int | None:
+    """Query parameters are taken as text and parsed here: the contract clamps bad
+    values instead of answering FastAPI's default 422."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def query_count(queries: str | None) -> int:
+    count = parse_int(queries) or 1
+    return min(max(count, 1), MAX_QUERIES)
+
+
+def parse_id(value: str) -> int:
+    """Path ids are text too, so that /api/colleges/abc is a 404 like any unknown id."""
+    number = parse_int(value)
+    if number is None or not 1 <= number <= MAX_ID:
+        raise HTTPException(status_code=404, detail="Not found.")
+    return number
+
+
+def parse_seconds(value: str | None) -> float:
+    if value is None:
+        return 1.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_SLEEP):
+        raise HTTPException(
+            status_code=422, detail=f"seconds must be a number from 0 to {MAX_SLEEP:g}"
+        )
+    return seconds
+
+
+def random_id() -> int:
+    return random.randint(1, WORLD_ROWS)
+
+
+async def fetch_world(session: AsyncSession, world_id: int) -> World:
+    # A SELECT per call: session.get() would answer a repeated id from the identity map.
+    result = await session.execute(select(World).where(World.id == world_id))
+    return result.scalar_one()
+
+
+async def paginate(
+    session: AsyncSession,
+    request: Request,
+    model: type[Base],
+    statement: Select[Any],
+    page: str | None,
+    page_size: str | None,
+) -> dict[str, Any]:
+    """One page of ``statement`` (rows of ``model`` ordered by id), DRF-style: count,
+    relative next/previous links, results."""
+    size = parse_int(page_size) or DEFAULT_PAGE_SIZE
+    size = min(max(size, 1), MAX_PAGE_SIZE)
+    number = 1 if page is None else parse_int(page)
+    count = await session.scalar(select(func.count()).select_from(model)) or 0
+    pages = max(1, math.ceil(count / size))
+    if number is None or not 1 <= number <= pages:
+        raise HTTPException(status_code=404, detail="Invalid page.")
+    rows = await session.scalars(statement.offset((number - 1) * size).limit(size))
+
+    def link(to: int) -> str:
+        return f"{request.url.path}?page={to}&page_size={size}"
+
+    return {
+        "count": count,
+        "next": link(number + 1) if number < pages else None,
+        "previous": link(number - 1) if number > 1 else None,
+        "results": rows.all(),
+    }
+
+
+async def call_upstream(seconds: float) -> Any:
+    if not UPSTREAM_URL:
+        raise HTTPException(status_code=503, detail="UPSTREAM_URL is not set")
+    try:
+        response = await http_client.get(f"{UPSTREAM_URL}/delay", params={"seconds": seconds})
+        response.raise_for_status()
+        return response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise HTTPException(status_code=502, detail=f"upstream failed: {exc}") from None
+
+
+async def sleep_in_database(session: AsyncSession, seconds: float) -> None:
+    await session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
+
+
+# --- TechEmpower-style endpoints ---------------------------------------------------------
+
+
+@app.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}  # no database: the harness polls this while starting
+
+
+@app.get("/json")
+async def json_endpoint() -> dict[str, str]:
+    return {"message": "Hello, World!"}
+
+
+@app.get("/plaintext", response_class=PlainTextResponse)
+async def plaintext() -> str:
+    return "Hello, World!"
+
+
+@app.get("/db")
+async def single_query(session: Session) -> dict[str, int]:
+    world = await fetch_world(session, random_id())
+    return {"id": world.id, "randomNumber": world.randomnumber}
+
+
+@app.get("/queries")
+async def multiple_queries(session: Session, queries: str | None = None) -> list[dict[str, int]]:
+    # One SELECT per row, awaited in turn: one session is one connection, which runs one
+    # statement at a time.
+    worlds = [await fetch_world(session, random_id()) for _ in range(query_count(queries))]
+    return [{"id": w.id, "randomNumber": w.randomnumber} for w in worlds]
+
+
+@app.get("/updates")
+async def updates(session: Session, queries: str | None = None) -> list[dict[str, int]]:
+    worlds = [await fetch_world(session, random_id()) for _ in range(query_count(queries))]
+    result = []
+    for world in worlds:
+        world.randomnumber = random.randint(1, WORLD_ROWS)
+        result.append({"id": world.id, "randomNumber": world.randomnumber})
+    # The unit of work sends the UPDATEs in primary-key order, so concurrent requests lock
+    # rows in the same order and cannot deadlock; a row drawn twice keeps its last value.
+    await session.commit()
+    return result
+
+
+@app.get("/fortunes", response_class=HTMLResponse)
+async def fortunes(request: Request, session: Session) -> HTMLResponse:
+    rows = list(await session.scalars(select(Fortune)))
+    # A transient object, never added to the session: it exists for this response only.
+    rows.append(Fortune(id=0, message="Additional fortune added at request time."))
+    rows.sort(key=lambda fortune: fortune.message)
+    return templates.TemplateResponse(request, "fortunes.html", {"fortunes": rows})
+
+
+# --- the circus API ----------------------------------------------------------------------
+
+# joinedload: location and troupe are many-to-one, so one JOINed SELECT fetches them.
+COLLEGES = (
+    select(College)
+    .options(joinedload(College.location), joinedload(College.troupe))
+    .order_by(College.id)
+)
+# selectinload: members are a collection; one extra SELECT ... WHERE troupe_id IN (page ids)
+# loads them for the whole page, however many troupes it holds.
+TROUPES = select(Troupe).options(selectinload(Troupe.members)).order_by(Troupe.id)
+
+
+@app.get("/api/colleges", response_model=Page[CollegeOut])
+async def list_colleges(
+    request: Request, session: Session, page: str | None = None, page_size: str | None = None
+) -> Any:
+    return await paginate(session, request, College, COLLEGES, page, page_size)
+
+
+@app.get("/api/colleges/{college_id}", response_model=CollegeOut)
+async def get_college(college_id: str, session: Session) -> Any:
+    college = await session.scalar(COLLEGES.where(College.id == parse_id(college_id)))
+    if college is None:
+        raise HTTPException(status_code=404, detail="Not found.")
+    return college
+
+
+@app.get("/api/troupes", response_model=Page[TroupeOut])
+async def list_troupes(
+    request: Request, session: Session, page: str | None = None, page_size: str | None = None
+) -> Any:
+    return await paginate(session, request, Troupe, TROUPES, page, page_size)
+
+
+@app.get("/api/troupes/{troupe_id}", response_model=TroupeOut)
+async def get_troupe(troupe_id: str, session: Session) -> Any:
+    troupe = await session.scalar(TROUPES.where(Troupe.id == parse_id(troupe_id)))
+    if troupe is None:
+        raise HTTPException(status_code=404, detail="Not found.")
+    return troupe
+
+
+@app.post("/api/troupes", status_code=201, response_model=TroupeOut)
+async def create_troupe(body: TroupeIn, session: Session) -> Any:
+    # Everything happens in the session's one transaction: any error below rolls it all
+    # back, so a refused request writes nothing.
+    wanted = sorted(set(body.member_ids))
+    performers = []
+    if wanted:
+        found = await session.scalars(
+            select(Performer).where(Performer.id.in_(wanted)).order_by(Performer.id)
+        )
+        performers = list(found)
+    unknown = sorted(set(wanted) - {performer.id for performer in performers})
+    if unknown:
+        raise HTTPException(status_code=422, detail=f"unknown performer ids: {unknown}")
+    troupe = Troupe(name=body.name, members=performers)
+    session.add(troupe)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        # The UNIQUE constraint decides, so two concurrent requests for one name cannot
+        # both succeed (a SELECT-then-INSERT check could not promise that).
+        await session.rollback()
+        if getattr(exc.orig, "sqlstate", None) == "23505":
+            raise HTTPException(status_code=409, detail="troupe name already taken") from None
+        raise HTTPException(status_code=422, detail="a performer no longer exists") from None
+    return troupe
+
+
+# --- slow endpoints: where concurrency models differ ----------------------------------------
+
+
+@app.get("/slow/db")
+async def slow_db(session: Session, seconds: str | None = None) -> dict[str, float]:
+    slept = parse_seconds(seconds)
+    await sleep_in_database(session, slept)
+    return {"slept": slept}
+
+
+@app.get("/slow/http")
+async def slow_http(seconds: str | None = None) -> dict[str, Any]:
+    return {"upstream": await call_upstream(parse_seconds(seconds))}
+
+
+@app.get("/slow/both")
+async def slow_both(session: Session, seconds: str | None = None) -> dict[str, Any]:
+    slept = parse_seconds(seconds)
+    upstream = await call_upstream(slept)
+    await sleep_in_database(session, slept)
+    return {"upstream": upstream, "slept": slept}
+
+
+@app.get("/slow/fanout")
+async def slow_fanout(n: str | None = None, seconds: str | None = None) -> dict[str, Any]:
+    calls = 10 if n is None else parse_int(n)
+    if calls is None or not 1 <= calls <= MAX_FANOUT:
+        raise HTTPException(status_code=422, detail=f"n must be an integer from 1 to {MAX_FANOUT}")
+    slept = parse_seconds(seconds)
+    # asyncio tasks: the N calls wait on the upstream together, on one event loop.
+    results = await asyncio.gather(*(call_upstream(slept) for _ in range(calls)))
+    return {"results": results}
