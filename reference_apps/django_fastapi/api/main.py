@@ -1,0 +1,334 @@
+"""The FastAPI half: the same contract under ``/fastapi``, on the Django ORM.
+
+Endpoints that touch the database are plain ``def``: FastAPI runs them in its threadpool,
+where Django's sync ORM is safe (no event loop in those threads). Django's own request
+cycle closes or recycles each thread's connection through its request_started/finished
+signals; FastAPI does not send them, so ``django_db`` does the same around each call
+(returning the connection to the pool). Endpoints that only wait on the upstream service
+are ``async def`` on one ``httpx.AsyncClient``, and ``/slow/fanout`` gathers tasks.
+
+Import this module only after ``django.setup()`` (project.asgi / project.wsgi do).
+"""
+
+import asyncio
+import json
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import httpx
+from django.conf import settings
+from django.db import close_old_connections
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from circus import queries, upstream
+
+PREFIX = "/fastapi"  # where project.asgi / project.wsgi mount this app
+
+T = TypeVar("T")
+
+
+def django_db(endpoint: Callable[..., T]) -> Callable[..., T]:
+    """Run a sync endpoint inside Django's per-request connection handling.
+
+    The whole endpoint runs in one threadpool thread, so this closes that thread's
+    connection (back to the pool) exactly as Django's request_finished signal would.
+    """
+
+    @wraps(endpoint)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        close_old_connections()
+        try:
+            return endpoint(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return wrapper
+
+
+# --- the upstream client -----------------------------------------------------------------
+
+# One AsyncClient per event loop (uvicorn: one per worker; a2wsgi: its one loop thread).
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def async_client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = httpx.AsyncClient(
+            base_url=upstream.base_url(), timeout=upstream.TIMEOUT, limits=upstream.LIMITS
+        )
+        _clients[loop] = client
+    return client
+
+
+async def async_delay(seconds: float) -> Any:
+    try:
+        response = await async_client().get("/delay", params={"seconds": seconds})
+        response.raise_for_status()
+        return response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise upstream.UpstreamError(f"upstream call failed: {exc!r}") from None
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+# --- the app ------------------------------------------------------------------------------
+
+app = FastAPI(title="stackbench django_fastapi (FastAPI half)", lifespan=lifespan)
+templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+
+
+def _detail(status: int, message: Any) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+@app.exception_handler(queries.NotFound)
+async def _not_found(request: Request, exc: queries.NotFound) -> JSONResponse:
+    return _detail(404, "Not found.")
+
+
+@app.exception_handler(queries.InvalidPage)
+async def _invalid_page(request: Request, exc: queries.InvalidPage) -> JSONResponse:
+    return _detail(404, "Invalid page.")
+
+
+@app.exception_handler(queries.Invalid)
+async def _invalid(request: Request, exc: queries.Invalid) -> JSONResponse:
+    return _detail(422, exc.detail)
+
+
+@app.exception_handler(queries.Conflict)
+async def _conflict(request: Request, exc: queries.Conflict) -> JSONResponse:
+    return _detail(409, exc.detail)
+
+
+@app.exception_handler(upstream.UpstreamError)
+async def _upstream_error(request: Request, exc: upstream.UpstreamError) -> JSONResponse:
+    return _detail(502, str(exc))
+
+
+@app.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's own 422 body, minus the echoed input (it may be huge or not JSON-safe).
+    errors = [
+        {key: value for key, value in error.items() if key in ("type", "loc", "msg")}
+        for error in exc.errors()
+    ]
+    return _detail(422, json.loads(json.dumps(errors, default=str)))
+
+
+# Query parameters the contract clamps (never a 422) are read as strings and parsed in
+# circus.queries, exactly as the Django half does.
+QueryStr = Annotated[str | None, Query()]
+
+
+@app.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/json")
+async def json_endpoint() -> dict[str, str]:
+    return {"message": "Hello, World!"}
+
+
+@app.get("/plaintext")
+async def plaintext() -> PlainTextResponse:
+    return PlainTextResponse("Hello, World!")
+
+
+@app.get("/db")
+@django_db
+def db() -> dict[str, int]:
+    return queries.random_world()
+
+
+@app.get("/queries")
+@django_db
+def queries_endpoint(queries_: Annotated[str | None, Query(alias="queries")] = None) -> Any:
+    return queries.random_worlds(queries.query_count(queries_))
+
+
+@app.get("/updates")
+@django_db
+def updates(queries_: Annotated[str | None, Query(alias="queries")] = None) -> Any:
+    return queries.update_worlds(queries.query_count(queries_))
+
+
+@app.get("/fortunes")
+@django_db
+def fortunes(request: Request) -> Any:
+    # Jinja2 (FastAPI's template engine) with autoescaping on for .html templates.
+    return templates.TemplateResponse(request, "fortunes.html", {"fortunes": queries.fortunes()})
+
+
+@app.get("/api/colleges")
+@django_db
+def colleges(request: Request, page: QueryStr = None, page_size: QueryStr = None) -> Any:
+    # request.url.path includes the mount prefix, so next/previous start with /fastapi.
+    return queries.page(
+        queries.colleges(),
+        queries.PageRequest(page, page_size),
+        request.url.path,
+        queries.college_json,
+    )
+
+
+@app.get("/api/colleges/{college_id}")
+@django_db
+def college(college_id: str) -> Any:
+    return queries.college(college_id)
+
+
+@app.get("/api/troupes")
+@django_db
+def troupes(request: Request, page: QueryStr = None, page_size: QueryStr = None) -> Any:
+    return queries.page(
+        queries.troupes(),
+        queries.PageRequest(page, page_size),
+        request.url.path,
+        queries.troupe_json,
+    )
+
+
+class TroupeIn(BaseModel):
+    # Strict: "5" is not a performer id and true is not an integer.
+    model_config = ConfigDict(strict=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    member_ids: list[int]
+
+
+@app.post("/api/troupes", status_code=201)
+@django_db
+def create_troupe(troupe: TroupeIn) -> Any:
+    return queries.create_troupe(troupe.name, troupe.member_ids)
+
+
+@app.get("/api/troupes/{troupe_id}")
+@django_db
+def troupe(troupe_id: str) -> Any:
+    return queries.troupe(troupe_id)
+
+
+Seconds = Annotated[float, Query(ge=0, le=queries.MAX_SLEEP, allow_inf_nan=False)]
+
+
+@app.get("/slow/db")
+@django_db
+def slow_db(seconds: Seconds = 1.0) -> dict[str, float]:
+    queries.sleep_in_database(seconds)
+    return {"slept": seconds}
+
+
+@app.get("/slow/http")
+async def slow_http(seconds: Seconds = 1.0) -> dict[str, Any]:
+    return {"upstream": await async_delay(seconds)}
+
+
+@app.get("/slow/both")
+@django_db
+def slow_both(seconds: Seconds = 1.0) -> dict[str, Any]:
+    # Sync end to end (one threadpool thread): the process's httpx.Client, then pg_sleep.
+    result = upstream.delay(seconds)
+    queries.sleep_in_database(seconds)
+    return {"upstream": result, "slept": seconds}
+
+
+@app.get("/slow/fanout")
+async def slow_fanout(
+    seconds: Seconds = 1.0,
+    n: Annotated[int, Query(ge=1, le=queries.MAX_FANOUT)] = 10,
+) -> dict[str, Any]:
+    # Tasks on the event loop: FastAPI's way of waiting on many things at once.
+    results = await asyncio.gather(*(async_delay(seconds) for _ in range(n)))
+    return {"results": list(results)}
+
+
+# --- request body cap -----------------------------------------------------------------------
+
+
+class _TooLarge(HTTPException):
+    """Raised from ``receive``: FastAPI re-raises HTTPExceptions met while reading a body."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "Request body too large.")
+
+
+class BodyLimit:
+    """413 for request bodies over ``limit`` bytes, declared or streamed (FastAPI has no cap)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = self.limit + 1
+                if declared > self.limit:
+                    await self._reject(send)
+                    return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._reject(send)
+
+    @staticmethod
+    async def _reject(send: Send) -> None:
+        body = b'{"detail":"Request body too large."}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+app.add_middleware(BodyLimit, limit=settings.MAX_REQUEST_BODY)

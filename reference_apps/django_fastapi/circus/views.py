@@ -1,0 +1,188 @@
+"""The Django half: the whole contract at ``/`` with plain sync views.
+
+Under WSGI each view runs in its worker's thread (or greenlet); under ASGI Django runs
+sync views in its single thread-sensitive executor, one at a time per process (see
+README.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+from circus import queries, upstream
+from project.driver import green_library
+
+View = Callable[..., HttpResponse]
+
+
+def detail(status: int, message: Any) -> JsonResponse:
+    return JsonResponse({"detail": message}, status=status)
+
+
+def contract_errors(view: View) -> View:
+    """Turn the shared layer's outcomes into the contract's error responses."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except queries.NotFound:
+            return detail(404, "Not found.")
+        except queries.InvalidPage:
+            return detail(404, "Invalid page.")
+        except queries.Invalid as exc:
+            return detail(422, exc.detail)
+        except queries.Conflict as exc:
+            return detail(409, exc.detail)
+        except upstream.UpstreamError as exc:
+            return detail(502, str(exc))
+
+    return wrapper
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def json_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"message": "Hello, World!"})
+
+
+@require_GET
+def plaintext(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(b"Hello, World!", content_type="text/plain; charset=utf-8")
+
+
+@require_GET
+def db(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(queries.random_world())
+
+
+@require_GET
+def queries_view(request: HttpRequest) -> JsonResponse:
+    count = queries.query_count(request.GET.get("queries"))
+    return JsonResponse(queries.random_worlds(count), safe=False)
+
+
+@require_GET
+def updates(request: HttpRequest) -> JsonResponse:
+    count = queries.query_count(request.GET.get("queries"))
+    return JsonResponse(queries.update_worlds(count), safe=False)
+
+
+@require_GET
+def fortunes(request: HttpRequest) -> HttpResponse:
+    # Django templates autoescape: the <script> fortune arrives as text.
+    return render(request, "circus/fortunes.html", {"fortunes": queries.fortunes()})
+
+
+def _page(request: HttpRequest) -> queries.PageRequest:
+    return queries.PageRequest(request.GET.get("page"), request.GET.get("page_size"))
+
+
+@require_GET
+@contract_errors
+def colleges(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        queries.page(queries.colleges(), _page(request), request.path, queries.college_json)
+    )
+
+
+@require_GET
+@contract_errors
+def college(request: HttpRequest, pk: str) -> JsonResponse:
+    return JsonResponse(queries.college(pk))
+
+
+# A JSON API for non-browser clients: no session cookie is involved, so CSRF does not apply.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+@contract_errors
+def troupes(request: HttpRequest) -> JsonResponse:
+    if request.method == "POST":
+        return create_troupe(request)
+    return JsonResponse(
+        queries.page(queries.troupes(), _page(request), request.path, queries.troupe_json)
+    )
+
+
+def create_troupe(request: HttpRequest) -> JsonResponse:
+    try:
+        raw = request.body  # capped by DATA_UPLOAD_MAX_MEMORY_SIZE
+    except RequestDataTooBig:
+        return detail(413, "Request body too large.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # invalid JSON or bytes that are not UTF-8
+        return detail(422, "The body is not valid JSON.")
+    name, member_ids = queries.validate_troupe(body)
+    return JsonResponse(queries.create_troupe(name, member_ids), status=201)
+
+
+@require_GET
+@contract_errors
+def troupe(request: HttpRequest, pk: str) -> JsonResponse:
+    return JsonResponse(queries.troupe(pk))
+
+
+@require_GET
+@contract_errors
+def slow_db(request: HttpRequest) -> JsonResponse:
+    seconds = queries.seconds(request.GET.get("seconds"))
+    queries.sleep_in_database(seconds)
+    return JsonResponse({"slept": seconds})
+
+
+@require_GET
+@contract_errors
+def slow_http(request: HttpRequest) -> JsonResponse:
+    seconds = queries.seconds(request.GET.get("seconds"))
+    return JsonResponse({"upstream": upstream.delay(seconds)})
+
+
+@require_GET
+@contract_errors
+def slow_both(request: HttpRequest) -> JsonResponse:
+    seconds = queries.seconds(request.GET.get("seconds"))
+    result = upstream.delay(seconds)
+    queries.sleep_in_database(seconds)
+    return JsonResponse({"upstream": result, "slept": seconds})
+
+
+@require_GET
+@contract_errors
+def slow_fanout(request: HttpRequest) -> JsonResponse:
+    n = queries.fanout_count(request.GET.get("n"))
+    seconds = queries.seconds(request.GET.get("seconds"))
+    # Threads: the sync stack's way. Under gevent/eventlet workers the threading module is
+    # monkey-patched, so these same threads are greenlets.
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="fanout") as pool:
+        results = list(pool.map(upstream.delay, [seconds] * n))
+    response = JsonResponse({"results": results})
+    green = green_library()
+    response["X-Fanout-Concurrency"] = f"greenlets ({green})" if green else "threads"
+    return response
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return detail(404, "Not found.")
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return detail(400, "Bad request.")
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    return detail(500, "Server error.")

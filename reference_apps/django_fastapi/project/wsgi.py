@@ -1,0 +1,40 @@
+"""WSGI entry: Django at /, FastAPI at /fastapi through a2wsgi ("keep WSGI, add FastAPI").
+
+    gunicorn -k gthread --threads 10 project.wsgi:application    (see README.md)
+
+a2wsgi runs the FastAPI app on its own asyncio event loop in one background thread per
+worker process; each WSGI request thread (or greenlet) hands its request to that loop and
+waits for the response. FastAPI's sync endpoints then run in that loop's threadpool.
+"""
+
+import os
+
+from a2wsgi import ASGIMiddleware
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+django_application = get_wsgi_application()  # runs django.setup()
+
+from api.main import PREFIX  # noqa: E402  (needs Django set up)
+from api.main import app as fastapi_app  # noqa: E402
+from project.driver import green_library  # noqa: E402
+
+if green_library():
+    # Under gevent/eventlet every greenlet shares the OS thread where a2wsgi's event loop
+    # runs, so asyncio reports that loop as "running" in Django's greenlets too, and
+    # Django's async-safety check would refuse every ORM call. The check guards against
+    # blocking an event loop from inside it; here the ORM runs in other greenlets, and
+    # the patched drivers yield to the hub, so the check is switched off for this process.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+fastapi_application = ASGIMiddleware(fastapi_app)
+
+
+def application(environ, start_response):  # type: ignore[no-untyped-def]
+    """Route /fastapi/... to FastAPI (prefix moved to SCRIPT_NAME), the rest to Django."""
+    path = environ.get("PATH_INFO", "")
+    if path == PREFIX or path.startswith(PREFIX + "/"):
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + PREFIX
+        environ["PATH_INFO"] = path[len(PREFIX) :]
+        return fastapi_application(environ, start_response)
+    return django_application(environ, start_response)
