@@ -1,0 +1,568 @@
+"""The HTTP/1.1 client connection: an ``asyncio.Protocol`` with a tiny hot path.
+
+One :class:`Conn` object is one client *slot*: it is reused across the TCP
+connections it opens (keep-alive; reconnect after ``Connection: close``, a reset or a
+timeout), so drivers keep plain references to their slots.  A driver (the
+"owner") calls :meth:`Conn.request` with preformatted request bytes and gets exactly
+one callback per request: ``owner.on_response(conn)`` or ``owner.on_error(conn,
+kind)``.  Timestamps are ``time.perf_counter_ns`` integers kept on the object; the
+owner reads them and appends them to flat lists.
+
+Responses are parsed by ``httptools`` when available (and not disabled), else by
+:class:`PyResponseParser`, a small incremental parser with the same callback
+interface.  Both handle Content-Length, chunked bodies, bodies delimited by EOF, bodies
+that must be empty (1xx/204/304, HEAD), and ``Connection: close``.  Redirects are
+never followed (a 3xx is just a response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+# Error kinds (strings, used as dict keys and in the JSON report).
+CONNECT_REFUSED = "connect_refused"
+CONNECT_TIMEOUT = "connect_timeout"
+CONNECT_ERROR = "connect_error"
+READ_TIMEOUT = "read_timeout"
+RESET = "reset"
+BAD_RESPONSE = "bad_response"
+ABORTED = "aborted"
+ERROR_KINDS = (
+    CONNECT_REFUSED,
+    CONNECT_TIMEOUT,
+    CONNECT_ERROR,
+    READ_TIMEOUT,
+    RESET,
+    BAD_RESPONSE,
+    ABORTED,
+)
+
+_pc = time.perf_counter_ns
+
+
+class ParserError(Exception):
+    """Malformed HTTP response (pure-Python parser)."""
+
+
+try:  # pragma: no cover - depends on the environment
+    import httptools as _httptools
+    from httptools import HttpParserCallbackError as _HtCallbackError
+    from httptools import HttpParserError as _HtError
+
+    HAVE_HTTPTOOLS = True
+except ImportError:  # pragma: no cover
+    _httptools = None  # type: ignore[assignment]
+    HAVE_HTTPTOOLS = False
+
+    class _HtError(Exception):  # type: ignore[no-redef]
+        pass
+
+    class _HtCallbackError(_HtError):  # type: ignore[no-redef]
+        pass
+
+
+# --------------------------------------------------------------------------------------
+# Pure-Python response parser
+# --------------------------------------------------------------------------------------
+_STATUS_RE = re.compile(rb"HTTP/(1)\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
+_TOKEN_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_MAX_HEAD = 80 * 1024
+
+_S_HEAD, _S_LENGTH, _S_CHUNK_SIZE, _S_CHUNK_DATA, _S_CHUNK_CRLF, _S_TRAILER, _S_EOF = range(7)
+
+
+class PyResponseParser:
+    """Incremental HTTP/1.x response parser with httptools' callback interface.
+
+    Calls ``on_header(name, value)`` (if the protocol has it), ``on_headers_complete()``,
+    ``on_body(bytes)`` and ``on_message_complete()`` on ``protocol``.
+    """
+
+    __slots__ = (
+        "_body_cb",
+        "_buf",
+        "_complete_cb",
+        "_header_cb",
+        "_headers_cb",
+        "_keep_alive",
+        "_remaining",
+        "_state",
+        "_status",
+        "skip_body",
+    )
+
+    def __init__(self, protocol: Any) -> None:
+        self._header_cb = getattr(protocol, "on_header", None)
+        self._headers_cb = getattr(protocol, "on_headers_complete", None)
+        self._body_cb = getattr(protocol, "on_body", None)
+        self._complete_cb = getattr(protocol, "on_message_complete", None)
+        self._buf = bytearray()
+        self._state = _S_HEAD
+        self._status = 0
+        self._keep_alive = True
+        self._remaining = 0
+        self.skip_body = False  # set for responses to HEAD
+
+    def get_status_code(self) -> int:
+        return self._status
+
+    def should_keep_alive(self) -> bool:
+        return self._keep_alive
+
+    def in_message(self) -> bool:
+        return self._state != _S_HEAD or bool(self._buf)
+
+    def feed_eof(self) -> bool:
+        """Signal EOF; True if it completed a message delimited by EOF."""
+        if self._state == _S_EOF:
+            self._state = _S_HEAD
+            self._keep_alive = False
+            if self._complete_cb is not None:
+                self._complete_cb()
+            return True
+        return False
+
+    def feed_data(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        while True:
+            st = self._state
+            if st == _S_HEAD:
+                if not buf:
+                    return
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buf) > _MAX_HEAD:
+                        raise ParserError("response head too large")
+                    if len(buf) >= 5 and not buf.startswith(b"HTTP/"):
+                        raise ParserError("invalid status line")
+                    return
+                head = bytes(buf[:end])
+                del buf[: end + 4]
+                self._parse_head(head)
+            elif st == _S_LENGTH:
+                if not buf:
+                    return
+                take = min(self._remaining, len(buf))
+                chunk = bytes(buf[:take])
+                del buf[:take]
+                self._remaining -= take
+                if self._body_cb is not None:
+                    self._body_cb(chunk)
+                if self._remaining == 0:
+                    self._complete()
+            elif st == _S_CHUNK_SIZE:
+                end = buf.find(b"\r\n")
+                if end < 0:
+                    if len(buf) > 1024:
+                        raise ParserError("chunk size line too long")
+                    return
+                line = bytes(buf[:end]).split(b";", 1)[0].strip()
+                del buf[: end + 2]
+                if not line or not re.fullmatch(rb"[0-9A-Fa-f]+", line):
+                    raise ParserError("invalid chunk size")
+                size = int(line, 16)
+                if size == 0:
+                    self._state = _S_TRAILER
+                else:
+                    self._remaining = size
+                    self._state = _S_CHUNK_DATA
+            elif st == _S_CHUNK_DATA:
+                if not buf:
+                    return
+                take = min(self._remaining, len(buf))
+                chunk = bytes(buf[:take])
+                del buf[:take]
+                self._remaining -= take
+                if self._body_cb is not None:
+                    self._body_cb(chunk)
+                if self._remaining == 0:
+                    self._state = _S_CHUNK_CRLF
+            elif st == _S_CHUNK_CRLF:
+                if len(buf) < 2:
+                    return
+                if buf[:2] != b"\r\n":
+                    raise ParserError("missing CRLF after chunk")
+                del buf[:2]
+                self._state = _S_CHUNK_SIZE
+            elif st == _S_TRAILER:
+                end = buf.find(b"\r\n")
+                if end < 0:
+                    if len(buf) > _MAX_HEAD:
+                        raise ParserError("trailers too large")
+                    return
+                del buf[: end + 2]
+                if end == 0:
+                    self._complete()
+            else:  # _S_EOF: everything until EOF is body
+                if buf:
+                    chunk = bytes(buf)
+                    buf.clear()
+                    if self._body_cb is not None:
+                        self._body_cb(chunk)
+                return
+
+    def _parse_head(self, head: bytes) -> None:
+        lines = head.split(b"\r\n")
+        m = _STATUS_RE.fullmatch(lines[0])
+        if m is None:
+            raise ParserError("invalid status line")
+        minor = m.group(2)
+        status = int(m.group(3))
+        if status < 100:
+            raise ParserError("invalid status code")
+        self._status = status
+        keep_alive = minor == b"1"
+        length: int | None = None
+        chunked = False
+        hcb = self._header_cb
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or not _TOKEN_RE.fullmatch(name):
+                raise ParserError("invalid header line")
+            value = value.strip(b" \t")
+            lname = name.lower()
+            if lname == b"content-length":
+                if not value.isdigit():
+                    raise ParserError("invalid Content-Length")
+                v = int(value)
+                if length is not None and v != length:
+                    raise ParserError("conflicting Content-Length")
+                length = v
+            elif lname == b"transfer-encoding":
+                chunked = value.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
+            elif lname == b"connection":
+                toks = [t.strip() for t in value.lower().split(b",")]
+                if b"close" in toks:
+                    keep_alive = False
+                elif b"keep-alive" in toks:
+                    keep_alive = True
+            if hcb is not None:
+                hcb(name, value)
+        self._keep_alive = keep_alive
+        if self._headers_cb is not None:
+            self._headers_cb()
+        if self.skip_body or status < 200 or status in (204, 304):
+            self._complete()
+        elif chunked:
+            self._state = _S_CHUNK_SIZE
+        elif length is not None:
+            if length == 0:
+                self._complete()
+            else:
+                self._remaining = length
+                self._state = _S_LENGTH
+        else:
+            self._keep_alive = False
+            self._state = _S_EOF
+
+    def _complete(self) -> None:
+        self._state = _S_HEAD
+        if self._complete_cb is not None:
+            self._complete_cb()
+
+
+def _head_is_eof_delimited(first_chunk: bytes | None) -> bool:
+    """For httptools (which cannot be told about EOF): was the response whose head is at
+    the start of ``first_chunk`` delimited by EOF (no Content-Length, not chunked)?"""
+    if not first_chunk:
+        return False
+    end = first_chunk.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    head = first_chunk[:end].lower()
+    if b"\r\ncontent-length:" in head:
+        return False
+    return not (b"\r\ntransfer-encoding:" in head and b"chunked" in head)
+
+
+# --------------------------------------------------------------------------------------
+# The connection slot
+# --------------------------------------------------------------------------------------
+class Conn(asyncio.Protocol):
+    """One client slot.  Fast mode: status and body length only (no header callbacks).
+
+    Attributes the owner reads after ``on_response``: ``status``, ``nbody``,
+    ``t_start`` (request started: before connect if it had to connect), ``t_write``
+    (before the write), ``t_written`` (after), ``t_first`` (first response byte),
+    ``now`` (response complete), ``connect_ns`` (connect time of this request, 0 if
+    it reused a connection), ``body`` (bytes, only if ``keep_body`` was set),
+    ``headers`` (list of (name, value) bytes, :class:`FullConn` only).
+    The owner may set ``tag``/``sink``/``t_sched`` freely.
+    """
+
+    __slots__ = (
+        "_connecting",
+        "_factory",
+        "_head",
+        "_pending",
+        "body_parts",
+        "busy",
+        "closing",
+        "connect_ns",
+        "first_chunk",
+        "keep_body",
+        "loop",
+        "n_connects",
+        "nbody",
+        "now",
+        "owner",
+        "parser",
+        "sink",
+        "status",
+        "t_first",
+        "t_sched",
+        "t_start",
+        "t_write",
+        "t_written",
+        "tag",
+        "target",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        owner: Any,
+        loop: asyncio.AbstractEventLoop,
+        host: str,
+        port: int,
+        connect_timeout: float,
+        use_httptools: bool = True,
+    ) -> None:
+        self.owner = owner
+        self.loop = loop
+        self.target = (host, port, connect_timeout)
+        self._factory: Callable[[Any], Any] = (
+            _httptools.HttpResponseParser
+            if (use_httptools and HAVE_HTTPTOOLS)
+            else PyResponseParser
+        )
+        self.transport: asyncio.Transport | None = None
+        self.parser: Any = None
+        self.busy = False
+        self.closing = False
+        self._connecting = False
+        self._pending: bytes | None = None
+        self._head = False
+        self.keep_body = False
+        self.body_parts: list[bytes] = []
+        self.status = 0
+        self.nbody = 0
+        self.t_start = self.t_write = self.t_written = self.t_first = self.now = 0
+        self.t_sched = 0
+        self.connect_ns = 0
+        self.first_chunk: bytes | None = None
+        self.n_connects = 0
+        self.tag: Any = None
+        self.sink: Any = None
+
+    # -- owner API ---------------------------------------------------------------------
+    def request(self, data: bytes, head: bool = False) -> None:
+        """Send one request (connecting first if needed).  Exactly one of
+        ``owner.on_response(self)`` / ``owner.on_error(self, kind)`` follows."""
+        t = _pc()
+        self.busy = True
+        self.t_start = t
+        self.t_first = 0
+        self.nbody = 0
+        self.status = 0
+        self.connect_ns = 0
+        self.first_chunk = None
+        if self.body_parts:
+            self.body_parts = []
+        if head != self._head:
+            self._set_head(head)
+        tr = self.transport
+        if tr is not None and not self.closing:
+            self.t_write = t
+            tr.write(data)
+            self.t_written = _pc()
+        else:
+            self._pending = data
+            if not self.closing and not self._connecting:
+                self._start_connect()
+
+    def abort(self, kind: str) -> None:
+        """Fail the in-flight request with ``kind`` (e.g. read_timeout) and drop the
+        connection."""
+        if not self.busy:
+            return
+        self.busy = False
+        self._pending = None
+        self._drop()
+        self.owner.on_error(self, kind)
+
+    def close(self) -> None:
+        """Close without reporting anything (end of run)."""
+        self.busy = False
+        self._pending = None
+        self._drop()
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.body_parts)
+
+    def connected(self) -> bool:
+        return self.transport is not None and not self.closing
+
+    async def connect(self) -> None:
+        """Open the connection ahead of time (raises OSError/TimeoutError)."""
+        host, port, ct = self.target
+        self._connecting = True
+        try:
+            await asyncio.wait_for(
+                self.loop.create_connection(lambda: self, host, port), timeout=ct
+            )
+        finally:
+            self._connecting = False
+
+    # -- internals ---------------------------------------------------------------------
+    def _set_head(self, head: bool) -> None:
+        # httptools cannot skip the body of a HEAD response: use the pure parser then.
+        self._head = head
+        if self.transport is not None:
+            self.parser = self._make_parser()
+
+    def _make_parser(self) -> Any:
+        if self._head:
+            p = PyResponseParser(self)
+            p.skip_body = True
+            return p
+        return self._factory(self)
+
+    def _drop(self) -> None:
+        tr = self.transport
+        if tr is not None and not self.closing:
+            self.closing = True
+            tr.abort()
+
+    def _start_connect(self) -> None:
+        self._connecting = True
+        self.loop.create_task(self._connect_then_send())
+
+    async def _connect_then_send(self) -> None:
+        host, port, ct = self.target
+        try:
+            try:
+                await asyncio.wait_for(
+                    self.loop.create_connection(lambda: self, host, port), timeout=ct
+                )
+            finally:
+                self._connecting = False
+        except TimeoutError:
+            self._connect_failed(CONNECT_TIMEOUT)
+            return
+        except ConnectionRefusedError:
+            self._connect_failed(CONNECT_REFUSED)
+            return
+        except OSError:
+            self._connect_failed(CONNECT_ERROR)
+            return
+        data = self._pending
+        if data is None or not self.busy:  # aborted or closed while connecting
+            if not self.busy:
+                self._drop()
+            return
+        self._pending = None
+        t = _pc()
+        self.connect_ns = t - self.t_start
+        self.t_write = t
+        self.transport.write(data)  # type: ignore[union-attr]
+        self.t_written = _pc()
+
+    def _connect_failed(self, kind: str) -> None:
+        self._pending = None
+        if self.busy:
+            self.busy = False
+            self.owner.on_error(self, kind)
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.closing = False
+        self.n_connects += 1
+        self.parser = self._make_parser()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.closing = False
+        if self.busy and self._pending is None:
+            # The response was not complete when the connection went away.
+            p = self.parser
+            if self.t_first:
+                if isinstance(p, PyResponseParser):
+                    if p.feed_eof():
+                        return
+                elif self.status and _head_is_eof_delimited(self.first_chunk):
+                    self.now = _pc()
+                    self.on_message_complete()
+                    return
+            self.busy = False
+            self.owner.on_error(self, RESET)
+        elif self._pending is not None and not self._connecting and self.busy:
+            self._start_connect()  # a request was waiting for this close
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too -> connection_lost
+
+    def data_received(self, data: bytes) -> None:
+        now = _pc()
+        self.now = now
+        if not self.busy:
+            # Unsolicited bytes between requests: the connection is unusable.
+            self._drop()
+            return
+        if not self.t_first:
+            self.t_first = now
+            self.first_chunk = data
+        try:
+            self.parser.feed_data(data)
+        except _HtCallbackError as e:  # a bug in our own callback: surface it
+            raise (e.__context__ or e) from None
+        except (_HtError, ParserError):
+            if self.busy:
+                self.busy = False
+                self._drop()
+                self.owner.on_error(self, BAD_RESPONSE)
+            else:
+                self._drop()
+
+    # -- parser callbacks (hot path) ---------------------------------------------------------
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self.nbody += len(body)
+        if self.keep_body:
+            self.body_parts.append(body)
+
+    def on_message_complete(self) -> None:
+        if not self.busy:
+            return
+        self.busy = False
+        if not self.parser.should_keep_alive() and self.transport is not None:
+            self.closing = True
+            self.transport.close()
+        self.owner.on_response(self)
+
+
+class FullConn(Conn):
+    """A slot that also collects response headers (scenarios: cookies, Location)."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.keep_body = True
+
+    def request(self, data: bytes, head: bool = False) -> None:
+        self.headers = []
+        super().request(data, head)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
