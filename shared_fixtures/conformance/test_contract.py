@@ -366,6 +366,12 @@ def test_list_invalid_page(target: Target, kind: str, page: str) -> None:
 
 
 @pytest.mark.parametrize("kind", LISTS)
+def test_list_empty_page_is_the_first(target: Target, kind: str) -> None:
+    body = assert_json(target.get(f"/api/{kind}?page=&page_size=3"))
+    assert body["previous"] is None and body["next"] == page_url(target, kind, 2, 3)
+
+
+@pytest.mark.parametrize("kind", LISTS)
 def test_list_page_past_last(target: Target, kind: str) -> None:
     count = row_count(target, LISTS[kind])
     past = -(-count // 100) + 1
@@ -518,7 +524,7 @@ def test_slow_db_sleeps_in_the_database(target: Target) -> None:
     assert row and row[0] == 1
 
 
-SLOW_BAD = ["abc", "-1", "10.5", "11", "nan", "inf"]
+SLOW_BAD = ["abc", "-1", "10.5", "11", "nan", "inf", ""]
 
 
 @pytest.mark.parametrize("endpoint", ["db", "http", "both"])
