@@ -38,7 +38,7 @@ def page_params(page_text: str | None, size_text: str | None) -> tuple[int | Non
     """(page or None when invalid, page size clamped to 1..100, 20 when not an integer)."""
     size = parse_int(size_text)
     size = DEFAULT_PAGE_SIZE if size is None else clamp(size, 1, MAX_PAGE_SIZE)
-    page = 1 if page_text is None else parse_int(page_text)
+    page = 1 if not page_text else parse_int(page_text)  # `page=` is page 1, as in DRF
     return (page if page is not None and page >= 1 else None), size
 
 
@@ -49,14 +49,19 @@ def object_id(text: str) -> int | None:
 
 
 def seconds(text: str | None) -> float | None:
-    """/slow/*: a number in 0..10, default 1; None when invalid (-> 422)."""
+    """/slow/*: a number in 0..10, default 1; None when invalid (-> 422).
+
+    An integer stays an int, so the answer echoes the number as given (`2`, `0.2`).
+    """
     if text is None:
-        return 1.0
+        return 1
     try:
         value = float(text)
     except ValueError:
         return None
-    return value if math.isfinite(value) and 0 <= value <= MAX_SECONDS else None
+    if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+        return None
+    return int(value) if _INTEGER.fullmatch(text) else value
 
 
 def fanout_count(text: str | None) -> int | None:

@@ -1,6 +1,7 @@
-from circus import views
 from django.contrib import admin
 from django.urls import path
+
+from circus import views
 
 urlpatterns = [
     path("health", views.health),

@@ -1,0 +1,138 @@
+"""Settings for the django_async reference app: everything that varies comes from the env.
+
+DATABASE_URL (required), UPSTREAM_URL, DB_POOL_SIZE, SECRET_KEY (required), ALLOWED_HOSTS,
+DJANGO_HTTPS.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ImproperlyConfigured(f"Set the {name} environment variable (see README.md).")
+    return value
+
+
+def database_from_url(url: str) -> dict:
+    """postgresql://user[:password]@host[:port]/dbname[?libpq options] -> DATABASES entry."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    name = unquote(parts.path.lstrip("/"))
+    if parts.scheme not in ("postgres", "postgresql") or not name or port == -1:
+        raise ImproperlyConfigured("DATABASE_URL must look like postgresql://user@host:5432/db")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(port or ""),
+        "OPTIONS": dict(parse_qsl(parts.query)),
+    }
+
+
+SECRET_KEY = required("SECRET_KEY")  # one per deployment, shared by all workers
+DEBUG = False
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "circus",
+]
+
+# What the admin needs, plus the security headers; all of it is lazy for the JSON API
+# (the session and user are loaded only when a view touches them, so /db reads no session).
+# Around an async view, Django 5.2 still runs each one's process_request/process_response
+# through sync_to_async (a thread hop): part of what this app measures (see README).
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",  # Content-Length, /admin -> /admin/
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
+
+DATABASES = {"default": database_from_url(required("DATABASE_URL"))}
+# psycopg 3's pool, one per process, fixed size so a benchmark never waits on a connect.
+# The async ORM runs each query in a worker thread (one per request), which borrows a
+# connection from this pool and returns it when the request ends.
+DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": POOL_SIZE, "max_size": POOL_SIZE}
+
+# The shared tables use 32-bit serial ids.
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+UPSTREAM_URL = os.environ.get("UPSTREAM_URL", "").rstrip("/")
+
+# --- Sessions, auth, security ---------------------------------------------------------
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# The benchmark serves plain HTTP on loopback; behind TLS set DJANGO_HTTPS=1.
+HTTPS = os.environ.get("DJANGO_HTTPS", "") == "1"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+
+# Bodies beyond this are refused (413) before they are parsed; a troupe fits in a few KB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+# The admin's CSS/JS: run `manage.py collectstatic` and serve STATIC_ROOT from a web server.
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    # Every 4xx is logged as a warning by default: under load that is noise and I/O.
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
