@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -203,7 +204,7 @@ def start_embedded(work_dir: Path | None = None, timeout: float = 30.0) -> Datab
         )
         url = f"postgresql://{DB_USER}@{LOOPBACK}:{port}/postgres"
         try:
-            process.wait_until(lambda url=url: _accepts(url), timeout, "accepting connections")
+            process.wait_until(partial(_accepts, url), timeout, "accepting connections")
         except ProcessError as exc:
             process.stop()
             if "already in use" in process.log_tail() and attempt < 4:

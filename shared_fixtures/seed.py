@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import Any
 
 import psycopg
 
@@ -150,7 +151,7 @@ class _Picker:
         return items
 
 
-def generate(scale: int) -> dict[str, list[tuple[object, ...]]]:
+def generate(scale: int) -> dict[str, list[tuple[Any, ...]]]:
     """Every table's rows for ``scale``, in primary-key order."""
     scale = validate_scale(scale)
     rng = _Picker(SEED)
@@ -178,7 +179,7 @@ def generate(scale: int) -> dict[str, list[tuple[object, ...]]]:
     # Each troupe gets 3 clowns and 3 acrobats; each performer is in exactly one troupe.
     clowns = rng.shuffled([p[0] for p in performers if p[2] == "clown"])
     acrobats = rng.shuffled([p[0] for p in performers if p[2] == "acrobat"])
-    members = []
+    members: list[tuple[int, int]] = []
     for t in range(troupe_count):
         chosen = (
             clowns[t * CLOWNS_PER_TROUPE : (t + 1) * CLOWNS_PER_TROUPE]
@@ -194,7 +195,7 @@ def generate(scale: int) -> dict[str, list[tuple[object, ...]]]:
         )
         for i in range(1, COLLEGES * scale + 1)
     ]
-    return {
+    tables: dict[str, list[tuple[Any, ...]]] = {
         "world": world,
         "fortune": list(FORTUNES),
         "location": locations,
@@ -203,6 +204,7 @@ def generate(scale: int) -> dict[str, list[tuple[object, ...]]]:
         "troupe_member": members,
         "college": colleges,
     }
+    return tables
 
 
 def schema_sql() -> str:
@@ -210,7 +212,7 @@ def schema_sql() -> str:
 
 
 def apply_schema(conn: psycopg.Connection) -> None:
-    conn.execute(schema_sql())  # type: ignore[arg-type]
+    conn.execute(schema_sql())
 
 
 def seed(conn: psycopg.Connection, scale: int = 1) -> SeedResult:
@@ -219,15 +221,15 @@ def seed(conn: psycopg.Connection, scale: int = 1) -> SeedResult:
     data = generate(scale)
     with conn.transaction():
         apply_schema(conn)
-        conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")  # type: ignore[arg-type]
+        conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
         with conn.cursor() as cur:
             for table, (columns, _) in TABLES.items():
-                with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # type: ignore[arg-type]
+                with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for row in data[table]:
                         copy.write_row(row)
             for table in SERIAL_TABLES:
                 cur.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # type: ignore[arg-type]
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"(SELECT max(id) FROM {table}))"
                 )
         value = checksum(conn)
@@ -237,7 +239,7 @@ def seed(conn: psycopg.Connection, scale: int = 1) -> SeedResult:
             "checksum = EXCLUDED.checksum, seeded_at = now()",
             (scale, value),
         )
-    conn.execute(f"ANALYZE {', '.join(TABLES)}")  # type: ignore[arg-type]
+    conn.execute(f"ANALYZE {', '.join(TABLES)}")
     rows = {table: len(data[table]) for table in TABLES}
     return SeedResult(scale, value, time.perf_counter() - started, rows)
 
@@ -248,7 +250,7 @@ def checksum(conn: psycopg.Connection) -> str:
         f"(SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY {order})), '') FROM {table} t)"
         for table, (_, order) in TABLES.items()
     )
-    row = conn.execute(f"SELECT md5({parts})").fetchone()  # type: ignore[arg-type]
+    row = conn.execute(f"SELECT md5({parts})").fetchone()
     assert row is not None
     return str(row[0])
 
@@ -274,5 +276,5 @@ def ensure_seeded(conn: psycopg.Connection, scale: int = 1) -> tuple[str, bool]:
 
 def iter_table_counts(conn: psycopg.Connection) -> Iterator[tuple[str, int]]:
     for table in TABLES:
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # type: ignore[arg-type]
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
         yield table, int(row[0]) if row else 0

@@ -15,13 +15,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-import db
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
+
+import db
 
 DATABASE_URL = os.environ["DATABASE_URL"]
 UPSTREAM_URL = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8001").rstrip("/")

@@ -14,7 +14,9 @@ import re
 import time
 import uuid
 from html.parser import HTMLParser
+from typing import Any
 
+import httpx
 import pytest
 
 from shared_fixtures.conformance.target import Target
@@ -26,14 +28,14 @@ LOCATION_KEYS = ("id", "line_1", "line_2", "line_3", "zipcode")
 # ---------------------------------------------------------------- helpers
 
 
-def assert_json(response, status: int = 200) -> object:
+def assert_json(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, (response.status_code, response.text[:300])
     content_type = response.headers.get("content-type", "")
     assert content_type.split(";")[0].strip() == "application/json", content_type
     return response.json()
 
 
-def assert_framing(response) -> None:
+def assert_framing(response: httpx.Response) -> None:
     """Every response has a Date and is framed by Content-Length or chunked encoding."""
     assert "date" in response.headers, dict(response.headers)
     chunked = "chunked" in response.headers.get("transfer-encoding", "").lower()
@@ -99,7 +101,7 @@ def table_counts(target: Target) -> tuple[int, int]:
 
 def row_count(target: Target, table: str) -> int:
     with target.db() as conn:
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # type: ignore[arg-type]
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     assert row
     return int(row[0])
 
@@ -316,9 +318,7 @@ def test_list_first_page(target: Target, kind: str) -> None:
     ids = [item["id"] for item in body["results"]]
     assert ids == sorted(ids) and len(ids) == 20
     with target.db() as conn:
-        first = conn.execute(
-            f"SELECT id FROM {LISTS[kind]} ORDER BY id LIMIT 20"  # type: ignore[arg-type]
-        ).fetchall()
+        first = conn.execute(f"SELECT id FROM {LISTS[kind]} ORDER BY id LIMIT 20").fetchall()
     assert ids == [row[0] for row in first]
 
 
