@@ -374,4 +374,14 @@ routes = [
     Route("/slow/fanout", slow_fanout),
 ]
 
-app = Starlette(routes=routes, lifespan=lifespan)  # debug stays off: no tracebacks to clients
+
+async def upstream_failed(request: Request, exc: Exception) -> Response:
+    # The upstream's failure is not ours: a gateway error, not a 500.
+    return detail(502, f"Upstream service failed: {type(exc).__name__}.")
+
+
+app = Starlette(
+    routes=routes,
+    lifespan=lifespan,
+    exception_handlers={httpx.HTTPError: upstream_failed},
+)  # debug stays off: no tracebacks to clients
