@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing as mp
 import os
+import pickle
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
-from multiprocessing.connection import Connection
 from typing import Any
 
 from .config import Config, ConfigError, LoadgenError, TargetUnreachable
-from .requester import CSV_HEADER, Part, make_run
+from .requester import CSV_HEADER, make_run
 from .result import Result
 from .scenario import Scenario, load_scenario
 from .stats import Stats
@@ -86,67 +88,88 @@ def run_sync(config: Config) -> Result:
 # --------------------------------------------------------------------------------------
 # --processes N
 # --------------------------------------------------------------------------------------
-def _child(config: Config, index: int, count: int, pipe: Connection) -> None:
+class _Worker:
+    def __init__(self, proc: subprocess.Popen[bytes], err: Any) -> None:
+        self.proc = proc
+        self.err = err
+
+
+def _spawn_worker(config: Config, index: int, count: int) -> _Worker:
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # stderr to a file, never a pipe nobody reads while the worker runs
+    err = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _run_processes
+    p = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        env=env,
+    )
+    assert p.stdin is not None
+    pickle.dump((config, index, count), p.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+    p.stdin.flush()
+    return _Worker(p, err)
+
+
+def _recv(w: _Worker, expect: str) -> Any:
+    p = w.proc
+    assert p.stdout is not None
     try:
-        loop = new_event_loop(config)
-        asyncio.set_event_loop(loop)
-        scenario = _scenario(config)
-        r = make_run(config, loop, Part(index, count), scenario)
-        loop.run_until_complete(r.prepare())
-        pipe.send(("ready", None))
-        msg, t0_mono = pipe.recv()
-        if msg != "go":
-            return
-        t0 = t0_mono - time.monotonic_ns() + time.perf_counter_ns()
-        stats = loop.run_until_complete(r.run(t0))
-        pipe.send(("done", stats))
-        loop.close()
-    except BaseException as e:  # report, never hang the parent
+        msg, payload = pickle.load(p.stdout)
+    except (EOFError, pickle.UnpicklingError):
+        err = b""
         with contextlib.suppress(Exception):
-            pipe.send(("error", f"{type(e).__name__}: {e}"))
+            p.wait(timeout=5)
+        with contextlib.suppress(Exception):
+            w.err.seek(0)
+            err = w.err.read()
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise LoadgenError(f"a worker process died: {last[0]}") from None
+    if msg != expect:
+        raise LoadgenError(f"worker process failed: {payload}")
+    return payload
 
 
 def _run_processes(config: Config) -> Stats:
     n = config.processes
-    ctx = mp.get_context("spawn")
-    pipes: list[Connection] = []
-    procs: list[Any] = []
+    procs: list[_Worker] = []
     try:
         for i in range(n):
-            parent, child = ctx.Pipe()
-            p = ctx.Process(target=_child, args=(config, i, n, child), daemon=True)
-            p.start()
-            child.close()
-            pipes.append(parent)
-            procs.append(p)
-        for pipe in pipes:
-            if not pipe.poll(60):
-                raise LoadgenError("a worker process did not start within 60 s")
-            msg, payload = pipe.recv()
-            if msg != "ready":
-                raise LoadgenError(f"worker process failed: {payload}")
+            procs.append(_spawn_worker(config, i, n))
+        for w in procs:
+            _recv(w, "ready")
         t0 = time.monotonic_ns() + _START_DELAY_NS
-        for pipe in pipes:
-            pipe.send(("go", t0))
+        for w in procs:
+            assert w.proc.stdin is not None
+            pickle.dump(("go", t0), w.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            w.proc.stdin.flush()
         merged = Stats(open_model=config.open_model)
-        for pipe in pipes:
-            msg, payload = pipe.recv()
-            if msg != "done":
-                raise LoadgenError(f"worker process failed: {payload}")
+        for w in procs:
+            st: Stats = _recv(w, "done")
             if not merged.loop:
-                merged.loop, merged.parser = payload.loop, payload.parser
-            merged.merge(payload)
+                merged.loop, merged.parser = st.loop, st.parser
+            merged.merge(st)
         merged.processes = n
         if config.csv_path:
             _concat_csv(config.csv_path, n)
         return merged
-    except EOFError:
-        raise LoadgenError("a worker process died") from None
     finally:
-        for p in procs:
-            p.join(timeout=5)
-            if p.is_alive():
-                p.kill()
+        for w in procs:
+            proc = w.proc
+            with contextlib.suppress(Exception):
+                if proc.stdin:
+                    proc.stdin.close()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            for f in (proc.stdout, w.err):
+                with contextlib.suppress(Exception):
+                    if f:
+                        f.close()
 
 
 def _concat_csv(path: str, n: int) -> None:

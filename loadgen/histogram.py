@@ -199,10 +199,18 @@ class Histogram:
         out: dict[float, int] = {}
         if self.count == 0:
             return dict.fromkeys(plist, 0)
-        ranks = [(rank_for(p, self.count), p) for p in plist]
+        ranks = []
+        for p in plist:
+            r = rank_for(p, self.count)
+            if r == 1:  # the smallest and largest values are known exactly
+                out[p] = self.min
+            elif r == self.count:
+                out[p] = self.max
+            else:
+                ranks.append((r, p))
         k = 0
         cum = 0
-        for i, c in self.nonzero():
+        for i, c in self.nonzero() if ranks else ():
             cum += c
             while k < len(ranks) and cum >= ranks[k][0]:
                 v = highest_of(i)
@@ -210,7 +218,7 @@ class Histogram:
                 k += 1
             if k == len(ranks):
                 break
-        return out
+        return {p: out[p] for p in plist}
 
     def percentile(self, p: float) -> int:
         return self.percentiles([p])[p]
