@@ -22,11 +22,11 @@ from typing import Annotated, Any, TypeVar
 import httpx
 from django.conf import settings
 from django.db import close_old_connections
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from circus import queries, upstream
@@ -73,7 +73,7 @@ def async_client() -> httpx.AsyncClient:
     return client
 
 
-async def async_delay(seconds: float) -> Any:
+async def async_delay(seconds: float | int) -> Any:
     try:
         response = await async_client().get("/delay", params={"seconds": seconds})
         response.raise_for_status()
@@ -130,7 +130,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     # FastAPI's own 422 body, minus the echoed input (it may be huge or not JSON-safe).
     errors = [
         {key: value for key, value in error.items() if key in ("type", "loc", "msg")}
-        for error in exc.errors()
+        for error in exc.errors()[:20]  # a 1 MiB body can hold 100,000s of errors
     ]
     return _detail(422, json.loads(json.dumps(errors, default=str)))
 
@@ -217,9 +217,32 @@ class TroupeIn(BaseModel):
     member_ids: list[int]
 
 
-@app.post("/api/troupes", status_code=201)
+async def troupe_body(request: Request) -> TroupeIn:
+    """The body, validated by pydantic's own JSON parser whatever the Content-Type.
+
+    FastAPI's default body parsing answers 400 for bytes that are not UTF-8 or JSON nested
+    too deeply; the contract wants 422 for any body that is not a valid troupe.
+    """
+    try:
+        return TroupeIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
+
+
+@app.post(
+    "/api/troupes",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": TroupeIn.model_json_schema()}},
+        }
+    },
+)
 @django_db
-def create_troupe(troupe: TroupeIn) -> Any:
+def create_troupe(troupe: Annotated[TroupeIn, Depends(troupe_body)]) -> Any:
     return queries.create_troupe(troupe.name, troupe.member_ids)
 
 
@@ -229,38 +252,44 @@ def troupe(troupe_id: str) -> Any:
     return queries.troupe(troupe_id)
 
 
-Seconds = Annotated[float, Query(ge=0, le=queries.MAX_SLEEP, allow_inf_nan=False)]
+# The Django half's rules exactly (a number echoed as given: 1 stays 1), hence strings.
+Seconds = Annotated[str | None, Query(description="a number in 0..10, default 1")]
 
 
 @app.get("/slow/db")
 @django_db
-def slow_db(seconds: Seconds = 1.0) -> dict[str, float]:
-    queries.sleep_in_database(seconds)
-    return {"slept": seconds}
+def slow_db(seconds: Seconds = None) -> dict[str, Any]:
+    value = queries.seconds(seconds)
+    queries.sleep_in_database(value)
+    return {"slept": value}
 
 
 @app.get("/slow/http")
-async def slow_http(seconds: Seconds = 1.0) -> dict[str, Any]:
-    return {"upstream": await async_delay(seconds)}
+async def slow_http(seconds: Seconds = None) -> dict[str, Any]:
+    return {"upstream": await async_delay(queries.seconds(seconds))}
 
 
 @app.get("/slow/both")
 @django_db
-def slow_both(seconds: Seconds = 1.0) -> dict[str, Any]:
+def slow_both(seconds: Seconds = None) -> dict[str, Any]:
     # Sync end to end (one threadpool thread): the process's httpx.Client, then pg_sleep.
-    result = upstream.delay(seconds)
-    queries.sleep_in_database(seconds)
-    return {"upstream": result, "slept": seconds}
+    value = queries.seconds(seconds)
+    result = upstream.delay(value)
+    queries.sleep_in_database(value)
+    return {"upstream": result, "slept": value}
 
 
 @app.get("/slow/fanout")
 async def slow_fanout(
-    seconds: Seconds = 1.0,
-    n: Annotated[int, Query(ge=1, le=queries.MAX_FANOUT)] = 10,
-) -> dict[str, Any]:
+    seconds: Seconds = None,
+    n: Annotated[str | None, Query(description="an integer in 1..50, default 10")] = None,
+) -> JSONResponse:
+    count, value = queries.fanout_count(n), queries.seconds(seconds)
     # Tasks on the event loop: FastAPI's way of waiting on many things at once.
-    results = await asyncio.gather(*(async_delay(seconds) for _ in range(n)))
-    return {"results": list(results)}
+    results = await asyncio.gather(*(async_delay(value) for _ in range(count)))
+    return JSONResponse(
+        {"results": list(results)}, headers={"X-Fanout-Concurrency": "asyncio tasks"}
+    )
 
 
 # --- request body cap -----------------------------------------------------------------------

@@ -42,7 +42,7 @@ class Location(models.Model):
 
 
 class Performer(models.Model):
-    KIND_CHOICES = [("clown", "clown"), ("acrobat", "acrobat")]
+    KIND_CHOICES = (("clown", "clown"), ("acrobat", "acrobat"))
 
     stage_name = models.CharField(max_length=100)
     kind = models.CharField(max_length=10, choices=KIND_CHOICES)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,13 +54,20 @@ class Conflict(Exception):
 # --- parameters -------------------------------------------------------------------------
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,18}")  # longer ones are out of every range anyway
+_LONG_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
+
+
 def _int_or_none(raw: str | None) -> int | None:
+    """ASCII digits with an optional minus sign, else None (so not " 7", "1.5" or "٣")."""
     if raw is None:
         return None
-    try:
-        return int(raw.strip())
-    except ValueError:  # not an integer (or absurdly long)
-        return None
+    if _INTEGER.fullmatch(raw):
+        return int(raw)
+    if _LONG_INTEGER.fullmatch(raw):  # huge: clamp it, without converting 5,000 digits
+        return -(10**18) if raw.startswith("-") else 10**18
+    return None
 
 
 def query_count(raw: str | None) -> int:
@@ -77,19 +85,20 @@ def page_size(raw: str | None) -> int:
 def object_id(raw: str) -> int:
     """A path id; anything that cannot be a row's id is simply not found."""
     value = _int_or_none(raw)
-    if value is None or not 1 <= value <= PG_INT_MAX or not raw.strip().isdigit():
+    if value is None or not 1 <= value <= PG_INT_MAX:
         raise NotFound
     return value
 
 
-def seconds(raw: str | None) -> float:
-    """``seconds`` for /slow/*: default 1, a finite number in 0..10, else 422."""
+def seconds(raw: str | None) -> float | int:
+    """``seconds`` for /slow/*: default 1, a number in 0..10 (echoed as given), else 422."""
     if raw is None:
-        return 1.0
-    try:
+        return 1
+    value: float | int = math.nan
+    if _INTEGER.fullmatch(raw):
+        value = int(raw)
+    elif _NUMBER.fullmatch(raw):
         value = float(raw)
-    except ValueError:
-        value = math.nan
     if not math.isfinite(value) or not 0 <= value <= MAX_SLEEP:
         raise Invalid(f"seconds must be a number in 0..{MAX_SLEEP:g}")
     return value
@@ -217,8 +226,12 @@ def page(queryset: QuerySet[Any], request: PageRequest, path: str, to_json: Any)
     """
     size = page_size(request.page_size)
     paginator = Paginator(queryset, size)
+    # Missing or empty is the first page (as in Django REST Framework).
+    number = 1 if not request.page else _int_or_none(request.page)
+    if number is None:
+        raise InvalidPage
     try:
-        current = paginator.page(1 if request.page is None else request.page.strip())
+        current = paginator.page(number)
     except (EmptyPage, PageNotAnInteger):
         raise InvalidPage from None
 
@@ -291,7 +304,7 @@ def create_troupe(name: str, member_ids: list[int]) -> dict[str, Any]:
     return troupe_json(troupes().get(id=created.id))
 
 
-def sleep_in_database(value: float) -> None:
+def sleep_in_database(value: float | int) -> None:
     """``pg_sleep`` on this request's database connection."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_sleep(%s)", [value])

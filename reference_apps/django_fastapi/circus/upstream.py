@@ -38,7 +38,7 @@ def client() -> httpx.Client:
     return _client
 
 
-def delay(seconds: float) -> Any:
+def delay(seconds: float | int) -> Any:
     """GET /delay?seconds=S on the upstream; its JSON."""
     try:
         response = client().get("/delay", params={"seconds": seconds})

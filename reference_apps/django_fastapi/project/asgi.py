@@ -1,6 +1,6 @@
 """ASGI entry: Django at /, FastAPI at /fastapi, composed in one process.
 
-    uvicorn project.asgi:application --lifespan off    (see README.md for servers)
+uvicorn project.asgi:application --lifespan off    (see README.md for servers)
 """
 
 import os

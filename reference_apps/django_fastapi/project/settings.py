@@ -132,7 +132,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 # Request bodies: the API's JSON bodies are small; larger ones get 413 before parsing.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 MAX_REQUEST_BODY = DATA_UPLOAD_MAX_MEMORY_SIZE  # the FastAPI half applies the same cap
 
 # Hardening that does not depend on TLS (the benchmark serves plain HTTP on loopback;

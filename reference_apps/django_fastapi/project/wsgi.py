@@ -8,6 +8,7 @@ waits for the response. FastAPI's sync endpoints then run in that loop's threadp
 """
 
 import os
+from urllib.parse import quote
 
 from a2wsgi import ASGIMiddleware
 from django.core.wsgi import get_wsgi_application
@@ -30,11 +31,26 @@ if green_library():
 fastapi_application = ASGIMiddleware(fastapi_app)
 
 
+def _asgi_safe(environ):  # type: ignore[no-untyped-def]
+    """a2wsgi decodes PATH_INFO as UTF-8 and QUERY_STRING as ASCII, strictly, and a
+    request that fails to decode becomes a 500: replace what cannot decode instead."""
+    raw_path = environ.get("PATH_INFO", "").encode("latin-1")
+    try:
+        raw_path.decode("utf-8")
+    except UnicodeDecodeError:
+        fixed = raw_path.decode("utf-8", "replace").encode("utf-8")
+        environ["PATH_INFO"] = fixed.decode("latin-1")
+    query = environ.get("QUERY_STRING", "")
+    if not query.isascii():
+        environ["QUERY_STRING"] = quote(query.encode("latin-1"), safe="/?&=+%;:@,$!*'()~")
+    return environ
+
+
 def application(environ, start_response):  # type: ignore[no-untyped-def]
     """Route /fastapi/... to FastAPI (prefix moved to SCRIPT_NAME), the rest to Django."""
     path = environ.get("PATH_INFO", "")
     if path == PREFIX or path.startswith(PREFIX + "/"):
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + PREFIX
         environ["PATH_INFO"] = path[len(PREFIX) :]
-        return fastapi_application(environ, start_response)
+        return fastapi_application(_asgi_safe(environ), start_response)
     return django_application(environ, start_response)

@@ -20,9 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         missing = [name for name in VARIABLES if not os.environ.get(name)]
         if missing:
-            raise CommandError(
-                f"Set {' and '.join(missing)}: there is no default admin password."
-            )
+            raise CommandError(f"Set {' and '.join(missing)}: there is no default admin password.")
         username = os.environ["DJANGO_SUPERUSER_USERNAME"]
         email = os.environ.get("DJANGO_SUPERUSER_EMAIL", "")
         user, created = get_user_model().objects.get_or_create(username=username)
