@@ -9,6 +9,7 @@ import asyncio
 import math
 import os
 import random
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,18 +17,19 @@ from typing import Annotated, Any
 
 import httpx
 import jinja2
-from db import engine, get_session
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.templating import Jinja2Templates
-from models import Base, College, Fortune, Performer, Troupe, World
 from pydantic import ValidationError
-from schemas import MAX_ID, CollegeOut, Page, TroupeIn, TroupeOut
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
+
+from db import engine, get_session
+from models import Base, College, Fortune, Performer, Troupe, World
+from schemas import MAX_ID, CollegeOut, Page, TroupeIn, TroupeOut
 
 UPSTREAM_URL = os.environ.get("UPSTREAM_URL", "").rstrip("/")
 WORLD_ROWS = 10_000
@@ -35,6 +37,7 @@ MAX_QUERIES = 500
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 MAX_SLEEP = 10.0
 MAX_FANOUT = 50
+INTEGER = re.compile(r"-?[0-9]+")
 MAX_BODY_BYTES = 64 * 1024  # the largest valid POST body is a few kilobytes
 
 # One client for the life of the process: it keeps connections to the upstream alive
@@ -80,14 +83,19 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
 
 
 def parse_int(value: str | None) -> int | None:
-    """Query parameters are taken as text and parsed here: the contract clamps bad
-    values instead of answering FastAPI's default 422."""
-    if value is None:
+    """An integer query or path parameter: ASCII digits with an optional minus sign
+    (``int()`` alone would also take "٣", "1_000" and " 7"), else None.
+
+    Parameters are taken as text and parsed here because the contract clamps or 404s bad
+    values where FastAPI's own int parameters would answer 422.
+    """
+    if value is None or not INTEGER.fullmatch(value):
         return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
+    digits = value.lstrip("-").lstrip("0") or "0"
+    # Past 18 digits only the sign matters to every caller (each clamps or range-checks),
+    # and int() refuses strings of more than 4300 digits.
+    number = 10**18 if len(digits) > 18 else int(digits)
+    return -number if value.startswith("-") else number
 
 
 def query_count(queries: str | None) -> int:
@@ -104,12 +112,16 @@ def parse_id(value: str) -> int:
 
 
 def parse_seconds(value: str | None) -> float:
+    """``seconds``: a number from 0 to 10, 1 when missing, else 422. An integer stays an
+    integer, so that the response echoes it as given (1, not 1.0)."""
     if value is None:
-        return 1.0
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
+        return 1
+    seconds = parse_int(value)
+    if seconds is None:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
     if not (math.isfinite(seconds) and 0 <= seconds <= MAX_SLEEP):
         raise HTTPException(
             status_code=422, detail=f"seconds must be a number from 0 to {MAX_SLEEP:g}"
@@ -139,7 +151,7 @@ async def paginate(
     relative next/previous links, results."""
     size = parse_int(page_size)
     size = DEFAULT_PAGE_SIZE if size is None else min(max(size, 1), MAX_PAGE_SIZE)
-    number = 1 if page is None else parse_int(page)
+    number = 1 if not page else parse_int(page)  # page= (empty) is page 1
     count = await session.scalar(select(func.count()).select_from(model)) or 0
     pages = max(1, math.ceil(count / size))
     if number is None or not 1 <= number <= pages:
