@@ -1,12 +1,13 @@
 """Calls to the slow upstream service: one long-lived client per process, and a fanout that
 uses whatever concurrency the server gives this process (greenlets or threads)."""
 
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from django.conf import settings
+
+from project.concurrency import green_threads
 
 _client: httpx.Client | None = None
 _lock = threading.Lock()
@@ -37,24 +38,9 @@ def delay(seconds: float) -> object:
     return response.json()
 
 
-def concurrency() -> str:
-    """'gevent' or 'eventlet' when the server monkey-patched sockets, else 'threads'."""
-    if "gevent" in sys.modules:
-        from gevent import monkey
-
-        if monkey.is_module_patched("socket"):
-            return "gevent"
-    if "eventlet" in sys.modules:
-        from eventlet import patcher
-
-        if patcher.is_monkey_patched("socket"):
-            return "eventlet"
-    return "threads"
-
-
 def fanout(n: int, seconds: float) -> tuple[list[object], str]:
     """n concurrent delay() calls; (results in call order, the concurrency used)."""
-    mode = concurrency()
+    mode = green_threads() or "threads"
     calls = [seconds] * n
     if mode == "gevent":
         import gevent.pool

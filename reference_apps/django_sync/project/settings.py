@@ -11,6 +11,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from project.concurrency import green_threads
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -99,11 +101,10 @@ if DB_DRIVER == "psycopg":
 elif DB_DRIVER == "psycopg2":
     # Django picks psycopg 3 whenever it is importable; hiding it selects psycopg2.
     sys.modules["psycopg"] = None  # type: ignore[assignment]
-    # Django has no pool for psycopg2: persistent connections, one per thread, checked
-    # before reuse. Under gevent/eventlet every request is a new greenlet, so a
-    # connection lives for one request there (see README).
-    DATABASES["default"]["CONN_MAX_AGE"] = 600
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django has no pool for psycopg2: persistent connections, one per thread. Under
+    # gevent/eventlet each request is a new greenlet whose connection would linger after
+    # it, so there a connection lives for one request (CONN_MAX_AGE=0; see README).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0 if green_threads() else 600
 else:
     raise ImproperlyConfigured("DJANGO_DB_DRIVER must be 'psycopg' or 'psycopg2'.")
 
