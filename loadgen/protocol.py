@@ -195,9 +195,15 @@ class PyResponseParser:
                     if len(buf) > _MAX_HEAD:
                         raise ParserError("trailers too large")
                     return
+                line = bytes(buf[:end])
                 del buf[: end + 2]
                 if end == 0:
                     self._complete()
+                elif self._header_cb is not None:  # trailers, reported like httptools
+                    name, sep, value = line.partition(b":")
+                    if not sep or not _TOKEN_RE.fullmatch(name):
+                        raise ParserError("invalid trailer line")
+                    self._header_cb(name, value.strip(b" \t"))
             else:  # _S_EOF: everything until EOF is body
                 if buf:
                     chunk = bytes(buf)
@@ -306,6 +312,7 @@ class Conn(asyncio.Protocol):
         "connect_ns",
         "first_chunk",
         "keep_body",
+        "keepalive",
         "loop",
         "n_connects",
         "nbody",
@@ -349,6 +356,7 @@ class Conn(asyncio.Protocol):
         self._pending: bytes | None = None
         self._head = False
         self.keep_body = False
+        self.keepalive = True  # False: close after every response (--disable-keepalive)
         self.body_parts: list[bytes] = []
         self.status = 0
         self.nbody = 0
@@ -544,7 +552,9 @@ class Conn(asyncio.Protocol):
         if not self.busy:
             return
         self.busy = False
-        if not self.parser.should_keep_alive() and self.transport is not None:
+        if (
+            not self.keepalive or not self.parser.should_keep_alive()
+        ) and self.transport is not None:
             self.closing = True
             self.transport.close()
         self.owner.on_response(self)

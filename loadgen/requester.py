@@ -483,7 +483,9 @@ class FastRun(BaseRun):
                 n0 = max(1, min(n0, self.part.share(cfg.n_total)))
                 self.c = n0
         for _ in range(n0):
-            self.conns.append(Conn(self, loop, t.connect_host, t.port, ct, self.use_httptools))
+            conn = Conn(self, loop, t.connect_host, t.port, ct, self.use_httptools)
+            conn.keepalive = cfg.keepalive
+            self.conns.append(conn)
         res = await asyncio.gather(*(c.connect() for c in self.conns), return_exceptions=True)
         del res  # failures: those slots connect (and count errors) on first use
         if self.open:
@@ -542,6 +544,7 @@ class FastRun(BaseRun):
                     self.config.effective_connect_timeout,
                     self.use_httptools,
                 )
+                conn.keepalive = self.config.keepalive
                 self.conns.append(conn)
                 self._send_open(conn, due)
             elif len(self.queue) < self.config.max_queue:
@@ -667,6 +670,7 @@ class FlowRun(BaseRun):
             self.config.effective_connect_timeout,
             self.use_httptools,
         )
+        conn.keepalive = self.config.keepalive
         self.conns.append(conn)
         return conn
 

@@ -216,7 +216,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 await asyncio.sleep(float(qs.get("ms", ["10"])[0]) / 1000)
                 writer.write(_resp(200, b"ok"))
             elif path == "/fast" or path == "/":
-                writer.write(_resp(200, b"ok"))
+                out = _resp(200, b"ok")
+                if method == "HEAD":  # same headers, no body
+                    out = out.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+                writer.write(out)
             elif path == "/chunked":
                 writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
                 for part in (b"hello ", b"chunked ", b"world"):
