@@ -1,7 +1,10 @@
 """stackbench's sessions. Thin on purpose: what they run lives in the `stackbench` package.
 
-    nox -s tests                                          # the whole suite, real PostgreSQL
-    nox -s lint                                           # ruff + mypy
+Sessions:
+    nox -s tests                                  the whole suite on a real PostgreSQL
+    nox -s lint                                   ruff and mypy
+    nox -s "bench(app='fastapi_sqla', server='uvicorn')" -- --duration 10s
+    nox -s matrix [-- --json]                     the pairs, and why others are missing
 """
 
 from __future__ import annotations
@@ -14,8 +17,13 @@ import nox
 ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))
 
-from stackbench.apps import APPS  # noqa: E402  (stdlib-only registries)
+from stackbench import matrix  # noqa: E402  (stdlib-only registries)
+from stackbench.apps import APPS  # noqa: E402
 from stackbench.servers import SERVERS  # noqa: E402
+
+# nox alone would say "Sessions not found"; say which pairs exist instead.
+if (_error := matrix.check_requested_sessions(sys.argv)) is not None:
+    sys.exit(f"nox: error: {_error}")
 
 nox.options.default_venv_backend = "uv|venv"  # uv builds a venv in seconds; venv otherwise
 nox.options.sessions = ["lint", "tests"]
@@ -23,7 +31,7 @@ nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
 # Servers the test suite serves apps with, plus gevent for the green-thread tests.
-TEST_SERVERS = ("uvicorn", "gunicorn-gthread", "gunicorn-gevent-blocking")
+TEST_SERVERS = ("uvicorn", "gunicorn-uvicorn", "gunicorn-gthread", "gunicorn-gevent-blocking")
 
 
 def _app_requirements() -> list[str]:
@@ -49,3 +57,25 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "stackbench", "shared_fixtures", "loadgen")
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize(
+    ["app", "server"],
+    [(pair.app, pair.server) for pair in matrix.pairs()],
+)
+def bench(session: nox.Session, app: str, server: str) -> None:
+    """One (app, server) pair end to end; options after -- (see `python -m stackbench bench -h`)."""
+    session.install(
+        "-e", ".[harness,fast]", "-r", str(APPS[app].requirements), *SERVERS[server].requirements
+    )
+    session.run(
+        "python", "-m", "stackbench", "bench", "--app", app, "--server", server, *session.posargs
+    )
+
+
+@nox.session(name="matrix", python=PYTHON)
+def matrix_session(session: nox.Session) -> None:
+    """Print the valid pairs and why each missing one is missing (`-- --json` for CI)."""
+    session.install("-e", ".[harness]")
+    session.run("python", "-m", "stackbench", "matrix", *session.posargs)

@@ -92,6 +92,7 @@ def serve(
     knobs: Knobs | None = None,
     cpus: int | None = None,
     ready_timeout: float = 30.0,
+    wrap: list[str] | None = None,
 ) -> Iterator[Served]:
     """Start ``app`` under ``server``; stop it (and its workers) on exit, whatever happened."""
     knobs = knobs or Knobs()
@@ -100,6 +101,7 @@ def serve(
     port = free_port()
     argv = server.argv(app, port, knobs, cpus or os.cpu_count() or 1)
     argv[0] = str(bin_dir / argv[0])
+    argv = [*(wrap or []), *argv]  # e.g. taskset -c 0: pins the server and its workers
     base_url = f"http://{LOOPBACK}:{port}"
     process = ManagedProcess(
         argv,

@@ -1,0 +1,519 @@
+"""One bench run, end to end (matrix.md, "One bench session"):
+
+database up and seed verified → upstream up → each pair served in its own process group
+→ smoke check → per scenario: warm-up and measured runs, server figures sampled → one
+result JSON each, written atomically → manifest → summary. Everything started here is
+stopped on the way out, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from shared_fixtures.db import Database, database
+from shared_fixtures.processes import ProcessError
+from shared_fixtures.seed import ensure_seeded
+from shared_fixtures.upstream import start_upstream
+from stackbench import results
+from stackbench.apps import App
+from stackbench.loadrun import Load, LoadError, run_load
+from stackbench.matrix import Pair, get_pair
+from stackbench.sampler import Sampler, ServerFigures
+from stackbench.serve import Served, serve
+from stackbench.servers import Knobs, Server
+from stackbench.smoke import smoke_check
+
+DEFAULT_SCENARIOS = ("json", "db", "fortunes", "colleges", "troupes")
+NOISE_BOUND = 0.10  # repeats whose req/s spread (max-min)/median exceeds this are "noisy"
+MAX_ERROR_RATE = 0.01  # above this a result is "degraded"
+BIN_DIR = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
+    duration: float = 6.0
+    warmup: float = 2.0
+    connections: int = 32
+    rate: float | None = None
+    workers: int | None = None
+    threads: int | None = None
+    pool_size: int = 10
+    repeats: int = 1
+    server_cpus: str | None = None
+    client_cpus: str | None = None
+    output: Path = results.ROOT / "results"
+    scale: int = 1
+    scenario_options: tuple[tuple[str, str], ...] = ()
+    processes: int = 1
+    timeout: float = 20.0
+    ready_timeout: float = 30.0
+
+    @property
+    def knobs(self) -> Knobs:
+        return Knobs(workers=self.workers, threads=self.threads, pool_size=self.pool_size)
+
+    @property
+    def server_cpu_count(self) -> int:
+        return _cpu_count(self.server_cpus) or os.cpu_count() or 1
+
+    def load(self, scenario: str) -> Load:
+        return Load(
+            scenario,
+            self.duration,
+            self.warmup,
+            self.connections,
+            self.rate,
+            self.processes,
+            self.timeout,
+            self.scenario_options,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["output"] = str(self.output)
+        data["scenarios"] = list(self.scenarios)
+        data["scenario_options"] = dict(self.scenario_options)
+        return data
+
+
+def _cpu_count(spec: str | None) -> int:
+    """How many CPUs a taskset list like '0', '0,1' or '0-3' names."""
+    if not spec:
+        return 0
+    count = 0
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        count += int(high) - int(low) + 1 if high else 1
+    return count
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    status: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _needs_upstream(scenarios: tuple[str, ...]) -> bool:
+    return any(s.startswith("slow") or s == "mix" for s in scenarios)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so every context manager stops what it started."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(
+    pairs: list[Pair],
+    options: BenchOptions,
+    *,
+    label: str,
+    experiment: str | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Run every pair with every scenario into one new run directory."""
+    resolved = [get_pair(p.app, p.server) for p in pairs]  # fails fast, one line
+    run_dir = results.new_run_dir(options.output, label)
+    progress = progress or Progress()
+    report = RunReport(run_dir, "ok")
+    manifest: dict[str, Any] = {
+        "schema_version": results.SCHEMA_VERSION,
+        "kind": "stackbench.manifest",
+        "run_id": run_dir.name,
+        "status": "failed",
+        "reason": None,
+        "experiment": experiment,
+        "started_at": results.now(),
+        "command": sys.argv,
+        "git": results.git_state(),
+        "python": results.python_info(),
+        "packages": results.packages(),
+        "machine": results.machine(),
+        "pinning": {"server_cpus": options.server_cpus, "client_cpus": options.client_cpus},
+        "database": {"embedded": False, "url": "", "settings": {}},
+        "seed": {"scale": options.scale, "checksum": "", "reseeded": False},
+        "loadgen": _loadgen_info(),
+        "options": options.as_dict(),
+        "pairs": [{"app": p.app, "server": p.server} for p in pairs],
+        "results": [],
+    }
+    work = Path(tempfile.mkdtemp(prefix="stackbench-run-"))
+    try:
+        with _terminate_as_interrupt(), database(work_dir=work) as db:
+            manifest["database"] = db.server_info()
+            with db.connect() as conn:
+                checksum, reseeded = ensure_seeded(conn, options.scale)
+            manifest["seed"] = {"scale": options.scale, "checksum": checksum, "reseeded": reseeded}
+            with _upstream(options.scenarios, run_dir) as upstream_url:
+                for (app, server), pair in zip(resolved, pairs, strict=True):
+                    rows = _run_pair(
+                        app, server, pair, options, db, upstream_url, run_dir, progress
+                    )
+                    report.rows.extend(rows)
+                    manifest["results"].extend(row["file"] for row in rows)
+        statuses = {row["status"] for row in report.rows}
+        report.status = next((s for s in ("failed", "degraded") if s in statuses), "ok")
+        manifest["status"] = report.status
+    except KeyboardInterrupt:
+        report.status = manifest["status"] = "interrupted"
+        manifest["reason"] = "interrupted (SIGINT/SIGTERM); completed results are kept"
+        raise
+    except (ProcessError, results.ResultsError, OSError) as exc:
+        report.status = "failed"
+        manifest["reason"] = str(exc).splitlines()[0]
+        raise
+    finally:
+        manifest["finished_at"] = results.now()
+        with contextlib.suppress(results.ResultsError):
+            results.write_json(run_dir / "manifest.json", manifest, "manifest")
+        with contextlib.suppress(OSError):
+            for leftover in work.rglob("*"):
+                if leftover.is_file():
+                    leftover.unlink()
+    return report
+
+
+@contextlib.contextmanager
+def _upstream(scenarios: tuple[str, ...], run_dir: Path) -> Iterator[str]:
+    if not _needs_upstream(scenarios):
+        yield "http://127.0.0.1:9"  # discard port: nothing in these scenarios calls it
+        return
+    process, url = start_upstream(run_dir / "logs")
+    with process:
+        yield url
+
+
+def _run_pair(
+    app: App,
+    server: Server,
+    pair: Pair,
+    options: BenchOptions,
+    db: Database,
+    upstream_url: str,
+    run_dir: Path,
+    progress: Progress,
+) -> list[dict[str, Any]]:
+    settings = server.resolve(options.knobs, options.server_cpu_count)
+    base = _result_base(app, server, pair, options, run_dir, settings)
+    try:
+        with serve(
+            app,
+            server,
+            database_url=db.url,
+            upstream_url=upstream_url,
+            bin_dir=BIN_DIR,
+            log_dir=run_dir / "logs",
+            knobs=options.knobs,
+            cpus=options.server_cpu_count,
+            ready_timeout=options.ready_timeout,
+            wrap=["taskset", "-c", options.server_cpus] if options.server_cpus else None,
+        ) as served:
+            base["server_command"] = served.argv
+            failures = smoke_check(served.base_url, slow=_needs_upstream(options.scenarios))
+            if failures:
+                return [
+                    _write_failed(
+                        base,
+                        options,
+                        s,
+                        run_dir,
+                        "smoke check failed: " + "; ".join(failures),
+                        None,
+                    )
+                    for s in options.scenarios
+                ]
+            rows = []
+            for scenario in options.scenarios:
+                rows.append(_run_scenario(served, scenario, options, db, base, run_dir, progress))
+                if rows[-1]["status"] == "failed" and not served.process.running():
+                    break  # the server is gone: the other scenarios cannot run
+            return rows
+    except ProcessError as exc:
+        message = str(exc)
+        reason, _, tail = message.partition("; last log lines:\n")
+        return [
+            _write_failed(base, options, s, run_dir, reason, tail or None)
+            for s in options.scenarios
+        ]
+
+
+def _result_base(
+    app: App,
+    server: Server,
+    pair: Pair,
+    options: BenchOptions,
+    run_dir: Path,
+    settings: dict[str, int],
+) -> dict[str, Any]:
+    return {
+        "schema_version": results.SCHEMA_VERSION,
+        "kind": "stackbench.result",
+        "run_id": run_dir.name,
+        "app": pair.app,
+        "server": pair.server,
+        "interface": server.interface_for(app),
+        "server_command": [],
+        "server_env": {k: v for k, v in server.env.items() if app.driver_switch},
+        "server_settings": settings,
+        "started_at": results.now(),
+    }
+
+
+def _load_info(options: BenchOptions, scenario: str) -> dict[str, Any]:
+    load = options.load(scenario)
+    return {
+        "model": load.model,
+        "duration_s": load.duration,
+        "warmup_s": load.warmup,
+        "connections": load.connections,
+        "rate": load.rate,
+        "repeats": options.repeats,
+        "processes": load.processes,
+    }
+
+
+def _write_failed(
+    base: dict[str, Any],
+    options: BenchOptions,
+    scenario: str,
+    run_dir: Path,
+    reason: str,
+    log_tail: str | None,
+) -> dict[str, Any]:
+    document = {
+        **base,
+        "scenario": scenario,
+        "scenario_options": dict(options.scenario_options),
+        "status": "failed",
+        "reason": reason,
+        "log_tail": log_tail,
+        "load": _load_info(options, scenario),
+        "summary": None,
+        "flags": {"noisy": False, "client_saturated": False, "checks_failed": False},
+        "repeats": [],
+        "finished_at": results.now(),
+    }
+    return _write_result(document, run_dir)
+
+
+def _write_result(document: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    name = f"{document['app']}--{document['server']}--{document['scenario']}.json"
+    results.write_json(run_dir / name, document, "result")
+    return {
+        "file": name,
+        **{
+            k: document[k]
+            for k in ("app", "server", "scenario", "status", "reason", "summary", "flags")
+        },
+    }
+
+
+def _run_scenario(
+    served: Served,
+    scenario: str,
+    options: BenchOptions,
+    db: Database,
+    base: dict[str, Any],
+    run_dir: Path,
+    progress: Progress,
+) -> dict[str, Any]:
+    load = options.load(scenario)
+    env = {
+        **os.environ,
+        "STACKBENCH_ADMIN_USER": served.admin_credentials[0],
+        "STACKBENCH_ADMIN_PASSWORD": served.admin_credentials[1],
+    }
+    repeats: list[dict[str, Any]] = []
+    reason: str | None = None
+    label = f"{base['app']} @ {base['server']}: {scenario}"
+    for index in range(options.repeats):
+        sampler = Sampler(served.process.pid, db.url).start()
+        figures = ServerFigures(None, None, None)
+        try:
+            tick = progress.start(
+                f"{label} ({index + 1}/{options.repeats})", load.warmup + load.duration
+            )
+            report = run_load(
+                load,
+                served.base_url,
+                run_dir / "logs",
+                env=env,
+                client_cpus=options.client_cpus,
+                on_warm=sampler.mark,
+                on_tick=tick,
+            )
+        except LoadError as exc:
+            reason = str(exc)
+            break
+        finally:
+            figures = sampler.stop()
+            progress.done()
+        alive = served.process.running()
+        repeats.append(
+            {
+                "rps": float(report["summary"]["rps"]),
+                "p99_ms": _ms(_headline(report)["percentiles_ns"]["99"]),
+                "server": {
+                    "cpu_s": figures.cpu_s,
+                    "peak_rss_mb": figures.peak_rss_mb,
+                    "peak_db_connections": figures.peak_db_connections,
+                    "alive_after": alive,
+                },
+                "loadgen": report,
+            }
+        )
+        if not alive:
+            reason = f"server exited with code {served.process.popen.returncode} during the run"
+            break
+    document = {
+        **base,
+        "scenario": scenario,
+        "scenario_options": dict(options.scenario_options),
+        "load": _load_info(options, scenario),
+        "repeats": repeats,
+        "log_tail": None,
+        "finished_at": results.now(),
+    }
+    document.update(_judge(repeats, reason))
+    if document["status"] == "failed":
+        document["log_tail"] = served.process.log_tail()
+    return _write_result(document, run_dir)
+
+
+def _headline(report: dict[str, Any]) -> dict[str, Any]:
+    latency = report["latency"]
+    return dict(latency[latency["headline"]] or latency["uncorrected"])
+
+
+def _ms(ns: int | float) -> float:
+    return round(ns / 1e6, 3)
+
+
+def _judge(repeats: list[dict[str, Any]], reason: str | None) -> dict[str, Any]:
+    """Summary (medians over repeats), flags, and status with its reason."""
+    flags = {
+        "noisy": False,
+        "client_saturated": False,
+        "checks_failed": False,
+        "noise_bound": NOISE_BOUND,
+    }
+    if not repeats:
+        return {
+            "status": "failed",
+            "reason": reason or "no measurement",
+            "summary": None,
+            "flags": flags,
+        }
+    reports = [r["loadgen"] for r in repeats]
+    rps = [r["rps"] for r in repeats]
+    median_rps = statistics.median(rps)
+    spread = (max(rps) - min(rps)) / median_rps if median_rps else 0.0
+    # The repeat whose throughput is the median speaks for the latency percentiles.
+    middle = sorted(range(len(repeats)), key=lambda i: rps[i])[len(repeats) // 2]
+    latency = _headline(reports[middle])["percentiles_ns"]
+    requests = sum(int(r["summary"]["responses"]) for r in reports)
+    failed = sum(int(r["summary"]["failed"]) + int(r["summary"]["errors"]) for r in reports)
+    attempted = max(sum(int(r["summary"]["requests"]) for r in reports), 1)
+    errors: dict[str, int] = {}
+    for report in reports:
+        for kind, count in report["errors"].items():
+            errors[kind] = errors.get(kind, 0) + int(count)
+    cpu = [r["server"]["cpu_s"] for r in repeats if r["server"]["cpu_s"] is not None]
+    server_cpu = statistics.median(cpu) if cpu else None
+    measured = reports[middle]["summary"]
+    per_cpu = round(float(measured["ok"]) / server_cpu, 1) if server_cpu else None
+    rss = [r["server"]["peak_rss_mb"] for r in repeats if r["server"]["peak_rss_mb"]]
+    conns = [
+        r["server"]["peak_db_connections"]
+        for r in repeats
+        if r["server"]["peak_db_connections"] is not None
+    ]
+    client_cpu = max(
+        float(r["self_checks"]["client_cpu"]["cpu_per_wall_s_per_process"]) for r in reports
+    )
+    flags["noisy"] = len(repeats) > 1 and spread > NOISE_BOUND
+    flags["client_saturated"] = any(not r["self_checks"]["client_cpu"]["ok"] for r in reports)
+    flags["checks_failed"] = any(
+        int(check.get("failed", 0)) > 0 for r in reports for check in _checks(r)
+    )
+    summary = {
+        "requests": requests,
+        "rps": round(median_rps, 1),
+        "rps_min": round(min(rps), 1),
+        "rps_max": round(max(rps), 1),
+        "spread": round(spread, 4),
+        "p50_ms": _ms(latency["50"]),
+        "p90_ms": _ms(latency["90"]),
+        "p99_ms": _ms(latency["99"]),
+        "p999_ms": _ms(latency["99.9"]),
+        "max_ms": _ms(latency["100"]),
+        "error_rate": round(min(failed / attempted, 1.0), 5),
+        "errors": errors,
+        "server_cpu_s": server_cpu,
+        "requests_per_server_cpu_s": per_cpu,
+        "peak_rss_mb": max(rss) if rss else None,
+        "peak_db_connections": max(conns) if conns else None,
+        "client_cpu_per_wall_s": round(client_cpu, 3),
+    }
+    if reason is not None:
+        status = "failed"
+    elif summary["requests"] == 0 or all(int(r["summary"]["ok"]) == 0 for r in reports):
+        status, reason = "failed", "no successful responses"
+    elif summary["error_rate"] > MAX_ERROR_RATE or flags["checks_failed"]:
+        status = "degraded"
+        reason = (
+            f"error rate {summary['error_rate']:.2%}"
+            if summary["error_rate"] > MAX_ERROR_RATE
+            else "some response checks failed"
+        )
+    else:
+        status = "ok"
+    return {"status": status, "reason": reason, "summary": summary, "flags": flags}
+
+
+def _checks(report: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = report.get("checks") or []
+    if isinstance(checks, dict):
+        return [dict(value, name=name) for name, value in checks.items()]
+    return list(checks)
+
+
+def _loadgen_info() -> dict[str, Any]:
+    try:
+        import loadgen
+    except ImportError:
+        return {"version": None}
+    return {"version": getattr(loadgen, "__version__", None)}
+
+
+class Progress:
+    """What a run shows while it measures; the CLI swaps in a rich display."""
+
+    def start(self, label: str, seconds: float) -> Callable[[float], None]:
+        return lambda elapsed: None
+
+    def done(self) -> None:
+        pass
+
+
+def single_pair(app: str, server: str, options: BenchOptions, **kwargs: Any) -> RunReport:
+    return run([Pair(app, server)], options, label=f"{app}-{server}", **kwargs)
+
+
+def with_overrides(options: BenchOptions, **changes: Any) -> BenchOptions:
+    return replace(options, **changes)

@@ -1,0 +1,297 @@
+"""``python -m stackbench``: what the nox sessions run.
+
+    python -m stackbench bench --app fastapi_sqla --server uvicorn [options]
+    python -m stackbench matrix [--json]
+
+Bad input is one line on stderr and exit code 2; a failed run exits 1; Ctrl-C exits 130
+after stopping everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+
+from shared_fixtures.db import DatabaseError
+from shared_fixtures.processes import ProcessError
+from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
+from stackbench import bench, matrix
+from stackbench.apps import UnknownAppError
+from stackbench.results import ResultsError
+from stackbench.servers import UnknownServerError
+
+# Logs and CI are not terminals; a summary is still read there, at full width.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _seconds(text: str) -> float:
+    """'6', '6s', '500ms', '1m' → seconds (> 0)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 10s, 500ms, 1m)")
+    value = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[match.group(2)]
+    return value
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (ValueError, argparse.ArgumentTypeError):
+            raise argparse.ArgumentTypeError(f"not a positive number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+
+    return parse
+
+
+def _cpus(text: str) -> str:
+    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text):
+        raise argparse.ArgumentTypeError(f"not a CPU list: {text!r} (e.g. 0 or 0,1 or 0-3)")
+    return text
+
+
+def _option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"not KEY=VALUE: {text!r}")
+    return key, value
+
+
+def _scale(text: str) -> int:
+    try:
+        return validate_scale(text)
+    except SeedError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The options every bench-like session takes after ``--``."""
+    load = parser.add_argument_group("load")
+    load.add_argument(
+        "--scenario",
+        "--scenarios",
+        dest="scenarios",
+        default=None,
+        help=f"comma-separated loadgen scenarios (default {','.join(bench.DEFAULT_SCENARIOS)})",
+    )
+    load.add_argument(
+        "--scenario-option",
+        action="append",
+        type=_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="e.g. seconds=1 for the slow-* scenarios",
+    )
+    load.add_argument("--duration", type=_seconds, default=6.0, help="measured time (6s)")
+    load.add_argument("--warmup", type=_seconds, default=2.0, help="unrecorded warm-up (2s)")
+    load.add_argument(
+        "--connections",
+        "-c",
+        type=_positive(int),
+        default=32,
+        help="connections / virtual users (32)",
+    )
+    load.add_argument(
+        "--rate",
+        "-R",
+        type=_positive(float),
+        default=None,
+        help="open model: TOTAL requests/s (default: closed model)",
+    )
+    load.add_argument(
+        "--repeats",
+        type=_positive(int),
+        default=1,
+        help="measured runs per scenario; median and spread reported",
+    )
+    load.add_argument("--processes", type=_positive(int), default=1, help="loadgen processes")
+    load.add_argument("--timeout", type=_seconds, default=20.0, help="per-request timeout")
+    server = parser.add_argument_group("server")
+    server.add_argument("--workers", type=_positive(int), help="default: from the CPUs given")
+    server.add_argument(
+        "--threads",
+        type=_positive(int),
+        help="threads / greenlets per worker (default: sized to the pool)",
+    )
+    server.add_argument(
+        "--pool-size", type=_positive(int), default=10, help="DB connections per process pool (10)"
+    )
+    server.add_argument("--server-cpus", type=_cpus, help="pin the server: taskset CPU list")
+    server.add_argument("--client-cpus", type=_cpus, help="pin loadgen: taskset CPU list")
+    server.add_argument("--ready-timeout", type=_seconds, default=30.0)
+    out = parser.add_argument_group("data")
+    out.add_argument(
+        "--output",
+        type=Path,
+        default=bench.results.ROOT / "results",
+        help="where run directories go (results/)",
+    )
+    out.add_argument("--scale", type=_scale, default=1, help=f"seed scale, 1..{MAX_SCALE}")
+
+
+def options_from(args: argparse.Namespace) -> bench.BenchOptions:
+    scenarios = tuple(s.strip() for s in (args.scenarios or "").split(",") if s.strip())
+    return bench.BenchOptions(
+        scenarios=scenarios or bench.DEFAULT_SCENARIOS,
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+        rate=args.rate,
+        workers=args.workers,
+        threads=args.threads,
+        pool_size=args.pool_size,
+        repeats=args.repeats,
+        server_cpus=args.server_cpus,
+        client_cpus=args.client_cpus,
+        output=args.output,
+        scale=args.scale,
+        scenario_options=tuple(args.scenario_option),
+        processes=args.processes,
+        timeout=args.timeout,
+        ready_timeout=args.ready_timeout,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m stackbench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("bench", help="one (app, server) pair, end to end")
+    run.add_argument("--app", required=True)
+    run.add_argument("--server", required=True)
+    add_load_options(run)
+    listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
+    listing.add_argument("--json", action="store_true", help="machine-readable, for CI")
+    return parser
+
+
+class LiveProgress(bench.Progress):
+    """A bar per measured run, moving with time (runs are bounded by duration)."""
+
+    def __init__(self) -> None:
+        self._progress = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task: Any = None
+
+    def start(self, label: str, seconds: float) -> Callable[[float], None]:
+        self._progress.start()
+        self._task = self._progress.add_task(label, total=seconds)
+        return lambda elapsed: self._progress.update(self._task, completed=min(elapsed, seconds))
+
+    def done(self) -> None:
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+            self._task = None
+        self._progress.stop()
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in (
+        "pair",
+        "scenario",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "server CPU s",
+        "req/CPU-s",
+        "RSS MB",
+        "DB conns",
+        "status",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("pair", "scenario", "status") else "right"
+        )
+    for row in rows:
+        summary = row["summary"] or {}
+        flags = [
+            name
+            for name in ("noisy", "client_saturated", "checks_failed")
+            if row["flags"].get(name)
+        ]
+        status = row["status"] + (f" ({', '.join(flags)})" if flags else "")
+        if row["status"] != "ok" and row.get("reason"):
+            status += f": {row['reason'][:60]}"
+        style = {"ok": "green", "degraded": "yellow", "failed": "red"}[row["status"]]
+        table.add_row(
+            f"{row['app']} @ {row['server']}",
+            row["scenario"],
+            _fmt(summary.get("rps")),
+            _fmt(summary.get("p50_ms"), ".2f"),
+            _fmt(summary.get("p99_ms"), ".2f"),
+            f"{100 * summary['error_rate']:.2f}%" if summary else "–",
+            _fmt(summary.get("server_cpu_s"), ".2f"),
+            _fmt(summary.get("requests_per_server_cpu_s"), ".0f"),
+            _fmt(summary.get("peak_rss_mb")),
+            _fmt(summary.get("peak_db_connections"), "d"),
+            f"[{style}]{status}[/{style}]",
+        )
+    return table
+
+
+def print_matrix(as_json: bool) -> None:
+    if as_json:
+        print(matrix.as_json())
+        return
+    table = Table(title="bench pairs", title_justify="left")
+    table.add_column("session")
+    for pair in matrix.pairs():
+        table.add_row(pair.session)
+    console.print(table)
+    missing = Table(title="missing pairs", title_justify="left")
+    for column in ("app", "server", "why"):
+        missing.add_column(column)
+    for row in matrix.missing():
+        missing.add_row(*row)
+    console.print(missing)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "matrix":
+            print_matrix(args.json)
+            return 0
+        options = options_from(args)
+        report = bench.single_pair(args.app, args.server, options, progress=LiveProgress())
+    except (matrix.PairError, UnknownAppError, UnknownServerError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (DatabaseError, ProcessError, ResultsError, SeedError, OSError) as exc:
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: everything started was stopped", file=sys.stderr)
+        return 130
+    console.print(summary_table(report.rows, f"run {report.run_dir.name}"))
+    console.print(f"results: {report.run_dir}")
+    return 0 if report.status == "ok" else 1

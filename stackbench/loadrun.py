@@ -1,0 +1,111 @@
+"""One measured load: loadgen in its own process (pinnable with taskset), JSON report back."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared_fixtures.processes import ManagedProcess, ProcessError
+
+
+@dataclass(frozen=True)
+class Load:
+    scenario: str
+    duration: float
+    warmup: float
+    connections: int
+    rate: float | None = None
+    processes: int = 1
+    timeout: float = 20.0
+    options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def model(self) -> str:
+        return "open" if self.rate else "closed"
+
+
+class LoadError(RuntimeError):
+    pass
+
+
+def loadgen_argv(load: Load, base_url: str, report: Path, client_cpus: str | None) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "loadgen",
+        "--scenario",
+        load.scenario,
+        "-z",
+        f"{load.duration}s",
+        "--warmup",
+        f"{load.warmup}s",
+        "-c",
+        str(load.connections),
+        "-t",
+        f"{load.timeout}s",
+        "--processes",
+        str(load.processes),
+        "--json",
+        str(report),
+        "-q",
+    ]
+    if load.rate:
+        argv += ["-R", str(load.rate)]
+    for key, value in load.options:
+        argv += ["--scenario-option", f"{key}={value}"]
+    argv.append(base_url)
+    return (["taskset", "-c", client_cpus] if client_cpus else []) + argv
+
+
+def run_load(
+    load: Load,
+    base_url: str,
+    work_dir: Path,
+    *,
+    env: dict[str, str],
+    client_cpus: str | None = None,
+    on_warm: Callable[[], None] | None = None,
+    on_tick: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Run loadgen to completion (bounded) and return its JSON report."""
+    report = work_dir / f".loadgen-{time.monotonic_ns()}.json"
+    process = ManagedProcess(
+        loadgen_argv(load, base_url, report, client_cpus),
+        name="loadgen",
+        log_path=work_dir / "loadgen.log",
+        env=env,
+    )
+    deadline = load.warmup + load.duration + load.timeout + 30
+    started = time.monotonic()
+    warm = False
+    try:
+        while process.running():
+            elapsed = time.monotonic() - started
+            if not warm and elapsed >= load.warmup:
+                warm = True
+                if on_warm:
+                    on_warm()
+            if on_tick:
+                on_tick(elapsed)
+            if elapsed > deadline:
+                raise LoadError(f"loadgen did not finish within {deadline:.0f} s")
+            time.sleep(0.1)
+        if not warm and on_warm:
+            on_warm()
+        code = process.popen.returncode
+        if code not in (0, 99) or not report.exists():  # 99: a threshold failed, still a report
+            raise LoadError(f"loadgen exited with code {code}: {process.log_tail(3)}")
+        try:
+            return dict(json.loads(report.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise LoadError(f"loadgen's report is unreadable: {exc}") from None
+    except ProcessError as exc:
+        raise LoadError(str(exc)) from None
+    finally:
+        process.stop()
+        report.unlink(missing_ok=True)

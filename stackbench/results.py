@@ -1,0 +1,151 @@
+"""Run directories: one JSON per (app, server, scenario) and a manifest, validated, atomic.
+
+A run directory is new for every invocation (``results/<UTC time>-<app>-<server>-<tag>``)
+and a file in it is never rewritten once complete: each is written to a temporary name
+and renamed into place, so a crash or a full disk leaves no half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from importlib import metadata
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+SCHEMA_VERSION = 1
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ResultsError(RuntimeError):
+    """Results cannot be written or read; the message names the file."""
+
+
+def new_run_dir(base: Path, label: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = base / f"{stamp}-{label}-{secrets.token_hex(2)}"
+    try:
+        path.mkdir(parents=True, exist_ok=False)  # never reuse a run directory
+    except OSError as exc:
+        raise ResultsError(f"cannot create run directory {path}: {exc.strerror}") from None
+    return path
+
+
+def schema(name: str) -> dict[str, Any]:
+    return json.loads(files("stackbench").joinpath("schemas", f"{name}.schema.json").read_text())
+
+
+def validate(document: dict[str, Any], name: str) -> None:
+    """Raise ResultsError with the first violation of the named schema."""
+    try:
+        jsonschema.validate(document, schema(name))
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path) or "(top level)"
+        raise ResultsError(f"{name} document invalid at {where}: {exc.message}") from None
+
+
+def write_json(path: Path, document: dict[str, Any], schema_name: str) -> Path:
+    """Validate, then write atomically; refuse to overwrite an existing file."""
+    validate(document, schema_name)
+    if path.exists():
+        raise ResultsError(f"refusing to overwrite {path}")
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def read_json(path: Path, schema_name: str) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path}: unreadable ({exc})") from None
+    try:
+        validate(document, schema_name)
+    except ResultsError as exc:
+        raise ResultsError(f"{path}: {exc}") from None
+    return document
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def git_state() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    return {
+        "commit": commit or None,
+        "dirty": bool(git("status", "--porcelain")) if commit else None,
+    }
+
+
+def packages() -> dict[str, str]:
+    """Every distribution installed in this (the session's) environment, by name."""
+    found = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name.lower()] = dist.version
+    return dict(sorted(found.items()))
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+    return {
+        "cpu_model": model,
+        "cpu_count": os.cpu_count() or 0,
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "platform": platform.platform(),
+    }
+
+
+def python_info() -> dict[str, str]:
+    return {
+        "version": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+    }
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,86 @@
+"""A quick conformance check before load: wrong answers are not benchmarked.
+
+The full suite lives in shared_fixtures/conformance; this checks, in about a second, that
+the app answers the contract's basics and the endpoints the scenarios will load.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+Check = Callable[[int, str, str], str | None]
+
+
+def _get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=15) as response:
+            return (
+                response.status,
+                response.headers.get("content-type", ""),
+                response.read().decode(),
+            )
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("content-type", ""), exc.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as exc:
+        return 0, "", str(exc)
+
+
+def _json_equals(expected: object) -> Check:
+    def check(status: int, content_type: str, body: str) -> str | None:
+        if status != 200 or json.loads(body) != expected:
+            return f"expected 200 {expected}, got {status} {body[:120]}"
+        return None
+
+    return check
+
+
+def _world(status: int, content_type: str, body: str) -> str | None:
+    item = json.loads(body) if status == 200 else None
+    if not isinstance(item, dict) or set(item) != {"id", "randomNumber"}:
+        return f"expected a world row, got {status} {body[:120]}"
+    return None
+
+
+def _page(status: int, content_type: str, body: str) -> str | None:
+    page = json.loads(body) if status == 200 else None
+    if not isinstance(page, dict) or set(page) != {"count", "next", "previous", "results"}:
+        return f"expected a page, got {status} {body[:120]}"
+    return None
+
+
+def _fortunes(status: int, content_type: str, body: str) -> str | None:
+    if status != 200 or "&lt;script&gt;" not in body or "フレームワークのベンチマーク" not in body:
+        return f"expected the escaped fortunes page, got {status} {body[:120]}"
+    return None
+
+
+def _ok(status: int, content_type: str, body: str) -> str | None:
+    return None if status == 200 else f"expected 200, got {status} {body[:120]}"
+
+
+CHECKS: dict[str, Check] = {
+    "/health": _json_equals({"status": "ok"}),
+    "/json": _json_equals({"message": "Hello, World!"}),
+    "/db": _world,
+    "/fortunes": _fortunes,
+    "/api/colleges?page_size=3": _page,
+    "/api/troupes?page_size=3": _page,
+}
+SLOW_CHECKS: dict[str, Check] = {"/slow/db?seconds=0": _ok, "/slow/http?seconds=0": _ok}
+
+
+def smoke_check(base_url: str, *, slow: bool) -> list[str]:
+    """Failures as 'path: what was wrong'; empty when the app looks right."""
+    failures = []
+    for path, check in {**CHECKS, **(SLOW_CHECKS if slow else {})}.items():
+        status, content_type, body = _get(base_url + path)
+        try:
+            problem = check(status, content_type, body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            problem = f"unparseable body: {body[:120]}"
+        if problem:
+            failures.append(f"{path}: {problem}")
+    return failures
