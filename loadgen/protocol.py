@@ -505,7 +505,7 @@ class Conn(asyncio.Protocol):
                 if isinstance(p, PyResponseParser):
                     if p.feed_eof():
                         return
-                elif self.status and _head_is_eof_delimited(self.first_chunk):
+                elif p.get_status_code() and _head_is_eof_delimited(self.first_chunk):
                     self.now = _pc()
                     self.on_message_complete()
                     return
@@ -540,9 +540,7 @@ class Conn(asyncio.Protocol):
                 self._drop()
 
     # -- parser callbacks (hot path) ---------------------------------------------------------
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-
+    # (no on_headers_complete: the status is read from the parser at message complete)
     def on_body(self, body: bytes) -> None:
         self.nbody += len(body)
         if self.keep_body:
@@ -552,6 +550,7 @@ class Conn(asyncio.Protocol):
         if not self.busy:
             return
         self.busy = False
+        self.status = self.parser.get_status_code()
         if (
             not self.keepalive or not self.parser.should_keep_alive()
         ) and self.transport is not None:

@@ -40,6 +40,7 @@ from .stats import Sink, Stats
 _pc = time.perf_counter_ns
 NS = 1_000_000_000
 SEQ_LEN = 4096  # length of the precomputed request cycle (power of two)
+SEQ_MASK = SEQ_LEN - 1
 FOREVER = 1 << 62
 
 
@@ -212,6 +213,10 @@ class BaseRun:
             st.cpu_sys = ru1.ru_stime - ru0.ru_stime
             st.wall = (st.end_ns - w0) / NS
             st.connections = sum(c.n_connects for c in self.conns)
+            # the fast path does not stamp every completion: take the latest of the slots
+            for c in self.conns:
+                if c.now > st.last_done_ns and c.t_sched >= self.m_start:
+                    st.last_done_ns = c.now
             st.finalize()
             if self._csv_file is not None:
                 self._csv_file.close()
@@ -408,6 +413,90 @@ CSV_HEADER = (
 # ======================================================================================
 # Fast path: plain URL and endpoint scenarios
 # ======================================================================================
+class _FastConn(Conn):
+    """A slot of :class:`FastRun` whose response callback records the sample and sends
+    the next request inline (one Python call per response on the hot path)."""
+
+    __slots__ = ("run",)
+
+    run: FastRun
+
+    def on_message_complete(self) -> None:
+        if not self.busy:
+            return
+        self.busy = False
+        parser = self.parser
+        st = parser.get_status_code()
+        self.status = st
+        if (not self.keepalive or not parser.should_keep_alive()) and self.transport is not None:
+            self.closing = True
+            self.transport.close()
+        run = self.run
+        run.inflight -= 1
+        now = self.now
+        if self.t_sched >= run.m_start:
+            req: _Req = self.tag
+            sink = req.sink
+            sink.lat.append(now - self.t_start)
+            if run.open:
+                sink.clat.append(now - self.t_sched)
+            c = self.connect_ns
+            if c:
+                sink.connect.append(c)
+            tw = self.t_written
+            sink.write.append(tw - self.t_write)
+            tf = self.t_first
+            sink.wait.append(tf - tw)
+            sink.read.append(now - tf)
+            d = sink.statuses
+            try:
+                d[st] += 1
+            except KeyError:
+                d[st] = 1
+            sink.nbytes += self.nbody
+            exp = sink.expect
+            if exp is None:
+                if st < 200 or st >= 400:
+                    sink.failed += 1
+            elif st not in exp:
+                sink.failed += 1
+            if self.keep_body:
+                run._validate(self, req)
+            if run.csv_rows is not None:
+                run._csv_row(self, sink.name, st, "")
+        if run.open:
+            run._next_open(self)
+            return
+        # closed model: the next request goes out right now
+        t = _pc()
+        if t >= run.m_start:
+            if t >= run.end_ns or run.remaining == 0:
+                run.stopped += 1
+                if run.stopped == len(run.conns):
+                    run._maybe_finish()
+                return
+            if run.remaining > 0:
+                run.remaining -= 1
+        i = run.seq_i
+        req = run.seq[i]
+        run.seq_i = (i + 1) & SEQ_MASK
+        self.tag = req
+        self.keep_body = req.sample
+        self.t_sched = t
+        run.inflight += 1
+        tr = self.transport
+        if tr is not None and not self.closing and req.head == self._head and not self.body_parts:
+            self.busy = True
+            self.t_start = self.t_write = t
+            self.t_first = 0
+            self.nbody = 0
+            self.connect_ns = 0
+            tr.write(req.data)
+            self.t_written = _pc()
+        else:
+            self.request(req.data, req.head)
+
+
 class FastRun(BaseRun):
     def __init__(
         self,
@@ -469,11 +558,23 @@ class FastRun(BaseRun):
             seq.append(_Req(sink, data, ep.method == "HEAD", sample, ep))
         return seq
 
-    async def prepare(self) -> None:
-        loop = self.loop
-        cfg = self.config
+    def _add_conn(self) -> _FastConn:
         t = self.target
-        ct = cfg.effective_connect_timeout
+        conn = _FastConn(
+            self,
+            self.loop,
+            t.connect_host,
+            t.port,
+            self.config.effective_connect_timeout,
+            self.use_httptools,
+        )
+        conn.run = self
+        conn.keepalive = self.config.keepalive
+        self.conns.append(conn)
+        return conn
+
+    async def prepare(self) -> None:
+        cfg = self.config
         if self.open:
             assert cfg.rate is not None
             n0 = min(self.c, max(1, int(cfg.rate / self.part.count / 100)))
@@ -483,9 +584,7 @@ class FastRun(BaseRun):
                 n0 = max(1, min(n0, self.part.share(cfg.n_total)))
                 self.c = n0
         for _ in range(n0):
-            conn = Conn(self, loop, t.connect_host, t.port, ct, self.use_httptools)
-            conn.keepalive = cfg.keepalive
-            self.conns.append(conn)
+            self._add_conn()
         res = await asyncio.gather(*(c.connect() for c in self.conns), return_exceptions=True)
         del res  # failures: those slots connect (and count errors) on first use
         if self.open:
@@ -509,7 +608,7 @@ class FastRun(BaseRun):
             if self.remaining > 0:
                 self.remaining -= 1
         req = self.seq[self.seq_i]
-        self.seq_i = (self.seq_i + 1) & (SEQ_LEN - 1)
+        self.seq_i = (self.seq_i + 1) & SEQ_MASK
         conn.sink = req.sink
         conn.tag = req
         conn.keep_body = req.sample
@@ -535,18 +634,7 @@ class FastRun(BaseRun):
             if self.idle:
                 self._send_open(self.idle.pop(), due)
             elif len(self.conns) < self.c:
-                t = self.target
-                conn = Conn(
-                    self,
-                    self.loop,
-                    t.connect_host,
-                    t.port,
-                    self.config.effective_connect_timeout,
-                    self.use_httptools,
-                )
-                conn.keepalive = self.config.keepalive
-                self.conns.append(conn)
-                self._send_open(conn, due)
+                self._send_open(self._add_conn(), due)
             elif len(self.queue) < self.config.max_queue:
                 self.queue.append(due)
                 if len(self.queue) > st.max_queue:
@@ -561,7 +649,7 @@ class FastRun(BaseRun):
 
     def _send_open(self, conn: Conn, due: int) -> None:
         req = self.seq[self.seq_i]
-        self.seq_i = (self.seq_i + 1) & (SEQ_LEN - 1)
+        self.seq_i = (self.seq_i + 1) & SEQ_MASK
         conn.sink = req.sink
         conn.tag = req
         conn.keep_body = req.sample
