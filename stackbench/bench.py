@@ -28,7 +28,7 @@ from stackbench.apps import App
 from stackbench.loadrun import Load, LoadError, run_load
 from stackbench.matrix import Pair, get_pair
 from stackbench.sampler import Sampler, ServerFigures
-from stackbench.serve import Served, serve
+from stackbench.serve import Served, answers_health, serve
 from stackbench.servers import Knobs, Server
 from stackbench.smoke import smoke_check
 
@@ -240,8 +240,9 @@ def _run_pair(
             rows = []
             for scenario in options.scenarios:
                 rows.append(_run_scenario(served, scenario, options, db, base, run_dir, progress))
-                if rows[-1]["status"] == "failed" and not served.process.running():
-                    break  # the server is gone: the other scenarios cannot run
+                server_gone = not answers_health(served.base_url, timeout=5.0)
+                if rows[-1]["status"] == "failed" and server_gone:
+                    break  # the server is gone or hung: the other scenarios cannot run
             return rows
     except ProcessError as exc:
         message = str(exc)
@@ -378,7 +379,12 @@ def _run_scenario(
             }
         )
         if not alive:
-            reason = f"server exited with code {served.process.popen.returncode} during the run"
+            code = served.process.popen.poll()
+            reason = (
+                f"server exited with code {code} during the run"
+                if code is not None
+                else "server stopped answering /health (hung)"
+            )
             break
     document = {
         **base,

@@ -72,9 +72,10 @@ def prepare(app: App, env: dict[str, str], bin_dir: Path) -> None:
             raise ProcessError(f"{app.id}: {' '.join(command)} failed:\n" + "\n".join(tail))
 
 
-def _health_ok(url: str) -> bool:
+def answers_health(base_url: str, timeout: float = 1.0) -> bool:
+    """True when the app answers GET /health with 200 within ``timeout``."""
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with urllib.request.urlopen(base_url + "/health", timeout=timeout) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -111,9 +112,7 @@ def serve(
         cwd=app.directory,
     )
     try:
-        process.wait_until(
-            lambda: _health_ok(base_url + "/health"), ready_timeout, "answering /health"
-        )
+        process.wait_until(lambda: answers_health(base_url), ready_timeout, "answering /health")
         yield Served(app, server, base_url, argv, env, process)
     finally:
         process.stop()

@@ -64,7 +64,6 @@ class Server:
                 "gunicorn-gevent-blocking": ["-k", "gevent", "--worker-connections", threads],
                 "gunicorn-eventlet": ["-k", "eventlet", "--worker-connections", threads],
             }[self.id]
-            control = [] if self.id == "gunicorn-eventlet" else ["--no-control-socket"]
             return [
                 "gunicorn",
                 *worker_class,
@@ -72,7 +71,7 @@ class Server:
                 workers,
                 "-b",
                 bind,
-                *control,
+                "--no-control-socket",
                 "--graceful-timeout",
                 "5",
                 entry,

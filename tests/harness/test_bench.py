@@ -1,0 +1,160 @@
+"""Bench runs end to end: real database, real servers, real load; and their failures.
+
+Each run is short (1 s warm-up, 2 s measured) and bounded; afterwards no process the run
+started may be alive and no port it used may be held.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from shared_fixtures.processes import OWNER_VAR, processes_owned_by
+from stackbench import apps, bench, results
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+SHORT = ["--duration", "2s", "--warmup", "1s", "--connections", "8", "--workers", "1"]
+
+
+def _bench(app: str, server: str, output: Path, *extra: str, owner: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stackbench",
+            "bench",
+            "--app",
+            app,
+            "--server",
+            server,
+            "--output",
+            str(output),
+            *SHORT,
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, OWNER_VAR: owner},
+    )
+
+
+def _run_dir(output: Path) -> Path:
+    (run_dir,) = output.iterdir()
+    return run_dir
+
+
+def _results(run_dir: Path) -> list[dict]:
+    return [results.read_json(path, "result") for path in sorted(run_dir.glob("*--*.json"))]
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _server_pids(owner: str, executable: str) -> list[int]:
+    return [pid for pid, cmd in processes_owned_by(owner) if f"bin/{executable} " in cmd]
+
+
+@pytest.mark.parametrize(
+    ("app", "server"), [("gino_style", "uvicorn"), ("django_sync", "gunicorn-gthread")]
+)
+def test_bench_runs_to_a_valid_result(app: str, server: str, tmp_path: Path) -> None:
+    if not apps.get_app(app).exists():
+        pytest.skip(f"{app} has not landed")
+    owner = uuid.uuid4().hex
+    process = _bench(app, server, tmp_path, "--scenarios", "json,db", "--repeats", "2", owner=owner)
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr + stdout
+    run_dir = _run_dir(tmp_path)
+    manifest = results.read_json(run_dir / "manifest.json", "manifest")
+    assert manifest["status"] == "ok" and manifest["git"]["commit"]
+    assert manifest["database"]["settings"]["fsync"] == "off"
+    documents = _results(run_dir)
+    assert [d["scenario"] for d in documents] == ["db", "json"]
+    for document in documents:
+        assert document["status"] == "ok", document["reason"]
+        assert document["server_command"][-1] == apps.get_app(app).entries[document["interface"]]
+        assert len(document["repeats"]) == 2
+        summary = document["summary"]
+        assert summary["rps"] > 0 and summary["p99_ms"] >= summary["p50_ms"] > 0
+        assert summary["server_cpu_s"] > 0 and summary["peak_rss_mb"] > 0
+    assert "req/s" in stdout and "results:" in stdout
+    assert processes_owned_by(owner) == []
+
+
+def test_killed_server_is_a_failed_result_and_nothing_is_left(tmp_path: Path) -> None:
+    owner = uuid.uuid4().hex
+    process = _bench(
+        "gino_style", "uvicorn", tmp_path, "--scenarios", "db,json", "--duration", "6s", owner=owner
+    )
+    try:
+        _wait_for(lambda: any("loadgen" in cmd for _, cmd in processes_owned_by(owner)))
+        time.sleep(2)
+        pids = _server_pids(owner, "uvicorn")
+        assert pids
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 1
+    run_dir = _run_dir(tmp_path)
+    (document,) = _results(run_dir)  # the server is gone: "json" never ran
+    assert document["status"] == "failed"
+    assert "server exited" in document["reason"] or "stopped answering" in document["reason"]
+    assert results.read_json(run_dir / "manifest.json", "manifest")["status"] == "failed"
+    assert processes_owned_by(owner) == []
+
+
+def test_sigint_stops_everything_and_keeps_completed_results(tmp_path: Path) -> None:
+    owner = uuid.uuid4().hex
+    process = _bench(
+        "gino_style",
+        "uvicorn",
+        tmp_path,
+        "--scenarios",
+        "json,db",
+        "--duration",
+        "30s",
+        owner=owner,
+    )
+    try:
+        _wait_for(lambda: any("loadgen" in cmd for _, cmd in processes_owned_by(owner)))
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    manifest = json.loads((_run_dir(tmp_path) / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert processes_owned_by(owner) == []
+
+
+def test_server_that_cannot_start_is_failed_with_its_log(tmp_path: Path, monkeypatch) -> None:
+    broken = dataclasses.replace(apps.APPS["gino_style"], entries={"asgi": "nowhere:app"})
+    monkeypatch.setitem(apps.APPS, "gino_style", broken)
+    options = bench.BenchOptions(
+        scenarios=("json",), duration=1, warmup=0, output=tmp_path, workers=1, ready_timeout=20
+    )
+    report = bench.single_pair("gino_style", "uvicorn", options)
+    assert report.status == "failed"
+    (document,) = _results(report.run_dir)
+    assert document["status"] == "failed" and "exited with code" in document["reason"]
+    assert "nowhere" in (document["log_tail"] or "")

@@ -1,0 +1,160 @@
+"""The server registry: every pair's command line, and the matrix built from it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stackbench import matrix
+from stackbench.apps import APPS, ASGI, WSGI, get_app
+from stackbench.servers import SERVERS, Knobs, get_server
+
+ROOT = Path(__file__).resolve().parents[2]
+ALL_PAIRS = matrix.pairs(landed_only=False)
+
+
+@pytest.mark.parametrize("pair", ALL_PAIRS, ids=[p.session for p in ALL_PAIRS])
+def test_every_pair_has_a_loopback_command_line(pair: matrix.Pair) -> None:
+    app, server = get_app(pair.app), get_server(pair.server)
+    argv = server.argv(app, 8123, Knobs(), cpus=2)
+    line = " ".join(argv)
+    interface = server.interface_for(app)
+    assert interface is not None
+    assert argv[-1] == app.entries[interface]
+    assert "127.0.0.1" in line and "8123" in line and "0.0.0.0" not in line
+    if argv[0] == "gunicorn":
+        assert "--no-control-socket" in argv  # several gunicorns run side by side
+    settings = server.resolve(Knobs(), cpus=2)
+    if pair.server != "daphne":
+        assert str(settings["workers"]) in argv
+
+
+@pytest.mark.parametrize(
+    ("server_id", "expected"),
+    [
+        ("gunicorn-sync", ["-k", "sync", "-w", "5"]),
+        ("gunicorn-gthread", ["-k", "gthread", "--threads", "10", "-w", "2"]),
+        ("gunicorn-gevent", ["-k", "gevent", "--worker-connections", "100"]),
+        ("gunicorn-gevent-blocking", ["-k", "gevent"]),
+        ("gunicorn-eventlet", ["-k", "eventlet"]),
+    ],
+)
+def test_gunicorn_worker_classes_and_defaults(server_id: str, expected: list[str]) -> None:
+    argv = get_server(server_id).argv(get_app("django_sync"), 8000, Knobs(), cpus=2)
+    for flag, value in zip(expected[::2], expected[1::2], strict=True):
+        assert argv[argv.index(flag) + 1] == value, argv
+
+
+def test_knobs_override_defaults() -> None:
+    argv = get_server("gunicorn-gthread").argv(
+        get_app("django_sync"), 8000, Knobs(workers=3, threads=7, pool_size=7), cpus=2
+    )
+    assert argv[argv.index("-w") + 1] == "3" and argv[argv.index("--threads") + 1] == "7"
+
+
+def test_django_asgi_runs_without_lifespan() -> None:
+    uvicorn = get_server("uvicorn").argv(get_app("django_async"), 8000, Knobs(), cpus=1)
+    assert uvicorn[uvicorn.index("--lifespan") + 1] == "off"
+    granian = get_server("granian").argv(get_app("django_async"), 8000, Knobs(), cpus=1)
+    assert granian[granian.index("--interface") + 1] == "asginl"
+    starlette = get_server("uvicorn").argv(get_app("gino_style"), 8000, Knobs(), cpus=1)
+    assert starlette[starlette.index("--lifespan") + 1] == "auto"
+
+
+def test_eventlet_is_pinned_to_the_last_gunicorn_with_its_worker() -> None:
+    assert "gunicorn==25.3.0" in get_server("gunicorn-eventlet").requirements
+
+
+def test_matrix_pairs_follow_interfaces() -> None:
+    for pair in ALL_PAIRS:
+        app, server = get_app(pair.app), get_server(pair.server)
+        assert set(app.interfaces) & set(server.interfaces)
+    wsgi_only = [s.id for s in SERVERS.values() if s.interfaces == (WSGI,)]
+    asgi_only_apps = [a.id for a in APPS.values() if a.interfaces == (ASGI,)]
+    for app_id in asgi_only_apps:
+        for server_id in wsgi_only:
+            assert matrix.Pair(app_id, server_id) not in ALL_PAIRS
+    # psycopg2-under-green-threads servers only pair with apps that switch drivers
+    eventlet = {p.app for p in ALL_PAIRS if p.server == "gunicorn-eventlet"}
+    assert eventlet == {"django_sync", "django_fastapi"}
+
+
+def test_every_missing_pair_says_why() -> None:
+    listed = {(p.app, p.server) for p in ALL_PAIRS}
+    missing = {(app, server): reason for app, server, reason in matrix.missing()}
+    for app in APPS:
+        for server in SERVERS:
+            landed = get_app(app).exists()
+            assert ((app, server) in listed and landed) != ((app, server) in missing)
+    assert all(reason for reason in missing.values())
+
+
+@pytest.mark.parametrize(
+    ("app", "server", "message"),
+    [
+        ("gino_style", "gunicorn-sync", "gunicorn-sync serves WSGI; gino_style is ASGI"),
+        ("nope", "uvicorn", "unknown app 'nope'; valid apps: django_sync"),
+        ("gino_style", "nope", "unknown server 'nope'; valid servers: gunicorn-sync"),
+        ("fastapi_sqla", "gunicorn-eventlet", "servers for fastapi_sqla: uvicorn"),
+    ],
+)
+def test_invalid_pair_is_one_clear_line(app: str, server: str, message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        matrix.get_pair(app, server)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_bench_cli_rejects_invalid_pair_and_options() -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "stackbench", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    for args, message in [
+        (["bench", "--app", "gino_style", "--server", "daphnex"], "valid servers:"),
+        (
+            ["bench", "--app", "gino_style", "--server", "uvicorn", "--duration", "soon"],
+            "not a duration",
+        ),
+        (["bench", "--app", "gino_style", "--server", "uvicorn", "-c", "0"], "must be positive"),
+        (
+            ["bench", "--app", "gino_style", "--server", "uvicorn", "--server-cpus", "x"],
+            "not a CPU list",
+        ),
+        (["bench", "--app", "gino_style", "--server", "uvicorn", "--scale", "0"], "unknown scale"),
+    ]:
+        result = run(*args)
+        assert result.returncode == 2, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_noxfile_parametrization_equals_the_matrix() -> None:
+    listed = subprocess.run(
+        # -k: the default selection (lint, tests) would hide the other sessions
+        [sys.executable, "-m", "nox", "--list", "--json", "-k", "bench or tests or lint or matrix"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if listed.returncode != 0 and "No module named nox" in listed.stderr:
+        pytest.skip("nox is not installed in this environment")
+    sessions = {s["session"] for s in json.loads(listed.stdout)}
+    bench = {name for name in sessions if name.startswith("bench(")}
+    assert bench == {p.session for p in matrix.pairs()}
+    assert {"tests", "lint", "matrix"} <= sessions
+
+
+def test_noxfile_names_an_invalid_bench_session_clearly() -> None:
+    error = matrix.check_requested_sessions(["nox", "-s", "bench(app='gino_style', server='x')"])
+    assert error is not None and "valid servers" in error
+    assert matrix.check_requested_sessions(["nox", "-s", "tests"]) is None
