@@ -1,0 +1,275 @@
+"""What the conformance suite leaves out, for the two FastAPI + async ORM apps.
+
+``test_fastapi_sqla.py`` and ``test_tortoise.py`` each subclass ``FastAPIAppChecks`` with
+their app id. Every test runs against the app served by a real server (a subprocess on a
+real PostgreSQL); POSTs that must fail are checked to write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from stackbench.apps import get_app
+from stackbench.serve import serve
+from stackbench.servers import Knobs, get_server
+
+BIN_DIR = Path(sys.executable).parent
+POOL_SIZE = 4  # what tests/conftest.py serves every app with
+
+
+def table_counts(db_url: str) -> tuple[int, int]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        troupes = conn.execute("SELECT count(*) FROM troupe").fetchone()
+        members = conn.execute("SELECT count(*) FROM troupe_member").fetchone()
+    assert troupes and members
+    return int(troupes[0]), int(members[0])
+
+
+def delete_troupe(db_url: str, name: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM troupe WHERE name = %s", [name])
+
+
+BAD_BODIES = {
+    "deeply nested": b'{"name": "x", "member_ids": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+    "number too long to convert": b'{"name": ' + b"9" * 5_000 + b', "member_ids": []}',
+    "lone surrogate in name": b'{"name": "a\\ud800b", "member_ids": []}',
+    "NUL in name": b'{"name": "a\\u0000b", "member_ids": []}',
+    "id as a string": b'{"name": "Stringly", "member_ids": ["5"]}',
+    "id as a bool": b'{"name": "Boolean", "member_ids": [true]}',
+    "id as a float": b'{"name": "Floaty", "member_ids": [1.0]}',
+    "id past int4": b'{"name": "Overflow", "member_ids": [99999999999999999999]}',
+    "negative id": b'{"name": "Negative", "member_ids": [-1]}',
+    "too many ids": json.dumps({"name": "Crowd", "member_ids": [1] * 1001}).encode(),
+    "name not text": b'{"name": ["a"], "member_ids": []}',
+    "null body": b"null",
+    "empty body": b"",
+    "latin-1 bytes": '{"name": "Caf\xe9", "member_ids": []}'.encode("latin-1"),
+}
+
+
+class FastAPIAppChecks:
+    APP = ""  # set by the subclass
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def base(cls, app_servers) -> str:
+        return app_servers.get(cls.APP, "uvicorn").base_url
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def db_url(cls, db) -> str:
+        return db.url
+
+    # ---------------------------------------------------------------- bad POST bodies
+
+    @pytest.mark.parametrize("case", BAD_BODIES)
+    def test_bad_body_is_422_and_writes_nothing(self, base: str, db_url: str, case: str) -> None:
+        before = table_counts(db_url)
+        response = httpx.post(
+            f"{base}/api/troupes",
+            content=BAD_BODIES[case],
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, response.text[:300]
+        assert "detail" in response.json()
+        assert table_counts(db_url) == before
+
+    def test_oversized_body_is_413_and_writes_nothing(self, base: str, db_url: str) -> None:
+        before = table_counts(db_url)
+        padding = "x" * (200 * 1024)
+        body = json.dumps({"name": "Huge", "member_ids": [1], "padding": padding})
+        response = httpx.post(
+            f"{base}/api/troupes", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert table_counts(db_url) == before
+
+    def test_oversized_chunked_body_is_413(self, base: str, db_url: str) -> None:
+        """No Content-Length to refuse up front: the limit must count streamed bytes."""
+        before = table_counts(db_url)
+
+        def chunks():
+            yield b'{"name": "Streamed", "member_ids": [1], "padding": "'
+            for _ in range(40):
+                yield b"x" * 4096
+            yield b'"}'
+
+        response = httpx.post(
+            f"{base}/api/troupes", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert table_counts(db_url) == before
+
+    def test_unknown_performer_among_known_writes_nothing(self, base: str, db_url: str) -> None:
+        before = table_counts(db_url)
+        body = {"name": f"Half real {uuid.uuid4().hex[:8]}", "member_ids": [1, 2, 2_000_000]}
+        response = httpx.post(f"{base}/api/troupes", json=body)
+        assert response.status_code == 422
+        assert table_counts(db_url) == before
+
+    def test_duplicate_member_ids_count_once(self, base: str, db_url: str) -> None:
+        name = f"Echo {uuid.uuid4().hex[:8]}"
+        try:
+            response = httpx.post(
+                f"{base}/api/troupes", json={"name": name, "member_ids": [4, 4, 3, 4]}
+            )
+            assert response.status_code == 201, response.text
+            assert [m["id"] for m in response.json()["members"]] == [3, 4]
+        finally:
+            delete_troupe(db_url, name)
+
+    def test_concurrent_posts_of_one_name_create_one_troupe(self, base: str, db_url: str) -> None:
+        """The UNIQUE constraint decides: exactly one 201, every other request a 409."""
+        name = f"Race {uuid.uuid4().hex[:8]}"
+        before = table_counts(db_url)
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                statuses = sorted(
+                    pool.map(
+                        lambda _: (
+                            httpx.post(
+                                f"{base}/api/troupes", json={"name": name, "member_ids": [1, 2]}
+                            ).status_code
+                        ),
+                        range(8),
+                    )
+                )
+            assert statuses == [201] + [409] * 7
+            assert table_counts(db_url) == (before[0] + 1, before[1] + 2)
+        finally:
+            delete_troupe(db_url, name)
+
+    # ---------------------------------------------------------------- huge query values
+
+    @pytest.mark.parametrize(
+        ("query", "length"),
+        [
+            ("99999999999999999999999", 500),
+            ("9" * 5000, 500),
+            ("-99999999999999999999999", 1),
+            ("٣", 1),  # an Arabic-Indic three is not an ASCII integer
+            ("1_0", 1),
+            (" 7", 1),
+        ],
+    )
+    def test_queries_huge_or_odd(self, base: str, query: str, length: int) -> None:
+        response = httpx.get(f"{base}/queries", params={"queries": query}, timeout=30)
+        assert response.status_code == 200
+        assert len(response.json()) == length
+
+    @pytest.mark.parametrize(
+        ("size", "effective"), [("9" * 30, 100), ("9" * 5000, 100), ("-" + "9" * 30, 1)]
+    )
+    def test_page_size_huge(self, base: str, size: str, effective: int) -> None:
+        response = httpx.get(f"{base}/api/troupes", params={"page_size": size})
+        assert response.status_code == 200
+        assert len(response.json()["results"]) == effective
+
+    @pytest.mark.parametrize("page", ["9" * 30, "9" * 5000, "٢"])
+    def test_page_huge_is_invalid(self, base: str, page: str) -> None:
+        response = httpx.get(f"{base}/api/colleges", params={"page": page})
+        assert response.status_code == 404
+        assert response.json() == {"detail": "Invalid page."}
+
+    @pytest.mark.parametrize("item", ["2147483648", "9" * 5000, "%E0%A5%A9", "1e3"])
+    def test_detail_id_out_of_range(self, base: str, item: str) -> None:
+        for kind in ("colleges", "troupes"):
+            response = httpx.get(f"{base}/api/{kind}/{item}")
+            assert response.status_code == 404
+            assert response.json() == {"detail": "Not found."}
+
+    # ---------------------------------------------------------------- the async stack
+
+    def test_pool_is_bounded_by_db_pool_size(self, base: str, db_url: str) -> None:
+        """12 concurrent sleeps in the database: at most DB_POOL_SIZE run at once, and
+        more than one does (requests do not queue behind each other on one connection)."""
+        peak = 0
+        done = threading.Event()
+
+        def watch() -> None:
+            nonlocal peak
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                while not done.is_set():
+                    row = conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE state = 'active' AND query ILIKE 'SELECT pg_sleep%'"
+                    ).fetchone()
+                    peak = max(peak, int(row[0]) if row else 0)
+                    time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            with ThreadPoolExecutor(12) as pool:
+                statuses = list(
+                    pool.map(
+                        lambda _: (
+                            httpx.get(
+                                f"{base}/slow/db", params={"seconds": "0.3"}, timeout=30
+                            ).status_code
+                        ),
+                        range(12),
+                    )
+                )
+        finally:
+            done.set()
+            watcher.join()
+        assert statuses == [200] * 12
+        assert 2 <= peak <= POOL_SIZE, f"{peak} sleeps ran at once with a pool of {POOL_SIZE}"
+
+    def test_fanout_calls_run_concurrently(self, base: str) -> None:
+        started = time.perf_counter()
+        response = httpx.get(f"{base}/slow/fanout", params={"n": 10, "seconds": "0.3"})
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 200 and len(response.json()["results"]) == 10
+        assert elapsed < 1.5, f"10 x 0.3 s upstream calls took {elapsed:.2f} s: serial?"
+
+    def test_health_needs_no_database(self, work_dir: Path, upstream_url: str) -> None:
+        """/health answers even when the database is unreachable (the harness polls it)."""
+        dead = "postgresql://postgres@127.0.0.1:1/nowhere"
+        with serve(
+            get_app(self.APP),
+            get_server("uvicorn"),
+            database_url=dead,
+            upstream_url=upstream_url,
+            bin_dir=BIN_DIR,
+            log_dir=work_dir / "logs",
+            knobs=Knobs(workers=1, pool_size=2),
+            cpus=1,
+        ) as served:
+            assert httpx.get(f"{served.base_url}/health").json() == {"status": "ok"}
+            assert httpx.get(f"{served.base_url}/json").status_code == 200
+
+    def test_serves_without_a_lifespan_under_daphne(
+        self, db_url: str, upstream_url: str, work_dir: Path
+    ) -> None:
+        """Daphne runs no ASGI lifespan: the ORM and the HTTP client must still work."""
+        if not (BIN_DIR / "daphne").exists() and not shutil.which("daphne"):
+            pytest.skip("daphne is not installed in this environment")
+        with serve(
+            get_app(self.APP),
+            get_server("daphne"),
+            database_url=db_url,
+            upstream_url=upstream_url,
+            bin_dir=BIN_DIR,
+            log_dir=work_dir / "logs",
+            knobs=Knobs(workers=1, pool_size=2),
+            cpus=1,
+        ) as served:
+            assert httpx.get(f"{served.base_url}/db").status_code == 200
+            troupe = httpx.get(f"{served.base_url}/api/troupes/1").json()
+            assert troupe["id"] == 1 and len(troupe["members"]) == 6
+            upstream = httpx.get(f"{served.base_url}/slow/http", params={"seconds": "0"})
+            assert upstream.status_code == 200
