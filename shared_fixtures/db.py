@@ -73,9 +73,10 @@ class Database:
         ]
         with self.connect() as conn:
             rows = conn.execute(
-                "SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%s)", [names]
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
+                [names],
             ).fetchall()
-        settings = {name: f"{value}{unit or ''}" for name, value, unit in rows}
+        settings = dict(rows)
         return {"embedded": self.embedded, "url": self.display_url, "settings": settings}
 
     def has_statement_stats(self) -> bool:
