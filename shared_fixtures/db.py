@@ -76,7 +76,7 @@ class Database:
                 "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
                 [names],
             ).fetchall()
-        settings = dict(rows)
+        settings = {str(name): str(value) for name, value in rows}
         return {"embedded": self.embedded, "url": self.display_url, "settings": settings}
 
     def has_statement_stats(self) -> bool:
