@@ -144,6 +144,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
-    # Every 4xx is logged as a warning by default: under load that is noise and I/O.
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # Every 4xx is logged as a warning, and a bad Host header with a traceback, by
+    # default: under load that is noise and I/O. Server errors are still logged.
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "django.security.DisallowedHost": {"level": "CRITICAL"},
+    },
 }
