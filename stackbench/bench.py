@@ -14,8 +14,8 @@ import signal
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class BenchOptions:
     processes: int = 1
     timeout: float = 20.0
     ready_timeout: float = 30.0
+    requests: int | None = None  # count mode: this many requests instead of --duration
 
     @property
     def knobs(self) -> Knobs:
@@ -76,6 +77,7 @@ class BenchOptions:
             self.processes,
             self.timeout,
             self.scenario_options,
+            self.requests,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,94 +110,142 @@ def _needs_upstream(scenarios: tuple[str, ...]) -> bool:
     return any(s.startswith("slow") or s == "mix" for s in scenarios)
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so every context manager stops what it started."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+class Run:
+    """One run directory: the database, the upstream and the manifest, shared by its jobs.
 
+        with Run("fastapi_sqla-uvicorn", output=Path("results")) as run:
+            rows = run.job(Pair("fastapi_sqla", "uvicorn"), options)
 
-def run(
-    pairs: list[Pair],
-    options: BenchOptions,
-    *,
-    label: str,
-    experiment: str | None = None,
-    progress: Progress | None = None,
-) -> RunReport:
-    """Run every pair with every scenario into one new run directory."""
-    resolved = [get_pair(p.app, p.server) for p in pairs]  # fails fast, one line
-    run_dir = results.new_run_dir(options.output, label)
-    progress = progress or Progress()
-    report = RunReport(run_dir, "ok")
-    manifest: dict[str, Any] = {
-        "schema_version": results.SCHEMA_VERSION,
-        "kind": "stackbench.manifest",
-        "run_id": run_dir.name,
-        "status": "failed",
-        "reason": None,
-        "experiment": experiment,
-        "started_at": results.now(),
-        "command": sys.argv,
-        "git": results.git_state(),
-        "python": results.python_info(),
-        "packages": results.packages(),
-        "machine": results.machine(),
-        "pinning": {"server_cpus": options.server_cpus, "client_cpus": options.client_cpus},
-        "database": {"embedded": False, "url": "", "settings": {}},
-        "seed": {"scale": options.scale, "checksum": "", "reseeded": False},
-        "loadgen": _loadgen_info(),
-        "options": options.as_dict(),
-        "pairs": [{"app": p.app, "server": p.server} for p in pairs],
-        "results": [],
-    }
-    work = Path(tempfile.mkdtemp(prefix="stackbench-run-"))
-    try:
-        with _terminate_as_interrupt(), database(work_dir=work) as db:
-            manifest["database"] = db.server_info()
-            with db.connect() as conn:
-                checksum, reseeded = ensure_seeded(conn, options.scale)
-            manifest["seed"] = {"scale": options.scale, "checksum": checksum, "reseeded": reseeded}
-            with _upstream(options.scenarios, run_dir) as upstream_url:
-                for (app, server), pair in zip(resolved, pairs, strict=True):
-                    rows = _run_pair(
-                        app, server, pair, options, db, upstream_url, run_dir, progress
-                    )
-                    report.rows.extend(rows)
-                    manifest["results"].extend(row["file"] for row in rows)
-        statuses = {row["status"] for row in report.rows}
-        report.status = next((s for s in ("failed", "degraded") if s in statuses), "ok")
-        manifest["status"] = report.status
-    except KeyboardInterrupt:
-        report.status = manifest["status"] = "interrupted"
-        manifest["reason"] = "interrupted (SIGINT/SIGTERM); completed results are kept"
-        raise
-    except (ProcessError, results.ResultsError, OSError) as exc:
-        report.status = "failed"
-        manifest["reason"] = str(exc).splitlines()[0]
-        raise
-    finally:
-        manifest["finished_at"] = results.now()
-        with contextlib.suppress(results.ResultsError):
-            results.write_json(run_dir / "manifest.json", manifest, "manifest")
-        with contextlib.suppress(OSError):
-            for leftover in work.rglob("*"):
-                if leftover.is_file():
-                    leftover.unlink()
-    return report
+    A job serves one pair with one set of options and measures its scenarios; experiments
+    run several jobs (and may choose the next from the last one's rows). Leaving the block
+    stops everything and writes the manifest, also on Ctrl-C or SIGTERM.
+    """
 
+    def __init__(
+        self,
+        label: str,
+        *,
+        output: Path,
+        scale: int = 1,
+        experiment: str | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.label, self.output, self.scale = label, output, scale
+        self.progress = progress or Progress()
+        self.report: RunReport | None = None
+        self._stack = contextlib.ExitStack()
+        self._upstream_url: str | None = None
+        self._manifest: dict[str, Any] = {
+            "schema_version": results.SCHEMA_VERSION,
+            "kind": "stackbench.manifest",
+            "run_id": "",
+            "status": "failed",
+            "reason": None,
+            "experiment": experiment,
+            "started_at": results.now(),
+            "command": sys.argv,
+            "git": results.git_state(),
+            "python": results.python_info(),
+            "packages": results.packages(),
+            "machine": results.machine(),
+            "pinning": {"server_cpus": None, "client_cpus": None},
+            "database": {"embedded": False, "url": "", "settings": {}},
+            "seed": {"scale": scale, "checksum": "", "reseeded": False},
+            "loadgen": _loadgen_info(),
+            "options": {"jobs": []},
+            "pairs": [],
+            "results": [],
+        }
 
-@contextlib.contextmanager
-def _upstream(scenarios: tuple[str, ...], run_dir: Path) -> Iterator[str]:
-    if not _needs_upstream(scenarios):
-        yield "http://127.0.0.1:9"  # discard port: nothing in these scenarios calls it
-        return
-    process, url = start_upstream(run_dir / "logs")
-    with process:
-        yield url
+    @property
+    def run_dir(self) -> Path:
+        assert self.report is not None, "use Run as a context manager"
+        return self.report.run_dir
+
+    def __enter__(self) -> Run:
+        run_dir = results.new_run_dir(self.output, self.label)
+        self.report = RunReport(run_dir, "ok")
+        self._manifest["run_id"] = run_dir.name
+        try:
+            # SIGTERM unwinds like Ctrl-C, so every context below stops what it started.
+            previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+            self._stack.callback(signal.signal, signal.SIGTERM, previous)
+            work = Path(
+                self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stackbench-run-"))
+            )
+            self.db = self._stack.enter_context(database(work_dir=work))
+            self._manifest["database"] = self.db.server_info()
+            with self.db.connect() as conn:
+                checksum, reseeded = ensure_seeded(conn, self.scale)
+            self._manifest["seed"] = {
+                "scale": self.scale,
+                "checksum": checksum,
+                "reseeded": reseeded,
+            }
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def _upstream(self, scenarios: tuple[str, ...]) -> str:
+        if not _needs_upstream(scenarios):
+            return self._upstream_url or "http://127.0.0.1:9"  # discard: nothing calls it
+        if self._upstream_url is None:
+            process, self._upstream_url = start_upstream(self.run_dir / "logs")
+            self._stack.enter_context(process)
+        return self._upstream_url
+
+    def job(
+        self, pair: Pair, options: BenchOptions, variant: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Serve ``pair`` with ``options`` and measure each scenario; returns its rows."""
+        assert self.report is not None, "use Run as a context manager"
+        app, server = get_pair(pair.app, pair.server)  # one clear line when invalid
+        manifest = self._manifest
+        if not manifest["options"]["jobs"]:
+            manifest["pinning"] = {
+                "server_cpus": options.server_cpus,
+                "client_cpus": options.client_cpus,
+            }
+        manifest["options"]["jobs"].append(
+            {"app": pair.app, "server": pair.server, "variant": variant, **options.as_dict()}
+        )
+        if {"app": pair.app, "server": pair.server} not in manifest["pairs"]:
+            manifest["pairs"].append({"app": pair.app, "server": pair.server})
+        rows = _run_pair(
+            app,
+            server,
+            pair,
+            options,
+            variant,
+            self.db,
+            self._upstream(options.scenarios),
+            self.run_dir,
+            self.progress,
+        )
+        self.report.rows.extend(rows)
+        manifest["results"].extend(row["file"] for row in rows)
+        return rows
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        manifest, report = self._manifest, self.report
+        try:
+            self._stack.close()  # upstream, database, temporary files: in reverse order
+        finally:
+            if report is not None:
+                if exc_type is None:
+                    statuses = {row["status"] for row in report.rows}
+                    report.status = next((s for s in ("failed", "degraded") if s in statuses), "ok")
+                elif issubclass(exc_type, KeyboardInterrupt):
+                    report.status = "interrupted"
+                    manifest["reason"] = "interrupted (SIGINT/SIGTERM); completed results are kept"
+                else:
+                    report.status = "failed"
+                    manifest["reason"] = str(exc).splitlines()[0] if str(exc) else repr(exc)
+                manifest["status"] = report.status
+                manifest["finished_at"] = results.now()
+                with contextlib.suppress(results.ResultsError):
+                    results.write_json(report.run_dir / "manifest.json", manifest, "manifest")
 
 
 def _run_pair(
@@ -203,13 +253,14 @@ def _run_pair(
     server: Server,
     pair: Pair,
     options: BenchOptions,
+    variant: str | None,
     db: Database,
     upstream_url: str,
     run_dir: Path,
     progress: Progress,
 ) -> list[dict[str, Any]]:
     settings = server.resolve(options.knobs, options.server_cpu_count)
-    base = _result_base(app, server, pair, options, run_dir, settings)
+    base = _result_base(app, server, pair, run_dir, settings, variant)
     try:
         with serve(
             app,
@@ -226,15 +277,9 @@ def _run_pair(
             base["server_command"] = served.argv
             failures = smoke_check(served.base_url, slow=_needs_upstream(options.scenarios))
             if failures:
+                reason = "smoke check failed: " + "; ".join(failures)
                 return [
-                    _write_failed(
-                        base,
-                        options,
-                        s,
-                        run_dir,
-                        "smoke check failed: " + "; ".join(failures),
-                        None,
-                    )
+                    _write_failed(base, options, s, run_dir, reason, None)
                     for s in options.scenarios
                 ]
             rows = []
@@ -245,8 +290,7 @@ def _run_pair(
                     break  # the server is gone or hung: the other scenarios cannot run
             return rows
     except ProcessError as exc:
-        message = str(exc)
-        reason, _, tail = message.partition("; last log lines:\n")
+        reason, _, tail = str(exc).partition("; last log lines:\n")
         return [
             _write_failed(base, options, s, run_dir, reason, tail or None)
             for s in options.scenarios
@@ -257,11 +301,12 @@ def _result_base(
     app: App,
     server: Server,
     pair: Pair,
-    options: BenchOptions,
     run_dir: Path,
     settings: dict[str, int],
+    variant: str | None,
 ) -> dict[str, Any]:
     return {
+        "variant": variant,
         "schema_version": results.SCHEMA_VERSION,
         "kind": "stackbench.result",
         "run_id": run_dir.name,
@@ -283,6 +328,7 @@ def _load_info(options: BenchOptions, scenario: str) -> dict[str, Any]:
         "warmup_s": load.warmup,
         "connections": load.connections,
         "rate": load.rate,
+        "requests": load.requests,
         "repeats": options.repeats,
         "processes": load.processes,
     }
@@ -313,13 +359,23 @@ def _write_failed(
 
 
 def _write_result(document: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    name = f"{document['app']}--{document['server']}--{document['scenario']}.json"
+    variant = f"--{document['variant']}" if document.get("variant") else ""
+    name = f"{document['app']}--{document['server']}--{document['scenario']}{variant}.json"
     results.write_json(run_dir / name, document, "result")
     return {
         "file": name,
         **{
             k: document[k]
-            for k in ("app", "server", "scenario", "status", "reason", "summary", "flags")
+            for k in (
+                "app",
+                "server",
+                "variant",
+                "scenario",
+                "status",
+                "reason",
+                "summary",
+                "flags",
+            )
         },
     }
 
@@ -517,9 +573,14 @@ class Progress:
         pass
 
 
-def single_pair(app: str, server: str, options: BenchOptions, **kwargs: Any) -> RunReport:
-    return run([Pair(app, server)], options, label=f"{app}-{server}", **kwargs)
-
-
-def with_overrides(options: BenchOptions, **changes: Any) -> BenchOptions:
-    return replace(options, **changes)
+def single_pair(
+    app: str, server: str, options: BenchOptions, progress: Progress | None = None
+) -> RunReport:
+    """The bench session: one pair, one options set, one run directory."""
+    get_pair(app, server)  # an invalid pair is refused before anything starts
+    with Run(
+        f"{app}-{server}", output=options.output, scale=options.scale, progress=progress
+    ) as run:
+        run.job(Pair(app, server), options)
+    assert run.report is not None
+    return run.report

@@ -23,6 +23,14 @@ class Load:
     processes: int = 1
     timeout: float = 20.0
     options: tuple[tuple[str, str], ...] = ()
+    requests: int | None = None  # count mode (-n) instead of the duration
+
+    @property
+    def deadline(self) -> float:
+        """Seconds after which the harness gives up on loadgen (it stops itself before)."""
+        if self.requests:
+            return self.warmup + self.timeout * self.requests + 30
+        return self.warmup + self.duration + self.timeout + 30
 
     @property
     def model(self) -> str:
@@ -80,7 +88,7 @@ def run_load(
         log_path=work_dir / "loadgen.log",
         env=env,
     )
-    deadline = load.warmup + load.duration + load.timeout + 30
+    deadline = load.deadline
     started = time.monotonic()
     warm = False
     try:

@@ -1,0 +1,129 @@
+"""Reading run directories for a report, tolerantly.
+
+A run directory holds ``manifest.json`` and one ``APP--SERVER--SCENARIO.json`` per
+result (``stackbench.results``). A file that is missing, unreadable or not valid against
+its schema becomes a warning naming the file; everything else is still reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackbench import results
+
+
+class ReportError(ValueError):
+    """The report cannot be made at all (bad input); one line, naming what is wrong."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One validated result document and where it came from."""
+
+    doc: dict[str, Any]
+    path: Path
+
+    @property
+    def app(self) -> str:
+        return str(self.doc["app"])
+
+    @property
+    def server(self) -> str:
+        return str(self.doc["server"])
+
+    @property
+    def scenario(self) -> str:
+        return str(self.doc["scenario"])
+
+    @property
+    def pair(self) -> str:
+        return f"{self.app} @ {self.server}"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.scenario, self.app, self.server)
+
+    @property
+    def status(self) -> str:
+        return str(self.doc["status"])
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        summary = self.doc["summary"]
+        return dict(summary) if summary else None
+
+    @property
+    def rps(self) -> float | None:
+        return float(self.doc["summary"]["rps"]) if self.doc["summary"] else None
+
+    @property
+    def repeats(self) -> list[dict[str, Any]]:
+        return list(self.doc["repeats"])
+
+    def median_repeat(self) -> dict[str, Any] | None:
+        """The repeat whose req/s is the median: the one the summary's percentiles are from."""
+        repeats = self.repeats
+        if not repeats:
+            return None
+        order = sorted(range(len(repeats)), key=lambda i: float(repeats[i]["rps"]))
+        return repeats[order[len(repeats) // 2]]
+
+
+@dataclass
+class Run:
+    """One run directory: its manifest (None when unusable) and the results that loaded."""
+
+    path: Path
+    manifest: dict[str, Any] | None
+    results: list[Result] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest["run_id"]) if self.manifest else self.path.name
+
+
+def load_run(path: Path) -> Run:
+    """Read one run directory; what cannot be read becomes a warning naming the file."""
+    if not path.is_dir():
+        raise ReportError(f"{path}: not a run directory (no such directory)")
+    run = Run(path, None)
+    try:
+        run.manifest = results.read_json(path / "manifest.json", "manifest")
+    except results.ResultsError as exc:
+        run.warnings.append(f"{exc}; provenance unknown, results read from the directory")
+    listed = [str(name) for name in (run.manifest or {}).get("results", [])]
+    names = list(dict.fromkeys([*listed, *sorted(p.name for p in path.glob("*--*.json"))]))
+    if not names:
+        run.warnings.append(f"{path}: no result files (*--*.json) in this directory")
+    for name in names:
+        try:
+            document = results.read_json(path / name, "result")
+        except results.ResultsError as exc:
+            run.warnings.append(str(exc))
+            continue
+        run.results.append(Result(document, path / name))
+    return run
+
+
+def merge(runs: list[Run]) -> list[Result]:
+    """Every result of every run; one (app, server, scenario) may come from one run only."""
+    seen: dict[tuple[str, str, str], Result] = {}
+    for run in runs:
+        for result in run.results:
+            other = seen.get(result.key)
+            if other is not None:
+                raise ReportError(
+                    f"{result.pair}, scenario {result.scenario}, is in both "
+                    f"{other.path.parent} and {result.path.parent}: to compare two runs give "
+                    "exactly two run directories, or the older with --baseline"
+                )
+            seen[result.key] = result
+    return list(seen.values())
+
+
+def scenarios(items: list[Result]) -> list[str]:
+    """Scenarios in the order the runs measured them."""
+    return list(dict.fromkeys(r.scenario for r in items))

@@ -1,0 +1,201 @@
+"""The report's tables, as plain data rendered to Markdown here and to HTML in ``html``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackbench.report.load import Result, Run
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    right: set[int] = field(default_factory=set)  # right-aligned (numeric) columns
+    caption: str = ""
+
+    def markdown(self) -> str:
+        def cell(text: str) -> str:
+            return text.replace("|", "\\|").replace("\n", " ")
+
+        align = ["---:" if i in self.right else ":---" for i in range(len(self.headers))]
+        lines = [
+            "| " + " | ".join(cell(h) for h in self.headers) + " |",
+            "| " + " | ".join(align) + " |",
+        ]
+        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+
+def fmt(value: Any, spec: str = ",.1f", suffix: str = "") -> str:
+    return "–" if value is None else format(value, spec) + suffix
+
+
+def ms(value: float | None) -> str:
+    """Latency with 3 significant-ish digits: 0.412, 4.12, 41.2, 412, 4,120."""
+    if value is None:
+        return "–"
+    if value < 1:
+        return f"{value:.3f}"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+def flags(result: Result) -> list[str]:
+    """What a reader must know before trusting the row; empty when nothing."""
+    out = []
+    doc = result.doc
+    if result.status != "ok":
+        reason = (doc.get("reason") or "no reason recorded").strip().splitlines()[0]
+        if len(reason) > 140:
+            reason = reason[:137] + "..."
+        out.append(f"{result.status.upper()}: {reason}")
+    summary = result.summary
+    bound = float(doc["flags"].get("noise_bound", 0.10))
+    if doc["flags"].get("noisy") and summary:
+        out.append(f"noisy (spread {summary['spread']:.0%} > {bound:.0%})")
+    if doc["flags"].get("client_saturated"):
+        cpu = f" (client CPU {summary['client_cpu_per_wall_s']:.2f}/s)" if summary else ""
+        out.append("client-saturated" + cpu)
+    if doc["flags"].get("checks_failed"):
+        out.append("checks failed")
+    return out
+
+
+def errors_cell(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return "–"
+    text = f"{100 * summary['error_rate']:.2f}%"
+    kinds = sorted(summary["errors"].items(), key=lambda kv: -kv[1])
+    if kinds:
+        text += " (" + ", ".join(f"{k} {v}" for k, v in kinds[:3]) + ")"
+    return text
+
+
+def sort_results(items: list[Result]) -> list[Result]:
+    """Best throughput first; failed results (no numbers) last."""
+    return sorted(items, key=lambda r: (r.rps is None, -(r.rps or 0.0), r.pair))
+
+
+SCENARIO_HEADERS = [
+    "pair",
+    "req/s",
+    "× best",
+    "spread",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "errors",
+    "server CPU s",
+    "req per CPU-s",
+    "peak RSS MB",
+    "peak DB conns",
+    "flags",
+]
+
+
+def scenario_table(items: list[Result]) -> Table:
+    """One row per pair measured in one scenario."""
+    table = Table(list(SCENARIO_HEADERS), right=set(range(1, 13)))
+    ordered = sort_results(items)
+    best = max((r.rps for r in ordered if r.rps), default=None)
+    for result in ordered:
+        s = result.summary or {}
+        rps = s.get("rps")
+        repeats = len(result.repeats)
+        table.rows.append(
+            [
+                result.pair,
+                fmt(rps, ",.0f"),
+                fmt(rps / best if rps is not None and best else None, ".2f"),
+                fmt(s.get("spread") * 100 if repeats > 1 and s else None, ".1f", "%"),
+                ms(s.get("p50_ms")),
+                ms(s.get("p90_ms")),
+                ms(s.get("p99_ms")),
+                ms(s.get("p999_ms")),
+                errors_cell(result.summary),
+                fmt(s.get("server_cpu_s"), ".2f"),
+                fmt(s.get("requests_per_server_cpu_s"), ",.0f"),
+                fmt(s.get("peak_rss_mb"), ",.0f"),
+                fmt(s.get("peak_db_connections"), "d"),
+                "; ".join(flags(result)) or "",
+            ]
+        )
+    return table
+
+
+def pairs_table(items: list[Result]) -> Table:
+    """How each pair was served: the settings and the exact command line."""
+    table = Table(["pair", "interface", "workers", "threads", "pool", "server command"])
+    table.right = {2, 3, 4}
+    seen = set()
+    for result in sorted(items, key=lambda r: r.pair):
+        if result.pair in seen:
+            continue
+        seen.add(result.pair)
+        settings = result.doc["server_settings"]
+        command = " ".join(result.doc["server_command"]) or "(not started)"
+        table.rows.append(
+            [
+                result.pair,
+                result.doc["interface"],
+                str(settings["workers"]),
+                str(settings["threads"]),
+                str(settings["pool_size"]),
+                command,
+            ]
+        )
+    return table
+
+
+def runs_table(runs: list[Run]) -> Table:
+    """Provenance of every run directory in the report."""
+    table = Table(
+        ["run", "status", "started", "commit", "Python", "machine", "database", "load"],
+    )
+    for run in runs:
+        m = run.manifest
+        if m is None:
+            table.rows.append([run.run_id, "manifest unusable", "–", "–", "–", "–", "–", "–"])
+            continue
+        git = m["git"]
+        commit = (git["commit"] or "unknown")[:10] + (" (dirty)" if git["dirty"] else "")
+        machine = m["machine"]
+        pinning = m["pinning"]
+        where = f"{machine['cpu_count']}× {machine['cpu_model']}, {machine['memory_gb']} GB"
+        if pinning["server_cpus"] or pinning["client_cpus"]:
+            where += f"; server CPUs {pinning['server_cpus']}, client CPUs {pinning['client_cpus']}"
+        db = m["database"]
+        settings = db.get("settings") or {}
+        version = settings.get("server_version") or settings.get("version") or ""
+        db_text = ("embedded PostgreSQL" if db["embedded"] else "PostgreSQL") + (
+            f" {version}" if version else ""
+        )
+        if "fsync" in settings:
+            db_text += f", fsync {settings['fsync']}"
+        options = m["options"]
+        load = (
+            f"{options.get('connections', '?')} connections, "
+            + (f"{options['rate']} req/s open model" if options.get("rate") else "closed model")
+            + f", {options.get('warmup', '?')} s warm-up + {options.get('duration', '?')} s"
+            + f" × {options.get('repeats', 1)} repeats"
+        )
+        status = m["status"] + (f": {m['reason']}" if m.get("reason") else "")
+        table.rows.append(
+            [
+                run.run_id,
+                status,
+                m["started_at"],
+                commit,
+                f"{m['python']['implementation']} {m['python']['version']}",
+                where,
+                db_text,
+                load,
+            ]
+        )
+    return table
