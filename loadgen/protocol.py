@@ -70,6 +70,13 @@ except ImportError:  # pragma: no cover
 # --------------------------------------------------------------------------------------
 _STATUS_RE = re.compile(rb"HTTP/(1)\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
 _TOKEN_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
+_TOK = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_HEADERS_RE = re.compile(rb"(?:\r\n" + _TOK + rb":[^\r\n]*)*\r\n")
+_HEADER_RE = re.compile(rb"\r\n(" + _TOK + rb"):([^\r\n]*)")
+_FRAMING_RE = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection):([^\r\n]*)", re.IGNORECASE
+)
 _MAX_HEAD = 80 * 1024
 
 _S_HEAD, _S_LENGTH, _S_CHUNK_SIZE, _S_CHUNK_DATA, _S_CHUNK_CRLF, _S_TRAILER, _S_EOF = range(7)
@@ -100,7 +107,7 @@ class PyResponseParser:
         self._headers_cb = getattr(protocol, "on_headers_complete", None)
         self._body_cb = getattr(protocol, "on_body", None)
         self._complete_cb = getattr(protocol, "on_message_complete", None)
-        self._buf = bytearray()
+        self._buf = b""
         self._state = _S_HEAD
         self._status = 0
         self._keep_alive = True
@@ -113,9 +120,6 @@ class PyResponseParser:
     def should_keep_alive(self) -> bool:
         return self._keep_alive
 
-    def in_message(self) -> bool:
-        return self._state != _S_HEAD or bool(self._buf)
-
     def feed_eof(self) -> bool:
         """Signal EOF; True if it completed a message delimited by EOF."""
         if self._state == _S_EOF:
@@ -127,128 +131,127 @@ class PyResponseParser:
         return False
 
     def feed_data(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
-        while True:
-            st = self._state
-            if st == _S_HEAD:
-                if not buf:
-                    return
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buf) > _MAX_HEAD:
-                        raise ParserError("response head too large")
-                    if len(buf) >= 5 and not buf.startswith(b"HTTP/"):
-                        raise ParserError("invalid status line")
-                    return
-                head = bytes(buf[:end])
-                del buf[: end + 4]
-                self._parse_head(head)
-            elif st == _S_LENGTH:
-                if not buf:
-                    return
-                take = min(self._remaining, len(buf))
-                chunk = bytes(buf[:take])
-                del buf[:take]
-                self._remaining -= take
-                if self._body_cb is not None:
-                    self._body_cb(chunk)
-                if self._remaining == 0:
-                    self._complete()
-            elif st == _S_CHUNK_SIZE:
-                end = buf.find(b"\r\n")
-                if end < 0:
-                    if len(buf) > 1024:
-                        raise ParserError("chunk size line too long")
-                    return
-                line = bytes(buf[:end]).split(b";", 1)[0].strip()
-                del buf[: end + 2]
-                if not line or not re.fullmatch(rb"[0-9A-Fa-f]+", line):
-                    raise ParserError("invalid chunk size")
-                size = int(line, 16)
-                if size == 0:
-                    self._state = _S_TRAILER
-                else:
-                    self._remaining = size
-                    self._state = _S_CHUNK_DATA
-            elif st == _S_CHUNK_DATA:
-                if not buf:
-                    return
-                take = min(self._remaining, len(buf))
-                chunk = bytes(buf[:take])
-                del buf[:take]
-                self._remaining -= take
-                if self._body_cb is not None:
-                    self._body_cb(chunk)
-                if self._remaining == 0:
-                    self._state = _S_CHUNK_CRLF
-            elif st == _S_CHUNK_CRLF:
-                if len(buf) < 2:
-                    return
-                if buf[:2] != b"\r\n":
-                    raise ParserError("missing CRLF after chunk")
-                del buf[:2]
-                self._state = _S_CHUNK_SIZE
-            elif st == _S_TRAILER:
-                end = buf.find(b"\r\n")
-                if end < 0:
-                    if len(buf) > _MAX_HEAD:
-                        raise ParserError("trailers too large")
-                    return
-                line = bytes(buf[:end])
-                del buf[: end + 2]
-                if end == 0:
-                    self._complete()
-                elif self._header_cb is not None:  # trailers, reported like httptools
-                    name, sep, value = line.partition(b":")
-                    if not sep or not _TOKEN_RE.fullmatch(name):
-                        raise ParserError("invalid trailer line")
-                    self._header_cb(name, value.strip(b" \t"))
-            else:  # _S_EOF: everything until EOF is body
-                if buf:
-                    chunk = bytes(buf)
-                    buf.clear()
+        # Works on one immutable bytes object with an offset (no bytearray churn).
+        if self._buf:
+            data = self._buf + data
+        n = len(data)
+        pos = 0
+        try:
+            while pos < n:
+                st = self._state
+                if st == _S_HEAD:
+                    end = data.find(b"\r\n\r\n", pos)
+                    if end < 0:
+                        if n - pos > _MAX_HEAD:
+                            raise ParserError("response head too large")
+                        if n - pos >= 5 and not data.startswith(b"HTTP/", pos):
+                            raise ParserError("invalid status line")
+                        break
+                    head = data[pos:end]
+                    pos = end + 4
+                    self._parse_head(head)
+                elif st == _S_LENGTH:
+                    take = min(self._remaining, n - pos)
+                    chunk = data[pos : pos + take]
+                    pos += take
+                    self._remaining -= take
                     if self._body_cb is not None:
                         self._body_cb(chunk)
-                return
+                    if self._remaining == 0:
+                        self._complete()
+                elif st == _S_CHUNK_SIZE:
+                    end = data.find(b"\r\n", pos)
+                    if end < 0:
+                        if n - pos > 1024:
+                            raise ParserError("chunk size line too long")
+                        break
+                    line = data[pos:end].split(b";", 1)[0].strip()
+                    pos = end + 2
+                    if not line or not _HEX_RE.fullmatch(line):
+                        raise ParserError("invalid chunk size")
+                    size = int(line, 16)
+                    if size == 0:
+                        self._state = _S_TRAILER
+                    else:
+                        self._remaining = size
+                        self._state = _S_CHUNK_DATA
+                elif st == _S_CHUNK_DATA:
+                    take = min(self._remaining, n - pos)
+                    chunk = data[pos : pos + take]
+                    pos += take
+                    self._remaining -= take
+                    if self._body_cb is not None:
+                        self._body_cb(chunk)
+                    if self._remaining == 0:
+                        self._state = _S_CHUNK_CRLF
+                elif st == _S_CHUNK_CRLF:
+                    if n - pos < 2:
+                        break
+                    if data[pos : pos + 2] != b"\r\n":
+                        raise ParserError("missing CRLF after chunk")
+                    pos += 2
+                    self._state = _S_CHUNK_SIZE
+                elif st == _S_TRAILER:
+                    end = data.find(b"\r\n", pos)
+                    if end < 0:
+                        if n - pos > _MAX_HEAD:
+                            raise ParserError("trailers too large")
+                        break
+                    line = data[pos:end]
+                    pos = end + 2
+                    if not line:
+                        self._complete()
+                    elif self._header_cb is not None:  # trailers, reported like httptools
+                        name, sep, value = line.partition(b":")
+                        if not sep or not _TOKEN_RE.fullmatch(name):
+                            raise ParserError("invalid trailer line")
+                        self._header_cb(name, value.strip(b" \t"))
+                else:  # _S_EOF: everything until EOF is body
+                    chunk = data[pos:]
+                    pos = n
+                    if self._body_cb is not None:
+                        self._body_cb(chunk)
+        finally:
+            self._buf = data[pos:] if pos < n else b""
 
     def _parse_head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        m = _STATUS_RE.fullmatch(lines[0])
+        sl = head.find(b"\r\n")
+        m = _STATUS_RE.fullmatch(head if sl < 0 else head[:sl])
         if m is None:
             raise ParserError("invalid status line")
-        minor = m.group(2)
         status = int(m.group(3))
         if status < 100:
             raise ParserError("invalid status code")
         self._status = status
-        keep_alive = minor == b"1"
+        keep_alive = m.group(2) == b"1"
         length: int | None = None
         chunked = False
-        hcb = self._header_cb
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not _TOKEN_RE.fullmatch(name):
+        if sl >= 0:
+            block = head[sl:] + b"\r\n"  # "\r\nName: v\r\nName: v\r\n"
+            if not _HEADERS_RE.fullmatch(block):
                 raise ParserError("invalid header line")
-            value = value.strip(b" \t")
-            lname = name.lower()
-            if lname == b"content-length":
-                if not value.isdigit():
-                    raise ParserError("invalid Content-Length")
-                v = int(value)
-                if length is not None and v != length:
-                    raise ParserError("conflicting Content-Length")
-                length = v
-            elif lname == b"transfer-encoding":
-                chunked = value.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
-            elif lname == b"connection":
-                toks = [t.strip() for t in value.lower().split(b",")]
-                if b"close" in toks:
-                    keep_alive = False
-                elif b"keep-alive" in toks:
-                    keep_alive = True
+            for name, value in _FRAMING_RE.findall(block):
+                lname = name.lower()
+                value = value.strip(b" \t")
+                if lname == b"content-length":
+                    if not value.isdigit():
+                        raise ParserError("invalid Content-Length")
+                    v = int(value)
+                    if length is not None and v != length:
+                        raise ParserError("conflicting Content-Length")
+                    length = v
+                elif lname == b"transfer-encoding":
+                    chunked = value.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
+                else:  # connection
+                    toks = [t.strip() for t in value.lower().split(b",")]
+                    if b"close" in toks:
+                        keep_alive = False
+                    elif b"keep-alive" in toks:
+                        keep_alive = True
+            hcb = self._header_cb
             if hcb is not None:
-                hcb(name, value)
+                for name, value in _HEADER_RE.findall(block):
+                    hcb(name, value.strip(b" \t"))
         self._keep_alive = keep_alive
         if self._headers_cb is not None:
             self._headers_cb()
