@@ -31,7 +31,13 @@ nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
 # Servers the test suite serves apps with, plus gevent for the green-thread tests.
-TEST_SERVERS = ("uvicorn", "gunicorn-uvicorn", "gunicorn-gthread", "gunicorn-gevent-blocking")
+TEST_SERVERS = (
+    "uvicorn",
+    "gunicorn-uvicorn",
+    "gunicorn-gthread",
+    "gunicorn-gevent-blocking",
+    "daphne",
+)
 
 
 def _app_requirements() -> list[str]:

@@ -98,6 +98,7 @@ class ManagedProcess:
     def stop(self, timeout: float = 10.0) -> None:
         """Signal the whole group, wait, then SIGKILL what is left. Safe to call twice."""
         self._signal_group(self.stop_signal)
+        self._signal_group(signal.SIGCONT)  # a stopped (hung) group must run to exit
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:

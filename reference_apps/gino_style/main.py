@@ -58,9 +58,13 @@ async def lifespan(app: Starlette):
 
 
 def _integer(text: str | None) -> int | None:
-    """An ASCII integer, or None (int() alone accepts '٣', '1_000' and ' 7 ')."""
-    if text is None or not re.fullmatch(r"-?[0-9]{1,18}", text):
+    """An ASCII integer of any length, or None (int() alone accepts '٣', '1_000', ' 7 ')."""
+    if text is None or not re.fullmatch(r"-?[0-9]+", text):
         return None
+    # Beyond 18 digits the value only matters as "huge": saturate instead of parsing
+    # thousands of digits (int() refuses more than 4300 anyway).
+    if len(text.lstrip("-")) > 18:
+        return -(10**18) if text.startswith("-") else 10**18
     return int(text)
 
 

@@ -359,7 +359,7 @@ def test_list_page_size_clamped(target: Target, kind: str, size: str, effective:
 
 
 @pytest.mark.parametrize("kind", LISTS)
-@pytest.mark.parametrize("page", ["0", "-1", "foo", "1.5", "999999"])
+@pytest.mark.parametrize("page", ["0", "-1", "foo", "1.5", "999999", "9" * 40])
 def test_list_invalid_page(target: Target, kind: str, page: str) -> None:
     body = assert_json(target.get(f"/api/{kind}?page={page}"), status=404)
     assert body == {"detail": "Invalid page."}
@@ -400,7 +400,7 @@ def test_detail(target: Target, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", LISTS)
-@pytest.mark.parametrize("item", ["99999999", "0", "-1", "abc", "1.5"])
+@pytest.mark.parametrize("item", ["99999999", "0", "-1", "abc", "1.5", "9" * 40])
 def test_detail_not_found(target: Target, kind: str, item: str) -> None:
     body = assert_json(target.get(f"/api/{kind}/{item}"), status=404)
     assert body == {"detail": "Not found."}
