@@ -113,7 +113,7 @@ def scenario_table(items: list[Result]) -> Table:
                 result.pair,
                 fmt(rps, ",.0f"),
                 fmt(rps / best if rps is not None and best else None, ".2f"),
-                fmt(s.get("spread") * 100 if repeats > 1 and s else None, ".1f", "%"),
+                fmt(100 * s["spread"] if repeats > 1 and s else None, ".1f", "%"),
                 ms(s.get("p50_ms")),
                 ms(s.get("p90_ms")),
                 ms(s.get("p99_ms")),

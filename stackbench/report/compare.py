@@ -1,0 +1,200 @@
+"""Comparing a run against a baseline: the change per (scenario, pair), judged against noise.
+
+A change counts only when it exceeds what the two runs themselves measured as noise:
+``bound = max(MIN_BOUND, spread_baseline + spread_new)``, where a run's spread is
+(max - min) / median over its repeats (``bench``'s noise measure). Tail latency rests on
+few samples (p99 of 3,000 responses is the 30 slowest), so its minimum bound is wider.
+A single repeat measures no noise: the minimum bound alone applies, and the row says so.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackbench.bench import NOISE_BOUND
+from stackbench.report.load import Result, Run
+from stackbench.report.tables import Table, ms
+
+RPS_MIN_BOUND = NOISE_BOUND  # 10%: bench's own "noisy" threshold
+P99_MIN_BOUND = 0.25
+
+
+def spread(values: list[float]) -> float:
+    """(max - min) / median; 0 for fewer than two values."""
+    if len(values) < 2:
+        return 0.0
+    middle = statistics.median(values)
+    return (max(values) - min(values)) / middle if middle else 0.0
+
+
+@dataclass
+class Change:
+    scenario: str
+    pair: str
+    base: Result | None
+    new: Result | None
+    rps_change: float | None = None  # new / base - 1
+    rps_bound: float = RPS_MIN_BOUND
+    p99_change: float | None = None
+    p99_bound: float = P99_MIN_BOUND
+    settings: list[str] = field(default_factory=list)  # what differs in how it was run
+    note: str = ""
+
+    @property
+    def rps_significant(self) -> bool:
+        return self.rps_change is not None and abs(self.rps_change) > self.rps_bound
+
+    @property
+    def p99_significant(self) -> bool:
+        return self.p99_change is not None and abs(self.p99_change) > self.p99_bound
+
+    @property
+    def flagged(self) -> bool:
+        return self.rps_significant or self.p99_significant
+
+    @property
+    def verdict(self) -> str:
+        if self.note:
+            return self.note
+        parts = []
+        if self.rps_significant:
+            parts.append("slower" if (self.rps_change or 0) < 0 else "faster")
+        if self.p99_significant:
+            parts.append("p99 worse" if (self.p99_change or 0) > 0 else "p99 better")
+        return ", ".join(parts) + " (beyond noise)" if parts else "within noise"
+
+
+def _rps_values(result: Result) -> list[float]:
+    return [float(r["rps"]) for r in result.repeats]
+
+
+def _p99_values(result: Result) -> list[float]:
+    return [float(r["p99_ms"]) for r in result.repeats]
+
+
+def _settings_diff(base: Result, new: Result) -> list[str]:
+    out = []
+    for section in ("server_settings", "load"):
+        a, b = base.doc[section], new.doc[section]
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                out.append(f"{key} {a.get(key)}→{b.get(key)}")
+    if base.doc["server_command"] and new.doc["server_command"]:
+        strip = {"--port", "-b", "--bind"}
+
+        def words(doc: dict[str, Any]) -> list[str]:
+            command = list(doc["server_command"])
+            return [w for i, w in enumerate(command) if i == 0 or command[i - 1] not in strip]
+
+        if words(base.doc) != words(new.doc) and not out:
+            out.append("server command differs")
+    return out
+
+
+def compare(base: list[Result], new: list[Result]) -> list[Change]:
+    """A row per (scenario, pair) in either run, in the new run's order, then baseline-only."""
+    base_by_key = {r.key: r for r in base}
+    new_by_key = {r.key: r for r in new}
+    keys = list(dict.fromkeys([*(r.key for r in new), *(r.key for r in base)]))
+    changes = []
+    for key in keys:
+        a, b = base_by_key.get(key), new_by_key.get(key)
+        scenario, app, server = key
+        change = Change(scenario, f"{app} @ {server}", a, b)
+        changes.append(change)
+        if a is None:
+            change.note = "new: not in the baseline"
+            continue
+        if b is None:
+            change.note = "gone: only in the baseline"
+            continue
+        change.settings = _settings_diff(a, b)
+        sa, sb = a.summary, b.summary
+        if not sa or not sb:
+            change.note = f"cannot compare: baseline {a.status}, new {b.status}"
+            continue
+        if sa["rps"]:
+            change.rps_change = sb["rps"] / sa["rps"] - 1.0
+        change.rps_bound = max(RPS_MIN_BOUND, spread(_rps_values(a)) + spread(_rps_values(b)))
+        if sa["p99_ms"]:
+            change.p99_change = sb["p99_ms"] / sa["p99_ms"] - 1.0
+        change.p99_bound = max(P99_MIN_BOUND, spread(_p99_values(a)) + spread(_p99_values(b)))
+        if len(a.repeats) < 2 or len(b.repeats) < 2:
+            change.settings.append("1 repeat: noise not measured, minimum bound only")
+    return changes
+
+
+def _pct(value: float | None, significant: bool) -> str:
+    if value is None:
+        return "–"
+    text = f"{100 * value:+.1f}%"
+    return f"**{text}**" if significant else text
+
+
+def changes_table(changes: list[Change]) -> Table:
+    table = Table(
+        [
+            "scenario",
+            "pair",
+            "req/s baseline → new",
+            "change",
+            "noise bound",
+            "p99 ms baseline → new",
+            "change",
+            "noise bound",
+            "verdict",
+            "what differs",
+        ],
+        right={2, 3, 4, 5, 6, 7},
+    )
+    for c in changes:
+        sa = c.base.summary if c.base else None
+        sb = c.new.summary if c.new else None
+        rps = f"{sa['rps']:,.0f} → {sb['rps']:,.0f}" if sa and sb else "–"
+        p99 = f"{ms(sa['p99_ms'])} → {ms(sb['p99_ms'])}" if sa and sb else "–"
+        verdict = c.verdict
+        table.rows.append(
+            [
+                c.scenario,
+                c.pair,
+                rps,
+                _pct(c.rps_change, c.rps_significant),
+                f"±{100 * c.rps_bound:.0f}%",
+                p99,
+                _pct(c.p99_change, c.p99_significant),
+                f"±{100 * c.p99_bound:.0f}%",
+                f"**{verdict}**" if c.flagged else verdict,
+                ", ".join(c.settings),
+            ]
+        )
+    return table
+
+
+def provenance_diff(base: list[Run], new: list[Run]) -> list[str]:
+    """What changed between the runs' environments: Python, commit, packages, machine."""
+
+    def one(runs: list[Run]) -> dict[str, Any] | None:
+        manifests = [r.manifest for r in runs if r.manifest]
+        return manifests[0] if len(manifests) == 1 else None
+
+    a, b = one(base), one(new)
+    if a is None or b is None:
+        return []
+    lines = []
+    pa, pb = a["python"], b["python"]
+    if (pa["implementation"], pa["version"]) != (pb["implementation"], pb["version"]):
+        before, after = (f"{p['implementation']} {p['version']}" for p in (pa, pb))
+        lines.append(f"Python {before} → {after}")
+    if a["git"]["commit"] != b["git"]["commit"]:
+        lines.append(f"commit {str(a['git']['commit'])[:10]} → {str(b['git']['commit'])[:10]}")
+    for key in ("cpu_model", "cpu_count"):
+        if a["machine"][key] != b["machine"][key]:
+            lines.append(f"machine {key} {a['machine'][key]} → {b['machine'][key]}")
+    packages_a, packages_b = a["packages"], b["packages"]
+    for name in sorted(set(packages_a) | set(packages_b)):
+        va, vb = packages_a.get(name), packages_b.get(name)
+        if va != vb:
+            lines.append(f"{name} {va or '(absent)'} → {vb or '(absent)'}")
+    return lines
