@@ -5,6 +5,7 @@ Sessions:
     nox -s lint                                   ruff and mypy
     nox -s "bench(app='fastapi_sqla', server='uvicorn')" -- --duration 10s
     nox -s matrix [-- --json]                     the pairs, and why others are missing
+    nox -s "experiment(name='gevent-patching')"   one experiment, its answer as a table
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import nox
 ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))
 
-from stackbench import matrix  # noqa: E402  (stdlib-only registries)
+from stackbench import experiments, matrix  # noqa: E402  (stdlib-only registries)
 from stackbench.apps import APPS  # noqa: E402
 from stackbench.servers import SERVERS  # noqa: E402
 
 # nox alone would say "Sessions not found"; say which pairs exist instead.
-if (_error := matrix.check_requested_sessions(sys.argv)) is not None:
-    sys.exit(f"nox: error: {_error}")
+for _check in (matrix.check_requested_sessions, experiments.check_requested_sessions):
+    if (_error := _check(sys.argv)) is not None:
+        sys.exit(f"nox: error: {_error}")
 
 nox.options.default_venv_backend = "uv|venv"  # uv builds a venv in seconds; venv otherwise
 nox.options.sessions = ["lint", "tests"]
@@ -85,3 +87,22 @@ def matrix_session(session: nox.Session) -> None:
     """Print the valid pairs and why each missing one is missing (`-- --json` for CI)."""
     session.install("-e", ".[harness]")
     session.run("python", "-m", "stackbench", "matrix", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("name", list(experiments.EXPERIMENTS))
+def experiment(session: nox.Session, name: str) -> None:
+    """One experiment of experiments.md: measured beside predicted, in one run directory."""
+    pairs = experiments.requirements(experiments.EXPERIMENTS[name])
+    app_requirements = sorted({str(APPS[app].requirements) for app, _ in pairs})
+    # One venv for all the experiment's servers: eventlet's gunicorn pin (25.3) wins.
+    server_requirements = sorted(
+        {req for _, server in pairs for req in SERVERS[server].requirements}
+    )
+    session.install(
+        "-e",
+        ".[harness,fast]",
+        *(arg for path in app_requirements for arg in ("-r", path)),
+        *server_requirements,
+    )
+    session.run("python", "-m", "stackbench", "experiment", name, *session.posargs)

@@ -58,6 +58,7 @@ class BenchOptions:
     timeout: float = 20.0
     ready_timeout: float = 30.0
     requests: int | None = None  # count mode: this many requests instead of --duration
+    prefix: str = ""  # where the contract is mounted, e.g. /fastapi in django_fastapi
 
     @property
     def knobs(self) -> Knobs:
@@ -407,7 +408,7 @@ def _run_scenario(
             )
             report = run_load(
                 load,
-                served.base_url,
+                served.base_url + options.prefix,
                 run_dir / "logs",
                 env=env,
                 client_cpus=options.client_cpus,

@@ -2,6 +2,7 @@
 
     python -m stackbench bench --app fastapi_sqla --server uvicorn [options]
     python -m stackbench matrix [--json]
+    python -m stackbench experiment gevent-patching
 
 Bad input is one line on stderr and exit code 2; a failed run exits 1; Ctrl-C exits 130
 after stopping everything it started.
@@ -24,7 +25,7 @@ from rich.table import Table
 from shared_fixtures.db import DatabaseError
 from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
-from stackbench import bench, matrix
+from stackbench import bench, experiment_cli, experiments, matrix
 from stackbench.apps import UnknownAppError
 from stackbench.results import ResultsError
 from stackbench.servers import UnknownServerError
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--app", required=True)
     run.add_argument("--server", required=True)
     add_load_options(run)
+    experiment_cli.add_parser(commands)
     listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
     listing.add_argument("--json", action="store_true", help="machine-readable, for CI")
     return parser
@@ -281,9 +283,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "matrix":
             print_matrix(args.json)
             return 0
+        if args.command == "experiment":
+            return experiment_cli.run(args, console, LiveProgress())
         options = options_from(args)
         report = bench.single_pair(args.app, args.server, options, progress=LiveProgress())
-    except (matrix.PairError, UnknownAppError, UnknownServerError) as exc:
+    except (
+        matrix.PairError,
+        UnknownAppError,
+        UnknownServerError,
+        experiments.UnknownExperimentError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (DatabaseError, ProcessError, ResultsError, SeedError, OSError) as exc:

@@ -1,0 +1,68 @@
+"""``python -m stackbench experiment NAME``: run one experiment, print its answer."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from stackbench import experiment_report, experiment_run, experiments
+from stackbench.bench import Progress
+from stackbench.matrix import Pair
+from stackbench.results import ROOT
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("experiment", help="run a named experiment (experiments.md)")
+    parser.add_argument("name", help=f"one of: {', '.join(experiments.EXPERIMENTS)}")
+    parser.add_argument("--output", type=Path, default=ROOT / "results")
+    parser.add_argument("--pool-size", type=int, default=10, help="DB pool per process (10)")
+    shootout = parser.add_argument_group("server-shootout")
+    shootout.add_argument("--budget-ms", type=float, default=100.0, help="p99 budget (100)")
+    shootout.add_argument("--scenario", default="db", help="loadgen scenario (db)")
+    shootout.add_argument("--start-rate", type=float, default=50.0)
+    shootout.add_argument("--step", type=float, default=1.5, help="rate multiplier per step")
+    shootout.add_argument("--step-duration", type=float, default=4.0, help="seconds per step")
+    shootout.add_argument("--apps", help="comma-separated apps to include (default: all)")
+    shootout.add_argument("--servers", help="comma-separated servers to include")
+
+
+def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
+    experiment = experiments.get_experiment(args.name)  # unknown → one line listing the valid
+    if experiment.name == "server-shootout":
+        apps = set(args.apps.split(",")) if args.apps else None
+        servers = set(args.servers.split(",")) if args.servers else None
+
+        def wanted(pair: Pair) -> bool:
+            return (apps is None or pair.app in apps) and (
+                servers is None or pair.server in servers
+            )
+
+        outcome = experiment_run.run_shootout(
+            output=args.output,
+            budget_ms=args.budget_ms,
+            scenario=args.scenario,
+            start_rate=args.start_rate,
+            step=args.step,
+            duration=args.step_duration,
+            pair_filter=wanted,
+            progress=progress,
+        )
+        markdown = experiment_report.shootout_markdown(outcome, args.budget_ms)
+        chart = experiment_report.shootout_chart(
+            outcome, outcome.run_dir / "shootout.png", args.budget_ms
+        )
+        console.print(markdown)
+        console.print(f"chart: {chart}")
+        ok = all(entry["sustainable_rate"] for entry in outcome.shootout)
+    else:
+        outcome = experiment_run.run_cells(
+            experiment, output=args.output, pool_size=args.pool_size, progress=progress
+        )
+        markdown = experiment_report.cells_markdown(outcome)
+        console.print(experiment_report.cells_table(outcome))
+        ok = all(row.measured_s is not None for row in outcome.rows)
+    (outcome.run_dir / "experiment.md").write_text(markdown)
+    console.print(f"results: {outcome.run_dir}")
+    return 0 if ok else 1

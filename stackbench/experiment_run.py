@@ -1,0 +1,130 @@
+"""Running experiments through the bench machinery (definitions: experiments.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackbench.bench import BenchOptions, Progress, Run
+from stackbench.experiments import DELAY, EXPERIMENTS, TOLERANCE, C, Cell, Experiment, N
+from stackbench.matrix import Pair, pairs
+from stackbench.results import read_json
+
+
+@dataclass
+class Row:
+    cell: Cell
+    measured_s: float | None
+    status: str
+    reason: str | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.measured_s is None else self.measured_s / self.cell.predicted_s
+
+    @property
+    def within(self) -> bool:
+        return self.ratio is not None and abs(self.ratio - 1) <= TOLERANCE
+
+
+@dataclass
+class Outcome:
+    experiment: Experiment
+    run_dir: Path
+    rows: list[Row] = field(default_factory=list)
+    shootout: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_cells(
+    experiment: Experiment, *, output: Path, pool_size: int = 10, progress: Progress | None = None
+) -> Outcome:
+    """Each server configuration served once; its endpoints measured as 10 x 10 at once."""
+    with Run(experiment.name, output=output, experiment=experiment.name, progress=progress) as run:
+        outcome = Outcome(experiment, run.run_dir)
+        by_config: dict[tuple[str, str, int, str], list[Cell]] = {}
+        for cell in experiment.cells:
+            by_config.setdefault(cell.config, []).append(cell)
+        for (app, server, workers, prefix), cells in by_config.items():
+            options = BenchOptions(
+                scenarios=tuple(c.endpoint for c in cells),
+                requests=N,
+                connections=C,
+                warmup=0.0,
+                duration=60.0,
+                timeout=60.0,
+                workers=workers,
+                pool_size=pool_size,
+                prefix=prefix,
+                output=output,
+                scenario_options=(("seconds", f"{DELAY:g}"), ("n", "10")),
+            )
+            results = run.job(Pair(app, server), options, variant=cells[0].variant)
+            by_scenario = {r["scenario"]: r for r in results}
+            for cell in cells:
+                result = by_scenario.get(cell.endpoint)
+                outcome.rows.append(_row(cell, result, run.run_dir))
+    return outcome
+
+
+def _row(cell: Cell, result: dict[str, Any] | None, run_dir: Path) -> Row:
+    if result is None:
+        return Row(cell, None, "failed", "not measured (the server stopped earlier)")
+    if result["status"] == "failed" or result["summary"] is None:
+        return Row(cell, None, "failed", result["reason"])
+    # Total wall time of the 10 requests is what the model predicts: loadgen's elapsed.
+    document = read_json(run_dir / result["file"], "result")
+    elapsed = float(document["repeats"][0]["loadgen"]["summary"]["elapsed_s"])
+    return Row(cell, round(elapsed, 2), result["status"], result["reason"])
+
+
+def run_shootout(
+    *,
+    output: Path,
+    budget_ms: float = 100.0,
+    scenario: str = "db",
+    start_rate: float = 50.0,
+    step: float = 1.5,
+    max_steps: int = 10,
+    duration: float = 4.0,
+    pair_filter: Callable[[Pair], bool] = lambda pair: True,
+    progress: Progress | None = None,
+) -> Outcome:
+    """Per pair: raise the open-model rate until p99 > budget or errors > 1%."""
+    experiment = EXPERIMENTS["server-shootout"]
+    with Run(experiment.name, output=output, experiment=experiment.name, progress=progress) as run:
+        outcome = Outcome(experiment, run.run_dir)
+        for pair in filter(pair_filter, pairs()):
+            rate, best, curve = start_rate, None, []
+            for _ in range(max_steps):
+                options = BenchOptions(
+                    scenarios=(scenario,),
+                    rate=rate,
+                    duration=duration,
+                    warmup=1.0,
+                    connections=256,
+                    timeout=10.0,
+                    output=output,
+                )
+                (result,) = run.job(pair, options, variant=f"r{rate:g}")
+                summary = result["summary"]
+                if summary is None:
+                    break
+                achieved = summary["requests"] / duration
+                curve.append(
+                    {
+                        "rate": rate,
+                        "p99_ms": summary["p99_ms"],
+                        "error_rate": summary["error_rate"],
+                        "achieved": achieved,
+                    }
+                )
+                if summary["p99_ms"] > budget_ms or summary["error_rate"] > 0.01:
+                    break
+                best = rate
+                rate = round(rate * step)
+            outcome.shootout.append(
+                {"app": pair.app, "server": pair.server, "sustainable_rate": best, "curve": curve}
+            )
+    return outcome

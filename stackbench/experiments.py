@@ -1,0 +1,249 @@
+"""The experiments (experiments.md): questions earlier benchmarks asked, one command each.
+
+An experiment is data (this module, standard library only, so the noxfile can read it):
+cells of (app, server, workers, endpoint) under one load shape,
+each with the total time the concurrency model predicts and the reason in one line. It
+runs through the bench machinery into one run directory and answers with a table of
+measured beside predicted. ``server-shootout`` steps an open-model rate per pair instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+from stackbench.matrix import get_pair
+
+DELAY = 1.0  # seconds each slow endpoint waits (pg_sleep and/or the upstream)
+N, C = 10, 10  # 10 requests at concurrency 10, closed model: the blog post's load
+TOLERANCE = 0.15
+
+
+@dataclass(frozen=True)
+class Cell:
+    app: str
+    server: str
+    endpoint: str  # a loadgen scenario: slow-db, slow-http, slow-both, slow-fanout
+    predicted_s: float
+    why: str
+    workers: int = 1
+    prefix: str = ""
+
+    @property
+    def config(self) -> tuple[str, str, int, str]:
+        return self.app, self.server, self.workers, self.prefix
+
+    @property
+    def variant(self) -> str:
+        return f"w{self.workers}" + (self.prefix.replace("/", "-") if self.prefix else "")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    question: str
+    cells: tuple[Cell, ...] = ()
+    notes: str = ""
+
+
+SERIAL = "one sync worker serves one request at a time: 10 x {d:g} s"
+GREEN = "greenlets overlap the waits: about one request's {d:g} s"
+DB_SERIAL = "the unpatched driver blocks the worker's one thread: DB waits add up"
+
+
+def _gevent_patching() -> tuple[Cell, ...]:
+    d = DELAY
+    cells = []
+    for endpoint, per_request in (("slow-http", d), ("slow-db", d), ("slow-both", 2 * d)):
+        cells.append(
+            Cell(
+                "django_sync",
+                "gunicorn-sync",
+                endpoint,
+                N * per_request,
+                SERIAL.format(d=per_request),
+            )
+        )
+    cells += [
+        Cell(
+            "django_sync",
+            "gunicorn-gevent-blocking",
+            "slow-http",
+            d,
+            "the HTTP call is on a patched socket: all 10 wait together",
+        ),
+        Cell("django_sync", "gunicorn-gevent-blocking", "slow-db", N * d, DB_SERIAL),
+        Cell(
+            "django_sync",
+            "gunicorn-gevent-blocking",
+            "slow-both",
+            d + N * d,
+            "HTTP waits overlap (1 s), then the 10 DB waits add up (10 s)",
+        ),
+    ]
+    for server, how in (
+        ("gunicorn-gevent", "psycopg 3 cooperates with gevent"),
+        ("gunicorn-eventlet", "psycopg2 patched by psycogreen"),
+    ):
+        cells += [
+            Cell("django_sync", server, "slow-http", d, GREEN.format(d=d)),
+            Cell("django_sync", server, "slow-db", d, f"{how}: DB waits overlap"),
+            Cell("django_sync", server, "slow-both", 2 * d, f"{how}: each request's 1 s + 1 s"),
+        ]
+    # What the blog never measured: 10 upstream calls inside each request.
+    cells += [
+        Cell(
+            "django_sync",
+            "gunicorn-sync",
+            "slow-fanout",
+            N * d,
+            "a thread pool overlaps each request's 10 calls; requests still queue: 10 x 1 s",
+        ),
+        Cell(
+            "django_sync",
+            "gunicorn-gevent",
+            "slow-fanout",
+            d,
+            "10 requests x 10 greenlet calls, all overlapping",
+        ),
+        Cell(
+            "django_sync",
+            "gunicorn-eventlet",
+            "slow-fanout",
+            d,
+            "10 requests x 10 green calls, all overlapping",
+        ),
+    ]
+    return tuple(cells)
+
+
+def _wsgi_mounted_asgi() -> tuple[Cell, ...]:
+    cells = []
+    for server, workers in itertools.product(("gunicorn-eventlet", "gunicorn-gevent"), (1, 2)):
+        cells.append(
+            Cell(
+                "django_fastapi",
+                server,
+                "slow-db",
+                DELAY,
+                "a2wsgi runs FastAPI on its own loop; sync endpoints in threads that "
+                "the patch makes green: waits overlap",
+                workers,
+                "/fastapi",
+            )
+        )
+    cells.append(
+        Cell(
+            "django_fastapi",
+            "uvicorn",
+            "slow-db",
+            DELAY,
+            "ASGI entry: FastAPI's threadpool (40) > 10 requests, pool of 10",
+            1,
+            "/fastapi",
+        )
+    )
+    return tuple(cells)
+
+
+def _django_async_orm() -> tuple[Cell, ...]:
+    cells = []
+    for server in ("uvicorn", "daphne", "gunicorn-uvicorn"):
+        cells += [
+            Cell(
+                "django_async",
+                server,
+                "slow-http",
+                DELAY,
+                "httpx.AsyncClient awaits on the event loop: calls overlap",
+            ),
+            Cell(
+                "django_async",
+                server,
+                "slow-db",
+                DELAY,
+                "async ORM: Django runs the query via sync_to_async; one thread per "
+                "request if thread_sensitive is off, else they queue (10 s)",
+            ),
+        ]
+    for app in ("fastapi_sqla", "gino_style"):
+        cells += [
+            Cell(app, "uvicorn", "slow-http", DELAY, "async HTTP client: calls overlap"),
+            Cell(app, "uvicorn", "slow-db", DELAY, "asyncpg awaits each pg_sleep: overlap"),
+        ]
+    return tuple(cells)
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        Experiment(
+            "gevent-patching",
+            "What do gevent workers buy a Django app waiting on a database and an HTTP "
+            "service, and what if the DB driver is not patched?",
+            _gevent_patching(),
+            "The blog post's table: patch nothing / both ≈ 20.9 s; gevent unpatched / db ≈ "
+            "10.2 s; gevent patched / db ≈ 1.1 s; gevent patched / both ≈ 2.1 s.",
+        ),
+        Experiment(
+            "wsgi-mounted-asgi",
+            "Does FastAPI mounted into a legacy WSGI Django (a2wsgi) under eventlet/gevent "
+            "serve slow endpoints concurrently?",
+            _wsgi_mounted_asgi(),
+            "benchmark-django-fastapi measured 6.06 s for 10 requests of 1 s on eventlet, "
+            "2 workers, with ab.",
+        ),
+        Experiment(
+            "django-async-orm",
+            "Is Django under an ASGI server with the async ORM concurrent for slow queries?",
+            _django_async_orm(),
+        ),
+        Experiment(
+            "server-shootout",
+            "For each app, which server gives the most throughput at a p99 budget?",
+            notes="Open model, stepping the rate until p99 exceeds the budget or errors "
+            "pass 1%; the highest passing rate is the pair's sustainable rate.",
+        ),
+    )
+}
+
+
+class UnknownExperimentError(ValueError):
+    pass
+
+
+def get_experiment(name: str) -> Experiment:
+    try:
+        experiment = EXPERIMENTS[name]
+    except KeyError:
+        raise UnknownExperimentError(
+            f"unknown experiment {name!r}; valid experiments: {', '.join(EXPERIMENTS)}"
+        ) from None
+    for cell in experiment.cells:
+        get_pair(cell.app, cell.server)  # a definition naming an invalid pair fails here
+    return experiment
+
+
+_SESSION = re.compile(r"experiment\(name='([^']*)'\)")
+
+
+def check_requested_sessions(argv: list[str]) -> str | None:
+    """A clear error for an ``experiment(...)`` session nox would not find, else None."""
+    for flag, name in itertools.pairwise(argv):
+        if flag in ("-s", "--session", "--sessions", "-e") and name.startswith("experiment("):
+            match = _SESSION.fullmatch(name)
+            if match is None or match.group(1) not in EXPERIMENTS:
+                return f"unknown experiment session {name!r}; valid: " + ", ".join(
+                    f"experiment(name='{e}')" for e in EXPERIMENTS
+                )
+    return None
+
+
+def requirements(experiment: Experiment) -> list[tuple[str, str]]:
+    """The (app, server) pairs whose packages an experiment's environment needs."""
+    from stackbench.matrix import pairs
+
+    if experiment.name == "server-shootout":
+        return [(p.app, p.server) for p in pairs()]
+    return sorted({(c.app, c.server) for c in experiment.cells})
