@@ -2,6 +2,7 @@
 
     python -m stackbench bench --app fastapi_sqla --server uvicorn [options]
     python -m stackbench matrix [--json]
+    python -m stackbench report RUN_DIR [RUN_DIR...] [--baseline RUN_DIR] [--output DIR]
     python -m stackbench experiment gevent-patching
 
 Bad input is one line on stderr and exit code 2; a failed run exits 1; Ctrl-C exits 130
@@ -183,7 +184,69 @@ def build_parser() -> argparse.ArgumentParser:
     experiment_cli.add_parser(commands)
     listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
     listing.add_argument("--json", action="store_true", help="machine-readable, for CI")
+    add_report_parser(commands)
     return parser
+
+
+def add_report_parser(commands: Any) -> None:
+    report = commands.add_parser(
+        "report",
+        help="run directories → Markdown, PNG charts and one HTML page; compare two runs",
+        description=(
+            "One report of every run directory given (merged: one table per scenario). "
+            "Two run directories that measured the same pairs are compared, the first as "
+            "the baseline; or name the baseline with --baseline."
+        ),
+    )
+    report.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    report.add_argument(
+        "--baseline",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="RUN_DIR",
+        help="compare against this run directory (repeatable: merged)",
+    )
+    report.add_argument("--output", type=Path, help="where report.md, report.html and the PNGs go")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Write the report; unreadable files are warnings naming them, not failures."""
+    from stackbench import report  # matplotlib is imported only when reporting
+
+    try:
+        outcome = report.make_report(args.run_dirs, args.baseline, args.output)
+    except report.ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ResultsError, OSError) as exc:
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    for warning in outcome.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if outcome.changes:
+        table = Table(title="change against the baseline", title_justify="left")
+        for column in ("scenario", "pair", "req/s", "change", "bound", "p99 ms", "change", "bound"):
+            table.add_column(column, justify="left" if column in ("scenario", "pair") else "right")
+        table.add_column("verdict")
+        for c in outcome.changes:
+            a, b = (r.summary if r else None for r in (c.base, c.new))
+            table.add_row(
+                c.scenario,
+                c.pair,
+                f"{a['rps']:,.0f} → {b['rps']:,.0f}" if a and b else "–",
+                _fmt(None if c.rps_change is None else 100 * c.rps_change, "+.1f") + "%",
+                f"±{100 * c.rps_bound:.0f}%",
+                f"{a['p99_ms']:,.1f} → {b['p99_ms']:,.1f}" if a and b else "–",
+                _fmt(None if c.p99_change is None else 100 * c.p99_change, "+.1f") + "%",
+                f"±{100 * c.p99_bound:.0f}%",
+                f"[red]{c.verdict}[/red]" if c.flagged else c.verdict,
+            )
+        console.print(table)
+    console.print(f"report: {outcome.markdown}")
+    console.print(f"html:   {outcome.html}")
+    console.print(f"charts: {len(outcome.images)} PNGs in {outcome.output}")
+    return 0
 
 
 class LiveProgress(bench.Progress):
@@ -279,6 +342,8 @@ def print_matrix(as_json: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "report":
+        return run_report(args)
     try:
         if args.command == "matrix":
             print_matrix(args.json)
