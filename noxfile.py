@@ -6,6 +6,7 @@ Sessions:
     nox -s "bench(app='fastapi_sqla', server='uvicorn')" -- --duration 10s
     nox -s matrix [-- --json]                     the pairs, and why others are missing
     nox -s "experiment(name='gevent-patching')"   one experiment, its answer as a table
+    nox -s report -- RUN_DIR [RUN_DIR...] [--baseline RUN_DIR] [--output DIR]
 """
 
 from __future__ import annotations
@@ -87,6 +88,13 @@ def matrix_session(session: nox.Session) -> None:
     """Print the valid pairs and why each missing one is missing (`-- --json` for CI)."""
     session.install("-e", ".[harness]")
     session.run("python", "-m", "stackbench", "matrix", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def report(session: nox.Session) -> None:
+    """Run directories → Markdown, PNG charts, one HTML page; two runs → their comparison."""
+    session.install("-e", ".[harness]", "matplotlib>=3.8")
+    session.run("python", "-m", "stackbench", "report", *session.posargs)
 
 
 @nox.session(python=PYTHON)
