@@ -42,26 +42,11 @@ class LoadError(RuntimeError):
 
 
 def loadgen_argv(load: Load, base_url: str, report: Path, client_cpus: str | None) -> list[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "loadgen",
-        "--scenario",
-        load.scenario,
-        "-z",
-        f"{load.duration}s",
-        "--warmup",
-        f"{load.warmup}s",
-        "-c",
-        str(load.connections),
-        "-t",
-        f"{load.timeout}s",
-        "--processes",
-        str(load.processes),
-        "--json",
-        str(report),
-        "-q",
-    ]
+    stop = ["-n", str(load.requests)] if load.requests else ["-z", f"{load.duration}s"]
+    argv = [sys.executable, "-m", "loadgen", "--scenario", load.scenario, *stop]
+    argv += ["--warmup", f"{load.warmup}s", "-c", str(load.connections)]
+    argv += ["-t", f"{load.timeout}s", "--processes", str(load.processes)]
+    argv += ["--json", str(report), "-q"]
     if load.rate:
         argv += ["-R", str(load.rate)]
     for key, value in load.options:

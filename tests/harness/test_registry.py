@@ -158,3 +158,15 @@ def test_noxfile_names_an_invalid_bench_session_clearly() -> None:
     error = matrix.check_requested_sessions(["nox", "-s", "bench(app='gino_style', server='x')"])
     assert error is not None and "valid servers" in error
     assert matrix.check_requested_sessions(["nox", "-s", "tests"]) is None
+
+
+def test_loadgen_command_line_follows_the_load() -> None:
+    from stackbench.bench import BenchOptions
+    from stackbench.loadrun import loadgen_argv
+
+    count = loadgen_argv(BenchOptions(requests=10).load("db"), "http://x", Path("r"), "1")
+    assert count[:3] == ["taskset", "-c", "1"] and count[count.index("-n") + 1] == "10"
+    assert "-z" not in count
+    timed = loadgen_argv(BenchOptions(duration=3, rate=50).load("db"), "http://x", Path("r"), None)
+    assert timed[timed.index("-z") + 1] == "3s" and timed[timed.index("-R") + 1] == "50.0"
+    assert "-n" not in timed and timed[-1] == "http://x"
