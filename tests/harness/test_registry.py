@@ -168,5 +168,7 @@ def test_loadgen_command_line_follows_the_load() -> None:
     assert count[:3] == ["taskset", "-c", "1"] and count[count.index("-n") + 1] == "10"
     assert "-z" not in count
     timed = loadgen_argv(BenchOptions(duration=3, rate=50).load("db"), "http://x", Path("r"), None)
-    assert timed[timed.index("-z") + 1] == "3s" and timed[timed.index("-R") + 1] == "50.0"
+    assert (
+        timed[timed.index("-z") + 1] in ("3s", "3.0s") and float(timed[timed.index("-R") + 1]) == 50
+    )
     assert "-n" not in timed and timed[-1] == "http://x"
