@@ -574,6 +574,20 @@ class Progress:
         pass
 
 
+def many_pairs(
+    pairs: list[Pair], options: BenchOptions, progress: Progress | None = None
+) -> RunReport:
+    """Several pairs side by side in one run directory, with the same options."""
+    for pair in pairs:
+        get_pair(pair.app, pair.server)  # every pair is checked before anything starts
+    label = "-".join(sorted({p.app for p in pairs})) if len(pairs) <= 2 else f"{len(pairs)}-pairs"
+    with Run(label, output=options.output, scale=options.scale, progress=progress) as run:
+        for pair in pairs:
+            run.job(pair, options)
+    assert run.report is not None
+    return run.report
+
+
 def single_pair(
     app: str, server: str, options: BenchOptions, progress: Progress | None = None
 ) -> RunReport:

@@ -177,9 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = commands.add_parser("bench", help="one (app, server) pair, end to end")
-    run.add_argument("--app", required=True)
-    run.add_argument("--server", required=True)
+    run = commands.add_parser("bench", help="(app, server) pairs, end to end, in one run")
+    run.add_argument("--app", required=True, help="an app, or several: a,b,c")
+    run.add_argument("--server", required=True, help="a server, or several: a,b")
     add_load_options(run)
     experiment_cli.add_parser(commands)
     listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
@@ -351,7 +351,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "experiment":
             return experiment_cli.run(args, console, LiveProgress())
         options = options_from(args)
-        report = bench.single_pair(args.app, args.server, options, progress=LiveProgress())
+        apps, servers = args.app.split(","), args.server.split(",")
+        if len(apps) == len(servers) == 1:
+            report = bench.single_pair(apps[0], servers[0], options, progress=LiveProgress())
+        else:  # every valid combination, side by side in one run
+            candidates = [matrix.Pair(a, s) for a in apps for s in servers]
+            chosen = [p for p in candidates if matrix.is_valid(p)]
+            if not chosen:
+                matrix.get_pair(apps[0], servers[0])  # raises the one-line reason
+            report = bench.many_pairs(chosen, options, progress=LiveProgress())
     except (
         matrix.PairError,
         UnknownAppError,

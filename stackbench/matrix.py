@@ -66,6 +66,11 @@ def missing() -> list[tuple[str, str, str]]:
     return rows
 
 
+def is_valid(pair: Pair) -> bool:
+    """True for a pair that exists; unknown apps or servers raise."""
+    return why_missing(get_app(pair.app), get_server(pair.server)) is None
+
+
 def get_pair(app_id: str, server_id: str) -> tuple[App, Server]:
     """The pair's app and server, or one line saying what is valid."""
     app, server = get_app(app_id), get_server(server_id)
