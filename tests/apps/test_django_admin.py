@@ -26,7 +26,18 @@ HTTPS_WARNINGS = {"security.W004", "security.W008", "security.W012", "security.W
 
 @pytest.fixture(params=list(SERVERS))
 def served(request: pytest.FixtureRequest, app_servers) -> Served:  # type: ignore[no-untyped-def]
-    return app_servers.get(request.param, SERVERS[request.param])
+    served = app_servers.get(request.param, SERVERS[request.param])
+    # The Django apps share one auth_user table and one admin username, and every serve()
+    # makes a new password: re-assert this app's own before logging in with it.
+    subprocess.run(
+        [sys.executable, "manage.py", "ensure_admin"],
+        cwd=served.app.directory,
+        env=served.env,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    return served
 
 
 def manage(app_id: str, db: Database, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
