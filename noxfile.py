@@ -55,7 +55,11 @@ def _app_requirements() -> list[str]:
 def tests(session: nox.Session) -> None:
     """The whole test suite on a real PostgreSQL: fixtures, loadgen, every app, the harness."""
     server_requirements = sorted({req for s in TEST_SERVERS for req in SERVERS[s].requirements})
-    session.install("-e", ".[harness,test,fast]", *_app_requirements(), *server_requirements)
+    # psycogreen: the tests also run psycopg2 patched under gevent (eventlet's gunicorn pin
+    # keeps gunicorn-eventlet out of this shared venv).
+    session.install(
+        "-e", ".[harness,test,fast]", *_app_requirements(), *server_requirements, "psycogreen"
+    )
     session.run("pytest", *session.posargs)
 
 

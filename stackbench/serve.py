@@ -18,6 +18,9 @@ from stackbench.apps import App
 from stackbench.servers import Knobs, Server
 
 ADMIN_USER = "stackbench-admin"
+# One password per harness process: the Django apps share one auth_user table, so a
+# password per serve() would let the last app served lock the others' logins out.
+ADMIN_PASSWORD = secrets.token_urlsafe(16)
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def app_env(
         # Generated per run, never committed; the login flow reads them from here.
         SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
         DJANGO_SUPERUSER_USERNAME=ADMIN_USER,
-        DJANGO_SUPERUSER_PASSWORD=secrets.token_urlsafe(16),
+        DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
         DJANGO_SUPERUSER_EMAIL="admin@example.invalid",
     )
     env.update(dict(app.env))

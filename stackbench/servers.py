@@ -149,6 +149,7 @@ def default_threads(server_id: str, pool_size: int) -> int:
 
 
 _GUNICORN = "gunicorn>=23"
+_GUNICORN_GEVENT = "gunicorn[gevent]>=23"  # its gevent worker imports `packaging`, an extra
 _FAST_LOOP = ("uvloop>=0.19", "httptools>=0.6")
 
 SERVERS: dict[str, Server] = {
@@ -169,14 +170,14 @@ SERVERS: dict[str, Server] = {
         Server(
             "gunicorn-gevent",
             (WSGI,),
-            (_GUNICORN, "gevent>=24"),
+            (_GUNICORN_GEVENT, "gevent>=24"),
             "gevent workers; psycopg 3 is cooperative under gevent without a patch",
             env={"DJANGO_DB_DRIVER": "psycopg"},
         ),
         Server(
             "gunicorn-gevent-blocking",
             (WSGI,),
-            (_GUNICORN, "gevent>=24", "psycopg2-binary"),
+            (_GUNICORN_GEVENT, "gevent>=24", "psycopg2-binary"),
             "gevent workers with psycopg2 NOT patched: DB calls serialize per worker",
             env={"DJANGO_DB_DRIVER": "psycopg2"},
             needs_driver_switch=True,
