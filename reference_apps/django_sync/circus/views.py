@@ -4,7 +4,6 @@ import json
 import random
 from operator import attrgetter
 
-import httpx
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import InvalidPage, Paginator
@@ -264,7 +263,7 @@ def slow_http(request):
         return error(422, "seconds must be a number in 0..10.")
     try:
         return JsonResponse({"upstream": upstream.delay(seconds)})
-    except (httpx.HTTPError, ValueError) as exc:
+    except (upstream.UpstreamError, ValueError) as exc:
         return upstream_error(exc)
 
 
@@ -275,7 +274,7 @@ def slow_both(request):
         return error(422, "seconds must be a number in 0..10.")
     try:
         answer = upstream.delay(seconds)
-    except (httpx.HTTPError, ValueError) as exc:
+    except (upstream.UpstreamError, ValueError) as exc:
         return upstream_error(exc)
     pg_sleep(seconds)
     return JsonResponse({"upstream": answer, "slept": seconds})
@@ -291,7 +290,7 @@ def slow_fanout(request):
         return error(422, "seconds must be a number in 0..10.")
     try:
         results, mode = upstream.fanout(n, seconds)
-    except (httpx.HTTPError, ValueError) as exc:
+    except (upstream.UpstreamError, ValueError) as exc:
         return upstream_error(exc)
     response = JsonResponse({"results": results})
     response["X-Fanout-Concurrency"] = mode  # gevent, eventlet or threads
