@@ -220,8 +220,21 @@ def get_experiment(name: str) -> Experiment:
         raise UnknownExperimentError(
             f"unknown experiment {name!r}; valid experiments: {', '.join(EXPERIMENTS)}"
         ) from None
+    return validate(experiment)
+
+
+def validate(experiment: Experiment) -> Experiment:
+    """The experiment, or one line naming its first cell with an invalid app or server."""
     for cell in experiment.cells:
-        get_pair(cell.app, cell.server)  # a definition naming an invalid pair fails here
+        try:
+            get_pair(cell.app, cell.server)
+        except ValueError as exc:
+            raise UnknownExperimentError(f"experiment {experiment.name!r}: {exc}") from None
+        if cell.predicted_s <= 0 or cell.workers < 1:
+            raise UnknownExperimentError(
+                f"experiment {experiment.name!r}: {cell.app} @ {cell.server} needs a positive "
+                "prediction and at least one worker"
+            )
     return experiment
 
 

@@ -1,0 +1,90 @@
+"""Experiment definitions are valid data; one real cell runs end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stackbench import experiments
+from stackbench.experiment_report import cells_markdown
+from stackbench.experiment_run import run_cells
+from stackbench.experiments import Cell, Experiment, UnknownExperimentError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
+def test_every_definition_is_valid(name: str) -> None:
+    experiment = experiments.get_experiment(name)
+    assert experiment.question.endswith("?")
+    if name != "server-shootout":
+        assert experiment.cells and all(cell.why for cell in experiment.cells)
+
+
+def test_gevent_patching_reproduces_the_blog_posts_grid() -> None:
+    cells = experiments.get_experiment("gevent-patching").cells
+    grid = {(c.server, c.endpoint): c.predicted_s for c in cells}
+    assert grid[("gunicorn-sync", "slow-both")] == 20.0  # patch nothing: ≈ 20.9 s in the blog
+    assert grid[("gunicorn-gevent-blocking", "slow-db")] == 10.0  # unpatched driver: ≈ 10.2 s
+    assert grid[("gunicorn-gevent", "slow-db")] == 1.0  # patched: ≈ 1.1 s
+    assert grid[("gunicorn-gevent", "slow-both")] == 2.0  # patched: ≈ 2.1 s
+    assert {c.endpoint for c in cells} == {"slow-http", "slow-db", "slow-both", "slow-fanout"}
+    assert all(c.workers == 1 for c in cells)
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        (Cell("nope", "uvicorn", "slow-db", 1.0, "x"), "unknown app 'nope'; valid apps:"),
+        (Cell("gino_style", "nope", "slow-db", 1.0, "x"), "unknown server 'nope'; valid servers:"),
+        (Cell("gino_style", "gunicorn-sync", "slow-db", 1.0, "x"), "serves WSGI; gino_style"),
+        (Cell("gino_style", "uvicorn", "slow-db", 0.0, "x"), "needs a positive prediction"),
+    ],
+)
+def test_invalid_definition_is_one_clear_line(cell: Cell, message: str) -> None:
+    with pytest.raises(UnknownExperimentError) as error:
+        experiments.validate(Experiment("broken", "Broken?", (cell,)))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_unknown_experiment_lists_the_valid_ones() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "stackbench", "experiment", "nope"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: unknown experiment 'nope'; valid experiments: gevent-patching, "
+        "wsgi-mounted-asgi, django-async-orm, server-shootout"
+    )
+
+
+def test_noxfile_names_an_unknown_experiment_session() -> None:
+    error = experiments.check_requested_sessions(["nox", "-s", "experiment(name='x')"])
+    assert error is not None and "experiment(name='gevent-patching')" in error
+    assert (
+        experiments.check_requested_sessions(["nox", "-s", "experiment(name='gevent-patching')"])
+        is None
+    )
+
+
+@pytest.mark.slow
+def test_one_cell_runs_end_to_end(tmp_path: Path) -> None:
+    """10 requests of 1 s at concurrency 10 on an async app: measured, never below physics."""
+    experiment = Experiment(
+        "mini",
+        "Does one async worker overlap ten 1 s queries?",
+        (Cell("gino_style", "uvicorn", "slow-db", 1.0, "asyncpg awaits: overlap"),),
+    )
+    outcome = run_cells(experiment, output=tmp_path)
+    (row,) = outcome.rows
+    assert row.status == "ok" and row.measured_s is not None
+    assert row.measured_s >= 1.0  # ten 1 s sleeps can't take less than 1 s in total
+    table = cells_markdown(outcome)
+    assert "| gino_style @ uvicorn | 1 | slow-db | 1.0 |" in table
