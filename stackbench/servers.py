@@ -56,31 +56,19 @@ class Server:
         bind = f"127.0.0.1:{port}"
         # Django has no lifespan handler; servers that probe for one get it switched off.
         lifespan_off = app.django
-        if self.id.startswith("gunicorn-") and self.id != "gunicorn-uvicorn":
+        if self.id.startswith("gunicorn-"):
             worker_class = {
                 "gunicorn-sync": ["-k", "sync"],
                 "gunicorn-gthread": ["-k", "gthread", "--threads", threads],
                 "gunicorn-gevent": ["-k", "gevent", "--worker-connections", threads],
                 "gunicorn-gevent-blocking": ["-k", "gevent", "--worker-connections", threads],
                 "gunicorn-eventlet": ["-k", "eventlet", "--worker-connections", threads],
+                "gunicorn-uvicorn": ["-k", "uvicorn_worker.UvicornWorker"],
             }[self.id]
+            # --no-control-socket: gunicorn 25.1+ opens one in ~/.gunicorn; several run here.
             return [
                 "gunicorn",
                 *worker_class,
-                "-w",
-                workers,
-                "-b",
-                bind,
-                "--no-control-socket",
-                "--graceful-timeout",
-                "5",
-                entry,
-            ]
-        if self.id == "gunicorn-uvicorn":
-            return [
-                "gunicorn",
-                "-k",
-                "uvicorn_worker.UvicornWorker",
                 "-w",
                 workers,
                 "-b",
