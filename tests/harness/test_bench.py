@@ -158,3 +158,33 @@ def test_server_that_cannot_start_is_failed_with_its_log(tmp_path: Path, monkeyp
     (document,) = _results(report.run_dir)
     assert document["status"] == "failed" and "exited with code" in document["reason"]
     assert "nowhere" in (document["log_tail"] or "")
+
+
+def test_unreachable_database_is_one_line_and_writes_no_result(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stackbench",
+            "bench",
+            "--app",
+            "gino_style",
+            "--server",
+            "uvicorn",
+            "--output",
+            str(tmp_path),
+            *SHORT,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot connect to DATABASE_URL" in lines[0], result.stderr
+    (run_dir,) = tmp_path.iterdir()  # the run directory says what happened, and nothing else
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "cannot connect" in manifest["reason"]
+    assert list(run_dir.glob("*--*.json")) == []
