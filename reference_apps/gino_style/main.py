@@ -17,10 +17,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import db
 
@@ -40,8 +42,7 @@ async def _reset(connection: asyncpg.Connection) -> None:
         await connection.execute("ROLLBACK")
 
 
-@asynccontextmanager
-async def lifespan(app: Starlette):
+async def open_resources(app: Starlette) -> None:
     # One pool and one upstream client per worker process, opened once.
     app.state.pool = await asyncpg.create_pool(
         DATABASE_URL, min_size=1, max_size=DB_POOL_SIZE, reset=_reset
@@ -49,9 +50,30 @@ async def lifespan(app: Starlette):
     app.state.upstream = httpx.AsyncClient(
         base_url=UPSTREAM_URL, timeout=30.0, limits=httpx.Limits(max_connections=100)
     )
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette):
+    await open_resources(app)
     yield
     await app.state.upstream.aclose()
     await app.state.pool.close()
+
+
+class OpenOnFirstRequest:
+    """Servers without lifespan (daphne) get the pool opened by the first request instead."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.lock = asyncio.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope["app"].state if "app" in scope else None
+        if scope["type"] == "http" and state is not None and not hasattr(state, "pool"):
+            async with self.lock:
+                if not hasattr(state, "pool"):
+                    await open_resources(scope["app"])
+        await self.app(scope, receive, send)
 
 
 # ---------------------------------------------------------------- input at the edge
@@ -387,5 +409,6 @@ async def upstream_failed(request: Request, exc: Exception) -> Response:
 app = Starlette(
     routes=routes,
     lifespan=lifespan,
+    middleware=[Middleware(OpenOnFirstRequest)],
     exception_handlers={httpx.HTTPError: upstream_failed},
 )  # debug stays off: no tracebacks to clients
