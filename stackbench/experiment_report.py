@@ -79,8 +79,11 @@ def shootout_markdown(outcome: Outcome, budget_ms: float) -> str:
         best = entry["sustainable_rate"]
         p99 = next((c["p99_ms"] for c in entry["curve"] if c["rate"] == best), None)
         tried = ", ".join(f"{c['rate']:g}" for c in entry["curve"])
+        # Every step passed: the step limit, not the server, ended the climb.
+        at_least = "≥ " if entry["curve"] and entry["curve"][-1]["rate"] == best else ""
+        rate = "–" if best is None else f"{at_least}{best:g}"
         lines.append(
-            f"| {entry['app']} | {entry['server']} | {'–' if best is None else f'{best:g}'} | "
+            f"| {entry['app']} | {entry['server']} | {rate} | "
             f"{'–' if p99 is None else f'{p99:.1f}'} | {tried} |"
         )
     return "\n".join(lines) + "\n"
