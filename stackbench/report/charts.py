@@ -95,6 +95,18 @@ def _log_ms_axis(axis: Any) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def _span_at_least(ax: Axes, values: list[float], factor: float) -> None:
+    """A log axis covering at least ``factor`` (a 2% wobble must not fill the chart)."""
+    finite = [v for v in values if v > 0 and not math.isnan(v)]
+    if not finite:
+        return
+    low, high = min(finite), max(finite)
+    if high / low < factor:
+        middle = math.sqrt(low * high)
+        low, high = middle / math.sqrt(factor), middle * math.sqrt(factor)
+    ax.set_ylim(low / 1.15, high * 1.15)
+
+
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write to a temporary name beside ``path``, then rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -225,6 +237,7 @@ def latency_spectrum(
     kinds = set()
     xmax = 10.0
     drawn = 0
+    every: list[float] = []
     for result in sort_results(items):
         repeat = result.median_repeat()
         if repeat is None or not result.summary:
@@ -233,11 +246,13 @@ def latency_spectrum(
         kinds.add(kind)
         xs, ys = spectrum(latency)
         xmax = max(xmax, xs[-1])
+        every += ys
         label = f"{result.pair}  (p99 {result.summary['p99_ms']:,.1f} ms)"
         ax.plot(xs, ys, label=label, color=colours[result.pair], linewidth=1.8)
         drawn += 1
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _span_at_least(ax, every, 10.0)
     ticks = [t for t in (1, 2, 10, 100, 1e3, 1e4, 1e5, 1e6) if t <= xmax * 1.01]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_minor_locator(NullLocator())
@@ -287,6 +302,7 @@ def time_series(items: list[Result], scenario: str, path: Path, colours: dict[st
     )
     boundaries: list[float] = []
     drawn = 0
+    every: list[float] = []
     for result in sort_results(items):
         duration = float(result.doc["load"]["duration_s"])
         offset = 0.0
@@ -306,6 +322,7 @@ def time_series(items: list[Result], scenario: str, path: Path, colours: dict[st
             offset += duration
         if not any(not math.isnan(v) for v in rps):
             continue
+        every += p99
         colour = colours[result.pair]
         top.plot(xs, rps, marker="o", markersize=3, color=colour, label=result.pair)
         bottom.plot(xs, p99, marker="o", markersize=3, color=colour, label=result.pair)
@@ -330,6 +347,7 @@ def time_series(items: list[Result], scenario: str, path: Path, colours: dict[st
     top.set_ylabel("req/s")
     top.set_ylim(bottom=0)
     bottom.set_yscale("log")
+    _span_at_least(bottom, every, 4.0)
     _log_ms_axis(bottom.yaxis)
     bottom.set_ylabel("p99 latency, ms (log)")
     bottom.set_xlabel("seconds of measurement (warm-up not recorded; repeats back to back)")

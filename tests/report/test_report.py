@@ -92,20 +92,30 @@ def test_the_cli_and_default_output(bench_run: Path, tmp_path: Path) -> None:
     )
 
 
-def test_missing_and_corrupt_files_are_named_and_the_rest_is_reported(
-    run_copy: Path, tmp_path: Path
-) -> None:
+def test_a_missing_result_is_named_and_the_rest_is_reported(run_copy: Path, tmp_path: Path) -> None:
     (run_copy / "gino_style--uvicorn--db.json").unlink()  # listed in the manifest, gone
-    (run_copy / "manifest.json").write_text('{"schema_version": 1, "kind": ')  # truncated
     done = _report_cli(str(run_copy), "--output", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
-    warnings = done.stderr.splitlines()
-    assert any("gino_style--uvicorn--db.json: missing" in w for w in warnings), warnings
-    assert any("manifest.json: unreadable" in w for w in warnings), warnings
+    (warning,) = done.stderr.splitlines()
+    assert warning == f"warning: {run_copy / 'gino_style--uvicorn--db.json'}: missing"
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "## Warnings" in markdown and "gino_style--uvicorn--db.json: missing" in markdown
     assert "## Scenario `json`" in markdown and "## Scenario `db`" not in markdown
     assert (tmp_path / "out" / "throughput-json.png").exists()
+    assert "report.html" in done.stdout
+
+
+def test_a_corrupt_manifest_is_named_and_every_result_reported(
+    run_copy: Path, tmp_path: Path
+) -> None:
+    (run_copy / "manifest.json").write_text('{"schema_version": 1, "kind": ')  # truncated
+    done = _report_cli(str(run_copy), "--output", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    (warning,) = done.stderr.splitlines()
+    assert f"{run_copy / 'manifest.json'}: unreadable" in warning
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "manifest unusable" in markdown  # the runs table says what it does not know
+    assert "## Scenario `json`" in markdown and "## Scenario `db`" in markdown
 
 
 def test_a_result_that_breaks_its_schema_is_named(run_copy: Path, tmp_path: Path) -> None:
