@@ -30,7 +30,7 @@ from matplotlib.ticker import (
 
 from loadgen.histogram import Histogram
 from stackbench.report.load import Result
-from stackbench.report.tables import sort_results
+from stackbench.report.tables import conditions, sort_results
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -121,30 +121,6 @@ def write_atomic(path: Path, data: bytes) -> Path:
     return path
 
 
-def _conditions(items: list[Result]) -> str:
-    """'32 connections, closed model, 3 s × 3 repeats' when the results agree, else ''."""
-    loads = {
-        (
-            r.doc["load"]["connections"],
-            r.doc["load"]["model"],
-            r.doc["load"]["rate"],
-            r.doc["load"]["duration_s"],
-            r.doc["load"]["repeats"],
-        )
-        for r in items
-    }
-    if len(loads) != 1:
-        return "mixed load settings"
-    connections, model, rate, duration, repeats = loads.pop()
-    text = f"{connections} connections, " + (
-        f"open model at {rate:g} req/s" if model == "open" else "closed model"
-    )
-    text += f", {duration:g} s measured"
-    if repeats > 1:
-        text += f" × {repeats} repeats"
-    return text
-
-
 # ------------------------------------------------------------------ throughput
 
 
@@ -183,7 +159,7 @@ def throughput(items: list[Result], scenario: str, path: Path) -> Path:
     _titles(
         ax,
         f"Throughput — scenario “{scenario}”",
-        _conditions(ordered)
+        conditions(ordered)
         + ("; whiskers: slowest..fastest repeat" if whiskers else "")
         + ("; hatched: noisy (spread > 10%)" if any(hatches) else ""),
     )
@@ -265,10 +241,10 @@ def latency_spectrum(
     _titles(
         ax,
         f"Latency by percentile — scenario “{scenario}”",
-        f"{_conditions(items)}; {which} latency of the median-throughput repeat; lower is better",
+        f"{conditions(items)}; {which} latency of the median-throughput repeat; lower is better",
     )
     if drawn:
-        ax.legend(loc="upper left")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     else:
         ax.text(0.5, 0.5, "no successful measurement", transform=ax.transAxes, ha="center")
     ax.grid(True, which="major", alpha=0.35)

@@ -76,6 +76,21 @@ def errors_cell(summary: dict[str, Any] | None) -> str:
     return text
 
 
+def conditions(items: list[Result]) -> str:
+    """'32 connections, closed model, 1 s warm-up + 3 s measured × 3 repeats' (results'
+    own ``load`` sections), or 'mixed load settings' when they differ."""
+    keys = ("connections", "model", "rate", "warmup_s", "duration_s", "repeats")
+    loads = {tuple(r.doc["load"][k] for k in keys) for r in items}
+    if len(loads) != 1:
+        return "mixed load settings"
+    connections, model, rate, warmup, duration, repeats = loads.pop()
+    text = f"{connections} connections, " + (
+        f"open model at {rate:g} req/s" if model == "open" else "closed model"
+    )
+    text += f", {warmup:g} s warm-up + {duration:g} s measured"
+    return text + (f" × {repeats} repeats" if repeats > 1 else "")
+
+
 def sort_results(items: list[Result]) -> list[Result]:
     """Best throughput first; failed results (no numbers) last."""
     return sorted(items, key=lambda r: (r.rps is None, -(r.rps or 0.0), r.pair))
@@ -178,13 +193,7 @@ def runs_table(runs: list[Run]) -> Table:
         )
         if "fsync" in settings:
             db_text += f", fsync {settings['fsync']}"
-        options = m["options"]
-        load = (
-            f"{options.get('connections', '?')} connections, "
-            + (f"{options['rate']} req/s open model" if options.get("rate") else "closed model")
-            + f", {options.get('warmup', '?')} s warm-up + {options.get('duration', '?')} s"
-            + f" × {options.get('repeats', 1)} repeats"
-        )
+        load = conditions(run.results) if run.results else "–"
         status = m["status"] + (f": {m['reason']}" if m.get("reason") else "")
         table.rows.append(
             [
