@@ -83,7 +83,7 @@ def test_report_of_a_real_run(bench_run: Path, tmp_path: Path) -> None:
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "the page fetches nothing"
 
 
-def test_the_cli_and_default_output(bench_run: Path, tmp_path: Path) -> None:
+def test_the_cli_writes_every_file(bench_run: Path, tmp_path: Path) -> None:
     done = _report_cli(str(bench_run), "--output", str(tmp_path / "cli"))
     assert done.returncode == 0, done.stderr
     assert "report.md" in done.stdout and done.stderr == ""
