@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: database: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"error: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""  # never a bare "Permission denied"
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 
