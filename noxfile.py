@@ -44,11 +44,9 @@ TEST_SERVERS = (
 
 
 def _app_requirements() -> list[str]:
-    args = []
-    for app in APPS.values():
-        if app.exists():
-            args += ["-r", str(app.requirements)]
-    return args
+    """``-r`` for every registered app; a lost app file raises, naming it (no app is dropped)."""
+    matrix.check_apps()
+    return [arg for app in APPS.values() for arg in ("-r", str(app.requirements))]
 
 
 @nox.session(python=PYTHON)

@@ -3,6 +3,10 @@
 A pair exists where the server serves one of the app's interfaces (and, for servers that
 run psycopg2 under green threads, where the app can switch its driver). The noxfile's
 ``bench`` parametrization and the CI job list are both this list.
+
+Every registered app must be on disk: its directory, ``requirements.txt``, entry modules
+and (for Django) ``manage.py``. A lost file is an error naming it (``check_apps``), never
+an app quietly left out of the matrix, the noxfile's installs or the tests.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from stackbench.apps import APPS, App, get_app
+from stackbench.apps import APPS, ROOT, App, get_app
 from stackbench.servers import SERVERS, Server, get_server
 
 
@@ -31,6 +37,39 @@ class PairError(ValueError):
     pass
 
 
+class AppFilesMissingError(PairError):
+    """A registered app lacks files it needs; the message names each one, in one line."""
+
+
+def missing_files(app: App) -> list[Path]:
+    """The files ``app`` needs that are not on disk (none for an intact app)."""
+    if not app.directory.is_dir():
+        return [app.directory]
+    needed = [app.requirements]
+    if app.django:
+        needed.append(app.directory / "manage.py")
+    for entry in app.entries.values():
+        module = app.directory.joinpath(*entry.split(":")[0].split("."))
+        package = module / "__init__.py"
+        needed.append(package if module.is_dir() else module.with_suffix(".py"))
+    return [path for path in needed if not path.is_file()]
+
+
+def check_apps(apps: Iterable[App] | None = None) -> None:
+    """Raise AppFilesMissingError naming every missing file of ``apps`` (default: all)."""
+    lost = [
+        path for app in (APPS.values() if apps is None else apps) for path in missing_files(app)
+    ]
+    if lost:
+        listed = ", ".join(
+            str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path) for path in lost
+        )
+        raise AppFilesMissingError(
+            f"registered app files are missing: {listed} "
+            "(restore them, or remove the app from stackbench/apps.py)"
+        )
+
+
 def why_missing(app: App, server: Server) -> str | None:
     """None when the pair exists, else the reason in a few words."""
     if server.interface_for(app) is None:
@@ -43,11 +82,20 @@ def why_missing(app: App, server: Server) -> str | None:
     return None
 
 
-def pairs(*, landed_only: bool = True) -> list[Pair]:
+def pairs(*, check_files: bool = True, landed_only: bool | None = None) -> list[Pair]:
+    """Every valid pair of the registries.
+
+    With ``check_files`` (the default) a registered app missing its files raises
+    AppFilesMissingError instead of being left out. ``landed_only`` is the old name of
+    ``check_files``, still accepted for callers that pass it.
+    """
+    if landed_only is not None:
+        check_files = landed_only
+    if check_files:
+        check_apps()
     return [
         Pair(app.id, server.id)
         for app in APPS.values()
-        if app.exists() or not landed_only
         for server in SERVERS.values()
         if why_missing(app, server) is None
     ]
@@ -59,8 +107,6 @@ def missing() -> list[tuple[str, str, str]]:
     for app in APPS.values():
         for server in SERVERS.values():
             reason = why_missing(app, server)
-            if reason is None and not app.exists():
-                reason = f"{app.id} has not landed in reference_apps/ yet"
             if reason is not None:
                 rows.append((app.id, server.id, reason))
     return rows
@@ -72,14 +118,15 @@ def is_valid(pair: Pair) -> bool:
 
 
 def get_pair(app_id: str, server_id: str) -> tuple[App, Server]:
-    """The pair's app and server, or one line saying what is valid."""
+    """The pair's app and server, or one line saying what is valid (or which file is lost)."""
     app, server = get_app(app_id), get_server(server_id)
     reason = why_missing(app, server)
     if reason is not None:
-        valid = [p.server for p in pairs(landed_only=False) if p.app == app_id]
+        valid = [p.server for p in pairs(check_files=False) if p.app == app_id]
         raise PairError(
             f"no pair ({app_id}, {server_id}): {reason}; servers for {app_id}: {', '.join(valid)}"
         )
+    check_apps([app])
     return app, server
 
 
@@ -100,7 +147,15 @@ _SESSION = re.compile(r"bench\(app='([^']*)', server='([^']*)'\)")
 
 
 def check_requested_sessions(argv: list[str]) -> str | None:
-    """A clear error for a ``bench(...)`` session nox would not find, else None."""
+    """A clear error for a ``bench(...)`` session nox would not find, else None.
+
+    A registered app missing its files is an error for any session: every session's
+    parametrization or installs are built from the registry.
+    """
+    try:
+        check_apps()
+    except AppFilesMissingError as exc:
+        return str(exc)
     requested = [
         name
         for flag, name in itertools.pairwise(argv)
@@ -114,8 +169,7 @@ def check_requested_sessions(argv: list[str]) -> str | None:
         if match is None:
             return f"bench session {name!r} is not of the form bench(app='APP', server='SERVER')"
         try:
-            app, _ = get_pair(*match.groups())
+            get_pair(*match.groups())
         except (PairError, ValueError) as exc:
             return str(exc)
-        return f"{app.id} has not landed in reference_apps/ yet: no {app.requirements}"
     return None

@@ -20,6 +20,7 @@ from shared_fixtures.processes import OWNER, processes_owned_by
 from shared_fixtures.seed import seed
 from shared_fixtures.upstream import start_upstream
 from stackbench.apps import get_app
+from stackbench.matrix import check_apps
 from stackbench.serve import Served, serve
 from stackbench.servers import Knobs, get_server
 
@@ -66,8 +67,7 @@ class AppServers:
         key = (app_id, server_id)
         if key not in self._served:
             app = get_app(app_id)
-            if not app.exists():
-                pytest.skip(f"{app_id} has not landed yet (no {app.requirements})")
+            check_apps([app])  # a lost requirements.txt or entry module fails, naming it
             self._served[key] = self._stack.enter_context(
                 serve(
                     app,

@@ -7,11 +7,21 @@ session serves itself.
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 
-from shared_fixtures.conformance.target import Target
+from shared_fixtures.conformance.target import StatementCountError, Target
 from shared_fixtures.conformance.test_contract import *  # noqa: F403  (the tests themselves)
 from shared_fixtures.db import Database
 from stackbench.apps import APPS
@@ -36,3 +46,145 @@ def target(request: pytest.FixtureRequest, app_servers, db: Database) -> Iterato
     judged = Target(served.base_url + prefix, db.url, name=request.node.name)
     yield judged
     judged.close()
+
+
+# ------------------------------------------- the statement count itself, on known-bad input
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def no_stats_url(db: Database) -> Iterator[str]:
+    """A real database on the session's server where pg_stat_statements was never created."""
+    name = f"stackbench_nostats_{uuid.uuid4().hex[:8]}"
+    with db.connect() as conn:
+        try:
+            conn.execute(f"CREATE DATABASE {name}")
+        except psycopg.errors.InsufficientPrivilege as exc:
+            pytest.skip(f"this database user cannot create a scratch database: {exc}")
+    url = urlunsplit(urlsplit(db.url)._replace(path=f"/{name}"))
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"
+        ).fetchone()
+        assert row == (0,), "the scratch database was meant to lack pg_stat_statements"
+    yield url
+    with db.connect() as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def gino_url(app_servers) -> str:  # type: ignore[no-untyped-def]
+    return app_servers.get("gino_style", "uvicorn").base_url
+
+
+def test_statement_count_fails_without_pg_stat_statements(gino_url: str, no_stats_url: str) -> None:
+    judged = Target(gino_url, no_stats_url)
+    try:
+        judged.statements("/api/troupes?page_size=100")
+    except pytest.skip.Exception as skipped:  # a BaseException: pytest.raises would not see it
+        pytest.fail(f"the statement count skipped instead of failing: {skipped}")
+    except StatementCountError as error:
+        message = str(error)
+    else:
+        pytest.fail("statements were counted on a database without pg_stat_statements")
+    finally:
+        judged.close()
+    assert message.startswith("pg_stat_statements is not available on this database ("), message
+    assert "shared_preload_libraries" in message and "CREATE EXTENSION" in message, message
+    assert "\n" not in message
+
+
+def test_conformance_n_plus_1_check_fails_without_pg_stat_statements(
+    gino_url: str, no_stats_url: str
+) -> None:
+    """The README's own command, against a database without the extension: fails, not skips."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "shared_fixtures/conformance",
+            "-k",
+            "test_list_statements_bounded",
+            "--base-url",
+            gino_url,
+            "--database-url",
+            no_stats_url,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    summary = run.stdout.strip().splitlines()[-1]
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout + run.stderr
+    assert re.fullmatch(r"\d+ failed, \d+ deselected in [\d.]+s", summary), run.stdout
+    assert "StatementCountError: pg_stat_statements is not available" in run.stdout, run.stdout
+
+
+class _LateHandler(BaseHTTPRequestHandler):
+    """Answers, then keeps its transaction open ``hold`` seconds before one more statement:
+    an app whose pool finishes its connection after the response has gone."""
+
+    database_url = ""
+
+    def do_GET(self) -> None:
+        hold = float(self.path.partition("hold=")[2])
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute("BEGIN")
+            conn.execute("SELECT 1 AS stackbench_early")
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            self.wfile.flush()
+            time.sleep(hold)
+            conn.execute("SELECT md5('late')")  # its own text: aliases are not in the query id
+            conn.execute("COMMIT")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def late_app(db: Database) -> Iterator[str]:
+    handler = type("Late", (_LateHandler,), {"database_url": db.url})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = False  # server_close() waits for a held transaction to end
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_statement_count_waits_for_statements_after_the_response(
+    late_app: str, db: Database
+) -> None:
+    judged = Target(late_app, db.url)
+    try:
+        late = judged.statements("/?hold=0.6", matching="%md5(%")
+        everything = judged.statements("/?hold=0.6")
+    finally:
+        judged.close()
+    assert late == 1  # counted only once the transaction has ended, 0.6 s after the answer
+    assert everything == 4  # BEGIN, the two SELECTs, COMMIT
+
+
+def test_statement_count_times_out_with_a_clear_message(late_app: str, db: Database) -> None:
+    judged = Target(late_app, db.url)
+    started = time.monotonic()
+    try:
+        with pytest.raises(StatementCountError) as error:
+            judged.statements("/?hold=3", timeout=0.5)
+    finally:
+        judged.close()
+    assert time.monotonic() - started < 2.5  # the bound held: it did not wait out the app
+    message = str(error.value)
+    assert message.startswith("the statements of GET /?hold=3 did not settle within 0.5 s"), message
+    assert "idle in transaction" in message and "stackbench_early" in message, message

@@ -3,7 +3,8 @@
     pytest shared_fixtures/conformance --base-url http://127.0.0.1:8000 \
         [--database-url postgresql://...]
 
-Without --database-url the tests that read data back or count statements are skipped.
+Without --database-url the tests that read data back or count statements are skipped;
+with it, a database without pg_stat_statements fails the statement counts (never a skip).
 The project's own test suite reuses these tests with its own ``target`` fixture.
 """
 

@@ -4,12 +4,67 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 
+# Every statement this module runs names pg_stat_statements, so this excludes them all.
 _STATS_EXCLUDE = "%pg_stat_statements%"
+STATEMENTS_TIMEOUT = 10.0  # seconds for an app's connections to go quiet after a response
+QUIET = 0.1  # seconds the count must stay unchanged (with every connection idle)
+POLL = 0.02  # seconds between reads
+
+# One statement (so one excluded text): the count, and the connections of this database
+# that changed state since the reset (the app's, for this request) and are not yet idle.
+_SETTLE_QUERY = """
+SELECT
+    (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements
+     WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND query NOT ILIKE %(exclude)s AND query ILIKE %(matching)s),
+    (SELECT coalesce(array_agg(pid || ' ' || state || ': ' || left(query, 60)), '{}')
+     FROM pg_stat_activity
+     WHERE datname = current_database() AND pid <> pg_backend_pid()
+     AND backend_type = 'client backend' AND state <> 'idle'
+     AND state_change >= %(since)s)
+"""
+
+
+class StatementCountError(AssertionError):
+    """The statements of a request cannot be counted; the message says why, in one line."""
+
+
+def _unavailable(exc: psycopg.Error) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        f"pg_stat_statements is not available on this database ({reason}): the statement "
+        "count cannot be verified; load it with shared_preload_libraries = "
+        "'pg_stat_statements' and run CREATE EXTENSION pg_stat_statements in this database"
+    )
+
+
+def _settled_count(
+    conn: psycopg.Connection, since: datetime, matching: str | None, timeout: float, what: str
+) -> int:
+    """The statement count once it has settled (see Target.statements), polled."""
+    params = {"exclude": _STATS_EXCLUDE, "matching": matching or "%", "since": since}
+    deadline = time.monotonic() + timeout
+    count, busy, stable_since = -1, list[str](), time.monotonic()
+    while True:
+        row = conn.execute(_SETTLE_QUERY, params).fetchone()
+        assert row is not None
+        now = time.monotonic()
+        if int(row[0]) != count or row[1]:
+            count, busy, stable_since = int(row[0]), list(row[1]), now
+        elif now - stable_since >= QUIET:
+            return count
+        if now >= deadline:
+            raise StatementCountError(
+                f"the statements of {what} did not settle within {timeout:g} s "
+                f"({count} counted so far; connections still busy: {busy or 'none'})"
+            )
+        time.sleep(POLL)
 
 
 @dataclass
@@ -40,30 +95,36 @@ class Target:
             pytest.skip("needs --database-url to read the app's data back")
         return psycopg.connect(self.database_url, autocommit=True, connect_timeout=5)
 
-    def statements(self, path: str, settle: float = 0.3) -> int:
+    def statements(
+        self,
+        path: str,
+        *,
+        matching: str | None = None,
+        timeout: float = STATEMENTS_TIMEOUT,
+    ) -> int:
         """SQL statements the database ran while serving one GET, counted server-side.
 
         pg_stat_statements is reset, the request is made, and every statement executed in
-        this database since is summed (the suite's own statements excluded). A short settle
-        time lets pools finish their release-time statements, so they are counted too.
+        this database since is summed (the suite's own statements excluded; with
+        ``matching``, only statements whose text is ILIKE it). The response can come back
+        before the app's connection is done (a pool's release-time ROLLBACK or reset), so
+        the count is read until it has settled: no connection to this database that
+        changed state since the reset is still busy, and the count has not moved for
+        QUIET seconds. Not settled within ``timeout`` seconds: StatementCountError.
+        A database without pg_stat_statements: StatementCountError, never a skip.
         """
         with self.db() as conn:
             try:
-                conn.execute("SELECT pg_stat_statements_reset()")
-            except psycopg.Error:
-                import pytest
-
-                pytest.skip("pg_stat_statements is not available on this database")
+                row = conn.execute(
+                    "SELECT clock_timestamp() FROM (SELECT pg_stat_statements_reset()) AS reset"
+                ).fetchone()
+            except psycopg.Error as exc:
+                raise StatementCountError(_unavailable(exc)) from None
+            assert row is not None
+            since = row[0]
             response = self.get(path)
             assert response.status_code == 200, (path, response.status_code, response.text)
-            time.sleep(settle)
-            row = conn.execute(
-                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
-                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "AND query NOT ILIKE %s",
-                [_STATS_EXCLUDE],
-            ).fetchone()
-        return int(row[0]) if row else 0
+            return _settled_count(conn, since, matching, timeout, f"GET {path}")
 
     def close(self) -> None:
         self.client.close()

@@ -15,8 +15,6 @@ from stackbench.apps import get_app
 
 APP = get_app("django_async")
 
-pytestmark = pytest.mark.skipif(not APP.exists(), reason="django_async has not landed")
-
 
 @pytest.fixture(scope="module")
 def base_url(app_servers) -> str:  # type: ignore[no-untyped-def]

@@ -30,8 +30,6 @@ ENTRIES = {"uvicorn": "ASGI", "gunicorn-gthread": "WSGI"}  # server -> the entry
 PREFIXES = ("", "/fastapi")
 HTTPS_WARNINGS = {"security.W004", "security.W008", "security.W012", "security.W016"}
 
-pytestmark = pytest.mark.skipif(not APP.exists(), reason="django_fastapi has not landed")
-
 
 def _serve(app_servers, server_id: str) -> Served:  # type: ignore[no-untyped-def]
     return app_servers.get(APP.id, server_id)

@@ -28,8 +28,6 @@ KNOBS = Knobs(workers=1, pool_size=4)  # as the session's app_servers
 GEVENT = importlib.util.find_spec("gevent") is not None
 PSYCOPG2 = importlib.util.find_spec("psycopg2") is not None
 
-pytestmark = pytest.mark.skipif(not APP.exists(), reason="django_sync has not landed")
-
 
 def at_once(url: str, n: int) -> tuple[float, list[httpx.Response]]:
     """n GETs of url at the same time; (seconds until the last answered, responses)."""

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from stackbench import apps, bench
+from stackbench import bench
 
 
 @pytest.fixture(scope="session")
 def bench_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not apps.get_app("gino_style").exists():
-        pytest.skip("gino_style has not landed: no run to report")
     output = tmp_path_factory.mktemp("report-runs")
     output.chmod(0o755)
     options = bench.BenchOptions(
