@@ -13,6 +13,13 @@ Responses are parsed by ``httptools`` when available (and not disabled), else by
 interface.  Both handle Content-Length, chunked bodies, bodies delimited by EOF, bodies
 that must be empty (1xx/204/304, HEAD), and ``Connection: close``.  Redirects are
 never followed (a 3xx is just a response).
+
+The two engines must give the same verdict on every response.  The pure parser
+follows llhttp's (httptools') rules where they differ from a lenient reading of RFC
+9112 (which versions, duplicate Content-Length, control bytes in header values,
+whitespace in chunk sizes, ...), and the limits that llhttp does not have are enforced
+by :class:`Conn` for both engines: a response head (status line, headers and the blank
+line) longer than :data:`MAX_HEAD` bytes is a ``bad_response``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,13 @@ ERROR_KINDS = (
 _pc = time.perf_counter_ns
 
 
+# The largest response head (status line + headers + the blank line) either engine
+# accepts: http_parser's HTTP_MAX_HEADER_SIZE, which wrk uses.  llhttp has no limit of
+# its own, so Conn enforces this one for both engines (and PyResponseParser applies the
+# same rule when used alone).
+MAX_HEAD = 80 * 1024
+
+
 class ParserError(Exception):
     """Malformed HTTP response (pure-Python parser)."""
 
@@ -51,33 +65,43 @@ class ParserError(Exception):
 try:  # pragma: no cover - depends on the environment
     import httptools as _httptools
     from httptools import HttpParserCallbackError as _HtCallbackError
-    from httptools import HttpParserError as _HtError
+    from httptools import HttpParserError as _HtParseError
+    from httptools import HttpParserUpgrade as _HtUpgrade
 
+    # HttpParserUpgrade (raised after a 101) is not an HttpParserError subclass.
+    _HtError: tuple[type[Exception], ...] = (_HtParseError, _HtUpgrade)
     HAVE_HTTPTOOLS = True
 except ImportError:  # pragma: no cover
     _httptools = None  # type: ignore[assignment]
     HAVE_HTTPTOOLS = False
 
-    class _HtError(Exception):  # type: ignore[no-redef]
+    class _HtCallbackError(Exception):  # type: ignore[no-redef]
         pass
 
-    class _HtCallbackError(_HtError):  # type: ignore[no-redef]
-        pass
+    _HtError = ()
+
+_PARSE_ERRORS: tuple[type[Exception], ...] = (*_HtError, ParserError)
 
 
 # --------------------------------------------------------------------------------------
 # Pure-Python response parser
 # --------------------------------------------------------------------------------------
-_STATUS_RE = re.compile(rb"HTTP/(1)\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
+# llhttp accepts exactly these versions (0.9, 2.0: one response per connection).
+_STATUS_RE = re.compile(rb"HTTP/(0\.9|1\.[01]|2\.0) ([0-9]{3})(?: [^\r\n]*)?")
 _TOKEN_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
 _TOK = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_HEADERS_RE = re.compile(rb"(?:\r\n" + _TOK + rb":[^\r\n]*)*\r\n")
+# Header values: HTAB, visible ASCII, space and obs-text; other control bytes (NUL,
+# DEL, a lone CR or LF) are rejected, as llhttp does.
+_VALUE = rb"[\t\x20-\x7e\x80-\xff]*"
+_HEADERS_RE = re.compile(rb"(?:\r\n" + _TOK + rb":" + _VALUE + rb")*\r\n")
 _HEADER_RE = re.compile(rb"\r\n(" + _TOK + rb"):([^\r\n]*)")
 _FRAMING_RE = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection):([^\r\n]*)", re.IGNORECASE
 )
-_MAX_HEAD = 80 * 1024
+_LEADING_CRLF_RE = re.compile(rb"[\r\n]*")  # llhttp skips these before a status line
+_BARE_LF_RE = re.compile(rb"(?<!\r)\n")
+_U64 = (1 << 64) - 1  # llhttp's Content-Length and chunk-size range
 
 _S_HEAD, _S_LENGTH, _S_CHUNK_SIZE, _S_CHUNK_DATA, _S_CHUNK_CRLF, _S_TRAILER, _S_EOF = range(7)
 
@@ -142,14 +166,20 @@ class PyResponseParser:
                 if st == _S_HEAD:
                     end = data.find(b"\r\n\r\n", pos)
                     if end < 0:
-                        if n - pos > _MAX_HEAD:
-                            raise ParserError("response head too large")
-                        if n - pos >= 5 and not data.startswith(b"HTTP/", pos):
-                            raise ParserError("invalid status line")
+                        self._check_partial_head(data, pos)
                         break
-                    head = data[pos:end]
+                    if end + 4 - pos > MAX_HEAD:
+                        raise ParserError("response head too large")
+                    try:
+                        self._parse_head(data[pos:end])
+                    except _BadStatusLine:
+                        # Off the normal path: CR/LF before a status line are skipped.
+                        skip = _LEADING_CRLF_RE.match(data, pos).end()  # type: ignore[union-attr]
+                        if skip == pos:
+                            raise
+                        pos = skip
+                        continue
                     pos = end + 4
-                    self._parse_head(head)
                 elif st == _S_LENGTH:
                     take = min(self._remaining, n - pos)
                     chunk = data[pos : pos + take]
@@ -162,14 +192,15 @@ class PyResponseParser:
                 elif st == _S_CHUNK_SIZE:
                     end = data.find(b"\r\n", pos)
                     if end < 0:
-                        if n - pos > 1024:
-                            raise ParserError("chunk size line too long")
-                        break
-                    line = data[pos:end].split(b";", 1)[0].strip()
+                        break  # llhttp bounds neither chunk lines nor trailers: neither do we
+                    # no whitespace around the size (llhttp rejects "2 " and "2 ;x")
+                    line = data[pos:end].split(b";", 1)[0]
                     pos = end + 2
-                    if not line or not _HEX_RE.fullmatch(line):
+                    if not _HEX_RE.fullmatch(line):
                         raise ParserError("invalid chunk size")
                     size = int(line, 16)
+                    if size > _U64:
+                        raise ParserError("chunk size overflow")
                     if size == 0:
                         self._state = _S_TRAILER
                     else:
@@ -194,8 +225,6 @@ class PyResponseParser:
                 elif st == _S_TRAILER:
                     end = data.find(b"\r\n", pos)
                     if end < 0:
-                        if n - pos > _MAX_HEAD:
-                            raise ParserError("trailers too large")
                         break
                     line = data[pos:end]
                     pos = end + 2
@@ -214,18 +243,31 @@ class PyResponseParser:
         finally:
             self._buf = data[pos:] if pos < n else b""
 
+    def _check_partial_head(self, data: bytes, pos: int) -> None:
+        """The head starting at ``pos`` is incomplete: fail early if it can never be
+        accepted (too long, not HTTP, bare-LF line ends), as llhttp would."""
+        if len(data) - pos >= MAX_HEAD:  # even the shortest ending makes it too long
+            raise ParserError("response head too large")
+        start = _LEADING_CRLF_RE.match(data, pos).end()  # type: ignore[union-attr]
+        if not b"HTTP/".startswith(data[start : start + 5]) and not data.startswith(
+            b"HTTP/", start
+        ):
+            raise ParserError("invalid status line")  # at its first wrong byte, as llhttp
+        if _BARE_LF_RE.search(data, start):
+            raise ParserError("bare LF line ending")
+
     def _parse_head(self, head: bytes) -> None:
         sl = head.find(b"\r\n")
         m = _STATUS_RE.fullmatch(head if sl < 0 else head[:sl])
         if m is None:
-            raise ParserError("invalid status line")
-        status = int(m.group(3))
-        if status < 100:
-            raise ParserError("invalid status code")
+            raise _BadStatusLine("invalid status line")
+        status = int(m.group(2))
         self._status = status
-        keep_alive = m.group(2) == b"1"
+        http11 = m.group(1) == b"1.1"
         length: int | None = None
         chunked = False
+        te = False
+        close = keep = False  # Connection tokens seen, over all Connection headers
         if sl >= 0:
             block = head[sl:] + b"\r\n"  # "\r\nName: v\r\nName: v\r\n"
             if not _HEADERS_RE.fullmatch(block):
@@ -234,28 +276,30 @@ class PyResponseParser:
                 lname = name.lower()
                 value = value.strip(b" \t")
                 if lname == b"content-length":
-                    if not value.isdigit():
-                        raise ParserError("invalid Content-Length")
-                    v = int(value)
-                    if length is not None and v != length:
-                        raise ParserError("conflicting Content-Length")
-                    length = v
+                    # llhttp: digits only, at most one header, within 64 bits
+                    if not value.isdigit() or length is not None:
+                        raise ParserError("invalid or duplicate Content-Length")
+                    length = int(value)
+                    if length > _U64:
+                        raise ParserError("Content-Length overflow")
                 elif lname == b"transfer-encoding":
+                    te = True
                     chunked = value.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
                 else:  # connection
                     toks = [t.strip() for t in value.lower().split(b",")]
-                    if b"close" in toks:
-                        keep_alive = False
-                    elif b"keep-alive" in toks:
-                        keep_alive = True
+                    close = close or b"close" in toks
+                    keep = keep or b"keep-alive" in toks
+            if te and length is not None:
+                raise ParserError("both Content-Length and Transfer-Encoding")
             hcb = self._header_cb
             if hcb is not None:
                 for name, value in _HEADER_RE.findall(block):
                     hcb(name, value.strip(b" \t"))
-        self._keep_alive = keep_alive
+        # llhttp_should_keep_alive: HTTP/1.1 unless "close"; others only on "keep-alive"
+        self._keep_alive = not close if http11 else keep
         if self._headers_cb is not None:
             self._headers_cb()
-        if self.skip_body or status < 200 or status in (204, 304):
+        if self.skip_body or 100 <= status < 200 or status in (204, 304):
             self._complete()
         elif chunked:
             self._state = _S_CHUNK_SIZE
@@ -275,18 +319,22 @@ class PyResponseParser:
             self._complete_cb()
 
 
-def _head_is_eof_delimited(first_chunk: bytes | None) -> bool:
-    """For httptools (which cannot be told about EOF): was the response whose head is at
-    the start of ``first_chunk`` delimited by EOF (no Content-Length, not chunked)?"""
-    if not first_chunk:
+class _BadStatusLine(ParserError):
+    pass
+
+
+def _head_is_eof_delimited(start: bytes | None) -> bool:
+    """For httptools (which cannot be told about EOF): is the response that begins with
+    ``start`` (at least its whole head) delimited by EOF?  Decided by the pure parser's
+    own framing rules, so that both engines end such a response the same way."""
+    if not start:
         return False
-    end = first_chunk.find(b"\r\n\r\n")
-    if end < 0:
+    p = PyResponseParser(None)
+    try:
+        p.feed_data(start)
+    except ParserError:
         return False
-    head = first_chunk[:end].lower()
-    if b"\r\ncontent-length:" in head:
-        return False
-    return not (b"\r\ntransfer-encoding:" in head and b"chunked" in head)
+    return p._state == _S_EOF
 
 
 # --------------------------------------------------------------------------------------
@@ -530,17 +578,65 @@ class Conn(asyncio.Protocol):
         if not self.t_first:
             self.t_first = now
             self.first_chunk = data
+            # One comparison per response: a read this long may hold a head over the
+            # limit; the head is looked for only then.
+            if len(data) > MAX_HEAD and self._head_too_long(data):
+                return
+        elif self._later_read(data):
+            return
         try:
             self.parser.feed_data(data)
         except _HtCallbackError as e:  # a bug in our own callback: surface it
             raise (e.__context__ or e) from None
-        except (_HtError, ParserError):
-            if self.busy:
-                self.busy = False
-                self._drop()
-                self.owner.on_error(self, BAD_RESPONSE)
-            else:
-                self._drop()
+        except _PARSE_ERRORS:
+            self._bad_response()
+
+    # -- response checks off the hot path ------------------------------------------------
+    def _later_read(self, data: bytes) -> bool:
+        """A later read of the same response: until ``first_chunk`` holds the whole
+        head, append to it (so the head limit and EOF framing see all of the head).
+        True if the request failed."""
+        start = self.first_chunk or b""
+        if start.find(b"\r\n\r\n", 0, MAX_HEAD) >= 0:
+            return False  # the head was complete (and checked) before this read
+        start = self.first_chunk = start + data
+        return self._head_too_long(start)
+
+    def _head_too_long(self, start: bytes) -> bool:
+        """Fail the request if the head at the start of ``start`` exceeds MAX_HEAD
+        (found, longer; or not found within MAX_HEAD bytes).  Same rule as the pure
+        parser's, applied here for both engines (llhttp has no limit)."""
+        end = start.find(b"\r\n\r\n", 0, MAX_HEAD)
+        if end < 0 and len(start) < MAX_HEAD:
+            return False  # incomplete and still within the limit
+        if 0 <= end <= MAX_HEAD - 4:
+            return False
+        self._bad_response()
+        return True
+
+    def _bad_response(self) -> None:
+        # Bytes that fail to parse after the connection was dropped (or closed after a
+        # "Connection: close" response) cannot be the answer to a request waiting to be
+        # sent on the next connection: only the request on this connection fails.
+        if self.busy and not self.closing:
+            self.busy = False
+            self._drop()
+            self.owner.on_error(self, BAD_RESPONSE)
+        else:
+            self._drop()
+
+    def _interim(self, status: int) -> bool:
+        """A message with status < 200 completed; True if it was not the response.
+
+        1xx responses (100 Continue, 103 Early Hints) are interim: the final response
+        follows on the same connection.  101 switches protocols, which loadgen never
+        asks for: the connection is no longer HTTP, so the request is a bad_response.
+        Statuses below 100 are final responses (llhttp accepts any three digits)."""
+        if status < 100:
+            return False
+        if status == 101:
+            self._bad_response()
+        return True
 
     # -- parser callbacks (hot path) ---------------------------------------------------------
     # (no on_headers_complete: the status is read from the parser at message complete)
@@ -552,8 +648,11 @@ class Conn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if not self.busy:
             return
+        st = self.parser.get_status_code()
+        if st < 200 and self._interim(st):
+            return
         self.busy = False
-        self.status = self.parser.get_status_code()
+        self.status = st
         if (
             not self.keepalive or not self.parser.should_keep_alive()
         ) and self.transport is not None:
@@ -576,5 +675,12 @@ class FullConn(Conn):
         self.headers = []
         super().request(data, head)
 
+    def _interim(self, status: int) -> bool:
+        interim = super()._interim(status)
+        if interim:
+            self.headers = []  # the final response's headers only
+        return interim
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        # llhttp keeps trailing whitespace of a value, the pure parser strips it
+        self.headers.append((name, value.rstrip(b" \t")))

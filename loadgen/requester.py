@@ -424,9 +424,11 @@ class _FastConn(Conn):
     def on_message_complete(self) -> None:
         if not self.busy:
             return
-        self.busy = False
         parser = self.parser
         st = parser.get_status_code()
+        if st < 200 and self._interim(st):
+            return
+        self.busy = False
         self.status = st
         if (not self.keepalive or not parser.should_keep_alive()) and self.transport is not None:
             self.closing = True

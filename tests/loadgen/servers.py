@@ -12,6 +12,8 @@ Run as a subprocess: ``python servers.py`` prints ``PORT <n>`` once listening on
 * ``/garbage`` — answers bytes that are not HTTP.
 * ``/hang`` — never answers.
 * ``/status/NNN`` — an empty response with that status.
+* ``/raw/NAME`` — the canned, often malformed, response ``RAW[NAME]``: its pieces are
+  written as separate reads, then the connection is kept, closed or reset.
 * ``/__stall?after=S&for=D`` — arm a ONE-OFF stall: the first request arriving S
   seconds from now blocks the whole server (``time.sleep``) for D seconds.
 * ``/__stats`` — JSON counters (requests served).
@@ -70,6 +72,140 @@ def _resp(
     if close:
         lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+# The response head limit loadgen enforces (loadgen.protocol.MAX_HEAD; the tests check
+# that the two agree).  This file imports nothing from loadgen: it is a separate server.
+HEAD_LIMIT = 80 * 1024
+_OK2 = b"Content-Length: 2\r\n\r\nok"
+
+
+def _head_of(size: int, split: int = 0) -> list[bytes]:
+    """A 200 response whose head is exactly ``size`` bytes (a padding header), in one
+    piece or split ``split`` bytes before the end of the head (inside the blank line)."""
+    base = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Pad: \r\n\r\n"
+    head = base.replace(b"X-Pad: ", b"X-Pad: " + b"a" * (size - len(base)))
+    assert len(head) == size
+    whole = head + b"ok"
+    if not split:
+        return [whole]
+    cut = size - split
+    return [whole[:cut], whole[cut:]]
+
+
+# name -> (pieces written as separate reads, then "keep" | "close" | "reset")
+RAW: dict[str, tuple[list[bytes], str]] = {
+    # head size limit: exactly at it, one byte over (whole and split), far over
+    "head_at_limit": (_head_of(HEAD_LIMIT), "keep"),
+    "head_at_limit_split": (_head_of(HEAD_LIMIT, split=3), "keep"),
+    "head_over_limit": (_head_of(HEAD_LIMIT + 1), "keep"),
+    "head_over_limit_split": (_head_of(HEAD_LIMIT + 1, split=2), "keep"),
+    "head_1mb": (_head_of(1024 * 1024), "keep"),
+    # status line
+    "status_2000": ([b"HTTP/1.1 2000 OK\r\n" + _OK2], "keep"),
+    "status_no_reason": ([b"HTTP/1.1 200\r\n" + _OK2], "keep"),
+    "status_below_100": ([b"HTTP/1.1 099 X\r\n" + _OK2], "keep"),
+    "version_1_2": ([b"HTTP/1.2 200 OK\r\n" + _OK2], "keep"),
+    "version_2_0": ([b"HTTP/2.0 200 OK\r\n" + _OK2], "keep"),
+    "lowercase_http": ([b"http/1.1 200 OK\r\n" + _OK2], "keep"),
+    "bare_lf": ([b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok"], "keep"),
+    "leading_crlf": ([b"\r\nHTTP/1.1 200 OK\r\n" + _OK2], "keep"),
+    "split_status_line": ([b"HTT", b"P/1.1 2", b"00 OK\r", b"\n" + _OK2], "keep"),
+    # header lines
+    "nul_in_header": ([b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n" + _OK2], "keep"),
+    "obs_fold": ([b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n" + _OK2], "keep"),
+    "space_before_colon": ([b"HTTP/1.1 200 OK\r\nX : a\r\n" + _OK2], "keep"),
+    "value_whitespace": ([b"HTTP/1.1 200 OK\r\nX:\t a b \t\r\n" + _OK2], "keep"),
+    # Content-Length
+    "cl_duplicate_equal": ([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + _OK2], "keep"),
+    "cl_and_te": ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n" + _OK2], "keep"),
+    "cl_negative": ([b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok"], "keep"),
+    "cl_overflow": ([b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n"], "keep"),
+    "cl_body_longer": ([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhello"], "keep"),
+    "cl_body_shorter_close": ([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"], "close"),
+    "cl_body_shorter_reset": ([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"], "reset"),
+    # chunked
+    "chunked_split": (
+        [
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"5\r",
+            b"\nhel",
+            b"lo\r\n0\r\n\r\n",
+        ],
+        "keep",
+    ),
+    "chunked_trailers": (
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;a=b\r\nok\r\n0\r\nT: v\r\n\r\n"],
+        "keep",
+    ),
+    "chunk_size_not_hex": (
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"],
+        "keep",
+    ),
+    "chunk_size_space": (
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\nok\r\n0\r\n\r\n"],
+        "keep",
+    ),
+    "chunk_size_overflow": (
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nok"],
+        "keep",
+    ),
+    "chunk_no_crlf": (
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX0\r\n\r\n"],
+        "keep",
+    ),
+    "chunked_cut_close": (
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhe"],
+        "close",
+    ),
+    # bodies delimited by EOF, and what is not
+    "eof_split_head": (
+        [b"HTTP/1.1 200 OK\r\nContent-", b"Type: text/plain\r\n\r\n", b"until eof"],
+        "close",
+    ),
+    "eof_te_not_chunked": (
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nzzz"],
+        "close",
+    ),
+    "http10_eof": ([b"HTTP/1.0 200 OK\r\n\r\nbody"], "close"),
+    "head_cut_close": ([b"HTTP/1.1 200 OK\r\nContent-"], "close"),
+    "nothing_close": ([], "close"),
+    # no body whatever Content-Length says: 1xx, 204, 304
+    "no_body_204": ([b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"], "keep"),
+    "no_body_304": ([b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"], "keep"),
+    "continue_100": ([b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 200 OK\r\n" + _OK2], "keep"),
+    "early_hints_103": (
+        [b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\n" + _OK2],
+        "keep",
+    ),
+    "switching_101": ([b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nnot http"], "keep"),
+    # keep-alive rules
+    "http10_keepalive": ([b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n" + _OK2], "keep"),
+    "http10_default_close": ([b"HTTP/1.0 200 OK\r\n" + _OK2], "keep"),
+    "close_and_keepalive": (
+        [b"HTTP/1.1 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\n" + _OK2],
+        "keep",
+    ),
+}
+
+
+async def _raw(writer: asyncio.StreamWriter, name: str) -> bool:
+    """Serve RAW[name]; False if the connection is done."""
+    pieces, end = RAW[name]
+    for i, piece in enumerate(pieces):
+        if i:
+            await asyncio.sleep(0.005)  # let the previous piece arrive as its own read
+        writer.write(piece)
+        await writer.drain()
+    if end == "keep":
+        return True
+    if end == "reset":
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+    else:
+        writer.close()
+    return False
 
 
 def _json(obj: object, status: int = 200, extra: list[tuple[str, str]] | None = None) -> bytes:
@@ -250,6 +386,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 return
             elif path == "/hang":
                 await asyncio.sleep(3600)
+            elif path.startswith("/raw/"):
+                if not await _raw(writer, path[5:]):
+                    return
             elif path.startswith("/status/"):
                 writer.write(_resp(int(path[8:]), b""))
             elif path == "/__stall":
