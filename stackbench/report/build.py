@@ -1,7 +1,9 @@
 """Run directories → report.md, report.html and PNG charts in one output directory.
 
-``make_report(runs)`` reports one run, or several merged (one table per scenario, every
-pair of every run); with ``baseline`` it also compares the runs against the baseline's.
+``make_report(runs)`` reports one run (one table per scenario, ranked by req/s), or
+several: each run's own tables, and per scenario a ranking across runs of the ratios to
+the reference pair measured in each run (``across``), never of raw numbers from different
+runs. With ``baseline`` it also compares the runs against the baseline's.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from stackbench import results
-from stackbench.report import charts
+from stackbench.report import across, charts
 from stackbench.report.compare import (
     P99_MIN_BOUND,
     RPS_MIN_BOUND,
@@ -22,8 +25,24 @@ from stackbench.report.compare import (
     provenance_diff,
 )
 from stackbench.report.document import Bullets, Document, Heading, Image, Text
-from stackbench.report.load import ReportError, Run, load_run, merge, scenarios
-from stackbench.report.tables import pairs_table, runs_table, scenario_table
+from stackbench.report.load import (
+    ReportError,
+    Result,
+    Run,
+    load_run,
+    merge,
+    pairs_measured,
+    scenarios,
+)
+from stackbench.report.reference import REFERENCE_PAIR
+from stackbench.report.tables import (
+    machine,
+    pairs_table,
+    ratio_table,
+    references_table,
+    runs_table,
+    scenario_table,
+)
 
 DEFAULT_OUTPUT = results.ROOT / "results" / "reports"
 
@@ -48,11 +67,14 @@ def load_all(paths: list[Path]) -> list[Run]:
 
 def split_baseline(run_dirs: list[Path], baseline: list[Path]) -> tuple[list[Path], list[Path]]:
     """Two run directories that measured the same pairs are a comparison: the first is the
-    baseline. Otherwise the directories are merged into one report."""
+    baseline. Otherwise the directories are merged into one report. The reference pair,
+    which every CI job measures beside its own, does not make two jobs a comparison."""
     if baseline or len(run_dirs) != 2:
         return run_dirs, baseline
     first, second = load_all(run_dirs)
-    if {r.key for r in first.results} & {r.key for r in second.results}:
+    shared = pairs_measured(first) & pairs_measured(second)
+    same = {r.key for r in first.results} == {r.key for r in second.results}
+    if shared or (same and first.results):
         return [run_dirs[1]], [run_dirs[0]]
     return run_dirs, baseline
 
@@ -112,23 +134,94 @@ def make_report(
         doc.add(Text("Baseline:"), runs_table(base_runs))
         outcome.changes = compare(base_items, items)
         _comparison(doc, outcome, base_runs, runs, output)
-    for scenario in scenarios(items):
-        chosen = [r for r in items if r.scenario == scenario]
-        slug = _slug(scenario)
-        doc.add(Heading(f"Scenario `{scenario}`"), scenario_table(chosen))
-        for name, draw in (
-            ("throughput", lambda p, c=chosen, s=scenario: charts.throughput(c, s, p)),
-            ("latency", lambda p, c=chosen, s=scenario: charts.latency_spectrum(c, s, p, colours)),
-            ("timeseries", lambda p, c=chosen, s=scenario: charts.time_series(c, s, p, colours)),
-        ):
-            path = draw(output / f"{name}-{slug}.png")
-            outcome.images.append(path)
-            doc.add(Image(path, f"{name.replace('timeseries', 'time series')}, {scenario}"))
+    measured = [run for run in runs if run.results]
+    if len(measured) == 1:  # one run: one machine, raw numbers compare
+        for scenario in scenarios(items):
+            chosen = [r for r in items if r.scenario == scenario]
+            heading = Heading(f"Scenario `{scenario}`")
+            _scenario(doc, outcome, chosen, heading, _slug(scenario), colours)
+    else:
+        _across_runs(doc, outcome, measured, colours)
     doc.add(Heading("How each pair was served"), pairs_table(items))
     doc.add(Heading("How to read this report"), *_how_to_read())
     charts.write_atomic(outcome.markdown, doc.markdown().encode())
     charts.write_atomic(outcome.html, doc.html().encode())
     return outcome
+
+
+def _scenario(
+    doc: Document,
+    outcome: Outcome,
+    chosen: list[Result],
+    heading: Heading,
+    slug: str,
+    colours: dict[str, Any],
+) -> None:
+    """One scenario's rows of one run: the table ranked by raw req/s, and its charts."""
+    scenario = chosen[0].scenario
+    doc.add(heading, scenario_table(chosen))
+    for name, draw in (
+        ("throughput", lambda p: charts.throughput(chosen, scenario, p)),
+        ("latency", lambda p: charts.latency_spectrum(chosen, scenario, p, colours)),
+        ("timeseries", lambda p: charts.time_series(chosen, scenario, p, colours)),
+    ):
+        path = draw(outcome.output / f"{name}-{slug}.png")
+        outcome.images.append(path)
+        doc.add(Image(path, f"{name.replace('timeseries', 'time series')}, {scenario}"))
+
+
+def _across_runs(doc: Document, outcome: Outcome, runs: list[Run], colours: dict[str, Any]) -> None:
+    """Several runs: ratios to each run's own reference across runs, raw numbers per run."""
+    machines = {
+        (m["machine"]["cpu_model"], m["machine"]["cpu_count"])
+        for m in (run.manifest for run in runs)
+        if m is not None
+    }
+    doc.add(
+        Heading("Comparing these runs"),
+        Text(
+            f"These {len(runs)} runs were measured separately ({len(machines)} distinct "
+            "machine(s) by CPU model and count, and at different times): their raw numbers "
+            "are not comparable with each other. **Within one run** the pairs ran side by "
+            "side on one machine, so each run's section below ranks its rows by raw req/s. "
+            f"**Across runs** rows are ranked only by their ratio to {REFERENCE_PAIR} "
+            "measured in the same run and scenario; a run without a usable reference is not "
+            "ranked across runs. A ratio cancels the machine's speed only as far as every "
+            "stack slows down alike on it: read differences of a few percent as ties "
+            "(docs/ci.md)."
+        ),
+    )
+    every = [r for run in runs for r in run.results]
+    for scenario in scenarios(every):
+        slug = _slug(scenario)
+        rows, references = across.ratios(runs, scenario)
+        doc.add(Heading(f"Across runs: scenario `{scenario}`"))
+        if rows:
+            doc.add(ratio_table(rows))
+            path = charts.reference_ratios(rows, scenario, outcome.output / f"ratio-{slug}.png")
+            outcome.images.append(path)
+            doc.add(Image(path, f"req/s relative to the reference, {scenario}"))
+        else:
+            doc.add(
+                Text(
+                    "No run has a usable reference in this scenario, so nothing is ranked "
+                    "across runs: each run's rows are in its own section below."
+                )
+            )
+        doc.add(Text("The reference in each run:"), references_table(references))
+    for run in runs:
+        doc.add(
+            Heading(f"Run `{run.run_id}`: within one machine"),
+            Text(
+                f"Measured side by side on {machine(run.manifest)}: these rows compare with "
+                "each other, not with another run's."
+            ),
+        )
+        for scenario in scenarios(run.results):
+            chosen = [r for r in run.results if r.scenario == scenario]
+            heading = Heading(f"`{run.run_id}`, scenario `{scenario}`", level=3)
+            slug = f"{_slug(scenario)}--{_slug(run.run_id)}"
+            _scenario(doc, outcome, chosen, heading, slug, colours)
 
 
 def _comparison(
@@ -160,7 +253,7 @@ def _how_to_read() -> list[Text | Bullets]:
         Bullets(
             [
                 "**req/s** is the median over the repeats; **× best** divides it by the best "
-                "pair of the same scenario in this report: on a small shared machine compare "
+                "pair of the same scenario in the same run: on a small shared machine compare "
                 "these ratios within one run, not absolute numbers across machines or days.",
                 "**spread** = (max − min) / median of req/s over the repeats; above 10% the "
                 "row is flagged **noisy** and small differences mean nothing.",
@@ -169,9 +262,18 @@ def _how_to_read() -> list[Text | Bullets]:
                 "they are corrected for coordinated omission.",
                 "**req per CPU-s** is successful responses per CPU-second of the server's "
                 "process tree: efficiency, which survives noisy neighbours better than req/s.",
+                "**CPU µs/req server | db | client** is CPU time per successful response, "
+                "split by who spent it: the server's process tree, the embedded PostgreSQL's "
+                "processes, the load generator. Their sum is the request's whole cost on this "
+                "machine; – is unknown (an external database, or a result recorded before the "
+                "split).",
                 "**client-saturated**: the load generator used about a whole CPU, so the "
                 "server may be faster than measured. **checks failed**: some responses were "
-                "wrong. **FAILED / DEGRADED**: the reason is the harness's own words.",
+                "wrong. **worker restarted**: a server process exited during a measured "
+                "window, so part of it ran on fewer workers. **FAILED / DEGRADED**: the "
+                "reason is the harness's own words.",
+                f"**× reference** (several runs only): req/s or p99 divided by {REFERENCE_PAIR} "
+                "measured in the same run and scenario, the only numbers ranked across runs.",
                 "Latency charts: x is the percentile on a log scale of 1/(1−p), so 90%, 99%, "
                 "99.9% are evenly spaced; a curve that turns up sharply at the right has a "
                 "long tail. Time series: one point per second, repeats back to back.",

@@ -30,12 +30,14 @@ from matplotlib.ticker import (
 
 from loadgen.histogram import Histogram
 from stackbench.report.load import Result
+from stackbench.report.reference import REFERENCE_PAIR
 from stackbench.report.tables import conditions, sort_results
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from stackbench.report.across import Ratio
     from stackbench.report.compare import Change
 
 DPI = 110
@@ -162,6 +164,33 @@ def throughput(items: list[Result], scenario: str, path: Path) -> Path:
         conditions(ordered)
         + ("; whiskers: slowest..fastest repeat" if whiskers else "")
         + ("; hatched: noisy (spread > 10%)" if any(hatches) else ""),
+    )
+    return _save(fig, path)
+
+
+def reference_ratios(rows: list[Ratio], scenario: str, path: Path) -> Path:
+    """Bars of req/s ÷ the reference of the row's own run: the only ranking across runs."""
+    ordered = [row for row in rows if row.rps is not None][::-1]  # barh: best on top
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.3 + 0.42 * max(len(ordered), 1)))
+    values = [row.rps or 0.0 for row in ordered]
+    colours = [{"ok": OK, "degraded": DEGRADED}.get(row.result.status, FAILED) for row in ordered]
+    y = list(range(len(ordered)))
+    ax.barh(y, values, color=colours, height=0.65, zorder=2)
+    ax.axvline(1.0, color="#333", linewidth=1, linestyle="--", zorder=3)
+    top = max([*values, 1.0])
+    for i, value in enumerate(values):
+        ax.text(value + top * 0.015, i, f"{value:.2f}", va="center", fontsize=9, zorder=4)
+    ax.set_yticks(y, [f"{row.result.pair}  [{row.run.run_id}]" for row in ordered])
+    ax.set_xlim(0, top * 1.22)
+    ax.set_xlabel(
+        f"req/s ÷ {REFERENCE_PAIR} req/s in the same run (dashed: the reference; higher is better)"
+    )
+    ax.grid(axis="y", visible=False)
+    runs = len({row.run.run_id for row in ordered})
+    _titles(
+        ax,
+        f"Throughput relative to the reference — scenario “{scenario}”",
+        f"{runs} runs, each divided by its own reference; {conditions([r.result for r in rows])}",
     )
     return _save(fig, path)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stackbench import results
+from stackbench.report.reference import REFERENCE_APP, REFERENCE_SERVER
 
 
 class ReportError(ValueError):
@@ -44,6 +45,10 @@ class Result:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.scenario, self.app, self.server)
+
+    @property
+    def is_reference(self) -> bool:
+        return (self.app, self.server) == (REFERENCE_APP, REFERENCE_SERVER)
 
     @property
     def status(self) -> str:
@@ -109,19 +114,30 @@ def load_run(path: Path) -> Run:
 
 
 def merge(runs: list[Run]) -> list[Result]:
-    """Every result of every run; one (app, server, scenario) may come from one run only."""
+    """Every result of every run. One (app, server, scenario) may come from one run only,
+    except the reference pair, which every CI job measures beside its own pairs."""
     seen: dict[tuple[str, str, str], Result] = {}
+    merged: list[Result] = []
     for run in runs:
         for result in run.results:
             other = seen.get(result.key)
-            if other is not None:
+            # The same run given twice is a mistake even for the reference pair.
+            if other is not None and (
+                not result.is_reference or other.doc["run_id"] == result.doc["run_id"]
+            ):
                 raise ReportError(
                     f"{result.pair}, scenario {result.scenario}, is in both "
                     f"{other.path.parent} and {result.path.parent}: to compare two runs give "
                     "exactly two run directories, or the older with --baseline"
                 )
             seen[result.key] = result
-    return list(seen.values())
+            merged.append(result)
+    return merged
+
+
+def pairs_measured(run: Run) -> set[tuple[str, str]]:
+    """The (app, server) pairs of a run, the reference pair left out."""
+    return {(r.app, r.server) for r in run.results if not r.is_reference}
 
 
 def scenarios(items: list[Result]) -> list[str]:

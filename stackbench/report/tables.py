@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackbench.report.across import Ratio, RunReference
 from stackbench.report.load import Result, Run
+from stackbench.report.reference import REFERENCE_PAIR
 
 
 @dataclass
@@ -63,7 +65,37 @@ def flags(result: Result) -> list[str]:
         out.append("client-saturated" + cpu)
     if doc["flags"].get("checks_failed"):
         out.append("checks failed")
+    if doc["flags"].get("worker_restarted"):
+        exits = (summary or {}).get("worker_exits")
+        out.append("worker restarted" + (f" ({exits} exits)" if exits else ""))
     return out
+
+
+CPU_PARTS = ("server", "database", "client")
+
+
+def cpu_per_request(summary: dict[str, Any] | None) -> list[float | None]:
+    """CPU µs per successful response: server, database, client; None where unknown
+    (older results have no split at all)."""
+    split = (summary or {}).get("cpu_us_per_request") or {}
+    return [split.get(part) for part in CPU_PARTS]
+
+
+def cpu_note(items: list[Result]) -> str:
+    """Why CPU-per-request cells read "–", when some do; empty when none needs saying."""
+    summaries = [r.summary for r in items if r.summary]
+    notes = []
+    if any("cpu_us_per_request" not in s for s in summaries):
+        notes.append(
+            "CPU µs/req – in all three columns: the result was recorded before stackbench "
+            "measured CPU per request"
+        )
+    if any("cpu_us_per_request" in s and s.get("database_cpu_source") is None for s in summaries):
+        notes.append(
+            "CPU µs/req db –: the database was external (DATABASE_URL), so its CPU is "
+            "unknown; only an embedded PostgreSQL's processes are read"
+        )
+    return "; ".join(notes) + "." if notes else ""
 
 
 def errors_cell(summary: dict[str, Any] | None) -> str:
@@ -110,13 +142,16 @@ SCENARIO_HEADERS = [
     "req per CPU-s",
     "peak RSS MB",
     "peak DB conns",
+    "CPU µs/req server",
+    "CPU µs/req db",
+    "CPU µs/req client",
     "flags",
 ]
 
 
 def scenario_table(items: list[Result]) -> Table:
     """One row per pair measured in one scenario."""
-    table = Table(list(SCENARIO_HEADERS), right=set(range(1, 13)))
+    table = Table(list(SCENARIO_HEADERS), right=set(range(1, 16)), caption=cpu_note(items))
     ordered = sort_results(items)
     best = max((r.rps for r in ordered if r.rps), default=None)
     for result in ordered:
@@ -138,6 +173,7 @@ def scenario_table(items: list[Result]) -> Table:
                 fmt(s.get("requests_per_server_cpu_s"), ",.0f"),
                 fmt(s.get("peak_rss_mb"), ",.0f"),
                 fmt(s.get("peak_db_connections"), "d"),
+                *(fmt(us, ",.0f") for us in cpu_per_request(result.summary)),
                 "; ".join(flags(result)) or "",
             ]
         )
@@ -145,18 +181,23 @@ def scenario_table(items: list[Result]) -> Table:
 
 
 def pairs_table(items: list[Result]) -> Table:
-    """How each pair was served: the settings and the exact command line."""
-    table = Table(["pair", "interface", "workers", "threads", "pool", "server command"])
-    table.right = {2, 3, 4}
+    """How each pair was served: the settings and the exact command line (per run when the
+    report has several: defaults follow each machine's CPU count)."""
+    by_run = len({r.doc["run_id"] for r in items}) > 1
+    headers = ["pair", "interface", "workers", "threads", "pool", "server command"]
+    table = Table((["run"] if by_run else []) + headers)
+    table.right = {i + by_run for i in (2, 3, 4)}
     seen = set()
-    for result in sorted(items, key=lambda r: r.pair):
-        if result.pair in seen:
+    for result in sorted(items, key=lambda r: (r.pair, r.doc["run_id"])):
+        key = (result.doc["run_id"], result.pair)
+        if key in seen:
             continue
-        seen.add(result.pair)
+        seen.add(key)
         settings = result.doc["server_settings"]
         command = " ".join(result.doc["server_command"]) or "(not started)"
         table.rows.append(
-            [
+            ([result.doc["run_id"]] if by_run else [])
+            + [
                 result.pair,
                 result.doc["interface"],
                 str(settings["workers"]),
@@ -166,6 +207,69 @@ def pairs_table(items: list[Result]) -> Table:
             ]
         )
     return table
+
+
+def ratio_table(rows: list[Ratio]) -> Table:
+    """Rows of several runs ranked by req/s ÷ the reference of their own run."""
+    table = Table(
+        ["pair", "run", "× reference req/s", "× reference p99", "flags"],
+        right={2, 3},
+        caption=(
+            f"Ratios to {REFERENCE_PAIR} measured in the same run and scenario: higher × "
+            "req/s is faster, lower × p99 is better. Raw numbers are in each run's section."
+        ),
+    )
+    reference_row = [f"{REFERENCE_PAIR} (the reference)", "each run", "1.00", "1.00", ""]
+    for row in rows:
+        if reference_row and (row.rps is None or row.rps < 1.0):
+            table.rows.append(reference_row)
+            reference_row = []
+        notes = flags(row.result) + [f"reference {flag}" for flag in flags(row.reference)]
+        table.rows.append(
+            [
+                row.result.pair,
+                row.run.run_id,
+                fmt(row.rps, ".2f"),
+                fmt(row.p99, ".2f"),
+                "; ".join(notes),
+            ]
+        )
+    if reference_row:
+        table.rows.append(reference_row)
+    return table
+
+
+def references_table(references: list[RunReference]) -> Table:
+    """What each run's reference measured: how fast each run's machine was, in its units."""
+    table = Table(
+        ["run", "machine", "reference req/s", "reference p99 ms", "spread", "its rows"],
+        right={2, 3, 4},
+    )
+    for ref in references:
+        s = ref.reference.summary if ref.reference else None
+        repeats = len(ref.reference.repeats) if ref.reference else 0
+        table.rows.append(
+            [
+                ref.run.run_id,
+                machine(ref.run.manifest),
+                fmt(s["rps"] if s else None, ",.0f"),
+                ms(s["p99_ms"] if s else None),
+                fmt(100 * s["spread"] if s and repeats > 1 else None, ".1f", "%"),
+                "ranked as ratios" if ref.reference else f"not ranked: {ref.why_not}",
+            ]
+        )
+    return table
+
+
+def machine(manifest: dict[str, Any] | None) -> str:
+    """'2× AMD EPYC 7B13, 7.8 GB', and the pinning when there was one."""
+    if manifest is None:
+        return "unknown (manifest unusable)"
+    m, pinning = manifest["machine"], manifest["pinning"]
+    where = f"{m['cpu_count']}× {m['cpu_model']}, {m['memory_gb']} GB"
+    if pinning["server_cpus"] or pinning["client_cpus"]:
+        where += f"; server CPUs {pinning['server_cpus']}, client CPUs {pinning['client_cpus']}"
+    return where
 
 
 def runs_table(runs: list[Run]) -> Table:
@@ -180,11 +284,6 @@ def runs_table(runs: list[Run]) -> Table:
             continue
         git = m["git"]
         commit = (git["commit"] or "unknown")[:10] + (" (dirty)" if git["dirty"] else "")
-        machine = m["machine"]
-        pinning = m["pinning"]
-        where = f"{machine['cpu_count']}× {machine['cpu_model']}, {machine['memory_gb']} GB"
-        if pinning["server_cpus"] or pinning["client_cpus"]:
-            where += f"; server CPUs {pinning['server_cpus']}, client CPUs {pinning['client_cpus']}"
         db = m["database"]
         settings = db.get("settings") or {}
         version = settings.get("server_version") or settings.get("version") or ""
@@ -202,7 +301,7 @@ def runs_table(runs: list[Run]) -> Table:
                 m["started_at"],
                 commit,
                 f"{m['python']['implementation']} {m['python']['version']}",
-                where,
+                machine(m),
                 db_text,
                 load,
             ]

@@ -1,8 +1,10 @@
-"""The GitHub workflows: valid against the workflow JSON Schema, and the bench job matrix
-is exactly the valid pairs (``stackbench.matrix.pairs()``)."""
+"""The GitHub workflows: valid against the workflow JSON Schema, and the bench jobs
+together run exactly the valid pairs (``stackbench.matrix.pairs()``), one app per job, each
+job with the reference pair (docs/ci.md)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,18 +16,49 @@ import pytest
 from ruamel.yaml import YAML
 
 from stackbench import matrix
+from stackbench.report.reference import REFERENCE_APP, REFERENCE_SERVER
+from stackbench.servers import SERVERS
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
-SCRIPT = ROOT / ".github" / "scripts" / "bench_matrix.py"
+SCRIPTS = ROOT / ".github" / "scripts"
+SCRIPT = SCRIPTS / "bench_matrix.py"
+REFERENCE = (REFERENCE_APP, REFERENCE_SERVER)
+
+
+def _script(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _workflow(name: str) -> dict[str, Any]:
     return dict(YAML(typ="safe").load((WORKFLOWS / name).read_text()))
 
 
-def _expected() -> list[dict[str, str]]:
-    return [{"app": p.app, "server": p.server, "session": p.session} for p in matrix.pairs()]
+def _expected() -> set[tuple[str, str]]:
+    return {(p.app, p.server) for p in matrix.pairs()}
+
+
+def _job_pairs(job: dict[str, str]) -> list[tuple[str, str]]:
+    return [tuple(item.split("@")) for item in job["pairs"].split(",")]  # type: ignore[misc]
+
+
+def _check_sharding(include: list[dict[str, str]]) -> None:
+    """What the report relies on: every valid pair in exactly one job, each job one app's
+    servers side by side plus the reference, an exact pin alone with the reference."""
+    union: list[tuple[str, str]] = []
+    for job in include:
+        pairs = _job_pairs(job)
+        assert pairs[0] == REFERENCE and pairs.count(REFERENCE) == 1, job
+        own = pairs[1:] if job["name"] != REFERENCE_APP else pairs
+        assert len({app for app, _ in own}) == 1, f"one app per job: {job}"
+        pinned = [s for _, s in own if any("==" in r for r in SERVERS[s].requirements)]
+        assert not pinned or len(own) == 1, f"a pinned server shares its venv: {job}"
+        union += own
+    assert sorted(union) == sorted(_expected()), "each valid pair in exactly one job"
 
 
 def _outputs(path: Path) -> dict[str, str]:
@@ -64,9 +97,15 @@ def test_bench_jobs_use_the_matrix_the_pairs_job_builds() -> None:
     jobs = _workflow("bench.yml")["jobs"]
     assert jobs["pairs"]["outputs"]["matrix"] == "${{ steps.pairs.outputs.matrix }}"
     assert jobs["bench"]["strategy"]["matrix"] == "${{ fromJSON(needs.pairs.outputs.matrix) }}"
-    assert jobs["bench"]["env"]["SESSION"] == "${{ matrix.session }}"
-    bench_run = next(s["run"] for s in jobs["bench"]["steps"] if s.get("name") == "Bench")
-    assert '-s "$SESSION"' in bench_run and "--output results/ci" in bench_run
+    assert jobs["bench"]["env"]["PAIRS"] == "${{ matrix.pairs }}"
+    steps = {s.get("name"): s.get("run", "") for s in jobs["bench"]["steps"]}
+    install = steps["Install the job's apps and servers in one venv"]
+    assert 'bench_shard.py install "$PAIRS" --venv .venv-bench' in install
+    bench_run = steps["Bench the job's pairs side by side"]
+    assert bench_run.startswith(
+        '.venv-bench/bin/python .github/scripts/bench_shard.py run "$PAIRS"'
+    )
+    assert "--output results/ci" in bench_run
     assert '--duration "$DURATION" --warmup "$WARMUP"' in bench_run
     assert jobs["bench"]["env"]["DURATION"].endswith("'5s' }}")
     report = " ".join(s.get("run", "") for s in jobs["report"]["steps"])
@@ -74,7 +113,7 @@ def test_bench_jobs_use_the_matrix_the_pairs_job_builds() -> None:
     assert jobs["report"]["needs"] == "bench"
 
 
-def test_the_matrix_script_turns_the_pair_list_into_the_job_matrix() -> None:
+def test_the_matrix_script_shards_the_pairs_by_app_with_the_reference() -> None:
     done = subprocess.run(
         [sys.executable, str(SCRIPT)],
         input=matrix.as_json(),
@@ -83,8 +122,75 @@ def test_the_matrix_script_turns_the_pair_list_into_the_job_matrix() -> None:
         check=True,
     )
     outputs = dict(line.split("=", 1) for line in done.stdout.splitlines())
-    assert json.loads(outputs["matrix"]) == {"include": _expected()}
-    assert outputs["count"] == str(len(_expected())) != "0"
+    include = json.loads(outputs["matrix"])["include"]
+    _check_sharding(include)
+    assert outputs["count"] == str(len(include)) != "0"
+    names = [job["name"] for job in include]
+    assert len(set(names)) == len(names), "names are artifact names: unique"
+    # gunicorn-eventlet's gunicorn==25.3.0 would downgrade the app's other gunicorn servers.
+    eventlet = [job for job in include if "@gunicorn-eventlet" in job["pairs"]]
+    assert eventlet and all(len(_job_pairs(job)) == 2 for job in eventlet)
+
+
+def test_the_sharding_check_rejects_bad_job_lists() -> None:
+    """The check above fails on each way a job list could go wrong."""
+    good = _script("bench_matrix").jobs(sorted(_expected()))
+    _check_sharding(good)
+    no_reference = [dict(job, pairs=job["pairs"].split(",", 1)[-1]) for job in good]
+    one_lost = [dict(job, pairs=job["pairs"].rsplit(",", 1)[0]) for job in good]
+    mixed = [
+        {"name": "mixed", "pairs": f"{REFERENCE_APP}@{REFERENCE_SERVER},{p}"}
+        for p in ["django_sync@granian,tortoise@granian"]
+    ] + good
+    pinned_shared = [
+        {
+            "name": "django_sync",
+            "pairs": f"{REFERENCE_APP}@{REFERENCE_SERVER},django_sync@gunicorn-sync,"
+            "django_sync@gunicorn-eventlet",
+        }
+    ]
+    for bad in (no_reference, one_lost, mixed, pinned_shared):
+        with pytest.raises(AssertionError):
+            _check_sharding(bad)
+
+
+def test_a_matrix_without_the_reference_pair_is_refused() -> None:
+    listing = json.loads(matrix.as_json())
+    listing["pairs"] = [p for p in listing["pairs"] if (p["app"], p["server"]) != REFERENCE]
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT)], input=json.dumps(listing), capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "reference pair" in done.stderr and done.stdout == ""
+
+
+def test_a_job_venv_never_mixes_a_pin_with_another_spec_of_it() -> None:
+    """bench_shard's install arguments: gunicorn==25.3.0 never beside gunicorn>=23."""
+    shard = _script("bench_shard")
+    for job in _script("bench_matrix").jobs(sorted(_expected())):
+        requirements = shard.requirements(_job_pairs(job))
+        assert requirements[:2] == ["-e", ".[harness,fast]"]
+        specs: dict[str, set[str]] = {}
+        for requirement in requirements[2:]:
+            name = requirement.split("[")[0].split("=")[0].split(">")[0].split("<")[0]
+            specs.setdefault(name, set()).add(requirement)
+        for found in specs.values():
+            if any("==" in spec for spec in found):
+                assert len(found) == 1, f"{job['name']}: {sorted(found)}"
+    mixed = shard.requirements(
+        [("django_sync", "gunicorn-sync"), ("django_sync", "gunicorn-eventlet")]
+    )
+    assert "gunicorn==25.3.0" in mixed and "gunicorn>=23" in mixed  # the check has teeth
+
+
+def test_the_shard_script_reads_only_app_at_server_lists() -> None:
+    shard = _script("bench_shard")
+    assert shard.parse_pairs("gino_style@uvicorn,tortoise@granian") == [
+        ("gino_style", "uvicorn"),
+        ("tortoise", "granian"),
+    ]
+    for bad in ("gino_style", "gino_style@", "@uvicorn", "gino_style@uvicorn,"):
+        with pytest.raises(SystemExit, match="not app@server"):
+            shard.parse_pairs(bad)
 
 
 @pytest.mark.slow
@@ -108,5 +214,6 @@ def test_the_pairs_step_run_verbatim_builds_exactly_the_valid_pairs(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr[-3000:]
     outputs = _outputs(output)
-    assert json.loads(outputs["matrix"])["include"] == _expected()
-    assert int(outputs["count"]) == len(matrix.pairs())
+    include = json.loads(outputs["matrix"])["include"]
+    _check_sharding(include)
+    assert int(outputs["count"]) == len(include)

@@ -1,0 +1,84 @@
+"""CPU per request split into server, database and client, and the worker_restarted flag,
+in the report's tables (Markdown and HTML), from synthetic results with chosen values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackbench.report import make_report
+from tests.report.synthetic import result, write_run
+from tests.report.test_across_runs import section, table_rows
+
+HEADERS = ["CPU µs/req server", "CPU µs/req db", "CPU µs/req client"]
+EXTERNAL = "CPU µs/req db –: the database was external (DATABASE_URL)"
+LEGACY = "CPU µs/req – in all three columns: the result was recorded before"
+
+
+def _report(tmp_path: Path, documents: list[dict]) -> tuple[str, str]:
+    run = write_run(tmp_path, "run-cpu", documents)
+    outcome = make_report([run], output=tmp_path / "out")
+    return outcome.markdown.read_text(), outcome.html.read_text()
+
+
+def _cells(markdown: str) -> dict[str, dict[str, str]]:
+    text = section(markdown, "## Scenario `db`")
+    header_line = next(line for line in text.splitlines() if line.startswith("| pair |"))
+    headers = [cell.strip() for cell in header_line.strip("|").split("|")]
+    return {row[0]: dict(zip(headers, row, strict=True)) for row in table_rows(text)}
+
+
+def test_cpu_per_request_is_split_and_unknowns_are_explained(tmp_path: Path) -> None:
+    markdown, page = _report(
+        tmp_path,
+        [
+            result(
+                "x",
+                "gino_style",
+                "uvicorn",
+                5_000,
+                cpu_us={"server": 120.4, "database": 40.6, "client": 30.2},
+            ),
+            result(
+                "x",
+                "tortoise",
+                "uvicorn",
+                2_000,
+                database_source=None,
+                cpu_us={"server": 310.0, "database": None, "client": 55.0},
+            ),
+            result("x", "fastapi_sqla", "uvicorn", 1_000, legacy=True),
+        ],
+    )
+    cells = _cells(markdown)
+    split = {pair: [row[h] for h in HEADERS] for pair, row in cells.items()}
+    assert split == {
+        "gino_style @ uvicorn": ["120", "41", "30"],
+        "tortoise @ uvicorn": ["310", "–", "55"],
+        "fastapi_sqla @ uvicorn": ["–", "–", "–"],
+    }
+    note = section(markdown, "## Scenario `db`").split("| pair |", 1)[0]
+    assert EXTERNAL in note and LEGACY in note
+    for text in (*HEADERS, "the database was external (DATABASE_URL)", "recorded before"):
+        assert text in page
+
+
+def test_no_note_when_every_cpu_split_is_known(tmp_path: Path) -> None:
+    markdown, _ = _report(tmp_path, [result("x", "gino_style", "uvicorn", 5_000)])
+    assert [_cells(markdown)["gino_style @ uvicorn"][h] for h in HEADERS] == ["250", "90", "40"]
+    assert EXTERNAL not in markdown and LEGACY not in markdown
+
+
+def test_a_worker_restart_is_flagged_beside_the_other_flags(tmp_path: Path) -> None:
+    restarted = result("x", "django_async", "granian", 800, worker_exits=2)
+    restarted["flags"]["noisy"] = True
+    restarted["summary"]["spread"] = 0.2
+    markdown, page = _report(
+        tmp_path, [restarted, result("x", "gino_style", "uvicorn", 5_000, worker_exits=0)]
+    )
+    flags = {pair: row["flags"] for pair, row in _cells(markdown).items()}
+    assert flags == {
+        "gino_style @ uvicorn": "",
+        "django_async @ granian": "noisy (spread 20% > 10%); worker restarted (2 exits)",
+    }
+    assert "worker restarted (2 exits)" in page
+    assert "**worker restarted**" in section(markdown, "## How to read this report")
