@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from shared_fixtures.seed import ensure_seeded
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
 from stackbench.apps import App
+from stackbench.judge import MAX_ERROR_RATE, NOISE_BOUND, headline, judge
 from stackbench.loadrun import Load, LoadError, run_load
 from stackbench.matrix import Pair, get_pair
 from stackbench.sampler import Sampler, ServerFigures
@@ -33,8 +33,7 @@ from stackbench.servers import Knobs, Server
 from stackbench.smoke import smoke_check
 
 DEFAULT_SCENARIOS = ("json", "db", "fortunes", "colleges", "troupes")
-NOISE_BOUND = 0.10  # repeats whose req/s spread (max-min)/median exceeds this are "noisy"
-MAX_ERROR_RATE = 0.01  # above this a result is "degraded"
+__all__ = ["MAX_ERROR_RATE", "NOISE_BOUND", "BenchOptions", "Run", "many_pairs", "single_pair"]
 BIN_DIR = Path(sys.executable).parent
 
 
@@ -235,8 +234,7 @@ class Run:
         finally:
             if report is not None:
                 if exc_type is None:
-                    statuses = {row["status"] for row in report.rows}
-                    report.status = next((s for s in ("failed", "degraded") if s in statuses), "ok")
+                    report.status, manifest["reason"] = _run_verdict(report.rows)
                 elif issubclass(exc_type, KeyboardInterrupt):
                     report.status = "interrupted"
                     manifest["reason"] = "interrupted (SIGINT/SIGTERM); completed results are kept"
@@ -247,6 +245,20 @@ class Run:
                 manifest["finished_at"] = results.now()
                 with contextlib.suppress(results.ResultsError):
                     results.write_json(report.run_dir / "manifest.json", manifest, "manifest")
+
+
+def _run_verdict(rows: list[dict[str, Any]]) -> tuple[str, str | None]:
+    """The run's status is its worst result's; the reason names the first such result."""
+    for status in ("failed", "degraded"):
+        worst = [row for row in rows if row["status"] == status]
+        if worst:
+            first = worst[0]
+            where = f"{first['app']} @ {first['server']}: {first['scenario']}"
+            more = f" (and {len(worst) - 1} more {status})" if len(worst) > 1 else ""
+            return status, f"{where}: {first['reason'] or status}{more}"
+    if not rows:
+        return "failed", "no result was measured"
+    return "ok", None
 
 
 def _run_pair(
@@ -276,7 +288,10 @@ def _run_pair(
             wrap=["taskset", "-c", options.server_cpus] if options.server_cpus else None,
         ) as served:
             base["server_command"] = served.argv
-            failures = smoke_check(served.base_url, slow=_needs_upstream(options.scenarios))
+            # The check probes what the load will hit: the app mounted at the prefix.
+            failures = smoke_check(
+                served.base_url + options.prefix, slow=_needs_upstream(options.scenarios)
+            )
             if failures:
                 reason = "smoke check failed: " + "; ".join(failures)
                 return [
@@ -352,7 +367,12 @@ def _write_failed(
         "log_tail": log_tail,
         "load": _load_info(options, scenario),
         "summary": None,
-        "flags": {"noisy": False, "client_saturated": False, "checks_failed": False},
+        "flags": {
+            "noisy": False,
+            "client_saturated": False,
+            "checks_failed": False,
+            "worker_restarted": False,
+        },
         "repeats": [],
         "finished_at": results.now(),
     }
@@ -400,7 +420,8 @@ def _run_scenario(
     reason: str | None = None
     label = f"{base['app']} @ {base['server']}: {scenario}"
     for index in range(options.repeats):
-        sampler = Sampler(served.process.pid, db.url).start()
+        database_pid = db.process.pid if db.embedded and db.process else None
+        sampler = Sampler(served.process.pid, db.url, database_pid=database_pid).start()
         figures = ServerFigures(None, None, None)
         try:
             tick = progress.start(
@@ -425,12 +446,22 @@ def _run_scenario(
         repeats.append(
             {
                 "rps": float(report["summary"]["rps"]),
-                "p99_ms": _ms(_headline(report)["percentiles_ns"]["99"]),
+                "p99_ms": round(headline(report)["percentiles_ns"]["99"] / 1e6, 3),
                 "server": {
                     "cpu_s": figures.cpu_s,
                     "peak_rss_mb": figures.peak_rss_mb,
                     "peak_db_connections": figures.peak_db_connections,
                     "alive_after": alive,
+                    # The master's exit is the "server exited" reason below, not a restart.
+                    "worker_exits": len(
+                        [pid for pid in figures.exited_pids if pid != served.process.pid]
+                    ),
+                    "exited_pids": list(figures.exited_pids),
+                    "window_s": figures.window_s,
+                },
+                "database": {
+                    "cpu_s": figures.database_cpu_s,
+                    "source": "proc" if database_pid is not None else None,
                 },
                 "loadgen": report,
             }
@@ -452,108 +483,10 @@ def _run_scenario(
         "log_tail": None,
         "finished_at": results.now(),
     }
-    document.update(_judge(repeats, reason))
+    document.update(judge(repeats, reason))
     if document["status"] == "failed":
         document["log_tail"] = served.process.log_tail()
     return _write_result(document, run_dir)
-
-
-def _headline(report: dict[str, Any]) -> dict[str, Any]:
-    latency = report["latency"]
-    return dict(latency[latency["headline"]] or latency["uncorrected"])
-
-
-def _ms(ns: int | float) -> float:
-    return round(ns / 1e6, 3)
-
-
-def _judge(repeats: list[dict[str, Any]], reason: str | None) -> dict[str, Any]:
-    """Summary (medians over repeats), flags, and status with its reason."""
-    flags = {
-        "noisy": False,
-        "client_saturated": False,
-        "checks_failed": False,
-        "noise_bound": NOISE_BOUND,
-    }
-    if not repeats:
-        return {
-            "status": "failed",
-            "reason": reason or "no measurement",
-            "summary": None,
-            "flags": flags,
-        }
-    reports = [r["loadgen"] for r in repeats]
-    rps = [r["rps"] for r in repeats]
-    median_rps = statistics.median(rps)
-    spread = (max(rps) - min(rps)) / median_rps if median_rps else 0.0
-    # The repeat whose throughput is the median speaks for the latency percentiles.
-    middle = sorted(range(len(repeats)), key=lambda i: rps[i])[len(repeats) // 2]
-    latency = _headline(reports[middle])["percentiles_ns"]
-    requests = sum(int(r["summary"]["responses"]) for r in reports)
-    failed = sum(int(r["summary"]["failed"]) + int(r["summary"]["errors"]) for r in reports)
-    attempted = max(sum(int(r["summary"]["requests"]) for r in reports), 1)
-    errors: dict[str, int] = {}
-    for report in reports:
-        for kind, count in report["errors"].items():
-            errors[kind] = errors.get(kind, 0) + int(count)
-    cpu = [r["server"]["cpu_s"] for r in repeats if r["server"]["cpu_s"] is not None]
-    server_cpu = statistics.median(cpu) if cpu else None
-    measured = reports[middle]["summary"]
-    per_cpu = round(float(measured["ok"]) / server_cpu, 1) if server_cpu else None
-    rss = [r["server"]["peak_rss_mb"] for r in repeats if r["server"]["peak_rss_mb"]]
-    conns = [
-        r["server"]["peak_db_connections"]
-        for r in repeats
-        if r["server"]["peak_db_connections"] is not None
-    ]
-    client_cpu = max(
-        float(r["self_checks"]["client_cpu"]["cpu_per_wall_s_per_process"]) for r in reports
-    )
-    flags["noisy"] = len(repeats) > 1 and spread > NOISE_BOUND
-    flags["client_saturated"] = any(not r["self_checks"]["client_cpu"]["ok"] for r in reports)
-    flags["checks_failed"] = any(
-        int(check.get("failed", 0)) > 0 for r in reports for check in _checks(r)
-    )
-    summary = {
-        "requests": requests,
-        "rps": round(median_rps, 1),
-        "rps_min": round(min(rps), 1),
-        "rps_max": round(max(rps), 1),
-        "spread": round(spread, 4),
-        "p50_ms": _ms(latency["50"]),
-        "p90_ms": _ms(latency["90"]),
-        "p99_ms": _ms(latency["99"]),
-        "p999_ms": _ms(latency["99.9"]),
-        "max_ms": _ms(latency["100"]),
-        "error_rate": round(min(failed / attempted, 1.0), 5),
-        "errors": errors,
-        "server_cpu_s": server_cpu,
-        "requests_per_server_cpu_s": per_cpu,
-        "peak_rss_mb": max(rss) if rss else None,
-        "peak_db_connections": max(conns) if conns else None,
-        "client_cpu_per_wall_s": round(client_cpu, 3),
-    }
-    if reason is not None:
-        status = "failed"
-    elif summary["requests"] == 0 or all(int(r["summary"]["ok"]) == 0 for r in reports):
-        status, reason = "failed", "no successful responses"
-    elif summary["error_rate"] > MAX_ERROR_RATE or flags["checks_failed"]:
-        status = "degraded"
-        reason = (
-            f"error rate {summary['error_rate']:.2%}"
-            if summary["error_rate"] > MAX_ERROR_RATE
-            else "some response checks failed"
-        )
-    else:
-        status = "ok"
-    return {"status": status, "reason": reason, "summary": summary, "flags": flags}
-
-
-def _checks(report: dict[str, Any]) -> list[dict[str, Any]]:
-    checks = report.get("checks") or []
-    if isinstance(checks, dict):
-        return [dict(value, name=name) for name, value in checks.items()]
-    return list(checks)
 
 
 def _loadgen_info() -> dict[str, Any]:

@@ -12,7 +12,6 @@ after stopping everything it started.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,11 +24,22 @@ from rich.table import Table
 
 from shared_fixtures.db import DatabaseError
 from shared_fixtures.processes import ProcessError
-from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
+from shared_fixtures.seed import MAX_SCALE, SeedError
 from stackbench import bench, experiment_cli, experiments, matrix
-from stackbench.apps import UnknownAppError
+from stackbench.apps import UnknownAppError, get_app
+from stackbench.options import (
+    OptionError,
+    check_output,
+    check_scenarios,
+    cpus,
+    key_value,
+    positive,
+    scale,
+    seconds,
+    seconds_or_zero,
+)
 from stackbench.results import ResultsError
-from stackbench.servers import UnknownServerError
+from stackbench.servers import UnknownServerError, get_server
 
 # Logs and CI are not terminals; a summary is still read there, at full width.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
@@ -38,48 +48,6 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _seconds(text: str) -> float:
-    """'6', '6s', '500ms', '1m' → seconds (> 0)."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 10s, 500ms, 1m)")
-    value = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[match.group(2)]
-    return value
-
-
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except (ValueError, argparse.ArgumentTypeError):
-            raise argparse.ArgumentTypeError(f"not a positive number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-        return value
-
-    return parse
-
-
-def _cpus(text: str) -> str:
-    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text):
-        raise argparse.ArgumentTypeError(f"not a CPU list: {text!r} (e.g. 0 or 0,1 or 0-3)")
-    return text
-
-
-def _option(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"not KEY=VALUE: {text!r}")
-    return key, value
-
-
-def _scale(text: str) -> int:
-    try:
-        return validate_scale(text)
-    except SeedError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -95,48 +63,48 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     load.add_argument(
         "--scenario-option",
         action="append",
-        type=_option,
+        type=key_value,
         default=[],
         metavar="KEY=VALUE",
         help="e.g. seconds=1 for the slow-* scenarios",
     )
-    load.add_argument("--duration", type=_seconds, default=6.0, help="measured time (6s)")
-    load.add_argument("--warmup", type=_seconds, default=2.0, help="unrecorded warm-up (2s)")
+    load.add_argument("--duration", type=seconds, default=6.0, help="measured time (6s)")
+    load.add_argument("--warmup", type=seconds_or_zero, default=2.0, help="unrecorded warm-up (2s)")
     load.add_argument(
         "--connections",
         "-c",
-        type=_positive(int),
+        type=positive(int),
         default=32,
         help="connections / virtual users (32)",
     )
     load.add_argument(
         "--rate",
         "-R",
-        type=_positive(float),
+        type=positive(float),
         default=None,
         help="open model: TOTAL requests/s (default: closed model)",
     )
     load.add_argument(
         "--repeats",
-        type=_positive(int),
+        type=positive(int),
         default=1,
         help="measured runs per scenario; median and spread reported",
     )
-    load.add_argument("--processes", type=_positive(int), default=1, help="loadgen processes")
-    load.add_argument("--timeout", type=_seconds, default=20.0, help="per-request timeout")
+    load.add_argument("--processes", type=positive(int), default=1, help="loadgen processes")
+    load.add_argument("--timeout", type=seconds, default=20.0, help="per-request timeout")
     server = parser.add_argument_group("server")
-    server.add_argument("--workers", type=_positive(int), help="default: from the CPUs given")
+    server.add_argument("--workers", type=positive(int), help="default: from the CPUs given")
     server.add_argument(
         "--threads",
-        type=_positive(int),
+        type=positive(int),
         help="threads / greenlets per worker (default: sized to the pool)",
     )
     server.add_argument(
-        "--pool-size", type=_positive(int), default=10, help="DB connections per process pool (10)"
+        "--pool-size", type=positive(int), default=10, help="DB connections per process pool (10)"
     )
-    server.add_argument("--server-cpus", type=_cpus, help="pin the server: taskset CPU list")
-    server.add_argument("--client-cpus", type=_cpus, help="pin loadgen: taskset CPU list")
-    server.add_argument("--ready-timeout", type=_seconds, default=30.0)
+    server.add_argument("--server-cpus", type=cpus, help="pin the server: taskset CPU list")
+    server.add_argument("--client-cpus", type=cpus, help="pin loadgen: taskset CPU list")
+    server.add_argument("--ready-timeout", type=seconds, default=30.0)
     out = parser.add_argument_group("data")
     out.add_argument(
         "--output",
@@ -144,11 +112,13 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
         default=bench.results.ROOT / "results",
         help="where run directories go (results/)",
     )
-    out.add_argument("--scale", type=_scale, default=1, help=f"seed scale, 1..{MAX_SCALE}")
+    out.add_argument("--scale", type=scale, default=1, help=f"seed scale, 1..{MAX_SCALE}")
 
 
 def options_from(args: argparse.Namespace) -> bench.BenchOptions:
     scenarios = tuple(s.strip() for s in (args.scenarios or "").split(",") if s.strip())
+    check_scenarios(scenarios or bench.DEFAULT_SCENARIOS, args.scenario_option)
+    check_output(args.output)
     return bench.BenchOptions(
         scenarios=scenarios or bench.DEFAULT_SCENARIOS,
         duration=args.duration,
@@ -278,6 +248,16 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _cpu_split(per_request: dict[str, float | None] | None) -> str:
+    """'120+35+40': server, database and client CPU µs per response ('?' where unknown)."""
+    if not per_request:
+        return "–"
+    return "+".join(
+        "?" if per_request[who] is None else f"{per_request[who]:.0f}"
+        for who in ("server", "database", "client")
+    )
+
+
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in (
@@ -287,8 +267,8 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
         "p50 ms",
         "p99 ms",
         "errors",
-        "server CPU s",
         "req/CPU-s",
+        "CPU µs/req srv+db+cli",
         "RSS MB",
         "DB conns",
         "status",
@@ -300,7 +280,7 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
         summary = row["summary"] or {}
         flags = [
             name
-            for name in ("noisy", "client_saturated", "checks_failed")
+            for name in ("noisy", "client_saturated", "checks_failed", "worker_restarted")
             if row["flags"].get(name)
         ]
         status = row["status"] + (f" ({', '.join(flags)})" if flags else "")
@@ -314,8 +294,8 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
             _fmt(summary.get("p50_ms"), ".2f"),
             _fmt(summary.get("p99_ms"), ".2f"),
             f"{100 * summary['error_rate']:.2f}%" if summary else "–",
-            _fmt(summary.get("server_cpu_s"), ".2f"),
             _fmt(summary.get("requests_per_server_cpu_s"), ".0f"),
+            _cpu_split(summary.get("cpu_us_per_request")),
             _fmt(summary.get("peak_rss_mb")),
             _fmt(summary.get("peak_db_connections"), "d"),
             f"[{style}]{status}[/{style}]",
@@ -350,8 +330,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "experiment":
             return experiment_cli.run(args, console, LiveProgress())
-        options = options_from(args)
         apps, servers = args.app.split(","), args.server.split(",")
+        for app in apps:
+            get_app(app)  # every name is checked, not only the valid combinations
+        for server in servers:
+            get_server(server)
+        options = options_from(args)
         if len(apps) == len(servers) == 1:
             report = bench.single_pair(apps[0], servers[0], options, progress=LiveProgress())
         else:  # every valid combination, side by side in one run
@@ -361,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 matrix.get_pair(apps[0], servers[0])  # raises the one-line reason
             report = bench.many_pairs(chosen, options, progress=LiveProgress())
     except (
+        OptionError,
         matrix.PairError,
         UnknownAppError,
         UnknownServerError,

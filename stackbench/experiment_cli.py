@@ -8,22 +8,36 @@ from pathlib import Path
 from rich.console import Console
 
 from stackbench import experiment_report, experiment_run, experiments
+from stackbench.apps import get_app
 from stackbench.bench import Progress
 from stackbench.matrix import Pair
+from stackbench.options import check_output, check_scenarios, positive, seconds
 from stackbench.results import ROOT
+from stackbench.servers import get_server
+
+
+def _multiplier(text: str) -> float:
+    value = positive(float)(text)
+    if value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 1 for the rate to climb: {text!r}")
+    return float(value)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("experiment", help="run a named experiment (experiments.md)")
     parser.add_argument("name", help=f"one of: {', '.join(experiments.EXPERIMENTS)}")
     parser.add_argument("--output", type=Path, default=ROOT / "results")
-    parser.add_argument("--pool-size", type=int, default=10, help="DB pool per process (10)")
+    parser.add_argument(
+        "--pool-size", type=positive(int), default=10, help="DB pool per process (10)"
+    )
     shootout = parser.add_argument_group("server-shootout")
-    shootout.add_argument("--budget-ms", type=float, default=100.0, help="p99 budget (100)")
+    shootout.add_argument(
+        "--budget-ms", type=positive(float), default=100.0, help="p99 budget (100)"
+    )
     shootout.add_argument("--scenario", default="db", help="loadgen scenario (db)")
-    shootout.add_argument("--start-rate", type=float, default=50.0)
-    shootout.add_argument("--step", type=float, default=1.5, help="rate multiplier per step")
-    shootout.add_argument("--step-duration", type=float, default=4.0, help="seconds per step")
+    shootout.add_argument("--start-rate", type=positive(float), default=50.0)
+    shootout.add_argument("--step", type=_multiplier, default=1.5, help="rate multiplier per step")
+    shootout.add_argument("--step-duration", type=seconds, default=4.0, help="seconds per step")
     shootout.add_argument("--apps", help="comma-separated apps to include (default: all)")
     shootout.add_argument("--servers", help="comma-separated servers to include")
 
@@ -31,8 +45,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
     experiment = experiments.get_experiment(args.name)  # unknown → one line listing the valid
     if experiment.name == "server-shootout":
+        check_scenarios([args.scenario], [])
         apps = set(args.apps.split(",")) if args.apps else None
         servers = set(args.servers.split(",")) if args.servers else None
+        for app in apps or ():
+            get_app(app)  # an unknown name is one line listing the valid ones
+        for server in servers or ():
+            get_server(server)
+    check_output(args.output)  # last: it creates the directory
+    if experiment.name == "server-shootout":
 
         def wanted(pair: Pair) -> bool:
             return (apps is None or pair.app in apps) and (

@@ -82,15 +82,12 @@ def why_missing(app: App, server: Server) -> str | None:
     return None
 
 
-def pairs(*, check_files: bool = True, landed_only: bool | None = None) -> list[Pair]:
+def pairs(*, check_files: bool = True) -> list[Pair]:
     """Every valid pair of the registries.
 
     With ``check_files`` (the default) a registered app missing its files raises
-    AppFilesMissingError instead of being left out. ``landed_only`` is the old name of
-    ``check_files``, still accepted for callers that pass it.
+    AppFilesMissingError instead of being left out.
     """
-    if landed_only is not None:
-        check_files = landed_only
     if check_files:
         check_apps()
     return [

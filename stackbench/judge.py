@@ -1,0 +1,189 @@
+"""The verdict on one scenario: its summary over repeats, its flags and its status.
+
+Pure: it reads the repeats a bench job measured (loadgen's JSON reports and the server
+figures beside them) and decides. Every status and flag here is proven by a test that
+feeds it a known-bad input (tests/harness/test_judge.py).
+
+- ``failed``: no measurement, the server died or hung, or nothing succeeded.
+- ``degraded``: it completed, but more than 1 % of requests failed (transport errors or an
+  unexpected status), a response carried a wrong body (any one: a wrong answer is never
+  clean), or a server process exited inside a measured window.
+- ``ok``: none of the above.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from typing import Any
+
+NOISE_BOUND = 0.10  # repeats whose req/s spread (max-min)/median exceeds this are "noisy"
+MAX_ERROR_RATE = 0.01  # above this a result is "degraded"
+
+# loadgen derives one check per endpoint from the status codes ("db: status is 200"); those
+# failures are the error rate's. Every other check looks at the body.
+_STATUS_CHECK = re.compile(r": status is [\d/]+$")
+
+
+def judge(repeats: list[dict[str, Any]], reason: str | None) -> dict[str, Any]:
+    """{status, reason, summary, flags} for the repeats of one scenario.
+
+    ``reason`` is set when the measurement itself broke (loadgen failed, the server died):
+    the result is then failed, with whatever repeats completed still summarised.
+    """
+    flags: dict[str, Any] = {
+        "noisy": False,
+        "client_saturated": False,
+        "checks_failed": False,
+        "worker_restarted": False,
+        "noise_bound": NOISE_BOUND,
+    }
+    if not repeats:
+        return {
+            "status": "failed",
+            "reason": reason or "no measurement",
+            "summary": None,
+            "flags": flags,
+        }
+    reports = [r["loadgen"] for r in repeats]
+    summary = _summary(repeats)
+    failed_checks = _failed_body_checks(reports)
+    worker_exits = summary["worker_exits"]
+    flags["noisy"] = len(repeats) > 1 and summary["spread"] > NOISE_BOUND
+    flags["client_saturated"] = any(not r["self_checks"]["client_cpu"]["ok"] for r in reports)
+    flags["checks_failed"] = bool(failed_checks)
+    flags["worker_restarted"] = worker_exits > 0
+
+    if reason is not None:
+        status = "failed"
+    elif summary["requests"] == 0 or all(int(r["summary"]["ok"]) == 0 for r in reports):
+        status, reason = "failed", "no successful responses"
+    else:
+        problems = []
+        if summary["error_rate"] > MAX_ERROR_RATE:
+            problems.append(f"error rate {summary['error_rate']:.2%}")
+        if failed_checks:
+            problems.append("wrong responses: " + ", ".join(failed_checks))
+        if worker_exits:
+            plural = "es" if worker_exits > 1 else ""
+            problems.append(
+                f"{worker_exits} server process{plural} exited during the measured window"
+            )
+        status = "degraded" if problems else "ok"
+        reason = "; ".join(problems) or None
+    return {"status": status, "reason": reason, "summary": summary, "flags": flags}
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """The latency block loadgen leads with (corrected in the open model)."""
+    latency = report["latency"]
+    return dict(latency[latency["headline"]] or latency["uncorrected"])
+
+
+def median_index(values: list[float]) -> int:
+    """Index of the repeat whose value is the median (the upper one of an even count)."""
+    return sorted(range(len(values)), key=lambda i: values[i])[len(values) // 2]
+
+
+def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """loadgen's checks as a list of {name, passes, fails} (older reports used a dict)."""
+    found = report.get("checks") or []
+    if isinstance(found, dict):
+        return [dict(value, name=name) for name, value in found.items()]
+    return list(found)
+
+
+def _failed_body_checks(reports: list[dict[str, Any]]) -> list[str]:
+    """'name (fails of total)' for every body check that failed in any repeat."""
+    fails: dict[str, list[int]] = {}
+    for report in reports:
+        for check in checks(report):
+            name = str(check["name"])
+            if _STATUS_CHECK.search(name):
+                continue
+            counts = fails.setdefault(name, [0, 0])
+            counts[0] += int(check["fails"])
+            counts[1] += int(check["fails"]) + int(check["passes"])
+    return [f"{name} ({bad} of {total})" for name, (bad, total) in fails.items() if bad]
+
+
+def _ms(ns: int | float) -> float:
+    return round(ns / 1e6, 3)
+
+
+def _median_or_none(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _per_request_us(cpu_s: float | None, responses: int) -> float | None:
+    return round(cpu_s / responses * 1e6, 1) if cpu_s is not None and responses else None
+
+
+def _summary(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    reports = [r["loadgen"] for r in repeats]
+    rps = [float(r["rps"]) for r in repeats]
+    median_rps = statistics.median(rps)
+    spread = (max(rps) - min(rps)) / median_rps if median_rps else 0.0
+    # The repeat whose throughput is the median speaks for latency and CPU per request.
+    middle = median_index(rps)
+    measured, server = reports[middle], repeats[middle]["server"]
+    latency = headline(measured)["percentiles_ns"]
+    requests = sum(int(r["summary"]["responses"]) for r in reports)
+    failed = sum(int(r["summary"]["failed"]) + int(r["summary"]["errors"]) for r in reports)
+    attempted = max(sum(int(r["summary"]["requests"]) for r in reports), 1)
+    errors: dict[str, int] = {}
+    for report in reports:
+        for kind, count in report["errors"].items():
+            errors[kind] = errors.get(kind, 0) + int(count)
+    server_cpu = _median_or_none([r["server"]["cpu_s"] for r in repeats if r["server"]["cpu_s"]])
+    database = repeats[middle].get("database") or {"cpu_s": None, "source": None}
+    client_cpu = _client_cpu_s(measured)
+    ok = int(measured["summary"]["ok"])
+    rss = [r["server"]["peak_rss_mb"] for r in repeats if r["server"]["peak_rss_mb"]]
+    conns = [
+        r["server"]["peak_db_connections"]
+        for r in repeats
+        if r["server"]["peak_db_connections"] is not None
+    ]
+    return {
+        "requests": requests,
+        "rps": round(median_rps, 1),
+        "rps_min": round(min(rps), 1),
+        "rps_max": round(max(rps), 1),
+        "spread": round(spread, 4),
+        "p50_ms": _ms(latency["50"]),
+        "p90_ms": _ms(latency["90"]),
+        "p99_ms": _ms(latency["99"]),
+        "p999_ms": _ms(latency["99.9"]),
+        "max_ms": _ms(latency["100"]),
+        "error_rate": round(min(failed / attempted, 1.0), 5),
+        "errors": errors,
+        "server_cpu_s": server_cpu,
+        "requests_per_server_cpu_s": round(ok / server["cpu_s"], 1) if server["cpu_s"] else None,
+        "database_cpu_s": database["cpu_s"],
+        "database_cpu_source": database["source"],
+        "client_cpu_s": client_cpu,
+        "cpu_us_per_request": {
+            "server": _per_request_us(server["cpu_s"] or None, ok),
+            "database": _per_request_us(database["cpu_s"], ok),
+            "client": _per_request_us(client_cpu, ok),
+        },
+        "peak_rss_mb": max(rss) if rss else None,
+        "peak_db_connections": max(conns) if conns else None,
+        "client_cpu_per_wall_s": round(max(_client_cpu_per_process(r) for r in reports), 3),
+        "worker_exits": sum(int(r["server"].get("worker_exits", 0)) for r in repeats),
+    }
+
+
+def _client_cpu_per_process(report: dict[str, Any]) -> float:
+    return float(report["self_checks"]["client_cpu"]["cpu_per_wall_s_per_process"])
+
+
+def _client_cpu_s(report: dict[str, Any]) -> float | None:
+    """loadgen's CPU in the measured window: its CPU per wall second (warm-up included,
+    a steady rate) times the window."""
+    cpu = report["self_checks"]["client_cpu"]
+    elapsed = float(report["summary"].get("elapsed_s") or 0)
+    if not elapsed:
+        return None
+    return round(float(cpu["cpu_per_wall_s"]) * elapsed, 4)

@@ -1,0 +1,110 @@
+"""Option values checked at the edge: each bad value is one line and exit 2, before the
+database, a server or the load has been started.
+
+Durations and KEY=VALUE pairs are parsed by loadgen's own parsers, so `--duration 10s`
+means the same to the harness as to the load generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from loadgen.config import ConfigError, parse_duration
+from loadgen.scenario import load_scenario, parse_option
+from shared_fixtures.seed import SeedError, validate_scale
+
+
+class OptionError(ValueError):
+    """An option that parses but cannot be used here; one line, exit 2."""
+
+
+def seconds_or_zero(text: str) -> float:
+    """'6', '6s', '500ms', '1m' → seconds (≥ 0)."""
+    try:
+        value = parse_duration(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A duration that must be positive: a 0 s measurement measures nothing."""
+    value = seconds_or_zero(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be longer than 0: {text!r}")
+    return value
+
+
+def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (ValueError, argparse.ArgumentTypeError):
+            raise argparse.ArgumentTypeError(f"not a positive number: {text!r}") from None
+        if not value > 0:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+
+    return parse
+
+
+def cpus(text: str) -> str:
+    """A taskset CPU list naming only CPUs this process may run on."""
+    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text):
+        raise argparse.ArgumentTypeError(f"not a CPU list: {text!r} (e.g. 0 or 0,1 or 0-3)")
+    named: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        if high and int(high) < int(low):
+            raise argparse.ArgumentTypeError(f"not a CPU range: {part!r} (low-high)")
+        named.update(range(int(low), int(high or low) + 1))
+    usable = os.sched_getaffinity(0)
+    if not named <= usable:
+        missing = ",".join(str(cpu) for cpu in sorted(named - usable))
+        have = ",".join(str(cpu) for cpu in sorted(usable))
+        raise argparse.ArgumentTypeError(f"no CPU {missing} here (usable: {have})")
+    return text
+
+
+def key_value(text: str) -> tuple[str, str]:
+    try:
+        return parse_option(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def scale(text: str) -> int:
+    try:
+        return validate_scale(text)
+    except SeedError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def check_scenarios(scenarios: Sequence[str], options: Sequence[tuple[str, str]]) -> None:
+    """Each scenario built as loadgen will build it, with its options."""
+    for scenario in scenarios:
+        try:
+            load_scenario(scenario, dict(options))
+        except ConfigError as exc:
+            raise OptionError(f"--scenarios: {exc}") from None
+
+
+def check_output(path: Path) -> None:
+    """The results directory must be creatable and writable: it is made now, and a probe
+    file written and removed, so a bad path fails before anything starts."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise OptionError(
+            f"--output: cannot write results in {path}: {exc.strerror or exc}"
+        ) from None

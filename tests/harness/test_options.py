@@ -1,0 +1,113 @@
+"""Every option error is one line and exit 2, before anything is started.
+
+DATABASE_URL points at a port where nothing listens: a command that started anything
+would fail on the database with exit 1 and leave a run directory, so exit 2 and an empty
+output directory prove the option was refused first.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
+
+
+def _stackbench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stackbench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DATABASE_URL": UNREACHABLE},
+    )
+
+
+BENCH_ERRORS = [
+    (["--duration", "0"], "--duration"),
+    (["--duration", "-3s"], "--duration"),
+    (["--duration", "soon"], "--duration"),
+    (["--timeout", "0"], "--timeout"),
+    (["--warmup", "-1"], "--warmup"),
+    (["--connections", "0"], "--connections"),
+    (["--rate", "nan"], "--rate"),
+    (["--repeats", "0"], "--repeats"),
+    (["--scenarios", "nope"], "unknown scenario 'nope'"),
+    (["--scenarios", "db,nope"], "unknown scenario 'nope'"),
+    (["--scenarios", "slow-db", "--scenario-option", "seconds=abc"], "seconds"),
+    (["--scenario-option", "novalue"], "KEY=VALUE"),
+    (["--server-cpus", "99"], "no CPU 99 here"),
+    (["--client-cpus", "1-0"], "not a CPU range"),
+    (["--scale", "0"], "--scale"),
+]
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"), BENCH_ERRORS, ids=[" ".join(e) for e, _ in BENCH_ERRORS]
+)
+def test_a_bad_bench_option_is_one_line_and_exit_2(
+    extra: list[str], says: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "results"
+    result = _stackbench(
+        "bench", "--app", "gino_style", "--server", "uvicorn", "--output", str(output), *extra
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert not output.exists()
+
+
+def test_an_unknown_name_among_several_apps_is_refused(tmp_path: Path) -> None:
+    result = _stackbench(
+        "bench", "--app", "gino_style,nope", "--server", "uvicorn", "--output", str(tmp_path / "r")
+    )
+    assert result.returncode == 2 and "unknown app 'nope'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["under-a-file", "in-proc"])
+def test_an_unusable_output_is_exit_2(kind: str, tmp_path: Path) -> None:
+    if kind == "under-a-file":
+        (tmp_path / "a-file").write_text("")
+        output = tmp_path / "a-file" / "results"
+    else:  # root may write anywhere a mode allows; nobody may create files in /proc
+        output = Path("/proc/stackbench-results")
+    result = _stackbench(
+        "bench", "--app", "gino_style", "--server", "uvicorn", "--output", str(output)
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--output: cannot write results in" in lines[0], result.stderr
+
+
+EXPERIMENT_ERRORS = [
+    (["server-shootout", "--step", "1"], "--step"),
+    (["server-shootout", "--step-duration", "0"], "--step-duration"),
+    (["server-shootout", "--budget-ms", "-5"], "--budget-ms"),
+    (["server-shootout", "--scenario", "nope"], "unknown scenario 'nope'"),
+    (["server-shootout", "--apps", "nope"], "unknown app 'nope'"),
+    (["server-shootout", "--servers", "nope"], "unknown server 'nope'"),
+    (["gevent-patching", "--pool-size", "0"], "--pool-size"),
+    (["no-such-experiment"], "no-such-experiment"),
+]
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"), EXPERIMENT_ERRORS, ids=[" ".join(e) for e, _ in EXPERIMENT_ERRORS]
+)
+def test_a_bad_experiment_option_is_one_line_and_exit_2(
+    extra: list[str], says: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "results"
+    result = _stackbench("experiment", *extra, "--output", str(output))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert not output.exists()
