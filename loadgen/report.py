@@ -143,11 +143,12 @@ def text_report(r: Result) -> str:
         for chk in r.checks:
             npass, nfail = chk["passes"], chk["fails"]
             tot = npass + nfail
-            mark = "✓" if nfail == 0 else "✗"
-            pct = f"{100 * npass / tot:.2f}%" if tot else "n/a"
-            w(f"  {mark} {chk['name']}")
+            if not tot:  # never evaluated: neither passed nor failed
+                w(f"  {NOT_EVALUATED} {chk['name']} (not evaluated: no sample)")
+                continue
+            w(f"  {'✓' if nfail == 0 else '✗'} {chk['name']}")
             if nfail:
-                w(f"     ↳ {pct} — ✓ {npass} / ✗ {nfail}")
+                w(f"     ↳ {100 * npass / tot:.2f}% — ✓ {npass} / ✗ {nfail}")
     if st.flow_errors:
         w("")
         w("Flow errors (exceptions raised by scenario code):")
@@ -160,26 +161,22 @@ def text_report(r: Result) -> str:
     w("")
     w("Self-checks:")
     cpu = sc["client_cpu"]
-    mark = "✓" if cpu["ok"] else "✗"
     rpc = cpu["requests_per_cpu_s"]
     w(
-        f"  {mark} client CPU {cpu['cpu_per_wall_s_per_process']:.2f} s per wall second per "
-        f"process ({rpc if rpc is not None else 'n/a'} req per CPU-second)"
-        + ("" if cpu["ok"] else "  <- the client may be the bottleneck")
+        f"  {_mark(cpu)} client CPU {cpu['cpu_per_wall_s_per_process']:.2f} s per wall "
+        f"second per process ({rpc if rpc is not None else 'n/a'} req per CPU-second)" + _why(cpu)
     )
     if sc["rate"] is not None:
         rt = sc["rate"]
-        mark = "✓" if rt["ok"] else "✗"
         ach = rt["achieved_rate"]
         w(
-            f"  {mark} achieved rate {ach if ach is not None else 'n/a'} of target "
-            f"{rt['target_rate']:g} req/s" + ("" if rt["ok"] else "  <- below 95% of target")
+            f"  {_mark(rt)} achieved rate {ach if ach is not None else 'n/a'} of target "
+            f"{rt['target_rate']:g} req/s" + _why(rt)
         )
     ll = sc["littles_law"]
-    mark = "✓" if ll["ok"] else "✗"
     w(
-        f"  {mark} Little's law: mean concurrency {ll['mean_concurrency']} vs throughput × "
-        f"mean latency {ll['throughput_x_mean_latency']}"
+        f"  {_mark(ll)} Little's law: mean concurrency {ll['mean_concurrency']} vs "
+        f"throughput × mean latency {ll['throughput_x_mean_latency']}" + _why(ll)
     )
     if st.aborted or st.dropped:
         w(f"  ! {st.aborted} aborted in flight at the deadline, {st.dropped} sends dropped")
@@ -194,10 +191,26 @@ def text_report(r: Result) -> str:
     return "\n".join(out)
 
 
+NOT_EVALUATED = "–"  # never ✓: a check with nothing to check did not pass
+
+
+def _mark(check: dict[str, object]) -> str:
+    if check["ok"]:
+        return "✓"
+    return "✗" if check.get("evaluated", True) else NOT_EVALUATED
+
+
+def _why(check: dict[str, object]) -> str:
+    if check["ok"]:
+        return ""
+    prefix = "" if check.get("evaluated", True) else "not evaluated: "
+    return f"  <- {prefix}{check['reason']}"
+
+
 def _fmt_actual(t: dict[str, object]) -> str:
     a = t["actual"]
     if a is None:
-        return "n/a"
+        return "n/a: nothing to evaluate"
     assert isinstance(a, float | int)
     th = str(t["threshold"])
     if th.lstrip().startswith(("p", "mean", "max", "min", "corrected", "uncorrected")):

@@ -306,6 +306,7 @@ class BaseRun:
                     s = c.sink
                     if s is not None:
                         s.errors[ABORTED] = s.errors.get(ABORTED, 0) + 1
+                        s.error_ns += _pc() - c.t_start
                 c.close()
         for due in self.queue:
             if due >= self.m_start:
@@ -359,7 +360,8 @@ class BaseRun:
     def _record_error(self, conn: Conn, sink: Sink, kind: str) -> None:
         e = sink.errors
         e[kind] = e.get(kind, 0) + 1
-        self.stats.last_done_ns = _pc()
+        now = self.stats.last_done_ns = _pc()
+        sink.error_ns += now - conn.t_start  # for Little's law: errors were in flight too
         if self.csv_rows is not None:
             self._csv_row(conn, sink.name, 0, kind)
 

@@ -15,6 +15,9 @@ from .thresholds import Threshold, parse_threshold
 REPORT_VERSION = 1
 PERCENTILES = (10, 25, 50, 75, 90, 95, 99, 99.9, 99.99, 100)
 NS = 1e9
+# Little's law compares the sampled mean in-flight count with the latencies; from fewer
+# samples (one each 0.1 s, per process) that mean is noise, not a check.
+MIN_INFLIGHT_SAMPLES = 5
 
 
 def _pkey(p: float) -> str:
@@ -133,10 +136,15 @@ class Result:
         return p / (p + f) if p + f else None
 
     def self_checks(self) -> dict[str, Any]:
+        """Each check: ``ok`` (passed), ``evaluated`` (False: there was nothing to check,
+        and ``ok`` is False too, so that no reader takes it for a pass) and ``reason``
+        (why it failed or was not evaluated; None when ok)."""
         st = self.stats
         cpu = st.cpu_user + st.cpu_sys
         per_wall = cpu / st.wall if st.wall > 0 else 0.0
         per_proc = per_wall / max(st.processes, 1)
+        cpu_evaluated = st.wall > 0
+        cpu_ok = cpu_evaluated and per_proc <= 0.9
         out: dict[str, Any] = {
             "client_cpu": {
                 "user_s": round(st.cpu_user, 4),
@@ -145,42 +153,79 @@ class Result:
                 "cpu_per_wall_s": round(per_wall, 4),
                 "cpu_per_wall_s_per_process": round(per_proc, 4),
                 "requests_per_cpu_s": round(self.requests / cpu) if cpu > 0 else None,
-                "ok": per_proc <= 0.9,
+                "ok": cpu_ok,
+                "evaluated": cpu_evaluated,
+                "reason": None
+                if cpu_ok
+                else "no wall time measured"
+                if not cpu_evaluated
+                else "above 0.9 CPU-s per wall second: the client may be the bottleneck",
             },
             "rate": None,
         }
         if self.open:
             ach = self.achieved_rate
             tgt = self.config.rate
+            rate_evaluated = ach is not None and bool(tgt)
+            rate_ok = bool(rate_evaluated and ach is not None and tgt and ach >= 0.95 * tgt)
             out["rate"] = {
                 "target_rate": tgt,
                 "achieved_rate": round(ach, 3) if ach is not None else None,
                 "ratio": round(ach / tgt, 4) if ach is not None and tgt else None,
-                "ok": bool(ach is not None and tgt and ach >= 0.95 * tgt),
+                "ok": rate_ok,
+                "evaluated": rate_evaluated,
+                "reason": None
+                if rate_ok
+                else "fewer than 2 measured sends"
+                if not rate_evaluated
+                else "below 95% of the target",
             }
-        thr = self.rps
-        w = self.uncorrected.mean / NS
-        pred = thr * w
+        out["littles_law"] = self._littles_law()
+        return out
+
+    def _littles_law(self) -> dict[str, Any]:
+        # L = λW over every measured request: a request that ended in an error (a
+        # timeout, a reset, aborted at the deadline) was in flight too, so W includes
+        # its time; λW is then the summed time in flight over the elapsed time.
+        st = self.stats
+        busy_ns = self.uncorrected.total + sum(s.error_ns for s in st.sinks.values())
+        pred = busy_ns / NS / self.elapsed if self.requests else 0.0
         meas = st.inflight_mean
         ratio = meas / pred if pred > 0 else None
-        out["littles_law"] = {
+        reason = None
+        if self.responses == 0:
+            reason = "no response completed: no latency to check"
+        elif st.inflight_samples < MIN_INFLIGHT_SAMPLES * max(st.processes, 1):
+            reason = f"run too short ({st.inflight_samples} samples of the in-flight count)"
+        evaluated = reason is None
+        ok = evaluated and ratio is not None and 0.75 <= ratio <= 1.25
+        if evaluated and not ok:
+            reason = "they differ by more than 25%"
+        return {
             "mean_concurrency": round(meas, 3),
             "throughput_x_mean_latency": round(pred, 3),
             "ratio": round(ratio, 3) if ratio is not None else None,
-            "ok": ratio is None or 0.75 <= ratio <= 1.25,
+            "ok": ok,
+            "evaluated": evaluated,
+            "reason": reason,
         }
-        return out
 
     # -- thresholds ------------------------------------------------------------------------
     def _eval(self, th: Threshold) -> dict[str, Any]:
         m = th.metric
         actual: float | None
+        # actual None = nothing to evaluate (no request, no response, no check): the
+        # threshold fails, whatever its direction
         if m == "errors":
-            actual = self.error_rate if th.percent else float(self.n_errors + self.failed)
+            if not self.requests:
+                actual = None
+            else:
+                actual = self.error_rate if th.percent else float(self.n_errors + self.failed)
         elif m == "checks":
             actual = self.checks_rate
         elif m == "rps":
-            actual = self.rps
+            # responses per second: requests that ended in a transport error do not count
+            actual = self.responses / self.elapsed if self.responses else None
         elif m == "achieved_rate":
             actual = self.achieved_rate
         else:
@@ -190,14 +235,16 @@ class Result:
             elif m.startswith("corrected."):
                 h = self.corrected if self.open else self.uncorrected
             base = m.split(".", 1)[1] if m.startswith(("corrected.", "uncorrected.")) else m
-            if base == "mean":
+            if not h.count:
+                actual = None  # an empty histogram's mean, min and max read 0
+            elif base == "mean":
                 actual = h.mean
             elif base == "max":
                 actual = float(h.max)
             elif base == "min":
                 actual = float(h.min)
             else:
-                actual = float(h.percentile(float(base[1:]))) if h.count else None
+                actual = float(h.percentile(float(base[1:])))
         ok = actual is not None and th.holds(actual)
         return {"threshold": th.text, "actual": actual, "ok": bool(ok)}
 

@@ -68,6 +68,7 @@ class Sink:
     __slots__ = (
         "clat",
         "connect",
+        "error_ns",
         "errors",
         "expect",
         "failed",
@@ -96,6 +97,7 @@ class Sink:
         self.read: list[int] = []
         self.statuses: dict[int, int] = {}
         self.errors: dict[str, int] = {}
+        self.error_ns = 0  # summed time in flight of the requests that ended in an error
         self.nbytes = 0
         self.failed = 0  # responses whose status is not expected
         # folded
@@ -139,6 +141,7 @@ class Sink:
             self.statuses[k] = self.statuses.get(k, 0) + v
         for k2, v in o.errors.items():
             self.errors[k2] = self.errors.get(k2, 0) + v
+        self.error_ns += o.error_ns
         self.nbytes += o.nbytes
         self.failed += o.failed
         self.n_responses += o.n_responses
@@ -298,6 +301,7 @@ class Stats:
         self.max_queue = max(self.max_queue, o.max_queue)
         self.queue_mean += o.queue_mean
         self.inflight_mean += o.inflight_mean
+        self.inflight_samples += o.inflight_samples
         self.lag.merge(o.lag)
         if o.first_send_ns and (not self.first_send_ns or o.first_send_ns < self.first_send_ns):
             self.first_send_ns = o.first_send_ns

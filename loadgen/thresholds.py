@@ -8,7 +8,11 @@ Syntax: ``METRIC OP VALUE[UNIT]`` with OP one of ``< <= > >=``.
 * ``errors``: transport errors + unexpected statuses + aborted; with ``%`` a rate of all
   requests, else a count.
 * ``checks``: pass rate of all named checks (use ``%``, e.g. ``checks>99%``).
-* ``rps``: completed requests per second; ``achieved_rate`` (open model, req/s).
+* ``rps``: responses per second (transport errors do not count); ``achieved_rate``
+  (open model, req/s).
+
+A threshold with nothing to evaluate (no request, no response for a latency, no check)
+fails.
 """
 
 from __future__ import annotations
