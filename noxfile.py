@@ -4,6 +4,7 @@ Sessions:
     nox -s tests                                  the whole suite on a real PostgreSQL
     nox -s lint                                   ruff and mypy
     nox -s "bench(app='fastapi_sqla', server='uvicorn')" -- --duration 10s
+    nox -s bench_pairs -- --pairs a@s,b@s         exact pairs side by side (CI's jobs)
     nox -s matrix [-- --json]                     the pairs, and why others are missing
     nox -s "experiment(name='gevent-patching')"   one experiment, its answer as a table
     nox -s report -- RUN_DIR [RUN_DIR...] [--baseline RUN_DIR] [--output DIR]
@@ -84,6 +85,30 @@ def bench(session: nox.Session, app: str, server: str) -> None:
     session.run(
         "python", "-m", "stackbench", "bench", "--app", app, "--server", server, *session.posargs
     )
+
+
+@nox.session(python=PYTHON)
+def bench_pairs(session: nox.Session) -> None:
+    """Exact pairs side by side in one run directory, one venv: CI's bench jobs.
+
+    nox -s bench_pairs -- --pairs gino_style@uvicorn,django_sync@gunicorn-sync --duration 5s
+    """
+    try:
+        chosen = matrix.parse_pairs(_option_value(session.posargs, "--pairs"))
+    except ValueError as exc:
+        session.error(str(exc))
+    session.install("-e", ".[harness,fast]", *matrix.requirements(chosen))
+    session.run("python", "-m", "stackbench", "bench", *session.posargs)
+
+
+def _option_value(args: list[str], name: str) -> str:
+    """The value of ``name VALUE`` or ``name=VALUE`` among the arguments after ``--``."""
+    for flag, value in zip(args, [*args[1:], ""], strict=True):
+        if flag == name:
+            return value
+        if flag.startswith(f"{name}="):
+            return flag.split("=", 1)[1]
+    raise ValueError(f"{name} is required: {name} app@server,app@server")
 
 
 @nox.session(name="matrix", python=PYTHON)

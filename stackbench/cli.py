@@ -148,8 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("bench", help="(app, server) pairs, end to end, in one run")
-    run.add_argument("--app", required=True, help="an app, or several: a,b,c")
-    run.add_argument("--server", required=True, help="a server, or several: a,b")
+    chosen = run.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--app", help="an app, or several: a,b,c (with --server)")
+    chosen.add_argument(
+        "--pairs",
+        help="exact pairs side by side in one run: app@server,app@server (CI's jobs)",
+    )
+    run.add_argument("--server", help="a server, or several: a,b")
     add_load_options(run)
     experiment_cli.add_parser(commands)
     listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
@@ -320,6 +325,21 @@ def print_matrix(as_json: bool) -> None:
     console.print(missing)
 
 
+def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair] | None:
+    """--pairs as exact pairs; else None after checking every --app and --server name."""
+    if args.pairs is not None:
+        if args.server:
+            raise OptionError("--pairs names the servers: drop --server")
+        return matrix.parse_pairs(args.pairs)
+    if not args.server:
+        raise OptionError("--app needs --server (or give --pairs app@server,...)")
+    for app in args.app.split(","):
+        get_app(app)  # every name is checked, not only the valid combinations
+    for server in args.server.split(","):
+        get_server(server)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "report":
@@ -330,13 +350,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "experiment":
             return experiment_cli.run(args, console, LiveProgress())
-        apps, servers = args.app.split(","), args.server.split(",")
-        for app in apps:
-            get_app(app)  # every name is checked, not only the valid combinations
-        for server in servers:
-            get_server(server)
+        chosen = _chosen_pairs(args)
         options = options_from(args)
-        if len(apps) == len(servers) == 1:
+        if chosen is not None:
+            report = bench.many_pairs(chosen, options, progress=LiveProgress())
+        elif len(apps := args.app.split(",")) == len(servers := args.server.split(",")) == 1:
             report = bench.single_pair(apps[0], servers[0], options, progress=LiveProgress())
         else:  # every valid combination, side by side in one run
             candidates = [matrix.Pair(a, s) for a in apps for s in servers]

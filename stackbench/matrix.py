@@ -109,6 +109,25 @@ def missing() -> list[tuple[str, str, str]]:
     return rows
 
 
+def parse_pairs(text: str) -> list[Pair]:
+    """'app@server,app@server' → exact pairs, each checked (one line naming what is wrong)."""
+    found = []
+    for item in text.split(","):
+        app, sep, server = item.strip().partition("@")
+        if not sep or not app or not server:
+            raise PairError(f"not app@server: {item.strip()!r} in --pairs {text!r}")
+        get_pair(app, server)
+        found.append(Pair(app, server))
+    return list(dict.fromkeys(found))
+
+
+def requirements(chosen: list[Pair]) -> list[str]:
+    """pip arguments for one venv serving every pair: each app's file, each server's specs."""
+    files = dict.fromkeys(str(get_app(pair.app).requirements) for pair in chosen)
+    specs = dict.fromkeys(req for pair in chosen for req in get_server(pair.server).requirements)
+    return [*(arg for path in files for arg in ("-r", path)), *specs]
+
+
 def is_valid(pair: Pair) -> bool:
     """True for a pair that exists; unknown apps or servers raise."""
     return why_missing(get_app(pair.app), get_server(pair.server)) is None

@@ -156,7 +156,7 @@ def write_run(
         "experiment": None,
         "started_at": "2025-01-01T00:00:00+00:00",
         "finished_at": "2025-01-01T00:01:00+00:00",
-        "command": ["bench_shard.py", "run"],
+        "command": ["python", "-m", "stackbench", "bench", "--pairs"],
         "git": {"commit": "0123456789abcdef", "dirty": False},
         "python": {"version": "3.11.7", "implementation": "CPython", "executable": "python"},
         "packages": {},

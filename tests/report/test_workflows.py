@@ -99,11 +99,9 @@ def test_bench_jobs_use_the_matrix_the_pairs_job_builds() -> None:
     assert jobs["bench"]["strategy"]["matrix"] == "${{ fromJSON(needs.pairs.outputs.matrix) }}"
     assert jobs["bench"]["env"]["PAIRS"] == "${{ matrix.pairs }}"
     steps = {s.get("name"): s.get("run", "") for s in jobs["bench"]["steps"]}
-    install = steps["Install the job's apps and servers in one venv"]
-    assert 'bench_shard.py install "$PAIRS" --venv .venv-bench' in install
     bench_run = steps["Bench the job's pairs side by side"]
     assert bench_run.startswith(
-        '.venv-bench/bin/python .github/scripts/bench_shard.py run "$PAIRS"'
+        'python -m nox --non-interactive -s bench_pairs -- --pairs "$PAIRS"'
     )
     assert "--output results/ci" in bench_run
     assert '--duration "$DURATION" --warmup "$WARMUP"' in bench_run
@@ -164,33 +162,37 @@ def test_a_matrix_without_the_reference_pair_is_refused() -> None:
 
 
 def test_a_job_venv_never_mixes_a_pin_with_another_spec_of_it() -> None:
-    """bench_shard's install arguments: gunicorn==25.3.0 never beside gunicorn>=23."""
-    shard = _script("bench_shard")
+    """The bench_pairs session's installs: gunicorn==25.3.0 never beside gunicorn>=23."""
     for job in _script("bench_matrix").jobs(sorted(_expected())):
-        requirements = shard.requirements(_job_pairs(job))
-        assert requirements[:2] == ["-e", ".[harness,fast]"]
+        chosen = matrix.parse_pairs(job["pairs"])
+        requirements = [r for r in matrix.requirements(chosen) if not r.startswith("-r")]
+        requirements = [r for r in requirements if not r.endswith(".txt")]
         specs: dict[str, set[str]] = {}
-        for requirement in requirements[2:]:
+        for requirement in requirements:
             name = requirement.split("[")[0].split("=")[0].split(">")[0].split("<")[0]
             specs.setdefault(name, set()).add(requirement)
         for found in specs.values():
             if any("==" in spec for spec in found):
                 assert len(found) == 1, f"{job['name']}: {sorted(found)}"
-    mixed = shard.requirements(
-        [("django_sync", "gunicorn-sync"), ("django_sync", "gunicorn-eventlet")]
+    mixed = matrix.requirements(
+        [
+            matrix.Pair("django_sync", "gunicorn-sync"),
+            matrix.Pair("django_sync", "gunicorn-eventlet"),
+        ]
     )
     assert "gunicorn==25.3.0" in mixed and "gunicorn>=23" in mixed  # the check has teeth
 
 
-def test_the_shard_script_reads_only_app_at_server_lists() -> None:
-    shard = _script("bench_shard")
-    assert shard.parse_pairs("gino_style@uvicorn,tortoise@granian") == [
-        ("gino_style", "uvicorn"),
-        ("tortoise", "granian"),
+def test_pairs_are_read_only_as_valid_app_at_server_lists() -> None:
+    assert matrix.parse_pairs("gino_style@uvicorn,tortoise@granian") == [
+        matrix.Pair("gino_style", "uvicorn"),
+        matrix.Pair("tortoise", "granian"),
     ]
     for bad in ("gino_style", "gino_style@", "@uvicorn", "gino_style@uvicorn,"):
-        with pytest.raises(SystemExit, match="not app@server"):
-            shard.parse_pairs(bad)
+        with pytest.raises(matrix.PairError, match="not app@server"):
+            matrix.parse_pairs(bad)
+    with pytest.raises(matrix.PairError, match="gunicorn-sync"):
+        matrix.parse_pairs("gino_style@gunicorn-sync")  # an invalid pair: a WSGI server
 
 
 @pytest.mark.slow
