@@ -146,7 +146,7 @@ def test_sigint_stops_everything_and_keeps_completed_results(tmp_path: Path) -> 
 
 
 def test_server_that_cannot_start_is_failed_with_its_log(tmp_path: Path, monkeypatch) -> None:
-    broken = dataclasses.replace(apps.APPS["gino_style"], entries={"asgi": "nowhere:app"})
+    broken = dataclasses.replace(apps.APPS["gino_style"], entries={"asgi": "main:nowhere"})
     monkeypatch.setitem(apps.APPS, "gino_style", broken)
     options = bench.BenchOptions(
         scenarios=("json",), duration=1, warmup=0, output=tmp_path, workers=1, ready_timeout=20
