@@ -128,7 +128,7 @@ def report(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 @nox.parametrize("name", list(experiments.EXPERIMENTS))
 def experiment(session: nox.Session, name: str) -> None:
-    """One experiment of experiments.md: measured beside predicted, in one run directory."""
+    """One experiment (README, "Experiments"): measured beside predicted, in one run directory."""
     pairs = experiments.requirements(experiments.EXPERIMENTS[name])
     app_requirements = sorted({str(APPS[app].requirements) for app, _ in pairs})
     # One venv for all the experiment's servers: eventlet's gunicorn pin (25.3) wins.

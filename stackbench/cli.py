@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
-from rich.progress import Progress as RichProgress
-from rich.table import Table
 
 from shared_fixtures.db import DatabaseError
 from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import MAX_SCALE, SeedError
-from stackbench import bench, experiment_cli, experiments, matrix
+from stackbench import bench, experiments, matrix, results
 from stackbench.apps import UnknownAppError, get_app
+from stackbench.console import LiveProgress, changes_table, console, print_matrix, summary_table
+from stackbench.experiments import cli as experiment_cli
 from stackbench.options import (
+    DEFAULT_SCENARIOS,
+    BenchOptions,
     OptionError,
     check_output,
     check_scenarios,
@@ -40,9 +39,6 @@ from stackbench.options import (
 )
 from stackbench.results import ResultsError
 from stackbench.servers import UnknownServerError, get_server
-
-# Logs and CI are not terminals; a summary is still read there, at full width.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,7 +54,7 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
         "--scenarios",
         dest="scenarios",
         default=None,
-        help=f"comma-separated loadgen scenarios (default {','.join(bench.DEFAULT_SCENARIOS)})",
+        help=f"comma-separated loadgen scenarios (default {','.join(DEFAULT_SCENARIOS)})",
     )
     load.add_argument(
         "--scenario-option",
@@ -109,18 +105,18 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--output",
         type=Path,
-        default=bench.results.ROOT / "results",
+        default=results.ROOT / "results",
         help="where run directories go (results/)",
     )
     out.add_argument("--scale", type=scale, default=1, help=f"seed scale, 1..{MAX_SCALE}")
 
 
-def options_from(args: argparse.Namespace) -> bench.BenchOptions:
+def options_from(args: argparse.Namespace) -> BenchOptions:
     scenarios = tuple(s.strip() for s in (args.scenarios or "").split(",") if s.strip())
-    check_scenarios(scenarios or bench.DEFAULT_SCENARIOS, args.scenario_option)
+    check_scenarios(scenarios or DEFAULT_SCENARIOS, args.scenario_option)
     check_output(args.output)
-    return bench.BenchOptions(
-        scenarios=scenarios or bench.DEFAULT_SCENARIOS,
+    return BenchOptions(
+        scenarios=scenarios or DEFAULT_SCENARIOS,
         duration=args.duration,
         warmup=args.warmup,
         connections=args.connections,
@@ -200,129 +196,11 @@ def run_report(args: argparse.Namespace) -> int:
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if outcome.changes:
-        table = Table(title="change against the baseline", title_justify="left")
-        for column in ("scenario", "pair", "req/s", "change", "bound", "p99 ms", "change", "bound"):
-            table.add_column(column, justify="left" if column in ("scenario", "pair") else "right")
-        table.add_column("verdict")
-        for c in outcome.changes:
-            a, b = (r.summary if r else None for r in (c.base, c.new))
-            table.add_row(
-                c.scenario,
-                c.pair,
-                f"{a['rps']:,.0f} → {b['rps']:,.0f}" if a and b else "–",
-                _fmt(None if c.rps_change is None else 100 * c.rps_change, "+.1f") + "%",
-                f"±{100 * c.rps_bound:.0f}%",
-                f"{a['p99_ms']:,.1f} → {b['p99_ms']:,.1f}" if a and b else "–",
-                _fmt(None if c.p99_change is None else 100 * c.p99_change, "+.1f") + "%",
-                f"±{100 * c.p99_bound:.0f}%",
-                f"[red]{c.verdict}[/red]" if c.flagged else c.verdict,
-            )
-        console.print(table)
+        console.print(changes_table(outcome.changes))
     console.print(f"report: {outcome.markdown}")
     console.print(f"html:   {outcome.html}")
     console.print(f"charts: {len(outcome.images)} PNGs in {outcome.output}")
     return 0
-
-
-class LiveProgress(bench.Progress):
-    """A bar per measured run, moving with time (runs are bounded by duration)."""
-
-    def __init__(self) -> None:
-        self._progress = RichProgress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
-        self._task: Any = None
-
-    def start(self, label: str, seconds: float) -> Callable[[float], None]:
-        self._progress.start()
-        self._task = self._progress.add_task(label, total=seconds)
-        return lambda elapsed: self._progress.update(self._task, completed=min(elapsed, seconds))
-
-    def done(self) -> None:
-        if self._task is not None:
-            self._progress.remove_task(self._task)
-            self._task = None
-        self._progress.stop()
-
-
-def _fmt(value: Any, spec: str = ".1f") -> str:
-    return "–" if value is None else format(value, spec)
-
-
-def _cpu_split(per_request: dict[str, float | None] | None) -> str:
-    """'120+35+40': server, database and client CPU µs per response ('?' where unknown)."""
-    if not per_request:
-        return "–"
-    return "+".join(
-        "?" if per_request[who] is None else f"{per_request[who]:.0f}"
-        for who in ("server", "database", "client")
-    )
-
-
-def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in (
-        "pair",
-        "scenario",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "req/CPU-s",
-        "CPU µs/req srv+db+cli",
-        "RSS MB",
-        "DB conns",
-        "status",
-    ):
-        table.add_column(
-            column, justify="left" if column in ("pair", "scenario", "status") else "right"
-        )
-    for row in rows:
-        summary = row["summary"] or {}
-        flags = [
-            name
-            for name in ("noisy", "client_saturated", "checks_failed", "worker_restarted")
-            if row["flags"].get(name)
-        ]
-        status = row["status"] + (f" ({', '.join(flags)})" if flags else "")
-        if row["status"] != "ok" and row.get("reason"):
-            status += f": {row['reason'][:60]}"
-        style = {"ok": "green", "degraded": "yellow", "failed": "red"}[row["status"]]
-        table.add_row(
-            f"{row['app']} @ {row['server']}",
-            row["scenario"],
-            _fmt(summary.get("rps")),
-            _fmt(summary.get("p50_ms"), ".2f"),
-            _fmt(summary.get("p99_ms"), ".2f"),
-            f"{100 * summary['error_rate']:.2f}%" if summary else "–",
-            _fmt(summary.get("requests_per_server_cpu_s"), ".0f"),
-            _cpu_split(summary.get("cpu_us_per_request")),
-            _fmt(summary.get("peak_rss_mb")),
-            _fmt(summary.get("peak_db_connections"), "d"),
-            f"[{style}]{status}[/{style}]",
-        )
-    return table
-
-
-def print_matrix(as_json: bool) -> None:
-    if as_json:
-        print(matrix.as_json())
-        return
-    table = Table(title="bench pairs", title_justify="left")
-    table.add_column("session")
-    for pair in matrix.pairs():
-        table.add_row(pair.session)
-    console.print(table)
-    missing = Table(title="missing pairs", title_justify="left")
-    for column in ("app", "server", "why"):
-        missing.add_column(column)
-    for row in matrix.missing():
-        missing.add_row(*row)
-    console.print(missing)
 
 
 def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair] | None:

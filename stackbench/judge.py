@@ -15,7 +15,17 @@ from __future__ import annotations
 
 import re
 import statistics
-from typing import Any
+from typing import Any, Literal
+
+from stackbench.documents import (
+    Flags,
+    LatencyBlock,
+    LoadgenReport,
+    Repeat,
+    Status,
+    Summary,
+    Verdict,
+)
 
 NOISE_BOUND = 0.10  # repeats whose req/s spread (max-min)/median exceeds this are "noisy"
 MAX_ERROR_RATE = 0.01  # above this a result is "degraded"
@@ -25,13 +35,13 @@ MAX_ERROR_RATE = 0.01  # above this a result is "degraded"
 _STATUS_CHECK = re.compile(r": status is [\d/]+$")
 
 
-def judge(repeats: list[dict[str, Any]], reason: str | None) -> dict[str, Any]:
+def judge(repeats: list[Repeat], reason: str | None) -> Verdict:
     """{status, reason, summary, flags} for the repeats of one scenario.
 
     ``reason`` is set when the measurement itself broke (loadgen failed, the server died):
     the result is then failed, with whatever repeats completed still summarised.
     """
-    flags: dict[str, Any] = {
+    flags: Flags = {
         "noisy": False,
         "client_saturated": False,
         "checks_failed": False,
@@ -54,6 +64,7 @@ def judge(repeats: list[dict[str, Any]], reason: str | None) -> dict[str, Any]:
     flags["checks_failed"] = bool(failed_checks)
     flags["worker_restarted"] = worker_exits > 0
 
+    status: Status
     if reason is not None:
         status = "failed"
     elif summary["requests"] == 0 or all(int(r["summary"]["ok"]) == 0 for r in reports):
@@ -74,10 +85,17 @@ def judge(repeats: list[dict[str, Any]], reason: str | None) -> dict[str, Any]:
     return {"status": status, "reason": reason, "summary": summary, "flags": flags}
 
 
-def headline(report: dict[str, Any]) -> dict[str, Any]:
-    """The latency block loadgen leads with (corrected in the open model)."""
+def headline_name(report: LoadgenReport) -> Literal["corrected", "uncorrected"]:
+    """Which latency loadgen leads with: corrected in the open model, when it has one."""
     latency = report["latency"]
-    return dict(latency[latency["headline"]] or latency["uncorrected"])
+    return latency["headline"] if latency[latency["headline"]] else "uncorrected"
+
+
+def headline(report: LoadgenReport) -> LatencyBlock:
+    """The latency block loadgen leads with."""
+    block = report["latency"][headline_name(report)]
+    assert block is not None  # "uncorrected" is always there
+    return block
 
 
 def median_index(values: list[float]) -> int:
@@ -85,7 +103,7 @@ def median_index(values: list[float]) -> int:
     return sorted(range(len(values)), key=lambda i: values[i])[len(values) // 2]
 
 
-def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
+def checks(report: LoadgenReport | dict[str, Any]) -> list[dict[str, Any]]:
     """loadgen's checks as a list of {name, passes, fails} (older reports used a dict)."""
     found = report.get("checks") or []
     if isinstance(found, dict):
@@ -93,7 +111,7 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
     return list(found)
 
 
-def _failed_body_checks(reports: list[dict[str, Any]]) -> list[str]:
+def _failed_body_checks(reports: list[LoadgenReport]) -> list[str]:
     """'name (fails of total)' for every body check that failed in any repeat."""
     fails: dict[str, list[int]] = {}
     for report in reports:
@@ -119,7 +137,7 @@ def _per_request_us(cpu_s: float | None, responses: int) -> float | None:
     return round(cpu_s / responses * 1e6, 1) if cpu_s is not None and responses else None
 
 
-def _summary(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary(repeats: list[Repeat]) -> Summary:
     reports = [r["loadgen"] for r in repeats]
     rps = [float(r["rps"]) for r in repeats]
     median_rps = statistics.median(rps)
@@ -175,11 +193,11 @@ def _summary(repeats: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _client_cpu_per_process(report: dict[str, Any]) -> float:
+def _client_cpu_per_process(report: LoadgenReport) -> float:
     return float(report["self_checks"]["client_cpu"]["cpu_per_wall_s_per_process"])
 
 
-def _client_cpu_s(report: dict[str, Any]) -> float | None:
+def _client_cpu_s(report: LoadgenReport) -> float | None:
     """loadgen's CPU in the measured window: its CPU per wall second (warm-up included,
     a steady rate) times the window."""
     cpu = report["self_checks"]["client_cpu"]

@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal, cast
 
 from shared_fixtures.processes import ManagedProcess, ProcessError
+from stackbench.documents import LoadgenReport
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Load:
         return self.warmup + self.duration + self.timeout + 30
 
     @property
-    def model(self) -> str:
+    def model(self) -> Literal["closed", "open"]:
         return "open" if self.rate else "closed"
 
 
@@ -64,7 +65,7 @@ def run_load(
     client_cpus: str | None = None,
     on_warm: Callable[[], None] | None = None,
     on_tick: Callable[[float], None] | None = None,
-) -> dict[str, Any]:
+) -> LoadgenReport:
     """Run loadgen to completion (bounded) and return its JSON report."""
     report = work_dir / f".loadgen-{time.monotonic_ns()}.json"
     process = ManagedProcess(
@@ -94,7 +95,7 @@ def run_load(
         if code not in (0, 99) or not report.exists():  # 99: a threshold failed, still a report
             raise LoadError(f"loadgen exited with code {code}: {process.log_tail(3)}")
         try:
-            return dict(json.loads(report.read_text()))
+            return cast(LoadgenReport, json.loads(report.read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise LoadError(f"loadgen's report is unreadable: {exc}") from None
     except ProcessError as exc:

@@ -1,5 +1,6 @@
-"""Option values checked at the edge: each bad value is one line and exit 2, before the
-database, a server or the load has been started.
+"""What a bench job is asked to do (BenchOptions), and each option value checked at the
+edge: a bad value is one line and exit 2, before the database, a server or the load has
+been started.
 
 Durations and KEY=VALUE pairs are parsed by loadgen's own parsers, so `--duration 10s`
 means the same to the harness as to the load generator.
@@ -12,12 +13,80 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from loadgen.config import ConfigError, parse_duration
 from loadgen.scenario import load_scenario, parse_option
 from shared_fixtures.seed import SeedError, validate_scale
+from stackbench import results
+from stackbench.loadrun import Load
+from stackbench.servers import Knobs
+
+DEFAULT_SCENARIOS = ("json", "db", "fortunes", "colleges", "troupes")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
+    duration: float = 6.0
+    warmup: float = 2.0
+    connections: int = 32
+    rate: float | None = None
+    workers: int | None = None
+    threads: int | None = None
+    pool_size: int = 10
+    repeats: int = 1
+    server_cpus: str | None = None
+    client_cpus: str | None = None
+    output: Path = results.ROOT / "results"
+    scale: int = 1
+    scenario_options: tuple[tuple[str, str], ...] = ()
+    processes: int = 1
+    timeout: float = 20.0
+    ready_timeout: float = 30.0
+    requests: int | None = None  # count mode: this many requests instead of --duration
+    prefix: str = ""  # where the contract is mounted, e.g. /fastapi in django_fastapi
+
+    @property
+    def knobs(self) -> Knobs:
+        return Knobs(workers=self.workers, threads=self.threads, pool_size=self.pool_size)
+
+    @property
+    def server_cpu_count(self) -> int:
+        return _cpu_count(self.server_cpus) or os.cpu_count() or 1
+
+    def load(self, scenario: str) -> Load:
+        return Load(
+            scenario,
+            self.duration,
+            self.warmup,
+            self.connections,
+            self.rate,
+            self.processes,
+            self.timeout,
+            self.scenario_options,
+            self.requests,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["output"] = str(self.output)
+        data["scenarios"] = list(self.scenarios)
+        data["scenario_options"] = dict(self.scenario_options)
+        return data
+
+
+def _cpu_count(spec: str | None) -> int:
+    """How many CPUs a taskset list like '0', '0,1' or '0-3' names."""
+    if not spec:
+        return 0
+    count = 0
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        count += int(high) - int(low) + 1 if high else 1
+    return count
 
 
 class OptionError(ValueError):

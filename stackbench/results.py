@@ -14,13 +14,16 @@ import secrets
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
+
+from stackbench.documents import Git, Machine, Manifest, PythonInfo, ResultDocument
 
 SCHEMA_VERSION = 1
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +47,7 @@ def schema(name: str) -> dict[str, Any]:
     return json.loads(files("stackbench").joinpath("schemas", f"{name}.schema.json").read_text())
 
 
-def validate(document: dict[str, Any], name: str) -> None:
+def validate(document: Mapping[str, Any], name: str) -> None:
     """Raise ResultsError with the first violation of the named schema."""
     try:
         jsonschema.validate(document, schema(name))
@@ -53,24 +56,35 @@ def validate(document: dict[str, Any], name: str) -> None:
         raise ResultsError(f"{name} document invalid at {where}: {exc.message}") from None
 
 
-def write_json(path: Path, document: dict[str, Any], schema_name: str) -> Path:
+def write_json(path: Path, document: Mapping[str, Any], schema_name: str) -> Path:
     """Validate, then write atomically; refuse to overwrite an existing file."""
     validate(document, schema_name)
     if path.exists():
         raise ResultsError(f"refusing to overwrite {path}")
+    data = (json.dumps(document, indent=2, sort_keys=False) + "\n").encode()
+    return write_atomic(path, data)
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write to a temporary name beside ``path``, fsync, then rename: a crash or a full disk
+    never leaves a half-written file under the real name."""
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=2, sort_keys=False)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -88,10 +102,20 @@ def read_json(path: Path, schema_name: str) -> dict[str, Any]:
     return document
 
 
+def read_result(path: Path) -> ResultDocument:
+    """A result document, validated against its schema."""
+    return cast(ResultDocument, read_json(path, "result"))
+
+
+def read_manifest(path: Path) -> Manifest:
+    """A manifest, validated against its schema."""
+    return cast(Manifest, read_json(path, "manifest"))
+
+
 # ---------------------------------------------------------------- provenance
 
 
-def git_state() -> dict[str, Any]:
+def git_state() -> Git:
     def git(*args: str) -> str:
         try:
             out = subprocess.run(
@@ -118,7 +142,7 @@ def packages() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def machine() -> dict[str, Any]:
+def machine() -> Machine:
     model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -139,7 +163,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def python_info() -> dict[str, str]:
+def python_info() -> PythonInfo:
     return {
         "version": platform.python_version(),
         "implementation": platform.python_implementation(),

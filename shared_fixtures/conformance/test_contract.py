@@ -1,4 +1,5 @@
-"""The contract (contract.md section 2), row by row, against any app at any base URL.
+"""The contract (shared_fixtures/CONTRACT.md, section 2), row by row, against any app at
+any base URL.
 
 Every test takes the ``target`` fixture: an app's base URL and, for the tests that read
 data back or count statements, its database URL. Run it against an app you started:

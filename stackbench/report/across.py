@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stackbench.report.load import Result, Run
+from stackbench.report.load import LoadedResult, LoadedRun
 
 
 @dataclass(frozen=True)
 class Ratio:
     """One row of one run, against the reference of the same run and scenario."""
 
-    result: Result
-    run: Run
-    reference: Result
+    result: LoadedResult
+    run: LoadedRun
+    reference: LoadedResult
 
     @property
     def rps(self) -> float | None:
@@ -43,12 +43,12 @@ class Ratio:
 class RunReference:
     """What a run offers to divide by in one scenario, and why not when it offers nothing."""
 
-    run: Run
-    reference: Result | None
+    run: LoadedRun
+    reference: LoadedResult | None
     why_not: str = ""
 
 
-def reference_in(run: Run, scenario: str) -> RunReference:
+def reference_in(run: LoadedRun, scenario: str) -> RunReference:
     found = [r for r in run.results if r.scenario == scenario and r.is_reference]
     if not found:
         return RunReference(run, None, "the reference was not measured in this run")
@@ -59,7 +59,7 @@ def reference_in(run: Run, scenario: str) -> RunReference:
     return RunReference(run, reference)
 
 
-def ratios(runs: list[Run], scenario: str) -> tuple[list[Ratio], list[RunReference]]:
+def ratios(runs: list[LoadedRun], scenario: str) -> tuple[list[Ratio], list[RunReference]]:
     """The ranked rows (best req/s ratio first; rows without numbers last) of every run
     with a usable reference, and every run's reference (or why it has none)."""
     references = [reference_in(run, scenario) for run in runs if _measured(run, scenario)]
@@ -74,5 +74,5 @@ def ratios(runs: list[Run], scenario: str) -> tuple[list[Ratio], list[RunReferen
     return rows, references
 
 
-def _measured(run: Run, scenario: str) -> bool:
+def _measured(run: LoadedRun, scenario: str) -> bool:
     return any(r.scenario == scenario for r in run.results)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from stackbench import results
-from stackbench.report import across, charts
+from stackbench.report import across, charts, latency_charts
+from stackbench.report.chart_style import palette
 from stackbench.report.compare import (
     P99_MIN_BOUND,
     RPS_MIN_BOUND,
@@ -26,9 +27,9 @@ from stackbench.report.compare import (
 )
 from stackbench.report.document import Bullets, Document, Heading, Image, Text
 from stackbench.report.load import (
+    LoadedResult,
+    LoadedRun,
     ReportError,
-    Result,
-    Run,
     load_run,
     merge,
     pairs_measured,
@@ -43,12 +44,13 @@ from stackbench.report.tables import (
     runs_table,
     scenario_table,
 )
+from stackbench.results import write_atomic
 
 DEFAULT_OUTPUT = results.ROOT / "results" / "reports"
 
 
 @dataclass
-class Outcome:
+class ReportOutcome:
     output: Path
     markdown: Path
     html: Path
@@ -61,7 +63,7 @@ class Outcome:
         return [c for c in self.changes if c.flagged]
 
 
-def load_all(paths: list[Path]) -> list[Run]:
+def load_all(paths: list[Path]) -> list[LoadedRun]:
     return [load_run(Path(p)) for p in paths]
 
 
@@ -79,7 +81,7 @@ def split_baseline(run_dirs: list[Path], baseline: list[Path]) -> tuple[list[Pat
     return run_dirs, baseline
 
 
-def default_output(runs: list[Run], base: list[Run]) -> Path:
+def default_output(runs: list[LoadedRun], base: list[LoadedRun]) -> Path:
     if len(runs) == 1 and not base:
         return DEFAULT_OUTPUT / runs[0].run_id
     if len(runs) == 1 and len(base) == 1:
@@ -94,7 +96,7 @@ def _slug(text: str) -> str:
 
 def make_report(
     run_dirs: list[Path], baseline: list[Path] | None = None, output: Path | None = None
-) -> Outcome:
+) -> ReportOutcome:
     """Write the report; unreadable files become warnings that name them."""
     if not run_dirs:
         raise ReportError("no run directory given")
@@ -115,14 +117,14 @@ def make_report(
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ReportError(f"cannot create {output}: {exc.strerror}") from None
-    colours = charts.palette([r.pair for r in [*items, *base_items]])
+    colours = palette([r.pair for r in [*items, *base_items]])
 
     names = [r.run_id for r in runs]
     title = "stackbench report: " + (names[0] if len(names) == 1 else f"{len(names)} runs")
     if base_runs:
         title += " against " + ", ".join(r.run_id for r in base_runs)
     doc = Document(title)
-    outcome = Outcome(output, output / "report.md", output / "report.html", warnings=warnings)
+    outcome = ReportOutcome(output, output / "report.md", output / "report.html", warnings=warnings)
     if warnings:
         doc.add(
             Heading("Warnings"),
@@ -144,15 +146,15 @@ def make_report(
         _across_runs(doc, outcome, measured, colours)
     doc.add(Heading("How each pair was served"), pairs_table(items))
     doc.add(Heading("How to read this report"), *_how_to_read())
-    charts.write_atomic(outcome.markdown, doc.markdown().encode())
-    charts.write_atomic(outcome.html, doc.html().encode())
+    write_atomic(outcome.markdown, doc.markdown().encode())
+    write_atomic(outcome.html, doc.html().encode())
     return outcome
 
 
 def _scenario(
     doc: Document,
-    outcome: Outcome,
-    chosen: list[Result],
+    outcome: ReportOutcome,
+    chosen: list[LoadedResult],
     heading: Heading,
     slug: str,
     colours: dict[str, Any],
@@ -162,15 +164,17 @@ def _scenario(
     doc.add(heading, scenario_table(chosen))
     for name, draw in (
         ("throughput", lambda p: charts.throughput(chosen, scenario, p)),
-        ("latency", lambda p: charts.latency_spectrum(chosen, scenario, p, colours)),
-        ("timeseries", lambda p: charts.time_series(chosen, scenario, p, colours)),
+        ("latency", lambda p: latency_charts.latency_spectrum(chosen, scenario, p, colours)),
+        ("timeseries", lambda p: latency_charts.time_series(chosen, scenario, p, colours)),
     ):
         path = draw(outcome.output / f"{name}-{slug}.png")
         outcome.images.append(path)
         doc.add(Image(path, f"{name.replace('timeseries', 'time series')}, {scenario}"))
 
 
-def _across_runs(doc: Document, outcome: Outcome, runs: list[Run], colours: dict[str, Any]) -> None:
+def _across_runs(
+    doc: Document, outcome: ReportOutcome, runs: list[LoadedRun], colours: dict[str, Any]
+) -> None:
     """Several runs: ratios to each run's own reference across runs, raw numbers per run."""
     machines = {
         (m["machine"]["cpu_model"], m["machine"]["cpu_count"])
@@ -225,7 +229,11 @@ def _across_runs(doc: Document, outcome: Outcome, runs: list[Run], colours: dict
 
 
 def _comparison(
-    doc: Document, outcome: Outcome, base_runs: list[Run], runs: list[Run], output: Path
+    doc: Document,
+    outcome: ReportOutcome,
+    base_runs: list[LoadedRun],
+    runs: list[LoadedRun],
+    output: Path,
 ) -> None:
     flagged = outcome.flagged
     doc.add(Heading("Comparison against the baseline"))

@@ -10,11 +10,12 @@ A single repeat measures no noise: the minimum bound alone applies, and the row 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackbench.bench import NOISE_BOUND
-from stackbench.report.load import Result, Run
+from stackbench.judge import NOISE_BOUND
+from stackbench.report.load import LoadedResult, LoadedRun
 from stackbench.report.tables import Table, ms
 
 RPS_MIN_BOUND = NOISE_BOUND  # 10%: bench's own "noisy" threshold
@@ -33,8 +34,8 @@ def spread(values: list[float]) -> float:
 class Change:
     scenario: str
     pair: str
-    base: Result | None
-    new: Result | None
+    base: LoadedResult | None
+    new: LoadedResult | None
     rps_change: float | None = None  # new / base - 1
     rps_bound: float = RPS_MIN_BOUND
     p99_change: float | None = None
@@ -66,15 +67,15 @@ class Change:
         return ", ".join(parts) + " (beyond noise)" if parts else "within noise"
 
 
-def _rps_values(result: Result) -> list[float]:
+def _rps_values(result: LoadedResult) -> list[float]:
     return [float(r["rps"]) for r in result.repeats]
 
 
-def _p99_values(result: Result) -> list[float]:
+def _p99_values(result: LoadedResult) -> list[float]:
     return [float(r["p99_ms"]) for r in result.repeats]
 
 
-def _settings_diff(base: Result, new: Result) -> list[str]:
+def _settings_diff(base: LoadedResult, new: LoadedResult) -> list[str]:
     out = []
     for section in ("server_settings", "load"):
         a, b = base.doc[section], new.doc[section]
@@ -84,7 +85,7 @@ def _settings_diff(base: Result, new: Result) -> list[str]:
     if base.doc["server_command"] and new.doc["server_command"]:
         strip = {"--port", "-b", "--bind"}
 
-        def words(doc: dict[str, Any]) -> list[str]:
+        def words(doc: Mapping[str, Any]) -> list[str]:
             command = list(doc["server_command"])
             return [w for i, w in enumerate(command) if i == 0 or command[i - 1] not in strip]
 
@@ -93,7 +94,7 @@ def _settings_diff(base: Result, new: Result) -> list[str]:
     return out
 
 
-def compare(base: list[Result], new: list[Result]) -> list[Change]:
+def compare(base: list[LoadedResult], new: list[LoadedResult]) -> list[Change]:
     """A row per (scenario, pair) in either run, in the new run's order, then baseline-only."""
     base_by_key = {r.key: r for r in base}
     new_by_key = {r.key: r for r in new}
@@ -172,10 +173,10 @@ def changes_table(changes: list[Change]) -> Table:
     return table
 
 
-def provenance_diff(base: list[Run], new: list[Run]) -> list[str]:
+def provenance_diff(base: list[LoadedRun], new: list[LoadedRun]) -> list[str]:
     """What changed between the runs' environments: Python, commit, packages, machine."""
 
-    def one(runs: list[Run]) -> dict[str, Any] | None:
+    def one(runs: list[LoadedRun]) -> Mapping[str, Any] | None:
         manifests = [r.manifest for r in runs if r.manifest]
         return manifests[0] if len(manifests) == 1 else None
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from stackbench import results
+from stackbench.documents import Manifest, Repeat, ResultDocument, Summary
+from stackbench.judge import median_index
 from stackbench.report.reference import REFERENCE_APP, REFERENCE_SERVER
 
 
@@ -20,10 +21,10 @@ class ReportError(ValueError):
 
 
 @dataclass(frozen=True)
-class Result:
+class LoadedResult:
     """One validated result document and where it came from."""
 
-    doc: dict[str, Any]
+    doc: ResultDocument
     path: Path
 
     @property
@@ -55,34 +56,32 @@ class Result:
         return str(self.doc["status"])
 
     @property
-    def summary(self) -> dict[str, Any] | None:
-        summary = self.doc["summary"]
-        return dict(summary) if summary else None
+    def summary(self) -> Summary | None:
+        return self.doc["summary"] or None
 
     @property
     def rps(self) -> float | None:
         return float(self.doc["summary"]["rps"]) if self.doc["summary"] else None
 
     @property
-    def repeats(self) -> list[dict[str, Any]]:
+    def repeats(self) -> list[Repeat]:
         return list(self.doc["repeats"])
 
-    def median_repeat(self) -> dict[str, Any] | None:
+    def median_repeat(self) -> Repeat | None:
         """The repeat whose req/s is the median: the one the summary's percentiles are from."""
         repeats = self.repeats
         if not repeats:
             return None
-        order = sorted(range(len(repeats)), key=lambda i: float(repeats[i]["rps"]))
-        return repeats[order[len(repeats) // 2]]
+        return repeats[median_index([float(r["rps"]) for r in repeats])]
 
 
 @dataclass
-class Run:
+class LoadedRun:
     """One run directory: its manifest (None when unusable) and the results that loaded."""
 
     path: Path
-    manifest: dict[str, Any] | None
-    results: list[Result] = field(default_factory=list)
+    manifest: Manifest | None
+    results: list[LoadedResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -90,34 +89,34 @@ class Run:
         return str(self.manifest["run_id"]) if self.manifest else self.path.name
 
 
-def load_run(path: Path) -> Run:
+def load_run(path: Path) -> LoadedRun:
     """Read one run directory; what cannot be read becomes a warning naming the file."""
     if not path.is_dir():
         raise ReportError(f"{path}: not a run directory (no such directory)")
-    run = Run(path, None)
+    run = LoadedRun(path, None)
     try:
-        run.manifest = results.read_json(path / "manifest.json", "manifest")
+        run.manifest = results.read_manifest(path / "manifest.json")
     except results.ResultsError as exc:
         run.warnings.append(f"{exc}; provenance unknown, results read from the directory")
-    listed = [str(name) for name in (run.manifest or {}).get("results", [])]
+    listed = [str(name) for name in (run.manifest["results"] if run.manifest else [])]
     names = list(dict.fromkeys([*listed, *sorted(p.name for p in path.glob("*--*.json"))]))
     if not names:
         run.warnings.append(f"{path}: no result files (*--*.json) in this directory")
     for name in names:
         try:
-            document = results.read_json(path / name, "result")
+            document = results.read_result(path / name)
         except results.ResultsError as exc:
             run.warnings.append(str(exc))
             continue
-        run.results.append(Result(document, path / name))
+        run.results.append(LoadedResult(document, path / name))
     return run
 
 
-def merge(runs: list[Run]) -> list[Result]:
+def merge(runs: list[LoadedRun]) -> list[LoadedResult]:
     """Every result of every run. One (app, server, scenario) may come from one run only,
     except the reference pair, which every CI job measures beside its own pairs."""
-    seen: dict[tuple[str, str, str], Result] = {}
-    merged: list[Result] = []
+    seen: dict[tuple[str, str, str], LoadedResult] = {}
+    merged: list[LoadedResult] = []
     for run in runs:
         for result in run.results:
             other = seen.get(result.key)
@@ -135,11 +134,11 @@ def merge(runs: list[Run]) -> list[Result]:
     return merged
 
 
-def pairs_measured(run: Run) -> set[tuple[str, str]]:
+def pairs_measured(run: LoadedRun) -> set[tuple[str, str]]:
     """The (app, server) pairs of a run, the reference pair left out."""
     return {(r.app, r.server) for r in run.results if not r.is_reference}
 
 
-def scenarios(items: list[Result]) -> list[str]:
+def scenarios(items: list[LoadedResult]) -> list[str]:
     """Scenarios in the order the runs measured them."""
     return list(dict.fromkeys(r.scenario for r in items))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from stackbench.report.across import Ratio, RunReference
-from stackbench.report.load import Result, Run
+from stackbench.report.load import LoadedResult, LoadedRun
 from stackbench.report.reference import REFERENCE_PAIR
 
 
@@ -47,7 +48,7 @@ def ms(value: float | None) -> str:
     return f"{value:,.0f}"
 
 
-def flags(result: Result) -> list[str]:
+def flags(result: LoadedResult) -> list[str]:
     """What a reader must know before trusting the row; empty when nothing."""
     out = []
     doc = result.doc
@@ -66,7 +67,7 @@ def flags(result: Result) -> list[str]:
     if doc["flags"].get("checks_failed"):
         out.append("checks failed")
     if doc["flags"].get("worker_restarted"):
-        exits = (summary or {}).get("worker_exits")
+        exits = summary.get("worker_exits") if summary else None
         out.append("worker restarted" + (f" ({exits} exits)" if exits else ""))
     return out
 
@@ -74,14 +75,14 @@ def flags(result: Result) -> list[str]:
 CPU_PARTS = ("server", "database", "client")
 
 
-def cpu_per_request(summary: dict[str, Any] | None) -> list[float | None]:
+def cpu_per_request(summary: Mapping[str, Any] | None) -> list[float | None]:
     """CPU µs per successful response: server, database, client; None where unknown
     (older results have no split at all)."""
     split = (summary or {}).get("cpu_us_per_request") or {}
     return [split.get(part) for part in CPU_PARTS]
 
 
-def cpu_note(items: list[Result]) -> str:
+def cpu_note(items: list[LoadedResult]) -> str:
     """Why CPU-per-request cells read "–", when some do; empty when none needs saying."""
     summaries = [r.summary for r in items if r.summary]
     notes = []
@@ -98,7 +99,7 @@ def cpu_note(items: list[Result]) -> str:
     return "; ".join(notes) + "." if notes else ""
 
 
-def errors_cell(summary: dict[str, Any] | None) -> str:
+def errors_cell(summary: Mapping[str, Any] | None) -> str:
     if not summary:
         return "–"
     text = f"{100 * summary['error_rate']:.2f}%"
@@ -108,11 +109,15 @@ def errors_cell(summary: dict[str, Any] | None) -> str:
     return text
 
 
-def conditions(items: list[Result]) -> str:
+def _as_mapping(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    return document
+
+
+def conditions(items: list[LoadedResult]) -> str:
     """'32 connections, closed model, 1 s warm-up + 3 s measured × 3 repeats' (results'
     own ``load`` sections), or 'mixed load settings' when they differ."""
     keys = ("connections", "model", "rate", "warmup_s", "duration_s", "repeats")
-    loads = {tuple(r.doc["load"][k] for k in keys) for r in items}
+    loads = {tuple(_as_mapping(r.doc["load"])[k] for k in keys) for r in items}
     if len(loads) != 1:
         return "mixed load settings"
     connections, model, rate, warmup, duration, repeats = loads.pop()
@@ -123,7 +128,7 @@ def conditions(items: list[Result]) -> str:
     return text + (f" × {repeats} repeats" if repeats > 1 else "")
 
 
-def sort_results(items: list[Result]) -> list[Result]:
+def sort_results(items: list[LoadedResult]) -> list[LoadedResult]:
     """Best throughput first; failed results (no numbers) last."""
     return sorted(items, key=lambda r: (r.rps is None, -(r.rps or 0.0), r.pair))
 
@@ -149,13 +154,13 @@ SCENARIO_HEADERS = [
 ]
 
 
-def scenario_table(items: list[Result]) -> Table:
+def scenario_table(items: list[LoadedResult]) -> Table:
     """One row per pair measured in one scenario."""
     table = Table(list(SCENARIO_HEADERS), right=set(range(1, 16)), caption=cpu_note(items))
     ordered = sort_results(items)
     best = max((r.rps for r in ordered if r.rps), default=None)
     for result in ordered:
-        s = result.summary or {}
+        s: Mapping[str, Any] = result.summary or {}
         rps = s.get("rps")
         repeats = len(result.repeats)
         table.rows.append(
@@ -180,7 +185,7 @@ def scenario_table(items: list[Result]) -> Table:
     return table
 
 
-def pairs_table(items: list[Result]) -> Table:
+def pairs_table(items: list[LoadedResult]) -> Table:
     """How each pair was served: the settings and the exact command line (per run when the
     report has several: defaults follow each machine's CPU count)."""
     by_run = len({r.doc["run_id"] for r in items}) > 1
@@ -199,7 +204,7 @@ def pairs_table(items: list[Result]) -> Table:
             ([result.doc["run_id"]] if by_run else [])
             + [
                 result.pair,
-                result.doc["interface"],
+                result.doc["interface"] or "–",
                 str(settings["workers"]),
                 str(settings["threads"]),
                 str(settings["pool_size"]),
@@ -261,7 +266,7 @@ def references_table(references: list[RunReference]) -> Table:
     return table
 
 
-def machine(manifest: dict[str, Any] | None) -> str:
+def machine(manifest: Mapping[str, Any] | None) -> str:
     """'2× AMD EPYC 7B13, 7.8 GB', and the pinning when there was one."""
     if manifest is None:
         return "unknown (manifest unusable)"
@@ -272,7 +277,7 @@ def machine(manifest: dict[str, Any] | None) -> str:
     return where
 
 
-def runs_table(runs: list[Run]) -> Table:
+def runs_table(runs: list[LoadedRun]) -> Table:
     """Provenance of every run directory in the report."""
     table = Table(
         ["run", "status", "started", "commit", "Python", "machine", "database", "load"],

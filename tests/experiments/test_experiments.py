@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from stackbench import experiments
-from stackbench.experiment_report import cells_markdown
-from stackbench.experiment_run import run_cells
 from stackbench.experiments import Cell, Experiment, UnknownExperimentError
+from stackbench.experiments.report import cells_markdown
+from stackbench.experiments.run import run_cells
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from stackbench import bench
 from stackbench.judge import MAX_ERROR_RATE, NOISE_BOUND, judge
+from stackbench.run import run_verdict
 
 MS = 1_000_000
 
@@ -240,8 +240,8 @@ def _row(app: str, scenario: str, status: str, reason: str | None = None) -> dic
 
 
 def test_the_run_verdict_is_its_worst_result_with_a_reason() -> None:
-    assert bench._run_verdict([_row("a", "db", "ok")]) == ("ok", None)
-    status, reason = bench._run_verdict(
+    assert run_verdict([_row("a", "db", "ok")]) == ("ok", None)
+    status, reason = run_verdict(
         [
             _row("a", "db", "degraded", "error rate 5.00%"),
             _row("b", "db", "failed", "server exited with code -9 during the run"),
@@ -252,6 +252,6 @@ def test_the_run_verdict_is_its_worst_result_with_a_reason() -> None:
     assert (
         reason == "b @ uvicorn: db: server exited with code -9 during the run (and 1 more failed)"
     )
-    status, reason = bench._run_verdict([_row("a", "json", "degraded", "wrong responses: x")])
+    status, reason = run_verdict([_row("a", "json", "degraded", "wrong responses: x")])
     assert status == "degraded" and reason == "a @ uvicorn: json: wrong responses: x"
-    assert bench._run_verdict([]) == ("failed", "no result was measured")
+    assert run_verdict([]) == ("failed", "no result was measured")

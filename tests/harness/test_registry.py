@@ -161,8 +161,8 @@ def test_noxfile_names_an_invalid_bench_session_clearly() -> None:
 
 
 def test_loadgen_command_line_follows_the_load() -> None:
-    from stackbench.bench import BenchOptions
     from stackbench.loadrun import loadgen_argv
+    from stackbench.options import BenchOptions
 
     count = loadgen_argv(BenchOptions(requests=10).load("db"), "http://x", Path("r"), "1")
     assert count[:3] == ["taskset", "-c", "1"] and count[count.index("-n") + 1] == "10"

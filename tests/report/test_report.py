@@ -20,7 +20,7 @@ import pytest
 
 from stackbench.report import ReportError, make_report
 from stackbench.report.compare import RPS_MIN_BOUND, compare
-from stackbench.report.load import Result, load_run
+from stackbench.report.load import LoadedResult, load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -236,7 +236,7 @@ def test_results_load_with_their_median_repeat(bench_run: Path) -> None:
     run = load_run(bench_run)
     assert run.warnings == [] and run.manifest is not None
     for result in run.results:
-        assert isinstance(result, Result)
+        assert isinstance(result, LoadedResult)
         middle = result.median_repeat()
         assert middle is not None and result.summary is not None
         assert middle["p99_ms"] == pytest.approx(result.summary["p99_ms"])

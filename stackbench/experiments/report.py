@@ -7,11 +7,11 @@ from pathlib import Path
 
 from rich.table import Table
 
-from stackbench.experiment_run import Outcome
 from stackbench.experiments import TOLERANCE
+from stackbench.experiments.run import ExperimentOutcome
 
 
-def cells_markdown(outcome: Outcome) -> str:
+def cells_markdown(outcome: ExperimentOutcome) -> str:
     lines = [
         f"### {outcome.experiment.name}",
         "",
@@ -34,7 +34,7 @@ def cells_markdown(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
-def cells_table(outcome: Outcome) -> Table:
+def cells_table(outcome: ExperimentOutcome) -> Table:
     table = Table(title=outcome.experiment.question, title_justify="left")
     for column in (
         "app @ server",
@@ -68,7 +68,7 @@ def cells_table(outcome: Outcome) -> Table:
     return table
 
 
-def shootout_markdown(outcome: Outcome, budget_ms: float) -> str:
+def shootout_markdown(outcome: ExperimentOutcome, budget_ms: float) -> str:
     lines = [
         f"### server-shootout (p99 budget {budget_ms:g} ms)",
         "",
@@ -89,7 +89,7 @@ def shootout_markdown(outcome: Outcome, budget_ms: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def shootout_chart(outcome: Outcome, path: Path, budget_ms: float) -> Path:
+def shootout_chart(outcome: ExperimentOutcome, path: Path, budget_ms: float) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")

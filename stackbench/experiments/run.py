@@ -1,4 +1,4 @@
-"""Running experiments through the bench machinery (definitions: experiments.py)."""
+"""Running experiments through the bench machinery (definitions: the package's __init__)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stackbench.bench import BenchOptions, Progress, Run
+from stackbench.documents import ResultRow
 from stackbench.experiments import DELAY, EXPERIMENTS, TOLERANCE, C, Cell, Experiment, N
 from stackbench.matrix import Pair, pairs
-from stackbench.results import read_json
+from stackbench.measure import Progress
+from stackbench.options import BenchOptions
+from stackbench.results import read_result
+from stackbench.run import BenchRun
 
 
 @dataclass
@@ -30,7 +33,7 @@ class Row:
 
 
 @dataclass
-class Outcome:
+class ExperimentOutcome:
     experiment: Experiment
     run_dir: Path
     rows: list[Row] = field(default_factory=list)
@@ -39,10 +42,12 @@ class Outcome:
 
 def run_cells(
     experiment: Experiment, *, output: Path, pool_size: int = 10, progress: Progress | None = None
-) -> Outcome:
+) -> ExperimentOutcome:
     """Each server configuration served once; its endpoints measured as 10 x 10 at once."""
-    with Run(experiment.name, output=output, experiment=experiment.name, progress=progress) as run:
-        outcome = Outcome(experiment, run.run_dir)
+    with BenchRun(
+        experiment.name, output=output, experiment=experiment.name, progress=progress
+    ) as run:
+        outcome = ExperimentOutcome(experiment, run.run_dir)
         by_config: dict[tuple[str, str, int, str], list[Cell]] = {}
         for cell in experiment.cells:
             by_config.setdefault(cell.config, []).append(cell)
@@ -68,13 +73,13 @@ def run_cells(
     return outcome
 
 
-def _row(cell: Cell, result: dict[str, Any] | None, run_dir: Path) -> Row:
+def _row(cell: Cell, result: ResultRow | None, run_dir: Path) -> Row:
     if result is None:
         return Row(cell, None, "failed", "not measured (the server stopped earlier)")
     if result["status"] == "failed" or result["summary"] is None:
         return Row(cell, None, "failed", result["reason"])
     # Total wall time of the 10 requests is what the model predicts: loadgen's elapsed.
-    document = read_json(run_dir / result["file"], "result")
+    document = read_result(run_dir / result["file"])
     elapsed = float(document["repeats"][0]["loadgen"]["summary"]["elapsed_s"])
     return Row(cell, round(elapsed, 2), result["status"], result["reason"])
 
@@ -90,11 +95,13 @@ def run_shootout(
     duration: float = 4.0,
     pair_filter: Callable[[Pair], bool] = lambda pair: True,
     progress: Progress | None = None,
-) -> Outcome:
+) -> ExperimentOutcome:
     """Per pair: raise the open-model rate until p99 > budget or errors > 1%."""
     experiment = EXPERIMENTS["server-shootout"]
-    with Run(experiment.name, output=output, experiment=experiment.name, progress=progress) as run:
-        outcome = Outcome(experiment, run.run_dir)
+    with BenchRun(
+        experiment.name, output=output, experiment=experiment.name, progress=progress
+    ) as run:
+        outcome = ExperimentOutcome(experiment, run.run_dir)
         for pair in filter(pair_filter, pairs()):
             rate, best, curve = start_rate, None, []
             for _ in range(max_steps):

@@ -1,4 +1,5 @@
-"""The experiments (experiments.md): questions earlier benchmarks asked, one command each.
+"""The experiments (README, "Experiments"): questions earlier benchmarks asked, one command
+each.
 
 An experiment is data (this module, standard library only, so the noxfile can read it):
 cells of (app, server, workers, endpoint) under one load shape,

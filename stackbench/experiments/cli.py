@@ -7,10 +7,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from stackbench import experiment_report, experiment_run, experiments
+from stackbench import experiments
 from stackbench.apps import get_app
-from stackbench.bench import Progress
+from stackbench.experiments import report as experiment_report
+from stackbench.experiments import run as experiment_run
 from stackbench.matrix import Pair
+from stackbench.measure import Progress
 from stackbench.options import check_output, check_scenarios, positive, seconds
 from stackbench.results import ROOT
 from stackbench.servers import get_server
@@ -24,7 +26,7 @@ def _multiplier(text: str) -> float:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("experiment", help="run a named experiment (experiments.md)")
+    parser = commands.add_parser("experiment", help="run a named experiment (README, Experiments)")
     parser.add_argument("name", help=f"one of: {', '.join(experiments.EXPERIMENTS)}")
     parser.add_argument("--output", type=Path, default=ROOT / "results")
     parser.add_argument(

@@ -1,0 +1,269 @@
+"""One pair measured: served in its own process group, smoke-checked where the load will
+go, then each scenario's warm-up and measured repeats with the server figures sampled
+beside them, judged, and written as one result document each."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from shared_fixtures.db import Database
+from shared_fixtures.processes import ProcessError
+from stackbench import results
+from stackbench.apps import App
+from stackbench.documents import LoadInfo, Repeat, ResultDocument, ResultHeader, ResultRow
+from stackbench.judge import headline, judge
+from stackbench.loadrun import LoadError, run_load
+from stackbench.matrix import Pair
+from stackbench.options import BenchOptions
+from stackbench.sampler import Sampler, ServerFigures
+from stackbench.serve import Served, answers_health, serve
+from stackbench.servers import Server
+from stackbench.smoke import smoke_check
+
+BIN_DIR = Path(sys.executable).parent
+
+
+class Progress:
+    """What a run shows while it measures; the CLI swaps in a rich display."""
+
+    def start(self, label: str, seconds: float) -> Callable[[float], None]:
+        return lambda elapsed: None
+
+    def done(self) -> None:
+        pass
+
+
+def needs_upstream(scenarios: tuple[str, ...]) -> bool:
+    return any(s.startswith("slow") or s == "mix" for s in scenarios)
+
+
+def measure_pair(
+    app: App,
+    server: Server,
+    pair: Pair,
+    options: BenchOptions,
+    variant: str | None,
+    db: Database,
+    upstream_url: str,
+    run_dir: Path,
+    progress: Progress,
+) -> list[ResultRow]:
+    settings = server.resolve(options.knobs, options.server_cpu_count)
+    base = _result_base(app, server, pair, run_dir, settings, variant)
+    try:
+        with serve(
+            app,
+            server,
+            database_url=db.url,
+            upstream_url=upstream_url,
+            bin_dir=BIN_DIR,
+            log_dir=run_dir / "logs",
+            knobs=options.knobs,
+            cpus=options.server_cpu_count,
+            ready_timeout=options.ready_timeout,
+            wrap=["taskset", "-c", options.server_cpus] if options.server_cpus else None,
+        ) as served:
+            base["server_command"] = served.argv
+            # The check probes what the load will hit: the app mounted at the prefix.
+            failures = smoke_check(
+                served.base_url + options.prefix, slow=needs_upstream(options.scenarios)
+            )
+            if failures:
+                reason = "smoke check failed: " + "; ".join(failures)
+                return [
+                    _write_failed(base, options, s, run_dir, reason, None)
+                    for s in options.scenarios
+                ]
+            rows = []
+            for scenario in options.scenarios:
+                rows.append(_run_scenario(served, scenario, options, db, base, run_dir, progress))
+                server_gone = not answers_health(served.base_url, timeout=5.0)
+                if rows[-1]["status"] == "failed" and server_gone:
+                    break  # the server is gone or hung: the other scenarios cannot run
+            return rows
+    except ProcessError as exc:
+        reason, _, tail = str(exc).partition("; last log lines:\n")
+        return [
+            _write_failed(base, options, s, run_dir, reason, tail or None)
+            for s in options.scenarios
+        ]
+
+
+def _result_base(
+    app: App,
+    server: Server,
+    pair: Pair,
+    run_dir: Path,
+    settings: dict[str, int],
+    variant: str | None,
+) -> ResultHeader:
+    return {
+        "variant": variant,
+        "schema_version": results.SCHEMA_VERSION,
+        "kind": "stackbench.result",
+        "run_id": run_dir.name,
+        "app": pair.app,
+        "server": pair.server,
+        "interface": server.interface_for(app),
+        "server_command": [],
+        "server_env": {k: v for k, v in server.env.items() if app.driver_switch},
+        "server_settings": {
+            "workers": settings["workers"],
+            "threads": settings["threads"],
+            "pool_size": settings["pool_size"],
+        },
+        "started_at": results.now(),
+    }
+
+
+def _load_info(options: BenchOptions, scenario: str) -> LoadInfo:
+    load = options.load(scenario)
+    return {
+        "model": load.model,
+        "duration_s": load.duration,
+        "warmup_s": load.warmup,
+        "connections": load.connections,
+        "rate": load.rate,
+        "requests": load.requests,
+        "repeats": options.repeats,
+        "processes": load.processes,
+    }
+
+
+def _write_failed(
+    base: ResultHeader,
+    options: BenchOptions,
+    scenario: str,
+    run_dir: Path,
+    reason: str,
+    log_tail: str | None,
+) -> ResultRow:
+    document: ResultDocument = {
+        **base,
+        "scenario": scenario,
+        "scenario_options": dict(options.scenario_options),
+        "status": "failed",
+        "reason": reason,
+        "log_tail": log_tail,
+        "load": _load_info(options, scenario),
+        "summary": None,
+        "flags": {
+            "noisy": False,
+            "client_saturated": False,
+            "checks_failed": False,
+            "worker_restarted": False,
+        },
+        "repeats": [],
+        "finished_at": results.now(),
+    }
+    return _write_result(document, run_dir)
+
+
+def _write_result(document: ResultDocument, run_dir: Path) -> ResultRow:
+    variant = f"--{document['variant']}" if document.get("variant") else ""
+    name = f"{document['app']}--{document['server']}--{document['scenario']}{variant}.json"
+    results.write_json(run_dir / name, dict(document), "result")
+    return {
+        "file": name,
+        "app": document["app"],
+        "server": document["server"],
+        "variant": document.get("variant"),
+        "scenario": document["scenario"],
+        "status": document["status"],
+        "reason": document["reason"],
+        "summary": document["summary"],
+        "flags": document["flags"],
+    }
+
+
+def _run_scenario(
+    served: Served,
+    scenario: str,
+    options: BenchOptions,
+    db: Database,
+    base: ResultHeader,
+    run_dir: Path,
+    progress: Progress,
+) -> ResultRow:
+    load = options.load(scenario)
+    env = {
+        **os.environ,
+        "STACKBENCH_ADMIN_USER": served.admin_credentials[0],
+        "STACKBENCH_ADMIN_PASSWORD": served.admin_credentials[1],
+    }
+    repeats: list[Repeat] = []
+    reason: str | None = None
+    label = f"{base['app']} @ {base['server']}: {scenario}"
+    for index in range(options.repeats):
+        database_pid = db.process.pid if db.embedded and db.process else None
+        sampler = Sampler(served.process.pid, db.url, database_pid=database_pid).start()
+        figures = ServerFigures(None, None, None)
+        try:
+            tick = progress.start(
+                f"{label} ({index + 1}/{options.repeats})", load.warmup + load.duration
+            )
+            report = run_load(
+                load,
+                served.base_url + options.prefix,
+                run_dir / "logs",
+                env=env,
+                client_cpus=options.client_cpus,
+                on_warm=sampler.mark,
+                on_tick=tick,
+            )
+        except LoadError as exc:
+            reason = str(exc)
+            break
+        finally:
+            figures = sampler.stop()
+            progress.done()
+        alive = served.process.running()
+        repeats.append(
+            {
+                "rps": float(report["summary"]["rps"]),
+                "p99_ms": round(headline(report)["percentiles_ns"]["99"] / 1e6, 3),
+                "server": {
+                    "cpu_s": figures.cpu_s,
+                    "peak_rss_mb": figures.peak_rss_mb,
+                    "peak_db_connections": figures.peak_db_connections,
+                    "alive_after": alive,
+                    # The master's exit is the "server exited" reason below, not a restart.
+                    "worker_exits": len(
+                        [pid for pid in figures.exited_pids if pid != served.process.pid]
+                    ),
+                    "exited_pids": list(figures.exited_pids),
+                    "window_s": figures.window_s,
+                },
+                "database": {
+                    "cpu_s": figures.database_cpu_s,
+                    "source": "proc" if database_pid is not None else None,
+                },
+                "loadgen": report,
+            }
+        )
+        if not alive:
+            code = served.process.popen.poll()
+            reason = (
+                f"server exited with code {code} during the run"
+                if code is not None
+                else "server stopped answering /health (hung)"
+            )
+            break
+    verdict = judge(repeats, reason)
+    document: ResultDocument = {
+        **base,
+        "scenario": scenario,
+        "scenario_options": dict(options.scenario_options),
+        "load": _load_info(options, scenario),
+        "repeats": repeats,
+        "status": verdict["status"],
+        "reason": verdict["reason"],
+        "summary": verdict["summary"],
+        "flags": verdict["flags"],
+        "log_tail": served.process.log_tail() if verdict["status"] == "failed" else None,
+        "finished_at": results.now(),
+    }
+    return _write_result(document, run_dir)

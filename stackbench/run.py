@@ -1,0 +1,186 @@
+"""One run directory: the database, the upstream and the manifest, shared by its jobs;
+the run's verdict; everything stopped on the way out, whatever happened."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from shared_fixtures.db import database
+from shared_fixtures.seed import ensure_seeded
+from shared_fixtures.upstream import start_upstream
+from stackbench import results
+from stackbench.documents import DatabaseInfo, Manifest, ResultRow, RunStatus
+from stackbench.matrix import Pair, get_pair
+from stackbench.measure import Progress, measure_pair, needs_upstream
+from stackbench.options import BenchOptions
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    status: RunStatus
+    rows: list[ResultRow] = field(default_factory=list)
+
+
+class BenchRun:
+    """One run directory: the database, the upstream and the manifest, shared by its jobs.
+
+        with BenchRun("fastapi_sqla-uvicorn", output=Path("results")) as run:
+            rows = run.job(Pair("fastapi_sqla", "uvicorn"), options)
+
+    A job serves one pair with one set of options and measures its scenarios; experiments
+    run several jobs (and may choose the next from the last one's rows). Leaving the block
+    stops everything and writes the manifest, also on Ctrl-C or SIGTERM.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        output: Path,
+        scale: int = 1,
+        experiment: str | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.label, self.output, self.scale = label, output, scale
+        self.progress = progress or Progress()
+        self.report: RunReport | None = None
+        self._stack = contextlib.ExitStack()
+        self._upstream_url: str | None = None
+        self._manifest: Manifest = {
+            "schema_version": results.SCHEMA_VERSION,
+            "kind": "stackbench.manifest",
+            "run_id": "",
+            "status": "failed",
+            "reason": None,
+            "experiment": experiment,
+            "started_at": results.now(),
+            "finished_at": "",
+            "command": sys.argv,
+            "git": results.git_state(),
+            "python": results.python_info(),
+            "packages": results.packages(),
+            "machine": results.machine(),
+            "pinning": {"server_cpus": None, "client_cpus": None},
+            "database": {"embedded": False, "url": "", "settings": {}},
+            "seed": {"scale": scale, "checksum": "", "reseeded": False},
+            "loadgen": _loadgen_info(),
+            "options": {"jobs": []},
+            "pairs": [],
+            "results": [],
+        }
+
+    @property
+    def run_dir(self) -> Path:
+        assert self.report is not None, "use BenchRun as a context manager"
+        return self.report.run_dir
+
+    def __enter__(self) -> BenchRun:
+        run_dir = results.new_run_dir(self.output, self.label)
+        self.report = RunReport(run_dir, "ok")
+        self._manifest["run_id"] = run_dir.name
+        try:
+            # SIGTERM unwinds like Ctrl-C, so every context below stops what it started.
+            previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+            self._stack.callback(signal.signal, signal.SIGTERM, previous)
+            work = Path(
+                self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stackbench-run-"))
+            )
+            self.db = self._stack.enter_context(database(work_dir=work))
+            self._manifest["database"] = cast(DatabaseInfo, self.db.server_info())
+            with self.db.connect() as conn:
+                checksum, reseeded = ensure_seeded(conn, self.scale)
+            self._manifest["seed"] = {
+                "scale": self.scale,
+                "checksum": checksum,
+                "reseeded": reseeded,
+            }
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def _upstream(self, scenarios: tuple[str, ...]) -> str:
+        if not needs_upstream(scenarios):
+            return self._upstream_url or "http://127.0.0.1:9"  # discard: nothing calls it
+        if self._upstream_url is None:
+            process, self._upstream_url = start_upstream(self.run_dir / "logs")
+            self._stack.enter_context(process)
+        return self._upstream_url
+
+    def job(self, pair: Pair, options: BenchOptions, variant: str | None = None) -> list[ResultRow]:
+        """Serve ``pair`` with ``options`` and measure each scenario; returns its rows."""
+        assert self.report is not None, "use BenchRun as a context manager"
+        app, server = get_pair(pair.app, pair.server)  # one clear line when invalid
+        manifest = self._manifest
+        if not manifest["options"]["jobs"]:
+            manifest["pinning"] = {
+                "server_cpus": options.server_cpus,
+                "client_cpus": options.client_cpus,
+            }
+        manifest["options"]["jobs"].append(
+            {"app": pair.app, "server": pair.server, "variant": variant, **options.as_dict()}
+        )
+        if {"app": pair.app, "server": pair.server} not in manifest["pairs"]:
+            manifest["pairs"].append({"app": pair.app, "server": pair.server})
+        rows = measure_pair(
+            app,
+            server,
+            pair,
+            options,
+            variant,
+            self.db,
+            self._upstream(options.scenarios),
+            self.run_dir,
+            self.progress,
+        )
+        self.report.rows.extend(rows)
+        manifest["results"].extend(row["file"] for row in rows)
+        return rows
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        manifest, report = self._manifest, self.report
+        try:
+            self._stack.close()  # upstream, database, temporary files: in reverse order
+        finally:
+            if report is not None:
+                if exc_type is None:
+                    report.status, manifest["reason"] = run_verdict(report.rows)
+                elif issubclass(exc_type, KeyboardInterrupt):
+                    report.status = "interrupted"
+                    manifest["reason"] = "interrupted (SIGINT/SIGTERM); completed results are kept"
+                else:
+                    report.status = "failed"
+                    manifest["reason"] = str(exc).splitlines()[0] if str(exc) else repr(exc)
+                manifest["status"] = report.status
+                manifest["finished_at"] = results.now()
+                with contextlib.suppress(results.ResultsError):
+                    results.write_json(report.run_dir / "manifest.json", manifest, "manifest")
+
+
+def run_verdict(rows: list[ResultRow]) -> tuple[RunStatus, str | None]:
+    """The run's status is its worst result's; the reason names the first such result."""
+    for status in ("failed", "degraded"):
+        worst = [row for row in rows if row["status"] == status]
+        if worst:
+            first = worst[0]
+            where = f"{first['app']} @ {first['server']}: {first['scenario']}"
+            more = f" (and {len(worst) - 1} more {status})" if len(worst) > 1 else ""
+            return status, f"{where}: {first['reason'] or status}{more}"
+    if not rows:
+        return "failed", "no result was measured"
+    return "ok", None
+
+
+def _loadgen_info() -> dict[str, Any]:
+    try:
+        import loadgen
+    except ImportError:
+        return {"version": None}
+    return {"version": getattr(loadgen, "__version__", None)}
