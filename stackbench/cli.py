@@ -179,6 +179,11 @@ def add_report_parser(commands: Any) -> None:
         help="compare against this run directory (repeatable: merged)",
     )
     report.add_argument("--output", type=Path, help="where report.md, report.html and the PNGs go")
+    report.add_argument(
+        "--across-interpreters",
+        action="store_true",
+        help="compare a pair measured on one Python against the same pair on another",
+    )
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -186,7 +191,12 @@ def run_report(args: argparse.Namespace) -> int:
     from stackbench import report  # matplotlib is imported only when reporting
 
     try:
-        outcome = report.make_report(args.run_dirs, args.baseline, args.output)
+        outcome = report.make_report(
+            args.run_dirs,
+            args.baseline,
+            args.output,
+            across_interpreters=args.across_interpreters,
+        )
     except report.ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -64,6 +64,16 @@ class LoadgenReport(TypedDict):
 
 
 # -- the result document: one (app, server, scenario) in one run -------------------------
+class Interpreter(TypedDict):
+    """The Python a server ran on."""
+
+    version: str
+    implementation: str
+    executable: str
+    free_threaded: bool
+    gil_enabled: bool
+
+
 class ServerSettings(TypedDict):
     workers: int
     threads: int
@@ -152,6 +162,7 @@ class ResultHeader(TypedDict):
     app: str
     server: str
     interface: str | None
+    interpreter: NotRequired[Interpreter]
     variant: NotRequired[str | None]
     server_command: list[str]
     server_env: NotRequired[dict[str, str]]
@@ -205,6 +216,8 @@ class PythonInfo(TypedDict):
     version: str
     implementation: str
     executable: str
+    free_threaded: NotRequired[bool]
+    gil_enabled: NotRequired[bool]
 
 
 class Machine(TypedDict):

@@ -59,7 +59,7 @@ def measure_pair(
             server,
             database_url=db.url,
             upstream_url=upstream_url,
-            bin_dir=BIN_DIR,
+            bin_dir=options.bin_dir or BIN_DIR,
             log_dir=run_dir / "logs",
             knobs=options.knobs,
             cpus=options.server_cpu_count,
@@ -67,6 +67,10 @@ def measure_pair(
             wrap=["taskset", "-c", options.server_cpus] if options.server_cpus else None,
         ) as served:
             base["server_command"] = served.argv
+            # The server's own Python (its venv's), asked with the server's environment.
+            base["interpreter"] = results.interpreter(
+                (options.bin_dir or BIN_DIR) / "python", served.env
+            )
             # The check probes what the load will hit: the app mounted at the prefix.
             failures = smoke_check(
                 served.base_url + options.prefix, slow=needs_upstream(options.scenarios)

@@ -48,6 +48,9 @@ class BenchOptions:
     ready_timeout: float = 30.0
     requests: int | None = None  # count mode: this many requests instead of --duration
     prefix: str = ""  # where the contract is mounted, e.g. /fastapi in django_fastapi
+    # The virtualenv whose Python and servers serve the app: another interpreter's, for the
+    # python-versions experiment. None: the harness's own.
+    bin_dir: Path | None = None
 
     @property
     def knobs(self) -> Knobs:
@@ -75,6 +78,7 @@ class BenchOptions:
         data["output"] = str(self.output)
         data["scenarios"] = list(self.scenarios)
         data["scenario_options"] = dict(self.scenario_options)
+        data["bin_dir"] = str(self.bin_dir) if self.bin_dir else None
         return data
 
 

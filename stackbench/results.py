@@ -13,6 +13,7 @@ import platform
 import secrets
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -23,7 +24,14 @@ from typing import Any, cast
 
 import jsonschema
 
-from stackbench.documents import Git, Machine, Manifest, PythonInfo, ResultDocument
+from stackbench.documents import (
+    Git,
+    Interpreter,
+    Machine,
+    Manifest,
+    PythonInfo,
+    ResultDocument,
+)
 
 SCHEMA_VERSION = 1
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +176,35 @@ def python_info() -> PythonInfo:
         "version": platform.python_version(),
         "implementation": platform.python_implementation(),
         "executable": sys.executable,
+        "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "gil_enabled": getattr(sys, "_is_gil_enabled", lambda: True)(),
     }
+
+
+_ASK_INTERPRETER = (
+    "import json, platform, sys, sysconfig; print(json.dumps({"
+    "'version': platform.python_version(), "
+    "'implementation': platform.python_implementation(), "
+    "'executable': sys.executable, "
+    "'free_threaded': bool(sysconfig.get_config_var('Py_GIL_DISABLED')), "
+    "'gil_enabled': getattr(sys, '_is_gil_enabled', lambda: True)()}))"
+)
+
+
+def interpreter(python: Path, env: Mapping[str, str] | None = None) -> Interpreter:
+    """What ``python`` is, asked by running it (with the server's environment: PYTHON_GIL)."""
+    try:
+        done = subprocess.run(
+            [str(python), "-c", _ASK_INTERPRETER],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+            env=None if env is None else dict(env),
+        )
+        return cast(Interpreter, json.loads(done.stdout))
+    except (OSError, subprocess.SubprocessError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"cannot ask {python} what it is: {exc}") from None
 
 
 def now() -> str:

@@ -30,6 +30,7 @@ from stackbench.report.load import (
     LoadedResult,
     LoadedRun,
     ReportError,
+    label_interpreters,
     load_run,
     merge,
     pairs_measured,
@@ -95,7 +96,11 @@ def _slug(text: str) -> str:
 
 
 def make_report(
-    run_dirs: list[Path], baseline: list[Path] | None = None, output: Path | None = None
+    run_dirs: list[Path],
+    baseline: list[Path] | None = None,
+    output: Path | None = None,
+    *,
+    across_interpreters: bool = False,
 ) -> ReportOutcome:
     """Write the report; unreadable files become warnings that name them."""
     if not run_dirs:
@@ -103,8 +108,8 @@ def make_report(
     run_dirs, base_dirs = split_baseline(list(run_dirs), list(baseline or []))
     runs, base_runs = load_all(run_dirs), load_all(base_dirs)
     warnings = [w for run in [*base_runs, *runs] for w in run.warnings]
-    items = merge(runs)
-    base_items = merge(base_runs)
+    label_interpreters([*runs, *base_runs])
+    items, base_items = merge(runs), merge(base_runs)
     if not items:
         raise ReportError(
             "no readable result in "
@@ -134,7 +139,7 @@ def make_report(
     doc.add(Heading("Runs"), runs_table(runs))
     if base_runs:
         doc.add(Text("Baseline:"), runs_table(base_runs))
-        outcome.changes = compare(base_items, items)
+        outcome.changes = compare(base_items, items, across_interpreters=across_interpreters)
         _comparison(doc, outcome, base_runs, runs, output)
     measured = [run for run in runs if run.results]
     if len(measured) == 1:  # one run: one machine, raw numbers compare

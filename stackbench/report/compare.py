@@ -94,19 +94,37 @@ def _settings_diff(base: LoadedResult, new: LoadedResult) -> list[str]:
     return out
 
 
-def compare(base: list[LoadedResult], new: list[LoadedResult]) -> list[Change]:
-    """A row per (scenario, pair) in either run, in the new run's order, then baseline-only."""
-    base_by_key = {r.key: r for r in base}
-    new_by_key = {r.key: r for r in new}
-    keys = list(dict.fromkeys([*(r.key for r in new), *(r.key for r in base)]))
+def compare(
+    base: list[LoadedResult], new: list[LoadedResult], *, across_interpreters: bool = False
+) -> list[Change]:
+    """A row per (scenario, pair) in either run, in the new run's order, then baseline-only.
+
+    A pair measured on two Pythons is two pairs unless ``across_interpreters`` asks to
+    compare them (the python-versions question).
+    """
+
+    def key(result: LoadedResult) -> tuple[str, ...]:
+        return result.key[:3] if across_interpreters else result.key
+
+    base_by_key = {key(r): r for r in base}
+    new_by_key = {key(r): r for r in new}
+    keys = list(dict.fromkeys([*(key(r) for r in new), *(key(r) for r in base)]))
+    elsewhere = {r.key[:3]: r.python for r in base}
+    labels = {key(r): r.pair for r in [*base, *new]}
     changes = []
-    for key in keys:
-        a, b = base_by_key.get(key), new_by_key.get(key)
-        scenario, app, server = key
-        change = Change(scenario, f"{app} @ {server}", a, b)
+    for k in keys:
+        a, b = base_by_key.get(k), new_by_key.get(k)
+        scenario, app, server = k[:3]
+        change = Change(scenario, labels.get(k, f"{app} @ {server}"), a, b)
         changes.append(change)
         if a is None:
             change.note = "new: not in the baseline"
+            other = elsewhere.get((scenario, app, server))
+            if other is not None:
+                change.note += (
+                    f" (the baseline ran it on Python {other or 'unrecorded'}:"
+                    " --across-interpreters compares them)"
+                )
             continue
         if b is None:
             change.note = "gone: only in the baseline"

@@ -7,6 +7,7 @@ its schema becomes a warning naming the file; everything else is still reported.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,8 @@ class LoadedResult:
 
     doc: ResultDocument
     path: Path
+    # Set when a report holds several interpreters: the label then names the Python.
+    show_python: bool = False
 
     @property
     def app(self) -> str:
@@ -40,12 +43,23 @@ class LoadedResult:
         return str(self.doc["scenario"])
 
     @property
-    def pair(self) -> str:
-        return f"{self.app} @ {self.server}"
+    def python(self) -> str:
+        """The server's Python: '3.13', '3.13t' with the GIL off, '' when not recorded."""
+        found = self.doc.get("interpreter")
+        if not found:
+            return ""
+        minor = ".".join(found["version"].split(".")[:2])
+        return minor + ("" if found["gil_enabled"] else "t")
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.scenario, self.app, self.server)
+    def pair(self) -> str:
+        label = f"{self.app} @ {self.server}"
+        return f"{label} · py{self.python}" if self.show_python and self.python else label
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """What a result is the measurement of: pairs on two Pythons are two rows."""
+        return (self.scenario, self.app, self.server, self.python)
 
     @property
     def is_reference(self) -> bool:
@@ -115,7 +129,7 @@ def load_run(path: Path) -> LoadedRun:
 def merge(runs: list[LoadedRun]) -> list[LoadedResult]:
     """Every result of every run. One (app, server, scenario) may come from one run only,
     except the reference pair, which every CI job measures beside its own pairs."""
-    seen: dict[tuple[str, str, str], LoadedResult] = {}
+    seen: dict[tuple[str, str, str, str], LoadedResult] = {}
     merged: list[LoadedResult] = []
     for run in runs:
         for result in run.results:
@@ -132,6 +146,14 @@ def merge(runs: list[LoadedRun]) -> list[LoadedResult]:
             seen[result.key] = result
             merged.append(result)
     return merged
+
+
+def label_interpreters(runs: list[LoadedRun]) -> None:
+    """When the runs hold more than one Python, every result's label names its Python."""
+    if len({r.python for run in runs for r in run.results}) <= 1:
+        return
+    for run in runs:
+        run.results = [dataclasses.replace(r, show_python=True) for r in run.results]
 
 
 def pairs_measured(run: LoadedRun) -> set[tuple[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -88,6 +89,9 @@ def test_bench_runs_to_a_valid_result(app: str, server: str, tmp_path: Path) -> 
     for document in documents:
         assert document["status"] == "ok", document["reason"]
         assert document["server_command"][-1] == apps.get_app(app).entries[document["interface"]]
+        # The server ran on this venv's Python, and the result says which.
+        assert document["interpreter"]["version"] == platform.python_version()
+        assert document["interpreter"]["executable"].startswith(sys.prefix)
         assert len(document["repeats"]) == 2
         summary = document["summary"]
         assert summary["rps"] > 0 and summary["p99_ms"] >= summary["p50_ms"] > 0
