@@ -13,19 +13,16 @@ Only the standard library is required; uvloop and httptools are used when import
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from .api import probe, run, run_sync
-from .config import (
-    Config,
-    ConfigError,
-    LoadgenError,
-    TargetUnreachable,
-    parse_duration,
-)
+from .config import Config, parse_duration
+from .errors import ConfigError, LoadgenError, TargetUnreachable
 from .histogram import Histogram
-from .result import REPORT_VERSION, Result
-from .scenario import Endpoint, Response, Scenario, User, flow, load_scenario
+from .outcome import REPORT_VERSION
+from .result import Result
+from .scenario import load_scenario
+from .scenario_types import Endpoint, Scenario, flow
+from .user import Response, User
+from .version import __version__
 
 __all__ = [
     "REPORT_VERSION",

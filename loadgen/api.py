@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,9 +13,13 @@ import time
 from typing import Any
 
 from .config import Config, ConfigError, LoadgenError, TargetUnreachable
-from .requester import CSV_HEADER, make_run
+from .csvout import concat_parts
+from .fastpath import FastRun
+from .flows import FlowRun
 from .result import Result
-from .scenario import Scenario, load_scenario
+from .run import BaseRun, Part
+from .scenario import load_scenario
+from .scenario_types import Scenario
 from .stats import Stats
 
 _START_DELAY_NS = 150_000_000  # processes start together this long after all are ready
@@ -31,6 +34,18 @@ def new_event_loop(config: Config) -> asyncio.AbstractEventLoop:
         except ImportError:
             pass
     return asyncio.new_event_loop()
+
+
+def make_run(
+    config: Config,
+    loop: asyncio.AbstractEventLoop,
+    part: Part | None = None,
+    scenario: Scenario | None = None,
+) -> BaseRun:
+    """The driver for ``config``: flows on the flow path, anything else on the fast path."""
+    if scenario is not None and scenario.flows:
+        return FlowRun(config, loop, part, scenario)
+    return FastRun(config, loop, part, scenario)
 
 
 def _scenario(config: Config) -> Scenario | None:
@@ -153,7 +168,7 @@ def _run_processes(config: Config) -> Stats:
             merged.merge(st)
         merged.processes = n
         if config.csv_path:
-            _concat_csv(config.csv_path, n)
+            concat_parts(config.csv_path, n)
         return merged
     finally:
         for w in procs:
@@ -172,15 +187,4 @@ def _run_processes(config: Config) -> Stats:
                         f.close()
 
 
-def _concat_csv(path: str, n: int) -> None:
-    with open(path, "w", newline="") as out:
-        out.write(",".join(CSV_HEADER) + "\r\n")
-        for i in range(n):
-            part = f"{path}.part{i}"
-            if os.path.exists(part):
-                with open(part, newline="") as f:
-                    shutil.copyfileobj(f, out)
-                os.unlink(part)
-
-
-__all__ = ["ConfigError", "new_event_loop", "probe", "run", "run_sync"]
+__all__ = ["ConfigError", "make_run", "new_event_loop", "probe", "run", "run_sync"]

@@ -11,10 +11,13 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from . import __version__
 from .api import run_sync
 from .config import Config, LoadgenError, parse_duration, parse_header
+from .hgrm import write_hgrm
+from .result import Result
 from .scenario import parse_option
+from .scenarios import BUILTINS
+from .version import __version__
 
 USAGE = "python -m loadgen [options] URL"
 
@@ -181,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--json", metavar="FILE", help="write the JSON report ('-' = stdout)")
     o.add_argument("--csv", metavar="FILE", help="write one CSV row per request")
     o.add_argument(
+        "--hgrm",
+        metavar="PREFIX",
+        help="write PREFIX.uncorrected.hgrm (and PREFIX.corrected.hgrm in the open model):"
+        " HdrHistogram percentile distributions, in ms",
+    )
+    o.add_argument(
         "--threshold",
         action="append",
         default=[],
@@ -246,8 +255,6 @@ def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     a = p.parse_args(argv)
     if a.list_scenarios:
-        from .scenarios import BUILTINS
-
         for name, (_f, defaults) in BUILTINS.items():
             opts = " ".join(f"{k}={v}" for k, v in defaults.items())
             print(f"{name:<20} {opts}")
@@ -270,11 +277,23 @@ def main(argv: list[str] | None = None) -> int:
                     f.write(text + "\n")
             except OSError as ex:
                 _die(f"cannot write --json {a.json!r}: {ex.strerror or ex}")
+    if a.hgrm:
+        _write_hgrm(a.hgrm, result)
     if not a.quiet:
         out = sys.stderr if a.json == "-" else sys.stdout
         out.write(result.text() + "\n")
         out.flush()
     return result.exit_code
+
+
+def _write_hgrm(prefix: str, result: Result) -> None:
+    hists = {"uncorrected": result.uncorrected}
+    if result.open:
+        hists["corrected"] = result.corrected
+    try:
+        write_hgrm(prefix, hists)
+    except OSError as ex:
+        _die(f"cannot write --hgrm {prefix!r}: {ex.strerror or ex}")
 
 
 if __name__ == "__main__":  # pragma: no cover

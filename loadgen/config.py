@@ -13,17 +13,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .errors import ConfigError, LoadgenError, TargetUnreachable
+from .thresholds import parse_threshold
 
-class LoadgenError(Exception):
-    """Bad input or an unusable target: the CLI prints one line and exits 2."""
-
-
-class ConfigError(LoadgenError):
-    pass
-
-
-class TargetUnreachable(LoadgenError):
-    pass
+__all__ = [
+    "Config",
+    "ConfigError",
+    "LoadgenError",
+    "Target",
+    "TargetUnreachable",
+    "mask_secrets",
+    "parse_duration",
+    "parse_header",
+    "parse_url",
+]
 
 
 _DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ns|us|µs|ms|s|m|h)?\s*$")
@@ -247,8 +250,6 @@ class Config:
             raise ConfigError("max_queue must be >= 0")
         if self.scenario is not None and not self.scenario.strip():
             raise ConfigError("empty --scenario")
-        from .thresholds import parse_threshold  # local: avoid import cycle
-
         for th in self.thresholds:
             parse_threshold(th)
         return self

@@ -66,11 +66,6 @@ def highest_of(i: int) -> int:
     return (((i & (SUB_HALF - 1)) + SUB_HALF) << b) + (1 << b) - 1
 
 
-def coarse_of(i: int) -> int:
-    """Coarse (2-digit) bucket index of fine bucket ``i``."""
-    return i >> COARSE_SHIFT
-
-
 def coarse_highest(ci: int) -> int:
     return highest_of((ci << COARSE_SHIFT) + (1 << COARSE_SHIFT) - 1)
 

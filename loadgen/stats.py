@@ -106,11 +106,6 @@ class Sink:
         self.h_clat = Histogram()
         self.phases = {p: PhaseStat() for p in PHASES}
 
-    def is_failure(self, status: int) -> bool:
-        if self.expect is None:
-            return not 200 <= status < 400
-        return status not in self.expect
-
     def fold(self, headline_coarse: dict[int, int] | None, open_model: bool) -> int:
         """Fold the raw lists; returns the number of responses folded."""
         lat = self.lat

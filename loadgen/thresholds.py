@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .config import ConfigError
+from .errors import ConfigError
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,

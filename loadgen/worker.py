@@ -17,6 +17,9 @@ import sys
 import time
 from typing import Any, BinaryIO
 
+from .api import _scenario, make_run, new_event_loop
+from .run import Part
+
 
 def _send(out: BinaryIO, msg: Any) -> None:
     pickle.dump(msg, out, protocol=pickle.HIGHEST_PROTOCOL)
@@ -30,9 +33,6 @@ def main() -> int:
     sys.stdout = sys.stderr
     inp = sys.stdin.buffer
     try:
-        from .api import _scenario, new_event_loop
-        from .requester import Part, make_run
-
         config, index, count = pickle.load(inp)
         loop = new_event_loop(config)
         asyncio.set_event_loop(loop)

@@ -15,8 +15,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from ..config import ConfigError
-from ..scenario import Endpoint, Scenario
+from ..errors import ConfigError
+from ..scenario_types import Endpoint, Scenario
 from .admin_login import admin_login
 
 Factory = Callable[[dict[str, str]], Scenario]

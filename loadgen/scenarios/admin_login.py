@@ -15,8 +15,9 @@ import json
 import os
 from typing import Any
 
-from ..config import ConfigError
-from ..scenario import Scenario, User
+from ..errors import ConfigError
+from ..scenario_types import Scenario
+from ..user import User
 
 _CSRF_INPUT = r'name="csrfmiddlewaretoken" value="([^"]+)"'
 

@@ -59,6 +59,34 @@ def test_hard_deadline_counts_in_flight_as_aborted(server) -> None:
     assert r.stats.aborted == 3 and r.requests == 3
 
 
+def test_deadline_aborts_are_charged_to_the_request_in_flight(server, engine, tmp_path) -> None:
+    # Closed model, two endpoints: each connection answers "fast" requests until it sends
+    # a "hang" one, which the deadline aborts.  The abort belongs to "hang", the request
+    # in flight, not to the first request the connection happened to send.
+    f = tmp_path / "two.py"
+    f.write_text(
+        "from loadgen import Endpoint\n"
+        "ENDPOINTS = [Endpoint('fast', '/fast', weight=9), Endpoint('hang', '/hang', weight=1)]\n"
+    )
+    r = loadgen.run_sync(
+        Config(
+            url=server.base,
+            scenario=str(f),
+            duration=0.3,
+            grace=0.2,
+            concurrency=8,
+            timeout=30,
+            seed=7,
+            **engine,
+        )
+    )
+    by_name = r.stats.sinks
+    assert r.stats.aborted == 8  # every connection ends stuck on a "hang" request
+    assert by_name["hang"].errors == {"aborted": 8}
+    assert by_name["fast"].errors == {}
+    assert by_name["fast"].n_responses > 8  # most connections sent "fast" ones first
+
+
 @pytest.mark.slow
 def test_open_model_rate_and_service_time(server, engine) -> None:
     """Well below capacity: achieved rate within 2 % of target, p50 close to 10 ms."""

@@ -45,7 +45,8 @@ def result(
         sink.clat = list(sink.lat)
     if lat_ms:
         sink.statuses = {status: len(lat_ms)}
-        sink.failed = len(lat_ms) if sink.is_failure(status) else 0
+        bad = not 200 <= status < 400 if expect is None else status not in expect
+        sink.failed = len(lat_ms) if bad else 0
     sink.errors = dict(errors or {})
     sink.error_ns = int(sum(sink.errors.values()) * error_ms * MS)
     st.fold(0)

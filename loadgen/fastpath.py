@@ -1,0 +1,296 @@
+"""The fast path: plain URLs and endpoint scenarios, closed and open model.
+
+No task or future per request: each :class:`_FastConn` records its response inline
+and sends the next request on the spot (one Python call per response from the
+parser).  The requests come from a precomputed cycle of :data:`SEQ_LEN` prebuilt
+requests (picked by weight for an endpoint scenario).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import cast
+
+from .config import Config
+from .protocol import Conn
+from .record import record_error
+from .request import build_request
+from .run import BaseRun, Part
+from .scenario_types import Endpoint, Scenario
+from .stats import Sink
+
+_pc = time.perf_counter_ns
+SEQ_LEN = 4096  # length of the precomputed request cycle (power of two)
+SEQ_MASK = SEQ_LEN - 1
+
+
+class _Req:
+    """One prebuilt request of the cycle."""
+
+    __slots__ = ("data", "endpoint", "head", "sample", "sink")
+
+    def __init__(self, sink: Sink, data: bytes, head: bool, sample: bool, ep: Endpoint | None):
+        self.sink = sink
+        self.data = data
+        self.head = head
+        self.sample = sample
+        self.endpoint = ep
+
+
+class _FastConn(Conn):
+    """A slot of :class:`FastRun` whose response callback records the sample and sends
+    the next request inline (one Python call per response on the hot path)."""
+
+    __slots__ = ("run",)
+
+    run: FastRun
+
+    def send_closed(self) -> None:
+        """Closed model: send this slot's next request (its first one, or the one after
+        an error)."""
+        self.on_message_complete(True)
+
+    def on_message_complete(self, send_only: bool = False) -> None:
+        """The parser's callback: record the response, then send the next request.
+
+        It also holds THE closed-model send (the only copy): :meth:`send_closed` enters
+        with ``send_only`` to skip the recording, so that the send stays inline on the
+        hot path without a second copy of it."""
+        if not send_only:
+            if not self.busy:
+                return
+            parser = self.parser
+            st = parser.get_status_code()
+            if st < 200 and self._interim(st):
+                return
+            self.busy = False
+            self.status = st
+            if (
+                not self.keepalive or not parser.should_keep_alive()
+            ) and self.transport is not None:
+                self.closing = True
+                self.transport.close()
+            run = self.run
+            run.inflight -= 1
+            now = self.now
+            if self.t_sched >= run.m_start:
+                # record_response(), inline
+                req: _Req = self.tag
+                sink = req.sink
+                sink.lat.append(now - self.t_start)
+                if run.open:
+                    sink.clat.append(now - self.t_sched)
+                c = self.connect_ns
+                if c:
+                    sink.connect.append(c)
+                tw = self.t_written
+                sink.write.append(tw - self.t_write)
+                tf = self.t_first
+                sink.wait.append(tf - tw)
+                sink.read.append(now - tf)
+                d = sink.statuses
+                try:
+                    d[st] += 1
+                except KeyError:
+                    d[st] = 1
+                sink.nbytes += self.nbody
+                exp = sink.expect
+                if exp is None:
+                    if st < 200 or st >= 400:
+                        sink.failed += 1
+                elif st not in exp:
+                    sink.failed += 1
+                if self.keep_body:
+                    run._validate(self, req)
+                if run.csv_row is not None:
+                    run.csv_row(self, sink.name, st, "")
+            if run.open:
+                run._next_open(self)
+                return
+        else:
+            run = self.run
+        # closed model: the next request goes out right now
+        t = _pc()
+        if t >= run.m_start:
+            if t >= run.end_ns or run.remaining == 0:
+                run.stopped += 1
+                if run.stopped == len(run.conns):
+                    run._maybe_finish()
+                return
+            if run.remaining > 0:
+                run.remaining -= 1
+        i = run.seq_i
+        req = run.seq[i]
+        run.seq_i = (i + 1) & SEQ_MASK
+        self.tag = req
+        self.keep_body = req.sample
+        self.t_sched = t
+        run.inflight += 1
+        tr = self.transport
+        if tr is not None and not self.closing and req.head == self._head and not self.body_parts:
+            self.busy = True
+            self.t_start = self.t_write = t
+            self.t_first = 0
+            self.nbody = 0
+            self.connect_ns = 0
+            tr.write(req.data)
+            self.t_written = _pc()
+        else:
+            self.request(req.data, req.head)
+
+
+class FastRun(BaseRun):
+    def __init__(
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        part: Part | None = None,
+        scenario: Scenario | None = None,
+    ) -> None:
+        super().__init__(config, loop, part, scenario)
+        self.slots = self.conns
+        self.seq = self._build_cycle()
+        self.seq_i = 0
+        self.stopped = 0  # closed model: connections that stopped
+
+    def _build_cycle(self) -> list[_Req]:
+        cfg = self.config
+        t = self.target
+        sc = self.scenario
+        seed = cfg.seed if cfg.seed is not None else 12345
+        rng = random.Random(seed * 1000 + self.part.index)
+        if sc is None:
+            hdrs = cfg.headers
+            sink = self.stats.sink(t.path_qs, None)
+            data = build_request(
+                cfg.method, t.path_qs, t.host_header, hdrs, cfg.body, cfg.keepalive
+            )
+            head = cfg.method == "HEAD"
+            return [_Req(sink, data, head, False, None)] * SEQ_LEN
+        eps = sc.endpoints
+        per_ep: list[list[bytes]] = []
+        for ep in eps:
+            variants = []
+            nvar = max(1, ep.variants) if callable(ep.path) else 1
+            for _ in range(nvar):
+                path = ep.path(rng) if callable(ep.path) else ep.path
+                full = t.base_path + path
+                variants.append(
+                    build_request(
+                        ep.method,
+                        full,
+                        t.host_header,
+                        tuple(ep.headers) + tuple(cfg.headers),
+                        ep.body,
+                        cfg.keepalive,
+                    )
+                )
+            per_ep.append(variants)
+        idx = rng.choices(range(len(eps)), weights=[e.weight for e in eps], k=SEQ_LEN)
+        occ = [0] * len(eps)
+        seq = []
+        for i in idx:
+            ep = eps[i]
+            sink = self.stats.sink(ep.name, ep.expect)
+            n = occ[i]
+            occ[i] += 1
+            data = per_ep[i][n % len(per_ep[i])]
+            sample = ep.validate is not None and n % max(1, ep.sample_every) == 0
+            seq.append(_Req(sink, data, ep.method == "HEAD", sample, ep))
+        return seq
+
+    def _new_slot(self) -> _FastConn:
+        t = self.target
+        conn = _FastConn(
+            self,
+            self.loop,
+            t.connect_host,
+            t.port,
+            self.config.effective_connect_timeout,
+            self.use_httptools,
+        )
+        conn.run = self
+        conn.keepalive = self.config.keepalive
+        self.conns.append(conn)
+        return conn
+
+    async def prepare(self) -> None:
+        cfg = self.config
+        if self.open:
+            assert cfg.rate is not None
+            n0 = min(self.c, max(1, int(cfg.rate / self.part.count / 100)))
+        else:
+            n0 = self.c
+            if cfg.n_total is not None:
+                n0 = max(1, min(n0, self.part.share(cfg.n_total)))
+                self.c = n0
+        for _ in range(n0):
+            self._new_slot()
+        res = await asyncio.gather(*(c.connect() for c in self.conns), return_exceptions=True)
+        del res  # failures: those slots connect (and count errors) on first use
+        if self.open:
+            self.idle = list(self.conns)
+
+    def start(self) -> None:
+        if self.open:
+            self._sched_tick()
+        else:
+            for c in list(self.conns):
+                cast(_FastConn, c).send_closed()
+        self._maybe_finish()
+
+    # -- open model -------------------------------------------------------------------------
+    def _send_open(self, conn: Conn, due: int) -> None:
+        req = self.seq[self.seq_i]
+        self.seq_i = (self.seq_i + 1) & SEQ_MASK
+        conn.tag = req
+        conn.keep_body = req.sample
+        conn.t_sched = due
+        self.inflight += 1
+        conn.request(req.data, req.head)
+        if due >= self.m_start:
+            st = self.stats
+            st.sent += 1
+            if not st.first_send_ns:
+                st.first_send_ns = conn.t_start
+            st.last_send_ns = conn.t_start
+
+    def _next_open(self, conn: Conn) -> None:
+        if self.queue and not self.done:
+            self._send_open(conn, self.queue.popleft())
+        else:
+            self.idle.append(conn)
+            self._maybe_finish()
+
+    # -- callbacks from Conn (responses: _FastConn.on_message_complete) ----------------------
+    def on_error(self, conn: Conn, kind: str) -> None:
+        self.inflight -= 1
+        if conn.t_sched >= self.m_start:
+            record_error(self, conn, conn.tag.sink, kind)
+        if self.done:
+            return
+        if self.open:
+            self._next_open(conn)
+        else:
+            cast(_FastConn, conn).send_closed()
+
+    def _validate(self, conn: Conn, req: _Req) -> None:
+        ep = req.endpoint
+        if ep is None or ep.validate is None:
+            return
+        try:
+            ok = bool(ep.validate(conn.status, conn.body))
+        except Exception:
+            ok = False
+        self.stats.check(f"{ep.name}: {ep.check}", ok)
+
+    def _maybe_finish(self) -> None:
+        if self.done:
+            return
+        if self.open:
+            if self.k >= self.k_total and not self.queue and self.inflight == 0:
+                self._finish()
+        elif self.stopped >= len(self.conns) and self.inflight == 0:
+            self._finish()
