@@ -14,8 +14,14 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from stackbench.matrix import get_pair
+from stackbench.matrix import Pair, get_pair
 
+# The pairs python-versions compares unless told otherwise: one per kind of stack.
+VERSIONS_PAIRS = (
+    Pair("django_sync", "gunicorn-gthread"),
+    Pair("fastapi_sqla", "uvicorn"),
+    Pair("gino_style", "uvicorn"),
+)
 DELAY = 1.0  # seconds each slow endpoint waits (pg_sleep and/or the upstream)
 N, C = 10, 10  # 10 requests at concurrency 10, closed model: the blog post's load
 TOLERANCE = 0.15
@@ -201,6 +207,13 @@ EXPERIMENTS: dict[str, Experiment] = {
             _django_async_orm(),
         ),
         Experiment(
+            "python-versions",
+            "What does moving to a newer Python do to each stack's throughput and CPU per request?",
+            notes="The same pairs on every installed interpreter, each from its own virtualenv, "
+            "in one run directory, the interpreter order alternating per repeat; ratios to "
+            "the oldest interpreter in the same repeat.",
+        ),
+        Experiment(
             "server-shootout",
             "For each app, which server gives the most throughput at a p99 budget?",
             notes="Open model, stepping the rate until p99 exceeds the budget or errors "
@@ -260,4 +273,6 @@ def requirements(experiment: Experiment) -> list[tuple[str, str]]:
 
     if experiment.name == "server-shootout":
         return [(p.app, p.server) for p in pairs()]
+    if experiment.name == "python-versions":
+        return [(p.app, p.server) for p in VERSIONS_PAIRS]
     return sorted({(c.app, c.server) for c in experiment.cells})

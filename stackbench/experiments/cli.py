@@ -11,10 +11,18 @@ from stackbench import experiments
 from stackbench.apps import get_app
 from stackbench.experiments import report as experiment_report
 from stackbench.experiments import run as experiment_run
-from stackbench.matrix import Pair
+from stackbench.experiments import versions
+from stackbench.matrix import Pair, parse_pairs
 from stackbench.measure import Progress
-from stackbench.options import check_output, check_scenarios, positive, seconds
-from stackbench.results import ROOT
+from stackbench.options import (
+    BenchOptions,
+    OptionError,
+    check_output,
+    check_scenarios,
+    positive,
+    seconds,
+)
+from stackbench.results import ROOT, write_atomic
 from stackbench.servers import get_server
 
 
@@ -42,50 +50,98 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     shootout.add_argument("--step-duration", type=seconds, default=4.0, help="seconds per step")
     shootout.add_argument("--apps", help="comma-separated apps to include (default: all)")
     shootout.add_argument("--servers", help="comma-separated servers to include")
+    lanes = parser.add_argument_group("python-versions")
+    lanes.add_argument(
+        "--interpreter",
+        action="append",
+        default=[],
+        metavar="LABEL=VENV_BIN",
+        help="an interpreter's virtualenv (repeat; the first is the baseline; nox passes these)",
+    )
+    lanes.add_argument("--pairs", help="app@server,... (default: one pair per kind of stack)")
+    lanes.add_argument("--scenarios", default="db,fortunes", help="loadgen scenarios (db,fortunes)")
+    lanes.add_argument("--repeats", type=positive(int), default=3, help="rounds over the lanes (3)")
+    lanes.add_argument("--duration", type=seconds, default=5.0, help="measured per job (5s)")
+    lanes.add_argument("--warmup", type=seconds, default=2.0, help="warm-up per job (2s)")
+    lanes.add_argument("--connections", type=positive(int), default=32)
 
 
 def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
     experiment = experiments.get_experiment(args.name)  # unknown → one line listing the valid
     if experiment.name == "server-shootout":
-        check_scenarios([args.scenario], [])
-        apps = set(args.apps.split(",")) if args.apps else None
-        servers = set(args.servers.split(",")) if args.servers else None
-        for app in apps or ():
-            get_app(app)  # an unknown name is one line listing the valid ones
-        for server in servers or ():
-            get_server(server)
-    check_output(args.output)  # last: it creates the directory
-    if experiment.name == "server-shootout":
-
-        def wanted(pair: Pair) -> bool:
-            return (apps is None or pair.app in apps) and (
-                servers is None or pair.server in servers
-            )
-
-        outcome = experiment_run.run_shootout(
-            output=args.output,
-            budget_ms=args.budget_ms,
-            scenario=args.scenario,
-            start_rate=args.start_rate,
-            step=args.step,
-            duration=args.step_duration,
-            pair_filter=wanted,
-            progress=progress,
-        )
-        markdown = experiment_report.shootout_markdown(outcome, args.budget_ms)
-        chart = experiment_report.shootout_chart(
-            outcome, outcome.run_dir / "shootout.png", args.budget_ms
-        )
-        console.print(markdown)
-        console.print(f"chart: {chart}")
-        ok = all(entry["sustainable_rate"] for entry in outcome.shootout)
-    else:
-        outcome = experiment_run.run_cells(
-            experiment, output=args.output, pool_size=args.pool_size, progress=progress
-        )
-        markdown = experiment_report.cells_markdown(outcome)
-        console.print(experiment_report.cells_table(outcome))
-        ok = all(row.measured_s is not None for row in outcome.rows)
-    (outcome.run_dir / "experiment.md").write_text(markdown)
+        return _shootout(args, console, progress)
+    if experiment.name == "python-versions":
+        return _versions(args, console, progress)
+    check_output(args.output)
+    outcome = experiment_run.run_cells(
+        experiment, output=args.output, pool_size=args.pool_size, progress=progress
+    )
+    console.print(experiment_report.cells_table(outcome))
+    write_atomic(
+        outcome.run_dir / "experiment.md", experiment_report.cells_markdown(outcome).encode()
+    )
     console.print(f"results: {outcome.run_dir}")
-    return 0 if ok else 1
+    return 0 if all(row.measured_s is not None for row in outcome.rows) else 1
+
+
+def _shootout(args: argparse.Namespace, console: Console, progress: Progress) -> int:
+    check_scenarios([args.scenario], [])
+    apps = set(args.apps.split(",")) if args.apps else None
+    servers = set(args.servers.split(",")) if args.servers else None
+    for app in apps or ():
+        get_app(app)  # an unknown name is one line listing the valid ones
+    for server in servers or ():
+        get_server(server)
+    check_output(args.output)  # last: it creates the directory
+
+    def wanted(pair: Pair) -> bool:
+        return (apps is None or pair.app in apps) and (servers is None or pair.server in servers)
+
+    outcome = experiment_run.run_shootout(
+        output=args.output,
+        budget_ms=args.budget_ms,
+        scenario=args.scenario,
+        start_rate=args.start_rate,
+        step=args.step,
+        duration=args.step_duration,
+        pair_filter=wanted,
+        progress=progress,
+    )
+    markdown = experiment_report.shootout_markdown(outcome, args.budget_ms)
+    chart = experiment_report.shootout_chart(
+        outcome, outcome.run_dir / "shootout.png", args.budget_ms
+    )
+    console.print(markdown)
+    console.print(f"chart: {chart}")
+    write_atomic(outcome.run_dir / "experiment.md", markdown.encode())
+    console.print(f"results: {outcome.run_dir}")
+    return 0 if all(entry["sustainable_rate"] for entry in outcome.shootout) else 1
+
+
+def _versions(args: argparse.Namespace, console: Console, progress: Progress) -> int:
+    try:
+        lanes = versions.parse_lanes(args.interpreter)
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+    chosen = parse_pairs(args.pairs) if args.pairs else list(experiments.VERSIONS_PAIRS)
+    scenarios = tuple(s for s in args.scenarios.split(",") if s)
+    check_scenarios(scenarios, [])
+    check_output(args.output)
+    options = BenchOptions(
+        scenarios=scenarios,
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+        pool_size=args.pool_size,
+        output=args.output,
+    )
+    outcome = versions.run_versions(
+        pairs=chosen, lanes=lanes, options=options, repeats=args.repeats, progress=progress
+    )
+    console.print(versions.table(outcome))
+    for failure in outcome.failures:
+        console.print(f"[yellow]not clean:[/yellow] {failure}")
+    command = "nox -s \"experiment(name='python-versions')\""
+    write_atomic(outcome.run_dir / "experiment.md", versions.markdown(outcome, command).encode())
+    console.print(f"results: {outcome.run_dir}")
+    return 0 if not outcome.failures else 1
