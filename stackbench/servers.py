@@ -32,6 +32,9 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     # Needs its green-thread-capable driver: only apps that read DJANGO_DB_DRIVER can honour it.
     needs_driver_switch: bool = False
+    # Runs with the GIL off on a free-threaded interpreter (the free-threaded lane): its
+    # concurrency is threads in one process, which is what free-threading speeds up.
+    free_threading: bool = False
 
     def interface_for(self, app: App) -> str | None:
         """The app interface this server would serve (ASGI preferred), or None."""
@@ -64,6 +67,14 @@ class Server:
                 "gunicorn-gevent-blocking": ["-k", "gevent", "--worker-connections", threads],
                 "gunicorn-eventlet": ["-k", "eventlet", "--worker-connections", threads],
                 "gunicorn-uvicorn": ["-k", "uvicorn_worker.UvicornWorker"],
+                "gunicorn-asgi": [
+                    "-k",
+                    "asgi",
+                    "--asgi-loop",
+                    "uvloop",
+                    "--asgi-lifespan",
+                    "off" if lifespan_off else "auto",
+                ],
             }[self.id]
             # --no-control-socket: gunicorn 25.1+ opens one in ~/.gunicorn; several run here.
             return [
@@ -121,6 +132,18 @@ class Server:
             ]
         raise AssertionError(self.id)
 
+    def gil_env(self, free_threaded_python: bool) -> dict[str, str]:
+        """Environment for the server on this interpreter: on a free-threaded build, the
+        servers of the free-threaded lane run with the GIL off (``PYTHON_GIL=0`` keeps an
+        extension module that does not declare free-threading support from turning it back
+        on); everything else runs as the interpreter starts."""
+        if free_threaded_python and self.free_threading:
+            return dict(GIL_OFF)
+        return {}
+
+
+GIL_OFF = {"PYTHON_GIL": "0"}
+
 
 def default_workers(server_id: str, cpus: int) -> int:
     if server_id == "gunicorn-sync":
@@ -136,8 +159,10 @@ def default_threads(server_id: str, pool_size: int) -> int:
     return pool_size  # one thread per pooled connection
 
 
-_GUNICORN = "gunicorn>=23"
-_GUNICORN_GEVENT = "gunicorn[gevent]>=23"  # its gevent worker imports `packaging`, an extra
+# 25.1 is the first gunicorn with --no-control-socket, which every command line passes; a
+# floor, not 27, so one venv can still hold gunicorn-eventlet's 25.3 pin (docs/servers.md).
+_GUNICORN = "gunicorn>=25.1"
+_GUNICORN_GEVENT = "gunicorn[gevent]>=25.1"  # its gevent worker imports `packaging`, an extra
 _FAST_LOOP = ("uvloop>=0.19", "httptools>=0.6")
 
 SERVERS: dict[str, Server] = {
@@ -154,6 +179,7 @@ SERVERS: dict[str, Server] = {
             (WSGI,),
             (_GUNICORN,),
             "workers x threads, threads sized to the DB pool (TechEmpower's Django setup)",
+            free_threading=True,
         ),
         Server(
             "gunicorn-gevent",
@@ -187,6 +213,12 @@ SERVERS: dict[str, Server] = {
             (_GUNICORN, "uvicorn-worker", *_FAST_LOOP),
             "gunicorn arbiter with uvicorn_worker.UvicornWorker",
         ),
+        Server(
+            "gunicorn-asgi",
+            (ASGI,),
+            ("gunicorn>=27", "uvloop>=0.19"),
+            "gunicorn's own asyncio ASGI worker (-k asgi, beta), uvloop, lifespan off for Django",
+        ),
         Server("hypercorn", (ASGI,), ("hypercorn>=0.17", "uvloop>=0.19"), "uvloop worker class"),
         Server("daphne", (ASGI,), ("daphne>=4",), "Django's own ASGI server, one process"),
         Server(
@@ -194,6 +226,7 @@ SERVERS: dict[str, Server] = {
             (ASGI, WSGI),
             ("granian>=2",),
             "Rust server; --interface asgi (asginl for Django) or wsgi",
+            free_threading=True,
         ),
     )
 }

@@ -7,6 +7,7 @@ session serves itself.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from shared_fixtures.conformance.target import StatementCountError, Target
 from shared_fixtures.conformance.test_contract import *  # noqa: F403  (the tests themselves)
 from shared_fixtures.db import Database
 from stackbench.apps import APPS
+from stackbench.servers import get_server
 
 # Each app under one server per interface it has: (app, server, prefix).
 TARGETS = [
@@ -32,6 +34,17 @@ TARGETS = [
     for app in APPS.values()
     for interface in app.interfaces
     for prefix in app.prefixes
+]
+# More servers, each serving every app it can (``nox -s conformance`` adds gunicorn-asgi):
+# STACKBENCH_CONFORMANCE_SERVERS=gunicorn-asgi,granian. An unknown server id fails here.
+ALSO = [s for s in os.environ.get("STACKBENCH_CONFORMANCE_SERVERS", "").split(",") if s.strip()]
+TARGETS += [
+    (app.id, server.id, prefix)
+    for server in map(get_server, map(str.strip, ALSO))
+    for app in APPS.values()
+    if server.interface_for(app) is not None
+    for prefix in app.prefixes
+    if (app.id, server.id, prefix) not in TARGETS
 ]
 
 

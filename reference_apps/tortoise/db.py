@@ -35,7 +35,11 @@ async def init_orm() -> None:
     global _ready
     async with _init_lock:
         if not _ready:
-            await Tortoise.init(config=tortoise_config())
+            # Tortoise 1.x keeps its state in a context variable: the lifespan's (or the
+            # first request's) task would be the only one to see it. The global fallback
+            # (what tortoise.contrib.fastapi.RegisterTortoise enables) shares it with every
+            # request of this worker process.
+            await Tortoise.init(config=tortoise_config(), _enable_global_fallback=True)
             _ready = True
 
 

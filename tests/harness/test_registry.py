@@ -172,3 +172,56 @@ def test_loadgen_command_line_follows_the_load() -> None:
         timed[timed.index("-z") + 1] in ("3s", "3.0s") and float(timed[timed.index("-R") + 1]) == 50
     )
     assert "-n" not in timed and timed[-1] == "http://x"
+
+
+# ------------------------------------------------------ gunicorn's own ASGI worker (-k asgi)
+
+
+def test_gunicorn_asgi_command_line() -> None:
+    server = get_server("gunicorn-asgi")
+    argv = server.argv(get_app("gino_style"), 8000, Knobs(), cpus=2)
+    assert argv[:3] == ["gunicorn", "-k", "asgi"]
+    assert argv[argv.index("--asgi-loop") + 1] == "uvloop"
+    assert argv[argv.index("--asgi-lifespan") + 1] == "auto"  # Starlette has a lifespan
+    assert argv[argv.index("-w") + 1] == "2" and "--no-control-socket" in argv
+    assert argv[-1] == "main:app"
+    django = server.argv(get_app("django_async"), 8000, Knobs(workers=3), cpus=2)
+    assert django[django.index("--asgi-lifespan") + 1] == "off"  # Django has none
+    assert django[django.index("-w") + 1] == "3" and django[-1] == "project.asgi:application"
+
+
+def test_gunicorn_requirements_floors() -> None:
+    requirements = get_server("gunicorn-asgi").requirements
+    assert "gunicorn>=27" in requirements  # tested on 27; -k asgi is beta (docs/servers.md)
+    assert any(r.startswith("uvloop") for r in requirements)  # --asgi-loop uvloop
+    # Every gunicorn command line passes --no-control-socket, new in 25.1: no floor below
+    # it. The others' floors stay below 27, so eventlet's pin (25.3) can share a venv.
+    for server in SERVERS.values():
+        for requirement in server.requirements:
+            if requirement.startswith("gunicorn") and server.id != "gunicorn-asgi":
+                floor = requirement.split(">=")[-1].split("==")[-1]
+                assert tuple(map(int, floor.split("."))) >= (25, 1), (server.id, requirement)
+
+
+def test_gunicorn_asgi_pairs_and_why_the_others_are_missing() -> None:
+    added = {p.app for p in ALL_PAIRS if p.server == "gunicorn-asgi"}
+    assert added == {"django_async", "fastapi_sqla", "tortoise", "gino_style", "django_fastapi"}
+    missing = {(app, server): reason for app, server, reason in matrix.missing()}
+    assert missing[("django_sync", "gunicorn-asgi")] == (
+        "gunicorn-asgi serves ASGI; django_sync is WSGI"
+    )
+    assert matrix.requirements([matrix.Pair("gino_style", "gunicorn-asgi")])[-2:] == list(
+        get_server("gunicorn-asgi").requirements
+    )
+
+
+# ------------------------------------------------------------- the free-threaded lane's servers
+
+
+def test_free_threaded_lane_servers_run_with_the_gil_off() -> None:
+    lane = {s.id for s in SERVERS.values() if s.free_threading}
+    assert lane == {"gunicorn-gthread", "granian"}
+    assert get_server("granian").gil_env(True) == {"PYTHON_GIL": "0"}
+    assert get_server("gunicorn-gthread").gil_env(True) == {"PYTHON_GIL": "0"}
+    assert get_server("granian").gil_env(False) == {}  # a default build: nothing to turn off
+    assert get_server("uvicorn").gil_env(True) == {}  # one event loop per process: not in the lane
