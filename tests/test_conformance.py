@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from shared_fixtures.conformance.target import StatementCountError, Target
+from shared_fixtures.conformance.target import AppTarget, StatementCountError
 from shared_fixtures.conformance.test_contract import *  # noqa: F403  (the tests themselves)
 from shared_fixtures.db import Database
 from stackbench.apps import APPS
@@ -53,10 +53,10 @@ TARGETS += [
     params=TARGETS,
     ids=[f"{app}@{server}{prefix or '/'}" for app, server, prefix in TARGETS],
 )
-def target(request: pytest.FixtureRequest, app_servers, db: Database) -> Iterator[Target]:
+def target(request: pytest.FixtureRequest, app_servers, db: Database) -> Iterator[AppTarget]:
     app_id, server_id, prefix = request.param
     served = app_servers.get(app_id, server_id)
-    judged = Target(served.base_url + prefix, db.url, name=request.node.name)
+    judged = AppTarget(served.base_url + prefix, db.url, name=request.node.name)
     yield judged
     judged.close()
 
@@ -92,7 +92,7 @@ def gino_url(app_servers) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_statement_count_fails_without_pg_stat_statements(gino_url: str, no_stats_url: str) -> None:
-    judged = Target(gino_url, no_stats_url)
+    judged = AppTarget(gino_url, no_stats_url)
     try:
         judged.statements("/api/troupes?page_size=100")
     except pytest.skip.Exception as skipped:  # a BaseException: pytest.raises would not see it
@@ -179,7 +179,7 @@ def late_app(db: Database) -> Iterator[str]:
 def test_statement_count_waits_for_statements_after_the_response(
     late_app: str, db: Database
 ) -> None:
-    judged = Target(late_app, db.url)
+    judged = AppTarget(late_app, db.url)
     try:
         late = judged.statements("/?hold=0.6", matching="%md5(%")
         everything = judged.statements("/?hold=0.6")
@@ -190,7 +190,7 @@ def test_statement_count_waits_for_statements_after_the_response(
 
 
 def test_statement_count_times_out_with_a_clear_message(late_app: str, db: Database) -> None:
-    judged = Target(late_app, db.url)
+    judged = AppTarget(late_app, db.url)
     started = time.monotonic()
     try:
         with pytest.raises(StatementCountError) as error:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared_fixtures.conformance.target import Target
+from shared_fixtures.conformance.target import AppTarget
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,10 +24,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+def target(request: pytest.FixtureRequest) -> Iterator[AppTarget]:
     base_url = request.config.getoption("--base-url")
     if not base_url:
         raise pytest.UsageError("the conformance suite needs --base-url URL")
-    judged = Target(base_url, request.config.getoption("--database-url"))
+    judged = AppTarget(base_url, request.config.getoption("--database-url"))
     yield judged
     judged.close()

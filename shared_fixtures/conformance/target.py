@@ -47,7 +47,7 @@ def _unavailable(exc: psycopg.Error) -> str:
 def _settled_count(
     conn: psycopg.Connection, since: datetime, matching: str | None, timeout: float, what: str
 ) -> int:
-    """The statement count once it has settled (see Target.statements), polled."""
+    """The statement count once it has settled (see AppTarget.statements), polled."""
     params = {"exclude": _STATS_EXCLUDE, "matching": matching or "%", "since": since}
     deadline = time.monotonic() + timeout
     count, busy, stable_since = -1, list[str](), time.monotonic()
@@ -68,7 +68,7 @@ def _settled_count(
 
 
 @dataclass
-class Target:
+class AppTarget:
     base_url: str  # e.g. http://127.0.0.1:8000 or http://127.0.0.1:8000/fastapi
     database_url: str | None = None
     name: str = ""

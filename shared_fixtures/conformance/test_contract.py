@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared_fixtures.conformance.target import Target
+from shared_fixtures.conformance.target import AppTarget
 from shared_fixtures.seed import FORTUNES
 
 MAX_LIST_STATEMENTS = 10  # a page of any size: count, page, prefetch, pool chatter
@@ -43,7 +43,7 @@ def assert_framing(response: httpx.Response) -> None:
     assert chunked or "content-length" in response.headers, dict(response.headers)
 
 
-def world_row(target: Target, world_id: int) -> int:
+def world_row(target: AppTarget, world_id: int) -> int:
     with target.db() as conn:
         row = conn.execute("SELECT randomnumber FROM world WHERE id = %s", [world_id]).fetchone()
     assert row is not None, world_id
@@ -56,7 +56,7 @@ def assert_world(item: object) -> None:
     assert type(item["randomNumber"]) is int and 1 <= item["randomNumber"] <= 10_000, item
 
 
-def college_from_db(target: Target, college_id: int) -> dict:
+def college_from_db(target: AppTarget, college_id: int) -> dict:
     with target.db() as conn:
         row = conn.execute(
             "SELECT c.id, c.name, l.id, l.line_1, l.line_2, l.line_3, l.zipcode, t.id, t.name "
@@ -75,7 +75,7 @@ def college_from_db(target: Target, college_id: int) -> dict:
     }
 
 
-def troupe_from_db(target: Target, troupe_id: int) -> dict:
+def troupe_from_db(target: AppTarget, troupe_id: int) -> dict:
     with target.db() as conn:
         name = conn.execute("SELECT name FROM troupe WHERE id = %s", [troupe_id]).fetchone()
         members = conn.execute(
@@ -92,7 +92,7 @@ def troupe_from_db(target: Target, troupe_id: int) -> dict:
     }
 
 
-def table_counts(target: Target) -> tuple[int, int]:
+def table_counts(target: AppTarget) -> tuple[int, int]:
     with target.db() as conn:
         troupes = conn.execute("SELECT count(*) FROM troupe").fetchone()
         members = conn.execute("SELECT count(*) FROM troupe_member").fetchone()
@@ -100,7 +100,7 @@ def table_counts(target: Target) -> tuple[int, int]:
     return int(troupes[0]), int(members[0])
 
 
-def row_count(target: Target, table: str) -> int:
+def row_count(target: AppTarget, table: str) -> int:
     with target.db() as conn:
         row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     assert row
@@ -110,24 +110,24 @@ def row_count(target: Target, table: str) -> int:
 # ---------------------------------------------------------------- plain endpoints
 
 
-def test_health(target: Target) -> None:
+def test_health(target: AppTarget) -> None:
     response = target.get("/health")
     assert assert_json(response) == {"status": "ok"}
     assert_framing(response)
 
 
-def test_health_touches_no_database(target: Target) -> None:
+def test_health_touches_no_database(target: AppTarget) -> None:
     target.get("/health")
     assert target.statements("/health") == 0
 
 
-def test_json(target: Target) -> None:
+def test_json(target: AppTarget) -> None:
     response = target.get("/json")
     assert assert_json(response) == {"message": "Hello, World!"}
     assert_framing(response)
 
 
-def test_plaintext(target: Target) -> None:
+def test_plaintext(target: AppTarget) -> None:
     response = target.get("/plaintext")
     assert response.status_code == 200
     assert response.headers["content-type"].split(";")[0].strip() == "text/plain"
@@ -148,11 +148,11 @@ def test_plaintext(target: Target) -> None:
         "/slow/db?seconds=0",
     ],
 )
-def test_framing_and_date(target: Target, path: str) -> None:
+def test_framing_and_date(target: AppTarget, path: str) -> None:
     assert_framing(target.get(path))
 
 
-def test_db_returns_a_real_row(target: Target) -> None:
+def test_db_returns_a_real_row(target: AppTarget) -> None:
     for _ in range(5):
         item = assert_json(target.get("/db"))
         assert_world(item)
@@ -172,20 +172,20 @@ def test_db_returns_a_real_row(target: Target) -> None:
         ("?queries=20", 20),
     ],
 )
-def test_queries_lengths(target: Target, query: str, length: int) -> None:
+def test_queries_lengths(target: AppTarget, query: str, length: int) -> None:
     items = assert_json(target.get("/queries" + query))
     assert isinstance(items, list) and len(items) == length
     for item in items:
         assert_world(item)
 
 
-def test_queries_rows_are_real(target: Target) -> None:
+def test_queries_rows_are_real(target: AppTarget) -> None:
     items = assert_json(target.get("/queries?queries=5"))
     for item in items:
         assert item["randomNumber"] == world_row(target, item["id"])
 
 
-def test_queries_one_select_per_row(target: Target) -> None:
+def test_queries_one_select_per_row(target: AppTarget) -> None:
     target.get("/queries?queries=20")  # warm the pool
     one, twenty = target.statements("/queries?queries=1"), target.statements("/queries?queries=20")
     assert twenty - one >= 19, f"20 rows took {twenty} statements, 1 row took {one}: batched?"
@@ -195,19 +195,19 @@ def test_queries_one_select_per_row(target: Target) -> None:
     ("query", "length"),
     [("?queries=2", 2), ("?queries=0", 1), ("?queries=foo", 1), ("?queries=", 1), ("", 1)],
 )
-def test_updates_lengths(target: Target, query: str, length: int) -> None:
+def test_updates_lengths(target: AppTarget, query: str, length: int) -> None:
     items = assert_json(target.get("/updates" + query))
     assert isinstance(items, list) and len(items) == length
     for item in items:
         assert_world(item)
 
 
-def test_updates_clamps_to_500(target: Target) -> None:
+def test_updates_clamps_to_500(target: AppTarget) -> None:
     items = assert_json(target.get("/updates?queries=501"))
     assert len(items) == 500
 
 
-def test_updates_persist(target: Target) -> None:
+def test_updates_persist(target: AppTarget) -> None:
     for _ in range(3):
         items = assert_json(target.get("/updates?queries=10"))
         assert len(items) == 10
@@ -259,7 +259,7 @@ class _TableParser(HTMLParser):
             self.title += data
 
 
-def test_fortunes(target: Target) -> None:
+def test_fortunes(target: AppTarget) -> None:
     response = target.get("/fortunes")
     assert response.status_code == 200
     content_type = response.headers["content-type"].replace(" ", "").lower()
@@ -276,7 +276,7 @@ def test_fortunes(target: Target) -> None:
     assert parser.rows == [[str(i), message] for i, message in expected]
 
 
-def test_fortunes_markup_is_exact(target: Target) -> None:
+def test_fortunes_markup_is_exact(target: AppTarget) -> None:
     """TechEmpower's page: one <table>, header row, a <tr><td>id</td><td>message</td></tr> each."""
     body = target.get("/fortunes").content.decode("utf-8")
     compact = re.sub(r">\s+<", "><", body.strip())
@@ -288,7 +288,7 @@ def test_fortunes_markup_is_exact(target: Target) -> None:
     ), compact[:400]
 
 
-def test_fortunes_escapes_script_and_keeps_unicode(target: Target) -> None:
+def test_fortunes_escapes_script_and_keeps_unicode(target: AppTarget) -> None:
     body = target.get("/fortunes").content.decode("utf-8")
     assert "<script>" not in body
     assert "&lt;script&gt;alert(" in body
@@ -305,12 +305,12 @@ def test_fortunes_escapes_script_and_keeps_unicode(target: Target) -> None:
 LISTS = {"colleges": "college", "troupes": "troupe"}
 
 
-def page_url(target: Target, kind: str, page: int, size: int) -> str:
+def page_url(target: AppTarget, kind: str, page: int, size: int) -> str:
     return f"{target.prefix}/api/{kind}?page={page}&page_size={size}"
 
 
 @pytest.mark.parametrize("kind", LISTS)
-def test_list_first_page(target: Target, kind: str) -> None:
+def test_list_first_page(target: AppTarget, kind: str) -> None:
     body = assert_json(target.get(f"/api/{kind}"))
     assert set(body) == {"count", "next", "previous", "results"}
     assert body["count"] == row_count(target, LISTS[kind])
@@ -324,7 +324,7 @@ def test_list_first_page(target: Target, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", LISTS)
-def test_list_middle_and_last_page(target: Target, kind: str) -> None:
+def test_list_middle_and_last_page(target: AppTarget, kind: str) -> None:
     count = row_count(target, LISTS[kind])
     middle = assert_json(target.get(f"/api/{kind}?page=2&page_size=7"))
     assert middle["previous"] == page_url(target, kind, 1, 7)
@@ -352,7 +352,7 @@ def test_list_middle_and_last_page(target: Target, kind: str) -> None:
         ("2.5", 20),
     ],
 )
-def test_list_page_size_clamped(target: Target, kind: str, size: str, effective: int) -> None:
+def test_list_page_size_clamped(target: AppTarget, kind: str, size: str, effective: int) -> None:
     body = assert_json(target.get(f"/api/{kind}?page_size={size}"))
     assert len(body["results"]) == min(effective, body["count"])
     more = body["count"] > effective
@@ -361,19 +361,19 @@ def test_list_page_size_clamped(target: Target, kind: str, size: str, effective:
 
 @pytest.mark.parametrize("kind", LISTS)
 @pytest.mark.parametrize("page", ["0", "-1", "foo", "1.5", "999999", "9" * 40])
-def test_list_invalid_page(target: Target, kind: str, page: str) -> None:
+def test_list_invalid_page(target: AppTarget, kind: str, page: str) -> None:
     body = assert_json(target.get(f"/api/{kind}?page={page}"), status=404)
     assert body == {"detail": "Invalid page."}
 
 
 @pytest.mark.parametrize("kind", LISTS)
-def test_list_empty_page_is_the_first(target: Target, kind: str) -> None:
+def test_list_empty_page_is_the_first(target: AppTarget, kind: str) -> None:
     body = assert_json(target.get(f"/api/{kind}?page=&page_size=3"))
     assert body["previous"] is None and body["next"] == page_url(target, kind, 2, 3)
 
 
 @pytest.mark.parametrize("kind", LISTS)
-def test_list_page_past_last(target: Target, kind: str) -> None:
+def test_list_page_past_last(target: AppTarget, kind: str) -> None:
     count = row_count(target, LISTS[kind])
     past = -(-count // 100) + 1
     assert target.get(f"/api/{kind}?page={past - 1}&page_size=100").status_code == 200
@@ -381,13 +381,13 @@ def test_list_page_past_last(target: Target, kind: str) -> None:
     assert body == {"detail": "Invalid page."}
 
 
-def test_college_shape_matches_database(target: Target) -> None:
+def test_college_shape_matches_database(target: AppTarget) -> None:
     body = assert_json(target.get("/api/colleges?page=3&page_size=5"))
     for college in body["results"]:
         assert college == college_from_db(target, college["id"])
 
 
-def test_troupe_shape_matches_database(target: Target) -> None:
+def test_troupe_shape_matches_database(target: AppTarget) -> None:
     body = assert_json(target.get("/api/troupes?page=2&page_size=5"))
     for troupe in body["results"]:
         assert troupe == troupe_from_db(target, troupe["id"])
@@ -395,20 +395,20 @@ def test_troupe_shape_matches_database(target: Target) -> None:
 
 
 @pytest.mark.parametrize("kind", LISTS)
-def test_detail(target: Target, kind: str) -> None:
+def test_detail(target: AppTarget, kind: str) -> None:
     expected = (college_from_db if kind == "colleges" else troupe_from_db)(target, 7)
     assert assert_json(target.get(f"/api/{kind}/7")) == expected
 
 
 @pytest.mark.parametrize("kind", LISTS)
 @pytest.mark.parametrize("item", ["99999999", "0", "-1", "abc", "1.5", "9" * 40])
-def test_detail_not_found(target: Target, kind: str, item: str) -> None:
+def test_detail_not_found(target: AppTarget, kind: str, item: str) -> None:
     body = assert_json(target.get(f"/api/{kind}/{item}"), status=404)
     assert body == {"detail": "Not found."}
 
 
 @pytest.mark.parametrize("kind", LISTS)
-def test_list_statements_bounded(target: Target, kind: str) -> None:
+def test_list_statements_bounded(target: AppTarget, kind: str) -> None:
     """No N+1: a page of 100 takes no more statements than a page of 5 (server-side count)."""
     for _ in range(2):  # warm every pooled connection's caches
         target.get(f"/api/{kind}?page_size=100")
@@ -419,7 +419,7 @@ def test_list_statements_bounded(target: Target, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", LISTS)
-def test_detail_statements_bounded(target: Target, kind: str) -> None:
+def test_detail_statements_bounded(target: AppTarget, kind: str) -> None:
     target.get(f"/api/{kind}/3")
     assert target.statements(f"/api/{kind}/3") <= MAX_LIST_STATEMENTS
 
@@ -431,12 +431,12 @@ def _unique_name() -> str:
     return f"Conformance {uuid.uuid4().hex[:12]}"
 
 
-def _delete_troupe(target: Target, name: str) -> None:
+def _delete_troupe(target: AppTarget, name: str) -> None:
     with target.db() as conn:
         conn.execute("DELETE FROM troupe WHERE name = %s", [name])
 
 
-def test_create_troupe(target: Target) -> None:
+def test_create_troupe(target: AppTarget) -> None:
     name = _unique_name()
     try:
         response = target.post("/api/troupes", json={"name": name, "member_ids": [5, 2, 9]})
@@ -450,7 +450,7 @@ def test_create_troupe(target: Target) -> None:
         _delete_troupe(target, name)
 
 
-def test_create_troupe_without_members(target: Target) -> None:
+def test_create_troupe_without_members(target: AppTarget) -> None:
     name = _unique_name()
     try:
         body = assert_json(target.post("/api/troupes", json={"name": name, "member_ids": []}), 201)
@@ -475,7 +475,7 @@ BAD_BODIES = {
 
 
 @pytest.mark.parametrize("case", BAD_BODIES)
-def test_create_troupe_rejects_bad_input(target: Target, case: str) -> None:
+def test_create_troupe_rejects_bad_input(target: AppTarget, case: str) -> None:
     before = table_counts(target)
     response = target.post(
         "/api/troupes", content=BAD_BODIES[case], headers={"content-type": "application/json"}
@@ -485,7 +485,7 @@ def test_create_troupe_rejects_bad_input(target: Target, case: str) -> None:
     assert table_counts(target) == before, "an invalid POST wrote something"
 
 
-def test_create_troupe_name_taken(target: Target) -> None:
+def test_create_troupe_name_taken(target: AppTarget) -> None:
     with target.db() as conn:
         row = conn.execute("SELECT name FROM troupe ORDER BY id LIMIT 1").fetchone()
     assert row
@@ -499,20 +499,20 @@ def test_create_troupe_name_taken(target: Target) -> None:
 # ---------------------------------------------------------------- slow endpoints
 
 
-def test_slow_db(target: Target) -> None:
+def test_slow_db(target: AppTarget) -> None:
     started = time.perf_counter()
     body = assert_json(target.get("/slow/db?seconds=0.2"))
     assert body == {"slept": 0.2}
     assert time.perf_counter() - started >= 0.2
 
 
-def test_slow_db_default_is_one_second(target: Target) -> None:
+def test_slow_db_default_is_one_second(target: AppTarget) -> None:
     started = time.perf_counter()
     body = assert_json(target.get("/slow/db"))
     assert body == {"slept": 1} and time.perf_counter() - started >= 1.0
 
 
-def test_slow_db_sleeps_in_the_database(target: Target) -> None:
+def test_slow_db_sleeps_in_the_database(target: AppTarget) -> None:
     target.get("/slow/db?seconds=0")
     assert target.statements("/slow/db?seconds=0.01", matching="%pg_sleep%") == 1
 
@@ -522,7 +522,7 @@ SLOW_BAD = ["abc", "-1", "10.5", "11", "nan", "inf", ""]
 
 @pytest.mark.parametrize("endpoint", ["db", "http", "both"])
 @pytest.mark.parametrize("seconds", SLOW_BAD)
-def test_slow_rejects_bad_seconds(target: Target, endpoint: str, seconds: str) -> None:
+def test_slow_rejects_bad_seconds(target: AppTarget, endpoint: str, seconds: str) -> None:
     body = assert_json(target.get(f"/slow/{endpoint}?seconds={seconds}"), status=422)
     assert "detail" in body
 
@@ -533,7 +533,7 @@ def _assert_upstream(payload: object, seconds: float) -> None:
     assert abs(payload["served_at"] - time.time()) < 60
 
 
-def test_slow_http(target: Target) -> None:
+def test_slow_http(target: AppTarget) -> None:
     started = time.perf_counter()
     body = assert_json(target.get("/slow/http?seconds=0.2"))
     assert set(body) == {"upstream"}
@@ -541,7 +541,7 @@ def test_slow_http(target: Target) -> None:
     assert time.perf_counter() - started >= 0.2
 
 
-def test_slow_both(target: Target) -> None:
+def test_slow_both(target: AppTarget) -> None:
     started = time.perf_counter()
     body = assert_json(target.get("/slow/both?seconds=0.15"))
     assert set(body) == {"upstream", "slept"} and body["slept"] == 0.15
@@ -549,14 +549,14 @@ def test_slow_both(target: Target) -> None:
     assert time.perf_counter() - started >= 0.3  # upstream, then the sleep: in sequence
 
 
-def test_slow_fanout(target: Target) -> None:
+def test_slow_fanout(target: AppTarget) -> None:
     body = assert_json(target.get("/slow/fanout?n=5&seconds=0.1"))
     assert set(body) == {"results"} and len(body["results"]) == 5
     for payload in body["results"]:
         _assert_upstream(payload, 0.1)
 
 
-def test_slow_fanout_default_n(target: Target) -> None:
+def test_slow_fanout_default_n(target: AppTarget) -> None:
     body = assert_json(target.get("/slow/fanout?seconds=0"))
     assert len(body["results"]) == 10
 
@@ -564,6 +564,6 @@ def test_slow_fanout_default_n(target: Target) -> None:
 @pytest.mark.parametrize(
     "query", ["n=0", "n=51", "n=abc", "n=-1", "n=5&seconds=11", "n=5&seconds=abc"]
 )
-def test_slow_fanout_rejects_bad_input(target: Target, query: str) -> None:
+def test_slow_fanout_rejects_bad_input(target: AppTarget, query: str) -> None:
     body = assert_json(target.get(f"/slow/fanout?{query}"), status=422)
     assert "detail" in body

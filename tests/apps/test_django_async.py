@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from shared_fixtures.conformance.target import Target
+from shared_fixtures.conformance.target import AppTarget
 from shared_fixtures.db import Database
 from stackbench.apps import get_app
 
@@ -29,7 +29,7 @@ def at_once(url: str, n: int) -> tuple[float, list[httpx.Response]]:
 
 
 def test_list_pages_take_a_fixed_number_of_statements(base_url: str, db: Database) -> None:
-    target = Target(base_url, db.url)
+    target = AppTarget(base_url, db.url)
     try:
         for path, expected in [
             ("/api/troupes?page_size=100", 3),

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared_fixtures.conformance.target import Target
+from shared_fixtures.conformance.target import AppTarget
 from shared_fixtures.db import Database
 from stackbench.apps import get_app
 from stackbench.serve import Served, serve
@@ -68,7 +68,7 @@ def custom(db: Database, upstream_url: str, work_dir: Path) -> Iterator[object]:
 def test_list_pages_take_a_fixed_number_of_statements(app_servers, db: Database) -> None:  # type: ignore[no-untyped-def]
     """COUNT + page + one prefetch of members; COUNT + one JOIN for colleges."""
     served = app_servers.get(APP.id, "gunicorn-gthread")
-    target = Target(served.base_url, db.url)
+    target = AppTarget(served.base_url, db.url)
     try:
         for path, expected in [
             ("/api/troupes?page_size=100", 3),
@@ -95,7 +95,7 @@ def test_fanout_uses_threads_under_gthread(app_servers) -> None:  # type: ignore
 def test_psycopg2_under_gthread(custom, db: Database) -> None:  # type: ignore[no-untyped-def]
     """DJANGO_DB_DRIVER=psycopg2: persistent connections, the same statements per page."""
     served = custom("gunicorn-gthread", DJANGO_DB_DRIVER="psycopg2")
-    target = Target(served.base_url, db.url)
+    target = AppTarget(served.base_url, db.url)
     try:
         for _ in range(8):  # a thread's first request also sets up its new connection
             target.get("/api/troupes?page_size=100")
