@@ -38,10 +38,22 @@ class Served:
 
 
 def app_env(
-    app: App, server: Server, database_url: str, upstream_url: str, knobs: Knobs
+    app: App,
+    server: Server,
+    database_url: str,
+    upstream_url: str,
+    knobs: Knobs,
+    *,
+    free_threaded: bool = False,
 ) -> dict[str, str]:
-    """The environment an app runs with: the contract's variables plus the server's choices."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PSYCOGREEN"))}
+    """The environment an app runs with: the contract's variables plus the server's choices
+    (the GIL off for the free-threaded lane's servers on a free-threaded build, per server,
+    never inherited)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "PSYCOGREEN")) and k != "PYTHON_GIL"
+    }
     env.update(
         DATABASE_URL=database_url,
         UPSTREAM_URL=upstream_url,
@@ -55,7 +67,20 @@ def app_env(
     env.update(dict(app.env))
     if app.driver_switch:
         env.update(server.env)
+    env.update(server.gil_env(free_threaded))
     return env
+
+
+def is_free_threaded(python: Path) -> bool:
+    """True for a build with Py_GIL_DISABLED (asked of the interpreter that will serve)."""
+    ask = "import sysconfig; print(bool(sysconfig.get_config_var('Py_GIL_DISABLED')))"
+    try:
+        done = subprocess.run(
+            [str(python), "-c", ask], capture_output=True, text=True, timeout=30, check=True
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ProcessError(f"cannot run {python}: {exc}") from None
+    return done.stdout.strip() == "True"
 
 
 def prepare(app: App, env: dict[str, str], bin_dir: Path) -> None:
@@ -100,7 +125,14 @@ def serve(
 ) -> Iterator[Served]:
     """Start ``app`` under ``server``; stop it (and its workers) on exit, whatever happened."""
     knobs = knobs or Knobs()
-    env = app_env(app, server, database_url, upstream_url, knobs)
+    env = app_env(
+        app,
+        server,
+        database_url,
+        upstream_url,
+        knobs,
+        free_threaded=is_free_threaded(bin_dir / "python"),
+    )
     prepare(app, env, bin_dir)
     port = free_port()
     argv = server.argv(app, port, knobs, cpus or os.cpu_count() or 1)

@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_every_definition_is_valid(name: str) -> None:
     experiment = experiments.get_experiment(name)
     assert experiment.question.endswith("?")
-    if name != "server-shootout":
+    if name == "python-versions":  # pairs, not cells: each must be a valid pair
+        assert {(p.app, p.server) for p in experiments.VERSIONS_PAIRS} == set(
+            experiments.requirements(experiment)
+        )
+    elif name != "server-shootout":
         assert experiment.cells and all(cell.why for cell in experiment.cells)
 
 
@@ -61,7 +65,7 @@ def test_unknown_experiment_lists_the_valid_ones() -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: unknown experiment 'nope'; valid experiments: gevent-patching, "
-        "wsgi-mounted-asgi, django-async-orm, server-shootout"
+        "wsgi-mounted-asgi, django-async-orm, python-versions, server-shootout"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,21 @@ def test_free_threaded_lane_servers_run_with_the_gil_off() -> None:
     assert get_server("gunicorn-gthread").gil_env(True) == {"PYTHON_GIL": "0"}
     assert get_server("granian").gil_env(False) == {}  # a default build: nothing to turn off
     assert get_server("uvicorn").gil_env(True) == {}  # one event loop per process: not in the lane
+
+
+def test_the_gil_setting_reaches_only_the_lanes_servers(monkeypatch) -> None:
+    """Per server, from the serving interpreter: never inherited from the harness's shell."""
+    from stackbench.apps import get_app
+    from stackbench.serve import app_env, is_free_threaded
+
+    monkeypatch.setenv("PYTHON_GIL", "0")  # a shell that turned it off for everything
+    app = get_app("django_sync")
+    args = ("postgresql://x", "http://127.0.0.1:9", Knobs())
+    gthread = app_env(app, get_server("gunicorn-gthread"), *args, free_threaded=True)
+    assert gthread["PYTHON_GIL"] == "0"
+    sync = app_env(app, get_server("gunicorn-sync"), *args, free_threaded=True)
+    assert "PYTHON_GIL" not in sync
+    default_build = app_env(app, get_server("gunicorn-gthread"), *args, free_threaded=False)
+    assert "PYTHON_GIL" not in default_build
+    running = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    assert is_free_threaded(Path(sys.executable)) is running
