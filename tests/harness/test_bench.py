@@ -19,57 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from shared_fixtures.processes import OWNER_VAR, processes_owned_by
+from shared_fixtures.processes import processes_owned_by
 from stackbench import apps, bench, results
+from tests.harness.runs import (
+    SHORT,
+    bench_process,
+    only_run_dir,
+    result_documents,
+    server_pids,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-SHORT = ["--duration", "2s", "--warmup", "1s", "--connections", "8", "--workers", "1"]
-
-
-def _bench(app: str, server: str, output: Path, *extra: str, owner: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stackbench",
-            "bench",
-            "--app",
-            app,
-            "--server",
-            server,
-            "--output",
-            str(output),
-            *SHORT,
-            *extra,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, OWNER_VAR: owner},
-    )
-
-
-def _run_dir(output: Path) -> Path:
-    (run_dir,) = output.iterdir()
-    return run_dir
-
-
-def _results(run_dir: Path) -> list[dict]:
-    return [results.read_json(path, "result") for path in sorted(run_dir.glob("*--*.json"))]
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
-def _server_pids(owner: str, executable: str) -> list[int]:
-    return [pid for pid, cmd in processes_owned_by(owner) if f"bin/{executable} " in cmd]
 
 
 @pytest.mark.parametrize(
@@ -77,14 +39,16 @@ def _server_pids(owner: str, executable: str) -> list[int]:
 )
 def test_bench_runs_to_a_valid_result(app: str, server: str, tmp_path: Path) -> None:
     owner = uuid.uuid4().hex
-    process = _bench(app, server, tmp_path, "--scenarios", "json,db", "--repeats", "2", owner=owner)
+    process = bench_process(
+        app, server, tmp_path, "--scenarios", "json,db", "--repeats", "2", owner=owner
+    )
     stdout, stderr = process.communicate(timeout=240)
     assert process.returncode == 0, stderr + stdout
-    run_dir = _run_dir(tmp_path)
+    run_dir = only_run_dir(tmp_path)
     manifest = results.read_json(run_dir / "manifest.json", "manifest")
     assert manifest["status"] == "ok" and manifest["git"]["commit"]
     assert manifest["database"]["settings"]["fsync"] == "off"
-    documents = _results(run_dir)
+    documents = result_documents(run_dir)
     assert [d["scenario"] for d in documents] == ["db", "json"]
     for document in documents:
         assert document["status"] == "ok", document["reason"]
@@ -102,13 +66,13 @@ def test_bench_runs_to_a_valid_result(app: str, server: str, tmp_path: Path) -> 
 
 def test_killed_server_is_a_failed_result_and_nothing_is_left(tmp_path: Path) -> None:
     owner = uuid.uuid4().hex
-    process = _bench(
+    process = bench_process(
         "gino_style", "uvicorn", tmp_path, "--scenarios", "db,json", "--duration", "6s", owner=owner
     )
     try:
-        _wait_for(lambda: any("loadgen" in cmd for _, cmd in processes_owned_by(owner)))
+        wait_for(lambda: any("loadgen" in cmd for _, cmd in processes_owned_by(owner)))
         time.sleep(2)
-        pids = _server_pids(owner, "uvicorn")
+        pids = server_pids(owner, "uvicorn")
         assert pids
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
@@ -116,17 +80,17 @@ def test_killed_server_is_a_failed_result_and_nothing_is_left(tmp_path: Path) ->
     finally:
         process.kill()
     assert process.returncode == 1
-    run_dir = _run_dir(tmp_path)
-    (document,) = _results(run_dir)  # the server is gone: "json" never ran
+    run_dir = only_run_dir(tmp_path)
+    (document,) = result_documents(run_dir)  # the server is gone: "json" never ran
     assert document["status"] == "failed"
     assert "server exited" in document["reason"] or "stopped answering" in document["reason"]
     assert results.read_json(run_dir / "manifest.json", "manifest")["status"] == "failed"
     assert processes_owned_by(owner) == []
 
 
-def test_sigint_stops_everything_and_keeps_completed_results(tmp_path: Path) -> None:
+def test_sigint_stops_everything_and_keeps_completedresult_documents(tmp_path: Path) -> None:
     owner = uuid.uuid4().hex
-    process = _bench(
+    process = bench_process(
         "gino_style",
         "uvicorn",
         tmp_path,
@@ -137,14 +101,14 @@ def test_sigint_stops_everything_and_keeps_completed_results(tmp_path: Path) -> 
         owner=owner,
     )
     try:
-        _wait_for(lambda: any("loadgen" in cmd for _, cmd in processes_owned_by(owner)))
+        wait_for(lambda: any("loadgen" in cmd for _, cmd in processes_owned_by(owner)))
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
-    manifest = json.loads((_run_dir(tmp_path) / "manifest.json").read_text())
+    manifest = json.loads((only_run_dir(tmp_path) / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     assert processes_owned_by(owner) == []
 
@@ -157,7 +121,7 @@ def test_server_that_cannot_start_is_failed_with_its_log(tmp_path: Path, monkeyp
     )
     report = bench.single_pair("gino_style", "uvicorn", options)
     assert report.status == "failed"
-    (document,) = _results(report.run_dir)
+    (document,) = result_documents(report.run_dir)
     assert document["status"] == "failed" and "exited with code" in document["reason"]
     assert "nowhere" in (document["log_tail"] or "")
 

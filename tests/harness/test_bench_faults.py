@@ -12,16 +12,15 @@ import dataclasses
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from shared_fixtures.processes import OWNER_VAR, processes_owned_by
+from shared_fixtures.processes import processes_owned_by
 from stackbench import apps, bench, results
+from tests.harness.runs import bench_process, result_documents, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -49,10 +48,6 @@ def _planted_copy(app_id: str, tmp_path: Path, old: str, new: str, tail: str = "
     return _CopiedApp(**fields, copy=copy)
 
 
-def _results(run_dir: Path) -> list[dict]:
-    return [results.read_json(path, "result") for path in sorted(run_dir.glob("*--*.json"))]
-
-
 def _short(**changes) -> bench.BenchOptions:
     base = {"duration": 2.0, "warmup": 1.0, "connections": 8, "workers": 1}
     return bench.BenchOptions(**{**base, **changes})
@@ -75,7 +70,7 @@ def test_one_wrong_body_in_twenty_is_degraded(tmp_path: Path, monkeypatch) -> No
     report = bench.single_pair(
         "gino_style", "uvicorn", _short(scenarios=("db",), output=tmp_path / "out")
     )
-    (document,) = _results(report.run_dir)
+    (document,) = result_documents(report.run_dir)
     assert document["status"] == "degraded", document["reason"]
     assert document["flags"]["checks_failed"] is True
     assert "wrong responses: db: body is a world row" in document["reason"]
@@ -91,42 +86,9 @@ def test_the_smoke_check_probes_where_the_load_goes(tmp_path: Path) -> None:
         "uvicorn",
         _short(scenarios=("json",), output=tmp_path / "out", prefix="/elsewhere"),
     )
-    (document,) = _results(report.run_dir)
+    (document,) = result_documents(report.run_dir)
     assert document["status"] == "failed"
     assert document["reason"].startswith("smoke check failed: /health: expected 200")
-
-
-def _bench_process(output: Path, owner: str, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stackbench",
-            "bench",
-            "--app",
-            "gino_style",
-            "--output",
-            str(output),
-            "--scenarios",
-            "db",
-            "--connections",
-            "8",
-            *extra,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, OWNER_VAR: owner},
-    )
-
-
-def _wait_for(predicate, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while not (found := predicate()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return found
 
 
 def _children_of(owner: str, parent: int, marker: str) -> list[int]:
@@ -157,22 +119,22 @@ def test_a_worker_killed_mid_window_is_flagged_and_counted_once(tmp_path: Path) 
     owner = uuid.uuid4().hex
     # A long warm-up gives the doomed worker CPU from before the window: counted twice, it
     # would push the figure past what two workers can spend in the window.
-    process = _bench_process(
-        tmp_path, owner, "--server", "uvicorn", "--workers", "2", "--warmup", "4s",
-        "--duration", "3s",
+    process = bench_process(
+        "gino_style", "uvicorn", tmp_path, "--scenarios", "db", "--workers", "2",
+        "--warmup", "4s", "--duration", "3s", owner=owner,
     )  # fmt: skip
     try:
-        _wait_for(lambda: any("loadgen" in cmd for _, cmd in processes_owned_by(owner)))
+        wait_for(lambda: any("loadgen" in cmd for _, cmd in processes_owned_by(owner)))
         master = _master(owner, "uvicorn")
         # uvicorn's workers are multiprocessing children (beside its resource tracker).
-        workers = _wait_for(lambda: _children_of(owner, master, "spawn_main")[1:])
+        workers = wait_for(lambda: _children_of(owner, master, "spawn_main")[1:])
         time.sleep(5.0)  # 1 s into the measured window
         os.kill(workers[0], signal.SIGKILL)
         stdout, _ = process.communicate(timeout=120)
     finally:
         process.kill()
     (run_dir,) = tmp_path.iterdir()
-    (document,) = _results(run_dir)
+    (document,) = result_documents(run_dir)
     assert document["status"] == "degraded", document["reason"]
     assert document["flags"]["worker_restarted"] is True
     assert document["summary"]["worker_exits"] == 1
@@ -190,12 +152,12 @@ def test_a_worker_killed_mid_window_is_flagged_and_counted_once(tmp_path: Path) 
 
 def test_a_killed_master_is_failed_with_a_reason(tmp_path: Path) -> None:
     owner = uuid.uuid4().hex
-    process = _bench_process(
-        tmp_path, owner, "--server", "gunicorn-uvicorn", "--workers", "1", "--warmup", "1s",
-        "--duration", "4s",
+    process = bench_process(
+        "gino_style", "gunicorn-uvicorn", tmp_path, "--scenarios", "db", "--duration", "4s",
+        owner=owner,
     )  # fmt: skip
     try:
-        _wait_for(lambda: any("loadgen" in cmd for _, cmd in processes_owned_by(owner)))
+        wait_for(lambda: any("loadgen" in cmd for _, cmd in processes_owned_by(owner)))
         time.sleep(2.0)
         os.kill(_master(owner, "gunicorn"), signal.SIGKILL)  # the master only
         process.communicate(timeout=120)
@@ -203,7 +165,7 @@ def test_a_killed_master_is_failed_with_a_reason(tmp_path: Path) -> None:
         process.kill()
     assert process.returncode == 1
     (run_dir,) = tmp_path.iterdir()
-    (document,) = _results(run_dir)
+    (document,) = result_documents(run_dir)
     assert document["status"] == "failed"
     assert document["reason"] == "server exited with code -9 during the run"
     manifest = results.read_json(run_dir / "manifest.json", "manifest")
