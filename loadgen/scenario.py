@@ -17,8 +17,8 @@ A scenario file is a Python file that defines any of:
 * ``ENDPOINTS = [Endpoint(...), ...]`` or ``def endpoints(options) -> list[Endpoint]``;
 * ``OPTIONS = {"name": "default", ...}`` defaults for ``--scenario-option``.
 
-The types live in :mod:`loadgen.scenario_types` (re-exported here), the built-ins in
-:mod:`loadgen.scenarios`.
+The types live in :mod:`loadgen.scenario_types` and :mod:`loadgen.user` (re-exported
+here), the built-ins in :mod:`loadgen.scenarios`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,18 @@ from urllib.parse import parse_qsl
 from .errors import ConfigError
 from .scenario_types import Endpoint, FlowFn, Scenario, flow
 from .scenarios import BUILTINS
+from .user import Response, User
 
-__all__ = ["Endpoint", "Scenario", "flow", "load_scenario", "parse_option", "split_spec"]
+__all__ = [
+    "Endpoint",
+    "Response",
+    "Scenario",
+    "User",
+    "flow",
+    "load_scenario",
+    "parse_option",
+    "split_spec",
+]
 
 
 def split_spec(spec: str) -> tuple[str, dict[str, str]]:
