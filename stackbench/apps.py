@@ -113,5 +113,3 @@ def get_app(app_id: str) -> App:
         raise UnknownAppError(f"unknown app {app_id!r}; valid apps: {', '.join(APPS)}") from None
 
 
-def available_apps() -> list[App]:
-    return [app for app in APPS.values() if app.exists()]
