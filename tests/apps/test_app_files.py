@@ -9,7 +9,6 @@ one clear error naming the file, never skip or leave the app out.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -107,9 +106,17 @@ def test_a_lost_requirements_file_fails_the_noxfile(
     assert LOST in str(exited.value)
 
 
-def test_a_lost_requirements_file_fails_the_app_servers(lost_requirements: Path) -> None:
-    conftest = sys.modules["conftest"]  # tests/conftest.py, as pytest imported it
-    assert Path(conftest.__file__).resolve() == ROOT / "tests" / "conftest.py"
+def test_a_lost_requirements_file_fails_the_app_servers(
+    lost_requirements: Path, pytestconfig: pytest.Config
+) -> None:
+    # tests/conftest.py as pytest loaded it: its module name depends on what ran first
+    # (tests/loadgen has a conftest too), so it is found among pytest's plugins by its file.
+    conftest_file = ROOT / "tests" / "conftest.py"
+    (conftest,) = [
+        plugin
+        for plugin in pytestconfig.pluginmanager.get_plugins()
+        if Path(getattr(plugin, "__file__", None) or "/").resolve() == conftest_file
+    ]
     servers = conftest.AppServers(db=None, upstream_url="http://127.0.0.1:9", log_dir=ROOT)
     try:
         assert LOST in _error(lambda: servers.get("tortoise", "uvicorn"))

@@ -180,7 +180,8 @@ def test_a_job_venv_never_mixes_a_pin_with_another_spec_of_it() -> None:
             matrix.Pair("django_sync", "gunicorn-eventlet"),
         ]
     )
-    assert "gunicorn==25.3.0" in mixed and "gunicorn>=23" in mixed  # the check has teeth
+    # the check has teeth: the two gunicorn specs side by side
+    assert "gunicorn==25.3.0" in mixed and any(r.startswith("gunicorn>=") for r in mixed)
 
 
 def test_pairs_are_read_only_as_valid_app_at_server_lists() -> None:
