@@ -111,5 +111,3 @@ def get_app(app_id: str) -> App:
         return APPS[app_id]
     except KeyError:
         raise UnknownAppError(f"unknown app {app_id!r}; valid apps: {', '.join(APPS)}") from None
-
-
