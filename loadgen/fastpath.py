@@ -197,7 +197,10 @@ class FastRun(BaseRun):
             n = occ[i]
             occ[i] += 1
             data = per_ep[i][n % len(per_ep[i])]
-            sample = ep.validate is not None and n % max(1, ep.sample_every) == 0
+            # Checked responses are drawn at random, 1 in sample_every on average: a fixed
+            # stride could fall between the wrong answers of a server that is wrong
+            # periodically (every 20th response, say) and never see one.
+            sample = ep.validate is not None and rng.random() * max(1, ep.sample_every) < 1
             seq.append(_Req(sink, data, ep.method == "HEAD", sample, ep))
         return seq
 

@@ -20,8 +20,8 @@ class Endpoint:
     ``path`` is relative to the base URL's path; a callable ``path(rng)`` generates
     ``variants`` distinct paths up front (e.g. random ids).  ``expect`` is the set of
     statuses that count as success (None: any 2xx/3xx).  ``validate(status, body)``
-    runs on every ``sample_every``-th response and is counted as the named check
-    ``check``.
+    runs on one response in ``sample_every`` on average, drawn at random (never a fixed
+    stride), and is counted as the named check ``check``.
     """
 
     name: str
