@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import pickle
+import socket
 import subprocess
 import sys
 import tempfile
@@ -82,10 +83,24 @@ async def run(config: Config) -> Result:
         loop = asyncio.get_running_loop()
         stats = await loop.run_in_executor(None, _run_processes, config)
     else:
-        r = make_run(config, asyncio.get_running_loop(), None, scenario)
+        r = make_run(config, asyncio.get_running_loop(), part_for(config, 0), scenario)
         await r.prepare()
-        stats = await r.run()
+        t0 = None
+        if config.start_at is not None:  # --start-at: the schedule starts then
+            now = time.perf_counter_ns()
+            t0 = max(now, now + round(config.start_at * 1e9) - time.time_ns())
+        stats = await r.run(t0)
+    stats.wall_offset_ns = time.time_ns() - time.perf_counter_ns()
+    stats.host = socket.gethostname()
     return Result(config, stats, scenario)
+
+
+def part_for(config: Config, p: int) -> Part:
+    """Process ``p`` of this run's share: with ``--agent I/N`` and ``--processes P``,
+    slot ``I*P + p`` of ``N*P`` (see :mod:`loadgen.agent`)."""
+    i, n = config.agent or (0, 1)
+    count = config.processes
+    return Part(i * count + p, n * count)
 
 
 def run_sync(config: Config) -> Result:
@@ -123,7 +138,8 @@ def _spawn_worker(config: Config, index: int, count: int) -> _Worker:
         env=env,
     )
     assert p.stdin is not None
-    pickle.dump((config, index, count), p.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+    part = part_for(config, index)
+    pickle.dump((config, part.index, part.count), p.stdin, protocol=pickle.HIGHEST_PROTOCOL)
     p.stdin.flush()
     return _Worker(p, err)
 
@@ -156,6 +172,8 @@ def _run_processes(config: Config) -> Stats:
         for w in procs:
             _recv(w, "ready")
         t0 = time.monotonic_ns() + _START_DELAY_NS
+        if config.start_at is not None:  # --start-at, unless it has already passed
+            t0 = max(t0, time.monotonic_ns() + round(config.start_at * 1e9) - time.time_ns())
         for w in procs:
             assert w.proc.stdin is not None
             pickle.dump(("go", t0), w.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
@@ -187,4 +205,4 @@ def _run_processes(config: Config) -> Stats:
                         f.close()
 
 
-__all__ = ["ConfigError", "make_run", "new_event_loop", "probe", "run", "run_sync"]
+__all__ = ["ConfigError", "make_run", "new_event_loop", "part_for", "probe", "run", "run_sync"]

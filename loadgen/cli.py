@@ -11,15 +11,17 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from .agent import parse_agent, parse_start_at
 from .api import run_sync
 from .config import Config, LoadgenError, parse_duration, parse_header
 from .hgrm import write_hgrm
+from .merge import merge_main
 from .result import Result
 from .scenario import parse_option
 from .scenarios import BUILTINS
 from .version import __version__
 
-USAGE = "python -m loadgen [options] URL"
+USAGE = "python -m loadgen [options] URL | python -m loadgen merge A.json B.json ... [--json OUT]"
 
 EPILOG = """\
 models:
@@ -125,6 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes, one event loop each (default 1)",
     )
     g.add_argument(
+        "--agent",
+        metavar="I/N",
+        help="be agent I of N (0-based) of one run split over hosts: its share of the"
+        " schedule, of -c and of -n (merge the --json reports with 'loadgen merge')",
+    )
+    g.add_argument(
+        "--start-at",
+        metavar="TIME",
+        help="start the run at TIME: +DELAY (+5s), Unix seconds or ISO-8601"
+        " (at most 10 minutes away), to line up agents on several hosts",
+    )
+    g.add_argument(
         "--grace",
         type=_duration("--grace", positive=False),
         help="drain time for in-flight requests after -z (default min(-t, 5s))",
@@ -223,6 +237,8 @@ def config_from_args(a: argparse.Namespace) -> Config:
         headers.append(("Content-Type", a.T))
     opts = dict(parse_option(x) for x in a.scenario_option)
     pure = a.pure
+    agent = parse_agent(a.agent) if a.agent is not None else None
+    start_at = parse_start_at(a.start_at) if a.start_at is not None else None
     return Config(
         url=a.url,
         requests=a.n,
@@ -248,12 +264,17 @@ def config_from_args(a: argparse.Namespace) -> Config:
         use_uvloop=False if (pure or a.no_uvloop) else None,
         use_httptools=False if (pure or a.no_httptools) else None,
         seed=a.seed,
+        agent=agent,
+        start_at=start_at,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["merge"]:
+        return merge_main(args[1:])
     p = build_parser()
-    a = p.parse_args(argv)
+    a = p.parse_args(args)
     if a.list_scenarios:
         for name, (_f, defaults) in BUILTINS.items():
             opts = " ".join(f"{k}={v}" for k, v in defaults.items())

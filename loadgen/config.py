@@ -8,6 +8,7 @@ import math
 import os
 import re
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +154,8 @@ class Config:
     use_httptools: bool | None = None  # None: auto (off if LOADGEN_PURE=1)
     seed: int | None = None  # scenario randomness (weights, ids)
     check_target: bool = True  # probe one TCP connect before the run
+    agent: tuple[int, int] | None = None  # --agent I/N: (I, N), I 0-based (loadgen.agent)
+    start_at: float | None = None  # --start-at: Unix seconds; start the run then
 
     # -- derived ---------------------------------------------------------------------
     @property
@@ -204,6 +207,7 @@ class Config:
         d["scenario_options"] = mask_secrets(self.scenario_options)
         d["thresholds"] = list(self.thresholds)
         d["model"] = "open" if self.open_model else "closed"
+        d["agent"] = f"{self.agent[0]}/{self.agent[1]}" if self.agent else None
         return d
 
     # -- validation ------------------------------------------------------------------
@@ -241,6 +245,7 @@ class Config:
         n = self.n_total
         if n is not None and self.processes > n:
             raise ConfigError(f"--processes ({self.processes}) cannot exceed -n ({n})")
+        self._validate_agent()
         if not re.fullmatch(r"[A-Z]+", self.method or ""):
             raise ConfigError(f"invalid method {self.method!r}")
         for k, v in self.headers:
@@ -254,6 +259,30 @@ class Config:
             parse_threshold(th)
         return self
 
+    def _validate_agent(self) -> None:
+        if self.agent is not None:
+            i, count = self.agent
+            if not (isinstance(count, int) and isinstance(i, int) and 0 <= i < count):
+                raise ConfigError(f"--agent must be I/N with 0 <= I < N, got {self.agent!r}")
+            slots = count * self.processes
+            if slots > self.concurrency:
+                raise ConfigError(
+                    f"agents x processes ({slots}) cannot exceed -c ({self.concurrency})"
+                )
+            n = self.n_total
+            if n is not None and slots > n:
+                raise ConfigError(f"agents x processes ({slots}) cannot exceed -n ({n})")
+        if self.start_at is not None:
+            ahead = self.start_at - time.time()
+            if not math.isfinite(ahead) or ahead > MAX_START_AHEAD:
+                raise ConfigError(
+                    f"--start-at is {ahead:.0f} s away (at most {MAX_START_AHEAD:.0f} s)"
+                )
+            if ahead < -1.0:
+                raise ConfigError(f"--start-at is {-ahead:.1f} s in the past")
+
+
+MAX_START_AHEAD = 600.0  # --start-at: refuse a start further away than this (s)
 
 _SECRET_WORDS = ("password", "secret", "token", "passwd")
 

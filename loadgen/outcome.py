@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .agent import agent_block
 from .config import Config, mask_secrets
 from .histogram import Histogram
 from .protocol import ABORTED
@@ -282,7 +283,7 @@ class Outcome:
                 "mean_queue": round(st.queue_mean, 3),
                 "scheduler_lag_ns": {"p50": lag[50], "p99": lag[99], "max": lag[100]},
             }
-        return {
+        d: dict[str, Any] = {
             "version": REPORT_VERSION,
             "tool": {
                 "name": "loadgen",
@@ -334,6 +335,9 @@ class Outcome:
             "thresholds": self.thresholds,
             "passed": self.passed,
         }
+        if self.config.agent is not None:
+            d["agent"] = agent_block(self.config.agent, self.config.start_at, st)
+        return d
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

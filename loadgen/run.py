@@ -151,7 +151,9 @@ class BaseRun:
         w0 = _pc()
         cfg = self.config
         if cfg.csv_path:
-            self.csv = CsvOut(cfg.csv_path, self.part.index, self.part.count, self.open)
+            # this host's part files: process p of --processes P (agent I: slot I*P + p)
+            p = cfg.processes
+            self.csv = CsvOut(cfg.csv_path, self.part.index % p, p, self.open)
             self.csv_row = self.csv.row
         now = _pc()
         self.t0 = t0 if t0 is not None else now

@@ -226,6 +226,9 @@ class Stats:
     parser: str = ""
     inflight_mean: float = 0.0  # finalize(); summed over workers by merge
     queue_mean: float = 0.0
+    # set by loadgen.api after the run (not merged): wall clock = perf_counter_ns + this
+    wall_offset_ns: int = 0
+    host: str = ""
     # cumulative (failed, errors, bytes) at the last fold, for per-second deltas
     _snap: tuple[int, int, int] = (0, 0, 0)
 
