@@ -4,6 +4,7 @@ tagged so leaks can be proven), and what they leave in their run directory."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,7 +43,14 @@ def bench_process(app: str, server: str, output: Path, *extra: str, owner: str) 
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, OWNER_VAR: owner},
+        preexec_fn=default_sigint,
     )
+
+
+def default_sigint() -> None:
+    """A child as a terminal starts it: Ctrl-C interrupts. A runner started as a background
+    job has SIGINT ignored, which children inherit, and the SIGINT tests would hang."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def only_run_dir(output: Path) -> Path:
