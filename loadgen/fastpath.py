@@ -9,7 +9,6 @@ requests (picked by weight for an endpoint scenario).
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from typing import cast
 
@@ -159,8 +158,7 @@ class FastRun(BaseRun):
         cfg = self.config
         t = self.target
         sc = self.scenario
-        seed = cfg.seed if cfg.seed is not None else 12345
-        rng = random.Random(seed * 1000 + self.part.index)
+        rng = self.rng
         if sc is None:
             hdrs = cfg.headers
             sink = self.stats.sink(t.path_qs, None)

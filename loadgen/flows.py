@@ -50,8 +50,6 @@ class FlowRun(BaseRun):
     ) -> None:
         assert scenario is not None and scenario.flows
         super().__init__(config, loop, part, scenario)
-        seed = config.seed if config.seed is not None else 12345
-        self.rng = random.Random(seed * 1000 + self.part.index)
         self.flows = [f for _, f in scenario.flows]
         self.weights = [w for w, _ in scenario.flows]
         self.users: list[User] = []

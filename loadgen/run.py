@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import resource
 import time
 from collections import deque
@@ -68,6 +69,9 @@ class BaseRun:
         self.loop = loop
         self.part = part or Part()
         self.scenario = scenario
+        # One seeded stream per process slot: the same run draws the same paths and samples.
+        seed = config.seed if config.seed is not None else 12345
+        self.rng = random.Random(seed * 1000 + self.part.index)
         self.target: Target = config.target
         self.use_httptools = config.httptools_enabled and HAVE_HTTPTOOLS
         self.open = config.open_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from stackbench.report.across import Ratio, RunReference
 from stackbench.report.load import LoadedResult, LoadedRun
@@ -109,15 +109,11 @@ def errors_cell(summary: Mapping[str, Any] | None) -> str:
     return text
 
 
-def _as_mapping(document: Mapping[str, Any]) -> Mapping[str, Any]:
-    return document
-
-
 def conditions(items: list[LoadedResult]) -> str:
     """'32 connections, closed model, 1 s warm-up + 3 s measured × 3 repeats' (results'
     own ``load`` sections), or 'mixed load settings' when they differ."""
     keys = ("connections", "model", "rate", "warmup_s", "duration_s", "repeats")
-    loads = {tuple(_as_mapping(r.doc["load"])[k] for k in keys) for r in items}
+    loads = {tuple(cast(Mapping[str, Any], r.doc["load"])[k] for k in keys) for r in items}
     if len(loads) != 1:
         return "mixed load settings"
     connections, model, rate, warmup, duration, repeats = loads.pop()
