@@ -13,6 +13,7 @@ from stackbench.matrix import Pair, get_pair
 from stackbench.measure import Progress
 from stackbench.options import BenchOptions
 from stackbench.run import BenchRun, RunReport
+from stackbench.target import connect
 
 
 def many_pairs(
@@ -38,5 +39,20 @@ def single_pair(
         f"{app}-{server}", output=options.output, scale=options.scale, progress=progress
     ) as run:
         run.job(Pair(app, server), options)
+    assert run.report is not None
+    return run.report
+
+
+def remote_pair(
+    target_url: str, stats_url: str, options: BenchOptions, progress: Progress | None = None
+) -> RunReport:
+    """bench --target: the pair ``serve`` runs at ``target_url``, measured from here, its
+    server-side figures from ``stats_url`` (the stats endpoint ``serve`` printed)."""
+    subject = connect(target_url, stats_url)  # unreachable: one line, before anything runs
+    label = f"{subject.info['app']}-{subject.info['server']}-target"
+    with BenchRun(
+        label, output=options.output, scale=options.scale, progress=progress, target=subject
+    ) as run:
+        run.remote_job(options)
     assert run.report is not None
     return run.report

@@ -1,6 +1,8 @@
 """``python -m stackbench``: what the nox sessions run.
 
     python -m stackbench bench --app fastapi_sqla --server uvicorn [options]
+    python -m stackbench serve --app gino_style --server uvicorn [--bind ADDRESS]
+    python -m stackbench bench --target http://HOST:PORT --target-stats http://HOST:PORT
     python -m stackbench matrix [--json]
     python -m stackbench report RUN_DIR [RUN_DIR...] [--baseline RUN_DIR] [--output DIR]
     python -m stackbench experiment gevent-patching
@@ -20,7 +22,7 @@ from typing import Any
 from shared_fixtures.db import DatabaseError
 from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import MAX_SCALE, SeedError
-from stackbench import bench, experiments, matrix, results
+from stackbench import bench, experiments, hosting_cli, matrix, results
 from stackbench.apps import UnknownAppError, get_app
 from stackbench.console import LiveProgress, changes_table, console, print_matrix, summary_table
 from stackbench.experiments import cli as experiment_cli
@@ -38,7 +40,9 @@ from stackbench.options import (
     seconds_or_zero,
 )
 from stackbench.results import ResultsError
+from stackbench.run import RunReport
 from stackbench.servers import UnknownServerError, get_server
+from stackbench.target import TargetError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,6 +92,19 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     )
     load.add_argument("--processes", type=positive(int), default=1, help="loadgen processes")
     load.add_argument("--timeout", type=seconds, default=20.0, help="per-request timeout")
+    load.add_argument("--client-cpus", type=cpus, help="pin loadgen: taskset CPU list")
+    add_server_options(parser)
+    out = parser.add_argument_group("data")
+    out.add_argument(
+        "--output",
+        type=Path,
+        default=results.ROOT / "results",
+        help="where run directories go (results/)",
+    )
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """How the pair is served (bench and serve)."""
     server = parser.add_argument_group("server")
     server.add_argument("--workers", type=positive(int), help="default: from the CPUs given")
     server.add_argument(
@@ -99,16 +116,8 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
         "--pool-size", type=positive(int), default=10, help="DB connections per process pool (10)"
     )
     server.add_argument("--server-cpus", type=cpus, help="pin the server: taskset CPU list")
-    server.add_argument("--client-cpus", type=cpus, help="pin loadgen: taskset CPU list")
     server.add_argument("--ready-timeout", type=seconds, default=30.0)
-    out = parser.add_argument_group("data")
-    out.add_argument(
-        "--output",
-        type=Path,
-        default=results.ROOT / "results",
-        help="where run directories go (results/)",
-    )
-    out.add_argument("--scale", type=scale, default=1, help=f"seed scale, 1..{MAX_SCALE}")
+    server.add_argument("--scale", type=scale, default=1, help=f"seed scale, 1..{MAX_SCALE}")
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:
@@ -150,8 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--pairs",
         help="exact pairs side by side in one run: app@server,app@server (CI's jobs)",
     )
+    chosen.add_argument(
+        "--target",
+        metavar="URL",
+        help="the app `serve` runs on another host (with --target-stats: docs/distributed.md)",
+    )
     run.add_argument("--server", help="a server, or several: a,b")
+    run.add_argument(
+        "--target-stats", metavar="URL", help="that serve's stats endpoint (it prints both)"
+    )
     add_load_options(run)
+    hosting_cli.add_parser(commands, add_server_options)
     experiment_cli.add_parser(commands)
     listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
     listing.add_argument("--json", action="store_true", help="machine-readable, for CI")
@@ -213,8 +231,26 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# What serve decides on the serving host; refused beside --target rather than ignored.
+_SERVE_SIDE = ("workers", "threads", "pool_size", "server_cpus", "scale", "ready_timeout")
+
+
+def _check_target(args: argparse.Namespace) -> None:
+    defaults = build_parser().parse_args(["bench", "--target", args.target])
+    if not args.target_stats:
+        raise OptionError("--target needs --target-stats URL (serve prints both)")
+    if args.server:
+        raise OptionError("--target measures the pair serve runs: drop --server")
+    for name in _SERVE_SIDE:
+        if getattr(args, name) != getattr(defaults, name):
+            flag = "--" + name.replace("_", "-")
+            raise OptionError(f"{flag} is serve's option: give it to serve on the serving host")
+
+
 def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair] | None:
     """--pairs as exact pairs; else None after checking every --app and --server name."""
+    if args.target_stats:
+        raise OptionError("--target-stats goes with --target")
     if args.pairs is not None:
         if args.server:
             raise OptionError("--pairs names the servers: drop --server")
@@ -232,12 +268,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "report":
         return run_report(args)
+    if args.command == "serve":
+        return hosting_cli.run(args)
     try:
         if args.command == "matrix":
             print_matrix(args.json)
             return 0
         if args.command == "experiment":
             return experiment_cli.run(args, console, LiveProgress())
+        if args.target is not None:
+            _check_target(args)
+            options = options_from(args)
+            report = bench.remote_pair(
+                args.target, args.target_stats, options, progress=LiveProgress()
+            )
+            return _summarize(report)
         chosen = _chosen_pairs(args)
         options = options_from(args)
         if chosen is not None:
@@ -259,12 +304,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (DatabaseError, ProcessError, ResultsError, SeedError, OSError) as exc:
+    except (DatabaseError, ProcessError, ResultsError, SeedError, TargetError, OSError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: everything started was stopped", file=sys.stderr)
         return 130
+    return _summarize(report)
+
+
+def _summarize(report: RunReport) -> int:
     console.print(summary_table(report.rows, f"run {report.run_dir.name}"))
     console.print(f"results: {report.run_dir}")
     return 0 if report.status == "ok" else 1

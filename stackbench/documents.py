@@ -249,6 +249,15 @@ class PairRef(TypedDict):
     server: str
 
 
+class Target(TypedDict):
+    """A run of ``bench --target``: where the pair was served (``serve`` on that host)."""
+
+    app_url: str
+    stats_url: str
+    host: str
+    machine: Machine
+
+
 class Manifest(TypedDict):
     schema_version: int
     kind: Literal["stackbench.manifest"]
@@ -270,3 +279,4 @@ class Manifest(TypedDict):
     options: dict[str, Any]
     pairs: list[PairRef]
     results: list[str]
+    target: NotRequired[Target]

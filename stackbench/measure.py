@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from shared_fixtures.db import Database
 from shared_fixtures.processes import ProcessError
@@ -38,6 +40,74 @@ class Progress:
 
 def needs_upstream(scenarios: tuple[str, ...]) -> bool:
     return any(s.startswith("slow") or s == "mix" for s in scenarios)
+
+
+class Sampling(Protocol):
+    def mark(self) -> None: ...
+    def stop(self) -> ServerFigures: ...
+
+
+class Subject(Protocol):
+    """What the scenarios measure: a pair served here, or by ``serve`` on another host."""
+
+    @property
+    def base_url(self) -> str: ...  # the contract's root, where the load goes
+    @property
+    def server_pid(self) -> int: ...  # the master: its exit is not a worker restart
+    @property
+    def database_cpu_source(self) -> str | None: ...  # "proc": read from /proc
+
+    def sampler(self) -> Sampling: ...  # started; mark() opens the measured window
+    def loadgen_env(self) -> dict[str, str]: ...
+    def stopped(self) -> str | None: ...  # None while the server runs, else why not
+    def answers(self) -> bool: ...  # /health answers: the next scenario can run
+    def log_tail(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class LocalSubject:
+    """A pair this process serves, its figures read from this host's /proc."""
+
+    served: Served
+    db: Database
+    prefix: str = ""
+
+    @property
+    def base_url(self) -> str:
+        return self.served.base_url + self.prefix
+
+    @property
+    def server_pid(self) -> int:
+        return self.served.process.pid
+
+    @property
+    def _database_pid(self) -> int | None:
+        return self.db.process.pid if self.db.embedded and self.db.process else None
+
+    @property
+    def database_cpu_source(self) -> str | None:
+        return "proc" if self._database_pid is not None else None
+
+    def sampler(self) -> Sampling:
+        return Sampler(self.server_pid, self.db.url, database_pid=self._database_pid).start()
+
+    def loadgen_env(self) -> dict[str, str]:
+        user, password = self.served.admin_credentials
+        return {**os.environ, "STACKBENCH_ADMIN_USER": user, "STACKBENCH_ADMIN_PASSWORD": password}
+
+    def stopped(self) -> str | None:
+        if self.served.process.running():
+            return None
+        code = self.served.process.popen.poll()
+        if code is None:
+            return "server stopped answering /health (hung)"
+        return f"server exited with code {code} during the run"
+
+    def answers(self) -> bool:
+        return answers_health(self.served.base_url, timeout=5.0)
+
+    def log_tail(self) -> str | None:
+        return self.served.process.log_tail()
 
 
 def measure_pair(
@@ -71,29 +141,38 @@ def measure_pair(
             base["interpreter"] = results.interpreter(
                 (options.bin_dir or BIN_DIR) / "python", served.env
             )
-            # The check probes what the load will hit: the app mounted at the prefix.
-            failures = smoke_check(
-                served.base_url + options.prefix, slow=needs_upstream(options.scenarios)
-            )
-            if failures:
-                reason = "smoke check failed: " + "; ".join(failures)
-                return [
-                    _write_failed(base, options, s, run_dir, reason, None)
-                    for s in options.scenarios
-                ]
-            rows = []
-            for scenario in options.scenarios:
-                rows.append(_run_scenario(served, scenario, options, db, base, run_dir, progress))
-                server_gone = not answers_health(served.base_url, timeout=5.0)
-                if rows[-1]["status"] == "failed" and server_gone:
-                    break  # the server is gone or hung: the other scenarios cannot run
-            return rows
+            # The load (and the smoke check) go to the app mounted at the prefix.
+            subject = LocalSubject(served, db, options.prefix)
+            return measure_subject(subject, options, base, run_dir, progress)
     except ProcessError as exc:
         reason, _, tail = str(exc).partition("; last log lines:\n")
-        return [
-            _write_failed(base, options, s, run_dir, reason, tail or None)
-            for s in options.scenarios
-        ]
+        return failed_rows(base, options, run_dir, reason, tail or None)
+
+
+def measure_subject(
+    subject: Subject,
+    options: BenchOptions,
+    base: ResultHeader,
+    run_dir: Path,
+    progress: Progress,
+) -> list[ResultRow]:
+    """Smoke-check the subject, then measure each scenario; one result document each."""
+    failures = smoke_check(subject.base_url, slow=needs_upstream(options.scenarios))
+    if failures:
+        reason = "smoke check failed: " + "; ".join(failures)
+        return failed_rows(base, options, run_dir, reason, None)
+    rows = []
+    for scenario in options.scenarios:
+        rows.append(_run_scenario(subject, scenario, options, base, run_dir, progress))
+        if rows[-1]["status"] == "failed" and not subject.answers():
+            break  # the server is gone or hung: the other scenarios cannot run
+    return rows
+
+
+def failed_rows(
+    base: ResultHeader, options: BenchOptions, run_dir: Path, reason: str, log_tail: str | None
+) -> list[ResultRow]:
+    return [_write_failed(base, options, s, run_dir, reason, log_tail) for s in options.scenarios]
 
 
 def _result_base(
@@ -184,26 +263,20 @@ def _write_result(document: ResultDocument, run_dir: Path) -> ResultRow:
 
 
 def _run_scenario(
-    served: Served,
+    subject: Subject,
     scenario: str,
     options: BenchOptions,
-    db: Database,
     base: ResultHeader,
     run_dir: Path,
     progress: Progress,
 ) -> ResultRow:
     load = options.load(scenario)
-    env = {
-        **os.environ,
-        "STACKBENCH_ADMIN_USER": served.admin_credentials[0],
-        "STACKBENCH_ADMIN_PASSWORD": served.admin_credentials[1],
-    }
+    env = subject.loadgen_env()
     repeats: list[Repeat] = []
     reason: str | None = None
     label = f"{base['app']} @ {base['server']}: {scenario}"
     for index in range(options.repeats):
-        database_pid = db.process.pid if db.embedded and db.process else None
-        sampler = Sampler(served.process.pid, db.url, database_pid=database_pid).start()
+        sampler = subject.sampler()
         figures = ServerFigures(None, None, None)
         try:
             tick = progress.start(
@@ -211,7 +284,7 @@ def _run_scenario(
             )
             report = run_load(
                 load,
-                served.base_url + options.prefix,
+                subject.base_url,
                 run_dir / "logs",
                 env=env,
                 client_cpus=options.client_cpus,
@@ -224,7 +297,7 @@ def _run_scenario(
         finally:
             figures = sampler.stop()
             progress.done()
-        alive = served.process.running()
+        stopped = subject.stopped()
         repeats.append(
             {
                 "rps": float(report["summary"]["rps"]),
@@ -233,28 +306,23 @@ def _run_scenario(
                     "cpu_s": figures.cpu_s,
                     "peak_rss_mb": figures.peak_rss_mb,
                     "peak_db_connections": figures.peak_db_connections,
-                    "alive_after": alive,
+                    "alive_after": stopped is None,
                     # The master's exit is the "server exited" reason below, not a restart.
                     "worker_exits": len(
-                        [pid for pid in figures.exited_pids if pid != served.process.pid]
+                        [pid for pid in figures.exited_pids if pid != subject.server_pid]
                     ),
                     "exited_pids": list(figures.exited_pids),
                     "window_s": figures.window_s,
                 },
                 "database": {
                     "cpu_s": figures.database_cpu_s,
-                    "source": "proc" if database_pid is not None else None,
+                    "source": subject.database_cpu_source,
                 },
                 "loadgen": report,
             }
         )
-        if not alive:
-            code = served.process.popen.poll()
-            reason = (
-                f"server exited with code {code} during the run"
-                if code is not None
-                else "server stopped answering /health (hung)"
-            )
+        if stopped is not None:
+            reason = stopped
             break
     verdict = judge(repeats, reason)
     document: ResultDocument = {
@@ -267,7 +335,7 @@ def _run_scenario(
         "reason": verdict["reason"],
         "summary": verdict["summary"],
         "flags": verdict["flags"],
-        "log_tail": served.process.log_tail() if verdict["status"] == "failed" else None,
+        "log_tail": subject.log_tail() if verdict["status"] == "failed" else None,
         "finished_at": results.now(),
     }
     return _write_result(document, run_dir)

@@ -58,7 +58,7 @@ class BenchOptions:
 
     @property
     def server_cpu_count(self) -> int:
-        return _cpu_count(self.server_cpus) or os.cpu_count() or 1
+        return cpus_named(self.server_cpus) or os.cpu_count() or 1
 
     def load(self, scenario: str) -> Load:
         return Load(
@@ -82,7 +82,7 @@ class BenchOptions:
         return data
 
 
-def _cpu_count(spec: str | None) -> int:
+def cpus_named(spec: str | None) -> int:
     """How many CPUs a taskset list like '0', '0,1' or '0-3' names."""
     if not spec:
         return 0

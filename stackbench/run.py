@@ -15,10 +15,11 @@ from shared_fixtures.db import database
 from shared_fixtures.seed import ensure_seeded
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
-from stackbench.documents import DatabaseInfo, Manifest, ResultRow, RunStatus
+from stackbench.documents import DatabaseInfo, Manifest, PairRef, ResultRow, RunStatus, Seed
 from stackbench.matrix import Pair, get_pair
 from stackbench.measure import Progress, measure_pair, needs_upstream
 from stackbench.options import BenchOptions
+from stackbench.target import RemoteSubject, measure_target
 
 
 @dataclass
@@ -47,8 +48,10 @@ class BenchRun:
         scale: int = 1,
         experiment: str | None = None,
         progress: Progress | None = None,
+        target: RemoteSubject | None = None,
     ) -> None:
         self.label, self.output, self.scale = label, output, scale
+        self.target = target  # a pair `serve` runs elsewhere: no database or upstream here
         self.progress = progress or Progress()
         self.report: RunReport | None = None
         self._stack = contextlib.ExitStack()
@@ -89,6 +92,9 @@ class BenchRun:
             # SIGTERM unwinds like Ctrl-C, so every context below stops what it started.
             previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
             self._stack.callback(signal.signal, signal.SIGTERM, previous)
+            if self.target is not None:
+                self._describe_target(self.target)
+                return self
             work = Path(
                 self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stackbench-run-"))
             )
@@ -105,6 +111,37 @@ class BenchRun:
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise
         return self
+
+    def _describe_target(self, target: RemoteSubject) -> None:
+        """The manifest's database, seed and serving host, as ``serve`` reports them."""
+        info = target.info
+        self._manifest["database"] = cast(DatabaseInfo, info["database"])
+        self._manifest["seed"] = cast(Seed, info["seed"])
+        self._manifest["target"] = {
+            "app_url": target.base_url,
+            "stats_url": target.client.url,
+            "host": info["host"],
+            "machine": info["machine"],
+        }
+
+    def remote_job(self, options: BenchOptions, variant: str | None = None) -> list[ResultRow]:
+        """Measure each scenario against the target; returns its rows."""
+        assert self.report is not None and self.target is not None
+        info, manifest = self.target.info, self._manifest
+        manifest["pinning"] = {
+            "server_cpus": info["pinning"]["server_cpus"],  # on the serving host
+            "client_cpus": options.client_cpus,
+        }
+        manifest["options"]["jobs"].append(
+            {"app": info["app"], "server": info["server"], "variant": variant, **options.as_dict()}
+        )
+        pair: PairRef = {"app": info["app"], "server": info["server"]}
+        if pair not in manifest["pairs"]:
+            manifest["pairs"].append(pair)
+        rows = measure_target(self.target, options, variant, self.run_dir, self.progress)
+        self.report.rows.extend(rows)
+        manifest["results"].extend(row["file"] for row in rows)
+        return rows
 
     def _upstream(self, scenarios: tuple[str, ...]) -> str:
         if not needs_upstream(scenarios):

@@ -113,7 +113,7 @@ class GroupCPU:
         return self._departed_cpu_s + sum(u.cpu_s for u in now.values()), now
 
 
-_CONNECTIONS = (
+CONNECTIONS_QUERY = (
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
     "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
 )
@@ -163,7 +163,7 @@ class Sampler:
         self._peak_rss = max(self._peak_rss, rss)
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
-                row = conn.execute(_CONNECTIONS).fetchone()
+                row = conn.execute(CONNECTIONS_QUERY).fetchone()
                 count = int(row[0]) if row else 0
                 self._peak_connections = max(self._peak_connections or 0, count)
 

@@ -18,9 +18,11 @@ from stackbench.apps import App
 from stackbench.servers import Knobs, Server
 
 ADMIN_USER = "stackbench-admin"
+ANY_ADDRESS = ("0.0.0.0", "")
 # One password per harness process: the Django apps share one auth_user table, so a
-# password per serve() would let the last app served lock the others' logins out.
-ADMIN_PASSWORD = secrets.token_urlsafe(16)
+# password per serve() would let the last app served lock the others' logins out. A bench
+# on another host (`bench --target`) logs in with the one its serving host was given.
+ADMIN_PASSWORD = os.environ.get("STACKBENCH_ADMIN_PASSWORD") or secrets.token_urlsafe(16)
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,11 @@ def serve(
     cpus: int | None = None,
     ready_timeout: float = 30.0,
     wrap: list[str] | None = None,
+    host: str = LOOPBACK,
+    port: int | None = None,
 ) -> Iterator[Served]:
-    """Start ``app`` under ``server``; stop it (and its workers) on exit, whatever happened."""
+    """Start ``app`` under ``server`` listening on ``host:port`` (loopback and a free port
+    by default); stop it (and its workers) on exit, whatever happened."""
     knobs = knobs or Knobs()
     env = app_env(
         app,
@@ -134,11 +139,12 @@ def serve(
         free_threaded=is_free_threaded(bin_dir / "python"),
     )
     prepare(app, env, bin_dir)
-    port = free_port()
-    argv = server.argv(app, port, knobs, cpus or os.cpu_count() or 1)
+    port = port or free_port(host)
+    argv = server.argv(app, port, knobs, cpus or os.cpu_count() or 1, host)
     argv[0] = str(bin_dir / argv[0])
     argv = [*(wrap or []), *argv]  # e.g. taskset -c 0: pins the server and its workers
-    base_url = f"http://{LOOPBACK}:{port}"
+    # Readiness is probed from here: an any-address bind answers on loopback too.
+    base_url = f"http://{LOOPBACK if host in ANY_ADDRESS else host}:{port}"
     process = ManagedProcess(
         argv,
         name=f"{server.id} ({app.id})",

@@ -49,14 +49,17 @@ class Server:
         threads = knobs.threads or default_threads(self.id, knobs.pool_size)
         return {"workers": workers, "threads": threads, "pool_size": knobs.pool_size}
 
-    def argv(self, app: App, port: int, knobs: Knobs, cpus: int) -> list[str]:
+    def argv(
+        self, app: App, port: int, knobs: Knobs, cpus: int, host: str = "127.0.0.1"
+    ) -> list[str]:
+        """The server's command line, listening on ``host:port`` (loopback by default)."""
         interface = self.interface_for(app)
         if interface is None:
             raise ValueError(f"{self.id} cannot serve {app.id}")
         entry = app.entries[interface]
         settings = self.resolve(knobs, cpus)
         workers, threads = str(settings["workers"]), str(settings["threads"])
-        bind = f"127.0.0.1:{port}"
+        bind = f"{host}:{port}"
         # Django has no lifespan handler; servers that probe for one get it switched off.
         lifespan_off = app.django
         if self.id.startswith("gunicorn-"):
@@ -93,7 +96,7 @@ class Server:
             return [
                 "uvicorn",
                 "--host",
-                "127.0.0.1",
+                host,
                 "--port",
                 str(port),
                 "--workers",
@@ -110,7 +113,7 @@ class Server:
         if self.id == "hypercorn":
             return ["hypercorn", "-k", "uvloop", "-w", workers, "-b", bind, entry]
         if self.id == "daphne":
-            return ["daphne", "-b", "127.0.0.1", "-p", str(port), entry]
+            return ["daphne", "-b", host, "-p", str(port), entry]
         if self.id == "granian":
             granian_interface = interface
             if interface == ASGI and lifespan_off:
@@ -121,7 +124,7 @@ class Server:
                 "--interface",
                 granian_interface,
                 "--host",
-                "127.0.0.1",
+                host,
                 "--port",
                 str(port),
                 "--workers",

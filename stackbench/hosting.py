@@ -1,0 +1,157 @@
+"""``stackbench serve``: one pair served for load from elsewhere (docs/distributed.md).
+
+The database (seeded and verified as for ``bench``), the slow upstream and the app under
+its server, started with the same registries and settings as a bench job, so a served pair
+is exactly a benched pair; beside them, the read-only stats endpoint. Everything runs until
+Ctrl-C or SIGTERM, or until the server exits, and is stopped on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared_fixtures.db import database
+from shared_fixtures.net import LOOPBACK, free_port
+from shared_fixtures.seed import ensure_seeded
+from shared_fixtures.upstream import start_upstream
+from stackbench import results
+from stackbench.matrix import get_pair
+from stackbench.options import OptionError
+from stackbench.serve import ANY_ADDRESS, Served, serve
+from stackbench.servers import Knobs
+from stackbench.stats_endpoint import stats_endpoint
+from stackbench.watch import ServerWatch
+
+BIN_DIR = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    bind: str = LOOPBACK
+    port: int | None = None
+    stats_port: int | None = None
+    knobs: Knobs = field(default_factory=Knobs)
+    server_cpus: str | None = None
+    server_cpu_count: int = 1
+    scale: int = 1
+    ready_timeout: float = 30.0
+    ready_file: Path | None = None  # the /info document, written once everything answers
+
+
+@dataclass(frozen=True)
+class Hosted:
+    """What serve runs: its /info document and the server process."""
+
+    info: dict[str, Any]
+    served: Served
+
+
+def bind_address(text: str) -> str:
+    """An IPv4 address to listen on (0.0.0.0: every interface)."""
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise OptionError(f"--bind: not an IPv4 address: {text!r}") from None
+
+
+def is_loopback(bind: str) -> bool:
+    return bind not in ANY_ADDRESS and ipaddress.IPv4Address(bind).is_loopback
+
+
+def _advertised(bind: str) -> str:
+    """The host other machines use: the bound address, or this host's name for 0.0.0.0."""
+    return socket.gethostname() if bind in ANY_ADDRESS else bind
+
+
+@contextlib.contextmanager
+def hosting(app_id: str, server_id: str, options: ServeOptions) -> Iterator[Hosted]:
+    """Everything up and answering; yields the /info document and the server; stops it
+    all on exit, whatever happened."""
+    app, server = get_pair(app_id, server_id)
+    stats_port = options.stats_port or free_port(options.bind)
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stackbench-serve-")))
+        db = stack.enter_context(database(work_dir=work))
+        with db.connect() as conn:
+            checksum, reseeded = ensure_seeded(conn, options.scale)
+        upstream, upstream_url = start_upstream(work / "logs")
+        stack.enter_context(upstream)
+        served: Served = stack.enter_context(
+            serve(
+                app,
+                server,
+                database_url=db.url,
+                upstream_url=upstream_url,
+                bin_dir=BIN_DIR,
+                log_dir=work / "logs",
+                knobs=options.knobs,
+                cpus=options.server_cpu_count,
+                ready_timeout=options.ready_timeout,
+                wrap=["taskset", "-c", options.server_cpus] if options.server_cpus else None,
+                host=options.bind,
+                port=options.port,
+            )
+        )
+        host = _advertised(options.bind)
+        port = served.base_url.rsplit(":", 1)[1]
+        database_pid = db.process.pid if db.embedded and db.process else None
+        info: dict[str, Any] = {
+            "kind": "stackbench.serve",
+            "app": app.id,
+            "server": server.id,
+            "interface": server.interface_for(app),
+            "app_url": f"http://{host}:{port}",
+            "stats_url": f"http://{host}:{stats_port}",
+            "server_pid": served.process.pid,
+            "server_command": served.argv,
+            "server_env": {k: v for k, v in server.env.items() if app.driver_switch},
+            "server_settings": server.resolve(options.knobs, options.server_cpu_count),
+            "interpreter": results.interpreter(BIN_DIR / "python", served.env),
+            "database": db.server_info(),
+            "database_cpu_source": "proc" if database_pid is not None else None,
+            "seed": {"scale": options.scale, "checksum": checksum, "reseeded": reseeded},
+            "machine": results.machine(),
+            "host": socket.gethostname(),
+            "pinning": {"server_cpus": options.server_cpus},
+            "started_at": results.now(),
+        }
+        watch = stack.enter_context(
+            ServerWatch(
+                served.process.pid,
+                db.url,
+                database_pid=database_pid,
+                server_state=lambda: (served.process.running(), served.process.popen.poll()),
+            )
+        )
+        stack.enter_context(stats_endpoint((options.bind, stats_port), watch, info, db.url))
+        if options.ready_file is not None:
+            results.write_atomic(options.ready_file, json.dumps(info, indent=1).encode())
+            stack.callback(options.ready_file.unlink, missing_ok=True)  # never a stale one
+        yield Hosted(info, served)
+
+
+def serve_until_stopped(
+    app_id: str,
+    server_id: str,
+    options: ServeOptions,
+    announce: Callable[[dict[str, Any]], None],
+) -> tuple[int, str]:
+    """Serve until the server exits: returns its exit code and last log lines, everything
+    else stopped. A KeyboardInterrupt (Ctrl-C; the caller makes SIGTERM raise one too)
+    stops everything on its way out."""
+    with hosting(app_id, server_id, options) as hosted:
+        announce(hosted.info)
+        process = hosted.served.process
+        while process.running():
+            time.sleep(0.5)
+        return process.popen.returncode, process.log_tail(5)

@@ -1,0 +1,135 @@
+"""``python -m stackbench serve``: the command line of stackbench/hosting.py.
+
+    python -m stackbench serve --app gino_style --server uvicorn [--bind ADDRESS]
+        [--port N] [--stats-port N] [--ready-file PATH] [server options]
+
+Prints the app's URL, the stats endpoint's URL and DATABASE_URL, then serves until Ctrl-C
+or SIGTERM (exit 130 / 143 after stopping everything), or until the server exits (exit 1,
+with its last log lines). Bad input is one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shared_fixtures.db import DatabaseError
+from shared_fixtures.net import LOOPBACK, PortError
+from shared_fixtures.processes import ProcessError
+from shared_fixtures.seed import SeedError
+from stackbench import hosting, matrix
+from stackbench.apps import UnknownAppError
+from stackbench.options import OptionError, cpus_named, positive
+from stackbench.results import ResultsError
+from stackbench.servers import Knobs, UnknownServerError
+
+_received: list[int] = []  # the signal that stopped serve, for its exit code
+
+
+def _port(text: str) -> int:
+    value = positive(int)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(value)
+
+
+def add_parser(
+    commands: Any, add_server_options: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="one pair served until Ctrl-C, for load from other hosts (docs/distributed.md)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--app", required=True)
+    serve.add_argument("--server", required=True)
+    where = serve.add_argument_group("where")
+    where.add_argument(
+        "--bind",
+        default=LOOPBACK,
+        metavar="ADDRESS",
+        help=f"IPv4 address the app and the stats endpoint listen on ({LOOPBACK}; "
+        "0.0.0.0: every interface)",
+    )
+    where.add_argument("--port", type=_port, help="the app's port (default: a free one)")
+    where.add_argument("--stats-port", type=_port, help="the stats endpoint's (default: free)")
+    where.add_argument(
+        "--ready-file",
+        type=Path,
+        metavar="PATH",
+        help="write serve's /info JSON here once everything answers (removed on exit)",
+    )
+    add_server_options(serve)
+
+
+def options_from(args: argparse.Namespace) -> hosting.ServeOptions:
+    if args.port is not None and args.port == args.stats_port:
+        raise OptionError("--port and --stats-port must differ")
+    return hosting.ServeOptions(
+        bind=hosting.bind_address(args.bind),
+        port=args.port,
+        stats_port=args.stats_port,
+        knobs=Knobs(workers=args.workers, threads=args.threads, pool_size=args.pool_size),
+        server_cpus=args.server_cpus,
+        server_cpu_count=cpus_named(args.server_cpus) or os.cpu_count() or 1,
+        scale=args.scale,
+        ready_timeout=args.ready_timeout,
+        ready_file=args.ready_file,
+    )
+
+
+def _announce(info: dict[str, Any]) -> None:
+    settings = info["server_settings"]
+    lines = [
+        f"serving {info['app']} @ {info['server']}: {settings['workers']} worker(s), "
+        f"{settings['threads']} thread(s), pool {settings['pool_size']}",
+        f"  app:          {info['app_url']}",
+        f"  stats:        {info['stats_url']}/stats  (read-only: /info, /stats, /statements)",
+        f"  DATABASE_URL: {info['database']['url']}",
+        f"  bench it:     python -m stackbench bench --target {info['app_url']} "
+        f"--target-stats {info['stats_url']}",
+        "Ctrl-C or SIGTERM stops everything.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        options = options_from(args)
+        matrix.get_pair(args.app, args.server)  # one line for a pair that cannot be served
+        if not hosting.is_loopback(options.bind):
+            print(
+                f"WARNING: listening on {options.bind}, reachable from other hosts. The app "
+                "and its stats endpoint have no authentication: serve only on a network "
+                "you trust, for as long as the bench runs.",
+                file=sys.stderr,
+                flush=True,
+            )
+        previous = signal.signal(signal.SIGTERM, _note_sigterm)
+        try:
+            code, tail = hosting.serve_until_stopped(args.app, args.server, options, _announce)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    except (OptionError, matrix.PairError, UnknownAppError, UnknownServerError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (DatabaseError, ProcessError, ResultsError, SeedError, PortError, OSError) as exc:
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopped: everything serve started was stopped", file=sys.stderr)
+        return 128 + (_received[-1] if _received else signal.SIGINT)
+    print(f"error: the server exited with code {code}; the rest was stopped", file=sys.stderr)
+    print(tail, file=sys.stderr)
+    return 1
+
+
+def _note_sigterm(signum: int, frame: object) -> None:
+    _received.append(signum)
+    raise KeyboardInterrupt

@@ -1,0 +1,189 @@
+"""``bench --target URL``: measure a pair that ``serve`` runs on another host.
+
+The load runs here as it does for a local pair; what a local run reads from /proc (server
+and database CPU, RSS, database connections, exited workers) comes from ``serve``'s stats
+endpoint instead (stackbench/stats_endpoint.py), one window per measured repeat, read on
+the serving host's own clock. The result documents and the manifest are a local run's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from stackbench import results
+from stackbench.documents import ResultHeader, ResultRow
+from stackbench.measure import Progress, Sampling, failed_rows, measure_subject
+from stackbench.options import BenchOptions, OptionError
+from stackbench.sampler import ServerFigures
+from stackbench.serve import ADMIN_USER, answers_health
+
+
+class TargetError(RuntimeError):
+    """The target or its stats endpoint cannot be used; one line for the user."""
+
+
+def check_url(text: str, what: str) -> str:
+    """An http:// URL with a host, without a trailing slash."""
+    parts = urlsplit(text)
+    try:
+        valid = parts.scheme == "http" and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number, or out of range
+        valid = False
+    if not valid or parts.query or parts.fragment:
+        raise OptionError(f"{what}: expected http://HOST:PORT[/prefix], got {text!r}")
+    return text.rstrip("/")
+
+
+def connect(target_url: str, stats_url: str) -> RemoteSubject:
+    """The served pair at ``target_url``, described by its stats endpoint."""
+    base_url = check_url(target_url, "--target")
+    client = StatsClient(check_url(stats_url, "--target-stats"))
+    return RemoteSubject(base_url, client, client.info())
+
+
+class StatsClient:
+    """GETs from a ``serve`` stats endpoint; every failure is a TargetError."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url, self.timeout = url.rstrip("/"), timeout
+
+    def get(self, path: str) -> dict[str, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=self.timeout) as response:
+                document = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:200]
+            raise TargetError(f"stats endpoint {self.url}{path}: {exc.code} {detail}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TargetError(f"stats endpoint {self.url} does not answer: {reason}") from None
+        if not isinstance(document, dict):
+            raise TargetError(f"stats endpoint {self.url}{path}: not a JSON object")
+        return document
+
+    def info(self) -> dict[str, Any]:
+        info = self.get("/info")
+        if info.get("kind") != "stackbench.serve":
+            raise TargetError(f"{self.url} is not a stackbench serve stats endpoint")
+        return info
+
+    def stats(self, since: int | None = None) -> dict[str, Any]:
+        return self.get("/stats" if since is None else f"/stats?since={since}")
+
+
+class RemoteSampler:
+    """The Sampler's interface over the stats endpoint: mark() opens the window, stop()
+    closes it. An endpoint that stops answering leaves the figures unknown (None); the
+    subject's ``stopped()`` then says why the run failed."""
+
+    def __init__(self, client: StatsClient) -> None:
+        self.client = client
+        self._since: int | None = None
+
+    def mark(self) -> None:
+        try:
+            self._since = int(self.client.stats()["reading"]["seq"])
+        except (TargetError, KeyError, TypeError, ValueError):
+            self._since = None
+
+    def stop(self) -> ServerFigures:
+        if self._since is None:
+            return ServerFigures(None, None, None)
+        try:
+            window = self.client.stats(since=self._since)["window"]
+        except (TargetError, KeyError, TypeError):
+            return ServerFigures(None, None, None)
+        return ServerFigures(
+            cpu_s=window["server_cpu_s"],
+            peak_rss_mb=window["peak_rss_mb"],
+            peak_db_connections=window["peak_db_connections"],
+            database_cpu_s=window["database_cpu_s"],
+            exited_pids=tuple(window["exited_pids"]),
+            window_s=window["window_s"],
+        )
+
+
+@dataclass(frozen=True)
+class RemoteSubject:
+    """A pair served by ``serve`` elsewhere: load to ``base_url``, figures from ``client``."""
+
+    base_url: str
+    client: StatsClient
+    info: dict[str, Any]
+
+    @property
+    def server_pid(self) -> int:
+        return int(self.info["server_pid"])
+
+    @property
+    def database_cpu_source(self) -> str | None:
+        source = self.info.get("database_cpu_source")
+        return str(source) if source else None
+
+    def sampler(self) -> Sampling:
+        return RemoteSampler(self.client)
+
+    def loadgen_env(self) -> dict[str, str]:
+        # The login scenarios use the password the serving host was given (README there).
+        return {
+            **os.environ,
+            "STACKBENCH_ADMIN_USER": os.environ.get("STACKBENCH_ADMIN_USER", ADMIN_USER),
+        }
+
+    def stopped(self) -> str | None:
+        try:
+            server = self.client.stats()["server"]
+        except TargetError as exc:
+            return f"the serving host stopped answering: {exc}"
+        if server["running"]:
+            return None
+        return f"server exited with code {server['exit_code']} during the run (on the serving host)"
+
+    def answers(self) -> bool:
+        parts = urlsplit(self.base_url)  # /health is at the server's root, as locally
+        return answers_health(f"{parts.scheme}://{parts.netloc}", timeout=5.0)
+
+    def log_tail(self) -> str | None:
+        return None  # the server's log is on the serving host
+
+
+def result_base(info: dict[str, Any], run_dir: Path, variant: str | None) -> ResultHeader:
+    """The result header a local run writes, from what ``serve`` says it serves."""
+    return {
+        "variant": variant,
+        "schema_version": results.SCHEMA_VERSION,
+        "kind": "stackbench.result",
+        "run_id": run_dir.name,
+        "app": info["app"],
+        "server": info["server"],
+        "interface": info["interface"],
+        "interpreter": info["interpreter"],
+        "server_command": list(info["server_command"]),
+        "server_env": dict(info["server_env"]),
+        "server_settings": {
+            "workers": info["server_settings"]["workers"],
+            "threads": info["server_settings"]["threads"],
+            "pool_size": info["server_settings"]["pool_size"],
+        },
+        "started_at": results.now(),
+    }
+
+
+def measure_target(
+    subject: RemoteSubject,
+    options: BenchOptions,
+    variant: str | None,
+    run_dir: Path,
+    progress: Progress,
+) -> list[ResultRow]:
+    base = result_base(subject.info, run_dir, variant)
+    if (stopped := subject.stopped()) is not None:
+        return failed_rows(base, options, run_dir, stopped, None)
+    return measure_subject(subject, options, base, run_dir, progress)

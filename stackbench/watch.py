@@ -1,0 +1,146 @@
+"""The serving host's figures while ``serve`` runs, for a bench on another host.
+
+A remote bench cannot read this host's /proc, so ``serve`` samples what ``bench`` samples
+locally (stackbench/sampler.py) without pause: the server's and the database's CPU seconds
+(each second counted once), the server's RSS and the database's client connections. Each
+reading has a sequence number; the bench reads one when its measured window opens and asks
+for the window since it when it closes, so any number of windows, one after another, can
+be taken from one serve. Nothing here changes what is served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
+
+import psycopg
+
+from stackbench.sampler import CONNECTIONS_QUERY, GroupCPU, group_usage, tree_usage
+
+HISTORY_S = 4 * 3600  # readings kept: a window may open at most this long ago
+
+
+@dataclass(frozen=True)
+class Reading:
+    seq: int
+    monotonic_s: float  # this host's clock: window lengths are taken on one clock
+    unix_s: float
+    server_cpu_s: float
+    database_cpu_s: float | None
+    server_rss_mb: float
+    db_connections: int | None
+
+
+class ServerWatch:
+    """Readings of one served pair every ``interval`` seconds, in a thread.
+
+    ``server_state`` says whether the server still runs and, if not, its exit code.
+    """
+
+    def __init__(
+        self,
+        pgid: int,
+        database_url: str,
+        *,
+        database_pid: int | None,
+        server_state: Callable[[], tuple[bool, int | None]],
+        interval: float = 0.25,
+    ) -> None:
+        self.database_url, self.interval, self.server_state = database_url, interval, server_state
+        self._server = GroupCPU(partial(group_usage, pgid))
+        self._database = (
+            GroupCPU(partial(tree_usage, database_pid)) if database_pid is not None else None
+        )
+        self._lock = threading.Lock()
+        self._readings: deque[Reading] = deque(maxlen=int(HISTORY_S / interval))
+        self._exits: list[tuple[int, int]] = []  # (seq of the reading that missed it, pid)
+        self._conn: psycopg.Connection | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="server-watch", daemon=True)
+
+    def __enter__(self) -> ServerWatch:
+        with contextlib.suppress(psycopg.Error):
+            self._conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=5)
+        self.read()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        if self._conn is not None:
+            self._conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.read()
+
+    def _connections(self) -> int | None:
+        if self._conn is None:
+            return None
+        try:
+            row = self._conn.execute(CONNECTIONS_QUERY).fetchone()
+        except psycopg.Error:
+            return None
+        return int(row[0]) if row else 0
+
+    def read(self) -> Reading:
+        """A reading now (kept in the history)."""
+        with self._lock:  # the HTTP threads and the sampling thread read in turn
+            before = len(self._server.exited)
+            server_cpu, live = self._server.read()
+            database_cpu = self._database.read()[0] if self._database else None
+            seq = self._readings[-1].seq + 1 if self._readings else 0
+            self._exits += [(seq, pid) for pid in self._server.exited[before:]]
+            reading = Reading(
+                seq=seq,
+                monotonic_s=time.monotonic(),
+                unix_s=time.time(),
+                server_cpu_s=round(server_cpu, 3),
+                database_cpu_s=None if database_cpu is None else round(database_cpu, 3),
+                server_rss_mb=round(sum(u.rss_bytes for u in live.values()) / 1024 / 1024, 1),
+                db_connections=self._connections(),
+            )
+            self._readings.append(reading)
+            return reading
+
+    def stats(self, since: int | None = None) -> dict[str, Any]:
+        """``GET /stats``: a reading now, the server's state and, with ``since`` (a reading's
+        seq), the window from that reading to this one: peaks, and server processes that
+        exited in it."""
+        now = self.read()
+        running, exit_code = self.server_state()
+        document: dict[str, Any] = {
+            "reading": asdict(now),
+            "server": {"running": running, "exit_code": exit_code},
+        }
+        if since is not None:
+            document["window"] = self._window(since, now)
+        return document
+
+    def _window(self, since: int, now: Reading) -> dict[str, Any]:
+        with self._lock:
+            readings = [r for r in self._readings if since <= r.seq <= now.seq]
+            exited = [pid for seq, pid in self._exits if since < seq <= now.seq]
+        if not readings or readings[0].seq != since:
+            raise KeyError(f"reading {since} is not kept (the oldest kept is an older window's)")
+        first = readings[0]
+        connections = [r.db_connections for r in readings if r.db_connections is not None]
+        database_cpu = None
+        if now.database_cpu_s is not None and first.database_cpu_s is not None:
+            database_cpu = round(now.database_cpu_s - first.database_cpu_s, 3)
+        return {
+            "since": since,
+            "window_s": round(now.monotonic_s - first.monotonic_s, 3),
+            "server_cpu_s": round(now.server_cpu_s - first.server_cpu_s, 3),
+            "database_cpu_s": database_cpu,
+            "peak_rss_mb": max(r.server_rss_mb for r in readings) or None,
+            "peak_db_connections": max(connections) if connections else None,
+            "exited_pids": exited,
+        }
