@@ -1,7 +1,8 @@
 """Small real HTTP/1.1 servers for the loadgen tests (stdlib asyncio only).
 
 Run as a subprocess: ``python servers.py`` prints ``PORT <n>`` once listening on
-127.0.0.1 and serves until killed (or stdin closes).  Routes:
+127.0.0.1 (``--host ADDRESS`` to listen elsewhere, e.g. a network namespace's own
+address) and serves until killed (or stdin closes).  Routes:
 
 * ``/fixed`` — 10 ms service time (``?ms=N`` to change), body ``ok``.
 * ``/fast`` — immediate ``ok``.
@@ -29,6 +30,7 @@ Run as a subprocess: ``python servers.py`` prints ``PORT <n>`` once listening on
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -422,8 +424,8 @@ def _maybe_stall() -> None:
         time.sleep(STATE["stall_for"])  # block the whole server: a real stall
 
 
-async def main() -> None:
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+async def main(host: str = "127.0.0.1") -> None:
+    server = await asyncio.start_server(handle, host, 0, backlog=1024)
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)
     loop = asyncio.get_running_loop()
@@ -433,5 +435,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="HTTP/1.1 test servers for loadgen's tests")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        asyncio.run(main(args.host))
