@@ -7,6 +7,8 @@ Sessions:
     nox -s freethreaded                           the free-threaded lane (needs python3.13t/3.14t)
     nox -s "bench(app='fastapi_sqla', server='uvicorn')" -- --duration 10s
     nox -s bench_pairs -- --pairs a@s,b@s         exact pairs side by side (CI's jobs)
+    nox -s "serve(app='gino_style', server='uvicorn')" [-- --bind ADDRESS]
+                                                  one pair served for load from other hosts
     nox -s matrix [-- --json]                     the pairs, and why others are missing
     nox -s "experiment(name='gevent-patching')"   one experiment, its answer as a table
     nox -s report -- RUN_DIR [RUN_DIR...] [--baseline RUN_DIR] [--output DIR]
@@ -157,6 +159,21 @@ def bench(session: nox.Session, app: str, server: str) -> None:
     )
     session.run(
         "python", "-m", "stackbench", "bench", "--app", app, "--server", server, *session.posargs
+    )
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize(
+    ["app", "server"],
+    [(pair.app, pair.server) for pair in matrix.pairs()],
+)
+def serve(session: nox.Session, app: str, server: str) -> None:
+    """One pair served until Ctrl-C, for `bench --target` from other hosts (docs/distributed.md)."""
+    session.install(
+        "-e", ".[harness,fast]", "-r", str(APPS[app].requirements), *SERVERS[server].requirements
+    )
+    session.run(
+        "python", "-m", "stackbench", "serve", "--app", app, "--server", server, *session.posargs
     )
 
 

@@ -159,11 +159,13 @@ def as_json() -> str:
     )
 
 
-_SESSION = re.compile(r"bench\(app='([^']*)', server='([^']*)'\)")
+_SESSION = re.compile(r"(?:bench|serve)\(app='([^']*)', server='([^']*)'\)")
+PAIR_SESSIONS = ("bench", "serve")  # the noxfile's sessions parametrized by pair
 
 
 def check_requested_sessions(argv: list[str]) -> str | None:
-    """A clear error for a ``bench(...)`` session nox would not find, else None.
+    """A clear error for a ``bench(...)`` or ``serve(...)`` session nox would not find,
+    else None.
 
     A registered app missing its files is an error for any session: every session's
     parametrization or installs are built from the registry.
@@ -177,13 +179,14 @@ def check_requested_sessions(argv: list[str]) -> str | None:
         for flag, name in itertools.pairwise(argv)
         if flag in ("-s", "--session", "--sessions", "-e")
     ]
-    valid = {p.session for p in pairs()}
+    valid = {p.session.replace("bench", kind, 1) for p in pairs() for kind in PAIR_SESSIONS}
     for name in requested:
-        if not name.startswith("bench(") or name in valid:
+        kind = name.partition("(")[0]
+        if kind not in PAIR_SESSIONS or "(" not in name or name in valid:
             continue
         match = _SESSION.fullmatch(name)
         if match is None:
-            return f"bench session {name!r} is not of the form bench(app='APP', server='SERVER')"
+            return f"{kind} session {name!r} is not of the form {kind}(app='APP', server='SERVER')"
         try:
             get_pair(*match.groups())
         except (PairError, ValueError) as exc:

@@ -263,14 +263,21 @@ def references_table(references: list[RunReference]) -> Table:
 
 
 def machine(manifest: Mapping[str, Any] | None) -> str:
-    """'2× AMD EPYC 7B13, 7.8 GB', and the pinning when there was one."""
+    """'2× AMD EPYC 7B13, 7.8 GB', and the pinning when there was one; a run of
+    ``bench --target`` names the serving host's machine and the load host's."""
     if manifest is None:
         return "unknown (manifest unusable)"
-    m, pinning = manifest["machine"], manifest["pinning"]
-    where = f"{m['cpu_count']}× {m['cpu_model']}, {m['memory_gb']} GB"
+    pinning = manifest["pinning"]
+    where = _cpus_and_memory(manifest["machine"])
+    if target := manifest.get("target"):
+        where = f"server on {target['host']}: {_cpus_and_memory(target['machine'])}; load: {where}"
     if pinning["server_cpus"] or pinning["client_cpus"]:
         where += f"; server CPUs {pinning['server_cpus']}, client CPUs {pinning['client_cpus']}"
     return where
+
+
+def _cpus_and_memory(m: Mapping[str, Any]) -> str:
+    return f"{m['cpu_count']}× {m['cpu_model']}, {m['memory_gb']} GB"
 
 
 def runs_table(runs: list[LoadedRun]) -> Table:

@@ -141,7 +141,15 @@ def test_bench_cli_rejects_invalid_pair_and_options() -> None:
 def test_noxfile_parametrization_equals_the_matrix() -> None:
     listed = subprocess.run(
         # -k: the default selection (lint, tests) would hide the other sessions
-        [sys.executable, "-m", "nox", "--list", "--json", "-k", "bench or tests or lint or matrix"],
+        [
+            sys.executable,
+            "-m",
+            "nox",
+            "--list",
+            "--json",
+            "-k",
+            "bench or serve or tests or lint or matrix",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -152,12 +160,20 @@ def test_noxfile_parametrization_equals_the_matrix() -> None:
     sessions = {s["session"] for s in json.loads(listed.stdout)}
     bench = {name for name in sessions if name.startswith("bench(")}
     assert bench == {p.session for p in matrix.pairs()}
+    serve = {name.replace("serve", "bench", 1) for name in sessions if name.startswith("serve(")}
+    assert serve == bench  # a served pair is exactly a benched pair
     assert {"tests", "lint", "matrix"} <= sessions
 
 
 def test_noxfile_names_an_invalid_bench_session_clearly() -> None:
     error = matrix.check_requested_sessions(["nox", "-s", "bench(app='gino_style', server='x')"])
     assert error is not None and "valid servers" in error
+    error = matrix.check_requested_sessions(["nox", "-s", "serve(app='nope', server='uvicorn')"])
+    assert error is not None and "nope" in error
+    error = matrix.check_requested_sessions(["nox", "-s", "serve(gino_style)"])
+    assert error is not None and "serve(app='APP', server='SERVER')" in error
+    valid = "serve(app='gino_style', server='uvicorn')"
+    assert matrix.check_requested_sessions(["nox", "-s", valid]) is None
     assert matrix.check_requested_sessions(["nox", "-s", "tests"]) is None
 
 

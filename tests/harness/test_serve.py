@@ -1,0 +1,342 @@
+"""``serve`` and ``bench --target`` on loopback: the stats endpoint's figures, a remote
+bench's documents and verdicts, bad input, and everything stopped (docs/distributed.md).
+The same commands across network namespaces: tests/distributed/."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared_fixtures.processes import processes_owned_by
+from stackbench import results
+from tests.harness.runs import ROOT, bench_process, only_run_dir, result_documents, wait_for
+from tests.harness.serving import Serving, bench_target, serve_argv, serving, target_argv
+
+OWNER = uuid.uuid4().hex  # the module's serve and everything it starts
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
+    work = tmp_path_factory.mktemp("serve")
+    with serving("gino_style", "uvicorn", work, "--workers", "2", owner=OWNER) as target:
+        yield target
+
+
+def _world_selects(target: Serving) -> int:
+    """Calls of /db's statement, counted by the database on the serving side."""
+    status, document = target.get("/statements")
+    assert status == 200, document
+    return sum(
+        s["calls"]
+        for s in document["statements"]
+        if "world" in s["query"].lower()
+        and s["query"].lstrip().lower().startswith("select")
+        and "$1" in s["query"]
+    )
+
+
+def test_stats_window_counts_what_the_serving_host_did(served: Serving, tmp_path: Path) -> None:
+    _, before = served.get("/stats")
+    selects_before = _world_selects(served)
+    report = tmp_path / "load.json"
+    load = ["--scenario", "db", "-n", "600", "-c", "4", "--json", str(report), "-q"]
+    subprocess.run(
+        [sys.executable, "-m", "loadgen", *load, served.app_url],
+        cwd=ROOT,
+        check=True,
+        timeout=120,
+    )
+    status, after = served.get(f"/stats?since={before['reading']['seq']}")
+    assert status == 200
+    window = after["window"]
+    sent = json.loads(report.read_text())["summary"]
+    assert sent["requests"] == sent["ok"] == 600
+    # Counted on the serving side: one SELECT of a world row per /db request, no more.
+    assert _world_selects(served) - selects_before == 600
+    assert window["since"] == before["reading"]["seq"]
+    assert 0 < window["server_cpu_s"] <= window["window_s"] * os.cpu_count()
+    assert window["database_cpu_s"] > 0
+    assert window["peak_rss_mb"] > 10 and window["peak_db_connections"] >= 1
+    assert window["exited_pids"] == []
+    assert after["server"] == {"running": True, "exit_code": None}
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "status"),
+    [
+        ("/stats", "POST", 405),
+        ("/info", "DELETE", 405),
+        ("/stats", "PUT", 405),
+        ("/nope", "GET", 404),
+        ("/stats?since=abc", "GET", 400),
+        ("/stats?since=-1", "GET", 400),
+        ("/stats?since=1&since=2", "GET", 400),
+        ("/stats?since=99999999", "GET", 410),
+    ],
+)
+def test_stats_endpoint_is_read_only_and_refuses_bad_input(
+    served: Serving, path: str, method: str, status: int
+) -> None:
+    got, document = served.get(path, method)
+    assert got == status and document["error"]
+
+
+def test_info_describes_the_pair_as_a_result_does(served: Serving) -> None:
+    status, info = served.get("/info")
+    assert status == 200 and info == {**served.info}
+    assert (info["app"], info["server"], info["interface"]) == ("gino_style", "uvicorn", "asgi")
+    assert info["server_settings"]["workers"] == 2
+    assert "--workers" in info["server_command"] and "127.0.0.1" in info["server_command"]
+    assert info["seed"]["checksum"] and info["database"]["embedded"] is True
+
+
+def _shape(value: Any) -> Any:
+    """A document's keys, recursively (values dropped): its format."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value and isinstance(value[0], dict) else "list"
+    return "value"
+
+
+def test_bench_target_writes_a_local_runs_documents(served: Serving, tmp_path: Path) -> None:
+    remote = bench_target(served, tmp_path / "remote", "--scenarios", "json,db", owner=OWNER)
+    assert remote.returncode == 0, remote.stderr
+    local = bench_process(
+        "gino_style", "uvicorn", tmp_path / "local", "--scenarios", "json,db", owner=OWNER
+    )
+    local.communicate(timeout=300)
+    assert local.returncode == 0
+    remote_dir, local_dir = only_run_dir(tmp_path / "remote"), only_run_dir(tmp_path / "local")
+    remote_docs, local_docs = result_documents(remote_dir), result_documents(local_dir)
+    assert [d["scenario"] for d in remote_docs] == [d["scenario"] for d in local_docs]
+    for remote_doc, local_doc in zip(remote_docs, local_docs, strict=True):
+        assert remote_doc["status"] == "ok", remote_doc["reason"]
+        assert (remote_doc["app"], remote_doc["server"]) == ("gino_style", "uvicorn")
+        assert _shape(remote_doc) == _shape(local_doc)
+        summary = remote_doc["summary"]
+        assert summary is not None and summary["server_cpu_s"] > 0
+        assert summary["database_cpu_s"] is not None and summary["database_cpu_s"] >= 0
+        if remote_doc["scenario"] == "db":  # /json does not touch the database
+            assert summary["database_cpu_s"] > 0
+        assert remote_doc["server_command"] == served.info["server_command"]
+    manifest = results.read_manifest(remote_dir / "manifest.json")
+    assert manifest["status"] == "ok" and manifest["target"]["app_url"] == served.app_url
+    assert manifest["seed"] == served.info["seed"]
+    # The report reads both runs alike: the same sections, the pair in both.
+    reports = {}
+    for name, run_dir in (("remote", remote_dir), ("local", local_dir)):
+        out = tmp_path / f"report-{name}"
+        done = subprocess.run(
+            [sys.executable, "-m", "stackbench", "report", str(run_dir), "--output", str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        reports[name] = (out / "report.md").read_text().replace(run_dir.name, "RUN")
+    headings = {n: [ln for ln in r.splitlines() if ln.startswith("#")] for n, r in reports.items()}
+    assert headings["remote"] == headings["local"]
+    assert "gino_style" in reports["remote"]
+
+
+def test_a_worker_killed_on_the_serving_host_is_degraded(tmp_path: Path) -> None:
+    owner = uuid.uuid4().hex
+    with serving("gino_style", "uvicorn", tmp_path, "--workers", "2", owner=owner) as target:
+        master = target.info["server_pid"]
+        load = ["--output", str(tmp_path / "out"), "--scenarios", "db", "--duration", "5s"]
+        bench = subprocess.Popen(
+            target_argv(target.app_url, target.stats_url, *load, "--warmup", "2s", "-c", "8"),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "STACKBENCH_OWNER": owner},
+        )
+        try:
+            wait_for(lambda: any("loadgen" in cmd for _, cmd in processes_owned_by(owner)))
+            time.sleep(3.5)  # past the warm-up: inside the measured window
+            workers = _workers(master)
+            assert len(workers) == 2
+            os.kill(workers[0], signal.SIGKILL)
+            bench.communicate(timeout=120)
+        finally:
+            bench.kill()
+        assert bench.returncode == 1
+        (document,) = result_documents(only_run_dir(tmp_path / "out"))
+        assert document["status"] == "degraded", document["reason"]
+        assert "1 server process exited" in (document["reason"] or "")
+        assert document["flags"]["worker_restarted"] is True
+        assert workers[0] in document["repeats"][0]["server"]["exited_pids"]
+
+
+def test_the_server_dying_on_the_serving_host_fails_the_run_and_serve(tmp_path: Path) -> None:
+    owner = uuid.uuid4().hex
+    with serving("gino_style", "uvicorn", tmp_path, "--workers", "1", owner=owner) as target:
+        load = ["--output", str(tmp_path / "out"), "--scenarios", "db,json", "--duration", "6s"]
+        bench = subprocess.Popen(
+            target_argv(target.app_url, target.stats_url, *load, "--warmup", "1s", "-c", "8"),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(4)
+            os.kill(target.info["server_pid"], signal.SIGKILL)
+            _, stderr = bench.communicate(timeout=120)
+            _, serve_stderr = target.process.communicate(timeout=60)
+        finally:
+            bench.kill()
+        assert bench.returncode == 1, stderr
+        assert target.process.returncode == 1
+        assert "server exited with code -9" in serve_stderr
+        assert not target.ready_file.exists()
+    document = result_documents(only_run_dir(tmp_path / "out"))[0]
+    assert document["status"] == "failed"
+    reason = document["reason"] or ""
+    assert "on the serving host" in reason or "stopped answering" in reason, reason
+    assert processes_owned_by(owner) == []
+
+
+def _workers(master: int) -> list[int]:
+    """uvicorn's worker processes (multiprocessing's resource tracker is a child too)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(fields[1]) == master and b"spawn_main" in command:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_serve_stops_everything_on_a_signal(tmp_path: Path, sig: int, code: int) -> None:
+    owner = uuid.uuid4().hex
+    with serving("gino_style", "uvicorn", tmp_path, "--workers", "1", owner=owner) as target:
+        assert processes_owned_by(owner)  # database, upstream, server: all tagged
+        target.process.send_signal(sig)
+        _, stderr = target.process.communicate(timeout=60)
+        assert target.process.returncode == code, stderr
+        assert "stopped" in stderr and "Traceback" not in stderr
+        assert not target.ready_file.exists()
+    assert processes_owned_by(owner) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--bind", "nope"], "--bind"),
+        (["--bind", "999.1.1.1"], "--bind"),
+        (["--port", "0"], "--port"),
+        (["--port", "70000"], "--port"),
+        (["--port", "8123", "--stats-port", "8123"], "must differ"),
+        (["--workers", "0"], "--workers"),
+        (["--scale", "0"], "--scale"),
+    ],
+)
+def test_serve_refuses_bad_input_in_one_line(extra: list[str], message: str) -> None:
+    env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"}
+    done = subprocess.run(
+        serve_argv("gino_style", "uvicorn", *extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_serve_refuses_an_invalid_pair_and_a_taken_port(tmp_path: Path) -> None:
+    done = subprocess.run(
+        serve_argv("gino_style", "gunicorn-sync"), cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    owner = uuid.uuid4().hex
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = subprocess.run(
+            serve_argv("gino_style", "uvicorn", "--workers", "1", "--port", port),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "STACKBENCH_OWNER": owner},
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
+    assert processes_owned_by(owner) == []
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--target", "ftp://host/x", "--target-stats", "http://127.0.0.1:9"], 2, "--target"),
+        (["--target", "http://127.0.0.1:9"], 2, "--target-stats"),
+        (["--target", "http://h:1", "--target-stats", "http://h:notaport"], 2, "--target-stats"),
+        (["--target", "http://h:1", "--target-stats", "http://h:2", "--workers", "2"], 2, "serve"),
+        (["--target", "http://h:1", "--target-stats", "http://h:2", "--server", "uvicorn"], 2, ""),
+        (["--app", "gino_style", "--server", "uvicorn", "--target-stats", "http://h:2"], 2, ""),
+        (["--target", "http://127.0.0.1:9", "--target-stats", "FREE"], 1, "does not answer"),
+    ],
+)
+def test_bench_target_refuses_bad_input_in_one_line(
+    tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    args = [f"http://127.0.0.1:{_free_port()}" if a == "FREE" else a for a in args]
+    done = subprocess.run(
+        [sys.executable, "-m", "stackbench", "bench", *args, "--output", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == code, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # no run directory for a run that cannot start
+
+
+def test_bench_target_refuses_a_stats_url_that_is_not_serve(served: Serving, tmp_path) -> None:
+    done = subprocess.run(
+        target_argv(served.app_url, served.app_url, "--output", str(tmp_path)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "stats endpoint" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_module_serve_leaves_nothing(served: Serving) -> None:
+    """Last in the module: stopping the shared serve stops all it started."""
+    served.process.terminate()
+    served.process.communicate(timeout=60)
+    assert served.process.returncode == 143
+    wait_for(lambda: processes_owned_by(OWNER) == [] or None, timeout=30)
