@@ -9,7 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
+from urllib.parse import urlsplit
 
+from loadgen.config import is_loopback_host
 from shared_fixtures.processes import ManagedProcess, ProcessError
 from stackbench.documents import LoadgenReport
 
@@ -48,6 +50,8 @@ def loadgen_argv(load: Load, base_url: str, report: Path, client_cpus: str | Non
     argv += ["--warmup", f"{load.warmup}s", "-c", str(load.connections)]
     argv += ["-t", f"{load.timeout}s", "--processes", str(load.processes)]
     argv += ["--json", str(report), "-q"]
+    if not is_loopback_host(urlsplit(base_url).hostname or ""):
+        argv.append("--allow-remote")  # only `bench --target` names another host
     if load.rate:
         argv += ["-R", str(load.rate)]
     for key, value in load.options:

@@ -189,6 +189,20 @@ def test_loadgen_command_line_follows_the_load() -> None:
         timed[timed.index("-z") + 1] in ("3s", "3.0s") and float(timed[timed.index("-R") + 1]) == 50
     )
     assert "-n" not in timed and timed[-1] == "http://x"
+    # Only a target on another host (bench --target) lifts loadgen's loopback guard.
+    local = loadgen_argv(BenchOptions().load("db"), "http://127.0.0.1:8000", Path("r"), None)
+    remote = loadgen_argv(BenchOptions().load("db"), "http://10.213.77.1:8000", Path("r"), None)
+    assert "--allow-remote" not in local and "--allow-remote" in remote
+
+
+@pytest.mark.parametrize("server_id", sorted(SERVERS))
+def test_every_server_listens_where_serve_binds_it(server_id: str) -> None:
+    server = get_server(server_id)
+    app = next(a for a in APPS.values() if server.interface_for(a))
+    loopback = " ".join(server.argv(app, 8000, Knobs(), cpus=1))
+    bound = " ".join(server.argv(app, 8000, Knobs(), cpus=1, host="10.213.77.1"))
+    assert "127.0.0.1" in loopback and "10.213.77.1" not in loopback
+    assert "10.213.77.1" in bound and "127.0.0.1" not in bound
 
 
 # ------------------------------------------------------ gunicorn's own ASGI worker (-k asgi)
