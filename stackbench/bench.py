@@ -13,7 +13,7 @@ from stackbench.matrix import Pair, get_pair
 from stackbench.measure import Progress
 from stackbench.options import BenchOptions
 from stackbench.run import BenchRun, RunReport
-from stackbench.target import connect
+from stackbench.target import Agents, connect
 
 
 def many_pairs(
@@ -48,7 +48,13 @@ def remote_pair(
 ) -> RunReport:
     """bench --target: the pair ``serve`` runs at ``target_url``, measured from here, its
     server-side figures from ``stats_url`` (the stats endpoint ``serve`` printed)."""
-    subject = connect(target_url, stats_url)  # unreachable: one line, before anything runs
+    agents = None
+    if options.agent is not None:
+        index, count = options.agent
+        reports = options.agent_reports or options.output  # unused when N is 1
+        agents = Agents(index, count, reports, options.agent_wait)
+    # An unreachable target is one line, before anything runs.
+    subject = connect(target_url, stats_url, agents)
     label = f"{subject.info['app']}-{subject.info['server']}-target"
     with BenchRun(
         label, output=options.output, scale=options.scale, progress=progress, target=subject

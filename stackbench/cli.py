@@ -30,6 +30,7 @@ from stackbench.options import (
     DEFAULT_SCENARIOS,
     BenchOptions,
     OptionError,
+    agent,
     check_output,
     check_scenarios,
     cpus,
@@ -38,11 +39,12 @@ from stackbench.options import (
     scale,
     seconds,
     seconds_or_zero,
+    start_at,
 )
 from stackbench.results import ResultsError
 from stackbench.run import RunReport
 from stackbench.servers import UnknownServerError, get_server
-from stackbench.target import TargetError
+from stackbench.target import TargetError, agent_command
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,6 +94,9 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     )
     load.add_argument("--processes", type=positive(int), default=1, help="loadgen processes")
     load.add_argument("--timeout", type=seconds, default=20.0, help="per-request timeout")
+    load.add_argument(
+        "--requests", "-n", type=positive(int), help="count mode: this many, not --duration"
+    )
     load.add_argument("--client-cpus", type=cpus, help="pin loadgen: taskset CPU list")
     add_server_options(parser)
     out = parser.add_argument_group("data")
@@ -142,6 +147,11 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         processes=args.processes,
         timeout=args.timeout,
         ready_timeout=args.ready_timeout,
+        requests=args.requests,
+        agent=getattr(args, "agent", None),
+        start_at=getattr(args, "start_at", None),
+        agent_reports=getattr(args, "agent_reports", None),
+        agent_wait=getattr(args, "agent_wait", 60.0),
     )
 
 
@@ -169,6 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-stats", metavar="URL", help="that serve's stats endpoint (it prints both)"
     )
     add_load_options(run)
+    hosts = run.add_argument_group("load from several hosts (with --target)")
+    hosts.add_argument("--agent", type=agent, metavar="I/N", help="this host is agent I of N")
+    hosts.add_argument("--start-at", type=start_at, metavar="TIME", help="every agent's start")
+    hosts.add_argument(
+        "--agent-reports",
+        type=Path,
+        metavar="DIR",
+        help="where the other agents' JSON reports arrive; merged with this one's",
+    )
+    hosts.add_argument(
+        "--agent-wait", type=seconds, default=60.0, help="how long to wait for them (60s)"
+    )
     hosting_cli.add_parser(commands, add_server_options)
     experiment_cli.add_parser(commands)
     listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
@@ -247,6 +269,24 @@ def _check_target(args: argparse.Namespace) -> None:
             raise OptionError(f"{flag} is serve's option: give it to serve on the serving host")
 
 
+def _check_agents(args: argparse.Namespace) -> None:
+    """--agent and its companions: one scenario, one repeat, one start for all agents."""
+    given = [args.agent, args.start_at, args.agent_reports]
+    if args.target is None and any(x is not None for x in given):
+        raise OptionError("--agent, --start-at and --agent-reports go with --target")
+    if args.agent is None:
+        if args.agent_reports is not None:
+            raise OptionError("--agent-reports goes with --agent I/N")
+        return
+    if args.start_at is None:
+        raise OptionError("--agent needs --start-at: the agents' one start time")
+    if args.agent[1] > 1 and args.agent_reports is None:
+        raise OptionError("--agent I/N with N > 1 needs --agent-reports DIR (the others')")
+    scenarios = [s for s in (args.scenarios or "").split(",") if s.strip()]
+    if len(scenarios) != 1 or args.repeats != 1:
+        raise OptionError("--agent measures one scenario once: give one --scenarios, no --repeats")
+
+
 def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair] | None:
     """--pairs as exact pairs; else None after checking every --app and --server name."""
     if args.target_stats:
@@ -276,9 +316,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "experiment":
             return experiment_cli.run(args, console, LiveProgress())
+        _check_agents(args)
         if args.target is not None:
             _check_target(args)
             options = options_from(args)
+            if options.agent and options.agent[1] > 1:
+                others = ", ".join(str(i) for i in range(options.agent[1]) if i != options.agent[0])
+                print(
+                    f"other agents (I = {others}), each on its host, reports into "
+                    f"{options.agent_reports}:",
+                    flush=True,
+                )
+                print(agent_command(options, args.target), flush=True)
             report = bench.remote_pair(
                 args.target, args.target_stats, options, progress=LiveProgress()
             )

@@ -27,13 +27,20 @@ class Load:
     timeout: float = 20.0
     options: tuple[tuple[str, str], ...] = ()
     requests: int | None = None  # count mode (-n) instead of the duration
+    agent: tuple[int, int] | None = None  # loadgen's --agent I/N (0-based)
+    start_at: float | None = None  # loadgen's --start-at, Unix seconds
+
+    @property
+    def wait(self) -> float:
+        """Seconds loadgen sleeps before its warm-up: until --start-at."""
+        return max(0.0, self.start_at - time.time()) if self.start_at else 0.0
 
     @property
     def deadline(self) -> float:
         """Seconds after which the harness gives up on loadgen (it stops itself before)."""
         if self.requests:
-            return self.warmup + self.timeout * self.requests + 30
-        return self.warmup + self.duration + self.timeout + 30
+            return self.wait + self.warmup + self.timeout * self.requests + 30
+        return self.wait + self.warmup + self.duration + self.timeout + 30
 
     @property
     def model(self) -> Literal["closed", "open"]:
@@ -52,6 +59,10 @@ def loadgen_argv(load: Load, base_url: str, report: Path, client_cpus: str | Non
     argv += ["--json", str(report), "-q"]
     if not is_loopback_host(urlsplit(base_url).hostname or ""):
         argv.append("--allow-remote")  # only `bench --target` names another host
+    if load.agent:
+        argv += ["--agent", f"{load.agent[0]}/{load.agent[1]}"]
+    if load.start_at:
+        argv += ["--start-at", repr(load.start_at)]
     if load.rate:
         argv += ["-R", str(load.rate)]
     for key, value in load.options:
@@ -80,11 +91,12 @@ def run_load(
     )
     deadline = load.deadline
     started = time.monotonic()
+    warm_after = load.wait + load.warmup  # loadgen sleeps until --start-at, then warms up
     warm = False
     try:
         while process.running():
             elapsed = time.monotonic() - started
-            if not warm and elapsed >= load.warmup:
+            if not warm and elapsed >= warm_after:
                 warm = True
                 if on_warm:
                     on_warm()

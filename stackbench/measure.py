@@ -15,7 +15,14 @@ from shared_fixtures.db import Database
 from shared_fixtures.processes import ProcessError
 from stackbench import results
 from stackbench.apps import App
-from stackbench.documents import LoadInfo, Repeat, ResultDocument, ResultHeader, ResultRow
+from stackbench.documents import (
+    LoadgenReport,
+    LoadInfo,
+    Repeat,
+    ResultDocument,
+    ResultHeader,
+    ResultRow,
+)
 from stackbench.judge import headline, judge
 from stackbench.loadrun import LoadError, run_load
 from stackbench.matrix import Pair
@@ -62,6 +69,7 @@ class Subject(Protocol):
     def stopped(self) -> str | None: ...  # None while the server runs, else why not
     def answers(self) -> bool: ...  # /health answers: the next scenario can run
     def log_tail(self) -> str | None: ...
+    def gather(self, report: LoadgenReport) -> LoadgenReport: ...  # + other hosts' agents
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,9 @@ class LocalSubject:
 
     def log_tail(self) -> str | None:
         return self.served.process.log_tail()
+
+    def gather(self, report: LoadgenReport) -> LoadgenReport:
+        return report  # all the load ran here
 
 
 def measure_pair(
@@ -291,6 +302,7 @@ def _run_scenario(
                 on_warm=sampler.mark,
                 on_tick=tick,
             )
+            report = subject.gather(report)
         except LoadError as exc:
             reason = str(exc)
             break

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from loadgen.agent import parse_agent, parse_start_at
 from loadgen.config import ConfigError, parse_duration
 from loadgen.scenario import load_scenario, parse_option
 from shared_fixtures.seed import SeedError, validate_scale
@@ -51,6 +52,12 @@ class BenchOptions:
     # The virtualenv whose Python and servers serve the app: another interpreter's, for the
     # python-versions experiment. None: the harness's own.
     bin_dir: Path | None = None
+    # bench --target with agents on other hosts (docs/distributed.md): this run's loadgen is
+    # agent I of N from START_AT; the others' reports are awaited in agent_reports.
+    agent: tuple[int, int] | None = None
+    start_at: float | None = None
+    agent_reports: Path | None = None
+    agent_wait: float = 60.0
 
     @property
     def knobs(self) -> Knobs:
@@ -71,6 +78,8 @@ class BenchOptions:
             self.timeout,
             self.scenario_options,
             self.requests,
+            self.agent,
+            self.start_at,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -79,6 +88,8 @@ class BenchOptions:
         data["scenarios"] = list(self.scenarios)
         data["scenario_options"] = dict(self.scenario_options)
         data["bin_dir"] = str(self.bin_dir) if self.bin_dir else None
+        data["agent"] = list(self.agent) if self.agent else None
+        data["agent_reports"] = str(self.agent_reports) if self.agent_reports else None
         return data
 
 
@@ -145,6 +156,22 @@ def cpus(text: str) -> str:
         have = ",".join(str(cpu) for cpu in sorted(usable))
         raise argparse.ArgumentTypeError(f"no CPU {missing} here (usable: {have})")
     return text
+
+
+def agent(text: str) -> tuple[int, int]:
+    """'I/N', 0-based, as loadgen reads it."""
+    try:
+        return parse_agent(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def start_at(text: str) -> float:
+    """'+30s', Unix seconds or ISO 8601, as loadgen reads it; Unix seconds."""
+    try:
+        return parse_start_at(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def key_value(text: str) -> tuple[str, str]:

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+from loadgen.config import ConfigError
+from loadgen.merge import load_report, merge_reports
 from stackbench import results
-from stackbench.documents import ResultHeader, ResultRow
+from stackbench.documents import LoadgenReport, ResultHeader, ResultRow
+from stackbench.loadrun import LoadError, loadgen_argv
 from stackbench.measure import Progress, Sampling, failed_rows, measure_subject
 from stackbench.options import BenchOptions, OptionError
 from stackbench.sampler import ServerFigures
@@ -41,11 +46,11 @@ def check_url(text: str, what: str) -> str:
     return text.rstrip("/")
 
 
-def connect(target_url: str, stats_url: str) -> RemoteSubject:
+def connect(target_url: str, stats_url: str, agents: Agents | None = None) -> RemoteSubject:
     """The served pair at ``target_url``, described by its stats endpoint."""
     base_url = check_url(target_url, "--target")
     client = StatsClient(check_url(stats_url, "--target-stats"))
-    return RemoteSubject(base_url, client, client.info())
+    return RemoteSubject(base_url, client, client.info(), agents)
 
 
 class StatsClient:
@@ -111,12 +116,48 @@ class RemoteSampler:
 
 
 @dataclass(frozen=True)
+class Agents:
+    """This run's loadgen is agent ``index`` of ``count``; the other agents (started on
+    their hosts by SSH, a Kubernetes Job, CI) leave their JSON reports in ``reports``."""
+
+    index: int
+    count: int
+    reports: Path
+    wait_s: float = 60.0
+
+    def others(self, deadline: float) -> list[tuple[str, dict[str, Any]]]:
+        """The other agents' reports, once all are there (at most until ``deadline``)."""
+        while True:
+            found = self._found()
+            missing = sorted(set(range(self.count)) - {self.index} - set(found))
+            if not missing:
+                return list(found.values())
+            if time.monotonic() > deadline:
+                names = ", ".join(f"{i}/{self.count}" for i in missing)
+                raise LoadError(
+                    f"agents {names}: no report in {self.reports} within {self.wait_s:g} s"
+                )
+            time.sleep(0.5)
+
+    def _found(self) -> dict[int, tuple[str, dict[str, Any]]]:
+        found = {}
+        for path in sorted(self.reports.glob("*.json")):
+            try:
+                report = load_report(str(path))
+            except ConfigError:
+                continue  # not (yet) a complete agent report: written while we look
+            found[int(report["agent"]["index"])] = (str(path), report)
+        return found
+
+
+@dataclass(frozen=True)
 class RemoteSubject:
     """A pair served by ``serve`` elsewhere: load to ``base_url``, figures from ``client``."""
 
     base_url: str
     client: StatsClient
     info: dict[str, Any]
+    agents: Agents | None = None
 
     @property
     def server_pid(self) -> int:
@@ -152,6 +193,29 @@ class RemoteSubject:
 
     def log_tail(self) -> str | None:
         return None  # the server's log is on the serving host
+
+    def gather(self, report: LoadgenReport) -> LoadgenReport:
+        """With agents on other hosts: their reports merged with this one, exactly as
+        ``loadgen merge`` merges them (a report of another run is refused by the merge)."""
+        if self.agents is None or self.agents.count == 1:
+            return report
+        others = self.agents.others(time.monotonic() + self.agents.wait_s)
+        try:
+            _, merged = merge_reports([("this host", dict(report)), *others])
+        except ConfigError as exc:
+            raise LoadError(f"the agents' reports do not merge: {exc}") from None
+        return cast(LoadgenReport, merged)
+
+
+def agent_command(options: BenchOptions, target_url: str) -> str:
+    """The loadgen command every other agent runs, for a POSIX shell that sets ``I`` to
+    its index: this run's own load, word for word, so the merge takes them as one run."""
+    load = options.load(options.scenarios[0])
+    count = load.agent[1] if load.agent else 1
+    argv = loadgen_argv(replace(load, agent=None), target_url, Path("REPORT"), None)
+    words = ["python", *(shlex.quote(w) for w in argv[1:-1]), f'--agent "$I/{count}"']
+    words.append(shlex.quote(argv[-1]))
+    return " ".join(words).replace("REPORT", '"agent-$I.json"')
 
 
 def result_base(info: dict[str, Any], run_dir: Path, variant: str | None) -> ResultHeader:

@@ -201,3 +201,97 @@ def test_every_recipe_runs_the_tested_commands() -> None:
     # The nox session passes serve's own options after --.
     serve_options = lines["serve"].split("--server uvicorn ", 1)[1]
     assert f"nox -s \"serve(app='gino_style', server='uvicorn')\" -- {serve_options}" in actions
+
+
+def doc_agents_bench() -> str:
+    """The bench command of "Several load hosts in one bench run"."""
+    section = DOC.read_text().split("### Several load hosts in one bench run", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block, "docs/distributed.md lost its several-load-hosts block"
+    (line,) = [ln for ln in block.group(1).splitlines() if ln.startswith("python -m")]
+    return line
+
+
+def test_bench_target_as_one_of_three_agents(namespaces, tmp_path: Path) -> None:
+    """bench --target as agent 0 of 3, the two others running the command it printed:
+    the result counts every agent's requests, as the serving side counted them."""
+    serve_line, bench_line = doc_commands()["serve"], doc_agents_bench()
+    owner = uuid.uuid4().hex
+    env = {**os.environ, OWNER_VAR: owner}
+    server_dir, bench_dir = tmp_path / "server", tmp_path / "bench"
+    reports = bench_dir / "reports"
+    for path in (server_dir, reports):
+        path.mkdir(parents=True)
+    with Network(["server", "bench", "agent1", "agent2"]) as net:
+        addr = net.address("server")
+        serve = net.popen(
+            "server",
+            command(serve_line, SERVER_ADDR=addr),
+            cwd=server_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=default_sigint,
+        )
+        try:
+            info = _wait_for_file(server_dir / "serve.json", serve, timeout=180)
+            count = [PY, "-c", WORLD_SELECTS, info["stats_url"]]
+            before = int(net.run("bench", count, capture_output=True, text=True).stdout)
+            start_at = f"{time.time() + 8:.3f}"  # the others start after bench prints
+            bench = net.popen(
+                "bench",
+                command(bench_line, SERVER_ADDR=addr, N="3", START_AT=start_at),
+                cwd=bench_dir,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert bench.stdout is not None
+            printed = ""
+            deadline = time.monotonic() + 60
+            while not printed.startswith("python -m loadgen"):
+                assert time.monotonic() < deadline and bench.poll() is None, "no agent command"
+                printed = bench.stdout.readline().strip()
+            agents = [
+                net.popen(
+                    f"agent{i}",
+                    ["sh", "-c", printed.replace("python", PY, 1)],
+                    cwd=reports,
+                    env={**env, "I": str(i)},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for i in (1, 2)
+            ]
+            for agent in agents:
+                _, err = agent.communicate(timeout=120)
+                assert agent.returncode == 0, err
+            out, err = bench.communicate(timeout=300)
+            assert bench.returncode == 0, out[-2000:] + err
+            counted = int(net.run("bench", count, capture_output=True, text=True).stdout) - before
+        finally:
+            serve.send_signal(signal.SIGINT)
+            serve.communicate(timeout=90)
+        assert serve.returncode == 130
+        assert net.leftovers() == {}
+    assert net.killed == {} and processes_owned_by(owner) == []
+
+    (run_dir,) = (bench_dir / "results").iterdir()
+    (document,) = [results.read_result(p) for p in run_dir.glob("*--*.json")]
+    assert document["status"] == "ok", document["reason"]
+    merged = document["repeats"][0]["loadgen"]
+    assert [a["index"] for a in merged["agents"]] == [0, 1, 2]  # type: ignore[typeddict-item]
+    # The serving side also counted bench's smoke check, which reads /db once.
+    assert merged["summary"]["requests"] == merged["summary"]["ok"] == counted - 1 == 600
+    union = Histogram()
+    for i in (1, 2):
+        part = json.loads((reports / f"agent-{i}.json").read_text())
+        union.merge(Histogram.from_dict(part["latency"]["uncorrected"]["histogram"]))
+    whole = Histogram.from_dict(merged["latency"]["uncorrected"]["histogram"])
+    own = merged["agents"][0]["summary"]["requests"]  # type: ignore[typeddict-item]
+    assert whole.count == union.count + own == 600  # every remote sample is in the merge
+    whole_buckets = dict(whole.nonzero())
+    assert all(whole_buckets.get(value, 0) >= n for value, n in union.nonzero())

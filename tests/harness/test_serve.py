@@ -20,6 +20,7 @@ import pytest
 
 from shared_fixtures.processes import processes_owned_by
 from stackbench import results
+from stackbench.documents import ResultDocument
 from tests.harness.runs import ROOT, bench_process, only_run_dir, result_documents, wait_for
 from tests.harness.serving import Serving, bench_target, serve_argv, serving, target_argv
 
@@ -288,6 +289,9 @@ def test_serve_refuses_an_invalid_pair_and_a_taken_port(tmp_path: Path) -> None:
     assert processes_owned_by(owner) == []
 
 
+TARGET = ["--target", "http://h:1", "--target-stats", "http://h:2", "--scenarios", "db"]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -304,6 +308,15 @@ def _free_port() -> int:
         (["--target", "http://h:1", "--target-stats", "http://h:2", "--server", "uvicorn"], 2, ""),
         (["--app", "gino_style", "--server", "uvicorn", "--target-stats", "http://h:2"], 2, ""),
         (["--target", "http://127.0.0.1:9", "--target-stats", "FREE"], 1, "does not answer"),
+        (["--app", "gino_style", "--server", "uvicorn", "--agent", "0/2"], 2, "with --target"),
+        ([*TARGET, "--agent", "0/2", "--agent-reports", "r"], 2, "--start-at"),
+        ([*TARGET, "--agent", "0/2", "--start-at", "+5s"], 2, "--agent-reports"),
+        ([*TARGET, "--agent-reports", "r"], 2, "--agent I/N"),
+        ([*TARGET, "--agent", "0/1", "--start-at", "+5s", "--scenarios", "db,json"], 2, "one"),
+        ([*TARGET, "--agent", "0/1", "--start-at", "+5s", "--repeats", "2"], 2, "once"),
+        ([*TARGET, "--agent", "2/2", "--start-at", "+5s"], 2, "--agent"),
+        ([*TARGET, "--agent", "0/2", "--start-at", "soon"], 2, "--start-at"),
+        ([*TARGET, "--requests", "0"], 2, "--requests"),
     ],
 )
 def test_bench_target_refuses_bad_input_in_one_line(
@@ -332,6 +345,40 @@ def test_bench_target_refuses_a_stats_url_that_is_not_serve(served: Serving, tmp
     )
     assert done.returncode == 1 and "stats endpoint" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def _agent_run(served: Serving, tmp_path: Path, reports: Path) -> list[ResultDocument]:
+    done = bench_target(
+        served,
+        tmp_path / "out",
+        "--scenarios", "db", "--requests", "60", "--warmup", "0s",
+        "--agent", "0/2", "--start-at", "+1s",
+        "--agent-reports", str(reports), "--agent-wait", "2s",
+        owner=OWNER,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.count("python -m loadgen") == 1  # the other agent's command, printed
+    return result_documents(only_run_dir(tmp_path / "out"))
+
+
+def test_an_agent_that_never_reports_fails_the_run(served: Serving, tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "half-written.json").write_text('{"tool": ')  # not a report: ignored
+    (document,) = _agent_run(served, tmp_path, reports)
+    assert document["status"] == "failed"
+    assert document["reason"] == f"agents 1/2: no report in {reports} within 2 s"
+
+
+def test_an_agent_of_another_run_is_refused(served: Serving, tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    other = [sys.executable, "-m", "loadgen", "--scenario", "db", "-n", "60", "-c", "3"]
+    other += ["--agent", "1/2", "--json", str(reports / "agent-1.json"), "-q", served.app_url]
+    subprocess.run(other, cwd=ROOT, check=True, timeout=120)  # -c 3: not this run's load
+    (document,) = _agent_run(served, tmp_path, reports)
+    assert document["status"] == "failed"
+    assert "do not merge" in (document["reason"] or ""), document["reason"]
 
 
 def test_module_serve_leaves_nothing(served: Serving) -> None:
