@@ -201,3 +201,17 @@ def test_bad_agent_options_exit_2(cli, server, args) -> None:
     r = cli("-n", "10", *args, server.url("/fast"))
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_start_at_holds_for_every_worker_process(server) -> None:
+    """--start-at with --processes 2: every worker of each agent waits for the instant,
+    and the merge counts exactly what the server served."""
+    before = server.served()
+    reports = _agents(server, "/fast", requests=120, rate=400.0, concurrency=8, processes=2)
+    assert server.served() - before == 120
+    m = _check_merged(reports, 120, "open")
+    assert m["config"]["processes"] == 4  # two agents of two worker processes each
+    for _p, d in reports:
+        ag = d["agent"]
+        assert d["summary"]["requests"] == 60
+        assert ag["window_start_unix_ns"] >= round(ag["start_at"] * 1e9) - 5_000_000
