@@ -111,11 +111,14 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        previous = signal.signal(signal.SIGTERM, _note_sigterm)
+        # Ctrl-C is serve's documented stop, also when a shell started it as a background
+        # job with SIGINT ignored (which Python would otherwise keep).
+        previous = {sig: signal.signal(sig, _note_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             code, tail = hosting.serve_until_stopped(args.app, args.server, options, _announce)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     except (OptionError, matrix.PairError, UnknownAppError, UnknownServerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -130,6 +133,6 @@ def run(args: argparse.Namespace) -> int:
     return 1
 
 
-def _note_sigterm(signum: int, frame: object) -> None:
+def _note_stop(signum: int, frame: object) -> None:
     _received.append(signum)
     raise KeyboardInterrupt

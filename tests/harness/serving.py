@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shared_fixtures.processes import OWNER_VAR
-from tests.harness.runs import ROOT, default_sigint
+from tests.harness.runs import ROOT
 
 SHORT_LOAD = ["--duration", "2s", "--warmup", "1s", "--connections", "8"]
 
@@ -51,9 +52,16 @@ def serve_argv(app: str, server: str, *extra: str) -> list[str]:
 
 @contextmanager
 def serving(
-    app: str, server: str, work: Path, *extra: str, owner: str, timeout: float = 120.0
+    app: str,
+    server: str,
+    work: Path,
+    *extra: str,
+    owner: str,
+    timeout: float = 120.0,
+    sigint: signal.Handlers = signal.SIG_DFL,
 ) -> Iterator[Serving]:
-    """serve started and ready; killed on the way out if the test has not stopped it."""
+    """serve started and ready (SIGINT at ``sigint``: as a terminal starts it, or ignored
+    as a shell's background job); stopped on the way out if the test has not stopped it."""
     ready = work / "serve-ready.json"
     process = subprocess.Popen(
         serve_argv(app, server, "--ready-file", str(ready), *extra),
@@ -62,7 +70,7 @@ def serving(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, OWNER_VAR: owner},
-        preexec_fn=default_sigint,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
     )
     try:
         deadline = time.monotonic() + timeout

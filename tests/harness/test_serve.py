@@ -227,10 +227,23 @@ def _workers(master: int) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_serve_stops_everything_on_a_signal(tmp_path: Path, sig: int, code: int) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code", "sigint"),
+    [
+        (signal.SIGTERM, 143, signal.SIG_DFL),
+        (signal.SIGINT, 130, signal.SIG_DFL),
+        # A non-interactive shell starts `serve &` with SIGINT ignored: Ctrl-C still stops it.
+        (signal.SIGINT, 130, signal.SIG_IGN),
+    ],
+    ids=["SIGTERM", "SIGINT", "SIGINT-ignored-by-the-shell"],
+)
+def test_serve_stops_everything_on_a_signal(
+    tmp_path: Path, sig: int, code: int, sigint: signal.Handlers
+) -> None:
     owner = uuid.uuid4().hex
-    with serving("gino_style", "uvicorn", tmp_path, "--workers", "1", owner=owner) as target:
+    with serving(
+        "gino_style", "uvicorn", tmp_path, "--workers", "1", owner=owner, sigint=sigint
+    ) as target:
         assert processes_owned_by(owner)  # database, upstream, server: all tagged
         target.process.send_signal(sig)
         _, stderr = target.process.communicate(timeout=60)
