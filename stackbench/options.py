@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from loadgen.agent import parse_agent, parse_start_at
 from loadgen.config import ConfigError, parse_duration
@@ -24,6 +24,8 @@ from shared_fixtures.seed import SeedError, validate_scale
 from stackbench import results
 from stackbench.loadrun import Load
 from stackbench.servers import Knobs
+
+T = TypeVar("T")
 
 DEFAULT_SCENARIOS = ("json", "db", "fortunes", "colleges", "troupes")
 
@@ -158,34 +160,22 @@ def cpus(text: str) -> str:
     return text
 
 
-def agent(text: str) -> tuple[int, int]:
-    """'I/N', 0-based, as loadgen reads it."""
-    try:
-        return parse_agent(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _argument(parse: Callable[[str], T], error: type[Exception]) -> Callable[[str], T]:
+    """A parser of loadgen's or the fixtures' as an argparse type: its error, one line."""
+
+    def parse_argument(text: str) -> T:
+        try:
+            return parse(text)
+        except error as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse_argument
 
 
-def start_at(text: str) -> float:
-    """'+30s', Unix seconds or ISO 8601, as loadgen reads it; Unix seconds."""
-    try:
-        return parse_start_at(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def key_value(text: str) -> tuple[str, str]:
-    try:
-        return parse_option(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def scale(text: str) -> int:
-    try:
-        return validate_scale(text)
-    except SeedError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+agent = _argument(parse_agent, ConfigError)  # 'I/N', 0-based, as loadgen reads it
+start_at = _argument(parse_start_at, ConfigError)  # '+30s', Unix seconds or ISO 8601
+key_value = _argument(parse_option, ConfigError)  # KEY=VALUE, as loadgen reads it
+scale = _argument(validate_scale, SeedError)
 
 
 def check_scenarios(scenarios: Sequence[str], options: Sequence[tuple[str, str]]) -> None:

@@ -71,6 +71,20 @@ def _wait_for_file(path: Path, process: subprocess.Popen, timeout: float) -> dic
     return json.loads(path.read_text())
 
 
+def _start_serve(net: Network, line: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """The documented serve line on host "server", bound to its address; Ctrl-C stops it."""
+    return net.popen(
+        "server",
+        command(line, SERVER_ADDR=net.address("server")),
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
+
+
 def test_the_documented_commands_across_four_hosts(namespaces, tmp_path: Path) -> None:
     lines = doc_commands()
     owner = uuid.uuid4().hex
@@ -80,16 +94,7 @@ def test_the_documented_commands_across_four_hosts(namespaces, tmp_path: Path) -
         path.mkdir()
     with Network(["server", "agent0", "agent1", "bench"]) as net:
         addr = net.address("server")
-        serve = net.popen(
-            "server",
-            command(lines["serve"], SERVER_ADDR=addr),
-            cwd=dirs["server"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=default_sigint,
-        )
+        serve = _start_serve(net, lines["serve"], dirs["server"], env)
         try:
             info = _wait_for_file(dirs["server"] / "serve.json", serve, timeout=180)
             assert info["app_url"] == f"http://{addr}:8000"
@@ -224,16 +229,7 @@ def test_bench_target_as_one_of_three_agents(namespaces, tmp_path: Path) -> None
         path.mkdir(parents=True)
     with Network(["server", "bench", "agent1", "agent2"]) as net:
         addr = net.address("server")
-        serve = net.popen(
-            "server",
-            command(serve_line, SERVER_ADDR=addr),
-            cwd=server_dir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=default_sigint,
-        )
+        serve = _start_serve(net, serve_line, server_dir, env)
         try:
             info = _wait_for_file(server_dir / "serve.json", serve, timeout=180)
             count = [PY, "-c", WORLD_SELECTS, info["stats_url"]]
