@@ -1,5 +1,6 @@
 -- The one schema every reference app serves (contract section 1).
--- No app creates or migrates these tables; the harness applies this file.
+-- The harness applies this file. Each app's own migrations create the same tables (not
+-- stackbench_seed, the harness's own); tests/apps/test_migrations.py holds them equal.
 -- Idempotent: safe to apply to a database that already has the tables.
 
 CREATE TABLE IF NOT EXISTS world (

@@ -45,7 +45,12 @@ class App:
         return self.requirements.is_file()
 
     def setup_commands(self) -> list[list[str]]:
-        """Run in the app's directory before serving: Django's own tables and staff user."""
+        """Run in the app's directory before serving: Django's tables and staff user.
+
+        schema.sql has made the contract's tables already (the circus migration's
+        `IF NOT EXISTS` DDL leaves them as they are); the other apps' migrations are not
+        run: schema.sql stays the one source of the benchmark's tables.
+        """
         if not self.django:
             return []
         return [

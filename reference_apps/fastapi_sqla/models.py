@@ -1,30 +1,40 @@
-"""ORM classes mapped onto the shared tables.
+"""ORM classes and the tables they map.
 
-The tables belong to the benchmark's schema.sql: nothing here creates or alters them
-(no ``create_all``, no migrations); the classes only describe what is already there.
+Alembic creates the tables (migrations/versions/), and this metadata describes them
+constraint by constraint, so ``alembic check`` finds nothing to do. The names are
+PostgreSQL's own defaults (``world_pkey``, ``troupe_name_key``, ...): the naming convention
+below gives them to every constraint the metadata declares.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Integer, String, Table
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, MetaData, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = MetaData(
+        naming_convention={
+            "pk": "%(table_name)s_pkey",
+            "fk": "%(table_name)s_%(column_0_name)s_fkey",
+            "uq": "%(table_name)s_%(column_0_name)s_key",
+            "ck": "%(table_name)s_%(constraint_name)s_check",
+        }
+    )
 
 
 class World(Base):
     __tablename__ = "world"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    # Plain integer keys: the rows are seeded with their ids, no sequence hands them out.
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     randomnumber: Mapped[int]
 
 
 class Fortune(Base):
     __tablename__ = "fortune"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     message: Mapped[str] = mapped_column(String(2048))
 
 
@@ -40,6 +50,7 @@ class Location(Base):
 
 class Performer(Base):
     __tablename__ = "performer"
+    __table_args__ = (CheckConstraint("kind IN ('clown', 'acrobat')", name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stage_name: Mapped[str] = mapped_column(String(100))
@@ -56,6 +67,8 @@ troupe_member = Table(
     Column(
         "performer_id", Integer, ForeignKey("performer.id", ondelete="CASCADE"), primary_key=True
     ),
+    # The primary key serves lookups by troupe; members are also looked up by performer.
+    Index("troupe_member_performer_idx", "performer_id"),
 )
 
 
@@ -74,6 +87,10 @@ class Troupe(Base):
 
 class College(Base):
     __tablename__ = "college"
+    __table_args__ = (
+        Index("college_location_idx", "location_id"),
+        Index("college_troupe_idx", "troupe_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    CheckConstraint,
     Column,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -26,56 +28,72 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.sql import ClauseElement
 
-metadata = MetaData()
+# The tables as Alembic creates them (migrations/versions/), constraint for constraint, so
+# `alembic check` finds nothing to do. The naming convention gives every constraint the
+# name PostgreSQL itself would (world_pkey, troupe_name_key, college_troupe_id_fkey, ...).
+metadata = MetaData(
+    naming_convention={
+        "pk": "%(table_name)s_pkey",
+        "fk": "%(table_name)s_%(column_0_name)s_fkey",
+        "uq": "%(table_name)s_%(column_0_name)s_key",
+        "ck": "%(table_name)s_%(constraint_name)s_check",
+    }
+)
 
 world = Table(
     "world",
     metadata,
-    Column("id", Integer, primary_key=True),
+    # Plain integer keys: the rows are seeded with their ids, no sequence hands them out.
+    Column("id", Integer, primary_key=True, autoincrement=False),
     Column("randomnumber", Integer, nullable=False),
 )
 fortune = Table(
     "fortune",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=False),
     Column("message", String(2048), nullable=False),
 )
 location = Table(
     "location",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("line_1", String(50)),
-    Column("line_2", String(50)),
-    Column("line_3", String(50)),
-    Column("zipcode", String(10)),
+    Column("line_1", String(50), nullable=False),
+    Column("line_2", String(50), nullable=False),
+    Column("line_3", String(50), nullable=False),
+    Column("zipcode", String(10), nullable=False),
 )
 performer = Table(
     "performer",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("stage_name", String(100)),
-    Column("kind", String(10)),
-    Column("concentration", String(50)),
+    Column("stage_name", String(100), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("concentration", String(50), nullable=False),
+    CheckConstraint("kind IN ('clown', 'acrobat')", name="kind"),
 )
 troupe = Table(
     "troupe",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(100), unique=True),
+    Column("name", String(100), nullable=False, unique=True),
 )
 troupe_member = Table(
     "troupe_member",
     metadata,
-    Column("troupe_id", ForeignKey("troupe.id"), primary_key=True),
-    Column("performer_id", ForeignKey("performer.id"), primary_key=True),
+    Column("troupe_id", ForeignKey("troupe.id", ondelete="CASCADE"), primary_key=True),
+    Column("performer_id", ForeignKey("performer.id", ondelete="CASCADE"), primary_key=True),
+    # The primary key serves lookups by troupe; members are also looked up by performer.
+    Index("troupe_member_performer_idx", "performer_id"),
 )
 college = Table(
     "college",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(100)),
-    Column("location_id", ForeignKey("location.id")),
-    Column("troupe_id", ForeignKey("troupe.id")),
+    Column("name", String(100), nullable=False),
+    Column("location_id", ForeignKey("location.id"), nullable=False),
+    Column("troupe_id", ForeignKey("troupe.id"), nullable=False),
+    Index("college_location_idx", "location_id"),
+    Index("college_troupe_idx", "troupe_id"),
 )
 
 

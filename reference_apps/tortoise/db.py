@@ -18,8 +18,18 @@ def tortoise_config() -> dict:
     connection["credentials"]["maxsize"] = int(os.environ.get("DB_POOL_SIZE", "10"))
     return {
         "connections": {"default": connection},
-        "apps": {"circus": {"models": ["models"], "default_connection": "default"}},
+        "apps": {
+            "circus": {
+                "models": ["models"],
+                "default_connection": "default",
+                "migrations": "migrations",
+            }
+        },
     }
+
+
+# What the `tortoise` CLI reads: `tortoise -c db.TORTOISE_ORM migrate` creates the tables.
+TORTOISE_ORM = tortoise_config()
 
 
 _init_lock = asyncio.Lock()

@@ -1,8 +1,6 @@
-"""Models over the shared tables (shared_fixtures/schema.sql owns them: managed = False).
-
-Django creates, alters and drops none of these; `migrate` only builds Django's own
-contrib tables. Column names match the schema, so no db_column is needed.
-"""
+"""The circus models. Django owns their tables: circus/migrations/0001_initial.py creates
+them with the DDL of stackbench's schema.sql (constraint and index names included), and
+each model says what that DDL says, so `makemigrations` finds nothing to do."""
 
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ class World(models.Model):
     randomnumber = models.IntegerField()
 
     class Meta:
-        managed = False
         db_table = "world"
 
 
@@ -23,7 +20,6 @@ class Fortune(models.Model):
     message = models.CharField(max_length=2048)
 
     class Meta:
-        managed = False
         db_table = "fortune"
 
 
@@ -34,7 +30,6 @@ class Location(models.Model):
     zipcode = models.CharField(max_length=10)
 
     class Meta:
-        managed = False
         db_table = "location"
 
     def __str__(self) -> str:
@@ -49,8 +44,12 @@ class Performer(models.Model):
     concentration = models.CharField(max_length=50)
 
     class Meta:
-        managed = False
         db_table = "performer"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["clown", "acrobat"]), name="performer_kind_check"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.stage_name
@@ -62,7 +61,6 @@ class Troupe(models.Model):
     members = models.ManyToManyField(Performer, through="TroupeMember", related_name="troupes")
 
     class Meta:
-        managed = False
         db_table = "troupe"
 
     def __str__(self) -> str:
@@ -72,22 +70,26 @@ class Troupe(models.Model):
 class TroupeMember(models.Model):
     # Django 5.2's CompositePrimaryKey maps the table's PRIMARY KEY (troupe_id, performer_id).
     pk = models.CompositePrimaryKey("troupe_id", "performer_id")
-    troupe = models.ForeignKey(Troupe, on_delete=models.CASCADE)
-    performer = models.ForeignKey(Performer, on_delete=models.CASCADE)
+    # The primary key's index serves troupe_id; performer_id has its own, named below.
+    troupe = models.ForeignKey(Troupe, on_delete=models.CASCADE, db_index=False)
+    performer = models.ForeignKey(Performer, on_delete=models.CASCADE, db_index=False)
 
     class Meta:
-        managed = False
         db_table = "troupe_member"
+        indexes = [models.Index(fields=["performer"], name="troupe_member_performer_idx")]
 
 
 class College(models.Model):
     name = models.CharField(max_length=100)
-    location = models.ForeignKey(Location, on_delete=models.PROTECT)
-    troupe = models.ForeignKey(Troupe, on_delete=models.PROTECT)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, db_index=False)
+    troupe = models.ForeignKey(Troupe, on_delete=models.PROTECT, db_index=False)
 
     class Meta:
-        managed = False
         db_table = "college"
+        indexes = [
+            models.Index(fields=["location"], name="college_location_idx"),
+            models.Index(fields=["troupe"], name="college_troupe_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.name

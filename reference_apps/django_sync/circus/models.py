@@ -1,22 +1,24 @@
-"""Models over the shared tables. `managed = False`: shared_fixtures/schema.sql owns them,
-so Django's migrations never create, alter or drop them."""
+"""The circus models. Django owns their tables: circus/migrations/0001_initial.py creates
+them with the DDL of stackbench's schema.sql (constraint and index names included), and
+each model says what that DDL says, so `makemigrations` finds nothing to do."""
 
 from django.db import models
 
 
 class World(models.Model):
+    # Plain integer keys: the rows are seeded with their ids, no sequence hands them out.
+    id = models.IntegerField(primary_key=True)
     randomnumber = models.IntegerField()
 
     class Meta:
-        managed = False
         db_table = "world"
 
 
 class Fortune(models.Model):
+    id = models.IntegerField(primary_key=True)
     message = models.CharField(max_length=2048)
 
     class Meta:
-        managed = False
         db_table = "fortune"
 
 
@@ -27,7 +29,6 @@ class Location(models.Model):
     zipcode = models.CharField(max_length=10)
 
     class Meta:
-        managed = False
         db_table = "location"
 
     def __str__(self) -> str:
@@ -41,8 +42,12 @@ class Performer(models.Model):
     concentration = models.CharField(max_length=50)
 
     class Meta:
-        managed = False
         db_table = "performer"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["clown", "acrobat"]), name="performer_kind_check"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.stage_name
@@ -54,7 +59,6 @@ class Troupe(models.Model):
     members = models.ManyToManyField(Performer, through="TroupeMember", related_name="troupes")
 
     class Meta:
-        managed = False
         db_table = "troupe"
 
     def __str__(self) -> str:
@@ -64,22 +68,26 @@ class Troupe(models.Model):
 class TroupeMember(models.Model):
     # Django 5.2 maps the table's (troupe_id, performer_id) primary key as it is.
     pk = models.CompositePrimaryKey("troupe_id", "performer_id")
-    troupe = models.ForeignKey(Troupe, on_delete=models.CASCADE)
-    performer = models.ForeignKey(Performer, on_delete=models.CASCADE)
+    # The primary key's index serves troupe_id; performer_id has its own, named below.
+    troupe = models.ForeignKey(Troupe, on_delete=models.CASCADE, db_index=False)
+    performer = models.ForeignKey(Performer, on_delete=models.CASCADE, db_index=False)
 
     class Meta:
-        managed = False
         db_table = "troupe_member"
+        indexes = [models.Index(fields=["performer"], name="troupe_member_performer_idx")]
 
 
 class College(models.Model):
     name = models.CharField(max_length=100)
-    location = models.ForeignKey(Location, on_delete=models.PROTECT)
-    troupe = models.ForeignKey(Troupe, on_delete=models.PROTECT)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, db_index=False)
+    troupe = models.ForeignKey(Troupe, on_delete=models.PROTECT, db_index=False)
 
     class Meta:
-        managed = False
         db_table = "college"
+        indexes = [
+            models.Index(fields=["location"], name="college_location_idx"),
+            models.Index(fields=["troupe"], name="college_troupe_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.name
