@@ -85,7 +85,11 @@ def tests(session: nox.Session) -> None:
     # psycogreen: the tests also run psycopg2 patched under gevent (eventlet's gunicorn pin
     # keeps gunicorn-eventlet out of this shared venv).
     session.install(
-        "-e", ".[harness,test,fast]", *_app_requirements(), *server_requirements, "psycogreen"
+        "-e",
+        ".[harness,test,fast,profile]",
+        *_app_requirements(),
+        *server_requirements,
+        "psycogreen",
     )
     session.run("pytest", *session.posargs)
 
@@ -154,8 +158,9 @@ def lint(session: nox.Session) -> None:
 )
 def bench(session: nox.Session, app: str, server: str) -> None:
     """One (app, server) pair end to end; options after -- (see `python -m stackbench bench -h`)."""
+    extras = "harness,fast,profile" if "--profile" in session.posargs else "harness,fast"
     session.install(
-        "-e", ".[harness,fast]", "-r", str(APPS[app].requirements), *SERVERS[server].requirements
+        "-e", f".[{extras}]", "-r", str(APPS[app].requirements), *SERVERS[server].requirements
     )
     session.run(
         "python", "-m", "stackbench", "bench", "--app", app, "--server", server, *session.posargs

@@ -152,6 +152,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         start_at=getattr(args, "start_at", None),
         agent_reports=getattr(args, "agent_reports", None),
         agent_wait=getattr(args, "agent_wait", 60.0),
+        profile=getattr(args, "profile", False),
     )
 
 
@@ -179,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-stats", metavar="URL", help="that serve's stats endpoint (it prints both)"
     )
     add_load_options(run)
+    run.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy on the server in each measured window: profiles/ in the run directory",
+    )
     hosts = run.add_argument_group("load from several hosts (with --target)")
     hosts.add_argument("--agent", type=agent, metavar="I/N", help="this host is agent I of N")
     hosts.add_argument("--start-at", type=start_at, metavar="TIME", help="every agent's start")
@@ -254,7 +260,9 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 # What serve decides on the serving host; refused beside --target rather than ignored.
-_SERVE_SIDE = ("workers", "threads", "pool_size", "server_cpus", "scale", "ready_timeout")
+_SERVE_SIDE = (
+    "workers", "threads", "pool_size", "server_cpus", "scale", "ready_timeout", "profile",
+)  # fmt: skip
 
 
 def _check_target(args: argparse.Namespace) -> None:

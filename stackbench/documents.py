@@ -145,12 +145,23 @@ class DatabaseFigures(TypedDict):
     source: str | None
 
 
+class ProfileDoc(TypedDict):
+    """bench --profile: py-spy's collapsed stacks and their summary, files in the run's
+    profiles/ directory; or why there is none."""
+
+    raw: str | None
+    summary: str | None
+    samples: int
+    error: str | None
+
+
 class Repeat(TypedDict):
     rps: float
     p99_ms: float
     server: ServerFiguresDoc
     database: NotRequired[DatabaseFigures]
     loadgen: LoadgenReport
+    profile: NotRequired[ProfileDoc]
 
 
 class ResultHeader(TypedDict):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +27,7 @@ from stackbench.judge import headline, judge
 from stackbench.loadrun import LoadError, run_load
 from stackbench.matrix import Pair
 from stackbench.options import BenchOptions
+from stackbench.profiler import Recording, record
 from stackbench.sampler import Sampler, ServerFigures
 from stackbench.serve import Served, answers_health, serve
 from stackbench.servers import Server
@@ -64,7 +65,7 @@ class Subject(Protocol):
     @property
     def database_cpu_source(self) -> str | None: ...  # "proc": read from /proc
 
-    def sampler(self) -> Sampling: ...  # started; mark() opens the measured window
+    def sampler(self, label: str) -> Sampling: ...  # started; mark() opens the window
     def loadgen_env(self) -> dict[str, str]: ...
     def stopped(self) -> str | None: ...  # None while the server runs, else why not
     def answers(self) -> bool: ...  # /health answers: the next scenario can run
@@ -79,6 +80,7 @@ class LocalSubject:
     served: Served
     db: Database
     prefix: str = ""
+    profiles: Path | None = None  # bench --profile: py-spy's files go here
 
     @property
     def base_url(self) -> str:
@@ -96,8 +98,13 @@ class LocalSubject:
     def database_cpu_source(self) -> str | None:
         return "proc" if self._database_pid is not None else None
 
-    def sampler(self) -> Sampling:
-        return Sampler(self.server_pid, self.db.url, database_pid=self._database_pid).start()
+    def sampler(self, label: str) -> Sampling:
+        sampler = Sampler(self.server_pid, self.db.url, database_pid=self._database_pid)
+        if self.profiles is None:
+            return sampler.start()
+        app_modules = {p.stem for p in self.served.app.directory.iterdir()}
+        raw = self.profiles / f"{label}.txt"
+        return ProfiledSampler(sampler, self.server_pid, raw, app_modules).start()
 
     def loadgen_env(self) -> dict[str, str]:
         user, password = self.served.admin_credentials
@@ -119,6 +126,32 @@ class LocalSubject:
 
     def gather(self, report: LoadgenReport) -> LoadgenReport:
         return report  # all the load ran here
+
+
+@dataclass
+class ProfiledSampler:
+    """A Sampler that also runs py-spy on the server over the same measured window."""
+
+    sampler: Sampler
+    server_pid: int
+    raw: Path
+    app_modules: set[str]
+    recording: Recording | None = None
+
+    def start(self) -> ProfiledSampler:
+        self.sampler.start()
+        return self
+
+    def mark(self) -> None:
+        self.sampler.mark()
+        self.raw.parent.mkdir(parents=True, exist_ok=True)
+        self.recording = record(self.server_pid, self.raw, BIN_DIR)
+
+    def stop(self) -> ServerFigures:
+        figures = self.sampler.stop()
+        if self.recording is None:
+            return figures
+        return replace(figures, profile=self.recording.finish(self.app_modules))
 
 
 def measure_pair(
@@ -153,7 +186,8 @@ def measure_pair(
                 (options.bin_dir or BIN_DIR) / "python", served.env
             )
             # The load (and the smoke check) go to the app mounted at the prefix.
-            subject = LocalSubject(served, db, options.prefix)
+            profiles = run_dir / "profiles" if options.profile else None
+            subject = LocalSubject(served, db, options.prefix, profiles)
             return measure_subject(subject, options, base, run_dir, progress)
     except ProcessError as exc:
         reason, _, tail = str(exc).partition("; last log lines:\n")
@@ -287,7 +321,7 @@ def _run_scenario(
     reason: str | None = None
     label = f"{base['app']} @ {base['server']}: {scenario}"
     for index in range(options.repeats):
-        sampler = subject.sampler()
+        sampler = subject.sampler(f"{base['app']}--{base['server']}--{scenario}--{index + 1}")
         figures = ServerFigures(None, None, None)
         try:
             tick = progress.start(
@@ -333,6 +367,8 @@ def _run_scenario(
                 "loadgen": report,
             }
         )
+        if figures.profile is not None:
+            repeats[-1]["profile"] = figures.profile
         if stopped is not None:
             reason = stopped
             break

@@ -60,6 +60,7 @@ class BenchOptions:
     start_at: float | None = None
     agent_reports: Path | None = None
     agent_wait: float = 60.0
+    profile: bool = False  # py-spy on the server in each measured window (profiler.py)
 
     @property
     def knobs(self) -> Knobs:

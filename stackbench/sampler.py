@@ -15,6 +15,8 @@ from pathlib import Path
 
 import psycopg
 
+from stackbench.documents import ProfileDoc
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -39,6 +41,7 @@ class ServerFigures:
     database_cpu_s: float | None = None
     exited_pids: tuple[int, ...] = ()
     window_s: float | None = None  # wall seconds from mark to stop: CPU ≤ window × CPUs
+    profile: ProfileDoc | None = None  # bench --profile: py-spy over the same window
 
 
 def _all_processes() -> dict[int, tuple[int, ProcessUsage]]:

@@ -168,7 +168,7 @@ class RemoteSubject:
         source = self.info.get("database_cpu_source")
         return str(source) if source else None
 
-    def sampler(self) -> Sampling:
+    def sampler(self, label: str) -> Sampling:
         return RemoteSampler(self.client)
 
     def loadgen_env(self) -> dict[str, str]:
