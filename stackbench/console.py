@@ -79,7 +79,13 @@ def summary_table(rows: list[ResultRow], title: str) -> Table:
         summary: Summary | dict[str, Any] = row["summary"] or {}
         flags = [
             name
-            for name in ("noisy", "client_saturated", "checks_failed", "worker_restarted")
+            for name in (
+                "noisy",
+                "client_saturated",
+                "checks_failed",
+                "worker_restarted",
+                "profiled",
+            )
             if row["flags"].get(name)
         ]
         status = row["status"] + (f" ({', '.join(flags)})" if flags else "")

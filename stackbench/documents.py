@@ -128,6 +128,7 @@ class Flags(TypedDict):
     checks_failed: bool
     worker_restarted: NotRequired[bool]
     noise_bound: NotRequired[float]
+    profiled: NotRequired[bool]  # bench --profile: py-spy paused the server 100 times a second
 
 
 class ServerFiguresDoc(TypedDict):

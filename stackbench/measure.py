@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -27,7 +27,7 @@ from stackbench.judge import headline, judge
 from stackbench.loadrun import LoadError, run_load
 from stackbench.matrix import Pair
 from stackbench.options import BenchOptions
-from stackbench.profiler import Recording, record
+from stackbench.profiler import ProfiledSampler
 from stackbench.sampler import Sampler, ServerFigures
 from stackbench.serve import Served, answers_health, serve
 from stackbench.servers import Server
@@ -126,32 +126,6 @@ class LocalSubject:
 
     def gather(self, report: LoadgenReport) -> LoadgenReport:
         return report  # all the load ran here
-
-
-@dataclass
-class ProfiledSampler:
-    """A Sampler that also runs py-spy on the server over the same measured window."""
-
-    sampler: Sampler
-    server_pid: int
-    raw: Path
-    app_modules: set[str]
-    recording: Recording | None = None
-
-    def start(self) -> ProfiledSampler:
-        self.sampler.start()
-        return self
-
-    def mark(self) -> None:
-        self.sampler.mark()
-        self.raw.parent.mkdir(parents=True, exist_ok=True)
-        self.recording = record(self.server_pid, self.raw, BIN_DIR)
-
-    def stop(self) -> ServerFigures:
-        figures = self.sampler.stop()
-        if self.recording is None:
-            return figures
-        return replace(figures, profile=self.recording.finish(self.app_modules))
 
 
 def measure_pair(
@@ -373,6 +347,8 @@ def _run_scenario(
             reason = stopped
             break
     verdict = judge(repeats, reason)
+    if any("profile" in repeat for repeat in repeats):
+        verdict["flags"]["profiled"] = True  # py-spy's pauses are in these figures
     document: ResultDocument = {
         **base,
         "scenario": scenario,

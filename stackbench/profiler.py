@@ -19,11 +19,12 @@ import shutil
 import signal
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shared_fixtures.processes import ManagedProcess, ProcessError
 from stackbench.documents import ProfileDoc
+from stackbench.sampler import Sampler, ServerFigures
 
 RATE_HZ = 100
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<path>[^()]*?)(?::\d+)?\)$")
@@ -97,7 +98,7 @@ def package(frame: str, app_modules: set[str]) -> str:
     match = _FRAME.match(frame)
     path = match.group("path") if match else frame
     top = path.split("/", 1)[0].removesuffix(".py")
-    if top in app_modules:
+    if top in app_modules or path.endswith(".html"):  # jinja2 runs templates as code
         return "app"
     if top in sys.stdlib_module_names or path.startswith("<"):
         return "stdlib"
@@ -127,3 +128,29 @@ def summarize(stacks: Counter[tuple[str, ...]], app_modules: set[str], top: int 
     lines += ["", "the app's own functions, with what they call (inclusive):"]
     lines += [f"  {100 * n / total:5.1f} %  {f}" for f, n in inclusive_app.most_common(top)]
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ProfiledSampler:
+    """A Sampler that also runs py-spy on the server over the same measured window."""
+
+    sampler: Sampler
+    server_pid: int
+    raw: Path
+    app_modules: set[str]
+    recording: Recording | None = None
+
+    def start(self) -> ProfiledSampler:
+        self.sampler.start()
+        return self
+
+    def mark(self) -> None:
+        self.sampler.mark()
+        self.raw.parent.mkdir(parents=True, exist_ok=True)
+        self.recording = record(self.server_pid, self.raw, Path(sys.executable).parent)
+
+    def stop(self) -> ServerFigures:
+        figures = self.sampler.stop()
+        if self.recording is None:
+            return figures
+        return replace(figures, profile=self.recording.finish(self.app_modules))

@@ -69,6 +69,8 @@ def flags(result: LoadedResult) -> list[str]:
     if doc["flags"].get("worker_restarted"):
         exits = summary.get("worker_exits") if summary else None
         out.append("worker restarted" + (f" ({exits} exits)" if exits else ""))
+    if doc["flags"].get("profiled"):
+        out.append("profiled: not for comparison")
     return out
 
 

@@ -39,6 +39,7 @@ def test_collapsed_stacks_are_read_without_process_frames() -> None:
     [
         ("view (circus/views.py:40)", "app"),
         ("single_query (main.py:136)", "app"),
+        ("root (fortunes.html:5)", "app"),
         ("execute (psycopg/cursor.py:97)", "psycopg"),
         ("dumps (json/__init__.py:231)", "stdlib"),
         ("Runner.run (asyncio/runners.py:118)", "stdlib"),
@@ -74,6 +75,7 @@ def test_a_profiled_run_keeps_py_spys_stacks_and_summary(tmp_path: Path) -> None
     assert (profiles / str(profile["raw"])).read_text().count("asyncpg") > 0
     summary = (profiles / str(profile["summary"])).read_text()
     assert "by package" in summary and "app" in summary
+    assert document["flags"]["profiled"] is True  # its figures carry py-spy's pauses
 
 
 def test_no_py_spy_is_a_reason_not_a_failed_run(tmp_path: Path, monkeypatch) -> None:
