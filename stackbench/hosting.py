@@ -78,7 +78,6 @@ def hosting(app_id: str, server_id: str, options: ServeOptions) -> Iterator[Host
     """Everything up and answering; yields the /info document and the server; stops it
     all on exit, whatever happened."""
     app, server = get_pair(app_id, server_id)
-    stats_port = options.stats_port or free_port(options.bind)
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stackbench-serve-")))
         db = stack.enter_context(database(work_dir=work))
@@ -102,6 +101,8 @@ def hosting(app_id: str, server_id: str, options: ServeOptions) -> Iterator[Host
                 port=options.port,
             )
         )
+        # Chosen once the server listens, so a free port cannot be the server's own.
+        stats_port = options.stats_port or free_port(options.bind)
         host = _advertised(options.bind)
         port = served.base_url.rsplit(":", 1)[1]
         database_pid = db.process.pid if db.embedded and db.process else None
