@@ -24,6 +24,7 @@ import pytest
 
 from shared_fixtures.conformance.target import AppTarget, StatementCountError
 from shared_fixtures.conformance.test_contract import *  # noqa: F403  (the tests themselves)
+from shared_fixtures.conformance.test_edges import *  # noqa: F403  (the edges, one answer each)
 from shared_fixtures.db import Database
 from stackbench.apps import APPS
 from stackbench.servers import get_server

@@ -26,6 +26,7 @@ from sqlalchemy import Select, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import flag_modified
 
 from db import engine, get_session
 from models import Base, College, Fortune, Performer, Troupe, World
@@ -38,6 +39,10 @@ DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 MAX_SLEEP = 10.0
 MAX_FANOUT = 50
 INTEGER = re.compile(r"-?[0-9]+")
+# A decimal number in ASCII: 2, 0.5, .5, 5., 5e-1 (float() alone also takes ' 1', '1_0', '٣').
+NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+# HEAD is GET without the body (RFC 9110); FastAPI routes only the methods they name.
+GET = ["GET", "HEAD"]
 MAX_BODY_BYTES = 64 * 1024  # the largest valid POST body is a few kilobytes
 
 # One client for the life of the process: it keeps connections to the upstream alive
@@ -58,8 +63,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await engine.dispose()
 
 
-# max_body_size: bodies larger than this are refused with 413 before they are read.
-app = FastAPI(title="stackbench fastapi_sqla", lifespan=lifespan, max_body_size=MAX_BODY_BYTES)
+# redirect_slashes=False: /json/ is a 404 like any unknown path, not a redirect whose
+# Location Starlette would build from the request's Host header.
+app = FastAPI(title="stackbench fastapi_sqla", lifespan=lifespan, redirect_slashes=False)
 
 # autoescape=True: fortune 11 is a <script> tag, and must come out as text.
 templates = Jinja2Templates(
@@ -118,10 +124,7 @@ def parse_seconds(value: str | None) -> float:
         return 1
     seconds = parse_int(value)
     if seconds is None:
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = math.nan
+        seconds = float(value) if NUMBER.fullmatch(value) else math.nan
     if not (math.isfinite(seconds) and 0 <= seconds <= MAX_SLEEP):
         raise HTTPException(
             status_code=422, detail=f"seconds must be a number from 0 to {MAX_SLEEP:g}"
@@ -187,28 +190,28 @@ async def sleep_in_database(session: AsyncSession, seconds: float) -> None:
 # --- TechEmpower-style endpoints ---------------------------------------------------------
 
 
-@app.get("/health")
+@app.api_route("/health", methods=GET)
 async def health() -> dict[str, str]:
     return {"status": "ok"}  # no database: the harness polls this while starting
 
 
-@app.get("/json")
+@app.api_route("/json", methods=GET)
 async def json_endpoint() -> dict[str, str]:
     return {"message": "Hello, World!"}
 
 
-@app.get("/plaintext", response_class=PlainTextResponse)
+@app.api_route("/plaintext", methods=GET, response_class=PlainTextResponse)
 async def plaintext() -> str:
     return "Hello, World!"
 
 
-@app.get("/db")
+@app.api_route("/db", methods=GET)
 async def single_query(session: Session) -> dict[str, int]:
     world = await fetch_world(session, random_id())
     return {"id": world.id, "randomNumber": world.randomnumber}
 
 
-@app.get("/queries")
+@app.api_route("/queries", methods=GET)
 async def multiple_queries(session: Session, queries: str | None = None) -> list[dict[str, int]]:
     # One SELECT per row, awaited in turn: one session is one connection, which runs one
     # statement at a time.
@@ -216,20 +219,26 @@ async def multiple_queries(session: Session, queries: str | None = None) -> list
     return [{"id": w.id, "randomNumber": w.randomnumber} for w in worlds]
 
 
-@app.get("/updates")
+@app.api_route("/updates", methods=GET)
 async def updates(session: Session, queries: str | None = None) -> list[dict[str, int]]:
-    worlds = [await fetch_world(session, random_id()) for _ in range(query_count(queries))]
+    # Distinct ids (as TechEmpower's own implementations draw them): the identity map would
+    # merge a repeated id into one object, and so one UPDATE for two rows asked for.
+    ids = random.sample(range(1, WORLD_ROWS + 1), query_count(queries))
+    worlds = [await fetch_world(session, world_id) for world_id in ids]
     result = []
     for world in worlds:
         world.randomnumber = random.randint(1, WORLD_ROWS)
+        # An UPDATE even when the number drawn is the one stored (1 in 10,000): unflagged,
+        # the unit of work would see no change and skip that row.
+        flag_modified(world, "randomnumber")
         result.append({"id": world.id, "randomNumber": world.randomnumber})
     # The unit of work sends the UPDATEs in primary-key order, so concurrent requests lock
-    # rows in the same order and cannot deadlock; a row drawn twice keeps its last value.
+    # rows in the same order and cannot deadlock.
     await session.commit()
     return result
 
 
-@app.get("/fortunes", response_class=HTMLResponse)
+@app.api_route("/fortunes", methods=GET, response_class=HTMLResponse)
 async def fortunes(request: Request, session: Session) -> HTMLResponse:
     rows = list(await session.scalars(select(Fortune)))
     # A transient object, never added to the session: it exists for this response only.
@@ -251,14 +260,14 @@ COLLEGES = (
 TROUPES = select(Troupe).options(selectinload(Troupe.members)).order_by(Troupe.id)
 
 
-@app.get("/api/colleges", response_model=Page[CollegeOut])
+@app.api_route("/api/colleges", methods=GET, response_model=Page[CollegeOut])
 async def list_colleges(
     request: Request, session: Session, page: str | None = None, page_size: str | None = None
 ) -> Any:
     return await paginate(session, request, College, COLLEGES, page, page_size)
 
 
-@app.get("/api/colleges/{college_id}", response_model=CollegeOut)
+@app.api_route("/api/colleges/{college_id}", methods=GET, response_model=CollegeOut)
 async def get_college(college_id: str, session: Session) -> Any:
     college = await session.scalar(COLLEGES.where(College.id == parse_id(college_id)))
     if college is None:
@@ -266,14 +275,14 @@ async def get_college(college_id: str, session: Session) -> Any:
     return college
 
 
-@app.get("/api/troupes", response_model=Page[TroupeOut])
+@app.api_route("/api/troupes", methods=GET, response_model=Page[TroupeOut])
 async def list_troupes(
     request: Request, session: Session, page: str | None = None, page_size: str | None = None
 ) -> Any:
     return await paginate(session, request, Troupe, TROUPES, page, page_size)
 
 
-@app.get("/api/troupes/{troupe_id}", response_model=TroupeOut)
+@app.api_route("/api/troupes/{troupe_id}", methods=GET, response_model=TroupeOut)
 async def get_troupe(troupe_id: str, session: Session) -> Any:
     troupe = await session.scalar(TROUPES.where(Troupe.id == parse_id(troupe_id)))
     if troupe is None:
@@ -282,14 +291,25 @@ async def get_troupe(troupe_id: str, session: Session) -> Any:
 
 
 async def troupe_body(request: Request) -> TroupeIn:
-    """The POST body, parsed and validated by Pydantic's own JSON parser.
+    """The POST body, at most MAX_BODY_BYTES, parsed and validated by Pydantic's own JSON
+    parser.
 
     Declaring ``body: TroupeIn`` would let FastAPI parse it with ``json.loads``, which
     answers 400 (not the contract's 422) for bytes that are not UTF-8, for numbers too long
     to convert and for nesting too deep; Pydantic reports all of those as validation errors.
+    The size is checked here, not with FastAPI's ``max_body_size``, because Starlette answers
+    a declared Content-Length over that limit with its own text/plain 413.
     """
+    declared = parse_int(request.headers.get("content-length"))
+    if declared is not None and declared > MAX_BODY_BYTES:  # refused before reading it
+        raise HTTPException(status_code=413, detail="Request body too large.")
+    body = b""
+    async for chunk in request.stream():  # a chunked body: counted as it arrives
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(status_code=413, detail="Request body too large.")
     try:
-        return TroupeIn.model_validate_json(await request.body())
+        return TroupeIn.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
 
@@ -336,19 +356,19 @@ async def create_troupe(body: Annotated[TroupeIn, Depends(troupe_body)], session
 # --- slow endpoints: where concurrency models differ ----------------------------------------
 
 
-@app.get("/slow/db")
+@app.api_route("/slow/db", methods=GET)
 async def slow_db(session: Session, seconds: str | None = None) -> dict[str, float]:
     slept = parse_seconds(seconds)
     await sleep_in_database(session, slept)
     return {"slept": slept}
 
 
-@app.get("/slow/http")
+@app.api_route("/slow/http", methods=GET)
 async def slow_http(seconds: str | None = None) -> dict[str, Any]:
     return {"upstream": await call_upstream(parse_seconds(seconds))}
 
 
-@app.get("/slow/both")
+@app.api_route("/slow/both", methods=GET)
 async def slow_both(session: Session, seconds: str | None = None) -> dict[str, Any]:
     slept = parse_seconds(seconds)
     upstream = await call_upstream(slept)
@@ -356,7 +376,7 @@ async def slow_both(session: Session, seconds: str | None = None) -> dict[str, A
     return {"upstream": upstream, "slept": slept}
 
 
-@app.get("/slow/fanout")
+@app.api_route("/slow/fanout", methods=GET)
 async def slow_fanout(n: str | None = None, seconds: str | None = None) -> dict[str, Any]:
     calls = 10 if n is None else parse_int(n)
     if calls is None or not 1 <= calls <= MAX_FANOUT:

@@ -62,10 +62,8 @@ class Page(BaseModel, Generic[T]):
 class TroupeIn(BaseModel):
     # Strict types: "7" is not a performer id and 7 is not a name (no silent coercion).
     name: Annotated[StrictStr, Field(min_length=1, max_length=100)]
-    # Bounded so that one request cannot ask for an unbounded insert.
-    member_ids: Annotated[
-        list[Annotated[StrictInt, Field(ge=1, le=MAX_ID)]], Field(max_length=1000)
-    ]
+    # Duplicates count once, however many; the 64 KiB body limit bounds the list.
+    member_ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_ID)]]
 
     @field_validator("name")
     @classmethod

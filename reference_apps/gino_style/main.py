@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -79,15 +80,20 @@ class OpenOnFirstRequest:
 # ---------------------------------------------------------------- input at the edge
 
 
+INTEGER = re.compile(r"-?[0-9]+")
+# A decimal number in ASCII: 2, 0.5, .5, 5., 5e-1 (float() alone also takes ' 1', '1_0', '٣').
+NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def _integer(text: str | None) -> int | None:
     """An ASCII integer of any length, or None (int() alone accepts '٣', '1_000', ' 7 ')."""
-    if text is None or not re.fullmatch(r"-?[0-9]+", text):
+    if text is None or not INTEGER.fullmatch(text):
         return None
+    digits = text.lstrip("-").lstrip("0") or "0"  # 007 is 7
     # Beyond 18 digits the value only matters as "huge": saturate instead of parsing
     # thousands of digits (int() refuses more than 4300 anyway).
-    if len(text.lstrip("-")) > 18:
-        return -(10**18) if text.startswith("-") else 10**18
-    return int(text)
+    number = 10**18 if len(digits) > 18 else int(digits)
+    return -number if text.startswith("-") else number
 
 
 def query_count(request: Request) -> int:
@@ -98,10 +104,9 @@ def query_count(request: Request) -> int:
 def seconds_param(request: Request) -> float | None:
     """`seconds` in 0..10 (default 1), or None when invalid."""
     raw = request.query_params.get("seconds", "1")
-    try:
-        seconds = float(raw)
-    except ValueError:
+    if not NUMBER.fullmatch(raw):
         return None
+    seconds = float(raw)
     return seconds if math.isfinite(seconds) and 0 <= seconds <= MAX_SLEEP else None
 
 
@@ -132,37 +137,38 @@ def _world(row: asyncpg.Record) -> dict[str, int]:
     return {"id": row["id"], "randomNumber": row["randomnumber"]}
 
 
+def _by_id(row: dict[str, int]) -> int:
+    return row["id"]
+
+
 async def single_query(request: Request) -> Response:
     row = await request.app.state.pool.fetchrow(db.WORLD_BY_ID.sql, random.randint(1, 10_000))
     return JSONResponse(_world(row))
 
 
-async def _random_rows(connection: asyncpg.Connection, count: int) -> list[dict[str, int]]:
+async def _rows(connection: asyncpg.Connection, ids: list[int]) -> list[dict[str, int]]:
     # One SELECT per row, as the test requires; the statement is prepared once per connection.
-    return [
-        _world(await connection.fetchrow(db.WORLD_BY_ID.sql, random.randint(1, 10_000)))
-        for _ in range(count)
-    ]
+    return [_world(await connection.fetchrow(db.WORLD_BY_ID.sql, world_id)) for world_id in ids]
 
 
 async def multiple_queries(request: Request) -> Response:
     async with request.app.state.pool.acquire() as connection:
-        rows = await _random_rows(connection, query_count(request))
+        ids = [random.randint(1, 10_000) for _ in range(query_count(request))]
+        rows = await _rows(connection, ids)
     return JSONResponse(rows)
 
 
 async def updates(request: Request) -> Response:
     async with request.app.state.pool.acquire() as connection:
-        rows = await _random_rows(connection, query_count(request))
+        # Distinct ids (as TechEmpower's own implementations draw them): one UPDATE per row.
+        rows = await _rows(connection, random.sample(range(1, 10_001), query_count(request)))
         for row in rows:
             row["randomNumber"] = random.randint(1, 10_000)
-        # Sorted by id so that concurrent requests lock rows in one order (no deadlocks);
-        # the last value wins for an id drawn twice, as in the response.
-        latest = {row["id"]: row["randomNumber"] for row in rows}
+        # Sorted by id so that concurrent requests lock rows in one order (no deadlocks).
         async with connection.transaction():
             await connection.executemany(
                 db.UPDATE_WORLD.sql,
-                [(number, world_id) for world_id, number in sorted(latest.items())],
+                [(row["randomNumber"], row["id"]) for row in sorted(rows, key=_by_id)],
             )
     return JSONResponse(rows)
 
@@ -290,17 +296,29 @@ async def troupe_detail(request: Request) -> Response:
     return JSONResponse(result)
 
 
+def _encodable(text: str) -> bool:
+    """False for a lone surrogate: JSON's "\\ud800" decodes to one, and UTF-8 has none."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _troupe_input(body: bytes) -> tuple[str, list[int]] | str:
     """(name, member ids) from a JSON body, or the reason it is invalid."""
     try:
+        # ValueError: not UTF-8 (a BOM included), not JSON, or an integer of over 4300 digits.
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return "Body must be a JSON object in UTF-8."
     if not isinstance(data, dict):
         return "Body must be a JSON object."
     name, member_ids = data.get("name"), data.get("member_ids")
     if not isinstance(name, str) or not 1 <= len(name) <= 100:
         return "name must be a string of 1 to 100 characters."
+    if "\x00" in name or not _encodable(name):
+        return "name must be text PostgreSQL can store (no NUL, no lone surrogate)."
     if not isinstance(member_ids, list) or not all(
         type(i) is int and 1 <= i < 2**31 for i in member_ids
     ):
@@ -406,9 +424,17 @@ async def upstream_failed(request: Request, exc: Exception) -> Response:
     return detail(502, f"Upstream service failed: {type(exc).__name__}.")
 
 
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    # Starlette's own 404 and 405 as JSON, like every other error of this API.
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
 app = Starlette(
     routes=routes,
     lifespan=lifespan,
     middleware=[Middleware(OpenOnFirstRequest)],
-    exception_handlers={httpx.HTTPError: upstream_failed},
+    exception_handlers={HTTPException: http_error, httpx.HTTPError: upstream_failed},
 )  # debug stays off: no tracebacks to clients
+# /json/ is a 404 like any unknown path: no redirect (Starlette builds its Location from the
+# request's Host header).
+app.router.redirect_slashes = False

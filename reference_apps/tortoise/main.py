@@ -39,6 +39,10 @@ DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 MAX_SLEEP = 10.0
 MAX_FANOUT = 50
 INTEGER = re.compile(r"-?[0-9]+")
+# A decimal number in ASCII: 2, 0.5, .5, 5., 5e-1 (float() alone also takes ' 1', '1_0', '٣').
+NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+# HEAD is GET without the body (RFC 9110); FastAPI routes only the methods they name.
+GET = ["GET", "HEAD"]
 MAX_BODY_BYTES = 64 * 1024  # the largest valid POST body is a few kilobytes
 
 # One client for the life of the process: it keeps connections to the upstream alive
@@ -61,8 +65,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await close_orm()
 
 
-# max_body_size: bodies larger than this are refused with 413 before they are read.
-app = FastAPI(title="stackbench tortoise", lifespan=lifespan, max_body_size=MAX_BODY_BYTES)
+# redirect_slashes=False: /json/ is a 404 like any unknown path, not a redirect whose
+# Location Starlette would build from the request's Host header.
+app = FastAPI(title="stackbench tortoise", lifespan=lifespan, redirect_slashes=False)
 # Every route that touches the database hangs off this router; its dependency sets the
 # ORM up on the first request when the server ran no lifespan.
 api = APIRouter(dependencies=[Depends(orm_ready)])
@@ -122,10 +127,7 @@ def parse_seconds(value: str | None) -> float:
         return 1
     seconds = parse_int(value)
     if seconds is None:
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = math.nan
+        seconds = float(value) if NUMBER.fullmatch(value) else math.nan
     if not (math.isfinite(seconds) and 0 <= seconds <= MAX_SLEEP):
         raise HTTPException(
             status_code=422, detail=f"seconds must be a number from 0 to {MAX_SLEEP:g}"
@@ -181,28 +183,28 @@ async def sleep_in_database(seconds: float) -> None:
 # --- TechEmpower-style endpoints ---------------------------------------------------------
 
 
-@app.get("/health")
+@app.api_route("/health", methods=GET)
 async def health() -> dict[str, str]:
     return {"status": "ok"}  # no database: the harness polls this while starting
 
 
-@app.get("/json")
+@app.api_route("/json", methods=GET)
 async def json_endpoint() -> dict[str, str]:
     return {"message": "Hello, World!"}
 
 
-@app.get("/plaintext", response_class=PlainTextResponse)
+@app.api_route("/plaintext", methods=GET, response_class=PlainTextResponse)
 async def plaintext() -> str:
     return "Hello, World!"
 
 
-@api.get("/db")
+@api.api_route("/db", methods=GET)
 async def single_query() -> dict[str, int]:
     world = await World.get(id=random_id())
     return {"id": world.id, "randomNumber": world.randomnumber}
 
 
-@api.get("/queries")
+@api.api_route("/queries", methods=GET)
 async def multiple_queries(queries: str | None = None) -> list[dict[str, int]]:
     # One SELECT per row, awaited in turn, as the contract asks (no IN, no batching);
     # in one transaction, so that they all run on one pooled connection (see README).
@@ -211,21 +213,22 @@ async def multiple_queries(queries: str | None = None) -> list[dict[str, int]]:
     return [{"id": w.id, "randomNumber": w.randomnumber} for w in worlds]
 
 
-@api.get("/updates")
+@api.api_route("/updates", methods=GET)
 async def updates(queries: str | None = None) -> list[dict[str, int]]:
+    # Distinct ids (as TechEmpower's own implementations draw them): one UPDATE per row.
+    ids = random.sample(range(1, WORLD_ROWS + 1), query_count(queries))
     async with in_transaction():
-        worlds = [await World.get(id=random_id()) for _ in range(query_count(queries))]
+        worlds = [await World.get(id=world_id) for world_id in ids]
         for world in worlds:
             world.randomnumber = random.randint(1, WORLD_ROWS)
         # Saved in id order: concurrent requests lock rows in the same order and cannot
-        # deadlock. The sort is stable, so a row drawn twice keeps the value it was given
-        # last, as the response says.
+        # deadlock.
         for world in sorted(worlds, key=lambda w: w.id):
             await world.save(update_fields=["randomnumber"])
     return [{"id": w.id, "randomNumber": w.randomnumber} for w in worlds]
 
 
-@api.get("/fortunes", response_class=HTMLResponse)
+@api.api_route("/fortunes", methods=GET, response_class=HTMLResponse)
 async def fortunes(request: Request) -> HTMLResponse:
     rows = await Fortune.all()
     # Not saved: this fortune exists for this response only.
@@ -249,7 +252,7 @@ def troupes() -> QuerySet[Troupe]:
     return Troupe.all().prefetch_related(members).order_by("id")
 
 
-@api.get("/api/colleges", response_model=Page[CollegeOut])
+@api.api_route("/api/colleges", methods=GET, response_model=Page[CollegeOut])
 async def list_colleges(
     request: Request, page: str | None = None, page_size: str | None = None
 ) -> Any:
@@ -259,7 +262,7 @@ async def list_colleges(
         return await paginate(request, colleges(), page, page_size)
 
 
-@api.get("/api/colleges/{college_id}", response_model=CollegeOut)
+@api.api_route("/api/colleges/{college_id}", methods=GET, response_model=CollegeOut)
 async def get_college(college_id: str) -> Any:
     college = await colleges().filter(id=parse_id(college_id)).first()
     if college is None:
@@ -267,7 +270,7 @@ async def get_college(college_id: str) -> Any:
     return college
 
 
-@api.get("/api/troupes", response_model=Page[TroupeOut])
+@api.api_route("/api/troupes", methods=GET, response_model=Page[TroupeOut])
 async def list_troupes(
     request: Request, page: str | None = None, page_size: str | None = None
 ) -> Any:
@@ -275,7 +278,7 @@ async def list_troupes(
         return await paginate(request, troupes(), page, page_size)
 
 
-@api.get("/api/troupes/{troupe_id}", response_model=TroupeOut)
+@api.api_route("/api/troupes/{troupe_id}", methods=GET, response_model=TroupeOut)
 async def get_troupe(troupe_id: str) -> Any:
     async with in_transaction():  # the troupe and its members on one pooled connection
         troupe = await troupes().filter(id=parse_id(troupe_id)).first()
@@ -285,14 +288,25 @@ async def get_troupe(troupe_id: str) -> Any:
 
 
 async def troupe_body(request: Request) -> TroupeIn:
-    """The POST body, parsed and validated by Pydantic's own JSON parser.
+    """The POST body, at most MAX_BODY_BYTES, parsed and validated by Pydantic's own JSON
+    parser.
 
     Declaring ``body: TroupeIn`` would let FastAPI parse it with ``json.loads``, which
     answers 400 (not the contract's 422) for bytes that are not UTF-8, for numbers too long
     to convert and for nesting too deep; Pydantic reports all of those as validation errors.
+    The size is checked here, not with FastAPI's ``max_body_size``, because Starlette answers
+    a declared Content-Length over that limit with its own text/plain 413.
     """
+    declared = parse_int(request.headers.get("content-length"))
+    if declared is not None and declared > MAX_BODY_BYTES:  # refused before reading it
+        raise HTTPException(status_code=413, detail="Request body too large.")
+    body = b""
+    async for chunk in request.stream():  # a chunked body: counted as it arrives
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(status_code=413, detail="Request body too large.")
     try:
-        return TroupeIn.model_validate_json(await request.body())
+        return TroupeIn.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
 
@@ -337,19 +351,19 @@ async def create_troupe(body: Annotated[TroupeIn, Depends(troupe_body)]) -> Any:
 # --- slow endpoints: where concurrency models differ ----------------------------------------
 
 
-@api.get("/slow/db")
+@api.api_route("/slow/db", methods=GET)
 async def slow_db(seconds: str | None = None) -> dict[str, float]:
     slept = parse_seconds(seconds)
     await sleep_in_database(slept)
     return {"slept": slept}
 
 
-@app.get("/slow/http")
+@app.api_route("/slow/http", methods=GET)
 async def slow_http(seconds: str | None = None) -> dict[str, Any]:
     return {"upstream": await call_upstream(parse_seconds(seconds))}
 
 
-@api.get("/slow/both")
+@api.api_route("/slow/both", methods=GET)
 async def slow_both(seconds: str | None = None) -> dict[str, Any]:
     slept = parse_seconds(seconds)
     upstream = await call_upstream(slept)
@@ -357,7 +371,7 @@ async def slow_both(seconds: str | None = None) -> dict[str, Any]:
     return {"upstream": upstream, "slept": slept}
 
 
-@app.get("/slow/fanout")
+@app.api_route("/slow/fanout", methods=GET)
 async def slow_fanout(n: str | None = None, seconds: str | None = None) -> dict[str, Any]:
     calls = 10 if n is None else parse_int(n)
     if calls is None or not 1 <= calls <= MAX_FANOUT:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -16,11 +17,15 @@ STATEMENTS_TIMEOUT = 10.0  # seconds for an app's connections to go quiet after 
 QUIET = 0.1  # seconds the count must stay unchanged (with every connection idle)
 POLL = 0.02  # seconds between reads
 
-# One statement (so one excluded text): the count, and the connections of this database
-# that changed state since the reset (the app's, for this request) and are not yet idle.
+# One statement (so one excluded text): the count and the rows those statements returned or
+# changed, and the connections of this database that changed state since the reset (the
+# app's, for this request) and are not yet idle.
 _SETTLE_QUERY = """
 SELECT
     (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements
+     WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND query NOT ILIKE %(exclude)s AND query ILIKE %(matching)s),
+    (SELECT coalesce(sum(rows), 0) FROM pg_stat_statements
      WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
      AND query NOT ILIKE %(exclude)s AND query ILIKE %(matching)s),
     (SELECT coalesce(array_agg(pid || ' ' || state || ': ' || left(query, 60)), '{}')
@@ -44,21 +49,29 @@ def _unavailable(exc: psycopg.Error) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Counted:
+    """Statements executed (pg_stat_statements' calls) and the rows they read or changed."""
+
+    calls: int
+    rows: int
+
+
 def _settled_count(
     conn: psycopg.Connection, since: datetime, matching: str | None, timeout: float, what: str
-) -> int:
+) -> Counted:
     """The statement count once it has settled (see AppTarget.statements), polled."""
     params = {"exclude": _STATS_EXCLUDE, "matching": matching or "%", "since": since}
     deadline = time.monotonic() + timeout
-    count, busy, stable_since = -1, list[str](), time.monotonic()
+    count, rows, busy, stable_since = -1, -1, list[str](), time.monotonic()
     while True:
         row = conn.execute(_SETTLE_QUERY, params).fetchone()
         assert row is not None
         now = time.monotonic()
-        if int(row[0]) != count or row[1]:
-            count, busy, stable_since = int(row[0]), list(row[1]), now
+        if int(row[0]) != count or int(row[1]) != rows or row[2]:
+            count, rows, busy, stable_since = int(row[0]), int(row[1]), list(row[2]), now
         elif now - stable_since >= QUIET:
-            return count
+            return Counted(count, rows)
         if now >= deadline:
             raise StatementCountError(
                 f"the statements of {what} did not settle within {timeout:g} s "
@@ -113,6 +126,22 @@ class AppTarget:
         QUIET seconds. Not settled within ``timeout`` seconds: StatementCountError.
         A database without pg_stat_statements: StatementCountError, never a skip.
         """
+
+        def one_get() -> None:
+            response = self.get(path)
+            assert response.status_code == 200, (path, response.status_code, response.text)
+
+        return self.counted(one_get, f"GET {path}", matching=matching, timeout=timeout).calls
+
+    def counted(
+        self,
+        requests: Callable[[], None],
+        what: str,
+        *,
+        matching: str | None = None,
+        timeout: float = STATEMENTS_TIMEOUT,
+    ) -> Counted:
+        """What ``statements`` counts, for any requests: statements and their rows."""
         with self.db() as conn:
             try:
                 row = conn.execute(
@@ -122,9 +151,21 @@ class AppTarget:
                 raise StatementCountError(_unavailable(exc)) from None
             assert row is not None
             since = row[0]
-            response = self.get(path)
-            assert response.status_code == 200, (path, response.status_code, response.text)
-            return _settled_count(conn, since, matching, timeout, f"GET {path}")
+            requests()
+            return _settled_count(conn, since, matching, timeout, what)
+
+    def counts_now(self, matching: str) -> Counted:
+        """Statements ILIKE ``matching`` since the last reset, as they stand (no settling):
+        read right after ``counted``, the same window split another way."""
+        with self.db() as conn:
+            row = conn.execute(
+                "SELECT coalesce(sum(calls), 0), coalesce(sum(rows), 0) FROM pg_stat_statements "
+                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND query NOT ILIKE %(exclude)s AND query ILIKE %(matching)s",
+                {"exclude": _STATS_EXCLUDE, "matching": matching},
+            ).fetchone()
+        assert row is not None
+        return Counted(int(row[0]), int(row[1]))
 
     def close(self) -> None:
         self.client.close()

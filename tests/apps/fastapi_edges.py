@@ -51,7 +51,6 @@ BAD_BODIES = {
     "id as a float": b'{"name": "Floaty", "member_ids": [1.0]}',
     "id past int4": b'{"name": "Overflow", "member_ids": [99999999999999999999]}',
     "negative id": b'{"name": "Negative", "member_ids": [-1]}',
-    "too many ids": json.dumps({"name": "Crowd", "member_ids": [1] * 1001}).encode(),
     "name not text": b'{"name": ["a"], "member_ids": []}',
     "null body": b"null",
     "empty body": b"",

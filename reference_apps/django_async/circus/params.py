@@ -13,15 +13,18 @@ DEFAULT_FANOUT, MAX_FANOUT = 10, 50
 MAX_ID = 2**31 - 1  # the tables' ids are PostgreSQL integers
 
 _INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: int() would also take "1_0", " ٣"
+# A decimal number in ASCII: 2, 0.5, .5, 5., 5e-1 (float() would also take " 1", "1_0", "٣").
+_NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def parse_int(text: str | None) -> int | None:
     """An integer, or None when ``text`` is not one. Huge values saturate at ±10**10."""
     if text is None or not _INTEGER.fullmatch(text):
         return None
-    if len(text.lstrip("-")) > 10:  # never feed a 100k-digit string to int()
+    digits = text.lstrip("-").lstrip("0") or "0"  # 007 is 7
+    if len(digits) > 10:  # never feed a 100k-digit string to int()
         return -(10**10) if text.startswith("-") else 10**10
-    return int(text)
+    return -int(digits) if text.startswith("-") else int(digits)
 
 
 def clamp(value: int, low: int, high: int) -> int:
@@ -55,10 +58,9 @@ def seconds(text: str | None) -> float | None:
     """
     if text is None:
         return 1
-    try:
-        value = float(text)
-    except ValueError:
+    if not _NUMBER.fullmatch(text):
         return None
+    value = float(text)
     if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
         return None
     return int(value) if _INTEGER.fullmatch(text) else value

@@ -27,7 +27,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from circus import queries, upstream
 
@@ -92,7 +91,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 # --- the app ------------------------------------------------------------------------------
 
-app = FastAPI(title="stackbench django_fastapi (FastAPI half)", lifespan=lifespan)
+# redirect_slashes=False: /fastapi/json/ is a 404 like any unknown path, not a redirect whose
+# Location Starlette would build from the request's Host header.
+app = FastAPI(
+    title="stackbench django_fastapi (FastAPI half)", lifespan=lifespan, redirect_slashes=False
+)
+# HEAD is GET without the body (RFC 9110); FastAPI routes only the methods they name.
+GET = ["GET", "HEAD"]
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 
 
@@ -140,47 +145,47 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 QueryStr = Annotated[str | None, Query()]
 
 
-@app.get("/health")
+@app.api_route("/health", methods=GET)
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.get("/json")
+@app.api_route("/json", methods=GET)
 async def json_endpoint() -> dict[str, str]:
     return {"message": "Hello, World!"}
 
 
-@app.get("/plaintext")
+@app.api_route("/plaintext", methods=GET)
 async def plaintext() -> PlainTextResponse:
     return PlainTextResponse("Hello, World!")
 
 
-@app.get("/db")
+@app.api_route("/db", methods=GET)
 @django_db
 def db() -> dict[str, int]:
     return queries.random_world()
 
 
-@app.get("/queries")
+@app.api_route("/queries", methods=GET)
 @django_db
 def queries_endpoint(queries_: Annotated[str | None, Query(alias="queries")] = None) -> Any:
     return queries.random_worlds(queries.query_count(queries_))
 
 
-@app.get("/updates")
+@app.api_route("/updates", methods=GET)
 @django_db
 def updates(queries_: Annotated[str | None, Query(alias="queries")] = None) -> Any:
     return queries.update_worlds(queries.query_count(queries_))
 
 
-@app.get("/fortunes")
+@app.api_route("/fortunes", methods=GET)
 @django_db
 def fortunes(request: Request) -> Any:
     # Jinja2 (FastAPI's template engine) with autoescaping on for .html templates.
     return templates.TemplateResponse(request, "fortunes.html", {"fortunes": queries.fortunes()})
 
 
-@app.get("/api/colleges")
+@app.api_route("/api/colleges", methods=GET)
 @django_db
 def colleges(request: Request, page: QueryStr = None, page_size: QueryStr = None) -> Any:
     # request.url.path includes the mount prefix, so next/previous start with /fastapi.
@@ -192,13 +197,13 @@ def colleges(request: Request, page: QueryStr = None, page_size: QueryStr = None
     )
 
 
-@app.get("/api/colleges/{college_id}")
+@app.api_route("/api/colleges/{college_id}", methods=GET)
 @django_db
 def college(college_id: str) -> Any:
     return queries.college(college_id)
 
 
-@app.get("/api/troupes")
+@app.api_route("/api/troupes", methods=GET)
 @django_db
 def troupes(request: Request, page: QueryStr = None, page_size: QueryStr = None) -> Any:
     return queries.page(
@@ -218,13 +223,25 @@ class TroupeIn(BaseModel):
 
 
 async def troupe_body(request: Request) -> TroupeIn:
-    """The body, validated by pydantic's own JSON parser whatever the Content-Type.
+    """The body, at most MAX_REQUEST_BODY bytes, validated by pydantic's own JSON parser
+    whatever the Content-Type.
 
     FastAPI's default body parsing answers 400 for bytes that are not UTF-8 or JSON nested
-    too deeply; the contract wants 422 for any body that is not a valid troupe.
+    too deeply; the contract wants 422 for any body that is not a valid troupe. The size is
+    checked here, not with FastAPI's ``max_body_size``, because Starlette answers a declared
+    Content-Length over that limit with its own text/plain 413.
     """
+    limit = settings.MAX_REQUEST_BODY
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:  # refused before reading it
+        raise HTTPException(status_code=413, detail="Request body too large.")
+    body = b""
+    async for chunk in request.stream():  # a chunked body: counted as it arrives
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(status_code=413, detail="Request body too large.")
     try:
-        return TroupeIn.model_validate_json(await request.body())
+        return TroupeIn.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
@@ -246,7 +263,7 @@ def create_troupe(troupe: Annotated[TroupeIn, Depends(troupe_body)]) -> Any:
     return queries.create_troupe(troupe.name, troupe.member_ids)
 
 
-@app.get("/api/troupes/{troupe_id}")
+@app.api_route("/api/troupes/{troupe_id}", methods=GET)
 @django_db
 def troupe(troupe_id: str) -> Any:
     return queries.troupe(troupe_id)
@@ -256,7 +273,7 @@ def troupe(troupe_id: str) -> Any:
 Seconds = Annotated[str | None, Query(description="a number in 0..10, default 1")]
 
 
-@app.get("/slow/db")
+@app.api_route("/slow/db", methods=GET)
 @django_db
 def slow_db(seconds: Seconds = None) -> dict[str, Any]:
     value = queries.seconds(seconds)
@@ -264,12 +281,12 @@ def slow_db(seconds: Seconds = None) -> dict[str, Any]:
     return {"slept": value}
 
 
-@app.get("/slow/http")
+@app.api_route("/slow/http", methods=GET)
 async def slow_http(seconds: Seconds = None) -> dict[str, Any]:
     return {"upstream": await async_delay(queries.seconds(seconds))}
 
 
-@app.get("/slow/both")
+@app.api_route("/slow/both", methods=GET)
 @django_db
 def slow_both(seconds: Seconds = None) -> dict[str, Any]:
     # Sync end to end (one threadpool thread): the process's httpx.Client, then pg_sleep.
@@ -279,7 +296,7 @@ def slow_both(seconds: Seconds = None) -> dict[str, Any]:
     return {"upstream": result, "slept": value}
 
 
-@app.get("/slow/fanout")
+@app.api_route("/slow/fanout", methods=GET)
 async def slow_fanout(
     seconds: Seconds = None,
     n: Annotated[str | None, Query(description="an integer in 1..50, default 10")] = None,
@@ -290,74 +307,3 @@ async def slow_fanout(
     return JSONResponse(
         {"results": list(results)}, headers={"X-Fanout-Concurrency": "asyncio tasks"}
     )
-
-
-# --- request body cap -----------------------------------------------------------------------
-
-
-class _TooLarge(HTTPException):
-    """Raised from ``receive``: FastAPI re-raises HTTPExceptions met while reading a body."""
-
-    def __init__(self) -> None:
-        super().__init__(413, "Request body too large.")
-
-
-class BodyLimit:
-    """413 for request bodies over ``limit`` bytes, declared or streamed (FastAPI has no cap)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = self.limit + 1
-                if declared > self.limit:
-                    await self._reject(send)
-                    return
-        received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._reject(send)
-
-    @staticmethod
-    async def _reject(send: Send) -> None:
-        body = b'{"detail":"Request body too large."}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-
-app.add_middleware(BodyLimit, limit=settings.MAX_REQUEST_BODY)

@@ -54,20 +54,19 @@ class Conflict(Exception):
 # --- parameters -------------------------------------------------------------------------
 
 
-_INTEGER = re.compile(r"-?[0-9]{1,18}")  # longer ones are out of every range anyway
-_LONG_INTEGER = re.compile(r"-?[0-9]+")
-_NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
+_INTEGER = re.compile(r"-?[0-9]+")
+# A decimal number in ASCII: 2, 0.5, .5, 5., 5e-1 (float() would also take " 1", "1_0", "٣").
+_NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def _int_or_none(raw: str | None) -> int | None:
     """ASCII digits with an optional minus sign, else None (so not " 7", "1.5" or "٣")."""
-    if raw is None:
+    if raw is None or not _INTEGER.fullmatch(raw):
         return None
-    if _INTEGER.fullmatch(raw):
-        return int(raw)
-    if _LONG_INTEGER.fullmatch(raw):  # huge: clamp it, without converting 5,000 digits
-        return -(10**18) if raw.startswith("-") else 10**18
-    return None
+    digits = raw.lstrip("-").lstrip("0") or "0"  # 007 is 7
+    # Past 18 digits it is out of every range anyway: clamp it, without converting 5,000.
+    value = 10**18 if len(digits) > 18 else int(digits)
+    return -value if raw.startswith("-") else value
 
 
 def query_count(raw: str | None) -> int:
@@ -96,7 +95,7 @@ def seconds(raw: str | None) -> float | int:
         return 1
     value: float | int = math.nan
     if _INTEGER.fullmatch(raw):
-        value = int(raw)
+        value = _int_or_none(raw) or 0
     elif _NUMBER.fullmatch(raw):
         value = float(raw)
     if not math.isfinite(value) or not 0 <= value <= MAX_SLEEP:

@@ -7,10 +7,12 @@ worker process; each WSGI request thread (or greenlet) hands its request to that
 waits for the response. FastAPI's sync endpoints then run in that loop's threadpool.
 """
 
+import io
 import os
 from urllib.parse import quote
 
 from a2wsgi import ASGIMiddleware
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -46,8 +48,32 @@ def _asgi_safe(environ):  # type: ignore[no-untyped-def]
     return environ
 
 
+def _too_large(start_response):  # type: ignore[no-untyped-def]
+    body = b'{"detail": "Request body too large."}'
+    start_response(
+        "413 Content Too Large",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
 def application(environ, start_response):  # type: ignore[no-untyped-def]
-    """Route /fastapi/... to FastAPI (prefix moved to SCRIPT_NAME), the rest to Django."""
+    """Route /fastapi/... to FastAPI (prefix moved to SCRIPT_NAME), the rest to Django.
+
+    Both halves read a body as CONTENT_LENGTH bytes of wsgi.input, so a chunked body (no
+    Content-Length; the server dechunks it) would read as empty: up to the limit it is read
+    here and handed on with its length. Past the limit, declared or not, it is a 413 here.
+    """
+    limit = settings.MAX_REQUEST_BODY
+    declared = environ.get("CONTENT_LENGTH", "")
+    if declared.isdigit() and int(declared) > limit:
+        return _too_large(start_response)
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not declared:
+        body = environ["wsgi.input"].read(limit + 1)
+        if len(body) > limit:
+            return _too_large(start_response)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
     path = environ.get("PATH_INFO", "")
     if path == PREFIX or path.startswith(PREFIX + "/"):
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + PREFIX

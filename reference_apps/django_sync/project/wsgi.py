@@ -5,8 +5,10 @@ the event loop while it waits on PostgreSQL (psycogreen). This must happen befor
 connection, so it happens here, before Django loads. psycopg 3 needs no patch under gevent.
 """
 
+import io
 import os
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
 
@@ -24,4 +26,31 @@ if green:
         raise ImproperlyConfigured("PSYCOGREEN must be 'gevent' or 'eventlet' (or unset).")
     patch_psycopg()
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+
+def _too_large(start_response):  # type: ignore[no-untyped-def]
+    body = b'{"detail": "Request body too large."}'
+    start_response(
+        "413 Content Too Large",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def application(environ, start_response):  # type: ignore[no-untyped-def]
+    """Django, given a chunked request body too.
+
+    Django reads a request body as CONTENT_LENGTH bytes of wsgi.input, so a chunked body
+    (no Content-Length; the server dechunks it) would read as empty. Up to the upload limit
+    it is read here and handed on with its length; past the limit it is a 413.
+    """
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if chunked and not environ.get("CONTENT_LENGTH"):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = environ["wsgi.input"].read(limit + 1)
+        if len(body) > limit:
+            return _too_large(start_response)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+    return django_application(environ, start_response)
