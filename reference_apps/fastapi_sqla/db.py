@@ -5,19 +5,24 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 
-from sqlalchemy.engine import make_url
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-
-def async_database_url(url: str) -> str:
-    """DATABASE_URL is a plain ``postgresql://`` URL; SQLAlchemy needs the driver named."""
-    return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+if not DATABASE_URL:
+    raise RuntimeError(
+        "Set the DATABASE_URL environment variable, "
+        "e.g. DATABASE_URL=postgresql://user:password@127.0.0.1:5432/dbname"
+    )
 
 # Created at import, as SQLAlchemy recommends: the engine connects lazily, on first use,
 # so this works under servers that run no ASGI lifespan (daphne) as well as those that do.
 engine = create_async_engine(
-    async_database_url(os.environ["DATABASE_URL"]),
+    "postgresql+asyncpg://",
+    # asyncpg reads DATABASE_URL itself, libpq options included (?sslmode=require,
+    # ?application_name=...); from SQLAlchemy's URL they would reach asyncpg as keyword
+    # arguments it does not take.
+    async_creator=lambda: asyncpg.connect(DATABASE_URL),
     # One pool per worker process, DB_POOL_SIZE connections and no overflow, so that
     # workers x DB_POOL_SIZE is exactly what the server may open on PostgreSQL.
     pool_size=int(os.environ.get("DB_POOL_SIZE", "10")),

@@ -27,7 +27,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import db
 
-DATABASE_URL = os.environ["DATABASE_URL"]
+# asyncpg reads the URL itself, libpq options included (?sslmode=require, ?application_name=).
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+if not DATABASE_URL:
+    raise RuntimeError(
+        "Set the DATABASE_URL environment variable, "
+        "e.g. DATABASE_URL=postgresql://user:password@127.0.0.1:5432/dbname"
+    )
 UPSTREAM_URL = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8001").rstrip("/")
 DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
 MAX_BODY_BYTES = 64 * 1024  # a troupe is a name and a few ids; refuse anything bigger

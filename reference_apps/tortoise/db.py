@@ -10,12 +10,22 @@ from tortoise.backends.base.config_generator import expand_db_url
 
 
 def tortoise_config() -> dict:
-    # DATABASE_URL is postgresql://user:password@host:port/dbname; Tortoise picks its
-    # driver from the scheme, and "asyncpg" names the asyncpg backend.
-    url = os.environ["DATABASE_URL"].split("://", 1)[1]
-    connection = expand_db_url(f"asyncpg://{url}")
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        raise RuntimeError(
+            "Set the DATABASE_URL environment variable, "
+            "e.g. DATABASE_URL=postgresql://user:password@127.0.0.1:5432/dbname"
+        )
+    # DATABASE_URL is postgresql://user:password@host:port/dbname[?options]; Tortoise picks
+    # its driver from the scheme, and "asyncpg" names the asyncpg backend.
+    connection = expand_db_url("asyncpg://" + url.split("://", 1)[1])
+    # Query options become keyword arguments of asyncpg's pool. application_name is one
+    # Tortoise knows; libpq's sslmode is asyncpg's `ssl` (same values: require, verify-full...).
+    credentials = connection["credentials"]
+    if "sslmode" in credentials:
+        credentials["ssl"] = credentials.pop("sslmode")
     # One asyncpg pool per worker process, at most DB_POOL_SIZE connections.
-    connection["credentials"]["maxsize"] = int(os.environ.get("DB_POOL_SIZE", "10"))
+    credentials["maxsize"] = int(os.environ.get("DB_POOL_SIZE", "10"))
     return {
         "connections": {"default": connection},
         "apps": {

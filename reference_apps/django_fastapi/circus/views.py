@@ -19,7 +19,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from circus import queries, upstream
-from project.driver import green_library
+from project.concurrency import green_threads
 
 View = Callable[..., HttpResponse]
 
@@ -194,7 +194,7 @@ def slow_fanout(request: HttpRequest) -> JsonResponse:
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="fanout") as pool:
         results = list(pool.map(upstream.delay, [seconds] * n))
     response = JsonResponse({"results": results})
-    green = green_library()
+    green = green_threads()
     response["X-Fanout-Concurrency"] = f"greenlets ({green})" if green else "threads"
     return response
 

@@ -62,14 +62,3 @@ def _patch_psycopg2(green: str) -> None:
             f"PSYCOGREEN={green} needs psycogreen and {green} installed"
         ) from exc
     patch_psycopg()
-
-
-def green_library() -> str | None:
-    """The green-thread library that monkey-patched this process, if any."""
-    gevent_monkey = sys.modules.get("gevent.monkey")
-    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
-        return "gevent"
-    eventlet_patcher = sys.modules.get("eventlet.patcher")
-    if eventlet_patcher is not None and eventlet_patcher.is_monkey_patched("thread"):
-        return "eventlet"
-    return None

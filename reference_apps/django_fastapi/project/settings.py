@@ -16,10 +16,18 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DB_DRIVER = driver.configure()
 
 
+# What a missing variable's one-line error shows as an example.
+EXAMPLES = {
+    "DATABASE_URL": "postgresql://user:password@127.0.0.1:5432/dbname",
+    "SECRET_KEY": "$(python -c 'import secrets; print(secrets.token_urlsafe(50))')",
+}
+
+
 def _required(name: str) -> str:
     value = os.environ.get(name, "").strip()
     if not value:
-        raise ImproperlyConfigured(f"Set the {name} environment variable (see README.md).")
+        example = f"{name}={EXAMPLES[name]}"
+        raise ImproperlyConfigured(f"Set the {name} environment variable, e.g. {example}")
     return value
 
 

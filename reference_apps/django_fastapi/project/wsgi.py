@@ -20,14 +20,16 @@ django_application = get_wsgi_application()  # runs django.setup()
 
 from api.main import PREFIX  # noqa: E402  (needs Django set up)
 from api.main import app as fastapi_app  # noqa: E402
-from project.driver import green_library  # noqa: E402
+from project.concurrency import green_threads  # noqa: E402
 
-if green_library():
-    # Under gevent/eventlet every greenlet shares the OS thread where a2wsgi's event loop
-    # runs, so asyncio reports that loop as "running" in Django's greenlets too, and
-    # Django's async-safety check would refuse every ORM call. The check guards against
-    # blocking an event loop from inside it; here the ORM runs in other greenlets, and
-    # the patched drivers yield to the hub, so the check is switched off for this process.
+if green_threads():
+    # Only in a gevent/eventlet worker of this WSGI entry (never under ASGI, threads or
+    # manage.py): a2wsgi's event loop then runs in a greenlet, and asyncio records the
+    # running loop per OS thread, so every request greenlet (Django's views, FastAPI's
+    # `def` endpoints) sees that loop as "running" and Django refuses each ORM call with
+    # SynchronousOnlyOperation. That check guards against blocking a loop from inside it;
+    # here the ORM runs in other greenlets and the patched drivers yield to the hub. Django
+    # reads this one environment variable on every ORM call and has no narrower switch.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 fastapi_application = ASGIMiddleware(fastapi_app)

@@ -16,10 +16,18 @@ from project.concurrency import green_threads
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+# What a missing variable's one-line error shows as an example.
+EXAMPLES = {
+    "DATABASE_URL": "postgresql://user:password@127.0.0.1:5432/dbname",
+    "SECRET_KEY": "$(python -c 'import secrets; print(secrets.token_urlsafe(50))')",
+}
+
+
 def required(name: str) -> str:
     value = os.environ.get(name, "").strip()
     if not value:
-        raise ImproperlyConfigured(f"Set the {name} environment variable (see README.md).")
+        example = f"{name}={EXAMPLES[name]}"
+        raise ImproperlyConfigured(f"Set the {name} environment variable, e.g. {example}")
     return value
 
 
@@ -91,7 +99,9 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------
 DB_DRIVER = os.environ.get("DJANGO_DB_DRIVER", "psycopg").strip() or "psycopg"
-POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
+# A sync worker runs one request at a time: one connection. With threads set DB_POOL_SIZE
+# to the thread count, with greenlets to the queries a worker may run at once (README).
+POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "1"))
 
 DATABASES = {"default": database_from_url(required("DATABASE_URL"))}
 if DB_DRIVER == "psycopg":

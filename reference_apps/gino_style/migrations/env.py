@@ -40,7 +40,10 @@ def do_run_migrations(connection: Connection) -> None:
 async def run_async_migrations() -> None:
     url = os.environ.get("DATABASE_URL", "").strip()
     if not url:
-        raise SystemExit("Set the DATABASE_URL environment variable (see README.md).")
+        raise SystemExit(
+            "Set the DATABASE_URL environment variable, "
+            "e.g. DATABASE_URL=postgresql://user:password@127.0.0.1:5432/dbname"
+        )
     # asyncpg reads the URL itself, libpq options (?sslmode=...) included, as main.py's pool
     # does; SQLAlchemy only wraps the connection for Alembic.
     engine = create_async_engine(
