@@ -5,8 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 
+import asyncpg
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
+
+
+async def reset_connection(connection: asyncpg.Connection) -> None:
+    """What asyncpg runs when a connection goes back to the pool.
+
+    Its default sends four statements at every release (UNLISTEN *, SELECT
+    pg_advisory_unlock_all(), CLOSE ALL, RESET ALL). This app never listens, takes advisory
+    locks, keeps cursors or SETs anything, so only an interrupted transaction needs undoing.
+    """
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
 def tortoise_config() -> dict:
@@ -26,6 +38,7 @@ def tortoise_config() -> dict:
         credentials["ssl"] = credentials.pop("sslmode")
     # One asyncpg pool per worker process, at most DB_POOL_SIZE connections.
     credentials["maxsize"] = int(os.environ.get("DB_POOL_SIZE", "10"))
+    credentials["reset"] = reset_connection  # passed on to asyncpg's pool
     return {
         "connections": {"default": connection},
         "apps": {
