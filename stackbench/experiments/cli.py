@@ -164,6 +164,9 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
     names = [v for v in (args.variants or "").split(",") if v] or [
         name for name, v in VARIANTS.items() if all(p.app in v.apps for p in chosen)
     ]
+    if not names:
+        apps = ", ".join(sorted({pair.app for pair in chosen}))
+        raise OptionError(f"no bench variant applies to {apps}")
     features.check_variants(names, chosen)  # an unknown or inapplicable one: exit 2
     scenarios = tuple(s for s in args.scenarios.split(",") if s)
     check_scenarios(scenarios, [])

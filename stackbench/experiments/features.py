@@ -1,13 +1,14 @@
 """The django-features experiment: the price of each production feature of a Django app.
 
-The app as shipped (the baseline) and each bench variant (stackbench/variants: one
-feature removed or replaced) are served in turn, in ONE run directory, in rounds whose
-order reverses each round (baseline, v1 … vn; then vn … v1, baseline), so slow drift of
-a shared machine lands on every variant alike. Each round's requests per server
-CPU-second (and per server+database CPU-second) of a variant is divided by the
-baseline's in the same round; the table gives the median of those ratios and their
-range. A ratio of 1.20 means the feature costs 1 - 1/1.20 = 17 % of the server CPU a
-request takes.
+Each bench variant (stackbench/variants: one feature removed or replaced) is measured as
+a duet with the app as shipped (the baseline), the two served one right after the other,
+in ONE run directory: the load of a shared machine drifts over minutes, so a variant is
+compared with a baseline measured seconds away, never with one from the start of the run.
+Rounds repeat every duet, the variants' order reversing and the order inside each duet
+alternating. Each duet's requests per server CPU-second (and per server+database
+CPU-second) of the variant is divided by its own baseline's; the table gives the median
+of those ratios and their range. A ratio of 1.20 means the feature costs 1 - 1/1.20 =
+17 % of the server CPU a request takes.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Measured:
 class FeaturesOutcome:
     run_dir: Path
     variants: list[str]  # BASELINE first
+    # (app, server, scenario) → variant → per round; a variant's own baselines are kept
+    # under "baseline:<variant>", round by round beside it.
     measured: dict[tuple[str, str, str], dict[str, Measured]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -65,18 +68,23 @@ def run_features(
     rounds: int,
     progress: Progress | None = None,
 ) -> FeaturesOutcome:
-    """Every pair as shipped and with each variant, ``rounds`` times, the order reversed
-    each round."""
+    """Every variant as a duet with the baseline, ``rounds`` times (see the module)."""
     check_variants(variants, pairs)
     with BenchRun(NAME, output=options.output, experiment=NAME, progress=progress) as run:
         outcome = FeaturesOutcome(run.run_dir, [BASELINE, *variants])
         for round_ in range(rounds):
-            order = outcome.variants if round_ % 2 == 0 else outcome.variants[::-1]
-            for name in order:
-                served = replace(options, variant=None if name == BASELINE else name, repeats=1)
-                for pair in pairs:
-                    for row in run.job(pair, served, variant=f"{name}-r{round_ + 1}"):
-                        _record(outcome, name, row, round_)
+            order = variants if round_ % 2 == 0 else variants[::-1]
+            for index, name in enumerate(order):
+                duet = [BASELINE, name] if (round_ + index) % 2 == 0 else [name, BASELINE]
+                for served_name in duet:
+                    served = replace(
+                        options, variant=None if served_name == BASELINE else name, repeats=1
+                    )
+                    key = name if served_name == name else f"{BASELINE}:{name}"
+                    label = f"{key.replace(':', '-for-')}-r{round_ + 1}"
+                    for pair in pairs:
+                        for row in run.job(pair, served, variant=label):
+                            _record(outcome, key, row, round_)
     return outcome
 
 
@@ -127,9 +135,13 @@ HEADERS = [
 def rows(outcome: FeaturesOutcome) -> list[list[str]]:
     out = []
     for (app, server, scenario), by_variant in sorted(outcome.measured.items()):
-        base = by_variant.get(BASELINE, Measured())
         for name in outcome.variants:
-            m = by_variant.get(name, Measured())
+            if name == BASELINE:  # every duet's baseline, and ratios of 1 by definition
+                m = _all_baselines(by_variant)
+                base = m
+            else:
+                m = by_variant.get(name, Measured())
+                base = by_variant.get(f"{BASELINE}:{name}", Measured())
             server_ratio = paired_ratio(m.per_server_cpu, base.per_server_cpu)
             stack_ratio = paired_ratio(m.per_stack_cpu, base.per_stack_cpu)
             out.append(
@@ -147,6 +159,17 @@ def rows(outcome: FeaturesOutcome) -> list[list[str]]:
                 ]
             )
     return out
+
+
+def _all_baselines(by_variant: dict[str, Measured]) -> Measured:
+    merged = Measured()
+    for key, m in by_variant.items():
+        if key.startswith(f"{BASELINE}:"):
+            merged.rps += m.rps
+            merged.per_server_cpu += m.per_server_cpu
+            merged.per_stack_cpu += m.per_stack_cpu
+            merged.p99_ms += m.p99_ms
+    return merged
 
 
 def table(outcome: FeaturesOutcome) -> Table:
@@ -169,7 +192,7 @@ def markdown(outcome: FeaturesOutcome, command: str) -> str:
         "|---|---|---|" + "---:|" * (len(HEADERS) - 3),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows(outcome)]
-    lines += ["", "Variants:", f"- {BASELINE}: the app as shipped"]
+    lines += ["", "Variants:", f"- {BASELINE}: the app as shipped (medians over every duet)"]
     lines += [f"- {name}: {VARIANTS[name].changes}" for name in outcome.variants[1:]]
     if outcome.failures:
         lines += ["", "Not measured cleanly:", *(f"- {f}" for f in outcome.failures)]
