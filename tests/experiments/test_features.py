@@ -34,7 +34,10 @@ def _row(scenario: str, per_cpu: float | None, server_us: float = 500.0) -> Any:
 
 
 def test_ratios_pair_each_duet_with_its_own_baseline(tmp_path: Path) -> None:
-    outcome = FeaturesOutcome(tmp_path, [BASELINE, "no-csrf-mw"])
+    outcome = FeaturesOutcome(tmp_path, [BASELINE, "no-xframe-mw", "no-csrf-mw"])
+    for round_ in range(3):  # another variant's duets, at another level: not these baselines
+        features._record(outcome, "baseline:no-xframe-mw", _row("db", 4000.0), round_)
+        features._record(outcome, "no-xframe-mw", _row("db", 4000.0), round_)
     # Round 1: baseline 1000, variant 1100 (1.10). Round 2: the machine got slower for
     # both, 500 and 600 (1.20). Round 3: the variant failed and is left out.
     for round_, (base, variant) in enumerate([(1000.0, 1100.0), (500.0, 600.0), (800.0, None)]):
