@@ -45,6 +45,7 @@ from stackbench.results import ResultsError
 from stackbench.run import RunReport
 from stackbench.servers import UnknownServerError, get_server
 from stackbench.target import TargetError, agent_command
+from stackbench.variants import VARIANTS, VariantError, get_variant
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,6 +154,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         agent_reports=getattr(args, "agent_reports", None),
         agent_wait=getattr(args, "agent_wait", 60.0),
         profile=getattr(args, "profile", False),
+        variant=getattr(args, "variant", None),
     )
 
 
@@ -184,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         action="store_true",
         help="py-spy on the server in each measured window: profiles/ in the run directory",
+    )
+    run.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="serve the app with one production feature changed, to price it "
+        f"(docs/feature-prices.md): {', '.join(VARIANTS)}",
     )
     hosts = run.add_argument_group("load from several hosts (with --target)")
     hosts.add_argument("--agent", type=agent, metavar="I/N", help="this host is agent I of N")
@@ -262,6 +270,7 @@ def run_report(args: argparse.Namespace) -> int:
 # What serve decides on the serving host; refused beside --target rather than ignored.
 _SERVE_SIDE = (
     "workers", "threads", "pool_size", "server_cpus", "scale", "ready_timeout", "profile",
+    "variant",
 )  # fmt: skip
 
 
@@ -341,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return _summarize(report)
         chosen = _chosen_pairs(args)
+        if args.variant is not None:  # it must apply to every app the run serves
+            get_variant(args.variant, [p.app for p in chosen] if chosen else args.app.split(","))
         options = options_from(args)
         if chosen is not None:
             report = bench.many_pairs(chosen, options, progress=LiveProgress())
@@ -358,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         UnknownAppError,
         UnknownServerError,
         experiments.UnknownExperimentError,
+        VariantError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ from stackbench.sampler import Sampler, ServerFigures
 from stackbench.serve import Served, answers_health, serve
 from stackbench.servers import Server
 from stackbench.smoke import smoke_check
+from stackbench.variants import get_variant
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -141,6 +142,12 @@ def measure_pair(
 ) -> list[ResultRow]:
     settings = server.resolve(options.knobs, options.server_cpu_count)
     base = _result_base(app, server, pair, run_dir, settings, variant)
+    served_variant = get_variant(options.variant, [app.id]) if options.variant else None
+    if served_variant is not None:  # what the server ran, in its result documents
+        base["server_env"] = {
+            **base.get("server_env", {}),
+            "DJANGO_SETTINGS_MODULE": served_variant.settings,
+        }
     try:
         with serve(
             app,
@@ -153,6 +160,7 @@ def measure_pair(
             cpus=options.server_cpu_count,
             ready_timeout=options.ready_timeout,
             wrap=["taskset", "-c", options.server_cpus] if options.server_cpus else None,
+            variant=served_variant,
         ) as served:
             base["server_command"] = served.argv
             # The server's own Python (its venv's), asked with the server's environment.

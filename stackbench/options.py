@@ -61,6 +61,8 @@ class BenchOptions:
     agent_reports: Path | None = None
     agent_wait: float = 60.0
     profile: bool = False  # py-spy on the server in each measured window (profiler.py)
+    # A bench variant served instead of the app as shipped (stackbench/variants): its name.
+    variant: str | None = None
 
     @property
     def knobs(self) -> Knobs:
@@ -93,6 +95,8 @@ class BenchOptions:
         data["bin_dir"] = str(self.bin_dir) if self.bin_dir else None
         data["agent"] = list(self.agent) if self.agent else None
         data["agent_reports"] = str(self.agent_reports) if self.agent_reports else None
+        # The job's "variant" is its label in the results; this is what was served.
+        data["served_variant"] = data.pop("variant")
         return data
 
 

@@ -152,8 +152,13 @@ class BenchRun:
         return self._upstream_url
 
     def job(self, pair: Pair, options: BenchOptions, variant: str | None = None) -> list[ResultRow]:
-        """Serve ``pair`` with ``options`` and measure each scenario; returns its rows."""
+        """Serve ``pair`` with ``options`` and measure each scenario; returns its rows.
+
+        ``variant`` labels the job's results (file names get ``--<variant>``); by default
+        the bench variant ``options.variant`` served, if any."""
         assert self.report is not None, "use BenchRun as a context manager"
+        if variant is None:
+            variant = options.variant
         app, server = get_pair(pair.app, pair.server)  # one clear line when invalid
         manifest = self._manifest
         if not manifest["options"]["jobs"]:

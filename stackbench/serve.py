@@ -16,6 +16,7 @@ from shared_fixtures.net import LOOPBACK, free_port
 from shared_fixtures.processes import ManagedProcess, ProcessError
 from stackbench.apps import App
 from stackbench.servers import Knobs, Server
+from stackbench.variants import Variant
 
 ADMIN_USER = "stackbench-admin"
 ANY_ADDRESS = ("0.0.0.0", "")
@@ -47,10 +48,11 @@ def app_env(
     knobs: Knobs,
     *,
     free_threaded: bool = False,
+    variant: Variant | None = None,
 ) -> dict[str, str]:
     """The environment an app runs with: the contract's variables plus the server's choices
     (the GIL off for the free-threaded lane's servers on a free-threaded build, per server,
-    never inherited)."""
+    never inherited), and a bench variant's settings overlay for this job only."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -70,6 +72,8 @@ def app_env(
     if app.driver_switch:
         env.update(server.env)
     env.update(server.gil_env(free_threaded))
+    if variant is not None:
+        env.update(variant.env(env.get("PYTHONPATH")))
     return env
 
 
@@ -126,6 +130,7 @@ def serve(
     wrap: list[str] | None = None,
     host: str = LOOPBACK,
     port: int | None = None,
+    variant: Variant | None = None,
 ) -> Iterator[Served]:
     """Start ``app`` under ``server`` listening on ``host:port`` (loopback and a free port
     by default); stop it (and its workers) on exit, whatever happened."""
@@ -137,6 +142,7 @@ def serve(
         upstream_url,
         knobs,
         free_threaded=is_free_threaded(bin_dir / "python"),
+        variant=variant,
     )
     prepare(app, env, bin_dir)
     port = port or free_port(host)

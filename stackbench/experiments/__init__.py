@@ -22,6 +22,8 @@ VERSIONS_PAIRS = (
     Pair("fastapi_sqla", "uvicorn"),
     Pair("gino_style", "uvicorn"),
 )
+# The pairs django-features may price (the first by default); its variants: stackbench/variants.
+FEATURES_PAIRS = (Pair("django_sync", "gunicorn-gthread"), Pair("django_async", "uvicorn"))
 DELAY = 1.0  # seconds each slow endpoint waits (pg_sleep and/or the upstream)
 N, C = 10, 10  # 10 requests at concurrency 10, closed model: the blog post's load
 TOLERANCE = 0.15
@@ -214,6 +216,13 @@ EXPERIMENTS: dict[str, Experiment] = {
             "the oldest interpreter in the same repeat.",
         ),
         Experiment(
+            "django-features",
+            "What does each production feature of a Django app cost, in requests per CPU-second?",
+            notes="The app as shipped and each bench variant (one feature removed or "
+            "replaced), in one run directory, the order reversing each round; each "
+            "variant's ratio to the baseline of the same round, median and range.",
+        ),
+        Experiment(
             "server-shootout",
             "For each app, which server gives the most throughput at a p99 budget?",
             notes="Open model, stepping the rate until p99 exceeds the budget or errors "
@@ -275,4 +284,6 @@ def requirements(experiment: Experiment) -> list[tuple[str, str]]:
         return [(p.app, p.server) for p in pairs()]
     if experiment.name == "python-versions":
         return [(p.app, p.server) for p in VERSIONS_PAIRS]
+    if experiment.name == "django-features":
+        return [(p.app, p.server) for p in FEATURES_PAIRS]
     return sorted({(c.app, c.server) for c in experiment.cells})

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 from rich.console import Console
 
 from stackbench import experiments
 from stackbench.apps import get_app
+from stackbench.experiments import features, versions
 from stackbench.experiments import report as experiment_report
 from stackbench.experiments import run as experiment_run
-from stackbench.experiments import versions
 from stackbench.matrix import Pair, parse_pairs
 from stackbench.measure import Progress
 from stackbench.options import (
@@ -19,11 +21,13 @@ from stackbench.options import (
     OptionError,
     check_output,
     check_scenarios,
+    cpus,
     positive,
     seconds,
 )
 from stackbench.results import ROOT, write_atomic
 from stackbench.servers import get_server
+from stackbench.variants import VARIANTS
 
 
 def _multiplier(text: str) -> float:
@@ -50,7 +54,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     shootout.add_argument("--step-duration", type=seconds, default=4.0, help="seconds per step")
     shootout.add_argument("--apps", help="comma-separated apps to include (default: all)")
     shootout.add_argument("--servers", help="comma-separated servers to include")
-    lanes = parser.add_argument_group("python-versions")
+    lanes = parser.add_argument_group("python-versions and django-features")
     lanes.add_argument(
         "--interpreter",
         action="append",
@@ -64,6 +68,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     lanes.add_argument("--duration", type=seconds, default=5.0, help="measured per job (5s)")
     lanes.add_argument("--warmup", type=seconds, default=2.0, help="warm-up per job (2s)")
     lanes.add_argument("--connections", type=positive(int), default=32)
+    priced = parser.add_argument_group("django-features")
+    priced.add_argument(
+        "--variants", help="comma-separated bench variants (default: every one for the pairs)"
+    )
+    priced.add_argument("--server-cpus", type=cpus, help="pin the server: taskset CPU list")
+    priced.add_argument("--client-cpus", type=cpus, help="pin loadgen: taskset CPU list")
 
 
 def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
@@ -72,6 +82,8 @@ def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
         return _shootout(args, console, progress)
     if experiment.name == "python-versions":
         return _versions(args, console, progress)
+    if experiment.name == "django-features":
+        return _features(args, console, progress)
     check_output(args.output)
     outcome = experiment_run.run_cells(
         experiment, output=args.output, pool_size=args.pool_size, progress=progress
@@ -143,5 +155,39 @@ def _versions(args: argparse.Namespace, console: Console, progress: Progress) ->
         console.print(f"[yellow]not clean:[/yellow] {failure}")
     command = "nox -s \"experiment(name='python-versions')\""
     write_atomic(outcome.run_dir / "experiment.md", versions.markdown(outcome, command).encode())
+    console.print(f"results: {outcome.run_dir}")
+    return 0 if not outcome.failures else 1
+
+
+def _features(args: argparse.Namespace, console: Console, progress: Progress) -> int:
+    chosen = parse_pairs(args.pairs) if args.pairs else [experiments.FEATURES_PAIRS[0]]
+    names = [v for v in (args.variants or "").split(",") if v] or [
+        name for name, v in VARIANTS.items() if all(p.app in v.apps for p in chosen)
+    ]
+    if not names:
+        apps = ", ".join(sorted({pair.app for pair in chosen}))
+        raise OptionError(f"no bench variant applies to {apps}")
+    features.check_variants(names, chosen)  # an unknown or inapplicable one: exit 2
+    scenarios = tuple(s for s in args.scenarios.split(",") if s)
+    check_scenarios(scenarios, [])
+    check_output(args.output)
+    options = BenchOptions(
+        scenarios=scenarios,
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+        pool_size=args.pool_size,
+        server_cpus=args.server_cpus,
+        client_cpus=args.client_cpus,
+        output=args.output,
+    )
+    outcome = features.run_features(
+        pairs=chosen, variants=names, options=options, rounds=args.repeats, progress=progress
+    )
+    console.print(features.table(outcome))
+    for failure in outcome.failures:
+        console.print(f"[yellow]not clean:[/yellow] {failure}")
+    command = "python -m stackbench " + shlex.join(sys.argv[1:])
+    write_atomic(outcome.run_dir / "experiment.md", features.markdown(outcome, command).encode())
     console.print(f"results: {outcome.run_dir}")
     return 0 if not outcome.failures else 1

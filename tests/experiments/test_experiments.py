@@ -12,6 +12,7 @@ from stackbench import experiments
 from stackbench.experiments import Cell, Experiment, UnknownExperimentError
 from stackbench.experiments.report import cells_markdown
 from stackbench.experiments.run import run_cells
+from stackbench.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,6 +24,13 @@ def test_every_definition_is_valid(name: str) -> None:
     if name == "python-versions":  # pairs, not cells: each must be a valid pair
         assert {(p.app, p.server) for p in experiments.VERSIONS_PAIRS} == set(
             experiments.requirements(experiment)
+        )
+    elif name == "django-features":  # pairs whose apps the bench variants apply to
+        assert {(p.app, p.server) for p in experiments.FEATURES_PAIRS} == set(
+            experiments.requirements(experiment)
+        )
+        assert all(
+            any(p.app in v.apps for v in VARIANTS.values()) for p in experiments.FEATURES_PAIRS
         )
     elif name != "server-shootout":
         assert experiment.cells and all(cell.why for cell in experiment.cells)
@@ -65,7 +73,8 @@ def test_unknown_experiment_lists_the_valid_ones() -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: unknown experiment 'nope'; valid experiments: gevent-patching, "
-        "wsgi-mounted-asgi, django-async-orm, python-versions, server-shootout"
+        "wsgi-mounted-asgi, django-async-orm, python-versions, django-features, "
+        "server-shootout"
     )
 
 

@@ -1,0 +1,8 @@
+"""Variant no-security-mw: the app's own settings with SecurityMiddleware removed."""
+
+from sb_overlay import without
+
+from project.settings import *  # noqa: F403
+from project.settings import MIDDLEWARE
+
+MIDDLEWARE = without(MIDDLEWARE, "django.middleware.security.SecurityMiddleware")

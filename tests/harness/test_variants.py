@@ -1,0 +1,233 @@
+"""Bench variants (stackbench/variants): the server really runs the changed settings, the
+results say which variant ran, and a bad variant is one line and exit 2 before anything
+starts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from shared_fixtures.db import Database
+from shared_fixtures.processes import processes_owned_by
+from stackbench import results
+from stackbench.apps import get_app
+from stackbench.measure import BIN_DIR
+from stackbench.serve import Served, app_env, serve
+from stackbench.servers import Knobs, get_server
+from stackbench.variants import OVERLAYS, VARIANTS, get_variant
+from tests.harness.runs import bench_process, only_run_dir, result_documents
+
+ROOT = Path(__file__).resolve().parents[2]
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
+SERVER_OF = {"django_sync": "gunicorn-gthread", "django_async": "uvicorn"}
+SEVEN = [
+    "SecurityMiddleware",
+    "SessionMiddleware",
+    "CommonMiddleware",
+    "CsrfViewMiddleware",
+    "AuthenticationMiddleware",
+    "MessageMiddleware",
+    "XFrameOptionsMiddleware",
+]
+# What each variant must take out of the app's MIDDLEWARE, written down independently of
+# the overlays; persistent-conns takes out the pool instead.
+REMOVED = {
+    "no-security-mw": {"SecurityMiddleware"},
+    "no-session-mw": {"SessionMiddleware", "AuthenticationMiddleware", "MessageMiddleware"},
+    "no-common-mw": {"CommonMiddleware"},
+    "no-csrf-mw": {"CsrfViewMiddleware"},
+    "no-auth-mw": {"AuthenticationMiddleware"},
+    "no-messages-mw": {"MessageMiddleware"},
+    "no-xframe-mw": {"XFrameOptionsMiddleware"},
+    "no-middleware": set(SEVEN),
+    "persistent-conns": set(),
+}
+_SHOW = (
+    "import django, json; django.setup(); from django.conf import settings as s; "
+    "d = s.DATABASES['default']; print(json.dumps({'module': s.SETTINGS_MODULE, "
+    "'middleware': [m.rpartition('.')[2] for m in s.MIDDLEWARE], "
+    "'pool': 'pool' in d['OPTIONS'], 'conn_max_age': d['CONN_MAX_AGE']}))"
+)
+
+
+def _settings(app_id: str, variant: str | None) -> dict[str, Any]:
+    """The settings the app's Python sees with the environment a server would get."""
+    app = get_app(app_id)
+    env = app_env(
+        app,
+        get_server(SERVER_OF[app_id]),
+        UNREACHABLE,
+        "http://127.0.0.1:9",
+        Knobs(),
+        variant=get_variant(variant) if variant else None,
+    )
+    done = subprocess.run(
+        [str(BIN_DIR / "python"), "-c", _SHOW],
+        cwd=app.directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    shown: dict[str, Any] = json.loads(done.stdout)
+    return shown
+
+
+def test_every_variant_is_tested_here() -> None:
+    assert set(REMOVED) == set(VARIANTS)
+    for variant in VARIANTS.values():
+        assert (OVERLAYS / f"{variant.settings}.py").is_file(), variant.name
+
+
+@pytest.mark.parametrize("app_id", list(SERVER_OF))
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_a_variant_changes_exactly_its_feature(app_id: str, name: str) -> None:
+    shipped, changed = _settings(app_id, None), _settings(app_id, name)
+    assert shipped["module"] == "project.settings" and shipped["middleware"] == SEVEN
+    assert shipped["pool"] is True
+    assert changed["module"] == VARIANTS[name].settings
+    assert changed["middleware"] == [m for m in SEVEN if m not in REMOVED[name]]
+    if name == "persistent-conns":
+        assert changed["pool"] is False and changed["conn_max_age"] is None
+    else:
+        assert (changed["pool"], changed["conn_max_age"]) == (True, shipped["conn_max_age"])
+
+
+def test_an_overlay_refuses_to_remove_what_the_app_lacks() -> None:
+    """A renamed middleware must fail the variant, not measure the baseline twice."""
+    spec = importlib.util.spec_from_file_location("sb_overlay", OVERLAYS / "sb_overlay.py")
+    assert spec is not None and spec.loader is not None
+    overlay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(overlay)
+    assert overlay.without(["a.B", "c.D"], "a.B") == ["c.D"]
+    with pytest.raises(ImproperlyConfigured, match=r"no a\.X"):
+        overlay.without(["a.B"], "a.X")
+
+
+# ------------------------------------------------------------------ served, end to end
+
+
+def _served(db: Database, upstream_url: str, logs: Path, variant: str) -> Any:
+    return serve(
+        get_app("django_sync"),
+        get_server("gunicorn-gthread"),
+        database_url=db.url,
+        upstream_url=upstream_url,
+        bin_dir=BIN_DIR,
+        log_dir=logs,
+        knobs=Knobs(workers=1, pool_size=4),
+        cpus=1,
+        variant=get_variant(variant),
+    )
+
+
+def _security_headers(served: Served) -> dict[str, str | None]:
+    headers = httpx.get(f"{served.base_url}/json", timeout=30).headers
+    return {name: headers.get(name) for name in ("x-frame-options", "x-content-type-options")}
+
+
+@pytest.mark.slow
+def test_the_served_app_runs_without_the_removed_middleware(
+    db: Database, upstream_url: str, app_servers: Any, tmp_path: Path
+) -> None:
+    """As shipped, every response carries XFrameOptionsMiddleware's and SecurityMiddleware's
+    headers. The server of no-xframe-mw answers without the first; the server of
+    no-middleware without either. (CSRF cannot be told apart this way: the API is
+    csrf_exempt and the admin's views are csrf_protect-ed with or without the middleware;
+    the settings test above covers it.)"""
+    shipped = app_servers.get("django_sync", "gunicorn-gthread")
+    assert _security_headers(shipped) == {
+        "x-frame-options": "DENY",
+        "x-content-type-options": "nosniff",
+    }
+    with _served(db, upstream_url, tmp_path, "no-xframe-mw") as served:
+        assert served.env["DJANGO_SETTINGS_MODULE"] == "sb_no_xframe"
+        assert _security_headers(served) == {
+            "x-frame-options": None,
+            "x-content-type-options": "nosniff",
+        }
+    with _served(db, upstream_url, tmp_path, "no-middleware") as served:
+        assert _security_headers(served) == {
+            "x-frame-options": None,
+            "x-content-type-options": None,
+        }
+
+
+@pytest.mark.slow
+def test_a_variants_results_and_manifest_name_it(tmp_path: Path) -> None:
+    owner = uuid.uuid4().hex
+    process = bench_process(
+        "django_sync",
+        "gunicorn-gthread",
+        tmp_path,
+        "--scenarios",
+        "json",
+        "--variant",
+        "no-xframe-mw",
+        owner=owner,
+    )
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr + stdout
+    run_dir = only_run_dir(tmp_path)
+    (document,) = result_documents(run_dir)
+    assert (run_dir / "django_sync--gunicorn-gthread--json--no-xframe-mw.json").is_file()
+    assert document["variant"] == "no-xframe-mw" and document["status"] == "ok"
+    assert document["server_env"]["DJANGO_SETTINGS_MODULE"] == "sb_no_xframe"
+    manifest = results.read_json(run_dir / "manifest.json", "manifest")
+    (job,) = manifest["options"]["jobs"]
+    assert (job["variant"], job["served_variant"]) == ("no-xframe-mw", "no-xframe-mw")
+    assert processes_owned_by(owner) == []
+
+
+# ------------------------------------------------------------------ refused at the edge
+
+
+def _stackbench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stackbench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DATABASE_URL": UNREACHABLE},
+    )
+
+
+REFUSED = [
+    (["bench", "--app", "django_sync", "--server", "gunicorn-gthread", "--variant", "nope"],
+     "unknown variant 'nope'"),
+    (["bench", "--app", "gino_style", "--server", "uvicorn", "--variant", "no-csrf-mw"],
+     "does not apply to gino_style"),
+    (["bench", "--pairs", "django_sync@gunicorn-gthread,fastapi_sqla@uvicorn",
+      "--variant", "persistent-conns"], "does not apply to fastapi_sqla"),
+    (["bench", "--target", "http://127.0.0.1:1", "--target-stats", "http://127.0.0.1:1",
+      "--variant", "no-csrf-mw"], "--variant is serve's option"),
+    (["experiment", "django-features", "--variants", "no-csrf-mw,nope"],
+     "unknown variant 'nope'"),
+    (["experiment", "django-features", "--pairs", "gino_style@uvicorn"],
+     "no bench variant applies to gino_style"),
+    (["experiment", "django-features", "--pairs", "gino_style@uvicorn", "--variants",
+      "no-csrf-mw"], "does not apply to gino_style"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "says"), REFUSED, ids=[" ".join(a) for a, _ in REFUSED])
+def test_a_bad_variant_is_one_line_and_exit_2(argv: list[str], says: str, tmp_path: Path) -> None:
+    output = tmp_path / "results"
+    result = _stackbench(*argv, "--output", str(output))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert not output.exists()
