@@ -136,8 +136,14 @@ class Histogram:
                     ci = (COUNTS_LEN - 1) >> COARSE_SHIFT
                     coarse[ci] = coarse.get(ci, 0) + rest
                 break
-            i = index_of(v)
-            end = bisect_right(vals, highest_of(i), pos)
+            # index_of(v) and highest_of(i), inline (once per distinct bucket)
+            if v < SUB_COUNT:
+                i = hi = v
+            else:
+                b = v.bit_length() - SUB_BITS - 1
+                i = (b << SUB_BITS) + (v >> b)
+                hi = (((v >> b) + 1) << b) - 1
+            end = bisect_right(vals, hi, pos)
             counts[i] += end - pos
             if coarse is not None:
                 ci = i >> COARSE_SHIFT
