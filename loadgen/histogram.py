@@ -24,6 +24,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
+from itertools import compress
 from typing import Any
 
 SUB_BITS = 10  # half the sub-buckets: 1024 -> 3 significant digits
@@ -190,9 +191,9 @@ class Histogram:
 
     def nonzero(self) -> Iterator[tuple[int, int]]:
         """(bucket index, count) for every non-empty bucket, ascending."""
-        for i, c in enumerate(self.counts):
-            if c:
-                yield i, c
+        counts = self.counts
+        for i in compress(range(COUNTS_LEN), counts):  # the scan in C
+            yield i, counts[i]
 
     def percentiles(self, ps: Iterable[float]) -> dict[float, int]:
         """Values (ns) at each percentile in ``ps`` by HdrHistogram's rule."""
