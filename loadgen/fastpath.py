@@ -57,6 +57,7 @@ class _FastConn(Conn):
         It also holds THE closed-model send (the only copy): :meth:`send_closed` enters
         with ``send_only`` to skip the recording, so that the send stays inline on the
         hot path without a second copy of it."""
+        run = self.run
         if not send_only:
             if not self.busy:
                 return
@@ -66,29 +67,21 @@ class _FastConn(Conn):
                 return
             self.busy = False
             self.status = st
-            if (
-                not self.keepalive or not parser.should_keep_alive()
-            ) and self.transport is not None:
-                self.closing = True
+            if (not parser.should_keep_alive() or not self.keepalive) and self.transport:
+                self.closing = True  # the response ends the connection
                 self.transport.close()
-            run = self.run
-            run.inflight -= 1
-            now = self.now
+            req: _Req = self.tag
             if self.t_sched >= run.m_start:
                 # record_response(), inline
-                req: _Req = self.tag
+                now = self.now
                 sink = req.sink
-                sink.lat.append(now - self.t_start)
+                tw = self.t_written
+                tf = self.t_first
+                sink.raw.extend((now - self.t_start, tw - self.t_write, tf - tw, now - tf))
+                if self.connect_ns:
+                    sink.connect.append(self.connect_ns)
                 if run.open:
                     sink.clat.append(now - self.t_sched)
-                c = self.connect_ns
-                if c:
-                    sink.connect.append(c)
-                tw = self.t_written
-                sink.write.append(tw - self.t_write)
-                tf = self.t_first
-                sink.wait.append(tf - tw)
-                sink.read.append(now - tf)
                 d = sink.statuses
                 try:
                     d[st] += 1
@@ -106,37 +99,40 @@ class _FastConn(Conn):
                 if run.csv_row is not None:
                     run.csv_row(self, sink.name, st, "")
             if run.open:
+                run.inflight -= 1
                 run._next_open(self)
                 return
-        else:
-            run = self.run
-        # closed model: the next request goes out right now
-        t = _pc()
-        if t >= run.m_start:
-            if t >= run.end_ns or run.remaining == 0:
-                run.stopped += 1
-                if run.stopped == len(run.conns):
-                    run._maybe_finish()
+            # closed model: the next request goes out right now, so this slot's request
+            # stays counted in flight, unless the slot stops
+            t = _pc()
+            if t >= run.gate_ns and run._gate(t):
+                run.inflight -= 1
+                run._stop(self)
                 return
-            if run.remaining > 0:
-                run.remaining -= 1
-        i = run.seq_i
-        req = run.seq[i]
-        run.seq_i = (i + 1) & SEQ_MASK
-        self.tag = req
-        self.keep_body = req.sample
-        self.t_sched = t
-        run.inflight += 1
+        else:
+            # closed model: a slot's first request, or the one after an error
+            t = _pc()
+            if t >= run.gate_ns and run._gate(t):
+                run._stop(self)
+                return
+            run.inflight += 1
+        if run.plain:  # a plain URL: its one request, already in self.tag
+            req = self.tag
+        else:
+            i = run.seq_i
+            req = run.seq[i]
+            run.seq_i = (i + 1) & SEQ_MASK
+            self.tag = req
+            self.keep_body = req.sample
         tr = self.transport
         if tr is not None and not self.closing and req.head == self._head and not self.body_parts:
             self.busy = True
-            self.t_start = self.t_write = t
-            self.t_first = 0
-            self.nbody = 0
-            self.connect_ns = 0
+            self.t_sched = self.t_start = self.t_write = t
+            self.t_first = self.nbody = self.connect_ns = 0
             tr.write(req.data)
             self.t_written = _pc()
         else:
+            self.t_sched = t
             self.request(req.data, req.head)
 
 
@@ -152,6 +148,8 @@ class FastRun(BaseRun):
         self.slots = self.conns
         self.seq = self._build_cycle()
         self.seq_i = 0
+        self.plain = scenario is None  # one request, sent again and again
+        self.gate_ns = 0  # set by start()
         self.stopped = 0  # closed model: connections that stopped
 
     def _build_cycle(self) -> list[_Req]:
@@ -214,6 +212,7 @@ class FastRun(BaseRun):
         )
         conn.run = self
         conn.keepalive = self.config.keepalive
+        conn.tag = self.seq[0]  # a plain URL's one request (a scenario's: set per send)
         self.conns.append(conn)
         return conn
 
@@ -235,12 +234,32 @@ class FastRun(BaseRun):
             self.idle = list(self.conns)
 
     def start(self) -> None:
+        # closed model: sends before gate_ns need no check; from it on _gate() decides
+        # (with -n every measured send is counted there)
+        self.gate_ns = self.m_start if self.remaining >= 0 else self.end_ns
         if self.open:
             self._sched_tick()
         else:
             for c in list(self.conns):
                 cast(_FastConn, c).send_closed()
         self._maybe_finish()
+
+    def _gate(self, t: int) -> bool:
+        """Closed model, a send at ``t`` >= ``gate_ns``: True if the slot must stop (-z
+        elapsed, or -n sent); else count the send against -n."""
+        if t < self.m_start:
+            return False
+        if t >= self.end_ns or self.remaining == 0:
+            return True
+        if self.remaining > 0:
+            self.remaining -= 1
+        return False
+
+    def _stop(self, conn: Conn) -> None:
+        """Closed model: ``conn`` sends no more (-n reached, or -z elapsed)."""
+        self.stopped += 1
+        if self.stopped == len(self.conns):
+            self._maybe_finish()
 
     # -- open model -------------------------------------------------------------------------
     def _send_open(self, conn: Conn, due: int) -> None:

@@ -24,6 +24,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
+from itertools import compress
 from typing import Any
 
 SUB_BITS = 10  # half the sub-buckets: 1024 -> 3 significant digits
@@ -136,8 +137,14 @@ class Histogram:
                     ci = (COUNTS_LEN - 1) >> COARSE_SHIFT
                     coarse[ci] = coarse.get(ci, 0) + rest
                 break
-            i = index_of(v)
-            end = bisect_right(vals, highest_of(i), pos)
+            # index_of(v) and highest_of(i), inline (once per distinct bucket)
+            if v < SUB_COUNT:
+                i = hi = v
+            else:
+                b = v.bit_length() - SUB_BITS - 1
+                i = (b << SUB_BITS) + (v >> b)
+                hi = (((v >> b) + 1) << b) - 1
+            end = bisect_right(vals, hi, pos)
             counts[i] += end - pos
             if coarse is not None:
                 ci = i >> COARSE_SHIFT
@@ -184,9 +191,9 @@ class Histogram:
 
     def nonzero(self) -> Iterator[tuple[int, int]]:
         """(bucket index, count) for every non-empty bucket, ascending."""
-        for i, c in enumerate(self.counts):
-            if c:
-                yield i, c
+        counts = self.counts
+        for i in compress(range(COUNTS_LEN), counts):  # the scan in C
+            yield i, counts[i]
 
     def percentiles(self, ps: Iterable[float]) -> dict[float, int]:
         """Values (ns) at each percentile in ``ps`` by HdrHistogram's rule."""

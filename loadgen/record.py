@@ -17,17 +17,14 @@ _pc = time.perf_counter_ns
 
 def record_response(run: BaseRun, conn: Conn, sink: Sink, expect: frozenset[int] | None) -> None:
     now = conn.now
-    sink.lat.append(now - conn.t_start)
+    tw = conn.t_written
+    tf = conn.t_first
+    sink.raw.extend((now - conn.t_start, tw - conn.t_write, tf - tw, now - tf))
     if run.open:
         sink.clat.append(now - conn.t_sched)
     c = conn.connect_ns
     if c:
         sink.connect.append(c)
-    tw = conn.t_written
-    sink.write.append(tw - conn.t_write)
-    tf = conn.t_first
-    sink.wait.append(tf - tw)
-    sink.read.append(now - tf)
     st = conn.status
     d = sink.statuses
     d[st] = d.get(st, 0) + 1

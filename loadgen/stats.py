@@ -1,7 +1,8 @@
 """Raw sample sinks, folded statistics, and their exact merge.
 
 The hot path only appends integers to the lists of a :class:`Sink` (one per request
-name) and bumps a few counters.  Once a second the driver calls :meth:`Stats.fold`,
+name: the latency and the write, wait and read phases of a response as four consecutive
+items of one list) and bumps a few counters.  Once a second the driver calls :meth:`Stats.fold`,
 which sorts each list, folds it into the histograms (one bisection per distinct
 bucket) and closes one entry of the per-second series.  Everything here is picklable
 and :meth:`Stats.merge` is exact, which is how ``--processes N`` combines workers.
@@ -60,6 +61,7 @@ class PhaseStat:
 
 
 PHASES = ("connect", "write", "wait", "read")
+RAW_WIDTH = 4  # items per response in Sink.raw: latency, write, wait, read
 
 
 class Sink:
@@ -74,27 +76,22 @@ class Sink:
         "failed",
         "h_clat",
         "h_lat",
-        "lat",
         "n_responses",
         "name",
         "nbytes",
         "phases",
-        "read",
+        "raw",
         "statuses",
-        "wait",
-        "write",
     )
 
     def __init__(self, name: str, expect: frozenset[int] | None = None) -> None:
         self.name = name
         self.expect = expect  # None: 2xx/3xx are successes
-        # raw, appended by the hot path
-        self.lat: list[int] = []  # uncorrected: complete - start
+        # raw, appended by the hot path: per response RAW_WIDTH items, its uncorrected
+        # latency (complete - start) then its write, wait and read phases
+        self.raw: list[int] = []
         self.clat: list[int] = []  # corrected: complete - intended (open model)
-        self.connect: list[int] = []
-        self.write: list[int] = []
-        self.wait: list[int] = []
-        self.read: list[int] = []
+        self.connect: list[int] = []  # connect phase, of the requests that connected
         self.statuses: dict[int, int] = {}
         self.errors: dict[str, int] = {}
         self.error_ns = 0  # summed time in flight of the requests that ended in an error
@@ -108,23 +105,25 @@ class Sink:
 
     def fold(self, headline_coarse: dict[int, int] | None, open_model: bool) -> int:
         """Fold the raw lists; returns the number of responses folded."""
-        lat = self.lat
-        n = len(lat)
+        raw = self.raw
+        n = len(raw) // RAW_WIDTH
         if n:
-            self.lat = []
+            self.raw = []
+            lat = raw[0::RAW_WIDTH]
             lat.sort()
             self.h_lat.record_sorted(lat, None if open_model else headline_coarse)
             self.n_responses += n
+            ph = self.phases
+            for k, p in enumerate(PHASES[1:], 1):
+                ph[p].add_list(raw[k::RAW_WIDTH])
         if self.clat:
             clat = self.clat
             self.clat = []
             clat.sort()
             self.h_clat.record_sorted(clat, headline_coarse if open_model else None)
-        for p in PHASES:
-            vals = getattr(self, p)
-            if vals:
-                setattr(self, p, [])
-                self.phases[p].add_list(vals)
+        if self.connect:
+            self.phases["connect"].add_list(self.connect)
+            self.connect = []
         return n
 
     def merge(self, o: Sink) -> None:

@@ -44,8 +44,10 @@ def write_markdown(
         "loadavg_before",
         "loadavg_after",
         "pinning",
+        "bytecode",
     ):
-        w(f"- {k}: {env[k]}")
+        if k in env:
+            w(f"- {k}: {env[k]}")
     for tool in ("wrk", "hey"):
         if not have[tool]:
             w(f"- **{tool} is not installed**: its rows are missing (`apt-get install -y {tool}`).")
@@ -76,13 +78,20 @@ def write_markdown(
             + (f"{inrun:,.0f} | {inrun / wrk_pc:.2f} |" if inrun else "– | – |")
         )
     w("")
-    w("Per trial (req per client CPU-s):")
+    w("Per trial (req per client CPU-s; load: the 1-minute load average after the trial):")
     w("")
-    w("| trial | " + " | ".join(rows) + " |")
-    w("|---|" + "---:|" * len(rows))
+    w("| trial | " + " | ".join(rows) + " | load |")
+    w("|---|" + "---:|" * (len(rows) + 1))
     for i in range(args.trials):
-        w(f"| {i + 1} | " + " | ".join(f"{rows[t][i]['per_cpu']:,.0f}" for t in rows) + " |")
+        load = rows[next(iter(rows))][i].get("loadavg")
+        w(
+            f"| {i + 1} | "
+            + " | ".join(f"{rows[t][i]['per_cpu']:,.0f}" for t in rows)
+            + (f" | {load:.1f} |" if load is not None else " | – |")
+        )
     w("")
+    if "wrk" in rows:
+        _paired_section(w, rows)
     w("### Agreement (same target, same -c): throughput and p50 relative to wrk and hey")
     w("")
     w("| client | throughput / wrk | throughput / hey | p50 / wrk | p50 / hey |")
@@ -149,6 +158,27 @@ def write_markdown(
     path.with_suffix(".json").write_text(
         json.dumps({"env": env, "efficiency": eff, "accuracy": acc}, indent=1, default=str)
     )
+
+
+def _paired_section(w: Any, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Each trial's ratio to the wrk run of the same trial (minutes apart, not hours)."""
+    w(
+        "Paired ratios: each trial's req per client CPU-s over wrk's in the same trial; "
+        "median and range over the trials."
+    )
+    w("")
+    w("| client | ratio to wrk: median | min – max | in-run: median | min – max |")
+    w("|---|---:|---:|---:|---:|")
+    wrk = [r["per_cpu"] for r in rows["wrk"]]
+    for tool, rs in rows.items():
+        if tool == "wrk" or not rs or "per_cpu_inrun" not in rs[0]:
+            continue
+        cells = []
+        for key in ("per_cpu", "per_cpu_inrun"):
+            q = [r[key] / x for r, x in zip(rs, wrk, strict=True)]
+            cells += [f"{med(q):.2f}", f"{min(q):.2f} – {max(q):.2f}"]
+        w(f"| {tool} | " + " | ".join(cells) + " |")
+    w("")
 
 
 def _baseline_section(

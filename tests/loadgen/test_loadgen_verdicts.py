@@ -40,9 +40,10 @@ def result(
     """A Result built from known numbers, as the workers would have measured them."""
     st = Stats(open_model=rate is not None)
     sink = st.sink("GET /x", expect)
-    sink.lat = [int(v * MS) for v in lat_ms]
+    lat = [int(v * MS) for v in lat_ms]
+    sink.raw = [x for v in lat for x in (v, 0, 0, 0)]  # latency, write, wait, read
     if rate is not None:
-        sink.clat = list(sink.lat)
+        sink.clat = list(lat)
     if lat_ms:
         sink.statuses = {status: len(lat_ms)}
         bad = not 200 <= status < 400 if expect is None else status not in expect
