@@ -61,9 +61,11 @@ def test_pg_sleep_does_not_block_the_loop(base_url: str) -> None:
 
 
 def test_upstream_calls_are_concurrent(base_url: str) -> None:
-    elapsed, responses = at_once(f"{base_url}/slow/http?seconds=0.5", 10)
+    elapsed, responses = at_once(f"{base_url}/slow/http?seconds=1", 10)
     assert all(r.status_code == 200 for r in responses)
-    assert elapsed < 2.0, f"{elapsed:.2f} s for 10 x 0.5 s"
+    # One after the other would take 10 s; concurrent, about 1 s. The bound sits between
+    # with room for a loaded machine (2.02 s was seen against an old bound of 2 s).
+    assert elapsed < 5.0, f"{elapsed:.2f} s for 10 x 1 s"
 
 
 def test_fanout_is_asyncio_gather(base_url: str) -> None:
