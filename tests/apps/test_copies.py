@@ -56,8 +56,10 @@ TABLES = ("world", "fortune", "location", "performer", "troupe", "troupe_member"
 # What a copy's commands see of this environment: no PYTHONPATH, no VIRTUAL_ENV of ours.
 PASSED_ON = ("HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "SSL_CERT_FILE", "SSL_CERT_DIR")
 PASSED_ON_PREFIXES = ("UV_", "PIP_")
-# `pip` in a README block is uv's pip where uv is installed (VIRTUAL_ENV says where to).
-UV_PIP = 'pip() { uv pip "$@"; }\n'
+# Set by nox for its own session's venv: a copy's uv must not install there.
+NOT_PASSED_ON = ("UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "UV_SYSTEM_PYTHON")
+# `pip` in a README block is uv's pip where uv is installed, into the copy's own venv.
+UV_PIP = 'pip() { uv pip "$@" --python "$VIRTUAL_ENV/bin/python"; }\n'
 
 
 class StepFailed(AssertionError):
@@ -106,9 +108,15 @@ class Copy:
         env = {
             k: v
             for k, v in os.environ.items()
-            if k in PASSED_ON or k.startswith(PASSED_ON_PREFIXES) or k.lower().endswith("_proxy")
+            if (k in PASSED_ON or k.startswith(PASSED_ON_PREFIXES) or k.lower().endswith("_proxy"))
+            and k not in NOT_PASSED_ON
         }
-        env.update(PATH=f"{self.venv / 'bin'}{os.pathsep}{os.environ['PATH']}")
+        # Not this test's own venv: a tool missing from the copy's venv must not be found
+        # there instead (uv stays reachable where it is).
+        ours = Path(sys.executable).parent
+        outside = [p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p) != ours]
+        tools = [str(Path(UV).parent)] if UV else []
+        env.update(PATH=os.pathsep.join([str(self.venv / "bin"), *outside, *tools]))
         env.update(VIRTUAL_ENV=str(self.venv), **variables)
         return env
 
