@@ -202,3 +202,81 @@ def test_statement_count_times_out_with_a_clear_message(late_app: str, db: Datab
     message = str(error.value)
     assert message.startswith("the statements of GET /?hold=3 did not settle within 0.5 s"), message
     assert "idle in transaction" in message and "stackbench_early" in message, message
+
+
+class _DropsAfterRefusingHandler(BaseHTTPRequestHandler):
+    """Refuses a large body unread with a keep-alive 413, then drops the connection a moment
+    later without reading what came next: gunicorn 27's gthread on a loaded machine (it
+    drains at most 64 KiB of an unread body, and closes on its main thread)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def do_POST(self) -> None:
+        self._answer(413, b'{"detail": "Request body too large."}')
+        time.sleep(0.3)  # the request the client sends meanwhile is never read
+        self.close_connection = True
+
+    def do_GET(self) -> None:
+        self._answer(200, b'{"message": "Hello, World!"}')
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def drops_after_refusing() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DropsAfterRefusingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_a_refused_body_leaves_no_connection_for_the_next_test(drops_after_refusing: str) -> None:
+    """The 413 tests close their connection, so the next test never meets that close
+    (the copy test failed in CI on the GET after the 413s, server disconnected)."""
+    import httpx
+
+    from shared_fixtures.conformance import test_edges
+
+    planted = AppTarget(drops_after_refusing)
+    try:  # the fault: a keep-alive POST refused, then a GET on the same connection
+        assert planted.post("/api/troupes", content=b"x" * 70_000).status_code == 413
+        with pytest.raises(httpx.TransportError):
+            planted.get("/json")
+    finally:
+        planted.close()
+
+    judged = AppTarget(drops_after_refusing)
+    try:
+        test_edges.test_troupe_declared_too_large_is_413(judged)
+        assert judged.get("/json").status_code == 200
+    finally:
+        judged.close()
+
+
+def test_monitoring_statements_are_not_counted_as_the_apps(db: Database) -> None:
+    """`serve`'s sampler reads pg_stat_activity while the suite counts an app's statements
+    (the suite failed /health's zero against `serve` before)."""
+    from stackbench.sampler import CONNECTIONS_QUERY
+
+    def monitored_request() -> None:
+        with psycopg.connect(db.url, autocommit=True) as conn:
+            conn.execute(CONNECTIONS_QUERY)
+            conn.execute("SELECT 1 AS the_apps_own")
+
+    judged = AppTarget("http://127.0.0.1:9", db.url)  # no request is made
+    try:
+        assert judged.counted(monitored_request, "a monitored request").calls == 1
+    finally:
+        judged.close()

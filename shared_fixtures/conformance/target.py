@@ -11,8 +11,10 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-# Every statement this module runs names pg_stat_statements, so this excludes them all.
-_STATS_EXCLUDE = "%pg_stat_statements%"
+# Statements over PostgreSQL's statistics views are monitoring, never the app's: this
+# module's own (each names pg_stat_statements) and a watcher's such as `serve`'s sampler,
+# which counts connections in pg_stat_activity four times a second.
+_STATS_EXCLUDE = r"%pg\_stat\_%"
 STATEMENTS_TIMEOUT = 10.0  # seconds for an app's connections to go quiet after a response
 QUIET = 0.1  # seconds the count must stay unchanged (with every connection idle)
 POLL = 0.02  # seconds between reads
