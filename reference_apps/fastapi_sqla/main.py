@@ -74,7 +74,10 @@ templates = Jinja2Templates(
     )
 )
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the session closes (its ROLLBACK, its connection back to the pool) when
+# the endpoint returns, before the response is sent. FastAPI's default scope closes it after
+# the response has gone, so each request holds a pooled connection while it is sent.
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 @app.exception_handler(RequestValidationError)
