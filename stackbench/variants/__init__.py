@@ -9,8 +9,8 @@ on ``PYTHONPATH``; the app's directory stays the cwd, so ``project.settings`` st
 imports.
 
 For fastapi_sqla a variant is an ASGI module in ``fastapi_sqla/``: it imports the app's
-``main``, changes one thing through FastAPI's own mechanisms (``app.dependency_overrides``,
-one route rebuilt with another endpoint or response model) and is served instead of
+``main``, changes one thing through FastAPI's own mechanisms (a route rebuilt by the app's
+router with another endpoint, response model or session dependency) and is served instead of
 ``main:app`` (e.g. ``sb_core_queries:app``), its directory on ``PYTHONPATH`` and the
 app's directory still the cwd. A module that cannot find what it changes refuses to
 start. Standard library only: the noxfile may import it.
@@ -116,7 +116,7 @@ VARIANTS: dict[str, Variant] = {
         ),
         _fastapi_sqla(
             "autocommit-session",
-            "the session's connection in AUTOCOMMIT (app.dependency_overrides): no "
+            "/db and /fortunes get their session on a connection in AUTOCOMMIT: no "
             "BEGIN and ROLLBACK around each request's SELECT",
             "sb_autocommit_session",
         ),
