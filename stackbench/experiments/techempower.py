@@ -121,6 +121,14 @@ def locate(root: Path, ours: list[str]) -> dict[str, Path]:
     return found
 
 
+def _commit(root: Path) -> str:
+    """' at commit …' when ``root`` is the top of a git checkout (an export has none)."""
+    git = ["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"]
+    done = subprocess.run(git, capture_output=True, text=True, check=False)
+    top, _, commit = done.stdout.strip().partition("\n")
+    return f" at commit {commit}" if done.returncode == 0 and Path(top) == root.resolve() else ""
+
+
 def _substitute(path: Path, old: str, new: str, changes: list[str]) -> None:
     text = path.read_text()
     if text.count(old) != 1:
@@ -274,7 +282,7 @@ def run_techempower(
         tempfile.TemporaryDirectory(prefix="stackbench-techempower-") as tmp,
     ):
         outcome = TechEmpowerOutcome(run.run_dir)
-        outcome.changes.append(f"TechEmpower's apps from {root}")
+        outcome.changes.append(f"TechEmpower's apps from {root}{_commit(root)}")
         bins: dict[str, Path] = {}
         theirs: dict[str, App] = {}
         for counterpart in counterparts:

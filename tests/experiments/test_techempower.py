@@ -173,3 +173,14 @@ def test_a_short_run_serves_ours_and_the_planted_app_in_alternating_duets(
     assert db[1] == "db" and fortunes[1] == "fortunes" and db[8] != "–"
     markdown = techempower.markdown(outcome, "python -m stackbench experiment techempower")
     assert '`host="tfb-database"` → `host="127.0.0.1"`' in markdown
+
+
+def test_a_checkout_records_its_commit_and_an_export_nothing(tmp_path: Path) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-C", str(tmp_path)]
+    (tmp_path / "frameworks").mkdir()
+    (tmp_path / "frameworks" / "x").write_text("x")
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "x"]):
+        subprocess.run([*git, *args], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert techempower._commit(tmp_path) == f" at commit {head.strip()}"
+    assert techempower._commit(tmp_path / "frameworks") == ""  # inside one, not its top
