@@ -106,20 +106,18 @@ def start_fast_target(tmp: str) -> tuple[Proc, str, str]:
     return pr, url, "python asyncio/uvloop server (nginx not installed)"
 
 
-def _schedstat(pid: int) -> tuple[int, int] | None:
-    """(ns on a CPU, ns runnable but waiting for a CPU) summed over the threads of
-    ``pid`` (``/proc/PID/task/*/schedstat``); None when it cannot be read."""
-    run = wait = 0
+def _schedstat(pid: int) -> dict[str, tuple[int, int]] | None:
+    """Per thread of ``pid``: (ns on a CPU, ns runnable but waiting for a CPU), from
+    ``/proc/PID/task/*/schedstat``; None when it cannot be read."""
+    out = {}
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
-        for tid in tids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
                 a, b, _ = f.read().split()
-            run += int(a)
-            wait += int(b)
+            out[tid] = (int(a), int(b))
     except (OSError, ValueError):
         return None
-    return run, wait
+    return out
 
 
 SATURATED = 0.9  # busy fraction from which a client counts as saturated
@@ -130,30 +128,38 @@ class Busy:
     waiting for one (runnable), sampled from ``/proc`` while it runs (the first and
     last samples bound the window: start-up and exit are at its edges).  A client that
     is the bottleneck never sleeps waiting for the server, so its fraction is about
-    1 even when it shares its CPU; one waiting for the server is well below."""
+    1 even when it shares its CPU; one waiting for the server is well below.  Threads
+    are summed (a thread that exits keeps its last sample), and the fraction is capped
+    at 1 (threads of one client waiting for the same CPU would count twice)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.first: tuple[float, int, int] | None = None
-        self.last: tuple[float, int, int] | None = None
+        self.t0 = self.t1 = 0.0
+        self.first: dict[str, tuple[int, int]] = {}
+        self.last: dict[str, tuple[int, int]] = {}
 
     def sample(self) -> None:
         st = _schedstat(self.pid)
-        if st is not None:
-            x = (time.perf_counter(), *st)
-            if self.first is None:
-                self.first = x
-            self.last = x
+        if not st:
+            return
+        now = time.perf_counter()
+        if not self.t0:
+            self.t0 = now
+            self.first = dict(st)
+        for tid in st:
+            self.first.setdefault(tid, (0, 0))  # born in the window: from zero
+        self.last.update(st)
+        self.t1 = now
 
     def result(self) -> dict[str, float] | None:
         """``busy`` (on or waiting for a CPU) and ``on_cpu`` per wall second over the
         sampled window; None if it was too short to say."""
-        if self.first is None or self.last is None or self.last[0] - self.first[0] < 0.2:
+        if self.t1 - self.t0 < 0.2:
             return None
-        dt = (self.last[0] - self.first[0]) * 1e9
-        run = self.last[1] - self.first[1]
-        wait = self.last[2] - self.first[2]
-        return {"busy": (run + wait) / dt, "on_cpu": run / dt}
+        dt = (self.t1 - self.t0) * 1e9
+        run = sum(v[0] - self.first[t][0] for t, v in self.last.items())
+        wait = sum(v[1] - self.first[t][1] for t, v in self.last.items())
+        return {"busy": min(1.0, (run + wait) / dt), "on_cpu": min(1.0, run / dt)}
 
 
 def run_measured(
