@@ -68,21 +68,10 @@ class _FastConn(Conn):
     def send_closed(self) -> None:
         """Closed model: send this slot's next request (its first one, or the one after
         an error)."""
-        self._done(0, True, True)
+        self.on_message_complete(send_only=True)
 
-    # -- the parser's callbacks ------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.inmsg = True
-
-    def on_message_complete(self) -> None:
-        self.inmsg = False
-        if not self.busy:
-            return
-        parser = self.parser
-        st = parser.get_status_code()
-        if st < 200 and self._interim(st):
-            return
-        self._done(st, parser.should_keep_alive())
 
     def data_received(self, data: bytes) -> None:
         if (
@@ -93,7 +82,7 @@ class _FastConn(Conn):
             # the verified response again, read whole from a parser between messages
             self.now = self.t_first = _pc()
             self.nbody = self.memo_nbody
-            self._done(self.memo_status, True)
+            self.on_message_complete(self.memo_status)
             return
         if data == self.seen and self._remember(data):
             self.data_received(data)  # now a repeat of the memo
@@ -124,15 +113,27 @@ class _FastConn(Conn):
         return True
 
     # -- one response done: record it, send the next request ---------------------------------
-    def _done(self, st: int, keep: bool, send_only: bool = False) -> None:
-        """Record the response (status ``st``; ``keep``: the connection stays open), then
-        send the next request.
+    def on_message_complete(self, memo_status: int = 0, send_only: bool = False) -> None:
+        """The parser's callback: record the response, then send the next request.
 
-        It also holds THE closed-model send (the only copy): :meth:`send_closed` enters
-        with ``send_only`` to skip the recording, so that the send stays inline on the
-        hot path without a second copy of it."""
+        The memo enters it with the status of the repeated response (kept alive, by
+        verification).  It also holds THE closed-model send (the only copy):
+        :meth:`send_closed` enters with ``send_only`` to skip the recording, so that the
+        send stays inline on the hot path without a second copy of it."""
         run = self.run
         if not send_only:
+            if memo_status:
+                st = memo_status
+                keep = True
+            else:
+                self.inmsg = False
+                if not self.busy:
+                    return
+                parser = self.parser
+                st = parser.get_status_code()
+                if st < 200 and self._interim(st):
+                    return
+                keep = parser.should_keep_alive()
             self.busy = False
             self.status = st
             if (not keep or not self.keepalive) and self.transport:
