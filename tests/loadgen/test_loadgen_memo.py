@@ -202,3 +202,19 @@ def test_memo_on_and_off_agree_on_every_response(
             differ.append((case, on, off))
     assert differ == []
     assert used  # the memo was verified (so used) on the repeating responses
+
+
+def test_no_memo_flag_turns_the_memo_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loadgen.cli import build_parser, config_from_args
+
+    def memo_on(argv: list[str]) -> bool:
+        cfg = config_from_args(build_parser().parse_args([*argv, "-n", "1", "http://127.0.0.1:9/"]))
+        loop = asyncio.new_event_loop()
+        try:
+            return fastpath.FastRun(cfg, loop).memo
+        finally:
+            loop.close()
+
+    monkeypatch.delenv("LOADGEN_NO_MEMO", raising=False)
+    assert memo_on([])
+    assert not memo_on(["--no-memo"])  # (it sets LOADGEN_NO_MEMO for the workers too)
