@@ -215,6 +215,6 @@ def test_no_memo_flag_turns_the_memo_off(monkeypatch: pytest.MonkeyPatch) -> Non
         finally:
             loop.close()
 
-    monkeypatch.delenv("LOADGEN_NO_MEMO", raising=False)
+    monkeypatch.setenv("LOADGEN_NO_MEMO", "0")  # on; restored after the test
     assert memo_on([])
     assert not memo_on(["--no-memo"])  # (it sets LOADGEN_NO_MEMO for the workers too)
