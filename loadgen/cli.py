@@ -7,6 +7,7 @@ threshold failed, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -42,7 +43,8 @@ thresholds (repeatable, exit 99 if any fails):
   'p99<50ms' 'p99.9<200ms' 'uncorrected.p50<5ms' 'mean<10ms' 'max<1s'
   'errors<1%' 'errors<5' 'checks>99%' 'rps>1000'
 
-environment: LOADGEN_PURE=1 disables uvloop and httptools (same as --pure).
+environment: LOADGEN_PURE=1 disables uvloop and httptools (same as --pure);
+LOADGEN_NO_MEMO=1 is --no-memo.
 """
 
 
@@ -214,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
     e.add_argument("--no-httptools", action="store_true", help="use the pure-Python parser")
     e.add_argument("--pure", action="store_true", help="--no-uvloop --no-httptools")
+    e.add_argument(
+        "--no-memo",
+        action="store_true",
+        help="parse every response, even an exact repeat of the last one verified on its "
+        "connection (same results; also LOADGEN_NO_MEMO=1)",
+    )
     p.add_argument("--version", action="version", version=f"loadgen {__version__}")
     return p
 
@@ -237,6 +245,8 @@ def config_from_args(a: argparse.Namespace) -> Config:
         headers.append(("Content-Type", a.T))
     opts = dict(parse_option(x) for x in a.scenario_option)
     pure = a.pure
+    if a.no_memo:
+        os.environ["LOADGEN_NO_MEMO"] = "1"  # read by the fast path, here and in workers
     agent = parse_agent(a.agent) if a.agent is not None else None
     start_at = parse_start_at(a.start_at) if a.start_at is not None else None
     return Config(

@@ -9,10 +9,12 @@ requests (picked by weight for an endpoint scenario).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import cast
 
 from .config import Config
+from .memo import verify
 from .protocol import Conn
 from .record import record_error
 from .request import build_request
@@ -40,34 +42,101 @@ class _Req:
 
 class _FastConn(Conn):
     """A slot of :class:`FastRun` whose response callback records the sample and sends
-    the next request inline (one Python call per response on the hot path)."""
+    the next request inline (one Python call per response on the hot path).
 
-    __slots__ = ("run",)
+    It also remembers the last response it verified (``memo``, see :mod:`loadgen.memo`):
+    a read that repeats those bytes exactly, with the parser between messages, is that
+    response again and skips the parser."""
+
+    __slots__ = ("inmsg", "memo", "memo_nbody", "memo_off", "memo_status", "run", "seen")
 
     run: FastRun
+
+    def __init__(self, *a: object, **kw: object) -> None:
+        super().__init__(*a, **kw)  # type: ignore[arg-type]
+        self.inmsg = False  # the parser is inside a message (between begin and complete)
+        self.memo: bytes | None = None  # a verified response: exactly one, keep-alive
+        self.memo_status = 0
+        self.memo_nbody = 0
+        self.seen: bytes | None = None  # the last first read (a memo candidate)
+        self.memo_off: bytes | None = None  # a candidate that failed verification
+
+    def _make_parser(self) -> object:
+        self.inmsg = False  # a fresh parser is between messages
+        return super()._make_parser()
 
     def send_closed(self) -> None:
         """Closed model: send this slot's next request (its first one, or the one after
         an error)."""
-        self.on_message_complete(True)
+        self.on_message_complete(send_only=True)
 
-    def on_message_complete(self, send_only: bool = False) -> None:
+    def on_message_begin(self) -> None:
+        self.inmsg = True
+
+    def data_received(self, data: bytes) -> None:
+        if (
+            data == self.memo
+            and self.busy
+            and not (self.inmsg or self.t_first or self.keep_body or self._head)
+        ):
+            # the verified response again, read whole from a parser between messages
+            self.now = self.t_first = _pc()
+            self.nbody = self.memo_nbody
+            self.on_message_complete(self.memo_status)
+            return
+        if data == self.seen and self._remember(data):
+            self.data_received(data)  # now a repeat of the memo
+            return
+        self.seen = data
+        Conn.data_received(self, data)
+
+    def _remember(self, data: bytes) -> bool:
+        """``data`` is the second first read in a row with these bytes: make it the memo
+        if the parser is between messages and :func:`verify` accepts it (once per
+        distinct read: a rejected one is not verified again)."""
+        if (
+            data == self.memo_off
+            or not self.run.memo
+            or self.inmsg
+            or self.t_first
+            or self.keep_body
+            or self._head
+            or not self.busy
+        ):
+            return False
+        v = verify(self._factory, data)
+        if v is None:
+            self.memo_off = data
+            return False
+        self.memo = data
+        self.memo_status, self.memo_nbody = v
+        return True
+
+    # -- one response done: record it, send the next request ---------------------------------
+    def on_message_complete(self, memo_status: int = 0, send_only: bool = False) -> None:
         """The parser's callback: record the response, then send the next request.
 
-        It also holds THE closed-model send (the only copy): :meth:`send_closed` enters
-        with ``send_only`` to skip the recording, so that the send stays inline on the
-        hot path without a second copy of it."""
+        The memo enters it with the status of the repeated response (kept alive, by
+        verification).  It also holds THE closed-model send (the only copy):
+        :meth:`send_closed` enters with ``send_only`` to skip the recording, so that the
+        send stays inline on the hot path without a second copy of it."""
         run = self.run
         if not send_only:
-            if not self.busy:
-                return
-            parser = self.parser
-            st = parser.get_status_code()
-            if st < 200 and self._interim(st):
-                return
+            if memo_status:
+                st = memo_status
+                keep = True
+            else:
+                self.inmsg = False
+                if not self.busy:
+                    return
+                parser = self.parser
+                st = parser.get_status_code()
+                if st < 200 and self._interim(st):
+                    return
+                keep = parser.should_keep_alive()
             self.busy = False
             self.status = st
-            if (not parser.should_keep_alive() or not self.keepalive) and self.transport:
+            if (not keep or not self.keepalive) and self.transport:
                 self.closing = True  # the response ends the connection
                 self.transport.close()
             req: _Req = self.tag
@@ -151,6 +220,13 @@ class FastRun(BaseRun):
         self.plain = scenario is None  # one request, sent again and again
         self.gate_ns = 0  # set by start()
         self.stopped = 0  # closed model: connections that stopped
+        # exact repeats of a verified response skip the parser (loadgen.memo)
+        self.memo = os.environ.get("LOADGEN_NO_MEMO", "").strip().lower() in (
+            "",
+            "0",
+            "false",
+            "no",
+        )
 
     def _build_cycle(self) -> list[_Req]:
         cfg = self.config

@@ -27,10 +27,15 @@ class App:
     env: tuple[tuple[str, str], ...] = ()
     # Reads DJANGO_DB_DRIVER / PSYCOGREEN, so it can run psycopg2 under green threads.
     driver_switch: bool = False
+    # An app that is not one of ours (experiment techempower): where it is served from, the
+    # path that answers 200 once it is ready, and the paths the smoke check may judge.
+    home: Path | None = None
+    ready_path: str = "/health"
+    smoke_paths: tuple[str, ...] | None = None  # None: every one of the contract's checks
 
     @property
     def directory(self) -> Path:
-        return APPS_DIR / self.id
+        return self.home or APPS_DIR / self.id
 
     @property
     def requirements(self) -> Path:

@@ -120,7 +120,7 @@ class LocalSubject:
         return f"server exited with code {code} during the run"
 
     def answers(self) -> bool:
-        return answers_health(self.served.base_url, timeout=5.0)
+        return answers_health(self.served.base_url, timeout=5.0, path=self.served.app.ready_path)
 
     def log_tail(self) -> str | None:
         return self.served.process.log_tail()
@@ -170,7 +170,7 @@ def measure_pair(
             # The load (and the smoke check) go to the app mounted at the prefix.
             profiles = run_dir / "profiles" if options.profile else None
             subject = LocalSubject(served, db, options.prefix, profiles)
-            return measure_subject(subject, options, base, run_dir, progress)
+            return measure_subject(subject, options, base, run_dir, progress, app.smoke_paths)
     except ProcessError as exc:
         reason, _, tail = str(exc).partition("; last log lines:\n")
         return failed_rows(base, options, run_dir, reason, tail or None)
@@ -182,9 +182,12 @@ def measure_subject(
     base: ResultHeader,
     run_dir: Path,
     progress: Progress,
+    smoke_paths: tuple[str, ...] | None = None,
 ) -> list[ResultRow]:
-    """Smoke-check the subject, then measure each scenario; one result document each."""
-    failures = smoke_check(subject.base_url, slow=needs_upstream(options.scenarios))
+    """Smoke-check the subject (``smoke_paths`` only, if given), then measure each
+    scenario; one result document each."""
+    slow = needs_upstream(options.scenarios)
+    failures = smoke_check(subject.base_url, slow=slow, paths=smoke_paths)
     if failures:
         reason = "smoke check failed: " + "; ".join(failures)
         return failed_rows(base, options, run_dir, reason, None)

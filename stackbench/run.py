@@ -15,10 +15,12 @@ from shared_fixtures.db import database
 from shared_fixtures.seed import ensure_seeded
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
+from stackbench.apps import App
 from stackbench.documents import DatabaseInfo, Manifest, PairRef, ResultRow, RunStatus, Seed
 from stackbench.matrix import Pair, get_pair
 from stackbench.measure import Progress, measure_pair, needs_upstream
 from stackbench.options import BenchOptions
+from stackbench.servers import get_server
 from stackbench.target import RemoteSubject, measure_target
 
 
@@ -151,15 +153,27 @@ class BenchRun:
             self._stack.enter_context(process)
         return self._upstream_url
 
-    def job(self, pair: Pair, options: BenchOptions, variant: str | None = None) -> list[ResultRow]:
+    def job(
+        self,
+        pair: Pair,
+        options: BenchOptions,
+        variant: str | None = None,
+        app: App | None = None,
+    ) -> list[ResultRow]:
         """Serve ``pair`` with ``options`` and measure each scenario; returns its rows.
 
         ``variant`` labels the job's results (file names get ``--<variant>``); by default
-        the bench variant ``options.variant`` served, if any."""
+        the bench variant ``options.variant`` served, if any. ``app``: an app that is not
+        in the registry (experiment techempower), served under ``pair.server``."""
         assert self.report is not None, "use BenchRun as a context manager"
         if variant is None:
             variant = options.variant
-        app, server = get_pair(pair.app, pair.server)  # one clear line when invalid
+        if app is None:
+            app, server = get_pair(pair.app, pair.server)  # one clear line when invalid
+        else:
+            server = get_server(pair.server)
+            if server.interface_for(app) is None:
+                raise ValueError(f"{server.id} cannot serve {app.id}")
         manifest = self._manifest
         if not manifest["options"]["jobs"]:
             manifest["pinning"] = {

@@ -106,10 +106,10 @@ def prepare(app: App, env: dict[str, str], bin_dir: Path) -> None:
             raise ProcessError(f"{app.id}: {' '.join(command)} failed:\n" + "\n".join(tail))
 
 
-def answers_health(base_url: str, timeout: float = 1.0) -> bool:
-    """True when the app answers GET /health with 200 within ``timeout``."""
+def answers_health(base_url: str, timeout: float = 1.0, path: str = "/health") -> bool:
+    """True when the app answers GET ``path`` (/health) with 200 within ``timeout``."""
     try:
-        with urllib.request.urlopen(base_url + "/health", timeout=timeout) as response:
+        with urllib.request.urlopen(base_url + path, timeout=timeout) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -162,7 +162,11 @@ def serve(
         cwd=app.directory,
     )
     try:
-        process.wait_until(lambda: answers_health(base_url), ready_timeout, "answering /health")
+        process.wait_until(
+            lambda: answers_health(base_url, path=app.ready_path),
+            ready_timeout,
+            f"answering {app.ready_path}",
+        )
         yield Served(app, server, base_url, argv, env, process)
     finally:
         process.stop()

@@ -7,6 +7,7 @@ session serves itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -164,17 +165,26 @@ class _LateHandler(BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def _serving(server: ThreadingHTTPServer) -> Iterator[str]:
+    """``server`` in a thread while the block runs; its URL."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
 @pytest.fixture
 def late_app(db: Database) -> Iterator[str]:
     handler = type("Late", (_LateHandler,), {"database_url": db.url})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = False  # server_close() waits for a held transaction to end
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with _serving(server) as url:
+        yield url
 
 
 def test_statement_count_waits_for_statements_after_the_response(
@@ -233,13 +243,8 @@ class _DropsAfterRefusingHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def drops_after_refusing() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DropsAfterRefusingHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with _serving(ThreadingHTTPServer(("127.0.0.1", 0), _DropsAfterRefusingHandler)) as url:
+        yield url
 
 
 def test_a_refused_body_leaves_no_connection_for_the_next_test(drops_after_refusing: str) -> None:

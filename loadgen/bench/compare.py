@@ -38,6 +38,7 @@ from .markdown import write_markdown
 from .tools import (
     HERE,
     REPO,
+    SATURATED,
     _pin,
     loadgen_cmd,
     parse,
@@ -70,10 +71,13 @@ def efficiency(url: str, args: argparse.Namespace, have: dict[str, bool]) -> dic
     for trial in range(args.trials):
         for tool, argv in cmds.items():
             cwd = args.baseline if tool.endswith("(baseline)") else REPO
-            out, cpu, wall = run_measured(argv, args.duration * 3 + 30, cwd)
+            out, cpu, wall, busy = run_measured(argv, args.duration * 3 + 30, cwd)
             r = parse(tool, out)
             r["cpu"] = cpu
             r["wall"] = wall
+            r["busy"] = busy["busy"] if busy else None
+            r["on_cpu"] = busy["on_cpu"] if busy else None
+            r["saturated"] = bool(busy and busy["busy"] >= SATURATED)
             r["loadavg"] = os.getloadavg()[0]
             r["per_cpu"] = r["requests"] / cpu
             if "inrun_cpu" in r:
@@ -81,7 +85,8 @@ def efficiency(url: str, args: argparse.Namespace, have: dict[str, bool]) -> dic
             rows[tool].append(r)
             print(
                 f"  trial {trial + 1} {tool:<26} {r['requests']:>8} req  {r['rps']:>9.0f} req/s"
-                f"  {r['per_cpu']:>8.0f} req/CPU-s  p50 {r['p50'] * 1e3:.3f} ms",
+                f"  {r['per_cpu']:>8.0f} req/CPU-s  p50 {r['p50'] * 1e3:.3f} ms"
+                f"  busy {r['busy'] or 0:.2f}{'' if r['saturated'] else ' (not saturated)'}",
                 flush=True,
             )
     return {"commands": cmds, "rows": rows}
@@ -103,7 +108,7 @@ def accuracy(args: argparse.Namespace, have: dict[str, bool]) -> dict[str, Any]:
         res = {}
         for tool, argv in cmds.items():
             urllib.request.urlopen(url + "__stats", timeout=5).read()  # reset the server's log
-            out, _cpu, _wall = run_measured(argv, dur * 3 + 30)
+            out, _cpu, _wall, _busy = run_measured(argv, dur * 3 + 30)
             server = json.loads(urllib.request.urlopen(url + "__stats", timeout=5).read())
             r = parse(tool.split()[0], out)
             r["server"] = server

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .tools import REPO, med
+from .tools import REPO, SATURATED, med
 
 
 def write_markdown(
@@ -90,6 +90,7 @@ def write_markdown(
             + (f" | {load:.1f} |" if load is not None else " | – |")
         )
     w("")
+    _busy_section(w, rows, args.trials)
     if "wrk" in rows:
         _paired_section(w, rows)
     w("### Agreement (same target, same -c): throughput and p50 relative to wrk and hey")
@@ -160,15 +161,51 @@ def write_markdown(
     )
 
 
+def _busy_section(w: Any, rows: dict[str, list[dict[str, Any]]], trials: int) -> None:
+    """How busy each client was in each trial (``tools.Busy``)."""
+    if not any(r.get("busy") is not None for rs in rows.values() for r in rs):
+        return
+    w(
+        "Client saturation per trial: the fraction of the run's wall time the client "
+        "was on its CPU or waiting for it (runnable), from `/proc/PID/task/*/schedstat` "
+        f"sampled while it ran; a client at {SATURATED} or more was the bottleneck "
+        "(it never waited for the server), one below waited for the server. In brackets: "
+        "on its CPU per wall second (below the first number when other processes shared "
+        "CPU 0)."
+    )
+    w("")
+    w("| trial | " + " | ".join(rows) + " |")
+    w("|---|" + "---:|" * len(rows))
+    for i in range(trials):
+        cells = []
+        for t in rows:
+            r = rows[t][i]
+            b = r.get("busy")
+            cells.append(f"{b:.2f} ({r['on_cpu']:.2f})" if b is not None else "–")
+        w(f"| {i + 1} | " + " | ".join(cells) + " |")
+    w("")
+
+
+def saturated_ratios(rs: list[dict[str, Any]], wrk: list[dict[str, Any]], key: str) -> list[float]:
+    """The paired ratios ``rs[i][key] / wrk[i]['per_cpu']`` of the trials in which the
+    client of ``rs`` was saturated: only those count (a client that waited for the
+    server pays its per-wakeup costs over fewer responses)."""
+    return [r[key] / x["per_cpu"] for r, x in zip(rs, wrk, strict=True) if r.get("saturated")]
+
+
 def _paired_section(w: Any, rows: dict[str, list[dict[str, Any]]]) -> None:
     """Each trial's ratio to the wrk run of the same trial (minutes apart, not hours)."""
     w(
         "Paired ratios: each trial's req per client CPU-s over wrk's in the same trial; "
-        "median and range over the trials."
+        "median and range over the trials, then over the trials in which that client "
+        f"was saturated (busy ≥ {SATURATED}), the ones that count."
     )
     w("")
-    w("| client | ratio to wrk: median | min – max | in-run: median | min – max |")
-    w("|---|---:|---:|---:|---:|")
+    w(
+        "| client | ratio to wrk: median | min – max | in-run: median | min – max "
+        "| saturated trials | saturated: ratio | saturated: in-run |"
+    )
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
     wrk = [r["per_cpu"] for r in rows["wrk"]]
     for tool, rs in rows.items():
         if tool == "wrk" or not rs or "per_cpu_inrun" not in rs[0]:
@@ -177,6 +214,9 @@ def _paired_section(w: Any, rows: dict[str, list[dict[str, Any]]]) -> None:
         for key in ("per_cpu", "per_cpu_inrun"):
             q = [r[key] / x for r, x in zip(rs, wrk, strict=True)]
             cells += [f"{med(q):.2f}", f"{min(q):.2f} – {max(q):.2f}"]
+        sat = [saturated_ratios(rs, rows["wrk"], k) for k in ("per_cpu", "per_cpu_inrun")]
+        cells.append(f"{len(sat[0])} of {len(rs)}")
+        cells += [f"{med(q):.2f}" if q else "–" for q in sat]
         w(f"| {tool} | " + " | ".join(cells) + " |")
     w("")
 

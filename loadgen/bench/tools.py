@@ -12,6 +12,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -105,20 +106,91 @@ def start_fast_target(tmp: str) -> tuple[Proc, str, str]:
     return pr, url, "python asyncio/uvloop server (nginx not installed)"
 
 
+def _schedstat(pid: int) -> dict[str, tuple[int, int]] | None:
+    """Per thread of ``pid``: (ns on a CPU, ns runnable but waiting for a CPU), from
+    ``/proc/PID/task/*/schedstat``; None when it cannot be read."""
+    out = {}
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                a, b, _ = f.read().split()
+            out[tid] = (int(a), int(b))
+    except (OSError, ValueError):
+        return None
+    return out
+
+
+SATURATED = 0.9  # busy fraction from which a client counts as saturated
+
+
+class Busy:
+    """How busy a client was: the fraction of wall time its threads were on a CPU or
+    waiting for one (runnable), sampled from ``/proc`` while it runs (the first and
+    last samples bound the window: start-up and exit are at its edges).  A client that
+    is the bottleneck never sleeps waiting for the server, so its fraction is about
+    1 even when it shares its CPU; one waiting for the server is well below.  Threads
+    are summed (a thread that exits keeps its last sample), and the fraction is capped
+    at 1 (threads of one client waiting for the same CPU would count twice)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.t0 = self.t1 = 0.0
+        self.first: dict[str, tuple[int, int]] = {}
+        self.last: dict[str, tuple[int, int]] = {}
+
+    def sample(self) -> None:
+        st = _schedstat(self.pid)
+        if not st:
+            return
+        now = time.perf_counter()
+        if not self.t0:
+            self.t0 = now
+            self.first = dict(st)
+        for tid in st:
+            self.first.setdefault(tid, (0, 0))  # born in the window: from zero
+        self.last.update(st)
+        self.t1 = now
+
+    def result(self) -> dict[str, float] | None:
+        """``busy`` (on or waiting for a CPU) and ``on_cpu`` per wall second over the
+        sampled window; None if it was too short to say."""
+        if self.t1 - self.t0 < 0.2:
+            return None
+        dt = (self.t1 - self.t0) * 1e9
+        run = sum(v[0] - self.first[t][0] for t, v in self.last.items())
+        wait = sum(v[1] - self.first[t][1] for t, v in self.last.items())
+        return {"busy": min(1.0, (run + wait) / dt), "on_cpu": min(1.0, run / dt)}
+
+
 def run_measured(
     argv: list[str], timeout: float, cwd: Path | str = REPO
-) -> tuple[str, float, float]:
+) -> tuple[str, float, float, dict[str, float] | None]:
     """Run a client (from ``cwd``: the loadgen it runs is ``cwd/loadgen``); return
-    (stdout, its CPU seconds, wall seconds)."""
+    (stdout, its CPU seconds, wall seconds, how busy it was: :class:`Busy`)."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd)
-    wall = time.perf_counter() - t
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(argv, stdout=out, stderr=err, text=True, cwd=cwd)
+        busy = Busy(p.pid)
+        try:
+            while p.poll() is None:
+                busy.sample()
+                if time.perf_counter() - t > timeout:
+                    raise subprocess.TimeoutExpired(argv, timeout)
+                time.sleep(0.05)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        wall = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if p.returncode not in (0, 99):
-        raise RuntimeError(f"{argv[0:4]}... failed: {p.stderr.strip()[-300:]}")
-    return p.stdout, cpu, wall
+        raise RuntimeError(f"{argv[0:4]}... failed: {stderr.strip()[-300:]}")
+    return stdout, cpu, wall, busy.result()
 
 
 _UNIT = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}

@@ -234,6 +234,15 @@ EXPERIMENTS: dict[str, Experiment] = {
             "the session dependency's scope.",
         ),
         Experiment(
+            "techempower",
+            "Is each app as fast as TechEmpower's implementation of its stack, per server "
+            "CPU-second?",
+            notes="Ours and TechEmpower's app of the same stack (a copy of a checkout given "
+            "by --techempower, only its database location changed) under the same server, "
+            "pinning and load, as duets in one run directory, rounds alternating the order; "
+            "median ratios ours / theirs with their range (docs/techempower.md).",
+        ),
+        Experiment(
             "server-shootout",
             "For each app, which server gives the most throughput at a p99 budget?",
             notes="Open model, stepping the rate until p99 exceeds the budget or errors "
@@ -297,4 +306,6 @@ def requirements(experiment: Experiment) -> list[tuple[str, str]]:
         return [(p.app, p.server) for p in VERSIONS_PAIRS]
     if experiment.name in FEATURES_PAIRS:
         return [(p.app, p.server) for p in FEATURES_PAIRS[experiment.name]]
+    if experiment.name == "techempower":
+        return [(p.app, p.server) for p in VERSIONS_PAIRS]  # the three with a counterpart
     return sorted({(c.app, c.server) for c in experiment.cells})

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from stackbench import experiments
 from stackbench.apps import get_app
-from stackbench.experiments import features, versions
+from stackbench.experiments import features, techempower, versions
 from stackbench.experiments import report as experiment_report
 from stackbench.experiments import run as experiment_run
 from stackbench.matrix import Pair, parse_pairs
@@ -74,6 +74,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     priced.add_argument("--server-cpus", type=cpus, help="pin the server: taskset CPU list")
     priced.add_argument("--client-cpus", type=cpus, help="pin loadgen: taskset CPU list")
+    theirs = parser.add_argument_group("techempower (and --apps, the lanes' and pinning options)")
+    theirs.add_argument(
+        "--techempower",
+        type=Path,
+        metavar="PATH",
+        help="a checkout of TechEmpower/FrameworkBenchmarks (or an export of its "
+        "frameworks/Python/django and fastapi folders)",
+    )
+    theirs.add_argument(
+        "--their-venv",
+        type=Path,
+        metavar="BIN_DIR",
+        help="serve their apps from this venv instead of one built from their requirements",
+    )
 
 
 def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
@@ -84,6 +98,8 @@ def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
         return _versions(args, console, progress)
     if experiment.name in experiments.FEATURES_PAIRS:
         return _features(args, console, progress)
+    if experiment.name == "techempower":
+        return _techempower(args, console, progress)
     check_output(args.output)
     outcome = experiment_run.run_cells(
         experiment, output=args.output, pool_size=args.pool_size, progress=progress
@@ -196,3 +212,43 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
     write_atomic(outcome.run_dir / "experiment.md", features.markdown(outcome, command).encode())
     console.print(f"results: {outcome.run_dir}")
     return 0 if not outcome.failures else 1
+
+
+def _techempower(args: argparse.Namespace, console: Console, progress: Progress) -> int:
+    if args.techempower is None:
+        raise OptionError("techempower needs --techempower PATH (a TechEmpower checkout)")
+    ours = [a for a in (args.apps or "").split(",") if a] or list(techempower.COUNTERPARTS)
+    for app in ours:
+        if app not in techempower.COUNTERPARTS:
+            valid = ", ".join(techempower.COUNTERPARTS)
+            raise OptionError(f"no TechEmpower counterpart for {app!r}; apps with one: {valid}")
+    techempower.locate(args.techempower, ours)  # a missing or wrong path: exit 2
+    if args.their_venv is not None and not (args.their_venv / "python").exists():
+        raise OptionError(f"--their-venv {args.their_venv}: no python there")
+    scenarios = tuple(s for s in args.scenarios.split(",") if s)
+    check_scenarios(scenarios, [])
+    check_output(args.output)
+    options = BenchOptions(
+        scenarios=scenarios,
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+        pool_size=args.pool_size,
+        server_cpus=args.server_cpus,
+        client_cpus=args.client_cpus,
+        output=args.output,
+    )
+    outcome = techempower.run_techempower(
+        root=args.techempower,
+        ours=ours,
+        options=options,
+        rounds=args.repeats,
+        their_bin=args.their_venv,
+        progress=progress,
+    )
+    command = "python -m stackbench " + shlex.join(sys.argv[1:])
+    markdown = techempower.markdown(outcome, command)
+    console.print(markdown)
+    write_atomic(outcome.run_dir / "experiment.md", markdown.encode())
+    console.print(f"results: {outcome.run_dir}")
+    return 1 if outcome.missing else 0

@@ -29,6 +29,12 @@ def test_every_definition_is_valid(name: str) -> None:
         pairs = experiments.FEATURES_PAIRS[name]
         assert {(p.app, p.server) for p in pairs} == set(experiments.requirements(experiment))
         assert all(any(p.app in v.apps for v in VARIANTS.values()) for p in pairs)
+    elif name == "techempower":  # the nox session installs the pairs with a counterpart
+        from stackbench.experiments.techempower import COUNTERPARTS
+
+        assert {(c.ours.app, c.ours.server) for c in COUNTERPARTS.values()} == set(
+            experiments.requirements(experiment)
+        )
     elif name != "server-shootout":
         assert experiment.cells and all(cell.why for cell in experiment.cells)
 
@@ -71,7 +77,7 @@ def test_unknown_experiment_lists_the_valid_ones() -> None:
     assert result.stderr.strip() == (
         "error: unknown experiment 'nope'; valid experiments: gevent-patching, "
         "wsgi-mounted-asgi, django-async-orm, python-versions, django-features, "
-        "fastapi-features, server-shootout"
+        "fastapi-features, techempower, server-shootout"
     )
 
 

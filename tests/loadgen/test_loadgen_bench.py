@@ -1,0 +1,61 @@
+"""The benchmark's saturation check (``loadgen.bench``): a client that burns its CPU
+is saturated, one that sleeps (as a client waiting for its server does) is not, and
+only saturated trials count in the ratios to wrk."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from loadgen.bench.markdown import saturated_ratios
+from loadgen.bench.tools import SATURATED, run_measured
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+BURN = "import time\nt = time.perf_counter() + 0.8\nwhile time.perf_counter() < t: pass\n"
+SLEEP = "import time\ntime.sleep(0.8)\n"
+
+
+def test_a_client_that_burns_its_cpu_is_saturated() -> None:
+    out, _, _, busy = run_measured([sys.executable, "-c", BURN + "print('x')"], 30)
+    assert out == "x\n"
+    assert busy is not None
+    assert busy["busy"] >= SATURATED
+    assert busy["on_cpu"] <= busy["busy"]
+
+
+def test_a_client_that_waits_is_not_saturated() -> None:
+    _, _, _, busy = run_measured([sys.executable, "-c", SLEEP], 30)
+    assert busy is not None
+    assert busy["busy"] < 0.3  # start-up is at the window's edge
+
+
+def test_half_busy_is_not_saturated() -> None:
+    # half the time on the CPU, half asleep: the check must not round it up
+    half = (
+        "import time\nend = time.perf_counter() + 1.0\n"
+        "while time.perf_counter() < end:\n"
+        "    t = time.perf_counter() + 0.01\n"
+        "    while time.perf_counter() < t: pass\n"
+        "    time.sleep(0.01)\n"
+    )
+    _, _, _, busy = run_measured([sys.executable, "-c", half], 30)
+    assert busy is not None
+    assert 0.2 < busy["busy"] < SATURATED
+
+
+def test_a_failing_client_is_one_clear_error() -> None:
+    with pytest.raises(RuntimeError, match="failed"):
+        run_measured([sys.executable, "-c", "raise SystemExit(3)"], 30)
+
+
+def test_only_saturated_trials_count() -> None:
+    wrk = [{"per_cpu": 100.0}, {"per_cpu": 100.0}, {"per_cpu": 200.0}]
+    lg = [
+        {"per_cpu": 90.0, "saturated": True},
+        {"per_cpu": 50.0, "saturated": False},  # waited for the server: left out
+        {"per_cpu": 100.0, "saturated": True},
+    ]
+    assert saturated_ratios(lg, wrk, "per_cpu") == [0.9, 0.5]
+    assert saturated_ratios([{"per_cpu": 1.0}], [{"per_cpu": 1.0}], "per_cpu") == []
