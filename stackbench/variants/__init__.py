@@ -10,7 +10,7 @@ imports.
 
 For fastapi_sqla a variant is an ASGI module in ``fastapi_sqla/``: it imports the app's
 ``main``, changes one thing through FastAPI's own mechanisms (a route rebuilt by the app's
-router with another endpoint, response model or session dependency) and is served instead of
+router with another endpoint, response model or session) and is served instead of
 ``main:app`` (e.g. ``sb_core_queries:app``), its directory on ``PYTHONPATH`` and the
 app's directory still the cwd. A module that cannot find what it changes refuses to
 start. Standard library only: the noxfile may import it.
@@ -116,15 +116,15 @@ VARIANTS: dict[str, Variant] = {
         ),
         _fastapi_sqla(
             "autocommit-session",
-            "/db and /fortunes get their session on a connection in AUTOCOMMIT: no "
+            "/db and /fortunes open their session on a connection in AUTOCOMMIT: no "
             "BEGIN and ROLLBACK around each request's SELECT",
             "sb_autocommit_session",
         ),
         _fastapi_sqla(
-            "request-scope-session",
-            "/db and /fortunes take the session with FastAPI's default scope: it closes "
-            "(ROLLBACK, connection back to the pool) after the response is sent",
-            "sb_request_scope_session",
+            "session-dependency",
+            "/db and /fortunes take their session from Depends(get_session), FastAPI's "
+            "documented yield dependency, default scope: it closes after the response is sent",
+            "sb_session_dependency",
         ),
     )
 }

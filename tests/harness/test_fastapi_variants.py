@@ -50,7 +50,7 @@ def test_every_fastapi_variant_is_an_asgi_module_here() -> None:
         "no-response-model",
         "no-templates",
         "autocommit-session",
-        "request-scope-session",
+        "session-dependency",
     }
     for name in FASTAPI_VARIANTS:
         variant = VARIANTS[name]
@@ -90,7 +90,7 @@ def shipped(db: Database) -> dict[str, Any]:
     db_, fortunes = probed["/db"], probed["/fortunes"]
     assert (db_["orm_loads"], db_["serialized"], db_["renders"]) == (1, 1, 0)
     assert (fortunes["orm_loads"], fortunes["serialized"], fortunes["renders"]) == (12, 0, 1)
-    for seen in (db_, fortunes):  # scope="function": closed before the response goes
+    for seen in (db_, fortunes):  # opened inline: closed before the response goes
         assert seen["order"] == ["session closed", "body sent"]
     return probed
 
@@ -122,10 +122,10 @@ def test_no_templates_renders_no_template(db: Database, shipped: dict[str, Any])
     _same_except(shipped, probed, {"/fortunes": {"renders": 0}})
 
 
-def test_request_scope_session_closes_after_the_response(
+def test_session_dependency_closes_after_the_response(
     db: Database, shipped: dict[str, Any]
 ) -> None:
-    probed = _probe(db, "request-scope-session")
+    probed = _probe(db, "session-dependency")
     after = {"order": ["body sent", "session closed"]}
     _same_except(shipped, probed, {"/db": after, "/fortunes": after})
 
@@ -200,8 +200,9 @@ def test_a_served_variant_answers_the_same_and_runs_its_statements(
 # ------------------------------------------------------------------ refused
 
 
-# What each variant changes, taken away from a copy of the app: each must refuse to start.
-FAULTS = {
+# What each variant changes, taken away from a copy of the app (pairs: text, its
+# replacement): each must refuse to start.
+FAULTS: dict[str, tuple[str, ...]] = {
     "core-queries": ('@app.api_route("/db", methods=GET)', '@app.api_route("/db2", methods=GET)'),
     "no-response-model": (
         '@app.api_route("/db", methods=GET)',
@@ -211,27 +212,35 @@ FAULTS = {
         '@app.api_route("/fortunes", methods=GET',
         '@app.api_route("/fortune", methods=GET',
     ),
+    # the endpoints open their session under another name: nothing named SessionLocal
     "autocommit-session": (
-        "async def single_query(session: Session) -> dict[str, int]:\n"
-        "    world = await fetch_world(session, random_id())",
-        "async def single_query(s: Session) -> dict[str, int]:\n"
-        "    world = await fetch_world(s, random_id())",
+        "from db import SessionLocal, engine, get_session",
+        "from db import SessionLocal as Sessions, engine, get_session",
+        "SessionLocal()",
+        "Sessions()",
     ),
-    "request-scope-session": (
-        'Depends(get_session, scope="function")',
-        "Depends(get_session)",
+    # /db takes its session from the dependency already: nothing to change
+    "session-dependency": (
+        "async def single_query() -> dict[str, int]:\n"
+        "    async with SessionLocal() as session:\n"
+        "        world = await fetch_world(session, random_id())",
+        "async def single_query(session: Session) -> dict[str, int]:\n"
+        "    if session:\n"
+        "        world = await fetch_world(session, random_id())",
     ),
 }
 
 
-def _import_from_copy(tmp_path: Path, name: str, fault: tuple[str, str] | None) -> Any:
+def _import_from_copy(tmp_path: Path, name: str, fault: tuple[str, ...] | None) -> Any:
     copy = tmp_path / "fastapi_sqla"
     shutil.copytree(APP.directory, copy, ignore=shutil.ignore_patterns("tests", "__pycache__"))
     main = copy / "main.py"
     source = main.read_text()
-    if fault is not None:
-        assert source.count(fault[0]) == 1, fault[0]
-        main.write_text(source.replace(fault[0], fault[1]))
+    pairs = zip(fault[::2], fault[1::2], strict=True) if fault else ()
+    for was, now in pairs:  # every occurrence
+        assert was in source, was
+        source = source.replace(was, now)
+    main.write_text(source)
     return subprocess.run(
         [str(BIN_DIR / "python"), "-c", f"import {VARIANTS[name].module_file.stem}"],
         cwd=copy,

@@ -1,6 +1,6 @@
 """Variant core-queries: /db and /fortunes select through SQLAlchemy Core on the mapped
-tables (Row tuples: no ORM objects, no identity map, no unit of work), in the same
-session and transaction, answering the same bytes."""
+tables (Row tuples: no ORM objects, no identity map, no unit of work), in a session
+opened as the app opens it, answering the same bytes."""
 
 from typing import NamedTuple
 
@@ -10,7 +10,7 @@ from sb_routes import replace_route
 from sqlalchemy import select
 
 import main
-from main import Session, app, random_id, templates
+from main import SessionLocal, app, random_id, templates
 from models import Fortune, World
 
 WORLD = World.__table__
@@ -22,14 +22,16 @@ class Extra(NamedTuple):  # the fortune added at request time, shaped like a Row
     message: str
 
 
-async def single_query(session: Session) -> dict[str, int]:
+async def single_query() -> dict[str, int]:
     statement = select(WORLD.c.id, WORLD.c.randomnumber).where(WORLD.c.id == random_id())
-    world = (await session.execute(statement)).one()
+    async with SessionLocal() as session:
+        world = (await session.execute(statement)).one()
     return {"id": world.id, "randomNumber": world.randomnumber}
 
 
-async def fortunes(request: Request, session: Session) -> HTMLResponse:
-    rows: list[object] = list(await session.execute(select(FORTUNE.c.id, FORTUNE.c.message)))
+async def fortunes(request: Request) -> HTMLResponse:
+    async with SessionLocal() as session:
+        rows: list[object] = list(await session.execute(select(FORTUNE.c.id, FORTUNE.c.message)))
     rows.append(Extra(0, "Additional fortune added at request time."))
     rows.sort(key=lambda fortune: fortune.message)  # type: ignore[attr-defined]
     return templates.TemplateResponse(request, "fortunes.html", {"fortunes": rows})

@@ -6,11 +6,12 @@ from fastapi.responses import JSONResponse
 from sb_routes import VariantError, find_route, replace_route
 
 import main
-from main import Session, app, fetch_world, random_id
+from main import SessionLocal, app, fetch_world, random_id
 
 
-async def single_query(session: Session) -> JSONResponse:
-    world = await fetch_world(session, random_id())
+async def single_query() -> JSONResponse:
+    async with SessionLocal() as session:
+        world = await fetch_world(session, random_id())
     return JSONResponse({"id": world.id, "randomNumber": world.randomnumber})
 
 

@@ -9,7 +9,7 @@ from sb_routes import replace_route
 from sqlalchemy import select
 
 import main
-from main import Session, app
+from main import SessionLocal, app
 from models import Fortune
 
 HEAD = (
@@ -19,8 +19,9 @@ HEAD = (
 TAIL = "</table></body></html>"
 
 
-async def fortunes(request: Request, session: Session) -> HTMLResponse:
-    rows = list(await session.scalars(select(Fortune)))
+async def fortunes(request: Request) -> HTMLResponse:
+    async with SessionLocal() as session:
+        rows = list(await session.scalars(select(Fortune)))
     rows.append(Fortune(id=0, message="Additional fortune added at request time."))
     rows.sort(key=lambda fortune: fortune.message)
     cells = "".join(

@@ -7,7 +7,6 @@ what it changes (a renamed route, another endpoint, a session declared different
 at import, so the server fails to start instead of measuring the baseline twice.
 """
 
-import inspect
 import types
 from collections.abc import Callable
 from typing import Any
@@ -65,17 +64,21 @@ def replace_route(
     return new
 
 
-def with_parameter(endpoint: Callable[..., Any], name: str, was: Any, now: Any) -> Any:
-    """The app's endpoint function itself (the same code object, nothing wrapped around it)
-    with parameter ``name`` declared ``now`` instead of ``was``: how FastAPI resolves it
-    changes, the body does not."""
-    signature = inspect.signature(endpoint, eval_str=True)
-    parameter = signature.parameters.get(name)
-    if parameter is None or parameter.annotation is not was:
-        raise VariantError(f"variant: {endpoint.__name__}'s {name} is not declared as expected")
+def opens_its_session_inline(endpoint: Callable[..., Any]) -> None:
+    """Refuse unless ``endpoint`` opens its session itself from the app's ``SessionLocal``
+    (``async with SessionLocal() as session``), as the app's TechEmpower endpoints do."""
+    if "SessionLocal" not in endpoint.__code__.co_names:
+        raise VariantError(f"variant: {endpoint.__name__} does not open SessionLocal itself")
+
+
+def with_global(endpoint: Callable[..., Any], name: str, now: Any) -> Any:
+    """The app's endpoint function itself (the same code object) reading the module-level
+    ``name`` as ``now``: what it opens changes, its code does not."""
+    if name not in endpoint.__code__.co_names or name not in endpoint.__globals__:
+        raise VariantError(f"variant: {endpoint.__name__} does not use {name}")
     copy = types.FunctionType(
         endpoint.__code__,
-        endpoint.__globals__,
+        {**endpoint.__globals__, name: now},
         endpoint.__name__,
         endpoint.__defaults__,
         endpoint.__closure__,
@@ -83,8 +86,5 @@ def with_parameter(endpoint: Callable[..., Any], name: str, was: Any, now: Any) 
     copy.__kwdefaults__ = endpoint.__kwdefaults__
     copy.__qualname__ = endpoint.__qualname__
     copy.__module__ = endpoint.__module__
-    params = [
-        p.replace(annotation=now) if p.name == name else p for p in signature.parameters.values()
-    ]
-    copy.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    copy.__annotations__ = endpoint.__annotations__
     return copy
