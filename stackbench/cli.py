@@ -124,6 +124,12 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     server.add_argument("--server-cpus", type=cpus, help="pin the server: taskset CPU list")
     server.add_argument("--ready-timeout", type=seconds, default=30.0)
     server.add_argument("--scale", type=scale, default=1, help=f"seed scale, 1..{MAX_SCALE}")
+    server.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="serve the app with one production feature changed, to price it "
+        f"(docs/feature-prices.md): {', '.join(VARIANTS)}",
+    )
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:
@@ -186,12 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         action="store_true",
         help="py-spy on the server in each measured window: profiles/ in the run directory",
-    )
-    run.add_argument(
-        "--variant",
-        metavar="NAME",
-        help="serve the app with one production feature changed, to price it "
-        f"(docs/feature-prices.md): {', '.join(VARIANTS)}",
     )
     hosts = run.add_argument_group("load from several hosts (with --target)")
     hosts.add_argument("--agent", type=agent, metavar="I/N", help="this host is agent I of N")

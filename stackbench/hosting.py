@@ -30,6 +30,7 @@ from stackbench.options import OptionError
 from stackbench.serve import ANY_ADDRESS, Served, serve
 from stackbench.servers import Knobs
 from stackbench.stats_endpoint import stats_endpoint
+from stackbench.variants import get_variant
 from stackbench.watch import ServerWatch
 
 BIN_DIR = Path(sys.executable).parent
@@ -46,6 +47,7 @@ class ServeOptions:
     scale: int = 1
     ready_timeout: float = 30.0
     ready_file: Path | None = None  # the /info document, written once everything answers
+    variant: str | None = None  # a bench variant served instead (stackbench/variants)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def hosting(app_id: str, server_id: str, options: ServeOptions) -> Iterator[Host
                 wrap=["taskset", "-c", options.server_cpus] if options.server_cpus else None,
                 host=options.bind,
                 port=options.port,
+                variant=get_variant(options.variant, [app.id]) if options.variant else None,
             )
         )
         # Chosen once the server listens, so a free port cannot be the server's own.
@@ -115,6 +118,7 @@ def hosting(app_id: str, server_id: str, options: ServeOptions) -> Iterator[Host
             "stats_url": f"http://{host}:{stats_port}",
             "server_pid": served.process.pid,
             "server_command": served.argv,
+            "variant": options.variant,
             "server_env": {k: v for k, v in server.env.items() if app.driver_switch},
             "server_settings": server.resolve(options.knobs, options.server_cpu_count),
             "interpreter": results.interpreter(BIN_DIR / "python", served.env),

@@ -1,7 +1,7 @@
 """``python -m stackbench serve``: the command line of stackbench/hosting.py.
 
     python -m stackbench serve --app gino_style --server uvicorn [--bind ADDRESS]
-        [--port N] [--stats-port N] [--ready-file PATH] [server options]
+        [--port N] [--stats-port N] [--ready-file PATH] [server options, --variant NAME]
 
 Prints the app's URL, the stats endpoint's URL and DATABASE_URL, then serves until Ctrl-C
 or SIGTERM (exit 130 / 143 after stopping everything), or until the server exits (exit 1,
@@ -27,6 +27,7 @@ from stackbench.apps import UnknownAppError
 from stackbench.options import OptionError, cpus_named, positive
 from stackbench.results import ResultsError
 from stackbench.servers import Knobs, UnknownServerError
+from stackbench.variants import VariantError, get_variant
 
 _received: list[int] = []  # the signal that stopped serve, for its exit code
 
@@ -81,6 +82,7 @@ def options_from(args: argparse.Namespace) -> hosting.ServeOptions:
         scale=args.scale,
         ready_timeout=args.ready_timeout,
         ready_file=args.ready_file,
+        variant=args.variant,
     )
 
 
@@ -103,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = options_from(args)
         matrix.get_pair(args.app, args.server)  # one line for a pair that cannot be served
+        if args.variant is not None:  # unknown, or not for this app: one line
+            get_variant(args.variant, [args.app])
         if not hosting.is_loopback(options.bind):
             print(
                 f"WARNING: listening on {options.bind}, reachable from other hosts. The app "
@@ -119,7 +123,13 @@ def run(args: argparse.Namespace) -> int:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-    except (OptionError, matrix.PairError, UnknownAppError, UnknownServerError) as exc:
+    except (
+        OptionError,
+        matrix.PairError,
+        UnknownAppError,
+        UnknownServerError,
+        VariantError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (DatabaseError, ProcessError, ResultsError, SeedError, PortError, OSError) as exc:

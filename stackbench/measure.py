@@ -143,7 +143,7 @@ def measure_pair(
     settings = server.resolve(options.knobs, options.server_cpu_count)
     base = _result_base(app, server, pair, run_dir, settings, variant)
     served_variant = get_variant(options.variant, [app.id]) if options.variant else None
-    if served_variant is not None:  # what the server ran, in its result documents
+    if served_variant is not None and served_variant.settings:  # what the server ran
         base["server_env"] = {
             **base.get("server_env", {}),
             "DJANGO_SETTINGS_MODULE": served_variant.settings,

@@ -9,12 +9,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shared_fixtures.net import LOOPBACK, free_port
 from shared_fixtures.processes import ManagedProcess, ProcessError
-from stackbench.apps import App
+from stackbench.apps import ASGI, App
 from stackbench.servers import Knobs, Server
 from stackbench.variants import Variant
 
@@ -52,7 +52,7 @@ def app_env(
 ) -> dict[str, str]:
     """The environment an app runs with: the contract's variables plus the server's choices
     (the GIL off for the free-threaded lane's servers on a free-threaded build, per server,
-    never inherited), and a bench variant's settings overlay for this job only."""
+    never inherited), and a bench variant's settings overlay or module path for this job only."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -146,7 +146,10 @@ def serve(
     )
     prepare(app, env, bin_dir)
     port = port or free_port(host)
-    argv = server.argv(app, port, knobs, cpus or os.cpu_count() or 1, host)
+    # An ASGI variant is served instead of the app's entry, from the app's directory.
+    entries = {ASGI: variant.entry} if variant is not None and variant.entry else app.entries
+    served_app = replace(app, entries=entries)
+    argv = server.argv(served_app, port, knobs, cpus or os.cpu_count() or 1, host)
     argv[0] = str(bin_dir / argv[0])
     argv = [*(wrap or []), *argv]  # e.g. taskset -c 0: pins the server and its workers
     # Readiness is probed from here: an any-address bind answers on loopback too.

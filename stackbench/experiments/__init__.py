@@ -22,8 +22,12 @@ VERSIONS_PAIRS = (
     Pair("fastapi_sqla", "uvicorn"),
     Pair("gino_style", "uvicorn"),
 )
-# The pairs django-features may price (the first by default); its variants: stackbench/variants.
-FEATURES_PAIRS = (Pair("django_sync", "gunicorn-gthread"), Pair("django_async", "uvicorn"))
+# The features experiments (stackbench/experiments/features.py) and the pairs each may price,
+# the first by default; their variants: stackbench/variants.
+FEATURES_PAIRS = {
+    "django-features": (Pair("django_sync", "gunicorn-gthread"), Pair("django_async", "uvicorn")),
+    "fastapi-features": (Pair("fastapi_sqla", "uvicorn"),),
+}
 DELAY = 1.0  # seconds each slow endpoint waits (pg_sleep and/or the upstream)
 N, C = 10, 10  # 10 requests at concurrency 10, closed model: the blog post's load
 TOLERANCE = 0.15
@@ -223,6 +227,13 @@ EXPERIMENTS: dict[str, Experiment] = {
             "variant's ratio to the baseline of the same round, median and range.",
         ),
         Experiment(
+            "fastapi-features",
+            "What does each production feature of fastapi_sqla cost, in requests per CPU-second?",
+            notes="As django-features, with fastapi_sqla's variants: SQLAlchemy ORM vs "
+            "Core, the Pydantic response model, Jinja2, the per-request transaction and "
+            "the session dependency's scope.",
+        ),
+        Experiment(
             "techempower",
             "Is each app as fast as TechEmpower's implementation of its stack, per server "
             "CPU-second?",
@@ -293,8 +304,8 @@ def requirements(experiment: Experiment) -> list[tuple[str, str]]:
         return [(p.app, p.server) for p in pairs()]
     if experiment.name == "python-versions":
         return [(p.app, p.server) for p in VERSIONS_PAIRS]
-    if experiment.name == "django-features":
-        return [(p.app, p.server) for p in FEATURES_PAIRS]
+    if experiment.name in FEATURES_PAIRS:
+        return [(p.app, p.server) for p in FEATURES_PAIRS[experiment.name]]
     if experiment.name == "techempower":
         return [(p.app, p.server) for p in VERSIONS_PAIRS]  # the three with a counterpart
     return sorted({(c.app, c.server) for c in experiment.cells})

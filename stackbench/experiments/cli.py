@@ -54,7 +54,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     shootout.add_argument("--step-duration", type=seconds, default=4.0, help="seconds per step")
     shootout.add_argument("--apps", help="comma-separated apps to include (default: all)")
     shootout.add_argument("--servers", help="comma-separated servers to include")
-    lanes = parser.add_argument_group("python-versions and django-features")
+    lanes = parser.add_argument_group("python-versions, django-features and fastapi-features")
     lanes.add_argument(
         "--interpreter",
         action="append",
@@ -68,7 +68,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     lanes.add_argument("--duration", type=seconds, default=5.0, help="measured per job (5s)")
     lanes.add_argument("--warmup", type=seconds, default=2.0, help="warm-up per job (2s)")
     lanes.add_argument("--connections", type=positive(int), default=32)
-    priced = parser.add_argument_group("django-features")
+    priced = parser.add_argument_group("django-features and fastapi-features")
     priced.add_argument(
         "--variants", help="comma-separated bench variants (default: every one for the pairs)"
     )
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
         return _shootout(args, console, progress)
     if experiment.name == "python-versions":
         return _versions(args, console, progress)
-    if experiment.name == "django-features":
+    if experiment.name in experiments.FEATURES_PAIRS:
         return _features(args, console, progress)
     if experiment.name == "techempower":
         return _techempower(args, console, progress)
@@ -176,7 +176,7 @@ def _versions(args: argparse.Namespace, console: Console, progress: Progress) ->
 
 
 def _features(args: argparse.Namespace, console: Console, progress: Progress) -> int:
-    chosen = parse_pairs(args.pairs) if args.pairs else [experiments.FEATURES_PAIRS[0]]
+    chosen = parse_pairs(args.pairs) if args.pairs else [experiments.FEATURES_PAIRS[args.name][0]]
     names = [v for v in (args.variants or "").split(",") if v] or [
         name for name, v in VARIANTS.items() if all(p.app in v.apps for p in chosen)
     ]
@@ -198,7 +198,12 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
         output=args.output,
     )
     outcome = features.run_features(
-        pairs=chosen, variants=names, options=options, rounds=args.repeats, progress=progress
+        pairs=chosen,
+        variants=names,
+        options=options,
+        rounds=args.repeats,
+        progress=progress,
+        experiment=args.name,
     )
     console.print(features.table(outcome))
     for failure in outcome.failures:

@@ -1,4 +1,5 @@
-"""The django-features experiment: the price of each production feature of a Django app.
+"""The features experiments (django-features, fastapi-features): the price of each
+production feature of an app.
 
 Each bench variant (stackbench/variants: one feature removed or replaced) is measured as
 a duet with the app as shipped (the baseline), the two served one right after the other,
@@ -28,7 +29,7 @@ from stackbench.options import BenchOptions
 from stackbench.run import BenchRun
 from stackbench.variants import VARIANTS, get_variant
 
-NAME = "django-features"
+NAME = "django-features"  # the default; fastapi-features runs the same way
 BASELINE = "baseline"
 
 
@@ -51,6 +52,7 @@ class FeaturesOutcome:
     # under "baseline:<variant>", round by round beside it.
     measured: dict[tuple[str, str, str], dict[str, Measured]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    experiment: str = NAME
 
 
 def check_variants(names: list[str], pairs: list[Pair]) -> list[str]:
@@ -67,11 +69,14 @@ def run_features(
     options: BenchOptions,
     rounds: int,
     progress: Progress | None = None,
+    experiment: str = NAME,
 ) -> FeaturesOutcome:
     """Every variant as a duet with the baseline, ``rounds`` times (see the module)."""
     check_variants(variants, pairs)
-    with BenchRun(NAME, output=options.output, experiment=NAME, progress=progress) as run:
-        outcome = FeaturesOutcome(run.run_dir, [BASELINE, *variants])
+    with BenchRun(
+        experiment, output=options.output, experiment=experiment, progress=progress
+    ) as run:
+        outcome = FeaturesOutcome(run.run_dir, [BASELINE, *variants], experiment=experiment)
         for round_ in range(rounds):
             order = variants if round_ % 2 == 0 else variants[::-1]
             for index, name in enumerate(order):
@@ -173,7 +178,7 @@ def _all_baselines(by_variant: dict[str, Measured]) -> Measured:
 
 
 def table(outcome: FeaturesOutcome) -> Table:
-    shown = Table(title=EXPERIMENTS[NAME].question, title_justify="left")
+    shown = Table(title=EXPERIMENTS[outcome.experiment].question, title_justify="left")
     for header in HEADERS:
         left = header in ("pair", "scenario", "variant")
         shown.add_column(header, justify="left" if left else "right")
@@ -184,7 +189,7 @@ def table(outcome: FeaturesOutcome) -> Table:
 
 def markdown(outcome: FeaturesOutcome, command: str) -> str:
     lines = [
-        f"# {EXPERIMENTS[NAME].question}",
+        f"# {EXPERIMENTS[outcome.experiment].question}",
         "",
         f"`{command}`",
         "",

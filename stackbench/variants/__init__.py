@@ -6,7 +6,14 @@ For the Django apps a variant is a settings overlay, a module in ``django_settin
 that does ``from project.settings import *`` and changes one thing. A job served with a
 variant gets ``DJANGO_SETTINGS_MODULE`` set to the overlay and the overlay's directory
 on ``PYTHONPATH``; the app's directory stays the cwd, so ``project.settings`` still
-imports. Standard library only: the noxfile may import it.
+imports.
+
+For fastapi_sqla a variant is an ASGI module in ``fastapi_sqla/``: it imports the app's
+``main``, changes one thing through FastAPI's own mechanisms (a route rebuilt by the app's
+router with another endpoint, response model or session) and is served instead of
+``main:app`` (e.g. ``sb_core_queries:app``), its directory on ``PYTHONPATH`` and the
+app's directory still the cwd. A module that cannot find what it changes refuses to
+start. Standard library only: the noxfile may import it.
 """
 
 from __future__ import annotations
@@ -15,22 +22,48 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-OVERLAYS = Path(__file__).resolve().parent / "django_settings"
+HERE = Path(__file__).resolve().parent
+OVERLAYS = HERE / "django_settings"
+FASTAPI_SQLA = HERE / "fastapi_sqla"
 DJANGO_APPS = ("django_sync", "django_async")  # their settings share MIDDLEWARE and the pool
 _MW = "django.middleware."
 
 
 @dataclass(frozen=True)
 class Variant:
+    """One feature changed, served one of two ways: a Django settings overlay
+    (``settings``) or an ASGI entry served instead of the app's (``entry``)."""
+
     name: str
     changes: str  # one line: what differs from the app as shipped
-    settings: str  # the overlay module (its file in django_settings/)
+    settings: str | None = None  # Django: the overlay module (its file in django_settings/)
     apps: tuple[str, ...] = DJANGO_APPS
+    entry: str | None = None  # ASGI: "module:app", the module's file in ``directory``
+    directory: Path = OVERLAYS  # put first on the server's PYTHONPATH
+
+    def __post_init__(self) -> None:
+        if (self.settings is None) == (self.entry is None):
+            raise AssertionError(f"variant {self.name}: give settings or entry, not both")
+
+    @property
+    def module_file(self) -> Path:
+        """The file that makes the change (the overlay, or the ASGI module)."""
+        module = self.settings or str(self.entry).partition(":")[0]
+        return self.directory / f"{module}.py"
 
     def env(self, inherited_pythonpath: str | None = None) -> dict[str, str]:
         """What the server's (and its setup commands') environment gets on top of the app's."""
-        path = [str(OVERLAYS), *([inherited_pythonpath] if inherited_pythonpath else [])]
-        return {"DJANGO_SETTINGS_MODULE": self.settings, "PYTHONPATH": os.pathsep.join(path)}
+        path = [str(self.directory), *([inherited_pythonpath] if inherited_pythonpath else [])]
+        env = {"PYTHONPATH": os.pathsep.join(path)}
+        if self.settings is not None:
+            env["DJANGO_SETTINGS_MODULE"] = self.settings
+        return env
+
+
+def _fastapi_sqla(name: str, changes: str, module: str) -> Variant:
+    return Variant(
+        name, changes, apps=("fastapi_sqla",), entry=f"{module}:app", directory=FASTAPI_SQLA
+    )
 
 
 def _without(middleware: str) -> str:
@@ -62,6 +95,36 @@ VARIANTS: dict[str, Variant] = {
             "psycopg 3 without its pool: one persistent connection per thread "
             "(CONN_MAX_AGE=None), as TechEmpower's Django app does",
             "sb_persistent_conns",
+        ),
+        _fastapi_sqla(
+            "core-queries",
+            "/db and /fortunes select through SQLAlchemy Core on the tables (rows, not ORM "
+            "objects), in the same session",
+            "sb_core_queries",
+        ),
+        _fastapi_sqla(
+            "no-response-model",
+            "/db returns a JSONResponse itself (response_model=None): no Pydantic "
+            "validation and serialization of its dict[str, int] (/fortunes has none)",
+            "sb_no_response_model",
+        ),
+        _fastapi_sqla(
+            "no-templates",
+            "/fortunes rendered by str.join and markupsafe.escape (Jinja2's own escape) "
+            "instead of the Jinja2 template: the same bytes",
+            "sb_no_templates",
+        ),
+        _fastapi_sqla(
+            "autocommit-session",
+            "/db and /fortunes open their session on a connection in AUTOCOMMIT: no "
+            "BEGIN and ROLLBACK around each request's SELECT",
+            "sb_autocommit_session",
+        ),
+        _fastapi_sqla(
+            "session-dependency",
+            "/db and /fortunes take their session from Depends(get_session), FastAPI's "
+            "documented yield dependency, default scope: it closes after the response is sent",
+            "sb_session_dependency",
         ),
     )
 }

@@ -25,13 +25,10 @@ def test_every_definition_is_valid(name: str) -> None:
         assert {(p.app, p.server) for p in experiments.VERSIONS_PAIRS} == set(
             experiments.requirements(experiment)
         )
-    elif name == "django-features":  # pairs whose apps the bench variants apply to
-        assert {(p.app, p.server) for p in experiments.FEATURES_PAIRS} == set(
-            experiments.requirements(experiment)
-        )
-        assert all(
-            any(p.app in v.apps for v in VARIANTS.values()) for p in experiments.FEATURES_PAIRS
-        )
+    elif name in experiments.FEATURES_PAIRS:  # pairs whose apps the bench variants apply to
+        pairs = experiments.FEATURES_PAIRS[name]
+        assert {(p.app, p.server) for p in pairs} == set(experiments.requirements(experiment))
+        assert all(any(p.app in v.apps for v in VARIANTS.values()) for p in pairs)
     elif name == "techempower":  # the nox session installs the pairs with a counterpart
         from stackbench.experiments.techempower import COUNTERPARTS
 
@@ -80,7 +77,7 @@ def test_unknown_experiment_lists_the_valid_ones() -> None:
     assert result.stderr.strip() == (
         "error: unknown experiment 'nope'; valid experiments: gevent-patching, "
         "wsgi-mounted-asgi, django-async-orm, python-versions, django-features, "
-        "techempower, server-shootout"
+        "fastapi-features, techempower, server-shootout"
     )
 
 

@@ -86,3 +86,35 @@ def test_a_short_run_serves_each_variant_in_alternating_rounds(tmp_path: Path) -
     assert served["server_env"]["DJANGO_SETTINGS_MODULE"] == "sb_no_xframe"
     markdown = features.markdown(outcome, "python -m stackbench experiment django-features")
     assert "no-xframe-mw: without XFrameOptionsMiddleware" in markdown
+
+
+def test_fastapi_features_names_its_question_and_variants(tmp_path: Path) -> None:
+    outcome = FeaturesOutcome(tmp_path, [BASELINE, "no-templates"], experiment="fastapi-features")
+    markdown = features.markdown(outcome, "python -m stackbench experiment fastapi-features")
+    assert markdown.startswith("# What does each production feature of fastapi_sqla cost")
+    assert "- no-templates: /fortunes rendered by str.join" in markdown
+
+
+@pytest.mark.slow
+def test_a_short_fastapi_features_run_serves_the_variants_module(tmp_path: Path) -> None:
+    options = BenchOptions(
+        scenarios=("fortunes",), duration=1.0, warmup=0.5, connections=4, workers=1, output=tmp_path
+    )
+    outcome = features.run_features(
+        pairs=[Pair("fastapi_sqla", "uvicorn")],
+        variants=["no-templates"],
+        options=options,
+        rounds=1,
+        experiment="fastapi-features",
+    )
+    assert outcome.failures == []
+    manifest = results.read_json(outcome.run_dir / "manifest.json", "manifest")
+    assert manifest["experiment"] == "fastapi-features"
+    served = results.read_result(
+        outcome.run_dir / "fastapi_sqla--uvicorn--fortunes--no-templates-r1.json"
+    )
+    shipped = results.read_result(
+        outcome.run_dir / "fastapi_sqla--uvicorn--fortunes--baseline-for-no-templates-r1.json"
+    )
+    assert served["server_command"][-1] == "sb_no_templates:app"
+    assert shipped["server_command"][-1] == "main:app"

@@ -85,14 +85,23 @@ def _settings(app_id: str, variant: str | None) -> dict[str, Any]:
     return shown
 
 
+DJANGO_VARIANTS = [name for name, variant in VARIANTS.items() if variant.settings]
+
+
 def test_every_variant_is_tested_here() -> None:
-    assert set(REMOVED) == set(VARIANTS)
-    for variant in VARIANTS.values():
-        assert (OVERLAYS / f"{variant.settings}.py").is_file(), variant.name
+    """Django's here; fastapi_sqla's in test_fastapi_variants.py."""
+    assert set(REMOVED) == set(DJANGO_VARIANTS)
+    for name in DJANGO_VARIANTS:
+        variant = VARIANTS[name]
+        assert variant.module_file == OVERLAYS / f"{variant.settings}.py"
+        assert variant.module_file.is_file(), name
+        assert variant.apps == tuple(SERVER_OF) and variant.entry is None
+    others = {name for name in VARIANTS if name not in DJANGO_VARIANTS}
+    assert all(VARIANTS[name].apps == ("fastapi_sqla",) for name in others)
 
 
 @pytest.mark.parametrize("app_id", list(SERVER_OF))
-@pytest.mark.parametrize("name", list(VARIANTS))
+@pytest.mark.parametrize("name", DJANGO_VARIANTS)
 def test_a_variant_changes_exactly_its_feature(app_id: str, name: str) -> None:
     shipped, changed = _settings(app_id, None), _settings(app_id, name)
     assert shipped["module"] == "project.settings" and shipped["middleware"] == SEVEN
@@ -220,6 +229,20 @@ REFUSED = [
      "no bench variant applies to gino_style"),
     (["experiment", "django-features", "--pairs", "gino_style@uvicorn", "--variants",
       "no-csrf-mw"], "does not apply to gino_style"),
+    (["bench", "--app", "fastapi_sqla", "--server", "uvicorn", "--variant", "no-csrf-mw"],
+     "does not apply to fastapi_sqla"),
+    (["bench", "--app", "django_async", "--server", "uvicorn", "--variant", "core-queries"],
+     "does not apply to django_async"),
+    (["bench", "--pairs", "fastapi_sqla@uvicorn,tortoise@uvicorn", "--variant",
+      "no-templates"], "does not apply to tortoise"),
+    (["experiment", "fastapi-features", "--variants", "core-queries,nope"],
+     "unknown variant 'nope'"),
+    (["experiment", "fastapi-features", "--variants", "persistent-conns"],
+     "does not apply to fastapi_sqla"),
+    (["experiment", "django-features", "--variants", "autocommit-session"],
+     "does not apply to django_sync"),
+    (["experiment", "fastapi-features", "--pairs", "gino_style@uvicorn"],
+     "no bench variant applies to gino_style"),
 ]  # fmt: skip
 
 
@@ -231,3 +254,25 @@ def test_a_bad_variant_is_one_line_and_exit_2(argv: list[str], says: str, tmp_pa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], result.stderr
     assert not output.exists()
+
+
+SERVE_REFUSED = [
+    (["--app", "fastapi_sqla", "--server", "uvicorn", "--variant", "nope"],
+     "unknown variant 'nope'"),
+    (["--app", "fastapi_sqla", "--server", "uvicorn", "--variant", "no-csrf-mw"],
+     "does not apply to fastapi_sqla"),
+    (["--app", "django_sync", "--server", "gunicorn-gthread", "--variant", "core-queries"],
+     "does not apply to django_sync"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "says"), SERVE_REFUSED, ids=[a[-1] for a, _ in SERVE_REFUSED])
+def test_serve_refuses_a_bad_variant_in_one_line(
+    argv: list[str], says: str, tmp_path: Path
+) -> None:
+    ready = tmp_path / "ready.json"
+    result = _stackbench("serve", *argv, "--ready-file", str(ready))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert result.stdout == "" and not ready.exists()  # nothing was started
