@@ -25,7 +25,7 @@ import nox
 ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))
 
-from stackbench import experiments, interpreters, matrix  # noqa: E402  (stdlib-only)
+from stackbench import experiments, interpreters, matrix, variants  # noqa: E402  (stdlib-only)
 from stackbench.apps import APPS  # noqa: E402
 from stackbench.servers import SERVERS  # noqa: E402
 
@@ -160,7 +160,12 @@ def bench(session: nox.Session, app: str, server: str) -> None:
     """One (app, server) pair end to end; options after -- (see `python -m stackbench bench -h`)."""
     extras = "harness,fast,profile" if "--profile" in session.posargs else "harness,fast"
     session.install(
-        "-e", f".[{extras}]", "-r", str(APPS[app].requirements), *SERVERS[server].requirements
+        "-e",
+        f".[{extras}]",
+        "-r",
+        str(APPS[app].requirements),
+        *SERVERS[server].requirements,
+        *variants.requirements_for(session.posargs),
     )
     session.run(
         "python", "-m", "stackbench", "bench", "--app", app, "--server", server, *session.posargs
@@ -175,7 +180,12 @@ def bench(session: nox.Session, app: str, server: str) -> None:
 def serve(session: nox.Session, app: str, server: str) -> None:
     """One pair served until Ctrl-C, for `bench --target` from other hosts (docs/distributed.md)."""
     session.install(
-        "-e", ".[harness,fast]", "-r", str(APPS[app].requirements), *SERVERS[server].requirements
+        "-e",
+        ".[harness,fast]",
+        "-r",
+        str(APPS[app].requirements),
+        *SERVERS[server].requirements,
+        *variants.requirements_for(session.posargs),
     )
     session.run(
         "python", "-m", "stackbench", "serve", "--app", app, "--server", server, *session.posargs
@@ -233,6 +243,12 @@ def experiment(session: nox.Session, name: str) -> None:
     # One venv for all the experiment's servers: eventlet's gunicorn pin (25.3) wins.
     server_requirements = sorted(
         {req for _, server in pairs for req in SERVERS[server].requirements}
+        | {  # what the bench variants of the experiment's apps need (features experiments)
+            req
+            for variant in variants.VARIANTS.values()
+            if name in experiments.FEATURES_PAIRS and set(variant.apps) & {a for a, _ in pairs}
+            for req in variant.requirements
+        }
     )
     session.install(
         "-e",

@@ -18,6 +18,7 @@ start. Standard library only: the noxfile may import it.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ class Variant:
     apps: tuple[str, ...] = DJANGO_APPS
     entry: str | None = None  # ASGI: "module:app", the module's file in ``directory``
     directory: Path = OVERLAYS  # put first on the server's PYTHONPATH
+    environment: tuple[tuple[str, str], ...] = ()  # more of the server's environment
+    requirements: tuple[str, ...] = ()  # what the variant needs installed beside the app
 
     def __post_init__(self) -> None:
         if (self.settings is None) == (self.entry is None):
@@ -54,7 +57,7 @@ class Variant:
     def env(self, inherited_pythonpath: str | None = None) -> dict[str, str]:
         """What the server's (and its setup commands') environment gets on top of the app's."""
         path = [str(self.directory), *([inherited_pythonpath] if inherited_pythonpath else [])]
-        env = {"PYTHONPATH": os.pathsep.join(path)}
+        env = {"PYTHONPATH": os.pathsep.join(path), **dict(self.environment)}
         if self.settings is not None:
             env["DJANGO_SETTINGS_MODULE"] = self.settings
         return env
@@ -95,6 +98,15 @@ VARIANTS: dict[str, Variant] = {
             "psycopg 3 without its pool: one persistent connection per thread "
             "(CONN_MAX_AGE=None), as TechEmpower's Django app does",
             "sb_persistent_conns",
+        ),
+        Variant(
+            "psycopg2",
+            "psycopg2 instead of psycopg 3 and its pool, one persistent connection per "
+            "thread (CONN_MAX_AGE=None): TechEmpower's Django driver and connections",
+            "sb_psycopg2",
+            apps=("django_sync",),  # django_async has no psycopg2 path
+            environment=(("DJANGO_DB_DRIVER", "psycopg2"),),
+            requirements=("psycopg2-binary>=2.9,<3",),
         ),
         _fastapi_sqla(
             "core-queries",
@@ -148,3 +160,11 @@ def get_variant(name: str, apps: list[str] | tuple[str, ...] = ()) -> Variant:
                 f"variant {name!r} does not apply to {app}; it applies to {', '.join(variant.apps)}"
             )
     return variant
+
+
+def requirements_for(argv: list[str] | tuple[str, ...]) -> list[str]:
+    """What the variant named in ``argv`` (``--variant NAME`` or ``--variant=NAME``) needs
+    installed beside the app; none for an unknown name (the bench refuses it itself)."""
+    names = [b for a, b in itertools.pairwise(argv) if a == "--variant"]
+    names += [a.partition("=")[2] for a in argv if a.startswith("--variant=")]
+    return [req for name in names if name in VARIANTS for req in VARIANTS[name].requirements]

@@ -24,7 +24,7 @@ from stackbench.apps import get_app
 from stackbench.measure import BIN_DIR
 from stackbench.serve import Served, app_env, serve
 from stackbench.servers import Knobs, get_server
-from stackbench.variants import OVERLAYS, VARIANTS, get_variant
+from stackbench.variants import OVERLAYS, VARIANTS, VariantError, get_variant, requirements_for
 from tests.harness.runs import bench_process, only_run_dir, result_documents
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,12 +51,14 @@ REMOVED = {
     "no-xframe-mw": {"XFrameOptionsMiddleware"},
     "no-middleware": set(SEVEN),
     "persistent-conns": set(),
+    "psycopg2": set(),
 }
 _SHOW = (
     "import django, json; django.setup(); from django.conf import settings as s; "
     "d = s.DATABASES['default']; print(json.dumps({'module': s.SETTINGS_MODULE, "
     "'middleware': [m.rpartition('.')[2] for m in s.MIDDLEWARE], "
-    "'pool': 'pool' in d['OPTIONS'], 'conn_max_age': d['CONN_MAX_AGE']}))"
+    "'pool': 'pool' in d['OPTIONS'], 'conn_max_age': d['CONN_MAX_AGE'], "
+    "'driver': __import__('django.db').db.connection.Database.__name__}))"
 )
 
 
@@ -95,23 +97,75 @@ def test_every_variant_is_tested_here() -> None:
         variant = VARIANTS[name]
         assert variant.module_file == OVERLAYS / f"{variant.settings}.py"
         assert variant.module_file.is_file(), name
-        assert variant.apps == tuple(SERVER_OF) and variant.entry is None
+        apps = ("django_sync",) if name == "psycopg2" else tuple(SERVER_OF)  # its own path
+        assert variant.apps == apps and variant.entry is None
     others = {name for name in VARIANTS if name not in DJANGO_VARIANTS}
     assert all(VARIANTS[name].apps == ("fastapi_sqla",) for name in others)
 
 
-@pytest.mark.parametrize("app_id", list(SERVER_OF))
-@pytest.mark.parametrize("name", DJANGO_VARIANTS)
+@pytest.mark.parametrize(
+    ("app_id", "name"),
+    [(app_id, name) for name in DJANGO_VARIANTS for app_id in VARIANTS[name].apps],
+)
 def test_a_variant_changes_exactly_its_feature(app_id: str, name: str) -> None:
     shipped, changed = _settings(app_id, None), _settings(app_id, name)
     assert shipped["module"] == "project.settings" and shipped["middleware"] == SEVEN
-    assert shipped["pool"] is True
+    assert (shipped["pool"], shipped["driver"]) == (True, "psycopg")
     assert changed["module"] == VARIANTS[name].settings
     assert changed["middleware"] == [m for m in SEVEN if m not in REMOVED[name]]
-    if name == "persistent-conns":
+    if name in ("persistent-conns", "psycopg2"):
         assert changed["pool"] is False and changed["conn_max_age"] is None
+        assert changed["driver"] == ("psycopg2" if name == "psycopg2" else "psycopg")
     else:
         assert (changed["pool"], changed["conn_max_age"]) == (True, shipped["conn_max_age"])
+        assert changed["driver"] == "psycopg"
+
+
+def test_the_psycopg2_overlay_refuses_an_app_still_on_psycopg3() -> None:
+    """Without the app's own switch (DJANGO_DB_DRIVER) the overlay would price psycopg 3
+    without its pool under psycopg2's name; it refuses instead."""
+    app = get_app("django_sync")
+    env = app_env(
+        app,
+        get_server("gunicorn-gthread"),
+        UNREACHABLE,
+        "http://127.0.0.1:9",
+        Knobs(),
+        variant=get_variant("psycopg2"),
+    )
+    assert env["DJANGO_DB_DRIVER"] == "psycopg2"
+    del env["DJANGO_DB_DRIVER"]
+    done = subprocess.run(
+        [str(BIN_DIR / "python"), "-c", _SHOW],
+        cwd=app.directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "variant psycopg2: the app is still on psycopg 3" in done.stderr
+
+
+def test_psycopg2_applies_to_django_sync_only() -> None:
+    with pytest.raises(VariantError, match="does not apply to django_async"):
+        get_variant("psycopg2", ["django_async"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "needs"),
+    [
+        (["--variant", "psycopg2"], ["psycopg2-binary>=2.9,<3"]),
+        (["--scenarios", "db", "--variant=psycopg2"], ["psycopg2-binary>=2.9,<3"]),
+        (["--variant", "no-csrf-mw"], []),
+        (["--variant", "nope"], []),
+        (["--scenarios", "psycopg2"], []),
+    ],
+)
+def test_a_sessions_posargs_name_what_its_variant_needs(argv: list[str], needs: list[str]) -> None:
+    """The noxfile installs these beside the app for `bench` and `serve`."""
+    assert requirements_for(argv) == needs
 
 
 def test_an_overlay_refuses_to_remove_what_the_app_lacks() -> None:
@@ -276,3 +330,29 @@ def test_serve_refuses_a_bad_variant_in_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], result.stderr
     assert result.stdout == "" and not ready.exists()  # nothing was started
+
+
+def _loaded_libraries(pgid: int) -> str:
+    """The shared objects mapped by every process of the group (the server and workers)."""
+    maps = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.getpgid(int(proc.name)) == pgid:
+                maps.append((proc / "maps").read_text())
+        except (OSError, ProcessLookupError):
+            continue
+    return "".join(maps)
+
+
+@pytest.mark.slow
+def test_the_served_psycopg2_variant_queries_through_psycopg2(
+    db: Database, upstream_url: str, tmp_path: Path
+) -> None:
+    with _served(db, upstream_url, tmp_path, "psycopg2") as served:
+        assert served.env["DJANGO_DB_DRIVER"] == "psycopg2"
+        world = httpx.get(f"{served.base_url}/db", timeout=30).json()
+        with db.connect() as conn:
+            row = conn.execute("SELECT randomnumber FROM world WHERE id = %s", (world["id"],))
+            assert row.fetchone() == (world["randomNumber"],)
+        libraries = _loaded_libraries(os.getpgid(served.process.popen.pid))
+        assert "psycopg2" in libraries and "psycopg_binary" not in libraries
