@@ -146,23 +146,33 @@ def _shootout(args: argparse.Namespace, console: Console, progress: Progress) ->
     return 0 if all(entry["sustainable_rate"] for entry in outcome.shootout) else 1
 
 
+def _duet_options(
+    args: argparse.Namespace, *, server_cpus: str | None = None, client_cpus: str | None = None
+) -> BenchOptions:
+    """The bench options of the duet experiments (python-versions, the features ones,
+    techempower), checked: a bad scenario or output is one line and exit 2."""
+    scenarios = tuple(s for s in args.scenarios.split(",") if s)
+    check_scenarios(scenarios, [])
+    check_output(args.output)  # last: it creates the directory
+    return BenchOptions(
+        scenarios=scenarios,
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+        pool_size=args.pool_size,
+        server_cpus=server_cpus,
+        client_cpus=client_cpus,
+        output=args.output,
+    )
+
+
 def _versions(args: argparse.Namespace, console: Console, progress: Progress) -> int:
     try:
         lanes = versions.parse_lanes(args.interpreter)
     except ValueError as exc:
         raise OptionError(str(exc)) from None
     chosen = parse_pairs(args.pairs) if args.pairs else list(experiments.VERSIONS_PAIRS)
-    scenarios = tuple(s for s in args.scenarios.split(",") if s)
-    check_scenarios(scenarios, [])
-    check_output(args.output)
-    options = BenchOptions(
-        scenarios=scenarios,
-        duration=args.duration,
-        warmup=args.warmup,
-        connections=args.connections,
-        pool_size=args.pool_size,
-        output=args.output,
-    )
+    options = _duet_options(args)
     outcome = versions.run_versions(
         pairs=chosen, lanes=lanes, options=options, repeats=args.repeats, progress=progress
     )
@@ -184,19 +194,7 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
         apps = ", ".join(sorted({pair.app for pair in chosen}))
         raise OptionError(f"no bench variant applies to {apps}")
     features.check_variants(names, chosen)  # an unknown or inapplicable one: exit 2
-    scenarios = tuple(s for s in args.scenarios.split(",") if s)
-    check_scenarios(scenarios, [])
-    check_output(args.output)
-    options = BenchOptions(
-        scenarios=scenarios,
-        duration=args.duration,
-        warmup=args.warmup,
-        connections=args.connections,
-        pool_size=args.pool_size,
-        server_cpus=args.server_cpus,
-        client_cpus=args.client_cpus,
-        output=args.output,
-    )
+    options = _duet_options(args, server_cpus=args.server_cpus, client_cpus=args.client_cpus)
     outcome = features.run_features(
         pairs=chosen,
         variants=names,
@@ -225,19 +223,7 @@ def _techempower(args: argparse.Namespace, console: Console, progress: Progress)
     techempower.locate(args.techempower, ours)  # a missing or wrong path: exit 2
     if args.their_venv is not None and not (args.their_venv / "python").exists():
         raise OptionError(f"--their-venv {args.their_venv}: no python there")
-    scenarios = tuple(s for s in args.scenarios.split(",") if s)
-    check_scenarios(scenarios, [])
-    check_output(args.output)
-    options = BenchOptions(
-        scenarios=scenarios,
-        duration=args.duration,
-        warmup=args.warmup,
-        connections=args.connections,
-        pool_size=args.pool_size,
-        server_cpus=args.server_cpus,
-        client_cpus=args.client_cpus,
-        output=args.output,
-    )
+    options = _duet_options(args, server_cpus=args.server_cpus, client_cpus=args.client_cpus)
     outcome = techempower.run_techempower(
         root=args.techempower,
         ours=ours,
