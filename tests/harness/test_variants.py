@@ -62,26 +62,34 @@ _SHOW = (
 )
 
 
-def _settings(app_id: str, variant: str | None) -> dict[str, Any]:
-    """The settings the app's Python sees with the environment a server would get."""
-    app = get_app(app_id)
-    env = app_env(
-        app,
+def _server_env(app_id: str, variant: str | None) -> dict[str, str]:
+    """The environment a server of ``app_id`` would get, with ``variant``."""
+    return app_env(
+        get_app(app_id),
         get_server(SERVER_OF[app_id]),
         UNREACHABLE,
         "http://127.0.0.1:9",
         Knobs(),
         variant=get_variant(variant) if variant else None,
     )
-    done = subprocess.run(
+
+
+def _show(app_id: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Django's settings as the app's Python sees them in ``env``, printed as JSON."""
+    return subprocess.run(
         [str(BIN_DIR / "python"), "-c", _SHOW],
-        cwd=app.directory,
+        cwd=get_app(app_id).directory,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def _settings(app_id: str, variant: str | None) -> dict[str, Any]:
+    """The settings the app's Python sees with the environment a server would get."""
+    done = _show(app_id, _server_env(app_id, variant))
     assert done.returncode == 0, done.stderr
     shown: dict[str, Any] = json.loads(done.stdout)
     return shown
@@ -124,26 +132,10 @@ def test_a_variant_changes_exactly_its_feature(app_id: str, name: str) -> None:
 def test_the_psycopg2_overlay_refuses_an_app_still_on_psycopg3() -> None:
     """Without the app's own switch (DJANGO_DB_DRIVER) the overlay would price psycopg 3
     without its pool under psycopg2's name; it refuses instead."""
-    app = get_app("django_sync")
-    env = app_env(
-        app,
-        get_server("gunicorn-gthread"),
-        UNREACHABLE,
-        "http://127.0.0.1:9",
-        Knobs(),
-        variant=get_variant("psycopg2"),
-    )
+    env = _server_env("django_sync", "psycopg2")
     assert env["DJANGO_DB_DRIVER"] == "psycopg2"
     del env["DJANGO_DB_DRIVER"]
-    done = subprocess.run(
-        [str(BIN_DIR / "python"), "-c", _SHOW],
-        cwd=app.directory,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _show("django_sync", env)
     assert done.returncode != 0
     assert "variant psycopg2: the app is still on psycopg 3" in done.stderr
 
