@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -149,19 +150,7 @@ def measure_pair(
             "DJANGO_SETTINGS_MODULE": served_variant.settings,
         }
     try:
-        with serve(
-            app,
-            server,
-            database_url=db.url,
-            upstream_url=upstream_url,
-            bin_dir=options.bin_dir or BIN_DIR,
-            log_dir=run_dir / "logs",
-            knobs=options.knobs,
-            cpus=options.server_cpu_count,
-            ready_timeout=options.ready_timeout,
-            wrap=["taskset", "-c", options.server_cpus] if options.server_cpus else None,
-            variant=served_variant,
-        ) as served:
+        with serve_pair(app, server, options, db, upstream_url, run_dir / "logs") as served:
             base["server_command"] = served.argv
             # The server's own Python (its venv's), asked with the server's environment.
             base["interpreter"] = results.interpreter(
@@ -174,6 +163,33 @@ def measure_pair(
     except ProcessError as exc:
         reason, _, tail = str(exc).partition("; last log lines:\n")
         return failed_rows(base, options, run_dir, reason, tail or None)
+
+
+def serve_pair(
+    app: App,
+    server: Server,
+    options: BenchOptions,
+    db: Database,
+    upstream_url: str,
+    log_dir: Path,
+    wrap: list[str] | None = None,
+) -> AbstractContextManager[Served]:
+    """``app`` under ``server`` as ``options`` say (variant, knobs, pinning), until the
+    block ends; ``wrap`` prefixes the server's command (after the pinning)."""
+    pinning = ["taskset", "-c", options.server_cpus] if options.server_cpus else []
+    return serve(
+        app,
+        server,
+        database_url=db.url,
+        upstream_url=upstream_url,
+        bin_dir=options.bin_dir or BIN_DIR,
+        log_dir=log_dir,
+        knobs=options.knobs,
+        cpus=options.server_cpu_count,
+        ready_timeout=options.ready_timeout,
+        wrap=[*pinning, *(wrap or [])] or None,
+        variant=get_variant(options.variant, [app.id]) if options.variant else None,
+    )
 
 
 def measure_subject(

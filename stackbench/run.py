@@ -7,6 +7,7 @@ import contextlib
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -18,8 +19,9 @@ from stackbench import results
 from stackbench.apps import App
 from stackbench.documents import DatabaseInfo, Manifest, PairRef, ResultRow, RunStatus, Seed
 from stackbench.matrix import Pair, get_pair
-from stackbench.measure import Progress, measure_pair, needs_upstream
+from stackbench.measure import Progress, measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
+from stackbench.serve import Served
 from stackbench.servers import get_server
 from stackbench.target import RemoteSubject, measure_target
 
@@ -174,17 +176,7 @@ class BenchRun:
             server = get_server(pair.server)
             if server.interface_for(app) is None:
                 raise ValueError(f"{server.id} cannot serve {app.id}")
-        manifest = self._manifest
-        if not manifest["options"]["jobs"]:
-            manifest["pinning"] = {
-                "server_cpus": options.server_cpus,
-                "client_cpus": options.client_cpus,
-            }
-        manifest["options"]["jobs"].append(
-            {"app": pair.app, "server": pair.server, "variant": variant, **options.as_dict()}
-        )
-        if {"app": pair.app, "server": pair.server} not in manifest["pairs"]:
-            manifest["pairs"].append({"app": pair.app, "server": pair.server})
+        self._record_job(pair, options, variant)
         rows = measure_pair(
             app,
             server,
@@ -197,8 +189,40 @@ class BenchRun:
             self.progress,
         )
         self.report.rows.extend(rows)
-        manifest["results"].extend(row["file"] for row in rows)
+        self._manifest["results"].extend(row["file"] for row in rows)
         return rows
+
+    @contextlib.contextmanager
+    def serving(
+        self,
+        pair: Pair,
+        options: BenchOptions,
+        wrap: list[str] | None = None,
+        variant: str | None = None,
+    ) -> Iterator[Served]:
+        """Serve ``pair`` as ``job`` does, for the block to measure in its own way (the
+        features experiments' instruction counts); the manifest records it as a job."""
+        assert self.report is not None, "use BenchRun as a context manager"
+        app, server = get_pair(pair.app, pair.server)
+        self._record_job(pair, options, variant if variant is not None else options.variant)
+        upstream = self._upstream(options.scenarios)
+        with serve_pair(
+            app, server, options, self.db, upstream, self.run_dir / "logs", wrap
+        ) as served:
+            yield served
+
+    def _record_job(self, pair: Pair, options: BenchOptions, variant: str | None) -> None:
+        manifest = self._manifest
+        if not manifest["options"]["jobs"]:
+            manifest["pinning"] = {
+                "server_cpus": options.server_cpus,
+                "client_cpus": options.client_cpus,
+            }
+        manifest["options"]["jobs"].append(
+            {"app": pair.app, "server": pair.server, "variant": variant, **options.as_dict()}
+        )
+        if {"app": pair.app, "server": pair.server} not in manifest["pairs"]:
+            manifest["pairs"].append({"app": pair.app, "server": pair.server})
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         manifest, report = self._manifest, self.report

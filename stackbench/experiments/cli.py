@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from stackbench import experiments
+from stackbench import callgrind, experiments
 from stackbench.apps import get_app
 from stackbench.experiments import features, techempower, versions
 from stackbench.experiments import report as experiment_report
@@ -74,6 +74,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     priced.add_argument("--server-cpus", type=cpus, help="pin the server: taskset CPU list")
     priced.add_argument("--client-cpus", type=cpus, help="pin loadgen: taskset CPU list")
+    priced.add_argument(
+        "--instructions",
+        action="store_true",
+        help="price by callgrind's instructions per request instead of CPU seconds under "
+        "load (needs valgrind; --repeats rounds, default 3)",
+    )
+    priced.add_argument(
+        "--requests",
+        type=positive(int),
+        default=200,
+        help="--instructions: requests counted per path and job (200)",
+    )
+    priced.add_argument(
+        "--warmup-requests",
+        type=positive(int),
+        default=50,
+        help="--instructions: uncounted requests per path before them (50)",
+    )
     theirs = parser.add_argument_group("techempower (and --apps, the lanes' and pinning options)")
     theirs.add_argument(
         "--techempower",
@@ -195,6 +213,8 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
         raise OptionError(f"no bench variant applies to {apps}")
     features.check_variants(names, chosen)  # an unknown or inapplicable one: exit 2
     options = _duet_options(args, server_cpus=args.server_cpus, client_cpus=args.client_cpus)
+    if args.instructions:
+        return _feature_instructions(args, chosen, names, options, console, progress)
     outcome = features.run_features(
         pairs=chosen,
         variants=names,
@@ -208,6 +228,43 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
         console.print(f"[yellow]not clean:[/yellow] {failure}")
     command = "python -m stackbench " + shlex.join(sys.argv[1:])
     write_atomic(outcome.run_dir / "experiment.md", features.markdown(outcome, command).encode())
+    console.print(f"results: {outcome.run_dir}")
+    return 0 if not outcome.failures else 1
+
+
+def _feature_instructions(
+    args: argparse.Namespace,
+    chosen: list[Pair],
+    names: list[str],
+    options: BenchOptions,
+    console: Console,
+    progress: Progress,
+) -> int:
+    absent = callgrind.missing()
+    if absent is not None:
+        raise OptionError(absent)
+    uncountable = [s for s in options.scenarios if s not in callgrind.PATHS]
+    if uncountable:
+        raise OptionError(
+            f"--instructions counts one fixed path per scenario ({', '.join(callgrind.PATHS)}), "
+            f"not {', '.join(uncountable)}"
+        )
+    outcome = features.run_instructions(
+        pairs=chosen,
+        variants=names,
+        options=options,
+        rounds=args.repeats,
+        requests=args.requests,
+        warmup=args.warmup_requests,
+        progress=progress,
+        experiment=args.name,
+    )
+    console.print(features.instruction_table(outcome))
+    for failure in outcome.failures:
+        console.print(f"[yellow]not counted:[/yellow] {failure}")
+    command = "python -m stackbench " + shlex.join(sys.argv[1:])
+    markdown = features.instruction_markdown(outcome, command)
+    write_atomic(outcome.run_dir / "experiment.md", markdown.encode())
     console.print(f"results: {outcome.run_dir}")
     return 0 if not outcome.failures else 1
 

@@ -14,18 +14,22 @@ of those ratios and their range. A ratio of 1.20 means the feature costs 1 - 1/1
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.table import Table
 
+from shared_fixtures.processes import ProcessError
+from stackbench import callgrind
 from stackbench.documents import ResultRow
 from stackbench.experiments import EXPERIMENTS
 from stackbench.experiments.versions import Ratio, paired_ratio
 from stackbench.matrix import Pair
 from stackbench.measure import Progress
 from stackbench.options import BenchOptions
+from stackbench.results import write_atomic
 from stackbench.run import BenchRun
 from stackbench.variants import VARIANTS, get_variant
 
@@ -201,4 +205,173 @@ def markdown(outcome: FeaturesOutcome, command: str) -> str:
     lines += [f"- {name}: {VARIANTS[name].changes}" for name in outcome.variants[1:]]
     if outcome.failures:
         lines += ["", "Not measured cleanly:", *(f"- {f}" for f in outcome.failures)]
+    return "\n".join(lines) + "\n"
+
+
+# --instructions: the same variants, priced by callgrind's count of instructions per request
+# (stackbench/callgrind.py), which does not move with the machine's load as CPU seconds do.
+
+
+@dataclass
+class InstructionsOutcome:
+    run_dir: Path
+    variants: list[str]  # BASELINE first
+    requests: int  # counted per path, per served job
+    warmup: int
+    # (app, server, scenario) → variant → instructions per request, per round (None: failed)
+    counted: dict[tuple[str, str, str], dict[str, list[float | None]]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    experiment: str = NAME
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "experiment": self.experiment,
+            "requests": self.requests,
+            "warmup_requests": self.warmup,
+            "variants": self.variants,
+            "instructions_per_request": [
+                {"app": app, "server": server, "scenario": scenario, "by_round": by_variant}
+                for (app, server, scenario), by_variant in sorted(self.counted.items())
+            ],
+            "failures": self.failures,
+        }
+
+
+def run_instructions(
+    *,
+    pairs: list[Pair],
+    variants: list[str],
+    options: BenchOptions,
+    rounds: int,
+    requests: int,
+    warmup: int,
+    progress: Progress | None = None,
+    experiment: str = NAME,
+) -> InstructionsOutcome:
+    """The baseline and every variant, each served under callgrind once per round, its
+    instructions per request counted on each scenario's path; rounds reverse the order."""
+    check_variants(variants, pairs)
+    names = [BASELINE, *variants]
+    with BenchRun(
+        experiment, output=options.output, experiment=experiment, progress=progress
+    ) as run:
+        outcome = InstructionsOutcome(run.run_dir, names, requests, warmup, experiment=experiment)
+        for round_ in range(rounds):
+            for name in names if round_ % 2 == 0 else names[::-1]:
+                served = replace(
+                    options,
+                    variant=None if name == BASELINE else name,
+                    repeats=1,
+                    ready_timeout=max(options.ready_timeout, 300.0),  # start-up under valgrind
+                )
+                for pair in pairs:
+                    _count_job(run, outcome, pair, served, name, round_)
+        write_atomic(
+            run.run_dir / "instructions.json",
+            (json.dumps(outcome.as_dict(), indent=2) + "\n").encode(),
+        )
+    return outcome
+
+
+def _count_job(
+    run: BenchRun,
+    outcome: InstructionsOutcome,
+    pair: Pair,
+    options: BenchOptions,
+    name: str,
+    round_: int,
+) -> None:
+    label = f"{name}-r{round_ + 1}"
+    dumps = run.run_dir / "callgrind" / f"{pair.app}-{pair.server}-{label}"
+    dumps.mkdir(parents=True)
+    counts: dict[str, float | None] = dict.fromkeys(options.scenarios)
+    try:
+        with run.serving(pair, options, wrap=callgrind.wrap(dumps), variant=label) as served:
+            for scenario in options.scenarios:
+                path = options.prefix + callgrind.PATHS[scenario]
+                taken = callgrind.count(
+                    served.process.pid, served.base_url, path, outcome.warmup, outcome.requests
+                )
+                counts[scenario] = round(taken.per_request)
+    except (ProcessError, callgrind.CallgrindError) as exc:
+        reason = str(exc).splitlines()[0]
+        outcome.failures.append(f"{pair.app} @ {pair.server} {label}: {reason}")
+    for scenario, per_request in counts.items():
+        key = (pair.app, pair.server, scenario)
+        series = outcome.counted.setdefault(key, {}).setdefault(name, [])
+        series.extend([None] * (round_ - len(series)))  # a missed round keeps the slots aligned
+        series.append(per_request)
+
+
+INSTRUCTION_HEADERS = [
+    "pair",
+    "scenario",
+    "variant",
+    "instructions/request",
+    "spread over rounds",
+    "× baseline (range)",
+    "feature's share of the instructions",
+]
+
+
+def instruction_rows(outcome: InstructionsOutcome) -> list[list[str]]:
+    """Per (pair, scenario, variant): the median count, how far the rounds spread around it,
+    and the baseline's count over the variant's, round by round (>1: the feature costs)."""
+    out = []
+    for (app, server, scenario), by_variant in sorted(outcome.counted.items()):
+        base = by_variant.get(BASELINE, [])
+        for name in outcome.variants:
+            counts = by_variant.get(name, [])
+            present = [c for c in counts if c]
+            ratio = paired_ratio(base, counts)
+            share = "" if name == BASELINE or ratio.median is None else _price(ratio)
+            out.append(
+                [
+                    f"{app} @ {server}",
+                    scenario,
+                    name,
+                    f"{statistics.median(present):,.0f}" if present else "–",
+                    _spread(present),
+                    ratio.text(),
+                    share,
+                ]
+            )
+    return out
+
+
+def _spread(counts: list[float]) -> str:
+    """(max - min) / median of the rounds' counts: how repeatable the count was."""
+    if len(counts) < 2:
+        return "–"
+    return f"{(max(counts) - min(counts)) / statistics.median(counts):.2%}"
+
+
+def instruction_table(outcome: InstructionsOutcome) -> Table:
+    title = EXPERIMENTS[outcome.experiment].question + " (instructions per request)"
+    shown = Table(title=title, title_justify="left")
+    for header in INSTRUCTION_HEADERS:
+        left = header in ("pair", "scenario", "variant")
+        shown.add_column(header, justify="left" if left else "right")
+    for row in instruction_rows(outcome):
+        shown.add_row(*row)
+    return shown
+
+
+def instruction_markdown(outcome: InstructionsOutcome, command: str) -> str:
+    lines = [
+        f"# {EXPERIMENTS[outcome.experiment].question} (instructions per request)",
+        "",
+        f"`{command}`",
+        "",
+        f"Each served job counted {outcome.requests} requests per path, one at a time, after "
+        f"{outcome.warmup} uncounted ones (stackbench/callgrind.py).",
+        "",
+        "| " + " | ".join(INSTRUCTION_HEADERS) + " |",
+        "|---|---|---|" + "---:|" * (len(INSTRUCTION_HEADERS) - 3),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in instruction_rows(outcome)]
+    lines += ["", "Variants:", f"- {BASELINE}: the app as shipped"]
+    lines += [f"- {name}: {VARIANTS[name].changes}" for name in outcome.variants[1:]]
+    if outcome.failures:
+        lines += ["", "Not counted:", *(f"- {f}" for f in outcome.failures)]
     return "\n".join(lines) + "\n"
