@@ -22,7 +22,7 @@ from stackbench.matrix import Pair, get_pair
 from stackbench.measure import Progress, measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
 from stackbench.serve import Served
-from stackbench.servers import get_server
+from stackbench.servers import Server, get_server
 from stackbench.target import RemoteSubject, measure_target
 
 
@@ -170,12 +170,7 @@ class BenchRun:
         assert self.report is not None, "use BenchRun as a context manager"
         if variant is None:
             variant = options.variant
-        if app is None:
-            app, server = get_pair(pair.app, pair.server)  # one clear line when invalid
-        else:
-            server = get_server(pair.server)
-            if server.interface_for(app) is None:
-                raise ValueError(f"{server.id} cannot serve {app.id}")
+        app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, variant)
         rows = measure_pair(
             app,
@@ -199,17 +194,27 @@ class BenchRun:
         options: BenchOptions,
         wrap: list[str] | None = None,
         variant: str | None = None,
+        app: App | None = None,
     ) -> Iterator[Served]:
-        """Serve ``pair`` as ``job`` does, for the block to measure in its own way (the
-        features experiments' instruction counts); the manifest records it as a job."""
+        """Serve ``pair`` as ``job`` does (``app``: one not in the registry), for the block
+        to measure in its own way (instruction counts); the manifest records it as a job."""
         assert self.report is not None, "use BenchRun as a context manager"
-        app, server = get_pair(pair.app, pair.server)
+        app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, variant if variant is not None else options.variant)
         upstream = self._upstream(options.scenarios)
         with serve_pair(
             app, server, options, self.db, upstream, self.run_dir / "logs", wrap
         ) as served:
             yield served
+
+    @staticmethod
+    def _app_and_server(pair: Pair, app: App | None) -> tuple[App, Server]:
+        if app is None:
+            return get_pair(pair.app, pair.server)  # one clear line when invalid
+        server = get_server(pair.server)
+        if server.interface_for(app) is None:
+            raise ValueError(f"{server.id} cannot serve {app.id}")
+        return app, server
 
     def _record_job(self, pair: Pair, options: BenchOptions, variant: str | None) -> None:
         manifest = self._manifest

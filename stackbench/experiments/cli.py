@@ -68,7 +68,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     lanes.add_argument("--duration", type=seconds, default=5.0, help="measured per job (5s)")
     lanes.add_argument("--warmup", type=seconds, default=2.0, help="warm-up per job (2s)")
     lanes.add_argument("--connections", type=positive(int), default=32)
-    priced = parser.add_argument_group("django-features and fastapi-features")
+    priced = parser.add_argument_group("django-features, fastapi-features and techempower")
     priced.add_argument(
         "--variants", help="comma-separated bench variants (default: every one for the pairs)"
     )
@@ -240,15 +240,7 @@ def _feature_instructions(
     console: Console,
     progress: Progress,
 ) -> int:
-    absent = callgrind.missing()
-    if absent is not None:
-        raise OptionError(absent)
-    uncountable = [s for s in options.scenarios if s not in callgrind.PATHS]
-    if uncountable:
-        raise OptionError(
-            f"--instructions counts one fixed path per scenario ({', '.join(callgrind.PATHS)}), "
-            f"not {', '.join(uncountable)}"
-        )
+    _check_countable(options)
     outcome = features.run_instructions(
         pairs=chosen,
         variants=names,
@@ -269,6 +261,19 @@ def _feature_instructions(
     return 0 if not outcome.failures else 1
 
 
+def _check_countable(options: BenchOptions) -> None:
+    """--instructions: valgrind installed, and a fixed path for every scenario (exit 2)."""
+    absent = callgrind.missing()
+    if absent is not None:
+        raise OptionError(absent)
+    uncountable = [s for s in options.scenarios if s not in callgrind.PATHS]
+    if uncountable:
+        raise OptionError(
+            f"--instructions counts one fixed path per scenario ({', '.join(callgrind.PATHS)}), "
+            f"not {', '.join(uncountable)}"
+        )
+
+
 def _techempower(args: argparse.Namespace, console: Console, progress: Progress) -> int:
     if args.techempower is None:
         raise OptionError("techempower needs --techempower PATH (a TechEmpower checkout)")
@@ -281,6 +286,8 @@ def _techempower(args: argparse.Namespace, console: Console, progress: Progress)
     if args.their_venv is not None and not (args.their_venv / "python").exists():
         raise OptionError(f"--their-venv {args.their_venv}: no python there")
     options = _duet_options(args, server_cpus=args.server_cpus, client_cpus=args.client_cpus)
+    if args.instructions:
+        _check_countable(options)
     outcome = techempower.run_techempower(
         root=args.techempower,
         ours=ours,
@@ -288,6 +295,7 @@ def _techempower(args: argparse.Namespace, console: Console, progress: Progress)
         rounds=args.repeats,
         their_bin=args.their_venv,
         progress=progress,
+        instructions=(args.requests, args.warmup_requests) if args.instructions else None,
     )
     command = "python -m stackbench " + shlex.join(sys.argv[1:])
     markdown = techempower.markdown(outcome, command)

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from shared_fixtures.processes import ProcessError
 from stackbench import callgrind
+from stackbench.apps import App
 from stackbench.documents import ResultRow
 from stackbench.experiments import EXPERIMENTS
 from stackbench.experiments.versions import Ratio, paired_ratio
@@ -258,12 +259,7 @@ def run_instructions(
         outcome = InstructionsOutcome(run.run_dir, names, requests, warmup, experiment=experiment)
         for round_ in range(rounds):
             for name in names if round_ % 2 == 0 else names[::-1]:
-                served = replace(
-                    options,
-                    variant=None if name == BASELINE else name,
-                    repeats=1,
-                    ready_timeout=max(options.ready_timeout, 300.0),  # start-up under valgrind
-                )
+                served = replace(options, variant=None if name == BASELINE else name, repeats=1)
                 for pair in pairs:
                     _count_job(run, outcome, pair, served, name, round_)
         write_atomic(
@@ -282,25 +278,42 @@ def _count_job(
     round_: int,
 ) -> None:
     label = f"{name}-r{round_ + 1}"
-    dumps = run.run_dir / "callgrind" / f"{pair.app}-{pair.server}-{label}"
-    dumps.mkdir(parents=True)
-    counts: dict[str, float | None] = dict.fromkeys(options.scenarios)
-    try:
-        with run.serving(pair, options, wrap=callgrind.wrap(dumps), variant=label) as served:
-            for scenario in options.scenarios:
-                path = options.prefix + callgrind.PATHS[scenario]
-                taken = callgrind.count(
-                    served.process.pid, served.base_url, path, outcome.warmup, outcome.requests
-                )
-                counts[scenario] = round(taken.per_request)
-    except (ProcessError, callgrind.CallgrindError) as exc:
-        reason = str(exc).splitlines()[0]
-        outcome.failures.append(f"{pair.app} @ {pair.server} {label}: {reason}")
+    counts, failure = count_job(run, pair, options, label, outcome.requests, outcome.warmup)
+    if failure is not None:
+        outcome.failures.append(failure)
     for scenario, per_request in counts.items():
         key = (pair.app, pair.server, scenario)
         series = outcome.counted.setdefault(key, {}).setdefault(name, [])
         series.extend([None] * (round_ - len(series)))  # a missed round keeps the slots aligned
         series.append(per_request)
+
+
+def count_job(
+    run: BenchRun,
+    pair: Pair,
+    options: BenchOptions,
+    label: str,
+    requests: int,
+    warmup: int,
+    app: App | None = None,
+) -> tuple[dict[str, float | None], str | None]:
+    """Serve ``pair`` under callgrind (its dumps kept in the run directory) and count each
+    scenario's instructions per request: {scenario: count, None if not counted}, and why
+    not, in one line, when some were not."""
+    dumps = run.run_dir / "callgrind" / f"{app.id if app else pair.app}-{pair.server}-{label}"
+    dumps.mkdir(parents=True)
+    options = replace(options, ready_timeout=max(options.ready_timeout, 300.0))  # valgrind
+    counts: dict[str, float | None] = dict.fromkeys(options.scenarios)
+    wrap = callgrind.wrap(dumps)
+    try:
+        with run.serving(pair, options, wrap=wrap, variant=label, app=app) as served:
+            for scenario in options.scenarios:
+                path = options.prefix + callgrind.PATHS[scenario]
+                taken = callgrind.count(served.process.pid, served.base_url, path, warmup, requests)
+                counts[scenario] = round(taken.per_request)
+    except (ProcessError, callgrind.CallgrindError) as exc:
+        return counts, f"{pair.app} @ {pair.server} {label}: {str(exc).splitlines()[0]}"
+    return counts, None
 
 
 INSTRUCTION_HEADERS = [

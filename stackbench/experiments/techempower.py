@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from stackbench.apps import ASGI, WSGI, App
 from stackbench.documents import ResultRow
-from stackbench.experiments.features import Measured, _median
+from stackbench.experiments.features import Measured, _median, count_job
 from stackbench.experiments.versions import paired_ratio
 from stackbench.matrix import Pair
 from stackbench.measure import Progress
@@ -256,13 +256,15 @@ class TechEmpowerOutcome:
     # (our app, server, scenario) → OURS / THEIRS → per round
     measured: dict[tuple[str, str, str], dict[str, Measured]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # each result not measured cleanly
+    # --instructions: (our app, server, scenario) → OURS / THEIRS → per round
+    counted: dict[tuple[str, str, str], dict[str, list[float | None]]] = field(default_factory=dict)
 
     @property
     def missing(self) -> bool:
         """True when some duet has a side without numbers (exit 1)."""
         return any(
             None in m.per_server_cpu for sides in self.measured.values() for m in sides.values()
-        )
+        ) or any(None in c for sides in self.counted.values() for c in sides.values())
 
 
 def run_techempower(
@@ -273,8 +275,11 @@ def run_techempower(
     rounds: int,
     their_bin: Path | None = None,
     progress: Progress | None = None,
+    instructions: tuple[int, int] | None = None,
 ) -> TechEmpowerOutcome:
-    """Each of ``ours`` and its counterpart as a duet, ``rounds`` times (see the module)."""
+    """Each of ``ours`` and its counterpart as a duet, ``rounds`` times (see the module).
+    ``instructions`` (requests, warm-up requests): count each side's instructions per
+    request under callgrind instead of measuring it under load."""
     folders = locate(root, ours)
     counterparts = [COUNTERPARTS[app] for app in ours]
     with (
@@ -310,6 +315,10 @@ def run_techempower(
                     if app:
                         served = replace(served, bin_dir=bins[counterpart.folder])
                     label = f"{side}-r{round_ + 1}"
+                    if instructions is not None:
+                        counts, failure = count_job(run, pair, served, label, *instructions, app)
+                        _record_counts(outcome, counterpart, side, counts, failure, round_)
+                        continue
                     for row in run.job(pair, served, variant=label, app=app):
                         _record(outcome, counterpart, side, row, round_)
         (run.run_dir / "techempower-changes.json").write_text(json.dumps(outcome.changes))
@@ -337,6 +346,23 @@ def _record(
             f"{row['app']} @ {row['server']} {row['scenario']} ({side}), round {round_ + 1}: "
             f"{row['status']}: {row['reason']}"
         )
+
+
+def _record_counts(
+    outcome: TechEmpowerOutcome,
+    counterpart: Counterpart,
+    side: str,
+    counts: dict[str, float | None],
+    failure: str | None,
+    round_: int,
+) -> None:
+    if failure is not None:
+        outcome.notes.append(failure)
+    for scenario, per_request in counts.items():
+        key = (counterpart.ours.app, counterpart.ours.server, scenario)
+        series = outcome.counted.setdefault(key, {}).setdefault(side, [])
+        series.extend([None] * (round_ - len(series)))  # a missed round keeps the slots aligned
+        series.append(per_request)
 
 
 HEADERS = [
@@ -374,10 +400,40 @@ def rows(outcome: TechEmpowerOutcome) -> list[list[str]]:
     return out
 
 
+INSTRUCTION_HEADERS = [
+    "ours @ server (theirs)",
+    "scenario",
+    "instructions/request ours",
+    "instructions/request theirs",
+    "ours / theirs, per instruction (range)",
+]
+
+
+def instruction_rows(outcome: TechEmpowerOutcome) -> list[list[str]]:
+    """Theirs' count over ours', round by round: below 1, ours runs more instructions per
+    request (read as the req/server CPU-s ratio is read)."""
+    out = []
+    for (app, server, scenario), sides in sorted(outcome.counted.items()):
+        ours, theirs = sides.get(OURS, []), sides.get(THEIRS, [])
+        out.append(
+            [
+                f"{app} @ {server} ({COUNTERPARTS[app].app_id})",
+                scenario,
+                _median(ours),
+                _median(theirs),
+                paired_ratio(theirs, ours).text(),
+            ]
+        )
+    return out
+
+
 def markdown(outcome: TechEmpowerOutcome, command: str) -> str:
-    lines = [f"`{command}`", "", "| " + " | ".join(HEADERS) + " |"]
-    lines += ["|---|---|" + "---:|" * (len(HEADERS) - 2)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(outcome)]
+    headers, body = HEADERS, rows(outcome)
+    if outcome.counted:
+        headers, body = INSTRUCTION_HEADERS, instruction_rows(outcome)
+    lines = [f"`{command}`", "", "| " + " | ".join(headers) + " |"]
+    lines += ["|---|---|" + "---:|" * (len(headers) - 2)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
     lines += ["", "Their copies and venvs, as changed:", *(f"- {c}" for c in outcome.changes)]
     known = [c for c in COUNTERPARTS.values() if c.known and c.ours.app in _apps(outcome)]
     lines += ["", *(f"Known difference: {c.app_id}: {c.known}" for c in known)]
@@ -387,4 +443,4 @@ def markdown(outcome: TechEmpowerOutcome, command: str) -> str:
 
 
 def _apps(outcome: TechEmpowerOutcome) -> set[str]:
-    return {app for app, _, _ in outcome.measured}
+    return {app for app, _, _ in [*outcome.measured, *outcome.counted]}
