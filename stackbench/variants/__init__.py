@@ -108,6 +108,15 @@ VARIANTS: dict[str, Variant] = {
             environment=(("DJANGO_DB_DRIVER", "psycopg2"),),
             requirements=("psycopg2-binary>=2.9,<3",),
         ),
+        Variant(
+            "no-middleware-psycopg2",
+            "no-middleware and psycopg2 together: every priced feature TechEmpower's Django "
+            "app goes without, removed at once",
+            "sb_no_middleware_psycopg2",
+            apps=("django_sync",),
+            environment=(("DJANGO_DB_DRIVER", "psycopg2"),),
+            requirements=("psycopg2-binary>=2.9,<3",),
+        ),
         _fastapi_sqla(
             "core-queries",
             "/db and /fortunes select through SQLAlchemy Core on the tables (rows, not ORM "

@@ -52,7 +52,9 @@ REMOVED = {
     "no-middleware": set(SEVEN),
     "persistent-conns": set(),
     "psycopg2": set(),
+    "no-middleware-psycopg2": set(SEVEN),
 }
+ON_PSYCOPG2 = ("psycopg2", "no-middleware-psycopg2")  # django_sync only: its own driver path
 _SHOW = (
     "import django, json; django.setup(); from django.conf import settings as s; "
     "d = s.DATABASES['default']; print(json.dumps({'module': s.SETTINGS_MODULE, "
@@ -105,7 +107,7 @@ def test_every_variant_is_tested_here() -> None:
         variant = VARIANTS[name]
         assert variant.module_file == OVERLAYS / f"{variant.settings}.py"
         assert variant.module_file.is_file(), name
-        apps = ("django_sync",) if name == "psycopg2" else tuple(SERVER_OF)  # its own path
+        apps = ("django_sync",) if name in ON_PSYCOPG2 else tuple(SERVER_OF)
         assert variant.apps == apps and variant.entry is None
     others = {name for name in VARIANTS if name not in DJANGO_VARIANTS}
     assert all(VARIANTS[name].apps == ("fastapi_sqla",) for name in others)
@@ -121,18 +123,19 @@ def test_a_variant_changes_exactly_its_feature(app_id: str, name: str) -> None:
     assert (shipped["pool"], shipped["driver"]) == (True, "psycopg")
     assert changed["module"] == VARIANTS[name].settings
     assert changed["middleware"] == [m for m in SEVEN if m not in REMOVED[name]]
-    if name in ("persistent-conns", "psycopg2"):
+    if name in ("persistent-conns", *ON_PSYCOPG2):
         assert changed["pool"] is False and changed["conn_max_age"] is None
-        assert changed["driver"] == ("psycopg2" if name == "psycopg2" else "psycopg")
+        assert changed["driver"] == ("psycopg2" if name in ON_PSYCOPG2 else "psycopg")
     else:
         assert (changed["pool"], changed["conn_max_age"]) == (True, shipped["conn_max_age"])
         assert changed["driver"] == "psycopg"
 
 
-def test_the_psycopg2_overlay_refuses_an_app_still_on_psycopg3() -> None:
+@pytest.mark.parametrize("name", ON_PSYCOPG2)
+def test_the_psycopg2_overlay_refuses_an_app_still_on_psycopg3(name: str) -> None:
     """Without the app's own switch (DJANGO_DB_DRIVER) the overlay would price psycopg 3
     without its pool under psycopg2's name; it refuses instead."""
-    env = _server_env("django_sync", "psycopg2")
+    env = _server_env("django_sync", name)
     assert env["DJANGO_DB_DRIVER"] == "psycopg2"
     del env["DJANGO_DB_DRIVER"]
     done = _show("django_sync", env)
@@ -140,9 +143,10 @@ def test_the_psycopg2_overlay_refuses_an_app_still_on_psycopg3() -> None:
     assert "variant psycopg2: the app is still on psycopg 3" in done.stderr
 
 
-def test_psycopg2_applies_to_django_sync_only() -> None:
+@pytest.mark.parametrize("name", ON_PSYCOPG2)
+def test_psycopg2_applies_to_django_sync_only(name: str) -> None:
     with pytest.raises(VariantError, match="does not apply to django_async"):
-        get_variant("psycopg2", ["django_async"])
+        get_variant(name, ["django_async"])
 
 
 @pytest.mark.parametrize(
