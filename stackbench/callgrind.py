@@ -75,6 +75,8 @@ def count(server_pgid: int, base_url: str, path: str, warmup: int, requests: int
     pids = sorted(group_usage(server_pgid))
     if not pids:
         raise CallgrindError(f"no process in the server's group {server_pgid}")
+    for pid in pids:  # each under callgrind, or one line before any request goes out
+        _out_file(pid)
     address = urlsplit(base_url)
     prefix = address.path.rstrip("/")
     connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=120)
@@ -106,7 +108,9 @@ def _get(connection: http.client.HTTPConnection, path: str) -> None:
 
 
 def _control(pids: list[int], command: str) -> None:
-    """callgrind_control ``command`` to each process; it returns once the command is done."""
+    """callgrind_control ``command`` to each process; it returns once the command is done.
+    It exits 0 whatever happened ("Error: ... not detected" included): only its "OK." says
+    the process got the command."""
     for pid in pids:
         done = subprocess.run(
             ["callgrind_control", command, str(pid)],
@@ -115,11 +119,11 @@ def _control(pids: list[int], command: str) -> None:
             timeout=120,
             check=False,
         )
-        if done.returncode != 0:
-            said = (done.stderr or done.stdout).strip().splitlines()
-            raise CallgrindError(
-                f"callgrind_control {command} {pid}: {said[-1] if said else 'failed'}"
-            )
+        said = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        if done.returncode != 0 or "OK." not in said:
+            errors = [line for line in said if line.startswith("Error")]
+            reason = (errors or said or ["failed"])[0]
+            raise CallgrindError(f"callgrind_control {command} {pid}: {reason}")
 
 
 def _dumps(pids: list[int]) -> set[Path]:

@@ -212,6 +212,8 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
         apps = ", ".join(sorted({pair.app for pair in chosen}))
         raise OptionError(f"no bench variant applies to {apps}")
     features.check_variants(names, chosen)  # an unknown or inapplicable one: exit 2
+    if args.instructions:  # before _duet_options creates the output directory
+        _check_countable(args.scenarios)
     options = _duet_options(args, server_cpus=args.server_cpus, client_cpus=args.client_cpus)
     if args.instructions:
         return _feature_instructions(args, chosen, names, options, console, progress)
@@ -232,6 +234,21 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
     return 0 if not outcome.failures else 1
 
 
+def _check_countable(scenarios_arg: str) -> None:
+    """--instructions: each scenario one fixed path, and valgrind installed (one line if not)."""
+    scenarios = [s for s in scenarios_arg.split(",") if s]
+    check_scenarios(scenarios, [])  # an unknown one is named as without --instructions
+    uncountable = [s for s in scenarios if s not in callgrind.PATHS]
+    if uncountable:
+        raise OptionError(
+            f"--instructions counts one fixed path per scenario ({', '.join(callgrind.PATHS)}), "
+            f"not {', '.join(uncountable)}"
+        )
+    absent = callgrind.missing()
+    if absent is not None:
+        raise OptionError(absent)
+
+
 def _feature_instructions(
     args: argparse.Namespace,
     chosen: list[Pair],
@@ -240,7 +257,6 @@ def _feature_instructions(
     console: Console,
     progress: Progress,
 ) -> int:
-    _check_countable(options)
     outcome = features.run_instructions(
         pairs=chosen,
         variants=names,
@@ -261,19 +277,6 @@ def _feature_instructions(
     return 0 if not outcome.failures else 1
 
 
-def _check_countable(options: BenchOptions) -> None:
-    """--instructions: valgrind installed, and a fixed path for every scenario (exit 2)."""
-    absent = callgrind.missing()
-    if absent is not None:
-        raise OptionError(absent)
-    uncountable = [s for s in options.scenarios if s not in callgrind.PATHS]
-    if uncountable:
-        raise OptionError(
-            f"--instructions counts one fixed path per scenario ({', '.join(callgrind.PATHS)}), "
-            f"not {', '.join(uncountable)}"
-        )
-
-
 def _techempower(args: argparse.Namespace, console: Console, progress: Progress) -> int:
     if args.techempower is None:
         raise OptionError("techempower needs --techempower PATH (a TechEmpower checkout)")
@@ -285,9 +288,9 @@ def _techempower(args: argparse.Namespace, console: Console, progress: Progress)
     techempower.locate(args.techempower, ours)  # a missing or wrong path: exit 2
     if args.their_venv is not None and not (args.their_venv / "python").exists():
         raise OptionError(f"--their-venv {args.their_venv}: no python there")
+    if args.instructions:  # before _duet_options creates the output directory
+        _check_countable(args.scenarios)
     options = _duet_options(args, server_cpus=args.server_cpus, client_cpus=args.client_cpus)
-    if args.instructions:
-        _check_countable(options)
     outcome = techempower.run_techempower(
         root=args.techempower,
         ours=ours,

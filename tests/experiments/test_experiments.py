@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,57 @@ def test_unknown_experiment_lists_the_valid_ones() -> None:
         "wsgi-mounted-asgi, django-async-orm, python-versions, django-features, "
         "fastapi-features, techempower, server-shootout"
     )
+
+
+def _features_cli(
+    output: Path, *args: str, path: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ) if path is None else {**os.environ, "PATH": path}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stackbench",
+            "experiment",
+            "fastapi-features",
+            "--instructions",
+            "--output",
+            str(output),
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_instructions_refuse_a_scenario_without_one_fixed_path(tmp_path: Path) -> None:
+    output = tmp_path / "results"
+    result = _features_cli(output, "--scenarios", "db,colleges")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line == (
+        "error: --instructions counts one fixed path per scenario (json, db, fortunes), "
+        "not colleges"
+    )
+    assert not output.exists()  # refused before anything starts, the results folder included
+
+
+def test_instructions_without_valgrind_is_one_line(tmp_path: Path) -> None:
+    only_python = tmp_path / "bin"  # a PATH where valgrind and callgrind_control are not
+    only_python.mkdir()
+    (only_python / "python").symlink_to(sys.executable)
+    output = tmp_path / "results"
+    result = _features_cli(output, "--scenarios", "db", path=str(only_python))
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line == (
+        "error: valgrind and callgrind_control not found: install valgrind "
+        "(Debian: apt-get install valgrind)"
+    )
+    assert not output.exists()
 
 
 def test_noxfile_names_an_unknown_experiment_session() -> None:

@@ -3,14 +3,15 @@ run end to end (its documents name the variant and the round)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stackbench import results
+from stackbench import callgrind, results
 from stackbench.experiments import features
-from stackbench.experiments.features import BASELINE, FeaturesOutcome
+from stackbench.experiments.features import BASELINE, FeaturesOutcome, InstructionsOutcome
 from stackbench.matrix import Pair
 from stackbench.options import BenchOptions
 
@@ -118,3 +119,74 @@ def test_a_short_fastapi_features_run_serves_the_variants_module(tmp_path: Path)
     )
     assert served["server_command"][-1] == "sb_no_templates:app"
     assert shipped["server_command"][-1] == "main:app"
+
+
+# ------------------------------------------------------------------ --instructions
+
+
+def test_instruction_rows_pair_each_round_with_its_baseline(tmp_path: Path) -> None:
+    outcome = InstructionsOutcome(tmp_path, [BASELINE, "no-templates"], requests=20, warmup=5)
+    # Round 1: 1,200,000 over 1,000,000 (1.20). Round 2: the variant failed. Round 3:
+    # 1,300,000 over 1,000,000 (1.30): paired with its own round, not with round 2's.
+    outcome.counted[("fastapi_sqla", "uvicorn", "fortunes")] = {
+        BASELINE: [1_200_000.0, 1_250_000.0, 1_300_000.0],
+        "no-templates": [1_000_000.0, None, 1_000_000.0],
+    }
+    outcome.failures.append("fastapi_sqla @ uvicorn no-templates-r2: GET /fortunes answered 500")
+    baseline, variant = features.instruction_rows(outcome)
+    assert baseline[:4] == ["fastapi_sqla @ uvicorn", "fortunes", BASELINE, "1,250,000"]
+    assert baseline[4] == "8.00%"  # (1.3M - 1.2M) / 1.25M, the median
+    assert baseline[5:] == ["1.00 (1.00–1.00)", ""]
+    assert variant[2:4] == ["no-templates", "1,000,000"]
+    assert variant[4] == "0.00%"  # the failed round is not a count of 0
+    assert variant[5] == "1.25 (1.20–1.30)"  # baseline / variant: >1, the feature costs
+    assert variant[6] == "+20%"  # 1 - 1/1.25 of the instructions are the feature's
+    markdown = features.instruction_markdown(outcome, "python -m stackbench experiment x")
+    assert "| fastapi_sqla @ uvicorn | fortunes | no-templates | 1,000,000 | 0.00% |" in markdown
+    assert "Not counted:\n- fastapi_sqla @ uvicorn no-templates-r2: GET /fortunes" in markdown
+
+
+def test_instruction_rows_of_one_round_have_no_spread(tmp_path: Path) -> None:
+    outcome = InstructionsOutcome(tmp_path, [BASELINE, "no-templates"], requests=20, warmup=5)
+    outcome.counted[("fastapi_sqla", "uvicorn", "db")] = {
+        BASELINE: [None, 900_000.0],  # round 1 of the baseline failed
+        "no-templates": [1_000_000.0, 1_000_000.0],
+    }
+    _, variant = features.instruction_rows(outcome)
+    assert variant[4] == "0.00%" and variant[5] == "0.90 (0.90–0.90)"  # round 2 only
+    assert variant[6] == "-11%"  # the variant costs more: a negative share
+    (only,) = [row for row in features.instruction_rows(outcome) if row[2] == BASELINE]
+    assert only[4] == "–"  # one count: no spread to show
+    assert "Not counted" not in features.instruction_markdown(outcome, "x")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(callgrind.missing() is not None, reason=str(callgrind.missing()))
+def test_instructions_see_the_removed_templates_and_not_elsewhere(tmp_path: Path) -> None:
+    outcome = features.run_instructions(
+        pairs=[Pair("fastapi_sqla", "uvicorn")],
+        variants=["no-templates"],
+        options=BenchOptions(scenarios=("db", "fortunes"), workers=1, output=tmp_path),
+        rounds=1,
+        requests=20,
+        warmup=20,
+        experiment="fastapi-features",
+    )
+    assert outcome.failures == []
+    fortunes = outcome.counted[("fastapi_sqla", "uvicorn", "fortunes")]
+    db = outcome.counted[("fastapi_sqla", "uvicorn", "db")]
+    (base_fortunes,), (variant_fortunes,) = fortunes[BASELINE], fortunes["no-templates"]
+    (base_db,), (variant_db,) = db[BASELINE], db["no-templates"]
+    assert base_fortunes and variant_fortunes and base_db and variant_db
+    assert variant_fortunes < base_fortunes, (base_fortunes, variant_fortunes)  # no Jinja2
+    # /db, which the variant does not touch: the control stays level
+    assert abs(variant_db - base_db) <= 0.02 * base_db, (base_db, variant_db)
+    document = json.loads((outcome.run_dir / "instructions.json").read_text())
+    assert document["variants"] == [BASELINE, "no-templates"] and document["failures"] == []
+    assert {
+        (e["scenario"], e["by_round"]["no-templates"][0])
+        for e in document["instructions_per_request"]
+    } == {("db", variant_db), ("fortunes", variant_fortunes)}
+    manifest = results.read_json(outcome.run_dir / "manifest.json", "manifest")
+    jobs = [job["variant"] for job in manifest["options"]["jobs"]]
+    assert jobs == ["baseline-r1", "no-templates-r1"]
