@@ -123,9 +123,9 @@ def _median(values: list[float | None], form: str = "{:,.0f}") -> str:
     return form.format(statistics.median(present)) if present else "–"
 
 
-def _price(ratio: Ratio) -> str:
+def _price(ratio: Ratio, form: str = "{:+.0%}") -> str:
     """What the feature costs of the server CPU per request: 1 - 1/ratio."""
-    return "–" if ratio.median is None else f"{1 - 1 / ratio.median:+.0%}"
+    return "–" if ratio.median is None else form.format(1 - 1 / ratio.median)
 
 
 HEADERS = [
@@ -337,7 +337,7 @@ def instruction_rows(outcome: InstructionsOutcome) -> list[list[str]]:
             counts = by_variant.get(name, [])
             present = [c for c in counts if c]
             ratio = paired_ratio(base, counts)
-            share = "" if name == BASELINE or ratio.median is None else _price(ratio)
+            share = "" if name == BASELINE or ratio.median is None else _price(ratio, "{:+.1%}")
             out.append(
                 [
                     f"{app} @ {server}",
@@ -345,7 +345,7 @@ def instruction_rows(outcome: InstructionsOutcome) -> list[list[str]]:
                     name,
                     f"{statistics.median(present):,.0f}" if present else "–",
                     _spread(present),
-                    ratio.text(),
+                    ratio.text(digits=3),  # counts repeat to ~0.5 %: a third digit means something
                     share,
                 ]
             )

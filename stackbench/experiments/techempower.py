@@ -421,7 +421,7 @@ def instruction_rows(outcome: TechEmpowerOutcome) -> list[list[str]]:
                 scenario,
                 _median(ours),
                 _median(theirs),
-                paired_ratio(theirs, ours).text(),
+                paired_ratio(theirs, ours).text(digits=3),
             ]
         )
     return out

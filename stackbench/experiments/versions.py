@@ -117,10 +117,10 @@ class Ratio:
     low: float | None
     high: float | None
 
-    def text(self) -> str:
+    def text(self, digits: int = 2) -> str:
         if self.median is None or self.low is None or self.high is None:
             return "–"
-        return f"{self.median:.2f} ({self.low:.2f}–{self.high:.2f})"
+        return f"{self.median:.{digits}f} ({self.low:.{digits}f}–{self.high:.{digits}f})"
 
 
 def paired_ratio(values: list[float | None], baseline: list[float | None]) -> Ratio:

@@ -136,11 +136,11 @@ def test_instruction_rows_pair_each_round_with_its_baseline(tmp_path: Path) -> N
     baseline, variant = features.instruction_rows(outcome)
     assert baseline[:4] == ["fastapi_sqla @ uvicorn", "fortunes", BASELINE, "1,250,000"]
     assert baseline[4] == "8.00%"  # (1.3M - 1.2M) / 1.25M, the median
-    assert baseline[5:] == ["1.00 (1.00–1.00)", ""]
+    assert baseline[5:] == ["1.000 (1.000–1.000)", ""]
     assert variant[2:4] == ["no-templates", "1,000,000"]
     assert variant[4] == "0.00%"  # the failed round is not a count of 0
-    assert variant[5] == "1.25 (1.20–1.30)"  # baseline / variant: >1, the feature costs
-    assert variant[6] == "+20%"  # 1 - 1/1.25 of the instructions are the feature's
+    assert variant[5] == "1.250 (1.200–1.300)"  # baseline / variant: >1, the feature costs
+    assert variant[6] == "+20.0%"  # 1 - 1/1.25 of the instructions are the feature's
     markdown = features.instruction_markdown(outcome, "python -m stackbench experiment x")
     assert "| fastapi_sqla @ uvicorn | fortunes | no-templates | 1,000,000 | 0.00% |" in markdown
     assert "Not counted:\n- fastapi_sqla @ uvicorn no-templates-r2: GET /fortunes" in markdown
@@ -153,8 +153,8 @@ def test_instruction_rows_of_one_round_have_no_spread(tmp_path: Path) -> None:
         "no-templates": [1_000_000.0, 1_000_000.0],
     }
     _, variant = features.instruction_rows(outcome)
-    assert variant[4] == "0.00%" and variant[5] == "0.90 (0.90–0.90)"  # round 2 only
-    assert variant[6] == "-11%"  # the variant costs more: a negative share
+    assert variant[4] == "0.00%" and variant[5] == "0.900 (0.900–0.900)"  # round 2 only
+    assert variant[6] == "-11.1%"  # the variant costs more: a negative share
     (only,) = [row for row in features.instruction_rows(outcome) if row[2] == BASELINE]
     assert only[4] == "–"  # one count: no spread to show
     assert "Not counted" not in features.instruction_markdown(outcome, "x")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from stackbench import results
+from stackbench import callgrind, results
 from stackbench.experiments import techempower
 from stackbench.experiments.techempower import (
     COUNTERPARTS,
@@ -173,6 +173,45 @@ def test_a_short_run_serves_ours_and_the_planted_app_in_alternating_duets(
     assert db[1] == "db" and fortunes[1] == "fortunes" and db[8] != "–"
     markdown = techempower.markdown(outcome, "python -m stackbench experiment techempower")
     assert '`host="tfb-database"` → `host="127.0.0.1"`' in markdown
+
+
+def test_instruction_counts_are_theirs_over_ours_round_by_round(tmp_path: Path) -> None:
+    """Read like req/server CPU-s: below 1, ours runs more instructions per request."""
+    outcome = TechEmpowerOutcome(tmp_path)
+    gino = COUNTERPARTS["gino_style"]
+    # Round 1: ours 500k, theirs 400k (0.80); round 2: ours not counted; round 3: 0.90.
+    ours = {"db": 500_000.0}, {"db": None}, {"db": 500_000.0}
+    theirs = {"db": 400_000.0}, {"db": 400_000.0}, {"db": 450_000.0}
+    failure = "gino_style @ uvicorn ours-r2: GET /db answered 500, not 200"
+    for round_, (mine, other) in enumerate(zip(ours, theirs, strict=True)):
+        techempower._record_counts(
+            outcome, gino, OURS, mine, failure if round_ == 1 else None, round_
+        )
+        techempower._record_counts(outcome, gino, THEIRS, other, None, round_)
+    (row,) = techempower.instruction_rows(outcome)
+    assert row[1:] == ["db", "500,000", "400,000", "0.850 (0.800–0.900)"]
+    assert outcome.missing and outcome.notes == [failure]  # a hole: exit 1
+    markdown = techempower.markdown(outcome, "python -m stackbench experiment techempower")
+    assert "| instructions/request ours |" in markdown and "req/s ours" not in markdown
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(callgrind.missing() is not None, reason=str(callgrind.missing()))
+def test_a_short_instructions_run_counts_ours_and_the_planted_app(tmp_path: Path) -> None:
+    outcome = techempower.run_techempower(
+        root=PLANTED,
+        ours=["gino_style"],
+        options=BenchOptions(scenarios=("db",), workers=1, output=tmp_path),
+        rounds=1,
+        their_bin=Path(sys.executable).parent,  # no network: the harness's venv
+        instructions=(20, 20),
+    )
+    assert outcome.notes == [] and not outcome.missing
+    sides = outcome.counted[("gino_style", "uvicorn", "db")]
+    assert sides[OURS][0] and sides[THEIRS][0]
+    assert sides[OURS][0] != sides[THEIRS][0]  # two apps: two counts, not one twice
+    dumps = sorted(p.name for p in (outcome.run_dir / "callgrind").iterdir())
+    assert dumps == ["gino_style-uvicorn-ours-r1", "techempower_fastapi_raw-uvicorn-theirs-r1"]
 
 
 def test_a_checkout_records_its_commit_and_an_export_nothing(tmp_path: Path) -> None:
