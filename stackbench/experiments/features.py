@@ -257,15 +257,17 @@ def run_instructions(
         experiment, output=options.output, experiment=experiment, progress=progress
     ) as run:
         outcome = InstructionsOutcome(run.run_dir, names, requests, warmup, experiment=experiment)
-        for round_ in range(rounds):
-            for name in names if round_ % 2 == 0 else names[::-1]:
-                served = replace(options, variant=None if name == BASELINE else name, repeats=1)
-                for pair in pairs:
-                    _count_job(run, outcome, pair, served, name, round_)
-        write_atomic(
-            run.run_dir / "instructions.json",
-            (json.dumps(outcome.as_dict(), indent=2) + "\n").encode(),
-        )
+        try:
+            for round_ in range(rounds):
+                for name in names if round_ % 2 == 0 else names[::-1]:
+                    served = replace(options, variant=None if name == BASELINE else name, repeats=1)
+                    for pair in pairs:
+                        _count_job(run, outcome, pair, served, name, round_)
+        finally:  # Ctrl-C or SIGTERM: what was counted is kept
+            write_atomic(
+                run.run_dir / "instructions.json",
+                (json.dumps(outcome.as_dict(), indent=2) + "\n").encode(),
+            )
     return outcome
 
 

@@ -4,6 +4,10 @@ run end to end (its documents name the variant and the round)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,8 +172,8 @@ def test_instructions_see_the_removed_templates_and_not_elsewhere(tmp_path: Path
         variants=["no-templates"],
         options=BenchOptions(scenarios=("db", "fortunes"), workers=1, output=tmp_path),
         rounds=1,
-        requests=20,
-        warmup=20,
+        requests=100,  # 20 left a control 3.7 % off once: a window short enough that a
+        warmup=50,  # collection of the garbage collector in one and not the other shows
         experiment="fastapi-features",
     )
     assert outcome.failures == []
@@ -178,9 +182,12 @@ def test_instructions_see_the_removed_templates_and_not_elsewhere(tmp_path: Path
     (base_fortunes,), (variant_fortunes,) = fortunes[BASELINE], fortunes["no-templates"]
     (base_db,), (variant_db,) = db[BASELINE], db["no-templates"]
     assert base_fortunes and variant_fortunes and base_db and variant_db
-    assert variant_fortunes < base_fortunes, (base_fortunes, variant_fortunes)  # no Jinja2
-    # /db, which the variant does not touch: the control stays level
-    assert abs(variant_db - base_db) <= 0.02 * base_db, (base_db, variant_db)
+    # /db, which the variant does not touch: the control stays level (0.9 % apart at 200
+    # requests in the published run), and Jinja2's share of /fortunes (8 % there) stands
+    # well clear of it
+    control = abs(variant_db - base_db)
+    assert control <= 0.03 * base_db, (base_db, variant_db)
+    assert base_fortunes - variant_fortunes > 2 * control, (base_fortunes, variant_fortunes)
     document = json.loads((outcome.run_dir / "instructions.json").read_text())
     assert document["variants"] == [BASELINE, "no-templates"] and document["failures"] == []
     assert {
@@ -190,3 +197,40 @@ def test_instructions_see_the_removed_templates_and_not_elsewhere(tmp_path: Path
     manifest = results.read_json(outcome.run_dir / "manifest.json", "manifest")
     jobs = [job["variant"] for job in manifest["options"]["jobs"]]
     assert jobs == ["baseline-r1", "no-templates-r1"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(callgrind.missing() is not None, reason=str(callgrind.missing()))
+def test_an_interrupted_instructions_run_keeps_what_it_counted(tmp_path: Path) -> None:
+    """SIGTERM (as Ctrl-C) while the variant's server starts, after the baseline was
+    counted: the run stops, the baseline's count is in instructions.json, the variant's
+    slot is empty, and the manifest says interrupted."""
+
+    def interrupt_after_the_first_count() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if any(tmp_path.glob("*/callgrind/*-no-templates-r1")):  # the second job began
+                os.kill(os.getpid(), signal.SIGTERM)  # BenchRun turns it into Ctrl-C
+                return
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=interrupt_after_the_first_count, daemon=True)
+    watcher.start()
+    with pytest.raises(KeyboardInterrupt):
+        features.run_instructions(
+            pairs=[Pair("fastapi_sqla", "uvicorn")],
+            variants=["no-templates"],
+            options=BenchOptions(scenarios=("db",), workers=1, output=tmp_path),
+            rounds=1,
+            requests=10,
+            warmup=5,
+            experiment="fastapi-features",
+        )
+    watcher.join(timeout=5)
+    (run_dir,) = tmp_path.iterdir()
+    document = json.loads((run_dir / "instructions.json").read_text())
+    (entry,) = document["instructions_per_request"]
+    assert entry["by_round"][BASELINE][0] > 0
+    assert "no-templates" not in entry["by_round"]
+    manifest = results.read_json(run_dir / "manifest.json", "manifest")
+    assert manifest["status"] == "interrupted"
