@@ -58,6 +58,9 @@ class BenchRun:
         self.target = target  # a pair `serve` runs elsewhere: no database or upstream here
         self.progress = progress or Progress()
         self.report: RunReport | None = None
+        # Set by a caller that measures without result documents (instruction counts);
+        # otherwise the run's verdict is its results'.
+        self.verdict: tuple[RunStatus, str | None] | None = None
         self._stack = contextlib.ExitStack()
         self._upstream_url: str | None = None
         self._manifest: Manifest = {
@@ -236,7 +239,7 @@ class BenchRun:
         finally:
             if report is not None:
                 if exc_type is None:
-                    report.status, manifest["reason"] = run_verdict(report.rows)
+                    report.status, manifest["reason"] = self.verdict or run_verdict(report.rows)
                 elif issubclass(exc_type, KeyboardInterrupt):
                     report.status = "interrupted"
                     manifest["reason"] = "interrupted (SIGINT/SIGTERM); completed results are kept"

@@ -263,6 +263,9 @@ def run_instructions(
                     served = replace(options, variant=None if name == BASELINE else name, repeats=1)
                     for pair in pairs:
                         _count_job(run, outcome, pair, served, name, round_)
+            failures = outcome.failures
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            run.verdict = ("failed", failures[0] + more) if failures else ("ok", None)
         finally:  # Ctrl-C or SIGTERM: what was counted is kept
             write_atomic(
                 run.run_dir / "instructions.json",

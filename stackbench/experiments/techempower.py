@@ -321,6 +321,10 @@ def run_techempower(
                         continue
                     for row in run.job(pair, served, variant=label, app=app):
                         _record(outcome, counterpart, side, row, round_)
+        if instructions is not None:  # no result documents: the counts give the verdict
+            notes = outcome.notes
+            more = f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""
+            run.verdict = ("failed", notes[0] + more) if notes else ("ok", None)
         (run.run_dir / "techempower-changes.json").write_text(json.dumps(outcome.changes))
     return outcome
 

@@ -197,6 +197,27 @@ def test_instructions_see_the_removed_templates_and_not_elsewhere(tmp_path: Path
     manifest = results.read_json(outcome.run_dir / "manifest.json", "manifest")
     jobs = [job["variant"] for job in manifest["options"]["jobs"]]
     assert jobs == ["baseline-r1", "no-templates-r1"]
+    assert (manifest["status"], manifest["reason"]) == ("ok", None)  # no result documents
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(callgrind.missing() is not None, reason=str(callgrind.missing()))
+def test_a_count_that_fails_fails_the_run(tmp_path: Path) -> None:
+    """Planted: the contract mounted where it is not, so /db answers 404 to every count."""
+    outcome = features.run_instructions(
+        pairs=[Pair("fastapi_sqla", "uvicorn")],
+        variants=[],
+        options=BenchOptions(scenarios=("db",), workers=1, output=tmp_path, prefix="/nowhere"),
+        rounds=1,
+        requests=5,
+        warmup=1,
+        experiment="fastapi-features",
+    )
+    (failure,) = outcome.failures
+    assert failure == "fastapi_sqla @ uvicorn baseline-r1: GET /nowhere/db answered 404, not 200"
+    assert outcome.counted[("fastapi_sqla", "uvicorn", "db")][BASELINE] == [None]
+    manifest = results.read_json(outcome.run_dir / "manifest.json", "manifest")
+    assert (manifest["status"], manifest["reason"]) == ("failed", failure)
 
 
 @pytest.mark.slow

@@ -210,6 +210,8 @@ def test_a_short_instructions_run_counts_ours_and_the_planted_app(tmp_path: Path
     sides = outcome.counted[("gino_style", "uvicorn", "db")]
     assert sides[OURS][0] and sides[THEIRS][0]
     assert sides[OURS][0] != sides[THEIRS][0]  # two apps: two counts, not one twice
+    manifest = results.read_json(outcome.run_dir / "manifest.json", "manifest")
+    assert (manifest["status"], manifest["reason"]) == ("ok", None)  # no result documents
     dumps = sorted(p.name for p in (outcome.run_dir / "callgrind").iterdir())
     assert dumps == ["gino_style-uvicorn-ours-r1", "techempower_fastapi_raw-uvicorn-theirs-r1"]
 
