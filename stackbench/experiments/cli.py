@@ -226,12 +226,21 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
         experiment=args.name,
     )
     console.print(features.table(outcome))
-    for failure in outcome.failures:
-        console.print(f"[yellow]not clean:[/yellow] {failure}")
-    command = "python -m stackbench " + shlex.join(sys.argv[1:])
-    write_atomic(outcome.run_dir / "experiment.md", features.markdown(outcome, command).encode())
-    console.print(f"results: {outcome.run_dir}")
-    return 0 if not outcome.failures else 1
+    markdown = features.markdown(outcome, _command())
+    return _finish(console, outcome.run_dir, outcome.failures, "not clean", markdown)
+
+
+def _command() -> str:
+    return "python -m stackbench " + shlex.join(sys.argv[1:])
+
+
+def _finish(console: Console, run_dir: Path, failures: list[str], what: str, md: str) -> int:
+    """Each failure in a line, the run's experiment.md written; exit 1 if any failed."""
+    for failure in failures:
+        console.print(f"[yellow]{what}:[/yellow] {failure}")
+    write_atomic(run_dir / "experiment.md", md.encode())
+    console.print(f"results: {run_dir}")
+    return 0 if not failures else 1
 
 
 def _check_countable(scenarios_arg: str) -> None:
@@ -268,13 +277,8 @@ def _feature_instructions(
         experiment=args.name,
     )
     console.print(features.instruction_table(outcome))
-    for failure in outcome.failures:
-        console.print(f"[yellow]not counted:[/yellow] {failure}")
-    command = "python -m stackbench " + shlex.join(sys.argv[1:])
-    markdown = features.instruction_markdown(outcome, command)
-    write_atomic(outcome.run_dir / "experiment.md", markdown.encode())
-    console.print(f"results: {outcome.run_dir}")
-    return 0 if not outcome.failures else 1
+    markdown = features.instruction_markdown(outcome, _command())
+    return _finish(console, outcome.run_dir, outcome.failures, "not counted", markdown)
 
 
 def _techempower(args: argparse.Namespace, console: Console, progress: Progress) -> int:
@@ -300,8 +304,7 @@ def _techempower(args: argparse.Namespace, console: Console, progress: Progress)
         progress=progress,
         instructions=(args.requests, args.warmup_requests) if args.instructions else None,
     )
-    command = "python -m stackbench " + shlex.join(sys.argv[1:])
-    markdown = techempower.markdown(outcome, command)
+    markdown = techempower.markdown(outcome, _command())
     console.print(markdown)
     write_atomic(outcome.run_dir / "experiment.md", markdown.encode())
     console.print(f"results: {outcome.run_dir}")

@@ -183,13 +183,26 @@ def _all_baselines(by_variant: dict[str, Measured]) -> Measured:
 
 
 def table(outcome: FeaturesOutcome) -> Table:
-    shown = Table(title=EXPERIMENTS[outcome.experiment].question, title_justify="left")
-    for header in HEADERS:
+    return _shown(EXPERIMENTS[outcome.experiment].question, HEADERS, rows(outcome))
+
+
+def _shown(title: str, headers: list[str], body: list[list[str]]) -> Table:
+    """A table for the terminal: the labels left, the numbers right."""
+    shown = Table(title=title, title_justify="left")
+    for header in headers:
         left = header in ("pair", "scenario", "variant")
         shown.add_column(header, justify="left" if left else "right")
-    for row in rows(outcome):
+    for row in body:
         shown.add_row(*row)
     return shown
+
+
+def _markdown_table(headers: list[str], body: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|---|---|---|" + "---:|" * (len(headers) - 3),
+        *("| " + " | ".join(row) + " |" for row in body),
+    ]
 
 
 def markdown(outcome: FeaturesOutcome, command: str) -> str:
@@ -198,15 +211,20 @@ def markdown(outcome: FeaturesOutcome, command: str) -> str:
         "",
         f"`{command}`",
         "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|---|---|---|" + "---:|" * (len(HEADERS) - 3),
+        *_markdown_table(HEADERS, rows(outcome)),
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(outcome)]
-    lines += ["", "Variants:", f"- {BASELINE}: the app as shipped (medians over every duet)"]
-    lines += [f"- {name}: {VARIANTS[name].changes}" for name in outcome.variants[1:]]
-    if outcome.failures:
-        lines += ["", "Not measured cleanly:", *(f"- {f}" for f in outcome.failures)]
+    baseline = "the app as shipped (medians over every duet)"
+    lines += _legend(outcome.variants, baseline, "Not measured cleanly", outcome.failures)
     return "\n".join(lines) + "\n"
+
+
+def _legend(variants: list[str], baseline: str, failed: str, failures: list[str]) -> list[str]:
+    """What each variant changes, then what failed (if anything), as markdown lines."""
+    lines = ["", "Variants:", f"- {BASELINE}: {baseline}"]
+    lines += [f"- {name}: {VARIANTS[name].changes}" for name in variants[1:]]
+    if failures:
+        lines += ["", f"{failed}:", *(f"- {f}" for f in failures)]
+    return lines
 
 
 # --instructions: the same variants, priced by callgrind's count of instructions per request
@@ -366,13 +384,7 @@ def _spread(counts: list[float]) -> str:
 
 def instruction_table(outcome: InstructionsOutcome) -> Table:
     title = EXPERIMENTS[outcome.experiment].question + " (instructions per request)"
-    shown = Table(title=title, title_justify="left")
-    for header in INSTRUCTION_HEADERS:
-        left = header in ("pair", "scenario", "variant")
-        shown.add_column(header, justify="left" if left else "right")
-    for row in instruction_rows(outcome):
-        shown.add_row(*row)
-    return shown
+    return _shown(title, INSTRUCTION_HEADERS, instruction_rows(outcome))
 
 
 def instruction_markdown(outcome: InstructionsOutcome, command: str) -> str:
@@ -384,12 +396,7 @@ def instruction_markdown(outcome: InstructionsOutcome, command: str) -> str:
         f"Each served job counted {outcome.requests} requests per path, one at a time, after "
         f"{outcome.warmup} uncounted ones (stackbench/callgrind.py).",
         "",
-        "| " + " | ".join(INSTRUCTION_HEADERS) + " |",
-        "|---|---|---|" + "---:|" * (len(INSTRUCTION_HEADERS) - 3),
+        *_markdown_table(INSTRUCTION_HEADERS, instruction_rows(outcome)),
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in instruction_rows(outcome)]
-    lines += ["", "Variants:", f"- {BASELINE}: the app as shipped"]
-    lines += [f"- {name}: {VARIANTS[name].changes}" for name in outcome.variants[1:]]
-    if outcome.failures:
-        lines += ["", "Not counted:", *(f"- {f}" for f in outcome.failures)]
+    lines += _legend(outcome.variants, "the app as shipped", "Not counted", outcome.failures)
     return "\n".join(lines) + "\n"
