@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from stackbench import callgrind, results
-from stackbench.experiments import techempower
+from stackbench.experiments import techempower, their_venv
 from stackbench.experiments.techempower import (
     COUNTERPARTS,
     OURS,
@@ -100,8 +100,8 @@ def test_django_gets_a_settings_overlay_not_an_edit(tmp_path: Path) -> None:
 
 def test_their_requirements_keep_their_pins_but_the_servers_are_ours() -> None:
     changes: list[str] = []
-    pins = techempower.wanted(FASTAPI, "requirements-sqlalchemy.txt", changes)
-    gunicorn = techempower._harness_version("gunicorn")
+    pins = their_venv.wanted(FASTAPI, "requirements-sqlalchemy.txt", changes)
+    gunicorn = their_venv._harness_version("gunicorn")
     assert pins == ["fastapi", "asyncpg", f"gunicorn=={gunicorn}", pins[3], "SQLAlchemy==2.0.45"]
     assert pins[3].startswith("uvicorn==") and pins[3] != "uvicorn==0.40.0"
     assert any(c.startswith("mysqlclient==2.2.7: left out") for c in changes)
