@@ -58,9 +58,9 @@ class BenchRun:
         self.target = target  # a pair `serve` runs elsewhere: no database or upstream here
         self.progress = progress or Progress()
         self.report: RunReport | None = None
-        # Set by a caller that measures without result documents (instruction counts);
+        # A run without result documents (instruction counts) is judged by judge_by();
         # otherwise the run's verdict is its results'.
-        self.verdict: tuple[RunStatus, str | None] | None = None
+        self._verdict: tuple[RunStatus, str | None] | None = None
         self._stack = contextlib.ExitStack()
         self._upstream_url: str | None = None
         self._manifest: Manifest = {
@@ -219,6 +219,12 @@ class BenchRun:
             raise ValueError(f"{server.id} cannot serve {app.id}")
         return app, server
 
+    def judge_by(self, failures: list[str]) -> None:
+        """The verdict of a run measured without result documents: "ok", or "failed" naming
+        the first of ``failures``."""
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        self._verdict = ("failed", failures[0] + more) if failures else ("ok", None)
+
     def _record_job(self, pair: Pair, options: BenchOptions, variant: str | None) -> None:
         manifest = self._manifest
         if not manifest["options"]["jobs"]:
@@ -239,7 +245,7 @@ class BenchRun:
         finally:
             if report is not None:
                 if exc_type is None:
-                    report.status, manifest["reason"] = self.verdict or run_verdict(report.rows)
+                    report.status, manifest["reason"] = self._verdict or run_verdict(report.rows)
                 elif issubclass(exc_type, KeyboardInterrupt):
                     report.status = "interrupted"
                     manifest["reason"] = "interrupted (SIGINT/SIGTERM); completed results are kept"

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from stackbench.documents import ResultRow
 from stackbench.experiments import EXPERIMENTS
+from stackbench.experiments.report import markdown_table, terminal_table
 from stackbench.experiments.versions import Ratio, paired_ratio
 from stackbench.matrix import Pair
 from stackbench.measure import Progress
@@ -178,26 +179,7 @@ def _all_baselines(by_variant: dict[str, Measured]) -> Measured:
 
 
 def table(outcome: FeaturesOutcome) -> Table:
-    return terminal_table(EXPERIMENTS[outcome.experiment].question, HEADERS, rows(outcome))
-
-
-def terminal_table(title: str, headers: list[str], body: list[list[str]]) -> Table:
-    """A table for the terminal: the labels left, the numbers right."""
-    shown = Table(title=title, title_justify="left")
-    for header in headers:
-        left = header in ("pair", "scenario", "variant")
-        shown.add_column(header, justify="left" if left else "right")
-    for row in body:
-        shown.add_row(*row)
-    return shown
-
-
-def markdown_table(headers: list[str], body: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(headers) + " |",
-        "|---|---|---|" + "---:|" * (len(headers) - 3),
-        *("| " + " | ".join(row) + " |" for row in body),
-    ]
+    return terminal_table(EXPERIMENTS[outcome.experiment].question, HEADERS, rows(outcome), 3)
 
 
 def markdown(outcome: FeaturesOutcome, command: str) -> str:
@@ -206,7 +188,7 @@ def markdown(outcome: FeaturesOutcome, command: str) -> str:
         "",
         f"`{command}`",
         "",
-        *markdown_table(HEADERS, rows(outcome)),
+        *markdown_table(HEADERS, rows(outcome), labels=3),
     ]
     baseline = "the app as shipped (medians over every duet)"
     lines += legend(outcome.variants, baseline, "Not measured cleanly", outcome.failures)

@@ -20,15 +20,8 @@ from shared_fixtures.processes import ProcessError
 from stackbench import callgrind
 from stackbench.apps import App
 from stackbench.experiments import EXPERIMENTS
-from stackbench.experiments.features import (
-    BASELINE,
-    NAME,
-    check_variants,
-    legend,
-    markdown_table,
-    price,
-    terminal_table,
-)
+from stackbench.experiments.features import BASELINE, NAME, check_variants, legend, price
+from stackbench.experiments.report import markdown_table, terminal_table
 from stackbench.experiments.versions import paired_ratio
 from stackbench.matrix import Pair
 from stackbench.measure import Progress
@@ -87,9 +80,7 @@ def run_instructions(
                     served = replace(options, variant=None if name == BASELINE else name, repeats=1)
                     for pair in pairs:
                         _count_job(run, outcome, pair, served, name, round_)
-            failures = outcome.failures
-            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-            run.verdict = ("failed", failures[0] + more) if failures else ("ok", None)
+            run.judge_by(outcome.failures)
         finally:  # Ctrl-C or SIGTERM: what was counted is kept
             write_atomic(
                 run.run_dir / "instructions.json",
@@ -111,10 +102,14 @@ def _count_job(
     if failure is not None:
         outcome.failures.append(failure)
     for scenario, per_request in counts.items():
-        key = (pair.app, pair.server, scenario)
-        series = outcome.counted.setdefault(key, {}).setdefault(name, [])
-        series.extend([None] * (round_ - len(series)))  # a missed round keeps the slots aligned
-        series.append(per_request)
+        by_name = outcome.counted.setdefault((pair.app, pair.server, scenario), {})
+        append_round(by_name.setdefault(name, []), round_, per_request)
+
+
+def append_round(series: list[float | None], round_: int, value: float | None) -> None:
+    """``value`` as round ``round_`` of ``series``; a round missed before it stays a None."""
+    series.extend([None] * (round_ - len(series)))
+    series.append(value)
 
 
 def count_job(
@@ -190,7 +185,7 @@ def _spread(counts: list[float]) -> str:
 
 def instruction_table(outcome: InstructionsOutcome) -> Table:
     title = EXPERIMENTS[outcome.experiment].question + " (instructions per request)"
-    return terminal_table(title, INSTRUCTION_HEADERS, instruction_rows(outcome))
+    return terminal_table(title, INSTRUCTION_HEADERS, instruction_rows(outcome), labels=3)
 
 
 def instruction_markdown(outcome: InstructionsOutcome, command: str) -> str:
@@ -202,7 +197,7 @@ def instruction_markdown(outcome: InstructionsOutcome, command: str) -> str:
         f"Each served job counted {outcome.requests} requests per path, one at a time, after "
         f"{outcome.warmup} uncounted ones (stackbench/callgrind.py).",
         "",
-        *markdown_table(INSTRUCTION_HEADERS, instruction_rows(outcome)),
+        *markdown_table(INSTRUCTION_HEADERS, instruction_rows(outcome), labels=3),
     ]
     lines += legend(outcome.variants, "the app as shipped", "Not counted", outcome.failures)
     return "\n".join(lines) + "\n"

@@ -11,6 +11,25 @@ from stackbench.experiments import TOLERANCE
 from stackbench.experiments.run import ExperimentOutcome
 
 
+def terminal_table(title: str, headers: list[str], body: list[list[str]], labels: int) -> Table:
+    """A table for the terminal: the first ``labels`` columns left, the numbers right."""
+    shown = Table(title=title, title_justify="left")
+    for index, header in enumerate(headers):
+        shown.add_column(header, justify="left" if index < labels else "right")
+    for row in body:
+        shown.add_row(*row)
+    return shown
+
+
+def markdown_table(headers: list[str], body: list[list[str]], labels: int) -> list[str]:
+    """The same as Markdown lines: the first ``labels`` columns left, the numbers right."""
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * labels + "---:|" * (len(headers) - labels),
+        *("| " + " | ".join(row) + " |" for row in body),
+    ]
+
+
 def cells_markdown(outcome: ExperimentOutcome) -> str:
     lines = [
         f"### {outcome.experiment.name}",

@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 from stackbench.apps import ASGI, WSGI, App
 from stackbench.documents import ResultRow
 from stackbench.experiments.features import Measured, _median
-from stackbench.experiments.instructions import count_job
+from stackbench.experiments.instructions import append_round, count_job
+from stackbench.experiments.report import markdown_table
 from stackbench.experiments.their_venv import build_venv
 from stackbench.experiments.versions import paired_ratio
 from stackbench.matrix import Pair
@@ -247,9 +248,7 @@ def run_techempower(
                     for row in run.job(pair, served, variant=label, app=app):
                         _record(outcome, counterpart, side, row, round_)
         if instructions is not None:  # no result documents: the counts give the verdict
-            notes = outcome.notes
-            more = f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""
-            run.verdict = ("failed", notes[0] + more) if notes else ("ok", None)
+            run.judge_by(outcome.notes)
         (run.run_dir / "techempower-changes.json").write_text(json.dumps(outcome.changes))
     return outcome
 
@@ -289,9 +288,7 @@ def _record_counts(
         outcome.notes.append(failure)
     for scenario, per_request in counts.items():
         key = (counterpart.ours.app, counterpart.ours.server, scenario)
-        series = outcome.counted.setdefault(key, {}).setdefault(side, [])
-        series.extend([None] * (round_ - len(series)))  # a missed round keeps the slots aligned
-        series.append(per_request)
+        append_round(outcome.counted.setdefault(key, {}).setdefault(side, []), round_, per_request)
 
 
 HEADERS = [
@@ -360,9 +357,7 @@ def markdown(outcome: TechEmpowerOutcome, command: str) -> str:
     headers, body = HEADERS, rows(outcome)
     if outcome.counted:
         headers, body = INSTRUCTION_HEADERS, instruction_rows(outcome)
-    lines = [f"`{command}`", "", "| " + " | ".join(headers) + " |"]
-    lines += ["|---|---|" + "---:|" * (len(headers) - 2)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+    lines = [f"`{command}`", "", *markdown_table(headers, body, labels=2)]
     lines += ["", "Their copies and venvs, as changed:", *(f"- {c}" for c in outcome.changes)]
     known = [c for c in COUNTERPARTS.values() if c.known and c.ours.app in _apps(outcome)]
     lines += ["", *(f"Known difference: {c.app_id}: {c.known}" for c in known)]

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from stackbench.documents import ResultRow
 from stackbench.experiments import EXPERIMENTS
+from stackbench.experiments.report import markdown_table, terminal_table
 from stackbench.matrix import Pair
 from stackbench.measure import Progress
 from stackbench.options import BenchOptions
@@ -167,12 +168,7 @@ HEADERS = [
 
 
 def table(outcome: VersionsOutcome) -> Table:
-    shown = Table(title=EXPERIMENTS["python-versions"].question, title_justify="left")
-    for header in HEADERS:
-        shown.add_column(header, justify="left" if header in ("pair", "scenario") else "right")
-    for row in rows(outcome):
-        shown.add_row(*row)
-    return shown
+    return terminal_table(EXPERIMENTS["python-versions"].question, HEADERS, rows(outcome), 2)
 
 
 def markdown(outcome: VersionsOutcome, command: str) -> str:
@@ -181,10 +177,8 @@ def markdown(outcome: VersionsOutcome, command: str) -> str:
         "",
         f"`{command}`",
         "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|---|---|" + "---:|" * (len(HEADERS) - 2),
+        *markdown_table(HEADERS, rows(outcome), labels=2),
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(outcome)]
     if outcome.failures:
         lines += ["", "Not measured cleanly:", *(f"- {f}" for f in outcome.failures)]
     return "\n".join(lines) + "\n"
