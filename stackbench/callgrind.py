@@ -139,8 +139,10 @@ def _dumps(pids: list[int]) -> set[Path]:
 def _out_file(pid: int) -> Path:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError as exc:
-        raise CallgrindError(f"server process {pid} is gone") from exc
+    except OSError:
+        argv = []
+    if argv == [] or argv == [b""]:  # exited, or a zombie: callgrind ends a process whose
+        raise CallgrindError(f"server process {pid} is gone")  # dump cannot be written
     for arg in argv:
         if arg.startswith(b"--callgrind-out-file="):
             template = arg.decode().split("=", 1)[1]

@@ -5,6 +5,7 @@ callgrind refused)."""
 from __future__ import annotations
 
 import http.client
+import shutil
 import socket
 import sys
 from collections.abc import Iterator
@@ -187,3 +188,43 @@ def test_callgrind_control_not_reaching_a_process_is_an_error(tmp_path: Path) ->
         pytest.raises(CallgrindError, match=rf"--zero {process.pid}: Error: .* not detected"),
     ):
         callgrind._control([process.pid], "--zero")
+
+
+@pytest.mark.slow
+def test_a_server_that_dies_on_its_dump_is_an_error(tmp_path: Path) -> None:
+    """Planted: the dumps' directory removed under a running server. callgrind cannot write
+    the dump and ends the server; the count says the server is gone, not what it was."""
+    if callgrind.missing() is not None:
+        pytest.skip(str(callgrind.missing()))
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    process, base_url = _start(tmp_path, "undumped", callgrind.wrap(dumps))
+    with process:
+        shutil.rmtree(dumps)
+        with pytest.raises(CallgrindError, match=rf"server process {process.pid} is gone"):
+            callgrind.count(process.pid, base_url, "/light", warmup=1, requests=2)
+
+
+@pytest.mark.slow
+def test_dumps_not_where_they_are_looked_for_are_an_error(tmp_path: Path) -> None:
+    """Planted: a relative --callgrind-out-file, so the server writes its dumps in its own
+    working directory, not where the count looks: no count from missing dumps."""
+    if callgrind.missing() is not None:
+        pytest.skip(str(callgrind.missing()))
+    elsewhere = tmp_path / "server-cwd"
+    elsewhere.mkdir()
+    wrap = [a for a in callgrind.wrap(tmp_path) if not a.startswith("--callgrind-out-file")]
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    port = _free_port()
+    process = ManagedProcess(
+        [*wrap, "--callgrind-out-file=callgrind.%p", sys.executable, str(script), str(port)],
+        name="relative",
+        log_path=tmp_path / "relative.log",
+        cwd=elsewhere,
+    )
+    with process:
+        process.wait_until(lambda: _answers(port), timeout=120, what="answering")
+        with pytest.raises(CallgrindError, match="1 server processes, 0 callgrind dumps"):
+            callgrind.count(process.pid, f"http://127.0.0.1:{port}", "/light", 1, 2)
+    assert any(elsewhere.glob("callgrind.*.1"))  # the dump was written, where not looked for
