@@ -139,6 +139,6 @@ def test_a_current_result_in_the_old_words_is_refused() -> None:
     current["summary"]["requests"] = current["summary"].pop("responses")
     with pytest.raises(results.ResultsError, match="'responses' is a required property"):
         results.validate(current, "result")
-    unknown = {**_result(schema_version=3)}
+    unknown = _result(schema_version=3)
     with pytest.raises(results.ResultsError, match="invalid at schema_version"):
         results.validate(results.upgraded(unknown, "result"), "result")
