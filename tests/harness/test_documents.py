@@ -242,3 +242,10 @@ def test_a_key_loadgen_does_not_write_fails_that_check() -> None:
     ]
     assert _not_in_loadgen(MergedOnly, LOADGEN_SCHEMA) == ["/agents: loadgen may leave it out"]
     assert _not_in_loadgen(Mistyped, LOADGEN_SCHEMA) == ["/version: loadgen writes ['integer']"]
+
+
+def test_only_an_app_interface_is_a_results_interface() -> None:
+    assert [documents.interface(name) for name in ("asgi", "wsgi")] == ["asgi", "wsgi"]
+    for wrong in ("rsgi", None):
+        with pytest.raises(ValueError, match="not an app interface"):
+            documents.interface(wrong)
