@@ -1,25 +1,66 @@
-"""One typed definition of each document the harness writes or reads.
+"""The one definition of each document the harness writes or reads.
 
-The JSON schemas in ``stackbench/schemas/`` say what a valid file is; these TypedDicts say
-the same to the type checker, for the writer (``measure``, ``run``, ``judge``) and the
-readers (the report). ``tests/harness/test_documents.py`` holds the two to one another,
-so a renamed key fails type checking and a test, not a production run.
+The result and the manifest are these TypedDicts, and only these. Writers build each part
+by calling its TypedDict (``Summary(responses=…, …)``: mypy refuses a key the definition
+lacks and names a required one left out); readers are typed by them. The JSON schemas in
+``stackbench/schemas/`` are generated from them (``python -m stackbench.json_schema``:
+``Json(...)`` adds the bounds a type cannot say, a key's docstring is its description);
+``tests/harness/test_documents.py`` fails, naming the key, when a committed schema is not
+the generated one.
+
+loadgen's report is loadgen's (``loadgen/report.schema.json``); its TypedDicts here are the
+part the harness reads, and the same test checks that each of their keys is required there.
 
 Keys that older files may lack are ``NotRequired``: the writer always writes them, and a
-reader must say "unknown" when they are absent. (No ``from __future__ import
-annotations`` here: TypedDict reads ``NotRequired`` from the evaluated annotations.)
+reader must say "unknown" when they are absent. A renamed key bumps ``SCHEMA_VERSION``;
+``results.upgraded`` reads an older file in this version's words. (No ``from __future__
+import annotations`` here: TypedDict reads ``NotRequired`` from the evaluated annotations.)
 """
 
-from typing import Any, Literal, NotRequired, TypedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal, NotRequired, TypedDict, cast, get_args
 
+# The version of the result and of the manifest: which words their keys are in.
+# 1 → 2: a job's label is "label" (was "variant", while the manifest's jobs named the
+#        served bench variant "served_variant", now "variant"); the result summary's count
+#        of responses is "responses" (was "requests", which in loadgen's report counts sends).
+SCHEMA_VERSION: Final = 2
+
+
+class Json:
+    """JSON Schema keywords a Python type cannot say, merged into the schema generated for
+    the annotated key: ``Annotated[float, Json(minimum=0)]``. With ``replace=True`` the
+    keywords are the key's whole schema (a document validated elsewhere)."""
+
+    def __init__(self, *, replace: bool = False, **keywords: Any) -> None:
+        self.replace = replace
+        self.keywords = keywords
+
+
+Count = Annotated[int, Json(minimum=0)]
+AtLeastOne = Annotated[int, Json(minimum=1)]
+NonNegative = Annotated[float, Json(minimum=0)]
 Status = Literal["ok", "degraded", "failed"]
 RunStatus = Literal["ok", "degraded", "failed", "interrupted"]
+Interface = Literal["asgi", "wsgi"]
+Version = Annotated[int, Json(const=SCHEMA_VERSION)]
+CLOSED = Json(additionalProperties=False)  # no key but the TypedDict's
+RunId = Annotated[str, Json(minLength=1)]
+
+
+def interface(name: str | None) -> Interface:
+    """``name`` as the result's ``interface``; anything else is a bug, said here."""
+    for known in get_args(Interface):
+        if name == known:
+            return known  # typed Any: get_args cannot say it is one of Interface
+    raise ValueError(f"not an app interface: {name!r}")
 
 
 # -- loadgen's JSON report, as far as the harness reads it ------------------------------
 class LoadgenSummary(TypedDict):
-    requests: int
-    responses: int
+    requests: int  # sent
+    responses: int  # received (ok + failed)
     ok: int
     failed: int
     errors: int
@@ -55,7 +96,7 @@ class SelfChecks(TypedDict):
 
 
 class LoadgenReport(TypedDict):
-    version: str
+    version: int
     summary: LoadgenSummary
     latency: Latency
     errors: dict[str, int]
@@ -75,51 +116,60 @@ class Interpreter(TypedDict):
 
 
 class ServerSettings(TypedDict):
-    workers: int
-    threads: int
-    pool_size: int
+    workers: AtLeastOne
+    threads: AtLeastOne
+    pool_size: AtLeastOne
 
 
 class LoadInfo(TypedDict):
     model: Literal["closed", "open"]
-    duration_s: float
-    warmup_s: float
-    connections: int
+    duration_s: Annotated[float, Json(exclusiveMinimum=0)]
+    warmup_s: NonNegative
+    connections: AtLeastOne
     rate: float | None
     requests: NotRequired[int | None]
-    repeats: int
-    processes: int
+    """count mode (-n): requests per repeat"""
+    repeats: AtLeastOne
+    processes: AtLeastOne
 
 
 class CpuPerRequest(TypedDict):
-    server: float | None
-    database: float | None
-    client: float | None
+    server: Annotated[float | None, Json(minimum=0)]
+    database: Annotated[float | None, Json(minimum=0)]
+    client: Annotated[float | None, Json(minimum=0)]
 
 
 class Summary(TypedDict):
-    requests: int
-    rps: float
-    rps_min: float
-    rps_max: float
-    spread: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    p999_ms: float
-    max_ms: float
-    error_rate: float
+    responses: Count
+    """responses received, over every repeat (loadgen's summary.responses, summed)"""
+    rps: NonNegative
+    rps_min: NonNegative
+    rps_max: NonNegative
+    spread: NonNegative
+    p50_ms: NonNegative
+    p90_ms: NonNegative
+    p99_ms: NonNegative
+    p999_ms: NonNegative
+    max_ms: NonNegative
+    error_rate: Annotated[float, Json(minimum=0, maximum=1)]
     errors: dict[str, int]
     server_cpu_s: float | None
     requests_per_server_cpu_s: float | None
     peak_rss_mb: float | None
     peak_db_connections: int | None
-    client_cpu_per_wall_s: float
+    client_cpu_per_wall_s: NonNegative
     database_cpu_s: NotRequired[float | None]
+    """CPU seconds of the database's processes in the measured window (median repeat); null when
+    unknown"""
     database_cpu_source: NotRequired[str | None]
+    """'proc': the embedded PostgreSQL's processes from /proc; null: an external DATABASE_URL,
+    unknown"""
     client_cpu_s: NotRequired[float | None]
-    cpu_us_per_request: NotRequired[CpuPerRequest | None]
-    worker_exits: NotRequired[int]
+    """loadgen's CPU seconds in the measured window (CPU per wall second × window)"""
+    cpu_us_per_request: NotRequired[Annotated[CpuPerRequest | None, CLOSED]]
+    """CPU microseconds per successful response, by who spent them (median repeat)"""
+    worker_exits: NotRequired[Count]
+    """server processes that exited during the measured windows"""
 
 
 class Flags(TypedDict):
@@ -127,8 +177,10 @@ class Flags(TypedDict):
     client_saturated: bool
     checks_failed: bool
     worker_restarted: NotRequired[bool]
+    """a server process exited during a measured window"""
     noise_bound: NotRequired[float]
-    profiled: NotRequired[bool]  # bench --profile: py-spy paused the server 100 times a second
+    profiled: NotRequired[bool]
+    """bench --profile: a sampling profiler paused the server; its figures are not for comparison"""
 
 
 class ServerFiguresDoc(TypedDict):
@@ -136,9 +188,10 @@ class ServerFiguresDoc(TypedDict):
     peak_rss_mb: float | None
     peak_db_connections: int | None
     alive_after: bool
-    worker_exits: NotRequired[int]
+    worker_exits: NotRequired[Count]
     exited_pids: NotRequired[list[int]]
     window_s: NotRequired[float | None]
+    """wall seconds the CPU figures cover"""
 
 
 class DatabaseFigures(TypedDict):
@@ -147,35 +200,41 @@ class DatabaseFigures(TypedDict):
 
 
 class ProfileDoc(TypedDict):
-    """bench --profile: py-spy's collapsed stacks and their summary, files in the run's
-    profiles/ directory; or why there is none."""
-
     raw: str | None
     summary: str | None
-    samples: int
+    samples: Count
     error: str | None
 
 
 class Repeat(TypedDict):
-    rps: float
-    p99_ms: float
+    rps: NonNegative
+    p99_ms: NonNegative
     server: ServerFiguresDoc
     database: NotRequired[DatabaseFigures]
-    loadgen: LoadgenReport
-    profile: NotRequired[ProfileDoc]
+    # loadgen's own schema says what a valid report is; a result only needs its head.
+    loadgen: Annotated[
+        LoadgenReport,
+        Json(replace=True, type="object", required=["version", "summary", "latency"]),
+    ]
+    profile: NotRequired[Annotated[ProfileDoc, CLOSED]]
+    """bench --profile: py-spy's on-CPU samples of the server in the measured window (files in
+    profiles/), or why there are none"""
 
 
 class ResultHeader(TypedDict):
     """What a result says about its pair before anything is measured."""
 
-    schema_version: int
+    schema_version: Version
     kind: Literal["stackbench.result"]
-    run_id: str
+    run_id: RunId
     app: str
     server: str
-    interface: str | None
+    interface: Interface
     interpreter: NotRequired[Interpreter]
-    variant: NotRequired[str | None]
+    """the Python the server ran on (its virtualenv's), which may differ from the harness's"""
+    label: NotRequired[str | None]
+    """tells apart several jobs of one pair in one run (e.g. 'w1', 'r200'); the file name ends in
+    --LABEL"""
     server_command: list[str]
     server_env: NotRequired[dict[str, str]]
     server_settings: ServerSettings
@@ -196,7 +255,7 @@ class ResultDocument(ResultHeader):
 
 
 class Verdict(TypedDict):
-    """What the judge decides about one scenario's repeats."""
+    """What the judge decides about one scenario's repeats (not a file)."""
 
     status: Status
     reason: str | None
@@ -205,12 +264,12 @@ class Verdict(TypedDict):
 
 
 class ResultRow(TypedDict):
-    """A written result as a run's summary table lists it."""
+    """A written result as a run's summary table lists it (not a file)."""
 
     file: str
     app: str
     server: str
-    variant: str | None
+    label: str | None
     scenario: str
     status: Status
     reason: str | None
@@ -229,13 +288,15 @@ class PythonInfo(TypedDict):
     implementation: str
     executable: str
     free_threaded: NotRequired[bool]
+    """a build with Py_GIL_DISABLED"""
     gil_enabled: NotRequired[bool]
+    """the GIL at run time (PYTHON_GIL=0 turns it off on a free-threaded build)"""
 
 
 class Machine(TypedDict):
     cpu_model: str
     cpu_count: int
-    memory_gb: float | None
+    memory_gb: float
     platform: str
 
 
@@ -247,7 +308,7 @@ class Pinning(TypedDict):
 class DatabaseInfo(TypedDict):
     embedded: bool
     url: str
-    settings: dict[str, str]
+    settings: dict[str, Any]
 
 
 class Seed(TypedDict):
@@ -261,6 +322,20 @@ class PairRef(TypedDict):
     server: str
 
 
+class Job(TypedDict):
+    """One job of the run: its pair and label, then every field of the ``BenchOptions`` it
+    ran with (their names and values are ``BenchOptions.as_dict``'s), built by ``job``."""
+
+    app: str
+    server: str
+    label: str | None
+    """the label of the job's results (a result's label)"""
+
+
+class RunOptions(TypedDict):
+    jobs: NotRequired[list[Job]]
+
+
 class Target(TypedDict):
     """A run of ``bench --target``: where the pair was served (``serve`` on that host)."""
 
@@ -271,9 +346,9 @@ class Target(TypedDict):
 
 
 class Manifest(TypedDict):
-    schema_version: int
+    schema_version: Version
     kind: Literal["stackbench.manifest"]
-    run_id: str
+    run_id: RunId
     status: RunStatus
     reason: NotRequired[str | None]
     experiment: NotRequired[str | None]
@@ -288,7 +363,35 @@ class Manifest(TypedDict):
     database: DatabaseInfo
     seed: Seed
     loadgen: dict[str, Any]
-    options: dict[str, Any]
+    options: RunOptions
     pairs: list[PairRef]
     results: list[str]
-    target: NotRequired[Target]
+    target: NotRequired[Annotated[Target, CLOSED]]
+    """bench --target: the pair was served by `serve` on another host; its machine is here, the load
+    host's is `machine`"""
+
+
+def job(app: str, server: str, label: str | None, options: Mapping[str, Any]) -> Job:
+    """The manifest's record of one job; an option named like a key of ``Job`` would
+    overwrite it (as the served variant once did the label), so it is refused."""
+    clash = sorted(set(options) & set(Job.__annotations__))
+    if clash:
+        raise ValueError(f"job options may not be named {', '.join(clash)}: Job's own keys")
+    return cast(Job, {**Job(app=app, server=server, label=label), **options})
+
+
+# -- the files on disk ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Schema:
+    """A document written to disk: its TypedDict, validated against the schema generated
+    from it (``stackbench/schemas/<name>.schema.json``)."""
+
+    name: str
+    document: type
+    title: str
+
+
+SCHEMAS: Final = (
+    Schema("result", ResultDocument, "stackbench result: one (app, server, scenario) in one run"),
+    Schema("manifest", Manifest, "stackbench run manifest: provenance of one run directory"),
+)

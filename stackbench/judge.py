@@ -18,6 +18,8 @@ import statistics
 from typing import Any, Literal
 
 from stackbench.documents import (
+    CpuPerRequest,
+    DatabaseFigures,
     Flags,
     LatencyBlock,
     LoadgenReport,
@@ -41,20 +43,17 @@ def judge(repeats: list[Repeat], reason: str | None) -> Verdict:
     ``reason`` is set when the measurement itself broke (loadgen failed, the server died):
     the result is then failed, with whatever repeats completed still summarised.
     """
-    flags: Flags = {
-        "noisy": False,
-        "client_saturated": False,
-        "checks_failed": False,
-        "worker_restarted": False,
-        "noise_bound": NOISE_BOUND,
-    }
+    flags = Flags(
+        noisy=False,
+        client_saturated=False,
+        checks_failed=False,
+        worker_restarted=False,
+        noise_bound=NOISE_BOUND,
+    )
     if not repeats:
-        return {
-            "status": "failed",
-            "reason": reason or "no measurement",
-            "summary": None,
-            "flags": flags,
-        }
+        return Verdict(
+            status="failed", reason=reason or "no measurement", summary=None, flags=flags
+        )
     reports = [r["loadgen"] for r in repeats]
     summary = _summary(repeats)
     failed_checks = _failed_body_checks(reports)
@@ -67,7 +66,7 @@ def judge(repeats: list[Repeat], reason: str | None) -> Verdict:
     status: Status
     if reason is not None:
         status = "failed"
-    elif summary["requests"] == 0 or all(int(r["summary"]["ok"]) == 0 for r in reports):
+    elif summary["responses"] == 0 or all(int(r["summary"]["ok"]) == 0 for r in reports):
         status, reason = "failed", "no successful responses"
     else:
         problems = []
@@ -82,7 +81,7 @@ def judge(repeats: list[Repeat], reason: str | None) -> Verdict:
             )
         status = "degraded" if problems else "ok"
         reason = "; ".join(problems) or None
-    return {"status": status, "reason": reason, "summary": summary, "flags": flags}
+    return Verdict(status=status, reason=reason, summary=summary, flags=flags)
 
 
 def headline_name(report: LoadgenReport) -> Literal["corrected", "uncorrected"]:
@@ -146,15 +145,15 @@ def _summary(repeats: list[Repeat]) -> Summary:
     middle = median_index(rps)
     measured, server = reports[middle], repeats[middle]["server"]
     latency = headline(measured)["percentiles_ns"]
-    requests = sum(int(r["summary"]["responses"]) for r in reports)
+    responses = sum(int(r["summary"]["responses"]) for r in reports)
     failed = sum(int(r["summary"]["failed"]) + int(r["summary"]["errors"]) for r in reports)
-    attempted = max(sum(int(r["summary"]["requests"]) for r in reports), 1)
+    sent = max(sum(int(r["summary"]["requests"]) for r in reports), 1)
     errors: dict[str, int] = {}
     for report in reports:
         for kind, count in report["errors"].items():
             errors[kind] = errors.get(kind, 0) + int(count)
     server_cpu = _median_or_none([r["server"]["cpu_s"] for r in repeats if r["server"]["cpu_s"]])
-    database = repeats[middle].get("database") or {"cpu_s": None, "source": None}
+    database = repeats[middle].get("database") or DatabaseFigures(cpu_s=None, source=None)
     client_cpu = _client_cpu_s(measured)
     ok = int(measured["summary"]["ok"])
     rss = [r["server"]["peak_rss_mb"] for r in repeats if r["server"]["peak_rss_mb"]]
@@ -163,34 +162,34 @@ def _summary(repeats: list[Repeat]) -> Summary:
         for r in repeats
         if r["server"]["peak_db_connections"] is not None
     ]
-    return {
-        "requests": requests,
-        "rps": round(median_rps, 1),
-        "rps_min": round(min(rps), 1),
-        "rps_max": round(max(rps), 1),
-        "spread": round(spread, 4),
-        "p50_ms": _ms(latency["50"]),
-        "p90_ms": _ms(latency["90"]),
-        "p99_ms": _ms(latency["99"]),
-        "p999_ms": _ms(latency["99.9"]),
-        "max_ms": _ms(latency["100"]),
-        "error_rate": round(min(failed / attempted, 1.0), 5),
-        "errors": errors,
-        "server_cpu_s": server_cpu,
-        "requests_per_server_cpu_s": round(ok / server["cpu_s"], 1) if server["cpu_s"] else None,
-        "database_cpu_s": database["cpu_s"],
-        "database_cpu_source": database["source"],
-        "client_cpu_s": client_cpu,
-        "cpu_us_per_request": {
-            "server": _per_request_us(server["cpu_s"] or None, ok),
-            "database": _per_request_us(database["cpu_s"], ok),
-            "client": _per_request_us(client_cpu, ok),
-        },
-        "peak_rss_mb": max(rss) if rss else None,
-        "peak_db_connections": max(conns) if conns else None,
-        "client_cpu_per_wall_s": round(max(_client_cpu_per_process(r) for r in reports), 3),
-        "worker_exits": sum(int(r["server"].get("worker_exits", 0)) for r in repeats),
-    }
+    return Summary(
+        responses=responses,
+        rps=round(median_rps, 1),
+        rps_min=round(min(rps), 1),
+        rps_max=round(max(rps), 1),
+        spread=round(spread, 4),
+        p50_ms=_ms(latency["50"]),
+        p90_ms=_ms(latency["90"]),
+        p99_ms=_ms(latency["99"]),
+        p999_ms=_ms(latency["99.9"]),
+        max_ms=_ms(latency["100"]),
+        error_rate=round(min(failed / sent, 1.0), 5),
+        errors=errors,
+        server_cpu_s=server_cpu,
+        requests_per_server_cpu_s=round(ok / server["cpu_s"], 1) if server["cpu_s"] else None,
+        database_cpu_s=database["cpu_s"],
+        database_cpu_source=database["source"],
+        client_cpu_s=client_cpu,
+        cpu_us_per_request=CpuPerRequest(
+            server=_per_request_us(server["cpu_s"] or None, ok),
+            database=_per_request_us(database["cpu_s"], ok),
+            client=_per_request_us(client_cpu, ok),
+        ),
+        peak_rss_mb=max(rss) if rss else None,
+        peak_db_connections=max(conns) if conns else None,
+        client_cpu_per_wall_s=round(max(_client_cpu_per_process(r) for r in reports), 3),
+        worker_exits=sum(int(r["server"].get("worker_exits", 0)) for r in repeats),
+    )
 
 
 def _client_cpu_per_process(report: LoadgenReport) -> float:

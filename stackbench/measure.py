@@ -17,12 +17,19 @@ from shared_fixtures.processes import ProcessError
 from stackbench import results
 from stackbench.apps import App
 from stackbench.documents import (
+    SCHEMA_VERSION,
+    DatabaseFigures,
+    Flags,
     LoadgenReport,
     LoadInfo,
     Repeat,
     ResultDocument,
     ResultHeader,
     ResultRow,
+    ServerFiguresDoc,
+    ServerSettings,
+    Verdict,
+    interface,
 )
 from stackbench.judge import headline, judge
 from stackbench.loadrun import LoadError, run_load
@@ -135,14 +142,14 @@ def measure_pair(
     server: Server,
     pair: Pair,
     options: BenchOptions,
-    variant: str | None,
+    label: str | None,
     db: Database,
     upstream_url: str,
     run_dir: Path,
     progress: Progress,
 ) -> list[ResultRow]:
     settings = server.resolve(options.knobs, options.server_cpu_count)
-    base = _result_base(app, server, pair, run_dir, settings, variant)
+    base = _result_base(app, server, pair, run_dir, settings, label)
     served_variant = get_variant(options.variant, [app.id]) if options.variant else None
     if served_variant is not None and served_variant.settings:  # what the server ran
         base["server_env"] = {
@@ -218,7 +225,14 @@ def measure_subject(
 def failed_rows(
     base: ResultHeader, options: BenchOptions, run_dir: Path, reason: str, log_tail: str | None
 ) -> list[ResultRow]:
-    return [_write_failed(base, options, s, run_dir, reason, log_tail) for s in options.scenarios]
+    rows = []
+    for scenario in options.scenarios:
+        flags = Flags(
+            noisy=False, client_saturated=False, checks_failed=False, worker_restarted=False
+        )
+        verdict = Verdict(status="failed", reason=reason, summary=None, flags=flags)
+        rows.append(_write_result(base, options, scenario, verdict, [], log_tail, run_dir))
+    return rows
 
 
 def _result_base(
@@ -227,85 +241,70 @@ def _result_base(
     pair: Pair,
     run_dir: Path,
     settings: dict[str, int],
-    variant: str | None,
+    label: str | None,
 ) -> ResultHeader:
-    return {
-        "variant": variant,
-        "schema_version": results.SCHEMA_VERSION,
-        "kind": "stackbench.result",
-        "run_id": run_dir.name,
-        "app": pair.app,
-        "server": pair.server,
-        "interface": server.interface_for(app),
-        "server_command": [],
-        "server_env": {k: v for k, v in server.env.items() if app.driver_switch},
-        "server_settings": {
-            "workers": settings["workers"],
-            "threads": settings["threads"],
-            "pool_size": settings["pool_size"],
-        },
-        "started_at": results.now(),
-    }
+    return ResultHeader(
+        label=label,
+        schema_version=SCHEMA_VERSION,
+        kind="stackbench.result",
+        run_id=run_dir.name,
+        app=pair.app,
+        server=pair.server,
+        interface=interface(server.interface_for(app)),
+        server_command=[],
+        server_env={k: v for k, v in server.env.items() if app.driver_switch},
+        server_settings=ServerSettings(
+            workers=settings["workers"],
+            threads=settings["threads"],
+            pool_size=settings["pool_size"],
+        ),
+        started_at=results.now(),
+    )
 
 
 def _load_info(options: BenchOptions, scenario: str) -> LoadInfo:
     load = options.load(scenario)
-    return {
-        "model": load.model,
-        "duration_s": load.duration,
-        "warmup_s": load.warmup,
-        "connections": load.connections,
-        "rate": load.rate,
-        "requests": load.requests,
-        "repeats": options.repeats,
-        "processes": load.processes,
-    }
+    return LoadInfo(
+        model=load.model,
+        duration_s=load.duration,
+        warmup_s=load.warmup,
+        connections=load.connections,
+        rate=load.rate,
+        requests=load.requests,
+        repeats=options.repeats,
+        processes=load.processes,
+    )
 
 
-def _write_failed(
+def _write_result(
     base: ResultHeader,
     options: BenchOptions,
     scenario: str,
-    run_dir: Path,
-    reason: str,
+    verdict: Verdict,
+    repeats: list[Repeat],
     log_tail: str | None,
+    run_dir: Path,
 ) -> ResultRow:
-    document: ResultDocument = {
+    """One scenario's result document, written; its row in the run's summary table."""
+    document = ResultDocument(
         **base,
-        "scenario": scenario,
-        "scenario_options": dict(options.scenario_options),
-        "status": "failed",
-        "reason": reason,
-        "log_tail": log_tail,
-        "load": _load_info(options, scenario),
-        "summary": None,
-        "flags": {
-            "noisy": False,
-            "client_saturated": False,
-            "checks_failed": False,
-            "worker_restarted": False,
-        },
-        "repeats": [],
-        "finished_at": results.now(),
-    }
-    return _write_result(document, run_dir)
-
-
-def _write_result(document: ResultDocument, run_dir: Path) -> ResultRow:
-    variant = f"--{document['variant']}" if document.get("variant") else ""
-    name = f"{document['app']}--{document['server']}--{document['scenario']}{variant}.json"
+        scenario=scenario,
+        scenario_options=dict(options.scenario_options),
+        status=verdict["status"],
+        reason=verdict["reason"],
+        log_tail=log_tail,
+        load=_load_info(options, scenario),
+        summary=verdict["summary"],
+        flags=verdict["flags"],
+        repeats=repeats,
+        finished_at=results.now(),
+    )
+    label = base.get("label")
+    name = f"{base['app']}--{base['server']}--{scenario}{f'--{label}' if label else ''}.json"
     results.write_json(run_dir / name, dict(document), "result")
-    return {
-        "file": name,
-        "app": document["app"],
-        "server": document["server"],
-        "variant": document.get("variant"),
-        "scenario": document["scenario"],
-        "status": document["status"],
-        "reason": document["reason"],
-        "summary": document["summary"],
-        "flags": document["flags"],
-    }
+    return ResultRow(
+        **verdict, file=name, app=base["app"], server=base["server"], label=label, scenario=scenario
+    )
 
 
 def _run_scenario(
@@ -346,27 +345,26 @@ def _run_scenario(
             progress.done()
         stopped = subject.stopped()
         repeats.append(
-            {
-                "rps": float(report["summary"]["rps"]),
-                "p99_ms": round(headline(report)["percentiles_ns"]["99"] / 1e6, 3),
-                "server": {
-                    "cpu_s": figures.cpu_s,
-                    "peak_rss_mb": figures.peak_rss_mb,
-                    "peak_db_connections": figures.peak_db_connections,
-                    "alive_after": stopped is None,
+            Repeat(
+                rps=float(report["summary"]["rps"]),
+                p99_ms=round(headline(report)["percentiles_ns"]["99"] / 1e6, 3),
+                server=ServerFiguresDoc(
+                    cpu_s=figures.cpu_s,
+                    peak_rss_mb=figures.peak_rss_mb,
+                    peak_db_connections=figures.peak_db_connections,
+                    alive_after=stopped is None,
                     # The master's exit is the "server exited" reason below, not a restart.
-                    "worker_exits": len(
+                    worker_exits=len(
                         [pid for pid in figures.exited_pids if pid != subject.server_pid]
                     ),
-                    "exited_pids": list(figures.exited_pids),
-                    "window_s": figures.window_s,
-                },
-                "database": {
-                    "cpu_s": figures.database_cpu_s,
-                    "source": subject.database_cpu_source,
-                },
-                "loadgen": report,
-            }
+                    exited_pids=list(figures.exited_pids),
+                    window_s=figures.window_s,
+                ),
+                database=DatabaseFigures(
+                    cpu_s=figures.database_cpu_s, source=subject.database_cpu_source
+                ),
+                loadgen=report,
+            )
         )
         if figures.profile is not None:
             repeats[-1]["profile"] = figures.profile
@@ -376,17 +374,5 @@ def _run_scenario(
     verdict = judge(repeats, reason)
     if any("profile" in repeat for repeat in repeats):
         verdict["flags"]["profiled"] = True  # py-spy's pauses are in these figures
-    document: ResultDocument = {
-        **base,
-        "scenario": scenario,
-        "scenario_options": dict(options.scenario_options),
-        "load": _load_info(options, scenario),
-        "repeats": repeats,
-        "status": verdict["status"],
-        "reason": verdict["reason"],
-        "summary": verdict["summary"],
-        "flags": verdict["flags"],
-        "log_tail": subject.log_tail() if verdict["status"] == "failed" else None,
-        "finished_at": results.now(),
-    }
-    return _write_result(document, run_dir)
+    log_tail = subject.log_tail() if verdict["status"] == "failed" else None
+    return _write_result(base, options, scenario, verdict, repeats, log_tail, run_dir)

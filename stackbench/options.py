@@ -95,8 +95,6 @@ class BenchOptions:
         data["bin_dir"] = str(self.bin_dir) if self.bin_dir else None
         data["agent"] = list(self.agent) if self.agent else None
         data["agent_reports"] = str(self.agent_reports) if self.agent_reports else None
-        # The job's "variant" is its label in the results; this is what was served.
-        data["served_variant"] = data.pop("variant")
         return data
 
 

@@ -52,16 +52,13 @@ class Recording:
                 tail = self.process.log_tail(2).replace("\n", " ")
                 self.error = f"py-spy wrote no profile: {tail or 'no output'}"
         if self.error is not None:
-            return {"raw": None, "summary": None, "samples": 0, "error": self.error}
+            return ProfileDoc(raw=None, summary=None, samples=0, error=self.error)
         stacks = read_collapsed(self.raw.read_text())
         summary = self.raw.with_suffix(".summary.txt")
         summary.write_text(summarize(stacks, app_modules))
-        return {
-            "raw": self.raw.name,
-            "summary": summary.name,
-            "samples": sum(stacks.values()),
-            "error": None,
-        }
+        return ProfileDoc(
+            raw=self.raw.name, summary=summary.name, samples=sum(stacks.values()), error=None
+        )
 
 
 def record(pid: int, raw: Path, bin_dir: Path) -> Recording:

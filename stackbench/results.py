@@ -7,6 +7,7 @@ and renamed into place, so a crash or a full disk leaves no half-written result.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -25,6 +26,7 @@ from typing import Any, cast
 import jsonschema
 
 from stackbench.documents import (
+    SCHEMA_VERSION,
     Git,
     Interpreter,
     Machine,
@@ -33,7 +35,6 @@ from stackbench.documents import (
     ResultDocument,
 )
 
-SCHEMA_VERSION = 1
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -52,6 +53,7 @@ def new_run_dir(base: Path, label: str) -> Path:
 
 
 def schema(name: str) -> dict[str, Any]:
+    """The named document's schema (generated from ``stackbench.documents``)."""
     return json.loads(files("stackbench").joinpath("schemas", f"{name}.schema.json").read_text())
 
 
@@ -97,8 +99,10 @@ def write_atomic(path: Path, data: bytes) -> Path:
 
 
 def read_json(path: Path, schema_name: str) -> dict[str, Any]:
+    """A document validated against its schema; an older version's file is read in this
+    version's words (``documents.upgraded``), never rewritten."""
     try:
-        document = json.loads(path.read_text())
+        document = upgraded(json.loads(path.read_text()), schema_name)
     except FileNotFoundError:
         raise ResultsError(f"{path}: missing") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -107,6 +111,29 @@ def read_json(path: Path, schema_name: str) -> dict[str, Any]:
         validate(document, schema_name)
     except ResultsError as exc:
         raise ResultsError(f"{path}: {exc}") from None
+    return document
+
+
+def upgraded(document: Any, name: str) -> Any:
+    """An older version's document in this version's words (``documents.SCHEMA_VERSION``
+    says what changed), for a reader; the file is never rewritten. Anything else is
+    returned as it is, for the schema to judge."""
+    if not isinstance(document, dict) or document.get("schema_version") != 1:
+        return document
+    document = copy.deepcopy(document)
+    if name == "result":
+        if "variant" in document:
+            document["label"] = document.pop("variant")
+        if isinstance(document.get("summary"), dict) and "requests" in document["summary"]:
+            document["summary"]["responses"] = document["summary"].pop("requests")
+    elif name == "manifest":
+        options = document.get("options")
+        for job in options.get("jobs", []) if isinstance(options, dict) else []:
+            if isinstance(job, dict):
+                job["label"] = job.pop("variant", None)
+                if "served_variant" in job:
+                    job["variant"] = job.pop("served_variant")
+    document["schema_version"] = SCHEMA_VERSION
     return document
 
 
@@ -134,10 +161,10 @@ def git_state() -> Git:
         return out.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    return {
-        "commit": commit or None,
-        "dirty": bool(git("status", "--porcelain")) if commit else None,
-    }
+    return Git(
+        commit=commit or None,
+        dirty=bool(git("status", "--porcelain")) if commit else None,
+    )
 
 
 def packages() -> dict[str, str]:
@@ -163,22 +190,22 @@ def machine() -> Machine:
         mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     except (OSError, ValueError, IndexError):
         mem_kb = 0
-    return {
-        "cpu_model": model,
-        "cpu_count": os.cpu_count() or 0,
-        "memory_gb": round(mem_kb / 1024 / 1024, 1),
-        "platform": platform.platform(),
-    }
+    return Machine(
+        cpu_model=model,
+        cpu_count=os.cpu_count() or 0,
+        memory_gb=round(mem_kb / 1024 / 1024, 1),
+        platform=platform.platform(),
+    )
 
 
 def python_info() -> PythonInfo:
-    return {
-        "version": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "executable": sys.executable,
-        "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-        "gil_enabled": getattr(sys, "_is_gil_enabled", lambda: True)(),
-    }
+    return PythonInfo(
+        version=platform.python_version(),
+        implementation=platform.python_implementation(),
+        executable=sys.executable,
+        free_threaded=bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        gil_enabled=getattr(sys, "_is_gil_enabled", lambda: True)(),
+    )
 
 
 _ASK_INTERPRETER = (

@@ -17,7 +17,20 @@ from shared_fixtures.seed import ensure_seeded
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
 from stackbench.apps import App
-from stackbench.documents import DatabaseInfo, Manifest, PairRef, ResultRow, RunStatus, Seed
+from stackbench.documents import (
+    SCHEMA_VERSION,
+    DatabaseInfo,
+    Job,
+    Manifest,
+    PairRef,
+    Pinning,
+    ResultRow,
+    RunOptions,
+    RunStatus,
+    Seed,
+    Target,
+    job,
+)
 from stackbench.matrix import Pair, get_pair
 from stackbench.measure import Progress, measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
@@ -63,28 +76,28 @@ class BenchRun:
         self._verdict: tuple[RunStatus, str | None] | None = None
         self._stack = contextlib.ExitStack()
         self._upstream_url: str | None = None
-        self._manifest: Manifest = {
-            "schema_version": results.SCHEMA_VERSION,
-            "kind": "stackbench.manifest",
-            "run_id": "",
-            "status": "failed",
-            "reason": None,
-            "experiment": experiment,
-            "started_at": results.now(),
-            "finished_at": "",
-            "command": sys.argv,
-            "git": results.git_state(),
-            "python": results.python_info(),
-            "packages": results.packages(),
-            "machine": results.machine(),
-            "pinning": {"server_cpus": None, "client_cpus": None},
-            "database": {"embedded": False, "url": "", "settings": {}},
-            "seed": {"scale": scale, "checksum": "", "reseeded": False},
-            "loadgen": _loadgen_info(),
-            "options": {"jobs": []},
-            "pairs": [],
-            "results": [],
-        }
+        self._manifest = Manifest(
+            schema_version=SCHEMA_VERSION,
+            kind="stackbench.manifest",
+            run_id="",
+            status="failed",
+            reason=None,
+            experiment=experiment,
+            started_at=results.now(),
+            finished_at="",
+            command=sys.argv,
+            git=results.git_state(),
+            python=results.python_info(),
+            packages=results.packages(),
+            machine=results.machine(),
+            pinning=Pinning(server_cpus=None, client_cpus=None),
+            database=DatabaseInfo(embedded=False, url="", settings={}),
+            seed=Seed(scale=scale, checksum="", reseeded=False),
+            loadgen=_loadgen_info(),
+            options=RunOptions(jobs=[]),
+            pairs=[],
+            results=[],
+        )
 
     @property
     def run_dir(self) -> Path:
@@ -109,11 +122,7 @@ class BenchRun:
             self._manifest["database"] = cast(DatabaseInfo, self.db.server_info())
             with self.db.connect() as conn:
                 checksum, reseeded = ensure_seeded(conn, self.scale)
-            self._manifest["seed"] = {
-                "scale": self.scale,
-                "checksum": checksum,
-                "reseeded": reseeded,
-            }
+            self._manifest["seed"] = Seed(scale=self.scale, checksum=checksum, reseeded=reseeded)
         except BaseException as exc:
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -124,28 +133,26 @@ class BenchRun:
         info = target.info
         self._manifest["database"] = cast(DatabaseInfo, info["database"])
         self._manifest["seed"] = cast(Seed, info["seed"])
-        self._manifest["target"] = {
-            "app_url": target.base_url,
-            "stats_url": target.client.url,
-            "host": info["host"],
-            "machine": info["machine"],
-        }
+        self._manifest["target"] = Target(
+            app_url=target.base_url,
+            stats_url=target.client.url,
+            host=info["host"],
+            machine=info["machine"],
+        )
 
-    def remote_job(self, options: BenchOptions, variant: str | None = None) -> list[ResultRow]:
+    def remote_job(self, options: BenchOptions, label: str | None = None) -> list[ResultRow]:
         """Measure each scenario against the target; returns its rows."""
         assert self.report is not None and self.target is not None
         info, manifest = self.target.info, self._manifest
-        manifest["pinning"] = {
-            "server_cpus": info["pinning"]["server_cpus"],  # on the serving host
-            "client_cpus": options.client_cpus,
-        }
-        manifest["options"]["jobs"].append(
-            {"app": info["app"], "server": info["server"], "variant": variant, **options.as_dict()}
+        manifest["pinning"] = Pinning(
+            server_cpus=info["pinning"]["server_cpus"],  # on the serving host
+            client_cpus=options.client_cpus,
         )
-        pair: PairRef = {"app": info["app"], "server": info["server"]}
+        self._jobs.append(job(info["app"], info["server"], label, options.as_dict()))
+        pair = PairRef(app=info["app"], server=info["server"])
         if pair not in manifest["pairs"]:
             manifest["pairs"].append(pair)
-        rows = measure_target(self.target, options, variant, self.run_dir, self.progress)
+        rows = measure_target(self.target, options, label, self.run_dir, self.progress)
         self.report.rows.extend(rows)
         manifest["results"].extend(row["file"] for row in rows)
         return rows
@@ -162,25 +169,26 @@ class BenchRun:
         self,
         pair: Pair,
         options: BenchOptions,
-        variant: str | None = None,
+        label: str | None = None,
         app: App | None = None,
     ) -> list[ResultRow]:
         """Serve ``pair`` with ``options`` and measure each scenario; returns its rows.
 
-        ``variant`` labels the job's results (file names get ``--<variant>``); by default
-        the bench variant ``options.variant`` served, if any. ``app``: an app that is not
-        in the registry (experiment techempower), served under ``pair.server``."""
+        ``label`` tells this job's results from the pair's other jobs in the run (file
+        names get ``--<label>``); by default the bench variant ``options.variant`` served,
+        if any. ``app``: an app that is not in the registry (experiment techempower),
+        served under ``pair.server``."""
         assert self.report is not None, "use BenchRun as a context manager"
-        if variant is None:
-            variant = options.variant
+        if label is None:
+            label = options.variant
         app, server = self._app_and_server(pair, app)
-        self._record_job(pair, options, variant)
+        self._record_job(pair, options, label)
         rows = measure_pair(
             app,
             server,
             pair,
             options,
-            variant,
+            label,
             self.db,
             self._upstream(options.scenarios),
             self.run_dir,
@@ -196,14 +204,14 @@ class BenchRun:
         pair: Pair,
         options: BenchOptions,
         wrap: list[str] | None = None,
-        variant: str | None = None,
+        label: str | None = None,
         app: App | None = None,
     ) -> Iterator[Served]:
         """Serve ``pair`` as ``job`` does (``app``: one not in the registry), for the block
         to measure in its own way (instruction counts); the manifest records it as a job."""
         assert self.report is not None, "use BenchRun as a context manager"
         app, server = self._app_and_server(pair, app)
-        self._record_job(pair, options, variant if variant is not None else options.variant)
+        self._record_job(pair, options, label if label is not None else options.variant)
         upstream = self._upstream(options.scenarios)
         with serve_pair(
             app, server, options, self.db, upstream, self.run_dir / "logs", wrap
@@ -225,18 +233,19 @@ class BenchRun:
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         self._verdict = ("failed", failures[0] + more) if failures else ("ok", None)
 
-    def _record_job(self, pair: Pair, options: BenchOptions, variant: str | None) -> None:
+    @property
+    def _jobs(self) -> list[Job]:
+        return self._manifest["options"].setdefault("jobs", [])
+
+    def _record_job(self, pair: Pair, options: BenchOptions, label: str | None) -> None:
         manifest = self._manifest
-        if not manifest["options"]["jobs"]:
-            manifest["pinning"] = {
-                "server_cpus": options.server_cpus,
-                "client_cpus": options.client_cpus,
-            }
-        manifest["options"]["jobs"].append(
-            {"app": pair.app, "server": pair.server, "variant": variant, **options.as_dict()}
-        )
-        if {"app": pair.app, "server": pair.server} not in manifest["pairs"]:
-            manifest["pairs"].append({"app": pair.app, "server": pair.server})
+        if not self._jobs:
+            manifest["pinning"] = Pinning(
+                server_cpus=options.server_cpus, client_cpus=options.client_cpus
+            )
+        self._jobs.append(job(pair.app, pair.server, label, options.as_dict()))
+        if (ref := PairRef(app=pair.app, server=pair.server)) not in manifest["pairs"]:
+            manifest["pairs"].append(ref)
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         manifest, report = self._manifest, self.report

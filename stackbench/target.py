@@ -22,7 +22,13 @@ from urllib.parse import urlsplit
 from loadgen.config import ConfigError
 from loadgen.merge import load_report, merge_reports
 from stackbench import results
-from stackbench.documents import LoadgenReport, ResultHeader, ResultRow
+from stackbench.documents import (
+    SCHEMA_VERSION,
+    LoadgenReport,
+    ResultHeader,
+    ResultRow,
+    ServerSettings,
+)
 from stackbench.loadrun import LoadError, loadgen_argv
 from stackbench.measure import Progress, Sampling, failed_rows, measure_subject
 from stackbench.options import BenchOptions, OptionError
@@ -218,36 +224,36 @@ def agent_command(options: BenchOptions, target_url: str) -> str:
     return " ".join(words).replace("REPORT", '"agent-$I.json"')
 
 
-def result_base(info: dict[str, Any], run_dir: Path, variant: str | None) -> ResultHeader:
+def result_base(info: dict[str, Any], run_dir: Path, label: str | None) -> ResultHeader:
     """The result header a local run writes, from what ``serve`` says it serves."""
-    return {
-        "variant": variant,
-        "schema_version": results.SCHEMA_VERSION,
-        "kind": "stackbench.result",
-        "run_id": run_dir.name,
-        "app": info["app"],
-        "server": info["server"],
-        "interface": info["interface"],
-        "interpreter": info["interpreter"],
-        "server_command": list(info["server_command"]),
-        "server_env": dict(info["server_env"]),
-        "server_settings": {
-            "workers": info["server_settings"]["workers"],
-            "threads": info["server_settings"]["threads"],
-            "pool_size": info["server_settings"]["pool_size"],
-        },
-        "started_at": results.now(),
-    }
+    return ResultHeader(
+        label=label,
+        schema_version=SCHEMA_VERSION,
+        kind="stackbench.result",
+        run_id=run_dir.name,
+        app=info["app"],
+        server=info["server"],
+        interface=info["interface"],  # checked by the schema when written
+        interpreter=info["interpreter"],
+        server_command=list(info["server_command"]),
+        server_env=dict(info["server_env"]),
+        server_settings=ServerSettings(
+            workers=info["server_settings"]["workers"],
+            threads=info["server_settings"]["threads"],
+            pool_size=info["server_settings"]["pool_size"],
+        ),
+        started_at=results.now(),
+    )
 
 
 def measure_target(
     subject: RemoteSubject,
     options: BenchOptions,
-    variant: str | None,
+    label: str | None,
     run_dir: Path,
     progress: Progress,
 ) -> list[ResultRow]:
-    base = result_base(subject.info, run_dir, variant)
+    base = result_base(subject.info, run_dir, label)
     if (stopped := subject.stopped()) is not None:
         return failed_rows(base, options, run_dir, stopped, None)
     return measure_subject(subject, options, base, run_dir, progress)

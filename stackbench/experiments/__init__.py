@@ -48,7 +48,7 @@ class Cell:
         return self.app, self.server, self.workers, self.prefix
 
     @property
-    def variant(self) -> str:
+    def label(self) -> str:
         return f"w{self.workers}" + (self.prefix.replace("/", "-") if self.prefix else "")
 
 

@@ -89,7 +89,7 @@ def run_features(
                     key = name if served_name == name else f"{BASELINE}:{name}"
                     label = f"{key.replace(':', '-for-')}-r{round_ + 1}"
                     for pair in pairs:
-                        for row in run.job(pair, served, variant=label):
+                        for row in run.job(pair, served, label=label):
                             _record(outcome, key, row, round_)
     return outcome
 

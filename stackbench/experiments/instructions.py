@@ -130,7 +130,7 @@ def count_job(
     counts: dict[str, float | None] = dict.fromkeys(options.scenarios)
     wrap = callgrind.wrap(dumps)
     try:
-        with run.serving(pair, options, wrap=wrap, variant=label, app=app) as served:
+        with run.serving(pair, options, wrap=wrap, label=label, app=app) as served:
             for scenario in options.scenarios:
                 path = options.prefix + callgrind.PATHS[scenario]
                 taken = callgrind.count(served.process.pid, served.base_url, path, warmup, requests)

@@ -65,7 +65,7 @@ def run_cells(
                 output=output,
                 scenario_options=(("seconds", f"{DELAY:g}"), ("n", "10")),
             )
-            results = run.job(Pair(app, server), options, variant=cells[0].variant)
+            results = run.job(Pair(app, server), options, label=cells[0].label)
             by_scenario = {r["scenario"]: r for r in results}
             for cell in cells:
                 result = by_scenario.get(cell.endpoint)
@@ -114,11 +114,11 @@ def run_shootout(
                     timeout=10.0,
                     output=output,
                 )
-                (result,) = run.job(pair, options, variant=f"r{rate:g}")
+                (result,) = run.job(pair, options, label=f"r{rate:g}")
                 summary = result["summary"]
                 if summary is None:
                     break
-                achieved = summary["requests"] / duration
+                achieved = summary["responses"] / duration
                 curve.append(
                     {
                         "rate": rate,

@@ -245,7 +245,7 @@ def run_techempower(
                         counts, failure = count_job(run, pair, served, label, *instructions, app)
                         _record_counts(outcome, counterpart, side, counts, failure, round_)
                         continue
-                    for row in run.job(pair, served, variant=label, app=app):
+                    for row in run.job(pair, served, label=label, app=app):
                         _record(outcome, counterpart, side, row, round_)
         if instructions is not None:  # no result documents: the counts give the verdict
             run.judge_by(outcome.notes)

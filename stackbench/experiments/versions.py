@@ -84,7 +84,7 @@ def run_versions(
             for lane in order:
                 lane_options = _with(options, lane)
                 for pair in pairs:
-                    rows = run.job(pair, lane_options, variant=f"py{lane.label}-r{repeat + 1}")
+                    rows = run.job(pair, lane_options, label=f"py{lane.label}-r{repeat + 1}")
                     for row in rows:
                         _record(outcome, lane, row, repeat)
     return outcome

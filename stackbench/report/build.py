@@ -25,7 +25,7 @@ from stackbench.report.compare import (
     compare,
     provenance_diff,
 )
-from stackbench.report.document import Bullets, Document, Heading, Image, Text
+from stackbench.report.document import Bullets, Heading, Image, Page, Text
 from stackbench.report.load import (
     LoadedResult,
     LoadedRun,
@@ -128,36 +128,36 @@ def make_report(
     title = "stackbench report: " + (names[0] if len(names) == 1 else f"{len(names)} runs")
     if base_runs:
         title += " against " + ", ".join(r.run_id for r in base_runs)
-    doc = Document(title)
+    page = Page(title)
     outcome = ReportOutcome(output, output / "report.md", output / "report.html", warnings=warnings)
     if warnings:
-        doc.add(
+        page.add(
             Heading("Warnings"),
             Text("These files could not be used; everything else is reported below."),
             Bullets([f"`{w}`" for w in warnings]),
         )
-    doc.add(Heading("Runs"), runs_table(runs))
+    page.add(Heading("Runs"), runs_table(runs))
     if base_runs:
-        doc.add(Text("Baseline:"), runs_table(base_runs))
+        page.add(Text("Baseline:"), runs_table(base_runs))
         outcome.changes = compare(base_items, items, across_interpreters=across_interpreters)
-        _comparison(doc, outcome, base_runs, runs, output)
+        _comparison(page, outcome, base_runs, runs, output)
     measured = [run for run in runs if run.results]
     if len(measured) == 1:  # one run: one machine, raw numbers compare
         for scenario in scenarios(items):
             chosen = [r for r in items if r.scenario == scenario]
             heading = Heading(f"Scenario `{scenario}`")
-            _scenario(doc, outcome, chosen, heading, _slug(scenario), colours)
+            _scenario(page, outcome, chosen, heading, _slug(scenario), colours)
     else:
-        _across_runs(doc, outcome, measured, colours)
-    doc.add(Heading("How each pair was served"), pairs_table(items))
-    doc.add(Heading("How to read this report"), *_how_to_read())
-    write_atomic(outcome.markdown, doc.markdown().encode())
-    write_atomic(outcome.html, doc.html().encode())
+        _across_runs(page, outcome, measured, colours)
+    page.add(Heading("How each pair was served"), pairs_table(items))
+    page.add(Heading("How to read this report"), *_how_to_read())
+    write_atomic(outcome.markdown, page.markdown().encode())
+    write_atomic(outcome.html, page.html().encode())
     return outcome
 
 
 def _scenario(
-    doc: Document,
+    page: Page,
     outcome: ReportOutcome,
     chosen: list[LoadedResult],
     heading: Heading,
@@ -166,7 +166,7 @@ def _scenario(
 ) -> None:
     """One scenario's rows of one run: the table ranked by raw req/s, and its charts."""
     scenario = chosen[0].scenario
-    doc.add(heading, scenario_table(chosen))
+    page.add(heading, scenario_table(chosen))
     for name, draw in (
         ("throughput", lambda p: charts.throughput(chosen, scenario, p)),
         ("latency", lambda p: latency_charts.latency_spectrum(chosen, scenario, p, colours)),
@@ -174,11 +174,11 @@ def _scenario(
     ):
         path = draw(outcome.output / f"{name}-{slug}.png")
         outcome.images.append(path)
-        doc.add(Image(path, f"{name.replace('timeseries', 'time series')}, {scenario}"))
+        page.add(Image(path, f"{name.replace('timeseries', 'time series')}, {scenario}"))
 
 
 def _across_runs(
-    doc: Document, outcome: ReportOutcome, runs: list[LoadedRun], colours: dict[str, Any]
+    page: Page, outcome: ReportOutcome, runs: list[LoadedRun], colours: dict[str, Any]
 ) -> None:
     """Several runs: ratios to each run's own reference across runs, raw numbers per run."""
     machines = {
@@ -186,7 +186,7 @@ def _across_runs(
         for m in (run.manifest for run in runs)
         if m is not None
     }
-    doc.add(
+    page.add(
         Heading("Comparing these runs"),
         Text(
             f"These {len(runs)} runs were measured separately ({len(machines)} distinct "
@@ -204,22 +204,22 @@ def _across_runs(
     for scenario in scenarios(every):
         slug = _slug(scenario)
         rows, references = across.ratios(runs, scenario)
-        doc.add(Heading(f"Across runs: scenario `{scenario}`"))
+        page.add(Heading(f"Across runs: scenario `{scenario}`"))
         if rows:
-            doc.add(ratio_table(rows))
+            page.add(ratio_table(rows))
             path = charts.reference_ratios(rows, scenario, outcome.output / f"ratio-{slug}.png")
             outcome.images.append(path)
-            doc.add(Image(path, f"req/s relative to the reference, {scenario}"))
+            page.add(Image(path, f"req/s relative to the reference, {scenario}"))
         else:
-            doc.add(
+            page.add(
                 Text(
                     "No run has a usable reference in this scenario, so nothing is ranked "
                     "across runs: each run's rows are in its own section below."
                 )
             )
-        doc.add(Text("The reference in each run:"), references_table(references))
+        page.add(Text("The reference in each run:"), references_table(references))
     for run in runs:
-        doc.add(
+        page.add(
             Heading(f"Run `{run.run_id}`: within one machine"),
             Text(
                 f"Measured side by side on {machine(run.manifest)}: these rows compare with "
@@ -230,19 +230,19 @@ def _across_runs(
             chosen = [r for r in run.results if r.scenario == scenario]
             heading = Heading(f"`{run.run_id}`, scenario `{scenario}`", level=3)
             slug = f"{_slug(scenario)}--{_slug(run.run_id)}"
-            _scenario(doc, outcome, chosen, heading, slug, colours)
+            _scenario(page, outcome, chosen, heading, slug, colours)
 
 
 def _comparison(
-    doc: Document,
+    page: Page,
     outcome: ReportOutcome,
     base_runs: list[LoadedRun],
     runs: list[LoadedRun],
     output: Path,
 ) -> None:
     flagged = outcome.flagged
-    doc.add(Heading("Comparison against the baseline"))
-    doc.add(
+    page.add(Heading("Comparison against the baseline"))
+    page.add(
         Text(
             f"A change is marked when it exceeds the noise both runs measured: "
             f"req/s bound = max({RPS_MIN_BOUND:.0%}, spread of baseline + spread of new), "
@@ -253,12 +253,12 @@ def _comparison(
     )
     differences = provenance_diff(base_runs, runs)
     if differences:
-        doc.add(Text("What changed in the environment:"), Bullets(differences[:40]))
-    doc.add(changes_table(outcome.changes))
+        page.add(Text("What changed in the environment:"), Bullets(differences[:40]))
+    page.add(changes_table(outcome.changes))
     if any(c.rps_change is not None for c in outcome.changes):
         path = charts.comparison(outcome.changes, output / "compare.png")
         outcome.images.append(path)
-        doc.add(Image(path, "req/s change against the baseline"))
+        page.add(Image(path, "req/s change against the baseline"))
 
 
 def _how_to_read() -> list[Text | Bullets]:

@@ -1,4 +1,5 @@
-"""A report as a list of blocks, rendered to Markdown and to one self-contained HTML page.
+"""A report as a ``Page``: a list of blocks, rendered to Markdown and to one self-contained
+HTML page. ("Document" is the harness's word for a JSON file: stackbench/documents.py.)
 
 Both renderings come from the same blocks, so the page and the Markdown never disagree.
 Text blocks use a tiny subset of Markdown inline markup: ``**bold**`` and ```code```.
@@ -41,7 +42,7 @@ Block = Heading | Text | Bullets | Table | Image
 
 
 @dataclass
-class Document:
+class Page:
     title: str
     blocks: list[Block] = field(default_factory=list)
 

@@ -79,7 +79,7 @@ def test_a_short_run_serves_each_variant_in_alternating_rounds(tmp_path: Path) -
     )
     assert outcome.failures == []
     manifest = results.read_json(outcome.run_dir / "manifest.json", "manifest")
-    jobs = [(job["variant"], job["served_variant"]) for job in manifest["options"]["jobs"]]
+    jobs = [(job["label"], job["variant"]) for job in manifest["options"]["jobs"]]
     assert jobs == [  # a duet per round, the order inside it alternating
         ("baseline-for-no-xframe-mw-r1", None),
         ("no-xframe-mw-r1", "no-xframe-mw"),
@@ -196,7 +196,7 @@ def test_instructions_see_the_removed_templates_and_not_elsewhere(tmp_path: Path
         for e in document["instructions_per_request"]
     } == {("db", variant_db), ("fortunes", variant_fortunes)}
     manifest = results.read_json(outcome.run_dir / "manifest.json", "manifest")
-    jobs = [job["variant"] for job in manifest["options"]["jobs"]]
+    jobs = [job["label"] for job in manifest["options"]["jobs"]]
     assert jobs == ["baseline-r1", "no-templates-r1"]
     assert (manifest["status"], manifest["reason"]) == ("ok", None)  # no result documents
 

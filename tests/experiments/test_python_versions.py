@@ -64,7 +64,7 @@ def test_lanes_alternate_per_repeat_in_one_run(tmp_path: Path) -> None:
     documents = [results.read_result(p) for p in outcome.run_dir.glob("*--*.json")]
     manifest = results.read_manifest(outcome.run_dir / "manifest.json")
     # The manifest lists the jobs in the order they ran: a, b, then b, a.
-    assert [job["variant"] for job in manifest["options"]["jobs"]] == [
+    assert [job["label"] for job in manifest["options"]["jobs"]] == [
         "pya-r1",
         "pyb-r1",
         "pyb-r2",

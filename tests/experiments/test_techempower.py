@@ -157,7 +157,7 @@ def test_a_short_run_serves_ours_and_the_planted_app_in_alternating_duets(
     )
     assert outcome.notes == []  # their answers passed the smoke check and loadgen's checks
     manifest = results.read_json(outcome.run_dir / "manifest.json", "manifest")
-    jobs = [(job["app"], job["variant"]) for job in manifest["options"]["jobs"]]
+    jobs = [(job["app"], job["label"]) for job in manifest["options"]["jobs"]]
     assert jobs == [
         ("gino_style", "ours-r1"),
         ("techempower_fastapi_raw", "theirs-r1"),

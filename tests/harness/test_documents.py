@@ -1,66 +1,251 @@
-"""The typed documents and the JSON schemas say the same thing, key for key.
+"""One definition of each document: ``stackbench/documents.py``.
 
-Writer and readers are typed with ``stackbench.documents``; files are validated against
-``stackbench/schemas/``. If either side renames, adds or drops a key, this fails, naming it.
+The result and manifest schemas are generated from its TypedDicts and must be what is
+committed; loadgen's report is loadgen's, and the part the harness types must be in
+loadgen's schema, required there. Each check is shown to fail on a planted rename.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import shutil
+import sys
 import typing
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
+import jsonschema
 import pytest
 
-from stackbench import documents, results
+import loadgen
+from stackbench import documents, json_schema, results
 
-# (TypedDict, schema name, path of the object inside the schema)
-PAIRS = [
-    (documents.ResultDocument, "result", ()),
-    (documents.ServerSettings, "result", ("server_settings",)),
-    (documents.LoadInfo, "result", ("load",)),
-    (documents.Summary, "result", ("summary",)),
-    (documents.CpuPerRequest, "result", ("summary", "cpu_us_per_request")),
-    (documents.Flags, "result", ("flags",)),
-    (documents.ServerFiguresDoc, "result", ("repeats", "server")),
-    (documents.DatabaseFigures, "result", ("repeats", "database")),
-    (documents.Manifest, "manifest", ()),
-    (documents.Git, "manifest", ("git",)),
-    (documents.PythonInfo, "manifest", ("python",)),
-    (documents.Machine, "manifest", ("machine",)),
-    (documents.Pinning, "manifest", ("pinning",)),
-    (documents.DatabaseInfo, "manifest", ("database",)),
-    (documents.Seed, "manifest", ("seed",)),
-]
+LOADGEN_SCHEMA = json.loads((Path(loadgen.__file__).parent / "report.schema.json").read_text())
 
 
-def _object(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
-    node = schema
-    for key in path:
-        node = node["properties"][key]
-        if node.get("type") == "array" or "items" in node:
-            node = node["items"]
+# -- the result and the manifest: generated from documents.py ---------------------------
+def test_the_committed_schemas_are_the_generated_ones() -> None:
+    assert json_schema.differences() == []
+    assert json_schema.main(["--check"]) == 0
+
+
+def test_a_key_renamed_in_documents_py_alone_fails_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source renamed, the schema not regenerated: the check names both keys."""
+    source = Path(documents.__file__).read_text()
+    renamed = source.replace("    responses: Count\n", "    answered: Count\n")
+    assert renamed != source
+    renamed_module = _module(tmp_path, "renamed_documents", renamed, monkeypatch)
+    monkeypatch.setattr(json_schema, "documents", renamed_module)
+    found = json_schema.differences()
+    summary = "result.schema.json: /properties/summary/properties"
+    assert f"{summary}/answered is in documents.py, not in the file" in found
+    assert f"{summary}/responses is in the file, not in documents.py" in found
+    assert json_schema.main(["--check"]) == 1
+
+
+def test_a_key_renamed_in_a_schema_file_alone_fails_the_check(tmp_path: Path) -> None:
+    shutil.copytree(json_schema.SCHEMA_DIR, tmp_path, dirs_exist_ok=True)
+    edited = tmp_path / "manifest.schema.json"
+    edited.write_text(edited.read_text().replace('"run_id"', '"run"'))
+    found = json_schema.differences(tmp_path)
+    assert "manifest.schema.json: /properties/run_id is in documents.py, not in the file" in found
+    assert all(line.startswith("manifest.schema.json") for line in found)
+
+
+class Part(TypedDict):
+    count: Annotated[int, documents.Json(minimum=0)]
+    """how many; said
+    over two lines"""
+    share: NotRequired[float | None]
+    kind: Literal["a", "b"]
+    kind_of_one: Literal["a"]
+    names: list[str]
+    counts: dict[str, int]
+    anything: dict[str, Any]
+
+
+class Whole(TypedDict):
+    part: Annotated[Part | None, documents.Json(additionalProperties=False)]
+    head: Annotated[Part, documents.Json(replace=True, type="object")]
+
+
+def test_the_schemas_say_what_the_types_say() -> None:
+    assert json_schema.schema_of(Whole) == {
+        "type": "object",
+        "required": ["part", "head"],
+        "properties": {
+            "part": {
+                "type": ["object", "null"],
+                "required": ["count", "kind", "kind_of_one", "names", "counts", "anything"],
+                "properties": {
+                    "count": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "how many; said over two lines",
+                    },
+                    "share": {"type": ["number", "null"]},
+                    "kind": {"enum": ["a", "b"]},
+                    "kind_of_one": {"const": "a"},
+                    "names": {"type": "array", "items": {"type": "string"}},
+                    "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "anything": {"type": "object"},
+                },
+                "additionalProperties": False,
+            },
+            "head": {"type": "object"},
+        },
+    }
+    with pytest.raises(TypeError, match=r"only X \| None"):
+        json_schema.schema_of(int | str)
+    with pytest.raises(TypeError, match="no JSON schema"):
+        json_schema.schema_of(bytes)
+
+
+def test_the_schema_refuses_an_old_key_in_a_new_document() -> None:
+    with pytest.raises(results.ResultsError, match="'variant' was unexpected"):
+        results.validate(_manifest_with_result_key(), "result")
+
+
+def _manifest_with_result_key() -> dict[str, Any]:
+    """A minimal valid result, then the label under its version-1 name."""
+    document: dict[str, Any] = {
+        "schema_version": documents.SCHEMA_VERSION,
+        "kind": "stackbench.result",
+        "run_id": "r",
+        "app": "gino_style",
+        "server": "uvicorn",
+        "interface": "asgi",
+        "server_command": [],
+        "server_settings": {"workers": 1, "threads": 1, "pool_size": 1},
+        "started_at": "t",
+        "scenario": "db",
+        "status": "failed",
+        "reason": "x",
+        "log_tail": None,
+        "load": {
+            "model": "closed",
+            "duration_s": 1.0,
+            "warmup_s": 0.0,
+            "connections": 1,
+            "rate": None,
+            "repeats": 1,
+            "processes": 1,
+        },
+        "summary": None,
+        "flags": {"noisy": False, "client_saturated": False, "checks_failed": False},
+        "repeats": [],
+        "finished_at": "t",
+    }
+    jsonschema.validate(document, results.schema("result"))  # valid as it is
+    document["variant"] = "r200"
+    return document
+
+
+def test_a_job_option_cannot_overwrite_the_jobs_own_keys() -> None:
+    entry = documents.job("gino_style", "uvicorn", "r200", {"variant": "no-csrf-mw", "repeats": 3})
+    assert entry == {
+        "app": "gino_style",
+        "server": "uvicorn",
+        "label": "r200",
+        "variant": "no-csrf-mw",
+        "repeats": 3,
+    }
+    with pytest.raises(ValueError, match="may not be named label"):
+        documents.job("gino_style", "uvicorn", "r200", {"label": "w1"})
+
+
+def _module(tmp_path: Path, name: str, source: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # inspect reads the docstrings from it
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- loadgen's report: the harness's part of it, checked against loadgen's schema -------
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """A node of loadgen's schema with its $ref followed and a nullable oneOf unwrapped."""
+    if "$ref" in node:
+        node = LOADGEN_SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[1]]
+    if "oneOf" in node:
+        (node,) = [n for n in node["oneOf"] if n.get("type") != "null"]
+        return _resolve(node)
     return node
 
 
-def _keys(typed: Any) -> tuple[set[str], set[str]]:
-    hints = typing.get_type_hints(typed, include_extras=True)
-    return set(hints), set(typed.__required_keys__)
+def _json_types(node: dict[str, Any]) -> set[str]:
+    if "const" in node or "enum" in node:
+        values = [node["const"]] if "const" in node else node["enum"]
+        names = {bool: "boolean", int: "integer", float: "number", str: "string"}
+        return {names[type(v)] if v is not None else "null" for v in values}
+    kinds = node.get("type", [])
+    return set(kinds if isinstance(kinds, list) else [kinds])
 
 
-@pytest.mark.parametrize(("typed", "name", "path"), PAIRS, ids=[t.__name__ for t, _, _ in PAIRS])
-def test_typed_document_matches_its_schema(typed: Any, name: str, path: tuple[str, ...]) -> None:
-    node = _object(results.schema(name), path)
-    keys, required = _keys(typed)
-    properties = set(node["properties"])
-    assert keys - properties == set(), f"{typed.__name__} has keys the schema lacks"
-    assert properties - keys == set(), f"the schema has keys {typed.__name__} lacks"
-    assert required == set(node.get("required", [])), f"{typed.__name__}: required keys differ"
+def _bare(tp: Any) -> Any:
+    """The type without NotRequired, Annotated and None."""
+    while typing.get_origin(tp) in (NotRequired, Annotated):
+        tp = typing.get_args(tp)[0]
+    members = [m for m in typing.get_args(tp) if m is not type(None)]
+    return members[0] if typing.get_origin(tp) in (typing.Union, type(int | None)) else tp
 
 
-def test_the_check_has_teeth() -> None:
-    class Renamed(documents.Flags):
-        checks_fail: bool  # a key the schema does not know
+def _not_in_loadgen(typed: Any, node: dict[str, Any], where: str = "") -> list[str]:
+    """Every key of ``typed`` that loadgen's schema at ``node`` lacks, does not require
+    when the harness does, or types other than the harness reads it."""
+    found = []
+    node = _resolve(node)
+    required = set(node.get("required", []))
+    for key, tp in typing.get_type_hints(typed, include_extras=True).items():
+        here = f"{where}/{key}"
+        if key not in node.get("properties", {}):
+            found.append(f"{here}: not in loadgen's report")
+            continue
+        theirs = _resolve(node["properties"][key])
+        if key in typed.__required_keys__ and key not in required:
+            found.append(f"{here}: loadgen may leave it out")
+        ours = _json_types(json_schema.schema_of(tp))
+        if "number" in ours:
+            ours.add("integer")  # a float reads an integer
+        if _json_types(theirs) - ours:
+            found.append(f"{here}: loadgen writes {sorted(_json_types(theirs))}")
+        inner = _bare(tp)
+        if typing.get_origin(inner) is list:
+            inner, theirs = typing.get_args(inner)[0], _resolve(theirs["items"])
+        if typing.is_typeddict(inner):
+            found += _not_in_loadgen(inner, theirs, here)
+    return found
 
-    node = _object(results.schema("result"), ("flags",))
-    keys, _ = _keys(Renamed)
-    assert keys - set(node["properties"]) == {"checks_fail"}
+
+def test_the_harness_reads_only_what_loadgen_always_writes() -> None:
+    assert _not_in_loadgen(documents.LoadgenReport, LOADGEN_SCHEMA) == []
+
+
+def test_a_key_loadgen_does_not_write_fails_that_check() -> None:
+    class Renamed(documents.LoadgenSummary):
+        sent: int  # loadgen calls it "requests"
+
+    class MergedOnly(TypedDict):
+        agents: list[Any]  # only a merged report has it
+
+    class Mistyped(TypedDict):
+        version: str  # loadgen writes the integer 1
+
+    assert _not_in_loadgen(Renamed, LOADGEN_SCHEMA["properties"]["summary"]) == [
+        "/sent: not in loadgen's report"
+    ]
+    assert _not_in_loadgen(MergedOnly, LOADGEN_SCHEMA) == ["/agents: loadgen may leave it out"]
+    assert _not_in_loadgen(Mistyped, LOADGEN_SCHEMA) == ["/version: loadgen writes ['integer']"]
+
+
+def test_only_an_app_interface_is_a_results_interface() -> None:
+    assert [documents.interface(name) for name in ("asgi", "wsgi")] == ["asgi", "wsgi"]
+    for wrong in ("rsgi", None):
+        with pytest.raises(ValueError, match="not an app interface"):
+            documents.interface(wrong)

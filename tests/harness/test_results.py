@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from stackbench import results
+from stackbench.documents import SCHEMA_VERSION
+from tests.report.synthetic import result
 
 
 def _manifest(run_id: str = "r1") -> dict:
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "kind": "stackbench.manifest",
         "run_id": run_id,
         "status": "ok",
@@ -88,3 +90,55 @@ def test_read_names_a_missing_or_corrupt_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(results.ResultsError, match=r"bad\.json: unreadable"):
         results.read_json(tmp_path / "bad.json", "manifest")
+
+
+# -- files of older versions: read in this version's words, never rewritten --------------
+PUBLISHED = sorted((results.ROOT / "results" / "published").glob("*/manifest.json"))
+
+
+@pytest.mark.parametrize("path", PUBLISHED, ids=[p.parent.name for p in PUBLISHED])
+def test_a_version_1_manifest_reads_with_its_jobs_keys_renamed(path: Path) -> None:
+    """Version 1 named a job's label "variant" and the bench variant it served
+    "served_variant" (the published runs were written so)."""
+    raw = json.loads(path.read_text())
+    assert raw["schema_version"] == 1
+    manifest = results.read_manifest(path)
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    jobs = manifest["options"].get("jobs", [])
+    assert len(jobs) == len(raw["options"]["jobs"]) > 0
+    for old, new in zip(raw["options"]["jobs"], jobs, strict=True):
+        assert new["label"] == old["variant"]
+        assert new.get("variant") == old.get("served_variant")
+        assert "served_variant" not in new
+    assert json.loads(path.read_text()) == raw  # the file is as it was
+
+
+def _result(**changes: object) -> dict:
+    document = result("r1", "gino_style", "uvicorn", 1000.0)
+    document.update(label="r200", **changes)
+    return document
+
+
+def test_a_version_1_result_reads_with_its_label_and_responses_renamed(tmp_path: Path) -> None:
+    current = _result()
+    results.validate(current, "result")
+    old = {k: v for k, v in current.items() if k != "label"}
+    old.update(schema_version=1, variant="r200")
+    old["summary"] = {
+        ("requests" if k == "responses" else k): v for k, v in current["summary"].items()
+    }
+    path = tmp_path / "gino_style--uvicorn--db--r200.json"
+    path.write_text(json.dumps(old))
+    read = results.read_result(path)
+    assert read == current
+    assert json.loads(path.read_text()) == old  # the file is as it was
+
+
+def test_a_current_result_in_the_old_words_is_refused() -> None:
+    current = _result()
+    current["summary"]["requests"] = current["summary"].pop("responses")
+    with pytest.raises(results.ResultsError, match="'responses' is a required property"):
+        results.validate(current, "result")
+    unknown = _result(schema_version=3)
+    with pytest.raises(results.ResultsError, match="invalid at schema_version"):
+        results.validate(results.upgraded(unknown, "result"), "result")

@@ -242,11 +242,11 @@ def test_a_variants_results_and_manifest_name_it(tmp_path: Path) -> None:
     run_dir = only_run_dir(tmp_path)
     (document,) = result_documents(run_dir)
     assert (run_dir / "django_sync--gunicorn-gthread--json--no-xframe-mw.json").is_file()
-    assert document["variant"] == "no-xframe-mw" and document["status"] == "ok"
+    assert document["label"] == "no-xframe-mw" and document["status"] == "ok"
     assert document["server_env"]["DJANGO_SETTINGS_MODULE"] == "sb_no_xframe"
     manifest = results.read_json(run_dir / "manifest.json", "manifest")
     (job,) = manifest["options"]["jobs"]
-    assert (job["variant"], job["served_variant"]) == ("no-xframe-mw", "no-xframe-mw")
+    assert (job["label"], job["variant"]) == ("no-xframe-mw", "no-xframe-mw")
     assert processes_owned_by(owner) == []
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from stackbench import results
+from stackbench.documents import SCHEMA_VERSION
 
 SCENARIO = "db"
 
@@ -61,7 +62,7 @@ def result(
     summary: dict[str, Any] | None = None
     if rps is not None:
         summary = {
-            "requests": int(rps * duration * 2),
+            "responses": int(rps * duration * 2),
             "rps": rps,
             "rps_min": round(rps * 0.98, 1),
             "rps_max": round(rps * 1.02, 1),
@@ -92,7 +93,7 @@ def result(
     if not legacy:
         flags["worker_restarted"] = worker_exits > 0
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "kind": "stackbench.result",
         "run_id": run_id,
         "app": app,
@@ -148,7 +149,7 @@ def write_run(
         results.write_json(run_dir / name, document, "result")
         names.append(name)
     manifest = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "kind": "stackbench.manifest",
         "run_id": run_id,
         "status": "ok",
