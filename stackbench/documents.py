@@ -13,6 +13,7 @@ annotations`` here: TypedDict reads ``NotRequired`` from the evaluated annotatio
 from typing import Any, Literal, NotRequired, TypedDict
 
 Status = Literal["ok", "degraded", "failed"]
+CpuSource = Literal["cpu-clock", "proc-stat"]
 RunStatus = Literal["ok", "degraded", "failed", "interrupted"]
 
 
@@ -89,6 +90,15 @@ class LoadInfo(TypedDict):
     requests: NotRequired[int | None]
     repeats: int
     processes: int
+
+
+class CpuRead(TypedDict):
+    """How a CPU figure was read: ``cpu-clock`` (each process's CPU-time clock, ns) or
+    ``proc-stat`` (/proc/PID/stat, clock ticks), and the step of the coarsest counter that
+    moved it (a tick when a process was read in ticks or reaped a child in the window)."""
+
+    source: CpuSource
+    resolution_s: float
 
 
 class CpuPerRequest(TypedDict):
