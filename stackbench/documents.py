@@ -127,6 +127,8 @@ class Summary(TypedDict):
     client_cpu_per_wall_s: float
     database_cpu_s: NotRequired[float | None]
     database_cpu_source: NotRequired[str | None]
+    server_cpu_read: NotRequired[CpuRead | None]
+    database_cpu_read: NotRequired[CpuRead | None]
     client_cpu_s: NotRequired[float | None]
     cpu_us_per_request: NotRequired[CpuPerRequest | None]
     worker_exits: NotRequired[int]
@@ -149,11 +151,13 @@ class ServerFiguresDoc(TypedDict):
     worker_exits: NotRequired[int]
     exited_pids: NotRequired[list[int]]
     window_s: NotRequired[float | None]
+    cpu_read: NotRequired[CpuRead | None]
 
 
 class DatabaseFigures(TypedDict):
     cpu_s: float | None
     source: str | None
+    cpu_read: NotRequired[CpuRead | None]
 
 
 class ProfileDoc(TypedDict):

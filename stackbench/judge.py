@@ -18,6 +18,7 @@ import statistics
 from typing import Any, Literal
 
 from stackbench.documents import (
+    CpuRead,
     Flags,
     LatencyBlock,
     LoadgenReport,
@@ -180,6 +181,8 @@ def _summary(repeats: list[Repeat]) -> Summary:
         "requests_per_server_cpu_s": round(ok / server["cpu_s"], 1) if server["cpu_s"] else None,
         "database_cpu_s": database["cpu_s"],
         "database_cpu_source": database["source"],
+        "server_cpu_read": _coarsest([r["server"].get("cpu_read") for r in repeats]),
+        "database_cpu_read": database.get("cpu_read"),
         "client_cpu_s": client_cpu,
         "cpu_us_per_request": {
             "server": _per_request_us(server["cpu_s"] or None, ok),
@@ -191,6 +194,13 @@ def _summary(repeats: list[Repeat]) -> Summary:
         "client_cpu_per_wall_s": round(max(_client_cpu_per_process(r) for r in reports), 3),
         "worker_exits": sum(int(r["server"].get("worker_exits", 0)) for r in repeats),
     }
+
+
+def _coarsest(reads: list[CpuRead | None]) -> CpuRead | None:
+    """The read with the largest step among those known (figures over several repeats are
+    no finer than their coarsest); None when none is."""
+    known = [read for read in reads if read is not None]
+    return max(known, key=lambda read: read["resolution_s"]) if known else None
 
 
 def _client_cpu_per_process(report: LoadgenReport) -> float:

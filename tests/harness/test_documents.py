@@ -20,6 +20,7 @@ PAIRS = [
     (documents.LoadInfo, "result", ("load",)),
     (documents.Summary, "result", ("summary",)),
     (documents.CpuPerRequest, "result", ("summary", "cpu_us_per_request")),
+    (documents.CpuRead, "result", ("summary", "server_cpu_read")),
     (documents.Flags, "result", ("flags",)),
     (documents.ServerFiguresDoc, "result", ("repeats", "server")),
     (documents.DatabaseFigures, "result", ("repeats", "database")),

@@ -74,8 +74,10 @@ def _repeat(
     cpu_s: float | None = 1.0,
     worker_exits: int = 0,
     database_cpu_s: float | None = 0.25,
+    resolution_s: float | None = 1e-9,
 ) -> dict[str, Any]:
     report = report or _report()
+    read = None if resolution_s is None else {"source": "cpu-clock", "resolution_s": resolution_s}
     return {
         "rps": report["summary"]["rps"],
         "p99_ms": 9.0,
@@ -86,10 +88,12 @@ def _repeat(
             "alive_after": True,
             "worker_exits": worker_exits,
             "exited_pids": list(range(worker_exits)),
+            "cpu_read": read,
         },
         "database": {
             "cpu_s": database_cpu_s,
             "source": "proc" if database_cpu_s is not None else None,
+            "cpu_read": read if database_cpu_s is not None else None,
         },
         "loadgen": report,
     }
@@ -227,6 +231,22 @@ def test_an_external_database_is_unknown_not_free() -> None:
     summary = judge([_repeat(database_cpu_s=None)], None)["summary"]
     assert summary["cpu_us_per_request"]["database"] is None
     assert summary["database_cpu_s"] is None and summary["database_cpu_source"] is None
+    assert summary["database_cpu_read"] is None
+
+
+def test_the_summary_says_how_its_cpu_was_read_no_finer_than_its_coarsest_repeat() -> None:
+    # The server's figures come from every repeat: one repeat resolved to a tick (a worker
+    # was reaped in it) makes the summary's a tick. The database's come from the median.
+    repeats = [
+        _repeat(_report(rps=400), resolution_s=0.01),
+        _repeat(_report(rps=500)),
+        _repeat(_report(rps=600), resolution_s=None),  # a serve that did not say
+    ]
+    summary = judge(repeats, None)["summary"]
+    assert summary["server_cpu_read"] == {"source": "cpu-clock", "resolution_s": 0.01}
+    assert summary["database_cpu_read"] == {"source": "cpu-clock", "resolution_s": 1e-9}
+    unknown = judge([_repeat(resolution_s=None)], None)["summary"]
+    assert unknown["server_cpu_read"] is None and unknown["database_cpu_read"] is None
 
 
 def _row(app: str, scenario: str, status: str, reason: str | None = None) -> dict[str, Any]:
