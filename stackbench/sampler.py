@@ -56,10 +56,6 @@ class ProcessUsage:
     rss_bytes: int
     source: CpuSource = PROC_STAT
 
-    @property
-    def cpu_ns(self) -> int:
-        return self.own_cpu_ns + self.reaped_children_cpu_ns
-
 
 @dataclass(frozen=True)
 class ServerFigures:
@@ -156,23 +152,36 @@ def cpu_window(start: CpuTotal, end: CpuTotal, source: CpuSource) -> tuple[float
 
 
 @dataclass
+class _Reaped:
+    """What a member's reaped children add to the total: its cutime + cstime beyond the
+    last readings of the members among them (those stay counted once they are gone)."""
+
+    counted_ns: int
+    credited_ns: int = 0  # last readings of its children that were members
+
+
+@dataclass
 class GroupCPU:
     """CPU time a set of processes (a group, a tree) has used, each second counted once.
 
-    A process's times include the children it has reaped (cutime, cstime). So when a
-    process leaves and its parent is still in the group, the parent now carries its CPU;
-    only a process reaped from outside the group (the master, by us) keeps its last reading.
-    Counting both, as a plain sum of last readings does, counts a dead worker twice.
+    A process's times include the children it has reaped (cutime, cstime), in whole clock
+    ticks. A member that leaves keeps its last reading (to the ns); when its parent is a
+    member and reaps it, the parent's cutime grows by what the child spent in all, and only
+    the part beyond the child's last reading is added: what it spent after that reading,
+    and children never seen (a backend that lived between two readings). A reaped child's
+    last reading or its parent's cutime, never both; and no total ever goes down, however
+    the ticks fall.
 
-    Own times come from ``source`` (the CPU-time clock: ns); children's times only exist in
-    ticks, so a reading in which a child was reaped (its parent's cminflt or cutime moved)
-    or a process was read in ticks counts in ``tick_moves``.
+    Own times come from ``source`` (the CPU-time clock: ns). A reading in which a member
+    reaped a child (its cminflt or cutime moved) or a process was read in ticks counts in
+    ``tick_moves``: a window over it is no finer than a tick.
     """
 
     members: Callable[[], dict[int, ProcessUsage]]
     source: CpuSource = field(default_factory=host_cpu_source)
     exited: list[int] = field(default_factory=list)
     _last: dict[int, ProcessUsage] = field(default_factory=dict)
+    _reaped: dict[int, _Reaped] = field(default_factory=dict)
     _departed_ns: int = 0
     _tick_moves: int = 0
 
@@ -180,21 +189,35 @@ class GroupCPU:
         now = read_own_cpu(self.members(), self.source)
         ticked = any(usage.source != CPU_CLOCK for usage in now.values())
         for pid, last in self._last.items():
-            if pid not in now:
-                self.exited.append(pid)
-                if last.ppid not in now:
-                    self._departed_ns += last.cpu_ns
-            elif (now[pid].reaped_children_cpu_ns, now[pid].reaped_children_faults) != (
-                last.reaped_children_cpu_ns,
-                last.reaped_children_faults,
+            if pid in now:
+                continue
+            self.exited.append(pid)
+            kept = last.own_cpu_ns + self._reaped.pop(pid).counted_ns
+            self._departed_ns += kept
+            if last.ppid in now and last.ppid in self._reaped:
+                self._reaped[last.ppid].credited_ns += kept
+        for pid, usage in now.items():
+            before = self._last.get(pid)
+            if before is None:  # a newcomer, with the children it reaped before it came
+                self._reaped[pid] = _Reaped(usage.reaped_children_cpu_ns)
+                ticked = ticked or usage.reaped_children_faults > 0
+                continue
+            if usage.own_cpu_ns < before.own_cpu_ns:  # its clock refused: ticks, a bit behind
+                now[pid] = usage = replace(usage, own_cpu_ns=before.own_cpu_ns)
+            if (usage.reaped_children_cpu_ns, usage.reaped_children_faults) != (
+                before.reaped_children_cpu_ns,
+                before.reaped_children_faults,
             ):
                 ticked = True
-        for pid, usage in now.items():
-            if pid not in self._last and usage.reaped_children_faults:
-                ticked = True  # a newcomer brings the children it reaped before it came
+                reaped = self._reaped[pid]
+                reaped.counted_ns = max(
+                    reaped.counted_ns, usage.reaped_children_cpu_ns - reaped.credited_ns
+                )
         self._tick_moves += ticked
         self._last = now
-        total = self._departed_ns + sum(u.cpu_ns for u in now.values())
+        total = self._departed_ns + sum(
+            u.own_cpu_ns + self._reaped[pid].counted_ns for pid, u in now.items()
+        )
         return CpuTotal(total, self._tick_moves), now
 
 

@@ -87,7 +87,7 @@ def test_a_dead_worker_is_counted_once() -> None:
         time.sleep(0.5)  # the worker burns CPU the window will not count
         start, members = cpu.read()
         assert worker in members and members[worker].source == CPU_CLOCK
-        worker_at_start = members[worker].cpu_ns
+        worker_at_start = members[worker].own_cpu_ns
         assert worker_at_start > 0
         time.sleep(0.7)  # ... and CPU it will
         cpu.read()  # the sampler's last look at the live worker
@@ -122,6 +122,67 @@ def test_a_process_reaped_from_outside_keeps_its_last_reading() -> None:
     assert middle.ns > start.ns and end.ns == middle.ns
     # Nothing was reaped inside the group: the figure is the clock's, to the nanosecond.
     assert cpu_window(start, end, CPU_CLOCK)[1] == {"source": CPU_CLOCK, "resolution_s": NS}
+
+
+# A master that forks children one after another: each burns 4 ms, prints its pid, waits
+# for a line on stdin, exits, and is reaped; the master then prints what its children cost.
+SHORT_LIVED_CHILDREN = r"""
+import os, resource, sys, time
+for _ in range(int(sys.argv[1])):
+    child = os.fork()
+    if child == 0:
+        end = time.thread_time() + 0.004
+        while time.thread_time() < end:
+            pass
+        print(os.getpid(), flush=True)
+        sys.stdin.readline()
+        os._exit(0)
+    os.waitpid(child, 0)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(round((reaped.ru_utime + reaped.ru_stime) * 1e9), flush=True)
+time.sleep(60)
+"""
+
+
+@needs_clock
+def test_a_child_reaped_by_a_member_never_lowers_the_total() -> None:
+    # Its last reading (ns) stays; the master's cutime, whole ticks, adds only what exceeds
+    # it. Dropping the reading for the cutime instead lowers the total by up to two ticks
+    # whenever the ticks fall short: with 24 children, almost surely once.
+    children = 24
+    master = subprocess.Popen(
+        [sys.executable, "-c", SHORT_LIVED_CHILDREN, str(children)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert master.stdin is not None and master.stdout is not None
+    try:
+        cpu = GroupCPU(partial(group_usage, master.pid), CPU_CLOCK)
+        start, members = cpu.read()
+        master_at_start = members[master.pid].own_cpu_ns
+        totals, reaped_ns = [start.ns], 0
+        for _ in range(children):
+            child = int(master.stdout.readline())
+            alive, members = cpu.read()
+            assert child in members  # read while alive, after its burn
+            master.stdin.write("exit\n")
+            master.stdin.flush()
+            reaped_ns = int(master.stdout.readline())
+            after, members = cpu.read()
+            assert child not in members and child in cpu.exited
+            totals += [alive.ns, after.ns]
+        assert totals == sorted(totals)  # never down
+        counted, read = cpu_window(start, after, CPU_CLOCK)
+        # Counted once: what the children cost (the master's getrusage, to the µs) and the
+        # master's own forking and waiting, give or take its cutime's ticks.
+        master_own = members[master.pid].own_cpu_ns - master_at_start
+        assert counted == pytest.approx((reaped_ns + master_own) / 1e9, abs=2 * TICK_S)
+        assert read["resolution_s"] == TICK_S
+    finally:
+        os.killpg(master.pid, signal.SIGKILL)
+        master.wait(10)
 
 
 def test_a_tree_follows_children_in_sessions_of_their_own() -> None:
@@ -159,9 +220,10 @@ def test_the_embedded_database_cpu_is_measured(db) -> None:
         assert backend in members and during.ns - start.ns > 50_000_000
     _wait_for(lambda: backend in (cpu.read(), cpu.exited)[1])
     end, _ = cpu.read()
-    # The backend's CPU moved into the postmaster's reaped-children time: still counted once.
-    assert end.ns >= during.ns - 2 * TICK_NS and end.ns - start.ns < 2 * (during.ns - start.ns)
-    assert end.tick_moves > during.tick_moves  # ... and in whole ticks from then on
+    # The backend was reaped by the postmaster: its last reading stays, the postmaster's
+    # reaped-children time adds only what it spent after it. Counted once, never less.
+    assert during.ns <= end.ns and end.ns - start.ns < 2 * (during.ns - start.ns)
+    assert end.tick_moves > during.tick_moves  # ... and that part in whole ticks
 
 
 # Burns what it is told on stdin ("SECONDS THREADS": the main thread and THREADS threads
