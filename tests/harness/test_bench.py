@@ -64,6 +64,7 @@ def test_bench_runs_to_a_valid_result(app: str, server: str, tmp_path: Path) -> 
         assert summary["server_cpu_s"] > 0 and summary["peak_rss_mb"] > 0
         assert summary["server_cpu_read"]["source"] == host_cpu_source()
     assert "req/s" in stdout and "results:" in stdout
+    assert "CPU time read from" in stdout  # and how, under the table
     assert processes_owned_by(owner) == []
 
 

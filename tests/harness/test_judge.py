@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from stackbench.judge import MAX_ERROR_RATE, NOISE_BOUND, judge
+from stackbench.judge import MAX_ERROR_RATE, NOISE_BOUND, cpu_read_note, judge
 from stackbench.run import run_verdict
 
 MS = 1_000_000
@@ -275,3 +275,22 @@ def test_the_run_verdict_is_its_worst_result_with_a_reason() -> None:
     status, reason = run_verdict([_row("a", "json", "degraded", "wrong responses: x")])
     assert status == "degraded" and reason == "a @ uvicorn: json: wrong responses: x"
     assert run_verdict([]) == ("failed", "no result was measured")
+
+
+CLOCK_NS = {"source": "cpu-clock", "resolution_s": 1e-9}
+CLOCK_TICK = {"source": "cpu-clock", "resolution_s": 0.01}
+TICKS = {"source": "proc-stat", "resolution_s": 0.01}
+
+
+def test_the_cpu_read_note_names_the_source_and_only_the_coarse_figures() -> None:
+    fine = cpu_read_note([("a", CLOCK_NS), ("b", CLOCK_NS)])
+    assert fine == "CPU time read from each process's CPU-time clock (cpu-clock) to 1 ns."
+    mixed = cpu_read_note([("a", CLOCK_NS), ("b", CLOCK_TICK), ("c", None)])
+    assert mixed.startswith(fine[:-1] + "; to 10 ms only for b (a process reaped a child")
+    assert "over a short window is no finer than that" in mixed
+    assert mixed.endswith(
+        "; c: recorded before stackbench said how it read CPU time (whole clock ticks then)."
+    )
+    ticks = cpu_read_note([("a", TICKS)])
+    assert ticks.startswith("CPU time read from /proc/PID/stat's clock ticks (proc-stat) to 10 ms:")
+    assert cpu_read_note([]) == ""
