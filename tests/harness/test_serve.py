@@ -213,6 +213,8 @@ def test_a_worker_killed_on_the_serving_host_is_degraded(tmp_path: Path) -> None
         assert "1 server process exited" in (document["reason"] or "")
         assert document["flags"]["worker_restarted"] is True
         assert workers[0] in document["repeats"][0]["server"]["exited_pids"]
+        # Reaped in the window by its master: the serving host says a tick, not a ns.
+        assert document["repeats"][0]["server"]["cpu_read"]["resolution_s"] == TICK_NS / 1e9
 
 
 def test_the_server_dying_on_the_serving_host_fails_the_run_and_serve(tmp_path: Path) -> None:
