@@ -1,8 +1,9 @@
 """CPU accounting of process groups and trees, on real processes that burn real CPU.
 
 A master whose worker dies and is reaped now carries the worker's CPU in its own times
-(cutime/cstime): the sampler must count that second once, not once for the dead worker's
-last reading and again in the master. Own times are read to the nanosecond from each
+(cutime/cstime): the sampler must count that second once, keeping the dead worker's last
+reading and adding from the master's cutime only what exceeds it. Own times are read to
+the nanosecond from each
 process's CPU-time clock; /proc/PID/stat's clock ticks (10 ms) cannot resolve a short
 window, and the figures say which they were read with.
 """
@@ -98,8 +99,9 @@ def test_a_dead_worker_is_counted_once() -> None:
         assert worker not in members and cpu.exited == [worker]
         counted, read = cpu_window(start, end, CPU_CLOCK)
         # Exactly what the worker spent inside the window (the idle master adds ~0): a sum
-        # of last readings would count it twice (≈ 2 × total − start). The master carries
-        # it in cutime + cstime, each whole ticks: the window says it is no finer than that.
+        # of last readings would count it twice (≈ 2 × total − start). What it spent after
+        # the last reading comes from the master's cutime + cstime, each whole ticks: the
+        # window says it is no finer than that.
         assert counted == pytest.approx(worker_total - worker_at_start / 1e9, abs=2 * TICK_S)
         assert read == {"source": CPU_CLOCK, "resolution_s": TICK_S}
     finally:
