@@ -14,6 +14,7 @@ from rich.table import Table
 
 from stackbench import matrix
 from stackbench.documents import CpuPerRequest, ResultRow, Summary
+from stackbench.judge import cpu_read_note, summary_cpu_read
 from stackbench.measure import Progress
 
 # Logs and CI are not terminals; a summary is still read there, at full width.
@@ -58,7 +59,14 @@ def _cpu_split(per_request: CpuPerRequest | None) -> str:
 
 
 def summary_table(rows: list[ResultRow], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    reads = [
+        (f"{row['app']} @ {row['server']} {row['scenario']}", summary_cpu_read(row["summary"]))
+        for row in rows
+        if row["summary"]
+    ]
+    table = Table(
+        title=title, title_justify="left", caption=cpu_read_note(reads), caption_justify="left"
+    )
     for column in (
         "pair",
         "scenario",

@@ -42,6 +42,7 @@ Count = Annotated[int, Json(minimum=0)]
 AtLeastOne = Annotated[int, Json(minimum=1)]
 NonNegative = Annotated[float, Json(minimum=0)]
 Status = Literal["ok", "degraded", "failed"]
+CpuSource = Literal["cpu-clock", "proc-stat"]
 RunStatus = Literal["ok", "degraded", "failed", "interrupted"]
 Interface = Literal["asgi", "wsgi"]
 Version = Annotated[int, Json(const=SCHEMA_VERSION)]
@@ -133,6 +134,15 @@ class LoadInfo(TypedDict):
     processes: AtLeastOne
 
 
+class CpuRead(TypedDict):
+    """How a CPU figure was read: ``cpu-clock`` (each process's CPU-time clock, ns) or
+    ``proc-stat`` (/proc/PID/stat, clock ticks), and the step of the coarsest counter that
+    moved it (a tick when a process was read in ticks or reaped a child in the window)."""
+
+    source: CpuSource
+    resolution_s: float
+
+
 class CpuPerRequest(TypedDict):
     server: Annotated[float | None, Json(minimum=0)]
     database: Annotated[float | None, Json(minimum=0)]
@@ -164,6 +174,10 @@ class Summary(TypedDict):
     database_cpu_source: NotRequired[str | None]
     """'proc': the embedded PostgreSQL's processes from /proc; null: an external DATABASE_URL,
     unknown"""
+    server_cpu_read: NotRequired[CpuRead | None]
+    """how the server's CPU figures were read: the coarsest of the repeats'"""
+    database_cpu_read: NotRequired[CpuRead | None]
+    """how the database's CPU figure was read (median repeat)"""
     client_cpu_s: NotRequired[float | None]
     """loadgen's CPU seconds in the measured window (CPU per wall second × window)"""
     cpu_us_per_request: NotRequired[Annotated[CpuPerRequest | None, CLOSED]]
@@ -192,11 +206,14 @@ class ServerFiguresDoc(TypedDict):
     exited_pids: NotRequired[list[int]]
     window_s: NotRequired[float | None]
     """wall seconds the CPU figures cover"""
+    cpu_read: NotRequired[CpuRead | None]
+    """how cpu_s was read"""
 
 
 class DatabaseFigures(TypedDict):
     cpu_s: float | None
     source: str | None
+    cpu_read: NotRequired[CpuRead | None]
 
 
 class ProfileDoc(TypedDict):

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 import statistics
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from stackbench.documents import (
     CpuPerRequest,
+    CpuRead,
     DatabaseFigures,
     Flags,
     LatencyBlock,
@@ -179,6 +181,8 @@ def _summary(repeats: list[Repeat]) -> Summary:
         requests_per_server_cpu_s=round(ok / server["cpu_s"], 1) if server["cpu_s"] else None,
         database_cpu_s=database["cpu_s"],
         database_cpu_source=database["source"],
+        server_cpu_read=coarsest([r["server"].get("cpu_read") for r in repeats]),
+        database_cpu_read=database.get("cpu_read"),
         client_cpu_s=client_cpu,
         cpu_us_per_request=CpuPerRequest(
             server=_per_request_us(server["cpu_s"] or None, ok),
@@ -190,6 +194,60 @@ def _summary(repeats: list[Repeat]) -> Summary:
         client_cpu_per_wall_s=round(max(_client_cpu_per_process(r) for r in reports), 3),
         worker_exits=sum(int(r["server"].get("worker_exits", 0)) for r in repeats),
     )
+
+
+def coarsest(reads: list[CpuRead | None]) -> CpuRead | None:
+    """The read with the largest step among those known (figures over several repeats are
+    no finer than their coarsest); None when none is."""
+    known = [read for read in reads if read is not None]
+    return max(known, key=lambda read: read["resolution_s"]) if known else None
+
+
+def summary_cpu_read(summary: Summary | Mapping[str, Any]) -> CpuRead | None:
+    """How a summary's CPU figures were read, the coarser of server and database."""
+    return coarsest([summary.get("server_cpu_read"), summary.get("database_cpu_read")])
+
+
+def cpu_read_note(figures: list[tuple[str, CpuRead | None]]) -> str:
+    """One sentence on how CPU figures were read, from (label, read) pairs: the source and
+    its step, the figures resolved more coarsely (a tick: a short window's CPU per request
+    is not resolved there), and those that do not say (recorded before reads were)."""
+    known = [(label, read) for label, read in figures if read is not None]
+    unknown = [label for label, read in figures if read is None]
+    parts = []
+    if known:
+        sources = " and ".join(sorted({_SOURCES[read["source"]] for _, read in known}))
+        finest = min(read["resolution_s"] for _, read in known)
+        coarse = [label for label, read in known if read["resolution_s"] > finest]
+        text = f"CPU time read from {sources} to {_step(finest)}"
+        if coarse:
+            worst = max(read["resolution_s"] for _, read in known)
+            text += (
+                f"; to {_step(worst)} only for {', '.join(coarse)} (a process reaped a child "
+                "in the window, or was read in clock ticks)"
+            )
+        if max(read["resolution_s"] for _, read in known) >= 1e-3:
+            text += ": CPU per request over a short window is no finer than that (docs/bench.md)"
+        parts.append(text)
+    if unknown:
+        parts.append(
+            f"{', '.join(unknown)}: recorded before stackbench said how it read CPU time "
+            "(whole clock ticks then)"
+        )
+    return "; ".join(parts) + "." if parts else ""
+
+
+_SOURCES = {
+    "cpu-clock": "each process's CPU-time clock (cpu-clock)",
+    "proc-stat": "/proc/PID/stat's clock ticks (proc-stat)",
+}
+
+
+def _step(seconds: float) -> str:
+    for unit, scale in (("ns", 1e-9), ("µs", 1e-6), ("ms", 1e-3)):
+        if seconds < scale * 1000:
+            return f"{seconds / scale:g} {unit}"
+    return f"{seconds:g} s"
 
 
 def _client_cpu_per_process(report: LoadgenReport) -> float:

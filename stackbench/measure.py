@@ -359,9 +359,12 @@ def _run_scenario(
                     ),
                     exited_pids=list(figures.exited_pids),
                     window_s=figures.window_s,
+                    cpu_read=figures.cpu_read,
                 ),
                 database=DatabaseFigures(
-                    cpu_s=figures.database_cpu_s, source=subject.database_cpu_source
+                    cpu_s=figures.database_cpu_s,
+                    source=subject.database_cpu_source,
+                    cpu_read=figures.database_cpu_read,
                 ),
                 loadgen=report,
             )

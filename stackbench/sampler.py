@@ -1,6 +1,7 @@
-"""Figures taken beside the load: CPU seconds of the server's process group and of the
-database's process tree (from /proc, each CPU second counted once), server processes that
-exited, peak server RSS, and peak client connections to the database."""
+"""Figures taken beside the load: CPU time of the server's process group and of the
+database's process tree (from the kernel, to the nanosecond where it can be, each CPU
+second counted once), server processes that exited, peak server RSS, and peak client
+connections to the database."""
 
 from __future__ import annotations
 
@@ -9,28 +10,51 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 import psycopg
 
-from stackbench.documents import ProfileDoc
+from stackbench.documents import CpuRead, CpuSource, ProfileDoc
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")  # /proc/PID/stat's CPU unit: 10 ms here
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+
+# How a process's own CPU time is read (docs/bench.md, "How CPU time is read").
+# The process's CPU-time clock (clock_getcpuclockid): the kernel's sum of its threads'
+# runtimes in ns (each thread's is the first field of /proc/PID/task/TID/schedstat),
+# threads that have exited included and a zombie's too; a sum of the live threads' schedstat
+# files drops both.
+CPU_CLOCK: CpuSource = "cpu-clock"
+PROC_STAT: CpuSource = "proc-stat"  # utime + stime of /proc/PID/stat: whole clock ticks
+RESOLUTION_NS: dict[CpuSource, int] = {CPU_CLOCK: 1, PROC_STAT: TICK_NS}
+
+
+def process_cpu_ns(pid: int) -> int:
+    """CPU time of process ``pid``, every thread, from its CPU-time clock (OSError once
+    it has been reaped). glibc's clock_getcpuclockid: MAKE_PROCESS_CPUCLOCK(pid, SCHED)."""
+    return time.clock_gettime_ns((~pid << 3) | 2)
+
+
+def host_cpu_source() -> CpuSource:
+    """The finest source this host offers: the CPU-time clock where a process's clock can
+    be read by its pid, /proc/PID/stat's ticks where it cannot."""
+    try:
+        process_cpu_ns(os.getpid())
+    except OSError:
+        return PROC_STAT
+    return CPU_CLOCK
 
 
 @dataclass(frozen=True)
 class ProcessUsage:
     ppid: int
-    own_cpu_s: float  # utime + stime
-    reaped_children_cpu_s: float  # cutime + cstime: children this process has waited for
+    own_cpu_ns: int  # every thread's on-CPU time, read from ``source``
+    reaped_children_cpu_ns: int  # cutime + cstime: children it has waited for (ticks)
+    reaped_children_faults: int  # cminflt: moves with every child it reaps
     rss_bytes: int
-
-    @property
-    def cpu_s(self) -> float:
-        return self.own_cpu_s + self.reaped_children_cpu_s
+    source: CpuSource = PROC_STAT
 
 
 @dataclass(frozen=True)
@@ -42,11 +66,13 @@ class ServerFigures:
     exited_pids: tuple[int, ...] = ()
     window_s: float | None = None  # wall seconds from mark to stop: CPU ≤ window × CPUs
     profile: ProfileDoc | None = None  # bench --profile: py-spy over the same window
+    cpu_read: CpuRead | None = None  # how cpu_s was read: source, resolution
+    database_cpu_read: CpuRead | None = None
 
 
 def _all_processes() -> dict[int, tuple[int, ProcessUsage]]:
     """{pid: (process group, usage)} of every process (zombies included: their times stay
-    until they are reaped)."""
+    until they are reaped), own CPU in /proc/PID/stat's ticks."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -55,13 +81,15 @@ def _all_processes() -> dict[int, tuple[int, ProcessUsage]]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # After the command: state ppid pgrp ... utime(12) stime(13) cutime cstime ... rss(22)
+        # After the command: state ppid pgrp ... cminflt(8) ... utime(11) stime(12) cutime
+        # cstime ... rss(21)
         found[int(entry.name)] = (
             int(fields[2]),
             ProcessUsage(
                 ppid=int(fields[1]),
-                own_cpu_s=(int(fields[11]) + int(fields[12])) / _TICKS,
-                reaped_children_cpu_s=(int(fields[13]) + int(fields[14])) / _TICKS,
+                own_cpu_ns=(int(fields[11]) + int(fields[12])) * TICK_NS,
+                reaped_children_cpu_ns=(int(fields[13]) + int(fields[14])) * TICK_NS,
+                reaped_children_faults=int(fields[8]),
                 rss_bytes=int(fields[21]) * _PAGE,
             ),
         )
@@ -89,31 +117,108 @@ def tree_usage(root: int) -> dict[int, ProcessUsage]:
     return tree
 
 
+def read_own_cpu(members: dict[int, ProcessUsage], source: CpuSource) -> dict[int, ProcessUsage]:
+    """``members`` with their own CPU read from ``source``. A process whose clock cannot be
+    read keeps its ticks (and says so), unless it has been reaped meanwhile: then it is gone."""
+    if source == PROC_STAT:
+        return members
+    read = {}
+    for pid, usage in members.items():
+        try:
+            read[pid] = replace(usage, own_cpu_ns=process_cpu_ns(pid), source=CPU_CLOCK)
+        except OSError:
+            if Path(f"/proc/{pid}").exists():
+                read[pid] = usage
+    return read
+
+
+@dataclass(frozen=True)
+class CpuTotal:
+    """A running total of a set of processes' CPU time, as one reading saw it."""
+
+    ns: int
+    # Readings so far in which a count in clock ticks moved the total: a window between two
+    # totals is resolved to the nanosecond only if this did not change in it.
+    tick_moves: int
+
+
+def cpu_window(start: CpuTotal, end: CpuTotal, source: CpuSource) -> tuple[float, CpuRead]:
+    """CPU seconds between two readings (to the ns) and how they were read: ``source``, and
+    the step of the coarsest counter that moved the figure."""
+    ticks = end.tick_moves != start.tick_moves
+    resolution_ns = TICK_NS if ticks else RESOLUTION_NS[source]
+    read: CpuRead = {"source": source, "resolution_s": resolution_ns / 1e9}
+    return round((end.ns - start.ns) / 1e9, 9), read
+
+
+@dataclass
+class _Reaped:
+    """What a member's reaped children add to the total: its cutime + cstime beyond the
+    last readings of the members among them (those stay counted once they are gone)."""
+
+    counted_ns: int
+    credited_ns: int = 0  # last readings of its children that were members
+
+
 @dataclass
 class GroupCPU:
-    """CPU seconds a set of processes (a group, a tree) has used, each second counted once.
+    """CPU time a set of processes (a group, a tree) has used, each second counted once.
 
-    A process's times include the children it has reaped (cutime, cstime). So when a
-    process leaves and its parent is still in the group, the parent now carries its CPU;
-    only a process reaped from outside the group (the master, by us) keeps its last reading.
-    Counting both, as a plain sum of last readings does, counts a dead worker twice.
+    A process's times include the children it has reaped (cutime, cstime), in whole clock
+    ticks. A member that leaves keeps its last reading (to the ns); when its parent is a
+    member and reaps it, the parent's cutime grows by what the child spent in all, and only
+    the part beyond the child's last reading is added: what it spent after that reading,
+    and children never seen (a backend that lived between two readings). A reaped child's
+    last reading or its parent's cutime, never both; and no total ever goes down, however
+    the ticks fall.
+
+    Own times come from ``source`` (the CPU-time clock: ns). A reading in which a member
+    reaped a child (its cminflt or cutime moved) or a process was read in ticks counts in
+    ``tick_moves``: a window over it is no finer than a tick.
     """
 
     members: Callable[[], dict[int, ProcessUsage]]
+    source: CpuSource = field(default_factory=host_cpu_source)
     exited: list[int] = field(default_factory=list)
     _last: dict[int, ProcessUsage] = field(default_factory=dict)
-    _departed_cpu_s: float = 0.0
+    _reaped: dict[int, _Reaped] = field(default_factory=dict)
+    _departed_ns: int = 0
+    _tick_moves: int = 0
 
-    def read(self) -> tuple[float, dict[int, ProcessUsage]]:
-        now = self.members()
+    def read(self) -> tuple[CpuTotal, dict[int, ProcessUsage]]:
+        now = read_own_cpu(self.members(), self.source)
+        ticked = any(usage.source != CPU_CLOCK for usage in now.values())
         for pid, last in self._last.items():
             if pid in now:
                 continue
             self.exited.append(pid)
-            if last.ppid not in now:
-                self._departed_cpu_s += last.cpu_s
+            kept = last.own_cpu_ns + self._reaped.pop(pid).counted_ns
+            self._departed_ns += kept
+            if last.ppid in now and last.ppid in self._reaped:
+                self._reaped[last.ppid].credited_ns += kept
+        for pid, usage in now.items():
+            before = self._last.get(pid)
+            if before is None:  # a newcomer, with the children it reaped before it came
+                self._reaped[pid] = _Reaped(usage.reaped_children_cpu_ns)
+                ticked = ticked or usage.reaped_children_faults > 0
+                continue
+            if usage.own_cpu_ns < before.own_cpu_ns:  # its clock refused: ticks, a bit behind
+                now[pid] = usage = replace(usage, own_cpu_ns=before.own_cpu_ns)
+            if (usage.reaped_children_cpu_ns, usage.reaped_children_faults) != (
+                before.reaped_children_cpu_ns,
+                before.reaped_children_faults,
+            ):
+                ticked = True
+                reaped = self._reaped[pid]
+                reaped.counted_ns = max(
+                    reaped.counted_ns, usage.reaped_children_cpu_ns - reaped.credited_ns
+                )
+        self._tick_moves += ticked
         self._last = now
-        return self._departed_cpu_s + sum(u.cpu_s for u in now.values()), now
+        total = self._departed_ns + sum(
+            u.own_cpu_ns + self._reaped[pid].counted_ns for pid, u in now.items()
+        )
+        return CpuTotal(total, self._tick_moves), now
 
 
 CONNECTIONS_QUERY = (
@@ -128,7 +233,8 @@ class Sampler:
     ``mark()`` starts the measured window (after warm-up): CPU is counted from there, and
     peaks and exited server processes are taken over the measured window too.
     ``database_pid`` is the embedded PostgreSQL's postmaster; None when the database is
-    elsewhere and its CPU cannot be read.
+    elsewhere and its CPU cannot be read. ``cpu_source`` is how own CPU times are read
+    (this host's finest unless a test plants another).
     """
 
     def __init__(
@@ -138,22 +244,26 @@ class Sampler:
         interval: float = 0.25,
         *,
         database_pid: int | None = None,
+        cpu_source: CpuSource | None = None,
     ) -> None:
         self.database_url, self.interval = database_url, interval
-        self._server = GroupCPU(partial(group_usage, pgid))
+        self.cpu_source = cpu_source or host_cpu_source()
+        self._server = GroupCPU(partial(group_usage, pgid), self.cpu_source)
         self._database = (
-            GroupCPU(partial(tree_usage, database_pid)) if database_pid is not None else None
+            GroupCPU(partial(tree_usage, database_pid), self.cpu_source)
+            if database_pid is not None
+            else None
         )
         self._lock = threading.Lock()
-        self._at_mark: tuple[float, float | None] | None = None
+        self._at_mark: tuple[CpuTotal, CpuTotal | None] | None = None
         self._marked_at = 0.0
         self._peak_rss = 0
         self._peak_connections: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
 
-    def _read(self) -> tuple[float, float | None, int]:
-        """(server CPU s, database CPU s, server RSS bytes) now."""
+    def _read(self) -> tuple[CpuTotal, CpuTotal | None, int]:
+        """(server CPU, database CPU, server RSS bytes) now."""
         with self._lock:
             server_cpu, live = self._server.read()
             database_cpu = self._database.read()[0] if self._database else None
@@ -200,14 +310,17 @@ class Sampler:
             return ServerFigures(None, None, self._peak_connections)
         server_cpu, database_cpu, _ = self._read()
         server_at_mark, database_at_mark = self._at_mark
-        database = None
+        cpu_s, cpu_read = cpu_window(server_at_mark, server_cpu, self.cpu_source)
+        database_s, database_read = None, None
         if database_cpu is not None and database_at_mark is not None:
-            database = round(database_cpu - database_at_mark, 3)
+            database_s, database_read = cpu_window(database_at_mark, database_cpu, self.cpu_source)
         return ServerFigures(
-            cpu_s=round(server_cpu - server_at_mark, 3),
+            cpu_s=cpu_s,
             peak_rss_mb=round(self._peak_rss / 1024 / 1024, 1) if self._peak_rss else None,
             peak_db_connections=self._peak_connections,
-            database_cpu_s=database,
+            database_cpu_s=database_s,
             exited_pids=tuple(self._server.exited),
             window_s=round(time.monotonic() - self._marked_at, 3),
+            cpu_read=cpu_read,
+            database_cpu_read=database_read,
         )

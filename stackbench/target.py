@@ -118,6 +118,9 @@ class RemoteSampler:
             database_cpu_s=window["database_cpu_s"],
             exited_pids=tuple(window["exited_pids"]),
             window_s=window["window_s"],
+            # A serve from before CPU was read to the ns does not say how it read it.
+            cpu_read=window.get("server_cpu_read"),
+            database_cpu_read=window.get("database_cpu_read"),
         )
 
 

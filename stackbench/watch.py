@@ -1,8 +1,9 @@
 """The serving host's figures while ``serve`` runs, for a bench on another host.
 
 A remote bench cannot read this host's /proc, so ``serve`` samples what ``bench`` samples
-locally (stackbench/sampler.py) without pause: the server's and the database's CPU seconds
-(each second counted once), the server's RSS and the database's client connections. Each
+locally (stackbench/sampler.py) without pause: the server's and the database's CPU time
+(to the nanosecond where this host can, each second counted once), the server's RSS and
+the database's client connections. Each
 reading has a sequence number; the bench reads one when its measured window opens and asks
 for the window since it when it closes, so any number of windows, one after another, can
 be taken from one serve. Nothing here changes what is served.
@@ -21,7 +22,16 @@ from typing import Any
 
 import psycopg
 
-from stackbench.sampler import CONNECTIONS_QUERY, GroupCPU, group_usage, tree_usage
+from stackbench.documents import CpuSource
+from stackbench.sampler import (
+    CONNECTIONS_QUERY,
+    CpuTotal,
+    GroupCPU,
+    cpu_window,
+    group_usage,
+    host_cpu_source,
+    tree_usage,
+)
 
 HISTORY_S = 4 * 3600  # readings kept: a window may open at most this long ago
 
@@ -31,10 +41,15 @@ class Reading:
     seq: int
     monotonic_s: float  # this host's clock: window lengths are taken on one clock
     unix_s: float
-    server_cpu_s: float
-    database_cpu_s: float | None
+    server_cpu_ns: int  # running totals: a window is the difference of two readings
+    database_cpu_ns: int | None
     server_rss_mb: float
     db_connections: int | None
+    cpu_source: CpuSource
+    # Readings so far in which a count in clock ticks moved the CPU total (a child reaped,
+    # a process read in ticks): a window in which it moved is resolved to a tick only.
+    server_cpu_tick_moves: int
+    database_cpu_tick_moves: int | None
 
 
 class ServerWatch:
@@ -51,11 +66,15 @@ class ServerWatch:
         database_pid: int | None,
         server_state: Callable[[], tuple[bool, int | None]],
         interval: float = 0.25,
+        cpu_source: CpuSource | None = None,
     ) -> None:
         self.database_url, self.interval, self.server_state = database_url, interval, server_state
-        self._server = GroupCPU(partial(group_usage, pgid))
+        self.cpu_source = cpu_source or host_cpu_source()
+        self._server = GroupCPU(partial(group_usage, pgid), self.cpu_source)
         self._database = (
-            GroupCPU(partial(tree_usage, database_pid)) if database_pid is not None else None
+            GroupCPU(partial(tree_usage, database_pid), self.cpu_source)
+            if database_pid is not None
+            else None
         )
         self._lock = threading.Lock()
         self._readings: deque[Reading] = deque(maxlen=int(HISTORY_S / interval))
@@ -102,10 +121,13 @@ class ServerWatch:
                 seq=seq,
                 monotonic_s=time.monotonic(),
                 unix_s=time.time(),
-                server_cpu_s=round(server_cpu, 3),
-                database_cpu_s=None if database_cpu is None else round(database_cpu, 3),
+                server_cpu_ns=server_cpu.ns,
+                database_cpu_ns=None if database_cpu is None else database_cpu.ns,
                 server_rss_mb=round(sum(u.rss_bytes for u in live.values()) / 1024 / 1024, 1),
                 db_connections=self._connections(),
+                cpu_source=self.cpu_source,
+                server_cpu_tick_moves=server_cpu.tick_moves,
+                database_cpu_tick_moves=None if database_cpu is None else database_cpu.tick_moves,
             )
             self._readings.append(reading)
             return reading
@@ -132,14 +154,25 @@ class ServerWatch:
             raise KeyError(f"reading {since} is not kept (the oldest kept is an older window's)")
         first = readings[0]
         connections = [r.db_connections for r in readings if r.db_connections is not None]
-        database_cpu = None
-        if now.database_cpu_s is not None and first.database_cpu_s is not None:
-            database_cpu = round(now.database_cpu_s - first.database_cpu_s, 3)
+        server_cpu, server_read = cpu_window(
+            CpuTotal(first.server_cpu_ns, first.server_cpu_tick_moves),
+            CpuTotal(now.server_cpu_ns, now.server_cpu_tick_moves),
+            now.cpu_source,
+        )
+        database_cpu, database_read = None, None
+        if now.database_cpu_ns is not None and first.database_cpu_ns is not None:
+            database_cpu, database_read = cpu_window(
+                CpuTotal(first.database_cpu_ns, first.database_cpu_tick_moves or 0),
+                CpuTotal(now.database_cpu_ns, now.database_cpu_tick_moves or 0),
+                now.cpu_source,
+            )
         return {
             "since": since,
             "window_s": round(now.monotonic_s - first.monotonic_s, 3),
-            "server_cpu_s": round(now.server_cpu_s - first.server_cpu_s, 3),
+            "server_cpu_s": server_cpu,
+            "server_cpu_read": server_read,
             "database_cpu_s": database_cpu,
+            "database_cpu_read": database_read,
             "peak_rss_mb": max(r.server_rss_mb for r in readings) or None,
             "peak_db_connections": max(connections) if connections else None,
             "exited_pids": exited,

@@ -280,6 +280,11 @@ def _how_to_read() -> list[Text | Bullets]:
                 "processes, the load generator. Their sum is the request's whole cost on this "
                 "machine; – is unknown (an external database, or a result recorded before the "
                 "split).",
+                "CPU time is read from each process's CPU-time clock, to the nanosecond; a "
+                "child reaped inside the window arrives in whole clock ticks (10 ms here), as "
+                "does everything on a host without that clock. The note under each table says "
+                "which figures are that coarse: over a short window their CPU per request is "
+                'not resolved (docs/bench.md, "How CPU time is read").',
                 "**client-saturated**: the load generator used about a whole CPU, so the "
                 "server may be faster than measured. **checks failed**: some responses were "
                 "wrong. **worker restarted**: a server process exited during a measured "

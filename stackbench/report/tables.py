@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from stackbench.judge import cpu_read_note, summary_cpu_read
 from stackbench.report.across import Ratio, RunReference
 from stackbench.report.load import LoadedResult, LoadedRun
 from stackbench.report.reference import REFERENCE_PAIR
@@ -98,7 +99,9 @@ def cpu_note(items: list[LoadedResult]) -> str:
             "CPU µs/req db –: the database was external (DATABASE_URL), so its CPU is "
             "unknown; only an embedded PostgreSQL's processes are read"
         )
-    return "; ".join(notes) + "." if notes else ""
+    note = "; ".join(notes) + "." if notes else ""
+    reads = [(r.pair, summary_cpu_read(r.summary)) for r in items if r.summary]
+    return " ".join(part for part in (note, cpu_read_note(reads)) if part)
 
 
 def errors_cell(summary: Mapping[str, Any] | None) -> str:

@@ -21,6 +21,7 @@ import pytest
 
 from shared_fixtures.processes import processes_owned_by
 from stackbench import apps, bench, results
+from stackbench.sampler import host_cpu_source
 from tests.harness.runs import (
     SHORT,
     bench_process,
@@ -59,8 +60,11 @@ def test_bench_runs_to_a_valid_result(app: str, server: str, tmp_path: Path) -> 
         assert len(document["repeats"]) == 2
         summary = document["summary"]
         assert summary["rps"] > 0 and summary["p99_ms"] >= summary["p50_ms"] > 0
+        # 2 s windows at 8 connections: ≈ 1 s of server CPU, which not even ticks read as 0.
         assert summary["server_cpu_s"] > 0 and summary["peak_rss_mb"] > 0
+        assert summary["server_cpu_read"]["source"] == host_cpu_source()
     assert "req/s" in stdout and "results:" in stdout
+    assert "CPU time read from" in stdout  # and how, under the table
     assert processes_owned_by(owner) == []
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from shared_fixtures.processes import processes_owned_by
 from stackbench import apps, bench, results
+from stackbench.sampler import TICK_NS, host_cpu_source
 from tests.harness.runs import bench_process, result_documents, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,6 +145,10 @@ def test_a_worker_killed_mid_window_is_flagged_and_counted_once(tmp_path: Path) 
     # Server, database and client share this machine's CPUs: together they cannot have
     # spent more than the window's CPU seconds (a tick of slack per figure).
     repeat, summary = document["repeats"][0], document["summary"]
+    # The master reaped the worker in the window: what the worker spent after the last
+    # reading came through the master's cutime, whole ticks, and the figure says so.
+    tick = {"source": host_cpu_source(), "resolution_s": TICK_NS / 1e9}
+    assert repeat["server"]["cpu_read"] == summary["server_cpu_read"] == tick
     spent = repeat["server"]["cpu_s"] + summary["database_cpu_s"] + summary["client_cpu_s"]
     assert 0 < spent <= repeat["server"]["window_s"] * len(os.sched_getaffinity(0)) + 0.03
     assert process.returncode == 1

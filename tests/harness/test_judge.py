@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from stackbench.judge import MAX_ERROR_RATE, NOISE_BOUND, judge
+from stackbench.judge import MAX_ERROR_RATE, NOISE_BOUND, cpu_read_note, judge
 from stackbench.run import run_verdict
 
 MS = 1_000_000
@@ -74,8 +74,10 @@ def _repeat(
     cpu_s: float | None = 1.0,
     worker_exits: int = 0,
     database_cpu_s: float | None = 0.25,
+    resolution_s: float | None = 1e-9,
 ) -> dict[str, Any]:
     report = report or _report()
+    read = None if resolution_s is None else {"source": "cpu-clock", "resolution_s": resolution_s}
     return {
         "rps": report["summary"]["rps"],
         "p99_ms": 9.0,
@@ -86,10 +88,12 @@ def _repeat(
             "alive_after": True,
             "worker_exits": worker_exits,
             "exited_pids": list(range(worker_exits)),
+            "cpu_read": read,
         },
         "database": {
             "cpu_s": database_cpu_s,
             "source": "proc" if database_cpu_s is not None else None,
+            "cpu_read": read if database_cpu_s is not None else None,
         },
         "loadgen": report,
     }
@@ -227,6 +231,22 @@ def test_an_external_database_is_unknown_not_free() -> None:
     summary = judge([_repeat(database_cpu_s=None)], None)["summary"]
     assert summary["cpu_us_per_request"]["database"] is None
     assert summary["database_cpu_s"] is None and summary["database_cpu_source"] is None
+    assert summary["database_cpu_read"] is None
+
+
+def test_the_summary_says_how_its_cpu_was_read_no_finer_than_its_coarsest_repeat() -> None:
+    # The server's figures come from every repeat: one repeat resolved to a tick (a worker
+    # was reaped in it) makes the summary's a tick. The database's come from the median.
+    repeats = [
+        _repeat(_report(rps=400), resolution_s=0.01),
+        _repeat(_report(rps=500)),
+        _repeat(_report(rps=600), resolution_s=None),  # a serve that did not say
+    ]
+    summary = judge(repeats, None)["summary"]
+    assert summary["server_cpu_read"] == {"source": "cpu-clock", "resolution_s": 0.01}
+    assert summary["database_cpu_read"] == {"source": "cpu-clock", "resolution_s": 1e-9}
+    unknown = judge([_repeat(resolution_s=None)], None)["summary"]
+    assert unknown["server_cpu_read"] is None and unknown["database_cpu_read"] is None
 
 
 def _row(app: str, scenario: str, status: str, reason: str | None = None) -> dict[str, Any]:
@@ -255,3 +275,22 @@ def test_the_run_verdict_is_its_worst_result_with_a_reason() -> None:
     status, reason = run_verdict([_row("a", "json", "degraded", "wrong responses: x")])
     assert status == "degraded" and reason == "a @ uvicorn: json: wrong responses: x"
     assert run_verdict([]) == ("failed", "no result was measured")
+
+
+CLOCK_NS = {"source": "cpu-clock", "resolution_s": 1e-9}
+CLOCK_TICK = {"source": "cpu-clock", "resolution_s": 0.01}
+TICKS = {"source": "proc-stat", "resolution_s": 0.01}
+
+
+def test_the_cpu_read_note_names_the_source_and_only_the_coarse_figures() -> None:
+    fine = cpu_read_note([("a", CLOCK_NS), ("b", CLOCK_NS)])
+    assert fine == "CPU time read from each process's CPU-time clock (cpu-clock) to 1 ns."
+    mixed = cpu_read_note([("a", CLOCK_NS), ("b", CLOCK_TICK), ("c", None)])
+    assert mixed.startswith(fine[:-1] + "; to 10 ms only for b (a process reaped a child")
+    assert "over a short window is no finer than that" in mixed
+    assert mixed.endswith(
+        "; c: recorded before stackbench said how it read CPU time (whole clock ticks then)."
+    )
+    ticks = cpu_read_note([("a", TICKS)])
+    assert ticks.startswith("CPU time read from /proc/PID/stat's clock ticks (proc-stat) to 10 ms:")
+    assert cpu_read_note([]) == ""

@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from shared_fixtures.processes import processes_owned_by
 from stackbench import results
 from stackbench.documents import ResultDocument
+from stackbench.sampler import CPU_CLOCK, TICK_NS, host_cpu_source, process_cpu_ns
 from tests.harness.runs import ROOT, bench_process, only_run_dir, result_documents, wait_for
 from tests.harness.serving import Serving, bench_target, serve_argv, serving, target_argv
 
@@ -47,27 +49,49 @@ def _world_selects(target: Serving) -> int:
     )
 
 
+def _burn_a_backend(conn: psycopg.Connection) -> float:
+    """CPU seconds the connection's backend spends on a query we know (read from its own
+    CPU-time clock: this test runs on the serving host)."""
+    before = process_cpu_ns(conn.info.backend_pid)
+    conn.execute("SELECT count(*) FROM generate_series(1, 3000000)").fetchone()
+    return (process_cpu_ns(conn.info.backend_pid) - before) / 1e9
+
+
+@pytest.mark.skipif(host_cpu_source() != CPU_CLOCK, reason="no CPU-time clock to check against")
 def test_stats_window_counts_what_the_serving_host_did(served: Serving, tmp_path: Path) -> None:
     _, before = served.get("/stats")
     selects_before = _world_selects(served)
     report = tmp_path / "load.json"
-    load = ["--scenario", "db", "-n", "600", "-c", "4", "--json", str(report), "-q"]
+    load = ["--scenario", "db", "-n", "1000", "-c", "4", "--json", str(report), "-q"]
     subprocess.run(
         [sys.executable, "-m", "loadgen", *load, served.app_url],
         cwd=ROOT,
         check=True,
         timeout=120,
     )
-    status, after = served.get(f"/stats?since={before['reading']['seq']}")
+    # A window that cannot read 0 under either source: a whole-tick count (10 ms) moves once
+    # a process gains 20 ms, and here one backend gains ≈ 0.1 s on a query we measure. 1000
+    # /db requests cost the server's two workers ≈ 0.25 s (≥ 70 µs each: ≥ 20 ms on one).
+    # Open until the window is read: the backend's burn stays its own, to the nanosecond.
+    with psycopg.connect(served.info["database"]["url"], autocommit=True) as conn:
+        burned = _burn_a_backend(conn)
+        status, after = served.get(f"/stats?since={before['reading']['seq']}")
     assert status == 200
     window = after["window"]
     sent = json.loads(report.read_text())["summary"]
-    assert sent["requests"] == sent["ok"] == 600
+    assert sent["requests"] == sent["ok"] == 1000
     # Counted on the serving side: one SELECT of a world row per /db request, no more.
-    assert _world_selects(served) - selects_before == 600
+    assert _world_selects(served) - selects_before == 1000
     assert window["since"] == before["reading"]["seq"]
     assert 0 < window["server_cpu_s"] <= window["window_s"] * os.cpu_count()
-    assert window["database_cpu_s"] > 0
+    assert window["server_cpu_read"]["source"] == CPU_CLOCK
+    # All of the backend's burn is in the window (to the window's resolution), and more:
+    # the backends that served /db.
+    resolution = window["database_cpu_read"]["resolution_s"]
+    assert burned > 3 * TICK_NS / 1e9
+    assert (
+        burned - 2 * resolution <= window["database_cpu_s"] <= window["window_s"] * os.cpu_count()
+    )
     assert window["peak_rss_mb"] > 10 and window["peak_db_connections"] >= 1
     assert window["exited_pids"] == []
     assert after["server"] == {"running": True, "exit_code": None}
@@ -126,11 +150,19 @@ def test_bench_target_writes_a_local_runs_documents(served: Serving, tmp_path: P
         assert remote_doc["status"] == "ok", remote_doc["reason"]
         assert (remote_doc["app"], remote_doc["server"]) == ("gino_style", "uvicorn")
         assert _shape(remote_doc) == _shape(local_doc)
+        # 2 s windows at 8 connections: thousands of requests, ≥ 0.3 s of server CPU over
+        # 3 processes and of database CPU over the ≤ 8 backends in use: one of them gains
+        # ≥ 20 ms, so not even whole ticks could read 0.
         summary = remote_doc["summary"]
         assert summary is not None and summary["server_cpu_s"] > 0
         assert summary["database_cpu_s"] is not None and summary["database_cpu_s"] >= 0
         if remote_doc["scenario"] == "db":  # /json does not touch the database
             assert summary["database_cpu_s"] > 0
+        # The serving host says how it read them, as a local run does.
+        local_summary = local_doc["summary"]
+        assert local_summary is not None
+        for key in ("server_cpu_read", "database_cpu_read"):
+            assert summary[key]["source"] == local_summary[key]["source"] == host_cpu_source()
         assert remote_doc["server_command"] == served.info["server_command"]
     manifest = results.read_manifest(remote_dir / "manifest.json")
     assert manifest["status"] == "ok" and manifest["target"]["app_url"] == served.app_url
@@ -181,6 +213,8 @@ def test_a_worker_killed_on_the_serving_host_is_degraded(tmp_path: Path) -> None
         assert "1 server process exited" in (document["reason"] or "")
         assert document["flags"]["worker_restarted"] is True
         assert workers[0] in document["repeats"][0]["server"]["exited_pids"]
+        # Reaped in the window by its master: the serving host says a tick, not a ns.
+        assert document["repeats"][0]["server"]["cpu_read"]["resolution_s"] == TICK_NS / 1e9
 
 
 def test_the_server_dying_on_the_serving_host_fails_the_run_and_serve(tmp_path: Path) -> None:

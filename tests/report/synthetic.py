@@ -54,9 +54,11 @@ def result(
     database_source: str | None = "proc",
     worker_exits: int = 0,
     legacy: bool = False,
+    cpu_resolution_s: float | None = 1e-9,
 ) -> dict[str, Any]:
     """One result document; ``rps=None`` is a failed result (no summary, no repeats).
-    ``legacy`` leaves out the fields older result files lack (CPU split, worker exits)."""
+    ``legacy`` leaves out the fields older result files lack (CPU split, worker exits);
+    ``cpu_resolution_s=None``, how CPU was read (results from before it was said)."""
     duration = 3.0
     repeats = [] if rps is None else [_repeat(rps * f, p99_ms, duration) for f in (0.98, 1.02)]
     summary: dict[str, Any] | None = None
@@ -89,6 +91,9 @@ def result(
                 cpu_us_per_request=split,
                 worker_exits=worker_exits,
             )
+            if cpu_resolution_s is not None:
+                read = {"source": "cpu-clock", "resolution_s": cpu_resolution_s}
+                summary.update(server_cpu_read=read, database_cpu_read=read)
     flags: dict[str, Any] = {"noisy": False, "client_saturated": False, "checks_failed": False}
     if not legacy:
         flags["worker_restarted"] = worker_exits > 0

@@ -12,6 +12,7 @@ from tests.report.test_across_runs import section, table_rows
 HEADERS = ["CPU µs/req server", "CPU µs/req db", "CPU µs/req client"]
 EXTERNAL = "CPU µs/req db –: the database was external (DATABASE_URL)"
 LEGACY = "CPU µs/req – in all three columns: the result was recorded before"
+CLOCK = "CPU time read from each process's CPU-time clock (cpu-clock) to 1 ns"
 
 
 def _report(tmp_path: Path, documents: list[dict]) -> tuple[str, str]:
@@ -66,6 +67,26 @@ def test_no_note_when_every_cpu_split_is_known(tmp_path: Path) -> None:
     markdown, _ = _report(tmp_path, [result("x", "gino_style", "uvicorn", 5_000)])
     assert [_cells(markdown)["gino_style @ uvicorn"][h] for h in HEADERS] == ["250", "90", "40"]
     assert EXTERNAL not in markdown and LEGACY not in markdown
+    # Only how the CPU was read, which the report always says.
+    note = section(markdown, "## Scenario `db`").split("| pair |", 1)[0]
+    assert CLOCK + "." in note and "only for" not in note and "no finer" not in note
+
+
+def test_the_report_says_how_cpu_was_read_and_which_figures_are_coarse(tmp_path: Path) -> None:
+    markdown, page = _report(
+        tmp_path,
+        [
+            result("x", "gino_style", "uvicorn", 5_000),
+            result("x", "tortoise", "uvicorn", 2_000, cpu_resolution_s=0.01),  # a reap
+            result("x", "django_sync", "gunicorn-gthread", 1_500, cpu_resolution_s=None),
+        ],
+    )
+    note = section(markdown, "## Scenario `db`").split("| pair |", 1)[0]
+    assert CLOCK + "; to 10 ms only for tortoise @ uvicorn (a process reaped a child" in note
+    assert "over a short window is no finer than that" in note
+    assert "django_sync @ gunicorn-gthread: recorded before stackbench said how" in note
+    assert "gino_style @ uvicorn" not in note  # read to the nanosecond: nothing to say
+    assert "to 10 ms only for tortoise @ uvicorn" in page
 
 
 def test_a_worker_restart_is_flagged_beside_the_other_flags(tmp_path: Path) -> None:
