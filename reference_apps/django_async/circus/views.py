@@ -7,25 +7,75 @@ in a worker thread through sync_to_async; that is what this app measures (see RE
 import json
 import logging
 import random
+from functools import wraps
 from operator import attrgetter
 
 import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Prefetch
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
+from psycopg_pool import PoolTimeout
 
 from . import params, upstream
-from .middleware import allow, error
 from .models import College, Fortune, Performer, Troupe, TroupeMember, World
 
 WORLD_ROWS = 10_000
 UNIQUE_VIOLATION = "23505"
 logger = logging.getLogger(__name__)
+
+
+def error(status: int, detail: str) -> JsonResponse:
+    return JsonResponse({"detail": detail}, status=status)
+
+
+def allow(*methods: str):
+    """The methods an endpoint answers (HEAD with GET, as HTTP wants); others get a JSON 405.
+
+    Django's require_http_methods answers an empty text/html 405 instead. A request that got
+    no pooled connection within DB_POOL_TIMEOUT seconds (psycopg_pool's PoolTimeout, which
+    Django raises as its OperationalError) is told 503 with Retry-After, not a 500.
+    """
+    allowed = [*methods, "HEAD"] if "GET" in methods else list(methods)
+
+    def decorator(view):
+        @wraps(view)
+        async def wrapper(request, *args, **kwargs):
+            if request.method not in allowed:
+                return method_not_allowed(request, allowed)
+            try:
+                return await view(request, *args, **kwargs)
+            except OperationalError as exc:
+                if not isinstance(exc.__cause__, PoolTimeout):
+                    raise
+                response = error(503, "Database busy, retry later.")
+                response["Retry-After"] = "1"
+                return response
+
+        wrapper.allowed_methods = allowed  # type: ignore[attr-defined]  # for csrf_failure
+        return wrapper
+
+    return decorator
+
+
+def method_not_allowed(request, allowed: list[str]) -> JsonResponse:
+    response = error(405, f"Method {request.method} not allowed.")
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
+def csrf_failure(request, reason: str = ""):
+    """CSRF_FAILURE_VIEW: CSRF runs before the view, so `DELETE /json` lands here; a method
+    the view does not serve is a 405 whatever the token says, the rest a JSON 403."""
+    match = request.resolver_match
+    allowed = getattr(match.func, "allowed_methods", None) if match else None
+    if allowed is not None and request.method not in allowed:
+        return method_not_allowed(request, allowed)
+    return error(403, "CSRF verification failed.")
 
 
 # --- TechEmpower tests ------------------------------------------------------------------

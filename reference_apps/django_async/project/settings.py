@@ -46,6 +46,7 @@ def postgresql(url: str) -> dict:
         database = dj_database_url.parse(url)
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from None
+    database.setdefault("OPTIONS", {})  # libpq options and the pool go here
     if database["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured("DATABASE_URL must look like postgresql://user@host:5432/db")
     return database
@@ -75,9 +76,6 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",  # Content-Length, /admin -> /admin/
-    # Before CSRF: a method a view does not serve is a JSON 405, not CSRF's 403; and a
-    # request that got no pooled connection in time is a 503.
-    "circus.middleware.JsonApiMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -104,14 +102,14 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------
 POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
 # How long a request waits for a pooled connection; then it is answered 503 with
-# Retry-After (circus.middleware), not left to hang.
+# Retry-After (circus.views.allow), not left to hang.
 POOL_TIMEOUT = positive_number("DB_POOL_TIMEOUT", "10")
 
 DATABASES = {"default": postgresql(required("DATABASE_URL"))}
 # psycopg 3's pool, one per process, fixed size so a benchmark never waits on a connect.
 # The async ORM runs each query in a worker thread (one per request), which borrows a
 # connection from this pool and returns it when the request ends.
-DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+DATABASES["default"]["OPTIONS"]["pool"] = {
     "min_size": POOL_SIZE,
     "max_size": POOL_SIZE,
     "timeout": POOL_TIMEOUT,
@@ -131,6 +129,8 @@ AUTH_PASSWORD_VALIDATORS = [
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# CSRF's refusals answer JSON, and a method the view does not serve is 405 before that.
+CSRF_FAILURE_VIEW = "circus.views.csrf_failure"
 # The benchmark serves plain HTTP on loopback; behind TLS set DJANGO_HTTPS=1.
 HTTPS = os.environ.get("DJANGO_HTTPS", "") == "1"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS
