@@ -17,6 +17,7 @@ granian and hypercorn come from the tests session's servers (noxfile TEST_SERVER
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import socket
@@ -357,3 +358,27 @@ def test_a_taken_name_is_decided_by_the_unique_constraint(
         with db.connect() as conn:
             conn.execute("DELETE FROM troupe WHERE name = %s", [name])
         target.close()
+
+
+# ---------------------------------------------------------------- Django's own means
+
+
+@pytest.mark.parametrize("app_id", ["django_sync", "django_async", "django_fastapi"])
+def test_settings_and_views_use_djangos_own_means(app_id: str) -> None:
+    """dj-database-url reads DATABASE_URL (no hand-written parser), the settings leave
+    sys.modules alone, and Django's csrf_exempt marks one view: POST /api/troupes's."""
+    directory = get_app(app_id).directory
+    settings = (directory / "project" / "settings.py").read_text()
+    assert "dj_database_url.parse(" in settings and "urlsplit" not in settings
+    assert "sys.modules" not in settings
+    assert "dj-database-url" in (directory / "requirements.txt").read_text()
+    views = ast.parse((directory / "circus" / "views.py").read_text())
+    exempt = [
+        node.name
+        for node in ast.walk(views)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and any(getattr(d, "id", None) == "csrf_exempt" for d in node.decorator_list)
+    ]
+    assert exempt == ["troupes"]
+    called = [n for n in ast.walk(views) if isinstance(n, ast.Call)]
+    assert not [n for n in called if getattr(n.func, "id", None) == "csrf_exempt"]
