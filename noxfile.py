@@ -69,6 +69,8 @@ TEST_SERVERS = (
     "gunicorn-gthread",
     "gunicorn-gevent-blocking",
     "daphne",
+    "hypercorn",
+    "granian",
 )
 
 
