@@ -28,6 +28,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import db
+from openapi import openapi_schema
 
 # asyncpg reads the URL itself, libpq options included (?sslmode=require, ?application_name=).
 DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
@@ -37,6 +38,9 @@ if not DATABASE_URL:
         "e.g. DATABASE_URL=postgresql://user:password@127.0.0.1:5432/dbname"
     )
 UPSTREAM_URL = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8001").rstrip("/")
+# The OpenAPI schema (/openapi.json, openapi.py) only with API_DOCS=1: otherwise it is a
+# path the contract does not have, 404 like any other.
+API_DOCS = os.environ.get("API_DOCS", "").strip() == "1"
 DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
 # How long a request waits for a pooled connection before the app answers 503.
 DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", "10"))
@@ -139,14 +143,47 @@ INVALID_PAGE = {"detail": "Invalid page."}
 
 
 async def health(request: Request) -> Response:
+    """The service is up (no database).
+
+    ---
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              type: object
+    """
     return JSONResponse({"status": "ok"})
 
 
 async def json_endpoint(request: Request) -> Response:
+    """TechEmpower: a JSON object built per request.
+
+    ---
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              type: object
+    """
     return JSONResponse({"message": "Hello, World!"})
 
 
 async def plaintext(request: Request) -> Response:
+    """TechEmpower: plain text.
+
+    ---
+    responses:
+      200:
+        description: OK
+        content:
+          text/plain:
+            schema:
+              type: string
+    """
     return PlainTextResponse("Hello, World!")
 
 
@@ -159,6 +196,19 @@ def _by_id(row: dict[str, int]) -> int:
 
 
 async def single_query(request: Request) -> Response:
+    """TechEmpower: one random world row.
+
+    ---
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/World'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     async with connection_of(request) as connection:
         row = await connection.fetchrow(db.WORLD_BY_ID.sql, random.randint(1, 10_000))
     return JSONResponse(_world(row))
@@ -170,6 +220,21 @@ async def _rows(connection: asyncpg.Connection, ids: list[int]) -> list[dict[str
 
 
 async def multiple_queries(request: Request) -> Response:
+    """TechEmpower: N random rows, one SELECT each.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Queries'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Worlds'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     async with connection_of(request) as connection:
         ids = [random.randint(1, 10_000) for _ in range(query_count(request))]
         rows = await _rows(connection, ids)
@@ -177,6 +242,21 @@ async def multiple_queries(request: Request) -> Response:
 
 
 async def updates(request: Request) -> Response:
+    """TechEmpower: N random rows, each updated.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Queries'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Worlds'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     async with connection_of(request) as connection:
         # Distinct ids (as TechEmpower's own implementations draw them): one UPDATE per row.
         rows = await _rows(connection, random.sample(range(1, 10_001), query_count(request)))
@@ -192,6 +272,19 @@ async def updates(request: Request) -> Response:
 
 
 async def fortunes(request: Request) -> Response:
+    """TechEmpower: the fortunes page.
+
+    ---
+    responses:
+      200:
+        description: OK
+        content:
+          text/html:
+            schema:
+              type: string
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     async with connection_of(request) as connection:
         rows = await connection.fetch(db.ALL_FORTUNES.sql)
     items = [{"id": row["id"], "message": row["message"]} for row in rows]
@@ -251,6 +344,24 @@ def _college(row: asyncpg.Record) -> dict[str, object]:
 
 
 async def colleges(request: Request) -> Response:
+    """A page of colleges.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Page'
+    - $ref: '#/components/parameters/PageSize'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/CollegePage'
+      404:
+        $ref: '#/components/responses/NotFound'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     paging = _page(request)
     if paging is None:
         return JSONResponse(INVALID_PAGE, status_code=404)
@@ -264,6 +375,23 @@ async def colleges(request: Request) -> Response:
 
 
 async def college_detail(request: Request) -> Response:
+    """One college.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/CollegeId'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/College'
+      404:
+        $ref: '#/components/responses/NotFound'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     college_id = _integer(request.path_params["college_id"])
     row = None
     if college_id is not None and -(2**31) <= college_id < 2**31:
@@ -291,6 +419,24 @@ async def _with_members(connection: asyncpg.Connection, troupes: list[asyncpg.Re
 
 
 async def troupes(request: Request) -> Response:
+    """A page of troupes with their members.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Page'
+    - $ref: '#/components/parameters/PageSize'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/TroupePage'
+      404:
+        $ref: '#/components/responses/NotFound'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     paging = _page(request)
     if paging is None:
         return JSONResponse(INVALID_PAGE, status_code=404)
@@ -305,6 +451,23 @@ async def troupes(request: Request) -> Response:
 
 
 async def troupe_detail(request: Request) -> Response:
+    """One troupe with its members.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/TroupeId'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Troupe'
+      404:
+        $ref: '#/components/responses/NotFound'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     troupe_id = _integer(request.path_params["troupe_id"])
     if troupe_id is None or not -(2**31) <= troupe_id < 2**31:
         return JSONResponse(NOT_FOUND, status_code=404)
@@ -347,6 +510,33 @@ def _troupe_input(body: bytes) -> tuple[str, list[int]] | str:
 
 
 async def create_troupe(request: Request) -> Response:
+    """A new troupe.
+
+    ---
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/TroupeIn'
+    responses:
+      201:
+        description: Created
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Troupe'
+      400:
+        $ref: '#/components/responses/BadBody'
+      409:
+        $ref: '#/components/responses/Conflict'
+      413:
+        $ref: '#/components/responses/TooLarge'
+      422:
+        $ref: '#/components/responses/Invalid'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     declared = _integer(request.headers.get("content-length"))
     if declared is not None and declared > MAX_BODY_BYTES:
         return detail(413, "Body too large.")
@@ -400,6 +590,23 @@ async def _upstream(request: Request, seconds: float) -> object:
 
 
 async def slow_db(request: Request) -> Response:
+    """pg_sleep on the database connection.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Seconds'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Slept'
+      422:
+        $ref: '#/components/responses/Invalid'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     seconds = seconds_param(request)
     if seconds is None:
         return detail(422, f"seconds must be a number in 0..{MAX_SLEEP:g}")
@@ -409,6 +616,23 @@ async def slow_db(request: Request) -> Response:
 
 
 async def slow_http(request: Request) -> Response:
+    """One upstream call.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Seconds'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Upstream'
+      422:
+        $ref: '#/components/responses/Invalid'
+      502:
+        $ref: '#/components/responses/UpstreamFailed'
+    """
     seconds = seconds_param(request)
     if seconds is None:
         return detail(422, f"seconds must be a number in 0..{MAX_SLEEP:g}")
@@ -416,6 +640,25 @@ async def slow_http(request: Request) -> Response:
 
 
 async def slow_both(request: Request) -> Response:
+    """The upstream call, then pg_sleep.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Seconds'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/UpstreamAndSlept'
+      422:
+        $ref: '#/components/responses/Invalid'
+      502:
+        $ref: '#/components/responses/UpstreamFailed'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     seconds = seconds_param(request)
     if seconds is None:
         return detail(422, f"seconds must be a number in 0..{MAX_SLEEP:g}")
@@ -426,6 +669,24 @@ async def slow_both(request: Request) -> Response:
 
 
 async def slow_fanout(request: Request) -> Response:
+    """N upstream calls at once.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Seconds'
+    - $ref: '#/components/parameters/Calls'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Fanout'
+      422:
+        $ref: '#/components/responses/Invalid'
+      502:
+        $ref: '#/components/responses/UpstreamFailed'
+    """
     seconds = seconds_param(request)
     raw_n = request.query_params.get("n")
     n = 10 if raw_n is None else _integer(raw_n)
@@ -454,6 +715,8 @@ routes = [
     Route("/slow/both", slow_both),
     Route("/slow/fanout", slow_fanout),
 ]
+if API_DOCS:
+    routes.append(Route("/openapi.json", openapi_schema, include_in_schema=False))
 
 
 async def upstream_failed(request: Request, exc: Exception) -> Response:
