@@ -14,7 +14,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 # Ids are PostgreSQL ``integer``: a bigger number can only be an unknown id.
 MAX_ID = 2**31 - 1
@@ -25,6 +25,10 @@ MAX_FANOUT = 50
 
 INTEGER = re.compile(r"-?[0-9]+")
 NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+PAGE_SCHEMA = {
+    "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "maxLength": 0}],
+    "default": 1,
+}
 # Past 18 digits only the sign matters to every rule below (each clamps or range-checks).
 HUGE = 10**18
 
@@ -71,11 +75,13 @@ def clamp_page_size(size: str) -> int:
 
 # A path id; anything else (abc, 0, 2147483648) is answered 404 by main.validation_error.
 ObjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="a row's id"), BeforeValidator(integer)]
-# A page past the last, or not an integer, is 404 too (main.validation_error).
+# A page past the last, or not an integer, is 404 too (main.validation_error). The schema
+# says what pydantic's cannot: an empty page= is valid (the first page).
 PageNumber = Annotated[
     int,
     Query(ge=1, description="1 when empty; past the last page: 404"),
     BeforeValidator(page_number),
+    WithJsonSchema(PAGE_SCHEMA),
 ]
 # Clamped, never refused: any text is a valid value (page_size=abc is 20), so the schema
 # says string and the endpoint applies clamp_page_size().

@@ -194,7 +194,12 @@ Queries = Annotated[
 PageNumber = Annotated[
     str | None,
     Query(description="1 when empty; not an integer, < 1 or past the last page: 404"),
-    WithJsonSchema({"type": "integer", "minimum": 1, "default": 1}),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "maxLength": 0}],
+            "default": 1,
+        }
+    ),
 ]
 PageSize = Annotated[
     str | None,
