@@ -208,8 +208,8 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "no-templates": ('@get("/fortunes",', '@get("/fortune",'),
     # the endpoints open their session under another name: nothing named SessionLocal
     "autocommit-session": (
-        "from db import SessionLocal, engine, get_session",
-        "from db import SessionLocal as Sessions, engine, get_session",
+        "from db import DB_POOL_TIMEOUT, SessionLocal, engine, get_session",
+        "from db import DB_POOL_TIMEOUT, SessionLocal as Sessions, engine, get_session",
         "SessionLocal()",
         "Sessions()",
     ),
