@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from fastapi_edges import HostileClientChecks  # tests/apps is on sys.path (no __init__.py)
 
 from shared_fixtures.db import Database
 from stackbench.apps import get_app
@@ -313,3 +314,32 @@ def test_readme_commands_name_the_entries() -> None:
     for needle in ("project.asgi:application", "project.wsgi:application", "127.0.0.1"):
         assert needle in readme
     assert Path(APP.directory / "requirements.txt").is_file()
+
+
+# ---------------------------------------------------------------- the FastAPI half, hostile
+
+# What project/ must do first (branch i26-django owns it): its pool's timeout read from
+# DB_POOL_TIMEOUT, and asgi.py's declared_length() reading thousands of digits.
+NEEDS_PROJECT = "needs project/ (settings' DB_POOL_TIMEOUT, asgi.py's declared_length): i26-django"
+
+
+class TestFastAPIHalfHostile(HostileClientChecks):
+    """Issue 26's findings at /fastapi (api/main.py), under the ASGI entry."""
+
+    APP = APP.id
+    PREFIX = "/fastapi"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def db_url(cls, db: Database) -> str:
+        return db.url
+
+    @pytest.mark.xfail(strict=True, reason=NEEDS_PROJECT)
+    def test_pool_wait_is_bounded_then_503(  # type: ignore[override]
+        self, db_url: str, upstream_url: str, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        super().test_pool_wait_is_bounded_then_503(db_url, upstream_url, work_dir, monkeypatch)
+
+    @pytest.mark.xfail(strict=True, reason=NEEDS_PROJECT)
+    def test_content_length_of_thousands_of_digits_is_4xx(self, hostile_base: str) -> None:
+        super().test_content_length_of_thousands_of_digits_is_4xx(hostile_base)
