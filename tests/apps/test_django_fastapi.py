@@ -318,11 +318,6 @@ def test_readme_commands_name_the_entries() -> None:
 
 # ---------------------------------------------------------------- the FastAPI half, hostile
 
-# What project/ must do first (branch i26-django owns it): its pool's timeout read from
-# DB_POOL_TIMEOUT, and asgi.py's declared_length() reading thousands of digits.
-NEEDS_PROJECT = "needs project/ (settings' DB_POOL_TIMEOUT, asgi.py's declared_length): i26-django"
-
-
 class TestFastAPIHalfHostile(HostileClientChecks):
     """Issue 26's findings at /fastapi (api/main.py), under the ASGI entry."""
 
@@ -333,13 +328,3 @@ class TestFastAPIHalfHostile(HostileClientChecks):
     @classmethod
     def db_url(cls, db: Database) -> str:
         return db.url
-
-    @pytest.mark.xfail(strict=True, reason=NEEDS_PROJECT)
-    def test_pool_wait_is_bounded_then_503(  # type: ignore[override]
-        self, db_url: str, upstream_url: str, work_dir: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        super().test_pool_wait_is_bounded_then_503(db_url, upstream_url, work_dir, monkeypatch)
-
-    @pytest.mark.xfail(strict=True, reason=NEEDS_PROJECT)
-    def test_content_length_of_thousands_of_digits_is_4xx(self, hostile_base: str) -> None:
-        super().test_content_length_of_thousands_of_digits_is_4xx(hostile_base)
