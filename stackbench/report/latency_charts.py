@@ -117,6 +117,31 @@ def per_second(report: Mapping[str, Any]) -> list[tuple[float, float, float]]:
     return out
 
 
+def timeline(
+    result: LoadedResult,
+) -> tuple[list[float], list[float], list[float], list[tuple[float, float]]]:
+    """One result's repeats back to back on one time axis, each as long as loadgen
+    measured it: the points (x, req/s, p99 ms; NaN between repeats) and each repeat's
+    (start, end)."""
+    offset = 0.0
+    xs: list[float] = []
+    rps: list[float] = []
+    p99: list[float] = []
+    spans: list[tuple[float, float]] = []
+    for repeat in result.repeats:
+        for t, rate, latency in per_second(repeat["loadgen"]):
+            xs.append(offset + t)
+            rps.append(rate)
+            p99.append(latency)
+        xs.append(math.nan)  # a gap between repeats, not a line across it
+        rps.append(math.nan)
+        p99.append(math.nan)
+        elapsed = float(repeat["loadgen"]["summary"]["elapsed_s"])
+        spans.append((offset, offset + elapsed))
+        offset += elapsed
+    return xs, rps, p99, spans
+
+
 def time_series(
     items: list[LoadedResult], scenario: str, path: Path, colours: dict[str, Any]
 ) -> Path:
@@ -125,28 +150,13 @@ def time_series(
         2, 1, figsize=(WIDTH, 6.4), sharex=True, gridspec_kw={"height_ratios": [1, 1]}
     )
     boundaries: list[float] = []
-    spans: list[list[tuple[float, float]]] = []  # each result's repeats on the time axis
+    longest: list[tuple[float, float]] = []  # the repeat labels follow the most repeats
     drawn = 0
     every: list[float] = []
     for result in sort_results(items):
-        offset = 0.0
-        xs: list[float] = []
-        rps: list[float] = []
-        p99: list[float] = []
-        spans.append([])
-        for index, repeat in enumerate(result.repeats):
-            if index:
-                boundaries.append(offset)
-            for t, rate, latency in per_second(repeat["loadgen"]):
-                xs.append(offset + t)
-                rps.append(rate)
-                p99.append(latency)
-            xs.append(math.nan)  # a gap between repeats, not a line across it
-            rps.append(math.nan)
-            p99.append(math.nan)
-            elapsed = float(repeat["loadgen"]["summary"]["elapsed_s"])
-            spans[-1].append((offset, offset + elapsed))
-            offset += elapsed
+        xs, rps, p99, spans = timeline(result)
+        boundaries += [start for start, _ in spans[1:]]
+        longest = max(longest, spans, key=len)
         if not any(not math.isnan(v) for v in rps):
             continue
         every += p99
@@ -157,9 +167,8 @@ def time_series(
     for boundary in sorted(set(boundaries)):
         for ax in (top, bottom):
             ax.axvline(boundary, color="#888", linestyle=":", linewidth=1)
-    repeats = max((len(r.repeats) for r in items), default=0)
+    repeats = len(longest)
     if repeats > 1:
-        longest = max(spans, key=len)  # the labels follow a result with every repeat
         for k, (start, end) in enumerate(longest):
             top.text(
                 (start + end) / 2,
