@@ -80,8 +80,8 @@ class Option:
 def option(default: Any, *flags: str, **how: Any) -> Any:
     """A dataclass field with its :class:`Option` (``metadata["option"]``)."""
     meta = {"option": Option(flags, **how)}
-    if isinstance(default, dict):
-        return dataclasses.field(default_factory=dict, metadata=meta)
+    if isinstance(default, dict):  # a fresh one for each instance
+        return dataclasses.field(default_factory=lambda: dict(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
