@@ -262,11 +262,9 @@ def options_from(args: argparse.Namespace, defaults: BenchOptions = DEFAULTS) ->
 def load_from(args: argparse.Namespace, base: Config = BENCH_LOAD) -> Config:
     """``base`` with the load options given, checked as loadgen will check it (the URL
     and the scenario are the run's). ``--requests N`` counts N requests instead of
-    measuring for the bench's duration."""
+    measuring for a duration, the bench's or one given beside it."""
     changes = given(args)
     if "requests" in changes:
-        if "duration" in changes:
-            raise OptionError("--requests counts requests instead of a --duration: give one")
         changes["duration"] = None
     load = base.replace(**changes)
     try:
