@@ -98,11 +98,11 @@ def _row(cell: Cell, result: ResultRow | None, run_dir: Path) -> Row:
 def run_shootout(
     options: BenchOptions,
     *,
-    budget_ms: float = 100.0,
-    start_rate: float = 50.0,
-    step: float = 1.5,
+    budget_ms: float,
+    start_rate: float,
+    step: float,
+    duration: float,
     max_steps: int = 10,
-    duration: float = 4.0,
     pair_filter: Callable[[Pair], bool] = lambda pair: True,
     progress: Progress | None = None,
 ) -> ExperimentOutcome:
