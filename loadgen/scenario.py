@@ -34,6 +34,7 @@ from .errors import ConfigError
 from .scenario_types import Endpoint, FlowFn, Scenario, flow
 from .scenarios import BUILTINS
 from .user import Response, User
+from .values import parse_option  # --scenario-option KEY=VALUE
 
 __all__ = [
     "Endpoint",
@@ -53,15 +54,6 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
         name, qs = spec.split("?", 1)
         return name, dict(parse_qsl(qs, keep_blank_values=True))
     return spec, {}
-
-
-def parse_option(text: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise ConfigError(f"invalid --scenario-option {text!r}: expected KEY=VALUE")
-    k, v = text.split("=", 1)
-    if not k.strip():
-        raise ConfigError(f"invalid --scenario-option {text!r}: empty key")
-    return k.strip(), v
 
 
 def load_scenario(spec: str, options: Mapping[str, str] | None = None) -> Scenario:

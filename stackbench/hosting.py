@@ -27,7 +27,7 @@ from shared_fixtures.upstream import start_upstream
 from stackbench import results
 from stackbench.matrix import get_pair
 from stackbench.options import OptionError
-from stackbench.serve import ANY_ADDRESS, Served, serve
+from stackbench.serve import ANY_ADDRESS, READY_TIMEOUT, Served, serve
 from stackbench.servers import Knobs
 from stackbench.stats_endpoint import stats_endpoint
 from stackbench.variants import get_variant
@@ -45,7 +45,7 @@ class ServeOptions:
     server_cpus: str | None = None
     server_cpu_count: int = 1
     scale: int = 1
-    ready_timeout: float = 30.0
+    ready_timeout: float = READY_TIMEOUT
     ready_file: Path | None = None  # the /info document, written once everything answers
     variant: str | None = None  # a bench variant served instead (stackbench/variants)
 

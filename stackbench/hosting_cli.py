@@ -14,7 +14,6 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import SeedError
 from stackbench import hosting, matrix
 from stackbench.apps import UnknownAppError
-from stackbench.options import OptionError, cpus_named, positive
+from stackbench.options import SERVER, OptionError, add_options, cpus_named, positive_int
 from stackbench.results import ResultsError
 from stackbench.servers import Knobs, UnknownServerError
 from stackbench.variants import VariantError, get_variant
@@ -33,15 +32,13 @@ _received: list[int] = []  # the signal that stopped serve, for its exit code
 
 
 def _port(text: str) -> int:
-    value = positive(int)(text)
+    value = positive_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
     return int(value)
 
 
-def add_parser(
-    commands: Any, add_server_options: Callable[[argparse.ArgumentParser], None]
-) -> None:
+def add_parser(commands: Any) -> None:
     serve = commands.add_parser(
         "serve",
         help="one pair served until Ctrl-C, for load from other hosts (docs/distributed.md)",
@@ -66,7 +63,7 @@ def add_parser(
         metavar="PATH",
         help="write serve's /info JSON here once everything answers (removed on exit)",
     )
-    add_server_options(serve)
+    add_options(serve, "server", SERVER)
 
 
 def options_from(args: argparse.Namespace) -> hosting.ServeOptions:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from shared_fixtures.db import Database
 from shared_fixtures.processes import ProcessError
@@ -32,9 +32,9 @@ from stackbench.documents import (
     interface,
 )
 from stackbench.judge import headline, judge
-from stackbench.loadrun import LoadError, run_load
+from stackbench.loadrun import LoadError, aimed, run_load
 from stackbench.matrix import Pair
-from stackbench.options import BenchOptions
+from stackbench.options import BENCH_LOAD, BenchOptions
 from stackbench.profiler import ProfiledSampler
 from stackbench.sampler import Sampler, ServerFigures
 from stackbench.serve import Served, answers_health, serve
@@ -263,12 +263,13 @@ def _result_base(
 
 
 def _load_info(options: BenchOptions, scenario: str) -> LoadInfo:
-    load = options.load(scenario)
+    load = options.load
     return LoadInfo(
-        model=load.model,
-        duration_s=load.duration,
+        model="open" if load.open_model else "closed",
+        # A count (-n) has no requested duration; the document's is the bench's default.
+        duration_s=load.duration if load.duration is not None else cast(float, BENCH_LOAD.duration),
         warmup_s=load.warmup,
-        connections=load.connections,
+        connections=load.concurrency,
         rate=load.rate,
         requests=load.requests,
         repeats=options.repeats,
@@ -289,7 +290,7 @@ def _write_result(
     document = ResultDocument(
         **base,
         scenario=scenario,
-        scenario_options=dict(options.scenario_options),
+        scenario_options=dict(options.load.scenario_options),
         status=verdict["status"],
         reason=verdict["reason"],
         log_tail=log_tail,
@@ -315,7 +316,7 @@ def _run_scenario(
     run_dir: Path,
     progress: Progress,
 ) -> ResultRow:
-    load = options.load(scenario)
+    load = aimed(options.load, scenario, subject.base_url)
     env = subject.loadgen_env()
     repeats: list[Repeat] = []
     reason: str | None = None
@@ -325,11 +326,10 @@ def _run_scenario(
         figures = ServerFigures(None, None, None)
         try:
             tick = progress.start(
-                f"{label} ({index + 1}/{options.repeats})", load.warmup + load.duration
+                f"{label} ({index + 1}/{options.repeats})", load.warmup + (load.duration or 0.0)
             )
             report = run_load(
                 load,
-                subject.base_url,
                 run_dir / "logs",
                 env=env,
                 client_cpus=options.client_cpus,

@@ -106,6 +106,9 @@ def prepare(app: App, env: dict[str, str], bin_dir: Path) -> None:
             raise ProcessError(f"{app.id}: {' '.join(command)} failed:\n" + "\n".join(tail))
 
 
+READY_TIMEOUT = 30.0  # seconds a server may take to answer /health after its start
+
+
 def answers_health(base_url: str, timeout: float = 1.0, path: str = "/health") -> bool:
     """True when the app answers GET ``path`` (/health) with 200 within ``timeout``."""
     try:
@@ -126,7 +129,7 @@ def serve(
     log_dir: Path,
     knobs: Knobs | None = None,
     cpus: int | None = None,
-    ready_timeout: float = 30.0,
+    ready_timeout: float = READY_TIMEOUT,
     wrap: list[str] | None = None,
     host: str = LOOPBACK,
     port: int | None = None,

@@ -18,7 +18,7 @@ from stackbench.experiments import features, instructions
 from stackbench.experiments.features import BASELINE, FeaturesOutcome
 from stackbench.experiments.instructions import InstructionsOutcome
 from stackbench.matrix import Pair
-from stackbench.options import BenchOptions
+from stackbench.options import BENCH_LOAD, BenchOptions
 
 
 def _row(scenario: str, per_cpu: float | None, server_us: float = 500.0) -> Any:
@@ -69,7 +69,10 @@ def test_a_round_missed_keeps_the_later_rounds_aligned(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_short_run_serves_each_variant_in_alternating_rounds(tmp_path: Path) -> None:
     options = BenchOptions(
-        scenarios=("json",), duration=1.0, warmup=0.5, connections=4, workers=1, output=tmp_path
+        scenarios=("json",),
+        load=BENCH_LOAD.replace(duration=1.0, warmup=0.5, concurrency=4),
+        workers=1,
+        output=tmp_path,
     )
     outcome = features.run_features(
         pairs=[Pair("django_sync", "gunicorn-gthread")],
@@ -104,7 +107,10 @@ def test_fastapi_features_names_its_question_and_variants(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_a_short_fastapi_features_run_serves_the_variants_module(tmp_path: Path) -> None:
     options = BenchOptions(
-        scenarios=("fortunes",), duration=1.0, warmup=0.5, connections=4, workers=1, output=tmp_path
+        scenarios=("fortunes",),
+        load=BENCH_LOAD.replace(duration=1.0, warmup=0.5, concurrency=4),
+        workers=1,
+        output=tmp_path,
     )
     outcome = features.run_features(
         pairs=[Pair("fastapi_sqla", "uvicorn")],

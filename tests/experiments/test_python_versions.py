@@ -11,7 +11,7 @@ import pytest
 from stackbench import results
 from stackbench.experiments import versions
 from stackbench.matrix import Pair
-from stackbench.options import BenchOptions
+from stackbench.options import BENCH_LOAD, BenchOptions
 
 BIN = Path(sys.executable).parent
 
@@ -56,7 +56,10 @@ def test_lanes_alternate_per_repeat_in_one_run(tmp_path: Path) -> None:
     # Two lanes on this venv's Python: the order of the jobs is what is under test.
     lanes = [versions.Lane("a", BIN), versions.Lane("b", BIN)]
     options = BenchOptions(
-        scenarios=("json",), duration=1.0, warmup=0.5, connections=4, workers=1, output=tmp_path
+        scenarios=("json",),
+        load=BENCH_LOAD.replace(duration=1.0, warmup=0.5, concurrency=4),
+        workers=1,
+        output=tmp_path,
     )
     outcome = versions.run_versions(
         pairs=[Pair("gino_style", "uvicorn")], lanes=lanes, options=options, repeats=2

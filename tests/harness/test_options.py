@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from loadgen import cli as loadgen_cli
+from stackbench.cli import build_parser
+from stackbench.loadrun import aimed, loadgen_argv
+from stackbench.options import BENCH_LOAD, load_from, options_from
+
 ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
 
@@ -45,6 +50,8 @@ BENCH_ERRORS = [
     (["--server-cpus", "99"], "no CPU 99 here"),
     (["--client-cpus", "1-0"], "not a CPU range"),
     (["--scale", "0"], "--scale"),
+    # checked as loadgen checks the load, but before anything starts
+    (["--processes", "4", "-c", "2"], "--processes (4) cannot exceed -c (2)"),
 ]
 
 
@@ -111,3 +118,25 @@ def test_a_bad_experiment_option_is_one_line_and_exit_2(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], result.stderr
     assert not output.exists()
+
+
+def test_the_bench_hands_loadgen_the_load_it_was_given(tmp_path: Path) -> None:
+    """bench's load options → BenchOptions.load → loadgen's command line → loadgen's own
+    parser: the same Config, whatever was typed, and the bench's defaults for the rest."""
+    typed = ["--duration", "2.5s", "-c", "7", "--rate", "33.3", "--warmup", "0"]
+    typed += ["--timeout", "3s", "--processes", "2", "--scenario-option", "seconds=0.5=x"]
+    args = build_parser().parse_args(
+        ["bench", "--app", "gino_style", "--server", "uvicorn", "--output", str(tmp_path), *typed]
+    )
+    load = aimed(options_from(args).load, "slow-db", "http://127.0.0.1:9/")
+    argv = loadgen_argv(load, tmp_path / "r.json", None)
+    assert argv[:3] == [sys.executable, "-m", "loadgen"]
+    back = loadgen_cli.config_from_args(loadgen_cli.build_parser().parse_args(argv[3:]))
+    assert back == load
+    assert (back.duration, back.concurrency, back.rate, back.warmup) == (2.5, 7, 33.3, 0.0)
+    assert (back.timeout, back.processes) == (3.0, 2)
+    assert dict(back.scenario_options) == {"seconds": "0.5=x"} and back.scenario == "slow-db"
+    for duration in ([], ["--duration", "3s"]):  # a count: no duration, its warm-up stays
+        counting = ["bench", "--app", "a", "--server", "b", "-n", "9", *duration]
+        counted = load_from(build_parser().parse_args(counting))
+        assert (counted.requests, counted.duration, counted.warmup) == (9, None, BENCH_LOAD.warmup)
