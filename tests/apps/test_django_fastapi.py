@@ -318,6 +318,7 @@ def test_readme_commands_name_the_entries() -> None:
 
 # ---------------------------------------------------------------- the FastAPI half, hostile
 
+
 class TestFastAPIHalfHostile(HostileClientChecks):
     """Issue 26's findings at /fastapi (api/main.py), under the ASGI entry."""
 
