@@ -17,7 +17,7 @@ from .api import run_sync
 from .config import Config, LoadgenError, parse_duration, parse_header
 from .hgrm import write_hgrm
 from .merge import merge_main
-from .result import Result
+from .report import Result
 from .scenario import parse_option
 from .scenarios import BUILTINS
 from .version import __version__
