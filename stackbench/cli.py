@@ -22,7 +22,7 @@ from typing import Any
 from shared_fixtures.db import DatabaseError
 from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import MAX_SCALE, SeedError
-from stackbench import bench, experiments, hosting_cli, matrix, results
+from stackbench import bench, experiments, matrix, results, serve_cli
 from stackbench.apps import UnknownAppError, get_app
 from stackbench.console import LiveProgress, changes_table, console, print_matrix, summary_table
 from stackbench.experiments import cli as experiment_cli
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     hosts.add_argument(
         "--agent-wait", type=seconds, default=60.0, help="how long to wait for them (60s)"
     )
-    hosting_cli.add_parser(commands, add_server_options)
+    serve_cli.add_parser(commands, add_server_options)
     experiment_cli.add_parser(commands)
     listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
     listing.add_argument("--json", action="store_true", help="machine-readable, for CI")
@@ -326,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         return run_report(args)
     if args.command == "serve":
-        return hosting_cli.run(args)
+        return serve_cli.run(args)
     try:
         if args.command == "matrix":
             print_matrix(args.json)

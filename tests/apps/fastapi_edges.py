@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from stackbench.apps import get_app
-from stackbench.serve import serve
+from stackbench.server_process import serve
 from stackbench.servers import Knobs, get_server
 
 BIN_DIR = Path(sys.executable).parent

@@ -23,7 +23,7 @@ import pytest
 
 from shared_fixtures.db import Database
 from stackbench.apps import get_app
-from stackbench.serve import Served
+from stackbench.server_process import Served
 
 APP = get_app("django_fastapi")
 ENTRIES = {"uvicorn": "ASGI", "gunicorn-gthread": "WSGI"}  # server -> the entry it serves
