@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from stackbench.matrix import REFERENCE_PAIR
 from stackbench.report.across import Ratio, RunReference
 from stackbench.report.load import LoadedResult, LoadedRun
-from stackbench.report.reference import REFERENCE_PAIR
 
 
 @dataclass
