@@ -62,13 +62,16 @@ if (
     sys.exit(2)
 
 PYTHON = "3.11"
-# Servers the test suite serves apps with, plus gevent for the green-thread tests.
+# Servers the test suite serves apps with, plus gevent for the green-thread tests; hypercorn
+# and granian for the server behaviours docs/servers.md records (tests/test_server_behaviour.py).
 TEST_SERVERS = (
     "uvicorn",
     "gunicorn-uvicorn",
     "gunicorn-gthread",
     "gunicorn-gevent-blocking",
     "daphne",
+    "hypercorn",
+    "granian",
 )
 
 
