@@ -62,8 +62,7 @@ if (
     sys.exit(2)
 
 PYTHON = "3.11"
-# Servers the test suite serves apps with, plus gevent for the green-thread tests; hypercorn
-# and granian for the server behaviours docs/servers.md records (tests/test_server_behaviour.py).
+# Servers the test suite serves apps with, plus gevent for the green-thread tests.
 TEST_SERVERS = (
     "uvicorn",
     "gunicorn-uvicorn",

@@ -198,24 +198,26 @@ STALL: dict[str, bytes] = {"stall-idle": b"", "stall-half-sent": GET}
 PROBES = [*FRAMING, *STALL, *IDLE]
 
 
+def probe_server(served: Served) -> dict[str, str]:
+    """Every probe against one server: the framing ones one after the other, then the
+    stalls, then the idle connections all at once (so none holds up another)."""
+    found = {behaviour: probe(served) for behaviour, probe in FRAMING.items()}
+    found.update({behaviour: stall_probe(served, sent) for behaviour, sent in STALL.items()})
+    with concurrent.futures.ThreadPoolExecutor(len(IDLE)) as pool:
+        idle = {
+            behaviour: pool.submit(idle_probe, served, sent) for behaviour, sent in IDLE.items()
+        }
+        found.update({behaviour: future.result() for behaviour, future in idle.items()})
+    return found
+
+
 @pytest.fixture(scope="module")
 def observed(app_servers) -> dict[tuple[str, str], str]:  # type: ignore[no-untyped-def]
-    """Every probe against every server of the table: the framing ones one after the
-    other, then the stalls side by side, then the idle connections all at once."""
+    """Every server of the table probed, the servers side by side (about IDLE_BOUND s)."""
     served = {server: served_for(app_servers, server) for server in TABLE.servers}
-    found: dict[tuple[str, str], str] = {}
-    for server, pair in served.items():
-        for behaviour, probe in FRAMING.items():
-            found[(behaviour, server)] = probe(pair)
-    with concurrent.futures.ThreadPoolExecutor(len(served) * max(len(STALL), len(IDLE))) as pool:
-        for kinds, probe in ((STALL, stall_probe), (IDLE, idle_probe)):
-            futures = {
-                (behaviour, server): pool.submit(probe, pair, sent)
-                for server, pair in served.items()
-                for behaviour, sent in kinds.items()
-            }
-            found.update({key: future.result() for key, future in futures.items()})
-    return found
+    with concurrent.futures.ThreadPoolExecutor(len(served)) as pool:
+        by_server = dict(zip(served, pool.map(probe_server, served.values()), strict=True))
+    return {(b, server): cell for server, found in by_server.items() for b, cell in found.items()}
 
 
 CLOSED_AT = re.compile(r"closed at (\d+(?:\.\d+)?) s")

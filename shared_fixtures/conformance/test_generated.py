@@ -72,12 +72,30 @@ RAW_VALUES = st.one_of(
 )
 
 
-def _get(target: AppTarget, path_and_query: str) -> Answer:
-    request = f"GET {{P}}{path_and_query} HTTP/1.1\r\nHost: {{H}}\r\n\r\n".encode()
-    ex = send(target, request)
-    assert_no_5xx(ex, path_and_query)
-    assert len(ex.answers) == 1, f"{path_and_query}: {ex.describe()}"
+# gunicorn refuses a request line over 4,094 bytes with 414 before any app sees it (its
+# limit_request_line; docs/servers.md): a longer line may get that answer instead.
+LINE_LIMIT = 4_094
+
+
+def _get(target: AppTarget, path_and_query: str) -> Answer | None:
+    """The answer to a GET (None: the server's 414 to a line over LINE_LIMIT)."""
+    line = f"GET {{P}}{path_and_query} HTTP/1.1"
+    what = path_and_query[:120]
+    ex = send(target, f"{line}\r\nHost: {{H}}\r\n\r\n".encode())
+    assert_no_5xx(ex, what)
+    assert len(ex.answers) == 1, f"{what}: {ex.describe()}"
+    if ex.statuses == [414] and len(fill(line.encode(), target)) > LINE_LIMIT:
+        return None
     return ex.answers[0]
+
+
+def _small(raw: str) -> bool:
+    """Not an integer past 20 (500 rows are checked once in test_contract, not 40 times)."""
+    value = _decoded(raw)
+    if value is None or INTEGER.fullmatch(value.strip()) is None:
+        return True
+    digits = value.strip().lstrip("-").lstrip("0")
+    return len(digits) <= 2 and int(digits or "0") <= 20
 
 
 def _decoded(raw: str) -> str | None:
@@ -90,14 +108,15 @@ def _decoded(raw: str) -> str | None:
 
 
 @GENERATED
-@given(raw=RAW_VALUES, again=st.none() | RAW_VALUES)
+@given(raw=RAW_VALUES.filter(_small), again=st.none() | RAW_VALUES.filter(_small))
 def test_generated_queries_is_always_a_list(target: AppTarget, raw: str, again: str | None) -> None:
-    """Any ``queries`` (repeated or not): 200 and 1..500 rows."""
+    """Any ``queries`` (repeated or not): 200 and 1..20 rows (no integer past 20 is drawn)."""
     query = f"queries={raw}" + (f"&queries={again}" if again is not None else "")
     answer = _get(target, f"/queries?{query}")
-    assert answer.status == 200, (query, answer.status, answer.body[:200])
-    rows = json.loads(answer.body)
-    assert isinstance(rows, list) and 1 <= len(rows) <= 500, (query, len(rows))
+    if answer is not None:
+        assert answer.status == 200, (query[:120], answer.status, answer.body[:200])
+        rows = json.loads(answer.body)
+        assert isinstance(rows, list) and 1 <= len(rows) <= 20, (query[:120], len(rows))
 
 
 @GENERATED
@@ -105,11 +124,12 @@ def test_generated_queries_is_always_a_list(target: AppTarget, raw: str, again: 
 def test_generated_paging(target: AppTarget, kind: str, size: str, page: str) -> None:
     """Any ``page_size`` is a size in 1..100; any ``page`` is a page or 404 Invalid page."""
     answer = _get(target, f"/api/{kind}?page_size={size}")
-    assert answer.status == 200, (size, answer.status, answer.body[:200])
-    assert 1 <= len(json.loads(answer.body)["results"]) <= 100
+    if answer is not None:
+        assert answer.status == 200, (size[:120], answer.status, answer.body[:200])
+        assert 1 <= len(json.loads(answer.body)["results"]) <= 100
     answer = _get(target, f"/api/{kind}?page={page}&page_size=100")
-    if answer.status != 200:
-        assert assert_error_json(answer, 404, page) == {"detail": "Invalid page."}
+    if answer is not None and answer.status != 200:
+        assert assert_error_json(answer, 404, page[:120]) == {"detail": "Invalid page."}
 
 
 @GENERATED
@@ -125,10 +145,12 @@ def test_generated_seconds(target: AppTarget, endpoint: str, raw: str) -> None:
         assume(float(value) < 0.05)  # type: ignore[arg-type]
     query = f"seconds={raw}" + ("&n=2" if endpoint == "fanout" else "")
     answer = _get(target, f"/slow/{endpoint}?{query}")
+    if answer is None:
+        return
     if number and 0 <= float(value) <= 10:  # type: ignore[arg-type]
-        assert answer.status == 200, (raw, answer.status, answer.body[:200])
+        assert answer.status == 200, (raw[:120], answer.status, answer.body[:200])
     else:
-        assert_error_json(answer, 422, raw)
+        assert_error_json(answer, 422, raw[:120])
 
 
 @GENERATED
@@ -137,11 +159,13 @@ def test_generated_detail_ids(target: AppTarget, kind: str, raw: str) -> None:
     """Any id segment: that row (an integer in range) or 404 Not found."""
     value = _decoded(raw)
     answer = _get(target, f"/api/{kind}/{raw}")
+    if answer is None:
+        return
     if answer.status == 200:
-        assert value is not None and INTEGER.fullmatch(value), raw
-        assert str(json.loads(answer.body)["id"]) == value.lstrip("0"), raw  # no int(): 4,300
+        assert value is not None and INTEGER.fullmatch(value), raw[:120]
+        assert str(json.loads(answer.body)["id"]) == value.lstrip("0"), raw[:120]  # no int()
     else:
-        assert answer.status == 404, (raw, answer.status, answer.body[:200])
+        assert answer.status == 404, (raw[:120], answer.status, answer.body[:200])
 
 
 @GENERATED

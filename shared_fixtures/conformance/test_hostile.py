@@ -489,7 +489,10 @@ def test_pool_exhaustion_is_a_503_with_retry_after(strained: tuple[AppTarget, St
     with concurrent.futures.ThreadPoolExecutor(settings.pool_size + extra) as pool:
         results = list(pool.map(lambda _: one(), range(settings.pool_size + extra)))
     statuses = sorted(answer.status for answer, _ in results)
-    assert statuses == [200] * settings.pool_size + [503] * extra, statuses
+    assert statuses == [200] * settings.pool_size + [503] * extra, (
+        f"{len(results)} requests holding a connection {hold:g} s, {settings.pool_size} "
+        f"connections that wait {settings.pool_timeout:g} s: {statuses}, expected {extra} x 503"
+    )
     for answer, took in results:
         if answer.status == 503:
             assert json.loads(answer.body) == {"detail": "Database busy, retry later."}
