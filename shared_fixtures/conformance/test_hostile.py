@@ -60,8 +60,8 @@ def assert_no_5xx(
     internal in a body, and an answer or a close within the bound unless ``may_wait``."""
     assert not ex.unparsed, f"{what}: not an HTTP/1.1 answer: {ex.unparsed[:120]!r}"
     allowed = {501} if allow_501 else set()
-    failed = [status for status in ex.statuses if status >= 500 and status not in allowed]
-    assert not failed, f"{what}: {ex.describe()}: {ex.answers[0].body[:300]!r}"
+    failed = [a for a in ex.answers if a.status >= 500 and a.status not in allowed]
+    assert not failed, f"{what}: {ex.describe()}: {failed[0].body[:300] if failed else b''!r}"
     for answer in ex.answers:
         assert_no_internals(answer, what)
     if not may_wait:
