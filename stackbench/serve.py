@@ -132,10 +132,13 @@ def serve(
     port: int | None = None,
     variant: Variant | None = None,
     settings: Mapping[str, str] | None = None,
+    prepared: bool = False,
 ) -> Iterator[Served]:
     """Start ``app`` under ``server`` listening on ``host:port`` (loopback and a free port
     by default); stop it (and its workers) on exit, whatever happened. ``settings``: more
-    of the app's environment for this serving only (e.g. DB_POOL_TIMEOUT)."""
+    of the app's environment for this serving only (e.g. DB_POOL_TIMEOUT); ``prepared``:
+    the database already has what the app's setup commands make (the app was served on
+    it before), so they are not run again."""
     knobs = knobs or Knobs()
     env = app_env(
         app,
@@ -147,7 +150,8 @@ def serve(
         variant=variant,
     )
     env.update(settings or {})
-    prepare(app, env, bin_dir)
+    if not prepared:
+        prepare(app, env, bin_dir)
     port = port or free_port(host)
     # An ASGI variant is served instead of the app's entry, from the app's directory.
     entries = {ASGI: variant.entry} if variant is not None and variant.entry else app.entries

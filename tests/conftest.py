@@ -72,6 +72,7 @@ class AppServers:
         self._stack = contextlib.ExitStack()
         self._served: dict[tuple[str, str, bool], Served] = {}
         self._refusing: socket.socket | None = None
+        self._prepared: set[str] = set()  # apps whose setup commands have run on the database
 
     def get(self, app_id: str, server_id: str, *, strained: bool = False) -> Served:
         key = (app_id, server_id, strained)
@@ -89,8 +90,10 @@ class AppServers:
                     knobs=STRAINED_KNOBS if strained else Knobs(workers=1, pool_size=4),
                     cpus=1,
                     settings={"DB_POOL_TIMEOUT": str(STRAINED_POOL_TIMEOUT)} if strained else None,
+                    prepared=app_id in self._prepared,
                 )
             )
+            self._prepared.add(app_id)
         return self._served[key]
 
     def strained(self, app_id: str, server_id: str, prefix: str) -> Strained:

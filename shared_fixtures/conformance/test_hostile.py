@@ -264,11 +264,14 @@ LONG_LENGTHS = {
 
 @pytest.mark.parametrize("case", LONG_LENGTHS)
 def test_content_length_of_thousands_of_digits(target: AppTarget, case: str) -> None:
-    """By its value (a GET of nothing, a POST of ``{}``: 422), or 400/413; never a 5xx."""
+    """By its value (a GET of nothing, a POST of ``{}``: 422), or 400/413; never a 5xx.
+    A server that cannot read the number itself closes the connection without an answer
+    before any app sees it (daphne, gunicorn's ASGI worker: docs/servers.md)."""
     template, allowed = LONG_LENGTHS[case]
     ex = send(target, template)
-    assert_no_5xx(ex, case)
-    assert len(ex.statuses) == 1 and ex.statuses[0] in allowed, f"{case}: {ex.describe()}"
+    assert_no_5xx(ex, case)  # so no answer means closed
+    if ex.answers:
+        assert len(ex.statuses) == 1 and ex.statuses[0] in allowed, f"{case}: {ex.describe()}"
 
 
 # ---------------------------------------------------------------- pipelining
