@@ -21,9 +21,11 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -303,3 +305,43 @@ def test_answers_render_what_happened() -> None:
     assert answers(Exchange([], ending=OPEN)) == "no answer, open"
     h2_settings = b"\x00\x00\x18\x04\x00\x00\x00\x00\x00"
     assert answers(Exchange([], ending=OPEN, unparsed=h2_settings)) == "HTTP/2"
+
+
+class _OneAtATime(BaseHTTPRequestHandler):
+    """A server with one thread that lets a silent client go after a second."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 1.0
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _OneThread(HTTPServer):
+    request_queue_size = 64  # every held connection is accepted, then waits its turn
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # the probes hang up on it: no traceback in the test's output
+
+
+def test_the_stall_and_idle_probes_on_a_server_that_does_both() -> None:
+    """A single-threaded server stalls behind held connections; its 1 s timeout shows."""
+    server = _OneThread(("127.0.0.1", 0), _OneAtATime)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        planted = Served(None, None, f"http://{host}:{port}", [], {}, None)  # type: ignore[arg-type]
+        assert stall_probe(planted, GET) == "stalled"
+        assert idle_probe(planted, b"GET /js") == "closed at 1 s"
+        assert matches("open at 35 s", idle_probe(planted, b"")) is False
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
