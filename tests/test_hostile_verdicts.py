@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -243,3 +246,51 @@ def test_the_reader_gives_up_at_its_bound() -> None:
         started = time.monotonic()
         ex = exchange(listener.getsockname(), b"GET / HTTP/1.1\r\n\r\n", timeout=0.5)
     assert ex.statuses == [] and ex.ending == "open" and 0.4 < time.monotonic() - started < 2
+
+
+# ---------------------------------------------------------------- the suite run on its own
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _suite(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "shared_fixtures/conformance",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_suite_on_its_own_reads_the_log_and_the_strained_instance(planted: AppTarget) -> None:
+    """Its options reach the tests: the planted log's traceback and upstream repr fail them."""
+    assert planted.log_path is not None
+    done = _suite(
+        "--base-url", planted.base_url,
+        "--app-log", str(planted.log_path),
+        "--strained-base-url", planted.base_url,
+        "--strained-pool-size", "2",
+        "--strained-pool-timeout", "1",
+        "-k", "disconnecting or upstream_down",
+    )  # fmt: skip
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout + done.stderr
+    assert re.search(r"^4 failed, \d+ deselected", done.stdout.splitlines()[-1]), done.stdout
+    assert "traceback(s) in the app's log" in done.stdout and "ConnectError(" in done.stdout
+
+
+def test_a_half_given_strained_instance_is_a_usage_error() -> None:
+    done = _suite("--base-url", "http://127.0.0.1:9", "--strained-base-url", "http://127.0.0.1:9")
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        "ERROR: --strained-base-url, --strained-pool-size and --strained-pool-timeout go together"
+    )

@@ -34,6 +34,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--strained-pool-timeout", type=float, help="its DB_POOL_TIMEOUT")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    _strained(config)  # a half-given strained instance is a usage error, before any test
+
+
 def _strained(config: pytest.Config) -> Strained | None:
     values = [config.getoption(f"--strained-{name}") for name in ("base-url", "pool-size")]
     timeout = config.getoption("--strained-pool-timeout")
