@@ -83,7 +83,10 @@ def _app_requirements() -> list[str]:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole test suite on a real PostgreSQL: fixtures, loadgen, every app, the harness."""
-    server_requirements = sorted({req for s in TEST_SERVERS for req in SERVERS[s].requirements})
+    # Every protocol each server speaks: the suite checks what each one negotiates.
+    server_requirements = sorted(
+        {req for s in TEST_SERVERS for p in SERVERS[s].protocols() for req in SERVERS[s].requirements_for(p)}
+    )
     # psycogreen: the tests also run psycopg2 patched under gevent (eventlet's gunicorn pin
     # keeps gunicorn-eventlet out of this shared venv).
     session.install(
@@ -166,7 +169,7 @@ def bench(session: nox.Session, app: str, server: str) -> None:
         f".[{extras}]",
         "-r",
         str(APPS[app].requirements),
-        *SERVERS[server].requirements,
+        *SERVERS[server].requirements_for(_protocol(session.posargs)),
         *variants.requirements_for(session.posargs),
     )
     session.run(
@@ -186,7 +189,7 @@ def serve(session: nox.Session, app: str, server: str) -> None:
         ".[harness,fast]",
         "-r",
         str(APPS[app].requirements),
-        *SERVERS[server].requirements,
+        *SERVERS[server].requirements_for(_protocol(session.posargs)),
         *variants.requirements_for(session.posargs),
     )
     session.run(
@@ -204,8 +207,14 @@ def bench_pairs(session: nox.Session) -> None:
         chosen = matrix.parse_pairs(_option_value(session.posargs, "--pairs"))
     except ValueError as exc:
         session.error(str(exc))
-    session.install("-e", ".[harness,fast]", *matrix.requirements(chosen))
+    protocols = [_protocol(session.posargs)]
+    session.install("-e", ".[harness,fast]", *matrix.requirements(chosen, protocols))
     session.run("python", "-m", "stackbench", "bench", *session.posargs)
+
+
+def _protocol(args: list[str]) -> str:
+    """The protocol a bench or serve session is asked to speak (--protocol; h1 by default)."""
+    return _option_value(args, "--protocol", default="h1")
 
 
 def _option_value(args: list[str], name: str, default: str | None = None) -> str:
@@ -244,7 +253,12 @@ def experiment(session: nox.Session, name: str) -> None:
     app_requirements = sorted({str(APPS[app].requirements) for app, _ in pairs})
     # One venv for all the experiment's servers: eventlet's gunicorn pin (25.3) wins.
     server_requirements = sorted(
-        {req for _, server in pairs for req in SERVERS[server].requirements}
+        {  # every protocol the servers speak: protocol-costs measures them all
+            req
+            for _, server in pairs
+            for protocol in SERVERS[server].protocols()
+            for req in SERVERS[server].requirements_for(protocol)
+        }
         | {  # what the bench variants of the experiment's apps need (features experiments)
             req
             for variant in variants.VARIANTS.values()

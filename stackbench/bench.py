@@ -54,7 +54,7 @@ def remote_pair(
         reports = options.agent_reports or options.output  # unused when N is 1
         agents = Agents(index, count, reports, options.agent_wait)
     # An unreachable target is one line, before anything runs.
-    subject = connect(target_url, stats_url, agents)
+    subject = connect(target_url, stats_url, agents, options.protocol, options.load.cacert)
     label = f"{subject.info['app']}-{subject.info['server']}-target"
     with BenchRun(
         label, output=options.output, scale=options.scale, progress=progress, target=subject

@@ -27,7 +27,16 @@ from stackbench import bench, experiments, matrix, serve_cli
 from stackbench.apps import UnknownAppError, get_app
 from stackbench.console import LiveProgress, changes_table, console, print_matrix, summary_table
 from stackbench.experiments import cli as experiment_cli
-from stackbench.options import DEFAULTS, HOSTS, LOAD, SERVER, OptionError, add_options, options_from
+from stackbench.options import (
+    DEFAULTS,
+    HOSTS,
+    LOAD,
+    PROTOCOL,
+    SERVER,
+    OptionError,
+    add_options,
+    options_from,
+)
 from stackbench.results import ResultsError
 from stackbench.run import RunReport
 from stackbench.servers import UnknownServerError, get_server
@@ -65,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_options(run, "load", LOAD)
     add_options(run, "server", SERVER)
+    add_options(run, "protocol (TLS and HTTP/2)", PROTOCOL)
     add_options(run, "data", ["output"])
     add_options(run, "load from several hosts (with --target)", HOSTS)
     add_options(run, "profiling", ["profile"])
@@ -219,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = _chosen_pairs(args)
         if args.variant is not None:  # it must apply to every app the run serves
             get_variant(args.variant, [p.app for p in chosen] if chosen else args.app.split(","))
+        servers = [p.server for p in chosen] if chosen else args.server.split(",")
+        matrix.check_protocol(servers, args.protocol)  # every server must speak it
         options = options_from(args)
         if chosen is not None:
             report = bench.many_pairs(chosen, options, progress=LiveProgress())

@@ -16,6 +16,7 @@ from stackbench import matrix
 from stackbench.documents import CpuPerRequest, ResultRow, Summary
 from stackbench.judge import cpu_read_note, summary_cpu_read
 from stackbench.measure import Progress
+from stackbench.servers import PROTOCOLS, SERVERS
 
 # Logs and CI are not terminals; a summary is still read there, at full width.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
@@ -122,15 +123,32 @@ def print_matrix(as_json: bool) -> None:
         return
     table = Table(title="bench pairs", title_justify="left")
     table.add_column("session")
+    table.add_column("protocols (--protocol)")
     for pair in matrix.pairs():
-        table.add_row(pair.session)
+        table.add_row(pair.session, " ".join(SERVERS[pair.server].protocols()))
     console.print(table)
+    console.print(protocol_table())
     missing = Table(title="missing pairs", title_justify="left")
     for column in ("app", "server", "why"):
         missing.add_column(column)
     for row in matrix.missing():
         missing.add_row(*row)
     console.print(missing)
+
+
+def protocol_table() -> Table:
+    """Each server × protocol: spoken (with its caveat), or why not."""
+    table = Table(title="protocols (bench --protocol)", title_justify="left")
+    table.add_column("server")
+    for protocol in PROTOCOLS:
+        table.add_column(protocol)
+    cells: dict[str, list[str]] = {}
+    for server, _, reason, note in matrix.protocol_rows():
+        said = f"[red]no[/red]: {reason}" if reason else "yes" + (f" ({note})" if note else "")
+        cells.setdefault(server, []).append(said)
+    for server, row in cells.items():
+        table.add_row(server, *row)
+    return table
 
 
 def changes_table(changes: list[Any]) -> Table:

@@ -45,6 +45,7 @@ Status = Literal["ok", "degraded", "failed"]
 CpuSource = Literal["cpu-clock", "proc-stat"]
 RunStatus = Literal["ok", "degraded", "failed", "interrupted"]
 Interface = Literal["asgi", "wsgi"]
+Protocol = Literal["h1", "h1-tls", "h2", "h2c"]  # stackbench/servers.py's PROTOCOLS
 Version = Annotated[int, Json(const=SCHEMA_VERSION)]
 CLOSED = Json(additionalProperties=False)  # no key but the TypedDict's
 RunId = Annotated[str, Json(minLength=1)]
@@ -56,6 +57,14 @@ def interface(name: str | None) -> Interface:
         if name == known:
             return known  # typed Any: get_args cannot say it is one of Interface
     raise ValueError(f"not an app interface: {name!r}")
+
+
+def protocol_name(name: str) -> Protocol:
+    """``name`` as a result's ``protocol``; anything else is a bug, said here."""
+    for known in get_args(Protocol):
+        if name == known:
+            return known  # typed Any: get_args cannot say it is one of Protocol
+    raise ValueError(f"not a protocol: {name!r}")
 
 
 # -- loadgen's JSON report, as far as the harness reads it ------------------------------
@@ -96,6 +105,22 @@ class SelfChecks(TypedDict):
     client_cpu: ClientCpu
 
 
+class LoadgenTls(TypedDict):
+    versions: dict[str, int]
+    ciphers: dict[str, int]
+    alpn: dict[str, int]
+
+
+class LoadgenProtocol(TypedDict):
+    """What loadgen asked for and what each connection negotiated (its TLS socket's
+    version, cipher and ALPN answer; h2c once the server's SETTINGS came)."""
+
+    requested: str
+    scheme: str
+    negotiated: dict[str, int]
+    tls: LoadgenTls | None
+
+
 class LoadgenReport(TypedDict):
     version: int
     summary: LoadgenSummary
@@ -103,6 +128,7 @@ class LoadgenReport(TypedDict):
     errors: dict[str, int]
     checks: list[Check]
     self_checks: SelfChecks
+    protocol: NotRequired[LoadgenProtocol]
 
 
 # -- the result document: one (app, server, scenario) in one run -------------------------
@@ -149,6 +175,15 @@ class CpuPerRequest(TypedDict):
     client: Annotated[float | None, Json(minimum=0)]
 
 
+class Negotiated(TypedDict):
+    """What the load's connections negotiated, over every repeat, as loadgen counted them:
+    connections per protocol ("http/1.1", "h2", "h2c"), per TLS version and per cipher."""
+
+    protocols: dict[str, int]
+    tls_versions: dict[str, int]
+    ciphers: dict[str, int]
+
+
 class Summary(TypedDict):
     responses: Count
     """responses received, over every repeat (loadgen's summary.responses, summed)"""
@@ -184,6 +219,9 @@ class Summary(TypedDict):
     """CPU microseconds per successful response, by who spent them (median repeat)"""
     worker_exits: NotRequired[Count]
     """server processes that exited during the measured windows"""
+    negotiated: NotRequired[Annotated[Negotiated | None, CLOSED]]
+    """what the load's connections negotiated (loadgen's protocol block, summed over the
+    repeats); null when loadgen did not say"""
 
 
 class Flags(TypedDict):
@@ -195,6 +233,8 @@ class Flags(TypedDict):
     noise_bound: NotRequired[float]
     profiled: NotRequired[bool]
     """bench --profile: a sampling profiler paused the server; its figures are not for comparison"""
+    protocol_mismatch: NotRequired[bool]
+    """a connection of the load spoke another protocol than the one asked for"""
 
 
 class ServerFiguresDoc(TypedDict):
@@ -238,6 +278,16 @@ class Repeat(TypedDict):
     profiles/), or why there are none"""
 
 
+class ProtocolCheck(TypedDict):
+    """What one connection of the harness's own (stackbench/protocol_check.py) spoke
+    before the load: the protocol, and over TLS its version, cipher and ALPN answer."""
+
+    protocol: str
+    tls_version: str | None
+    cipher: str | None
+    alpn: str | None
+
+
 class ResultHeader(TypedDict):
     """What a result says about its pair before anything is measured."""
 
@@ -247,6 +297,10 @@ class ResultHeader(TypedDict):
     app: str
     server: str
     interface: Interface
+    protocol: NotRequired[Protocol]
+    """what the load was asked to speak (bench --protocol); absent in older files: h1"""
+    protocol_check: NotRequired[Annotated[ProtocolCheck, CLOSED]]
+    """what the server spoke on one connection before the load"""
     interpreter: NotRequired[Interpreter]
     """the Python the server ran on (its virtualenv's), which may differ from the harness's"""
     label: NotRequired[str | None]
@@ -349,6 +403,19 @@ class Job(TypedDict):
     """the label of the job's results (a result's label)"""
 
 
+class JobProtocol(TypedDict):
+    """One job's protocol: asked, and negotiated by the load's connections over all its
+    scenarios (the results' summaries summed)."""
+
+    app: str
+    server: str
+    label: str | None
+    protocol: Protocol
+    negotiated: Annotated[Negotiated | None, CLOSED]
+    """null when a result of the job does not say (it failed before the load, or loadgen
+    did not report it)"""
+
+
 class RunOptions(TypedDict):
     jobs: NotRequired[list[Job]]
 
@@ -386,6 +453,8 @@ class Manifest(TypedDict):
     target: NotRequired[Annotated[Target, CLOSED]]
     """bench --target: the pair was served by `serve` on another host; its machine is here, the load
     host's is `machine`"""
+    protocols: NotRequired[list[Annotated[JobProtocol, CLOSED]]]
+    """each job's protocol, asked and negotiated"""
 
 
 def job(app: str, server: str, label: str | None, options: Mapping[str, Any]) -> Job:

@@ -20,11 +20,17 @@ class LoadError(RuntimeError):
     pass
 
 
-def aimed(load: Config, scenario: str, base_url: str) -> Config:
-    """``load`` for one scenario at ``base_url``. Only a target on another host
-    (``bench --target``) lifts loadgen's loopback guard."""
+def aimed(load: Config, scenario: str, base_url: str, cafile: Path | None = None) -> Config:
+    """``load`` for one scenario at ``base_url``, trusting ``cafile`` (the run's test CA)
+    for an https:// one. Only a target on another host (``bench --target``) lifts
+    loadgen's loopback guard."""
     remote = not is_loopback_host(urlsplit(base_url).hostname or "")
-    return load.replace(url=base_url, scenario=scenario, allow_remote=load.allow_remote or remote)
+    return load.replace(
+        url=base_url,
+        scenario=scenario,
+        allow_remote=load.allow_remote or remote,
+        cacert=str(cafile) if cafile is not None else load.cacert,
+    )
 
 
 def start_wait(load: Config) -> float:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackbench.apps import APPS, ROOT, App, get_app
-from stackbench.servers import SERVERS, Server, get_server
+from stackbench.servers import PROTOCOLS, SERVERS, Server, get_server
 
 # The reference pair, measured in every CI bench job beside that job's own pairs. Numbers
 # from different runs (different machines, or one machine at different times) are compared
@@ -133,11 +133,49 @@ def parse_pairs(text: str) -> list[Pair]:
     return list(dict.fromkeys(found))
 
 
-def requirements(chosen: list[Pair]) -> list[str]:
-    """pip arguments for one venv serving every pair: each app's file, each server's specs."""
+def requirements(chosen: list[Pair], protocols: Iterable[str] = ("h1",)) -> list[str]:
+    """pip arguments for one venv serving every pair in ``protocols``: each app's file,
+    each server's specs and what each protocol it speaks needs."""
     files = dict.fromkeys(str(get_app(pair.app).requirements) for pair in chosen)
-    specs = dict.fromkeys(req for pair in chosen for req in get_server(pair.server).requirements)
+    servers = [get_server(pair.server) for pair in chosen]
+    specs = dict.fromkeys(
+        req
+        for server in servers
+        for protocol in protocols
+        if server.why_not(protocol) is None
+        for req in server.requirements_for(protocol)
+    )
+    specs.update(dict.fromkeys(req for server in servers for req in server.requirements))
     return [*(arg for path in files for arg in ("-r", path)), *specs]
+
+
+class ProtocolError(PairError):
+    """A server asked for a protocol it does not speak; one line, exit 2."""
+
+
+def check_protocol(server_ids: Iterable[str], protocol: str) -> None:
+    """Raise ProtocolError naming the first server that does not speak ``protocol``, and
+    the servers that do."""
+    for server_id in server_ids:
+        server = get_server(server_id)
+        reason = server.why_not(protocol)
+        if reason is not None:
+            speaking = [s.id for s in SERVERS.values() if s.why_not(protocol) is None]
+            raise ProtocolError(
+                f"{server.id} does not speak {protocol}: {reason}; servers that do: "
+                f"{', '.join(speaking)}"
+            )
+
+
+def protocol_rows() -> list[tuple[str, str, str | None, str | None]]:
+    """(server, protocol, why it is missing or None, a caveat or None) for every server
+    and protocol: the matrix's protocol dimension (a protocol is the server's to speak,
+    whichever app it serves)."""
+    return [
+        (server.id, protocol, server.why_not(protocol), server.speaks.notes.get(protocol))
+        for server in SERVERS.values()
+        for protocol in PROTOCOLS
+    ]
 
 
 def is_valid(pair: Pair) -> bool:
@@ -161,10 +199,22 @@ def get_pair(app_id: str, server_id: str) -> tuple[App, Server]:
 def as_json() -> str:
     return json.dumps(
         {
-            "pairs": [{"app": p.app, "server": p.server, "session": p.session} for p in pairs()],
+            "pairs": [
+                {
+                    "app": p.app,
+                    "server": p.server,
+                    "session": p.session,
+                    "protocols": get_server(p.server).protocols(),
+                }
+                for p in pairs()
+            ],
             "missing": [
                 {"app": app, "server": server, "reason": reason}
                 for app, server, reason in missing()
+            ],
+            "protocols": [
+                {"server": server, "protocol": protocol, "reason": reason, "note": note}
+                for server, protocol, reason, note in protocol_rows()
             ],
         },
         indent=2,
@@ -202,5 +252,29 @@ def check_requested_sessions(argv: list[str]) -> str | None:
         try:
             get_pair(*match.groups())
         except (PairError, ValueError) as exc:
+            return str(exc)
+    return _check_session_protocol(argv, requested)
+
+
+def _check_session_protocol(argv: list[str], requested: list[str]) -> str | None:
+    """A --protocol after ``--`` that a requested pair session's server does not speak:
+    said before nox builds anything."""
+    posargs = argv[argv.index("--") + 1 :] if "--" in argv else []
+    asked = [
+        value
+        for flag, value in itertools.pairwise([*posargs, ""])
+        if flag == "--protocol"
+    ] + [arg.split("=", 1)[1] for arg in posargs if arg.startswith("--protocol=")]
+    if not asked:
+        return None
+    if asked[-1] not in PROTOCOLS:
+        return f"--protocol {asked[-1]!r}: protocols are {', '.join(PROTOCOLS)}"
+    for name in requested:
+        match = _SESSION.fullmatch(name)
+        if match is None:
+            continue
+        try:
+            check_protocol([match.group(2)], asked[-1])
+        except ProtocolError as exc:
             return str(exc)
     return None

@@ -27,9 +27,11 @@ from stackbench.documents import (
     ResultHeader,
     ResultRow,
     ServerFiguresDoc,
+    ProtocolCheck,
     ServerSettings,
     Verdict,
     interface,
+    protocol_name,
 )
 from stackbench.judge import headline, judge
 from stackbench.loadrun import LoadError, aimed, run_load
@@ -37,8 +39,9 @@ from stackbench.matrix import Pair
 from stackbench.options import BENCH_LOAD, BenchOptions
 from stackbench.profiler import ProfiledSampler
 from stackbench.sampler import Sampler, ServerFigures
+from stackbench.protocol_check import check as check_protocol
 from stackbench.server_process import Served, answers_health, serve
-from stackbench.servers import Server
+from stackbench.servers import Certificates, Server
 from stackbench.smoke import smoke_check
 from stackbench.variants import get_variant
 
@@ -73,6 +76,8 @@ class Subject(Protocol):
     def server_pid(self) -> int: ...  # the master: its exit is not a worker restart
     @property
     def database_cpu_source(self) -> str | None: ...  # "proc": read from /proc
+    @property
+    def cafile(self) -> Path | None: ...  # the CA a TLS client trusts (None: cleartext)
 
     def sampler(self, label: str) -> Sampling: ...  # started; mark() opens the window
     def loadgen_env(self) -> dict[str, str]: ...
@@ -107,6 +112,10 @@ class LocalSubject:
     def database_cpu_source(self) -> str | None:
         return "proc" if self._database_pid is not None else None
 
+    @property
+    def cafile(self) -> Path | None:
+        return self.served.cafile
+
     def sampler(self, label: str) -> Sampling:
         sampler = Sampler(self.server_pid, self.db.url, database_pid=self._database_pid)
         if self.profiles is None:
@@ -128,7 +137,10 @@ class LocalSubject:
         return f"server exited with code {code} during the run"
 
     def answers(self) -> bool:
-        return answers_health(self.served.base_url, timeout=5.0, path=self.served.app.ready_path)
+        served = self.served
+        return answers_health(
+            served.base_url, timeout=5.0, path=served.app.ready_path, cafile=served.cafile
+        )
 
     def log_tail(self) -> str | None:
         return self.served.process.log_tail()
@@ -147,9 +159,10 @@ def measure_pair(
     upstream_url: str,
     run_dir: Path,
     progress: Progress,
+    certificates: Certificates | None = None,
 ) -> list[ResultRow]:
     settings = server.resolve(options.knobs, options.server_cpu_count)
-    base = _result_base(app, server, pair, run_dir, settings, label)
+    base = _result_base(app, server, pair, run_dir, settings, label, options.protocol)
     served_variant = get_variant(options.variant, [app.id]) if options.variant else None
     if served_variant is not None and served_variant.settings:  # what the server ran
         base["server_env"] = {
@@ -157,7 +170,9 @@ def measure_pair(
             "DJANGO_SETTINGS_MODULE": served_variant.settings,
         }
     try:
-        with serve_pair(app, server, options, db, upstream_url, run_dir / "logs") as served:
+        with serve_pair(
+            app, server, options, db, upstream_url, run_dir / "logs", certificates=certificates
+        ) as served:
             base["server_command"] = served.argv
             # The server's own Python (its venv's), asked with the server's environment.
             base["interpreter"] = results.interpreter(
@@ -180,9 +195,11 @@ def serve_pair(
     upstream_url: str,
     log_dir: Path,
     wrap: list[str] | None = None,
+    certificates: Certificates | None = None,
 ) -> AbstractContextManager[Served]:
-    """``app`` under ``server`` as ``options`` say (variant, knobs, pinning), until the
-    block ends; ``wrap`` prefixes the server's command (after the pinning)."""
+    """``app`` under ``server`` as ``options`` say (variant, knobs, pinning, protocol),
+    until the block ends; ``wrap`` prefixes the server's command (after the pinning);
+    ``certificates``: a TLS protocol's."""
     pinning = ["taskset", "-c", options.server_cpus] if options.server_cpus else []
     return serve(
         app,
@@ -196,6 +213,8 @@ def serve_pair(
         ready_timeout=options.ready_timeout,
         wrap=[*pinning, *(wrap or [])] or None,
         variant=get_variant(options.variant, [app.id]) if options.variant else None,
+        protocol=options.protocol,
+        certificates=certificates,
     )
 
 
@@ -210,10 +229,20 @@ def measure_subject(
     """Smoke-check the subject (``smoke_paths`` only, if given), then measure each
     scenario; one result document each."""
     slow = needs_upstream(options.scenarios)
-    failures = smoke_check(subject.base_url, slow=slow, paths=smoke_paths)
+    failures = smoke_check(subject.base_url, slow=slow, paths=smoke_paths, cafile=subject.cafile)
     if failures:
         reason = "smoke check failed: " + "; ".join(failures)
         return failed_rows(base, options, run_dir, reason, None)
+    # The protocol asked, spoken on one connection of its own before the load.
+    spoken = check_protocol(subject.base_url, options.protocol, subject.cafile, "/json")
+    if isinstance(spoken, str):
+        return failed_rows(base, options, run_dir, f"protocol check failed: {spoken}", None)
+    base["protocol_check"] = ProtocolCheck(
+        protocol=spoken.protocol,
+        tls_version=spoken.tls_version,
+        cipher=spoken.cipher,
+        alpn=spoken.alpn,
+    )
     rows = []
     for scenario in options.scenarios:
         rows.append(_run_scenario(subject, scenario, options, base, run_dir, progress))
@@ -242,6 +271,7 @@ def _result_base(
     run_dir: Path,
     settings: dict[str, int],
     label: str | None,
+    protocol: str,
 ) -> ResultHeader:
     return ResultHeader(
         label=label,
@@ -251,6 +281,7 @@ def _result_base(
         app=pair.app,
         server=pair.server,
         interface=interface(server.interface_for(app)),
+        protocol=protocol_name(protocol),
         server_command=[],
         server_env={k: v for k, v in server.env.items() if app.driver_switch},
         server_settings=ServerSettings(
@@ -316,7 +347,7 @@ def _run_scenario(
     run_dir: Path,
     progress: Progress,
 ) -> ResultRow:
-    load = aimed(options.load, scenario, subject.base_url)
+    load = aimed(options.load, scenario, subject.base_url, subject.cafile)
     env = subject.loadgen_env()
     repeats: list[Repeat] = []
     reason: str | None = None
@@ -374,7 +405,7 @@ def _run_scenario(
         if stopped is not None:
             reason = stopped
             break
-    verdict = judge(repeats, reason)
+    verdict = judge(repeats, reason, options.protocol)
     if any("profile" in repeat for repeat in repeats):
         verdict["flags"]["profiled"] = True  # py-spy's pauses are in these figures
     log_tail = subject.log_tail() if verdict["status"] == "failed" else None

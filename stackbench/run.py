@@ -17,11 +17,14 @@ from shared_fixtures.seed import ensure_seeded
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
 from stackbench.apps import App
+from stackbench.certificates import certificates
 from stackbench.documents import (
     SCHEMA_VERSION,
     DatabaseInfo,
     Job,
+    JobProtocol,
     Manifest,
+    Negotiated,
     PairRef,
     Pinning,
     ResultRow,
@@ -30,12 +33,13 @@ from stackbench.documents import (
     Seed,
     Target,
     job,
+    protocol_name,
 )
 from stackbench.matrix import Pair, get_pair
 from stackbench.measure import Progress, measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
 from stackbench.server_process import Served
-from stackbench.servers import Server, get_server
+from stackbench.servers import TLS, Certificates, Server, get_server
 from stackbench.target import RemoteSubject, measure_target
 
 
@@ -76,6 +80,8 @@ class BenchRun:
         self._verdict: tuple[RunStatus, str | None] | None = None
         self._stack = contextlib.ExitStack()
         self._upstream_url: str | None = None
+        self._work: Path | None = None  # the run's private temporary directory
+        self._certificates: Certificates | None = None
         self._manifest = Manifest(
             schema_version=SCHEMA_VERSION,
             kind="stackbench.manifest",
@@ -118,6 +124,7 @@ class BenchRun:
             work = Path(
                 self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stackbench-run-"))
             )
+            self._work = work
             self.db = self._stack.enter_context(database(work_dir=work))
             self._manifest["database"] = cast(DatabaseInfo, self.db.server_info())
             with self.db.connect() as conn:
@@ -155,6 +162,7 @@ class BenchRun:
         rows = measure_target(self.target, options, label, self.run_dir, self.progress)
         self.report.rows.extend(rows)
         manifest["results"].extend(row["file"] for row in rows)
+        self._record_protocol(Pair(info["app"], info["server"]), options, label, rows)
         return rows
 
     def _upstream(self, scenarios: tuple[str, ...]) -> str:
@@ -164,6 +172,17 @@ class BenchRun:
             process, self._upstream_url = start_upstream(self.run_dir / "logs")
             self._stack.enter_context(process)
         return self._upstream_url
+
+    def _tls(self, options: BenchOptions) -> Certificates | None:
+        """The run's certificates when ``options`` ask a TLS protocol: a test CA and a
+        server certificate made on first use in the run's private temporary directory,
+        removed with it (stackbench/certificates.py)."""
+        if options.protocol not in TLS:
+            return None
+        if self._certificates is None:
+            assert self._work is not None, "a local run has a temporary directory"
+            self._certificates = self._stack.enter_context(certificates(self._work))
+        return self._certificates
 
     def job(
         self,
@@ -193,10 +212,36 @@ class BenchRun:
             self._upstream(options.scenarios),
             self.run_dir,
             self.progress,
+            self._tls(options),
         )
         self.report.rows.extend(rows)
         self._manifest["results"].extend(row["file"] for row in rows)
+        self._record_protocol(pair, options, label, rows)
         return rows
+
+    def _record_protocol(
+        self, pair: Pair, options: BenchOptions, label: str | None, rows: list[ResultRow]
+    ) -> None:
+        """The manifest's record of what the job's load negotiated, over its scenarios."""
+        spoken: Negotiated | None = Negotiated(protocols={}, tls_versions={}, ciphers={})
+        for row in rows:
+            said = (row["summary"] or {}).get("negotiated")
+            if said is None or spoken is None:
+                spoken = None  # a result that does not say: the job's is unknown
+                continue
+            for key in ("protocols", "tls_versions", "ciphers"):
+                for name, count in said[key].items():  # type: ignore[literal-required]
+                    total = spoken[key]  # type: ignore[literal-required]
+                    total[name] = total.get(name, 0) + count
+        self._manifest.setdefault("protocols", []).append(
+            JobProtocol(
+                app=pair.app,
+                server=pair.server,
+                label=label,
+                protocol=protocol_name(options.protocol),
+                negotiated=spoken,
+            )
+        )
 
     @contextlib.contextmanager
     def serving(
@@ -214,7 +259,7 @@ class BenchRun:
         self._record_job(pair, options, label if label is not None else options.variant)
         upstream = self._upstream(options.scenarios)
         with serve_pair(
-            app, server, options, self.db, upstream, self.run_dir / "logs", wrap
+            app, server, options, self.db, upstream, self.run_dir / "logs", wrap, self._tls(options)
         ) as served:
             yield served
 
