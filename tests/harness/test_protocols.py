@@ -1,0 +1,258 @@
+"""The protocol axis (``bench --protocol h1|h1-tls|h2|h2c``): each server family speaks
+what stackbench/servers.py says it speaks, on a real server, seen from the client's TLS
+socket, its ALPN answer and the server's answer (the harness's own check and httpx's);
+a server that does not is refused before anything starts, one line, exit 2."""
+
+from __future__ import annotations
+
+import ssl
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stackbench import matrix
+from stackbench.apps import get_app
+from stackbench.certificates import certificates
+from stackbench.protocol_check import speak
+from stackbench.servers import H1, H1_TLS, H2, H2C, PROTOCOLS, SERVERS, TLS, Knobs, get_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# One pair per server family, each with every protocol its server speaks (the test
+# session installs every protocol's extras for these servers).
+FAMILIES = {
+    "gunicorn": ("django_sync", "gunicorn-gthread"),
+    "uvicorn": ("gino_style", "uvicorn"),
+    "hypercorn": ("gino_style", "hypercorn"),
+    "daphne": ("gino_style", "daphne"),
+    "granian": ("gino_style", "granian"),
+}
+SPOKEN = [
+    (family, app, server, protocol)
+    for family, (app, server) in FAMILIES.items()
+    for protocol in get_server(server).protocols()
+    if protocol != H1
+]
+
+
+# ---------------------------------------------------------------- the registry, as data
+
+
+def test_every_missing_protocol_says_why() -> None:
+    for server in SERVERS.values():
+        for protocol in PROTOCOLS:
+            reason = server.why_not(protocol)
+            assert reason is None or len(reason) > 10, (server.id, protocol, reason)
+        assert H1 in server.protocols() and H1_TLS in server.protocols(), server.id
+
+
+def test_the_matrix_says_what_the_field_says() -> None:
+    """facts.md, "Measured 2026-12-07": uvicorn has no HTTP/2; gunicorn's is for gthread,
+    gevent and asgi workers, its h2c for trusted peers; daphne has no h2c."""
+    assert "uvicorn has no HTTP/2" in (get_server("uvicorn").why_not(H2) or "")
+    assert get_server("daphne").why_not(H2C) is not None
+    assert get_server("daphne").why_not(H2) is None
+    http2 = {s.id for s in SERVERS.values() if s.why_not(H2) is None}
+    assert http2 == {
+        "gunicorn-gthread", "gunicorn-gevent", "gunicorn-gevent-blocking", "gunicorn-asgi",
+        "hypercorn", "daphne", "granian",
+    }  # fmt: skip
+    assert "forwarded_allow_ips" in get_server("gunicorn-gthread").speaks.notes[H2C]
+    rows = {(s, p): (reason, note) for s, p, reason, note in matrix.protocol_rows()}
+    assert rows[("gunicorn-sync", H2)][0] == get_server("gunicorn-sync").why_not(H2)
+    assert len(rows) == len(SERVERS) * len(PROTOCOLS)
+
+
+def test_each_protocol_is_on_the_command_line(tmp_path: Path) -> None:
+    with certificates(tmp_path) as tls:
+        gthread = get_server("gunicorn-gthread").argv(
+            get_app("django_sync"), 8000, Knobs(), 1, protocol=H2, certificates=tls
+        )
+        daphne = get_server("daphne").argv(
+            get_app("gino_style"), 8000, Knobs(), 1, protocol=H1_TLS, certificates=tls
+        )
+    h2c = get_server("gunicorn-gthread").argv(get_app("django_sync"), 8000, Knobs(), 1, protocol=H2C)
+    assert gthread[-7:-1] == [
+        "--certfile", str(tls.cert), "--keyfile", str(tls.key), "--http-protocols", "h2,h1",
+    ]  # fmt: skip
+    assert "--certfile" not in h2c and h2c[-5:-1] == [
+        "--http-protocols", "h2,h1", "--http2-cleartext", "both",
+    ]  # fmt: skip
+    # daphne's TLS is a Twisted endpoint that binds instead of -b/-p
+    assert daphne[1] == "-e" and daphne[2].startswith("ssl:8000:privateKey=") and "-b" not in daphne
+    with pytest.raises(ValueError, match="needs a certificate"):
+        get_server("granian").argv(get_app("gino_style"), 8000, Knobs(), 1, protocol=H2)
+    with pytest.raises(ValueError, match="uvicorn has no HTTP/2"):
+        get_server("uvicorn").argv(get_app("gino_style"), 8000, Knobs(), 1, protocol=H2C)
+
+
+def test_a_protocol_brings_its_extras() -> None:
+    assert "gunicorn[http2]>=25.1" in get_server("gunicorn-gthread").requirements_for(H2)
+    assert "gunicorn[http2]>=25.1" not in get_server("gunicorn-gthread").requirements_for(H1)
+    assert "twisted[http2,tls]" in get_server("daphne").requirements_for(H2)
+    assert "twisted[tls]" in get_server("daphne").requirements_for(H1_TLS)
+    both = matrix.requirements([matrix.Pair("gino_style", "daphne")], [H1, H2])
+    assert "twisted[http2,tls]" in both and "daphne>=4" in both
+
+
+def test_certificates_are_private_and_removed(tmp_path: Path) -> None:
+    with certificates(tmp_path) as tls:
+        assert stat.S_IMODE(tls.key.stat().st_mode) == 0o600
+        assert stat.S_IMODE(tls.key.parent.stat().st_mode) == 0o700
+        assert b"PRIVATE KEY" in tls.key.read_bytes()
+        assert tls.ca.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+    assert not (tmp_path / "tls").exists()
+    with pytest.raises(RuntimeError), certificates(tmp_path):
+        raise RuntimeError("whatever happened")
+    assert not (tmp_path / "tls").exists()
+
+
+# ------------------------------------------------------- bad input: one line, exit 2
+
+
+def _stackbench(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stackbench", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("server", "protocol", "said"),
+    [
+        ("uvicorn", H2, "error: uvicorn does not speak h2: uvicorn has no HTTP/2; servers that do:"),
+        ("daphne", H2C, "error: daphne does not speak h2c: Twisted speaks HTTP/2 only when ALPN"),
+        ("gunicorn-sync", H2, "error: gunicorn-sync does not speak h2: gunicorn's sync worker"),
+    ],
+)
+def test_a_protocol_the_server_cannot_speak_is_refused_before_anything(
+    tmp_path: Path, server: str, protocol: str, said: str
+) -> None:
+    app = "django_sync" if server.startswith("gunicorn") else "gino_style"
+    out = tmp_path / "out"
+    done = _stackbench("bench", "--app", app, "--server", server, "--protocol", protocol,
+                       "--output", str(out))  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(said) and done.stderr.count("\n") == 1, done.stderr
+    assert not out.exists()  # nothing started, not even the results directory
+    serve = _stackbench("serve", "--app", app, "--server", server, "--protocol", protocol)
+    assert serve.returncode == 2 and serve.stderr.startswith(said), serve.stderr
+
+
+def test_streams_without_http2_and_a_cacert_that_is_not_one_are_refused(tmp_path: Path) -> None:
+    streams = _stackbench("bench", "--app", "gino_style", "--server", "granian",
+                          "--streams", "8", "--output", str(tmp_path / "a"))  # fmt: skip
+    assert streams.returncode == 2
+    assert "--streams needs --protocol h2 or h2c" in streams.stderr, streams.stderr
+    assert streams.stderr.count("\n") == 1 and not (tmp_path / "a").exists()
+    target = ["bench", "--target", "https://127.0.0.1:9", "--target-stats", "http://127.0.0.1:9",
+              "--protocol", H2, "--output", str(tmp_path / "b")]  # fmt: skip
+    for cacert, said in (
+        (tmp_path / "missing.pem", "no such file"),
+        (tmp_path / "garbage.pem", "holds no PEM CA certificate"),
+        (tmp_path, "cannot read"),  # a directory: unreadable as a file, even as root
+    ):
+        if cacert.name == "garbage.pem":
+            cacert.write_text("not a certificate\n")
+        done = _stackbench(*target, "--cacert", str(cacert))
+        assert done.returncode == 2, (cacert, done.stderr)
+        assert "--cacert" in done.stderr and said in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and not (tmp_path / "b").exists(), done.stderr
+    missing = _stackbench(*target)
+    assert missing.returncode == 2
+    assert "--protocol h2 with --target needs --cacert FILE" in missing.stderr, missing.stderr
+
+
+def test_nox_refuses_a_protocol_before_building_anything() -> None:
+    said = matrix.check_requested_sessions(
+        ["nox", "-s", "bench(app='gino_style', server='uvicorn')", "--", "--protocol", "h2"]
+    )
+    assert said is not None and said.startswith("uvicorn does not speak h2"), said
+    fine = ["nox", "-s", "bench(app='gino_style', server='granian')", "--", "--protocol=h2c"]
+    assert matrix.check_requested_sessions(fine) is None
+    unknown = ["nox", "-s", "serve(app='gino_style', server='granian')", "--", "--protocol", "h3"]
+    assert "protocols are h1, h1-tls, h2, h2c" in (matrix.check_requested_sessions(unknown) or "")
+
+
+# ------------------------------------- real servers: each speaks what it says it speaks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("family", "app", "server", "protocol"),
+    SPOKEN,
+    ids=[f"{family}-{server}-{protocol}" for family, _, server, protocol in SPOKEN],
+)
+def test_each_family_negotiates_what_it_claims(
+    app_servers, family: str, app: str, server: str, protocol: str
+) -> None:
+    served = app_servers.get(app, server, protocol=protocol)
+    assert served.base_url.startswith("https://" if protocol in TLS else "http://")
+    spoken = speak(served.base_url, protocol, served.cafile, "/json")  # the harness's check
+    assert spoken.status == 200
+    assert spoken.protocol == {H1_TLS: "http/1.1", H2: "h2", H2C: "h2c"}[protocol]
+    if protocol in TLS:
+        assert spoken.tls_version in ("TLSv1.2", "TLSv1.3") and spoken.cipher
+        # HTTP/1.1 over TLS needs no ALPN: gunicorn without HTTP/2 sets none (no answer)
+        assert spoken.alpn in (("h2",) if protocol == H2 else (None, "http/1.1")), spoken
+    # and an independent client: httpx's HTTP/2 (prior knowledge for h2c)
+    with httpx.Client(
+        verify=ssl.create_default_context(cafile=str(served.cafile)) if served.cafile else True,
+        http1=protocol not in (H2C,),
+        http2=protocol in (H2, H2C),
+        timeout=10,
+    ) as client:
+        response = client.get(served.base_url + "/json")
+    assert response.status_code == 200 and response.json() == {"message": "Hello, World!"}
+    assert response.http_version == ("HTTP/2" if protocol in (H2, H2C) else "HTTP/1.1")
+
+
+@pytest.mark.slow
+def test_a_server_without_its_http2_switch_does_not_pass_for_http2(app_servers) -> None:
+    """The planted fault: gunicorn serving TLS without --http-protocols h2,h1 (its h1-tls
+    command line). Asked h2, ALPN chooses no h2: the check says so, never HTTP/1.1."""
+    from stackbench.protocol_check import ProtocolMismatch, check
+
+    served = app_servers.get("django_sync", "gunicorn-gthread", protocol=H1_TLS)
+    with pytest.raises(ProtocolMismatch, match="by ALPN the server chose"):
+        speak(served.base_url, H2, served.cafile, "/json")
+    said = check(served.base_url, H2, served.cafile, "/json")
+    assert isinstance(said, str) and said.startswith("asked h2: by ALPN the server chose"), said
+    # h2c at a server that speaks HTTP/1.1 only: no SETTINGS, no HTTP/2
+    plain = app_servers.get("gino_style", "uvicorn")
+    said = check(plain.base_url, H2C, None, "/json")
+    assert isinstance(said, str) and "asked h2c" in said and "HTTP/2" in said, said
+
+
+@pytest.mark.slow
+def test_gunicorn_h2c_is_only_for_trusted_peers(app_servers, db, upstream_url, tmp_path) -> None:
+    """gunicorn's h2c answers peers in forwarded_allow_ips (loopback by default): the
+    matrix's note holds on a real server. Trusted, h2c; the same command line with a trust
+    list that leaves loopback out, no HTTP/2 (gunicorn answers the preface as HTTP/1.1)."""
+    from stackbench.protocol_check import check
+    from stackbench.server_process import serve
+
+    served = app_servers.get("django_sync", "gunicorn-gthread", protocol=H2C)
+    assert speak(served.base_url, H2C, None, "/json").protocol == "h2c"
+    with serve(
+        get_app("django_sync"),
+        get_server("gunicorn-gthread"),
+        database_url=db.url,
+        upstream_url=upstream_url,
+        bin_dir=Path(sys.executable).parent,
+        log_dir=tmp_path,
+        knobs=Knobs(workers=1, pool_size=2),
+        cpus=1,
+        settings={"GUNICORN_CMD_ARGS": "--forwarded-allow-ips 192.0.2.1"},
+        prepared=True,
+        protocol=H2C,
+    ) as untrusting:
+        said = check(untrusting.base_url, H2C, None, "/json")
+    assert isinstance(said, str) and said.startswith("asked h2c:"), said
