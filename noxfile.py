@@ -85,7 +85,12 @@ def tests(session: nox.Session) -> None:
     """The whole test suite on a real PostgreSQL: fixtures, loadgen, every app, the harness."""
     # Every protocol each server speaks: the suite checks what each one negotiates.
     server_requirements = sorted(
-        {req for s in TEST_SERVERS for p in SERVERS[s].protocols() for req in SERVERS[s].requirements_for(p)}
+        {
+            req
+            for s in TEST_SERVERS
+            for p in SERVERS[s].protocols()
+            for req in SERVERS[s].requirements_for(p)
+        }
     )
     # psycogreen: the tests also run psycopg2 patched under gevent (eventlet's gunicorn pin
     # keeps gunicorn-eventlet out of this shared venv).

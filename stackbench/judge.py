@@ -20,20 +20,20 @@ import statistics
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from stackbench.servers import H1, NEGOTIATED, TLS
 from stackbench.documents import (
     CpuPerRequest,
-    Negotiated,
     CpuRead,
     DatabaseFigures,
     Flags,
     LatencyBlock,
     LoadgenReport,
+    Negotiated,
     Repeat,
     Status,
     Summary,
     Verdict,
 )
+from stackbench.servers import H1, NEGOTIATED, TLS
 
 NOISE_BOUND = 0.10  # repeats whose req/s spread (max-min)/median exceeds this are "noisy"
 MAX_ERROR_RATE = 0.01  # above this a result is "degraded"
@@ -102,13 +102,12 @@ def negotiated(reports: list[LoadgenReport]) -> Negotiated | None:
         said = report.get("protocol")
         if said is None:
             return None
-        tls = said["tls"] or {"versions": {}, "ciphers": {}}
-        for key, counts in (
-            ("protocols", said["negotiated"]),
-            ("tls_versions", tls["versions"]),
-            ("ciphers", tls["ciphers"]),
+        tls = said["tls"]
+        for total, counts in (
+            (found["protocols"], said["negotiated"]),
+            (found["tls_versions"], tls["versions"] if tls else {}),
+            (found["ciphers"], tls["ciphers"] if tls else {}),
         ):
-            total = found[key]  # type: ignore[literal-required]
             for name, count in counts.items():
                 total[name] = total.get(name, 0) + int(count)
     return found
@@ -128,7 +127,8 @@ def protocol_problem(protocol: str, spoken: Negotiated | None) -> str | None:
     if others:
         total = sum(spoken["protocols"].values())
         said = ", ".join(f"{n} {name}" for name, n in sorted(others.items()))
-        return f"asked {protocol} ({wanted}): {sum(others.values())} of {total} connections spoke {said}"
+        other = sum(others.values())
+        return f"asked {protocol} ({wanted}): {other} of {total} connections spoke {said}"
     tls = sum(spoken["tls_versions"].values())
     if protocol in TLS and not tls:
         return f"asked {protocol}: no connection negotiated TLS"

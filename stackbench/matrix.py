@@ -261,9 +261,7 @@ def _check_session_protocol(argv: list[str], requested: list[str]) -> str | None
     said before nox builds anything."""
     posargs = argv[argv.index("--") + 1 :] if "--" in argv else []
     asked = [
-        value
-        for flag, value in itertools.pairwise([*posargs, ""])
-        if flag == "--protocol"
+        value for flag, value in itertools.pairwise([*posargs, ""]) if flag == "--protocol"
     ] + [arg.split("=", 1)[1] for arg in posargs if arg.startswith("--protocol=")]
     if not asked:
         return None

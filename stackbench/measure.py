@@ -22,12 +22,12 @@ from stackbench.documents import (
     Flags,
     LoadgenReport,
     LoadInfo,
+    ProtocolCheck,
     Repeat,
     ResultDocument,
     ResultHeader,
     ResultRow,
     ServerFiguresDoc,
-    ProtocolCheck,
     ServerSettings,
     Verdict,
     interface,
@@ -38,8 +38,8 @@ from stackbench.loadrun import LoadError, aimed, run_load
 from stackbench.matrix import Pair
 from stackbench.options import BENCH_LOAD, BenchOptions
 from stackbench.profiler import ProfiledSampler
-from stackbench.sampler import Sampler, ServerFigures
 from stackbench.protocol_check import check as check_protocol
+from stackbench.sampler import Sampler, ServerFigures
 from stackbench.server_process import Served, answers_health, serve
 from stackbench.servers import Certificates, Server
 from stackbench.smoke import smoke_check

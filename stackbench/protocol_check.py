@@ -17,7 +17,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
-from stackbench.servers import H1, H1_TLS, H2, H2C, HTTP2, NEGOTIATED, TLS
+from stackbench.servers import H1, H1_TLS, H2, HTTP2, NEGOTIATED, TLS
 
 
 @dataclass(frozen=True)

@@ -225,13 +225,16 @@ class BenchRun:
         """The manifest's record of what the job's load negotiated, over its scenarios."""
         spoken: Negotiated | None = Negotiated(protocols={}, tls_versions={}, ciphers={})
         for row in rows:
-            said = (row["summary"] or {}).get("negotiated")
+            said = row["summary"].get("negotiated") if row["summary"] else None
             if said is None or spoken is None:
                 spoken = None  # a result that does not say: the job's is unknown
                 continue
-            for key in ("protocols", "tls_versions", "ciphers"):
-                for name, count in said[key].items():  # type: ignore[literal-required]
-                    total = spoken[key]  # type: ignore[literal-required]
+            for total, counts in (
+                (spoken["protocols"], said["protocols"]),
+                (spoken["tls_versions"], said["tls_versions"]),
+                (spoken["ciphers"], said["ciphers"]),
+            ):
+                for name, count in counts.items():
                     total[name] = total.get(name, 0) + count
         self._manifest.setdefault("protocols", []).append(
             JobProtocol(

@@ -289,11 +289,13 @@ _GUNICORN_H2C_NOTE = (
 )
 
 
-_UNDECLARED = Speaks(
+_UNDECLARED: Speaks = Speaks(
     tls=None,
     h2=None,
     h2c=None,
-    why_not=dict.fromkeys((H1_TLS, H2, H2C), "not declared for this server in stackbench/servers.py"),
+    why_not=dict.fromkeys(
+        (H1_TLS, H2, H2C), "not declared for this server in stackbench/servers.py"
+    ),
 )
 
 
@@ -310,6 +312,7 @@ def _gunicorn_http2(extra: str = "gunicorn[http2]>=25.1") -> Speaks:
 
 def _no_http2(why: str, tls: tuple[str, ...] = _GUNICORN_TLS, h2c: str | None = None) -> Speaks:
     return Speaks(tls=tls, h2=None, h2c=None, why_not={H2: why, H2C: h2c or why})
+
 
 SERVERS: dict[str, Server] = {
     server.id: server
@@ -401,8 +404,7 @@ SERVERS: dict[str, Server] = {
             speaks=Speaks(
                 tls=(
                     "-e",
-                    "ssl:{port}:privateKey={endpoint_key}:certKey={endpoint_cert}"
-                    ":interface={host}",
+                    "ssl:{port}:privateKey={endpoint_key}:certKey={endpoint_cert}:interface={host}",
                 ),
                 h2=(),
                 h2c=None,

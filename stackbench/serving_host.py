@@ -25,11 +25,11 @@ from shared_fixtures.net import LOOPBACK, free_port
 from shared_fixtures.seed import ensure_seeded
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
+from stackbench.certificates import LOOPBACK_NAMES, certificates
 from stackbench.matrix import get_pair
 from stackbench.options import OptionError
 from stackbench.server_process import ANY_ADDRESS, READY_TIMEOUT, Served, serve
 from stackbench.servers import H1, TLS, Knobs
-from stackbench.certificates import LOOPBACK_NAMES, certificates
 from stackbench.stats_endpoint import stats_endpoint
 from stackbench.variants import get_variant
 from stackbench.watch import ServerWatch

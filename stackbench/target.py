@@ -65,14 +65,18 @@ def connect(
     serve ``protocol`` (an https:// URL for a TLS one, its CA in ``cacert``)."""
     base_url = check_url(target_url, "--target", "https" if protocol in TLS else "http")
     if protocol in TLS and cacert is None:
-        raise OptionError(f"--protocol {protocol} with --target needs --cacert FILE (serve prints it)")
+        raise OptionError(
+            f"--protocol {protocol} with --target needs --cacert FILE (serve prints it)"
+        )
     client = StatsClient(check_url(stats_url, "--target-stats"))
     info = client.info()
     served = info.get("protocol", H1)  # a serve from before protocols served HTTP/1.1
     if served != protocol:
         server = get_server(info["server"])
         why = server.why_not(protocol)
-        said = f": {server.id} does not speak it ({why})" if why else f" (serve --protocol {protocol})"
+        said = (
+            f": {server.id} does not speak it ({why})" if why else f" (serve --protocol {protocol})"
+        )
         raise OptionError(f"--protocol {protocol}: the target serves {served}{said}")
     return RemoteSubject(base_url, client, info, agents, Path(cacert) if cacert else None)
 

@@ -22,8 +22,8 @@ from shared_fixtures.processes import OWNER, processes_owned_by
 from shared_fixtures.seed import seed
 from shared_fixtures.upstream import start_upstream
 from stackbench.apps import get_app
-from stackbench.matrix import check_apps
 from stackbench.certificates import certificates
+from stackbench.matrix import check_apps
 from stackbench.server_process import Served, serve
 from stackbench.servers import H1, TLS, Certificates, Knobs, get_server
 

@@ -75,7 +75,9 @@ def test_each_protocol_is_on_the_command_line(tmp_path: Path) -> None:
         daphne = get_server("daphne").argv(
             get_app("gino_style"), 8000, Knobs(), 1, protocol=H1_TLS, certificates=tls
         )
-    h2c = get_server("gunicorn-gthread").argv(get_app("django_sync"), 8000, Knobs(), 1, protocol=H2C)
+    h2c = get_server("gunicorn-gthread").argv(
+        get_app("django_sync"), 8000, Knobs(), 1, protocol=H2C
+    )
     assert gthread[-7:-1] == [
         "--certfile", str(tls.cert), "--keyfile", str(tls.key), "--http-protocols", "h2,h1",
     ]  # fmt: skip
@@ -127,7 +129,11 @@ def _stackbench(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str
 @pytest.mark.parametrize(
     ("server", "protocol", "said"),
     [
-        ("uvicorn", H2, "error: uvicorn does not speak h2: uvicorn has no HTTP/2; servers that do:"),
+        (
+            "uvicorn",
+            H2,
+            "error: uvicorn does not speak h2: uvicorn has no HTTP/2; servers that do:",
+        ),
         ("daphne", H2C, "error: daphne does not speak h2c: Twisted speaks HTTP/2 only when ALPN"),
         ("gunicorn-sync", H2, "error: gunicorn-sync does not speak h2: gunicorn's sync worker"),
     ],
@@ -256,3 +262,41 @@ def test_gunicorn_h2c_is_only_for_trusted_peers(app_servers, db, upstream_url, t
     ) as untrusting:
         said = check(untrusting.base_url, H2C, None, "/json")
     assert isinstance(said, str) and said.startswith("asked h2c:"), said
+
+
+@pytest.mark.slow
+def test_a_bench_asked_h2_of_a_server_started_without_it_is_not_ok(tmp_path, monkeypatch) -> None:
+    """End to end, the planted fault: granian started with --http 1 where its HTTP/2
+    switch belongs. The bench asked h2: the result is failed before any load, its reason
+    says what the server chose, the run is not ok, and the CA made for it is gone."""
+    import dataclasses
+
+    from stackbench import bench, results
+    from stackbench.options import BENCH_LOAD, BenchOptions
+    from tests.harness.runs import result_documents
+
+    granian = get_server("granian")
+    planted = dataclasses.replace(granian.speaks, h2=("--http", "1"))
+    monkeypatch.setitem(SERVERS, "granian", dataclasses.replace(granian, speaks=planted))
+    options = BenchOptions(
+        scenarios=("json",),
+        load=BENCH_LOAD.replace(duration=1.0, warmup=0.5, concurrency=4, h2=True),
+        workers=1,
+        protocol=H2,
+        output=tmp_path / "out",
+    )
+    report = bench.single_pair("gino_style", "granian", options)
+    (document,) = result_documents(report.run_dir)
+    assert report.status == "failed" and document["status"] == "failed"
+    assert document["protocol"] == H2
+    assert document["reason"] == (
+        "protocol check failed: asked h2: by ALPN the server chose 'http/1.1', not 'h2'"
+    ), document["reason"]
+    assert "--http" in document["server_command"] and "1" in document["server_command"]
+    manifest = results.read_json(report.run_dir / "manifest.json", "manifest")
+    assert manifest["protocols"] == [
+        {"app": "gino_style", "server": "granian", "label": None, "protocol": "h2",
+         "negotiated": None},
+    ]  # fmt: skip
+    key = Path(document["server_command"][document["server_command"].index("--ssl-keyfile") + 1])
+    assert not key.exists() and not key.parent.exists()  # the run's certificates are removed
