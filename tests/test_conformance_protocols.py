@@ -72,6 +72,35 @@ TARGETS = [
 ]
 
 
+# Where a server answers otherwise than the contract over a protocol (docs/servers.md,
+# "TLS and HTTP/2"): (server, protocol or None for every protocol, test) → why. Each is a
+# strict xfail: a server that starts answering as the contract says passes the row, and
+# the suite fails until the row goes from here and from the doc.
+DATE = "daphne sends no Date header, whatever the protocol (CONTRACT.md, section 5)"
+DATE_ROWS = ("test_health", "test_json", "test_plaintext", "test_framing_and_date")
+DIFFERENCES = {
+    **{("daphne", None, test): DATE for test in DATE_ROWS},
+    ("daphne", None, "test_troupe_too_large_refused_before_the_body_is_read"): (
+        "daphne reads a request's whole body before the app sees the request"
+    ),
+    ("granian", H2, "test_head_is_get_without_a_body"): (
+        "granian sends a HEAD response's body in DATA frames over HTTP/2"
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def _known_difference(request: pytest.FixtureRequest) -> None:
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or "target" not in callspec.params:
+        return
+    _, server, protocol = callspec.params["target"]
+    test = request.node.originalname
+    why = DIFFERENCES.get((server, protocol, test)) or DIFFERENCES.get((server, None, test))
+    if why is not None:
+        request.node.add_marker(pytest.mark.xfail(reason=why, strict=True))
+
+
 @pytest.fixture(
     scope="module",
     params=TARGETS,
@@ -107,48 +136,62 @@ def test_the_suite_refuses_to_pass_http1_for_http2(app_servers) -> None:
         judged.close()
 
 
-def test_connection_specific_headers_are_refused_on_http2(app_servers) -> None:
-    """RFC 9113 8.2.2: a request carrying a connection-specific header field (Connection,
-    Keep-Alive, Transfer-Encoding, Upgrade) is malformed. h2's server side (hypercorn,
-    gunicorn, daphne) and hyper (granian) reset the stream; none answers it with a 5xx."""
+# What each HTTP/2 server does with a request carrying `Connection: keep-alive`, which RFC
+# 9113 8.2.2 calls malformed (docs/servers.md, "TLS and HTTP/2"): "reset" (the stream or
+# the connection, with an error), or the status it answered.
+CONNECTION_HEADER = {
+    "gunicorn-gthread": "reset",
+    "hypercorn": "reset",
+    "daphne": "reset",
+    "granian": 200,
+}
+H2_FAMILIES = [(app, server) for app, server in FAMILIES if (app, server, H2) in TARGETS]
+
+
+@pytest.mark.parametrize(("app", "server"), H2_FAMILIES, ids=[s for _, s in H2_FAMILIES])
+def test_a_connection_specific_header_on_http2(app_servers, app: str, server: str) -> None:
+    served = app_servers.get(app, server, protocol=H2)
+    judged = AppTarget(served.base_url, cafile=served.cafile, http2=True)
+    try:
+        assert _malformed_get(judged) == CONNECTION_HEADER[server]
+    finally:
+        judged.close()
+
+
+def _malformed_get(judged: AppTarget) -> int | str:
+    """GET /json on an HTTP/2 stream with `Connection: keep-alive`: the status, or "reset"."""
     import h2.config
     import h2.connection
     import h2.events
 
-    served = app_servers.get("gino_style", "granian", protocol=H2)
-    judged = AppTarget(served.base_url, cafile=served.cafile, http2=True)
-    try:
-        config = h2.config.H2Configuration(validate_outbound_headers=False)
-        conn = h2.connection.H2Connection(config)
-        conn.initiate_connection()
-        with judged.connect(alpn=("h2",)) as sock:
-            conn.send_headers(
-                1,
-                [
-                    (":method", "GET"),
-                    (":scheme", "https"),
-                    (":authority", judged.netloc),
-                    (":path", "/json"),
-                    ("connection", "keep-alive"),
-                ],
-                end_stream=True,
-            )
+    config = h2.config.H2Configuration(
+        validate_outbound_headers=False, normalize_outbound_headers=False
+    )
+    conn = h2.connection.H2Connection(config)
+    conn.initiate_connection()
+    with judged.connect(alpn=("h2",)) as sock:
+        conn.send_headers(
+            1,
+            [
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":authority", judged.netloc),
+                (":path", judged.prefix + "/json"),
+                ("connection", "keep-alive"),
+            ],
+            end_stream=True,
+        )
+        sock.sendall(conn.data_to_send())
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return "reset"  # closed without a word
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    return int(dict(event.headers)[b":status"])
+                if isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
+                    return "reset"
             sock.sendall(conn.data_to_send())
-            seen = None
-            while seen is None:
-                data = sock.recv(65536)
-                if not data:
-                    seen = "closed"
-                    break
-                for event in conn.receive_data(data):
-                    if isinstance(event, h2.events.ResponseReceived):
-                        seen = int(dict(event.headers)[b":status"])
-                    elif isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
-                        seen = "reset"
-                sock.sendall(conn.data_to_send())
-    finally:
-        judged.close()
-    assert seen == "reset" or (isinstance(seen, int) and 400 <= seen < 500), seen
 
 
 def test_httpx_is_what_the_suite_speaks_http2_with() -> None:
