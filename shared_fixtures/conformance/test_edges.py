@@ -136,7 +136,8 @@ def test_troupe_chunked_body_too_large_is_413(target: AppTarget) -> None:
 def test_troupe_declared_too_large_is_413(target: AppTarget) -> None:
     body = b'{"name": "Big", "member_ids": [1]}' + b" " * MAX_BODY
     if target.http2:  # the answer comes while the body is sent: read on the stream itself
-        status, headers = _h2_declared(target, f"{target.prefix}/api/troupes", len(body))
+        path = f"{target.prefix}/api/troupes"
+        status, headers = _h2_declared(target, path, len(body), sent=len(body))
         assert status == 413 and headers.get(b"content-type") == b"application/json", status
         return
     assert_detail(_post_refused_troupe(target, body), 413)
@@ -174,9 +175,12 @@ def test_troupe_too_large_refused_before_the_body_is_read(target: AppTarget) -> 
     assert b"content-type: application/json" in head, received[:300]
 
 
-def _h2_declared(target: AppTarget, path: str, declared: int) -> tuple[int, dict[bytes, bytes]]:
-    """POST ``path`` on an HTTP/2 stream declaring ``declared`` bytes, 1 KiB of them sent:
-    the response's status and headers (0 and none when the stream was reset unanswered)."""
+def _h2_declared(
+    target: AppTarget, path: str, declared: int, sent: int = 1024
+) -> tuple[int, dict[bytes, bytes]]:
+    """POST ``path`` on an HTTP/2 stream declaring ``declared`` bytes and sending ``sent``
+    of them, as flow control lets them go (reading all the while): the response's status
+    and headers (0 and none when the stream was reset unanswered)."""
     import h2.connection
     import h2.events
 
@@ -195,10 +199,15 @@ def _h2_declared(target: AppTarget, path: str, declared: int) -> tuple[int, dict
                 ("content-length", str(declared)),
             ],
         )
-        conn.send_data(stream, b" " * 1024)
-        sock.sendall(conn.data_to_send())
+        left = sent
         try:
             while True:
+                # as much as the windows allow, then read (the server opens them as it reads)
+                while (window := min(left, conn.local_flow_control_window(stream), 16384)) > 0:
+                    left -= window
+                    last = sent - left == declared  # the whole declared body has gone
+                    conn.send_data(stream, b" " * window, end_stream=last)
+                sock.sendall(conn.data_to_send())
                 data = sock.recv(65536)
                 if not data:
                     return 0, {}
@@ -208,7 +217,6 @@ def _h2_declared(target: AppTarget, path: str, declared: int) -> tuple[int, dict
                         return int(headers.pop(b":status")), headers
                     if isinstance(event, h2.events.StreamReset):
                         return 0, {}
-                sock.sendall(conn.data_to_send())
         except TimeoutError:
             pytest.fail(f"no answer within 5 s to a declared {declared}-byte body: read first?")
 
