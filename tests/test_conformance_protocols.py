@@ -56,6 +56,9 @@ from shared_fixtures.conformance.test_edges import (  # noqa: F401  (collected h
 from shared_fixtures.db import Database
 from stackbench.servers import H1_TLS, H2, HTTP2, get_server
 
+# Nine servers and about 400 rows: minutes on two cores (docs/servers.md, "TLS and HTTP/2").
+pytestmark = pytest.mark.slow
+
 # One pair per server family: (app, server); each speaks every protocol below it can.
 FAMILIES = (
     ("django_sync", "gunicorn-gthread"),

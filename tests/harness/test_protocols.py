@@ -300,3 +300,35 @@ def test_a_bench_asked_h2_of_a_server_started_without_it_is_not_ok(tmp_path, mon
     ]  # fmt: skip
     key = Path(document["server_command"][document["server_command"].index("--ssl-keyfile") + 1])
     assert not key.exists() and not key.parent.exists()  # the run's certificates are removed
+
+
+@pytest.mark.slow
+def test_serve_speaks_h2_with_its_own_ca_and_bench_target_checks_it(tmp_path) -> None:
+    """serve --protocol h2: an https:// app URL, the CA it made (serve prints its path,
+    the bench takes it as --cacert), h2 by ALPN; bench --target refuses another protocol
+    than the one served; the CA is gone once serve stops."""
+    import uuid
+
+    from tests.harness.serving import serving, target_argv
+
+    owner = uuid.uuid4().hex
+    with serving("gino_style", "granian", tmp_path, "--protocol", H2, owner=owner) as target:
+        info = target.info
+        assert info["protocol"] == H2 and target.app_url.startswith("https://")
+        cacert = Path(info["ca_cert"])
+        assert stat.S_IMODE(cacert.parent.stat().st_mode) == 0o700
+        spoken = speak(target.app_url, H2, cacert, "/json")
+        assert (spoken.protocol, spoken.alpn, spoken.status) == ("h2", "h2", 200)
+        # a bench asking h2c of a serve that serves h2: one line, exit 2, nothing measured
+        plain = target.app_url.replace("https://", "http://")
+        out = tmp_path / "out"
+        asked = subprocess.run(
+            [*target_argv(plain, target.stats_url, "--protocol", H2C), "--output", str(out)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert asked.returncode == 2, asked.stderr
+        assert (
+            asked.stderr == "error: --protocol h2c: the target serves h2 (serve --protocol h2c)\n"
+        )
+        assert not list(out.glob("*/manifest.json"))
+    assert not cacert.exists() and not cacert.parent.exists()
