@@ -134,8 +134,9 @@ class H2Conn(asyncio.Protocol):
     # -- the slots' side ---------------------------------------------------------------
     def submit(self, slot: Any, t: int) -> None:
         if self.ready and not self.waiting and len(self.streams) < self.limit:
-            self._open_stream(slot, t)
-            return
+            if not self.going_away:
+                self._open_stream(slot, t)
+                return
         self.waiting.append(slot)
         if self.transport is None and not self.connecting and not self.closed:
             self.connecting = True

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import connstats
 from .agent import agent_block
 from .config import Config, mask_secrets
+from .errorkinds import ABORTED
 from .histogram import Histogram
-from .protocol import ABORTED
 from .stats import PHASES, PhaseStat, Stats
 from .thresholds import Threshold, parse_threshold
 from .version import __version__
@@ -323,6 +324,8 @@ class Outcome:
                 "corrected": latency_block(self.corrected) if self.open else None,
             },
             "phases": {p: self.phases[p].to_dict() for p in PHASES},
+            "connection_setup": self.connection_setup(),
+            "protocol": self.protocol(),
             "status_codes": {str(k): v for k, v in sorted(self.status_codes.items())},
             "errors": dict(sorted(self.errors.items())),
             "checks": self.checks,
@@ -338,6 +341,50 @@ class Outcome:
         if self.config.agent is not None:
             d["agent"] = agent_block(self.config.agent, self.config.start_at, st)
         return d
+
+    def connection_setup(self) -> dict[str, Any]:
+        """Every connection's set-up, timed apart from the requests (the TCP connect, then
+        the TLS handshake), whether or not a measured request waited for it."""
+        cs = self.stats.conn
+        return {
+            "connections": self.stats.connections,
+            "handshakes": cs.handshakes,
+            "tcp_connect": latency_block(cs.tcp, with_buckets=False),
+            "tls_handshake": latency_block(cs.tls, with_buckets=False)
+            if self.config.target.tls
+            else None,
+        }
+
+    def protocol(self) -> dict[str, Any]:
+        """What was asked and what each connection negotiated; HTTP/2's events."""
+        cs = self.stats.conn
+        cfg = self.config
+        tls = cfg.target.tls
+        h2 = cs.of(connstats.H2)
+        return {
+            "requested": "h2" if cfg.h2 else "http/1.1",
+            "scheme": cfg.target.scheme,
+            "negotiated": cs.of(connstats.PROTOCOL),
+            "tls": {
+                "versions": cs.of(connstats.TLS_VERSION),
+                "ciphers": cs.of(connstats.CIPHER),
+                "alpn": cs.of(connstats.ALPN),
+                "verified": not cfg.insecure,
+            }
+            if tls
+            else None,
+            "h2": {
+                "streams_per_connection": cfg.streams,
+                "server_max_concurrent_streams": cs.of(connstats.MAX_STREAMS),
+                "limited_connections": h2.get("limited", 0),
+                "goaway": cs.of(connstats.GOAWAY),
+                "rst_stream": cs.of(connstats.RST_STREAM),
+                "protocol_errors": h2.get("protocol_error", 0),
+                "not_h2": h2.get("not_h2", 0),
+            }
+            if cfg.h2
+            else None,
+        }
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
