@@ -192,8 +192,9 @@ def test_a_server_limit_below_streams_is_respected_and_reported(start_h2_server)
 
 
 def test_a_server_exceeding_our_stream_limit_is_a_protocol_error(h2c_server) -> None:
-    """The server opens a stream of its own: beyond our SETTINGS_MAX_CONCURRENT_STREAMS
-    (0), a connection error; the requests on the connection are counted, it is closed."""
+    """The server opens a stream of its own (HEADERS on stream 2): beyond the
+    SETTINGS_MAX_CONCURRENT_STREAMS of 0 that loadgen advertises, a connection error; the
+    requests on the connection are counted, it is closed and the next ones reconnect."""
     t = time.monotonic()
     r = run(h2c_server.url("/open-stream"), requests=12, concurrency=2, streams=2)
     assert time.monotonic() - t < 10
