@@ -198,7 +198,7 @@ class Config:
     )  # fmt: skip
     scenario_file: str | None = option(
         None, "--scenario-file", parse=values.text, group=SCENARIOS, metavar="FILE",
-        help="a TOML file of named requests (loadgen/README.md): --scenario NAME runs one",
+        help="a TOML file of named requests (loadgen/README.md): the scenarios named are its",
     )  # fmt: skip
     scenario_options: Mapping[str, str] = option(
         {}, "--scenario-option", parse=values.key_value, repeated=True, group=SCENARIOS,
