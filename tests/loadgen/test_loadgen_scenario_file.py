@@ -180,6 +180,7 @@ REFUSED = [
     (REQUEST + "status = []", "status: an empty list"),
     (REQUEST + "headers = {'X A' = 'b'}", "headers.X A: invalid header"),
     (REQUEST + "headers = {X = 1}", "headers.X: must be a str"),
+    (REQUEST + "headers = {X = '✓'}", "headers.X: not Latin-1 text"),
     (REQUEST + "body = 'a'\njson = 1", "body and json: give one"),
     (REQUEST + "json = {at = 1979-05-27}", "json: a TOML date or time has no JSON form"),
     (REQUEST + "json = nan", "has no JSON form"),
