@@ -1,12 +1,11 @@
 """The numbers of a run: derived counts, checks, self-checks, thresholds and the JSON
-report (:class:`Outcome`; :class:`loadgen.result.Result` adds the text report)."""
+report (:class:`Outcome`; :class:`loadgen.report.Result` adds the text report)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from . import connstats
 from .agent import agent_block
 from .config import Config, mask_secrets
 from .errorkinds import ABORTED
@@ -42,8 +41,17 @@ def latency_block(h: Histogram, with_buckets: bool = True) -> dict[str, Any]:
     return d
 
 
+def scenario_block(sc: Any) -> dict[str, Any]:
+    """The report's ``scenario``; a scenario file's carries the file's digest (``merge``
+    refuses agents that ran different files)."""
+    block = {"name": sc.name, "kind": sc.kind, "options": mask_secrets(sc.options)}
+    if getattr(sc, "file_sha256", None):
+        block["file_sha256"] = sc.file_sha256
+    return block
+
+
 class Outcome:
-    """What a run measured and what follows from it (see :class:`loadgen.result.Result`,
+    """What a run measured and what follows from it (see :class:`loadgen.report.Result`,
     its subclass that :func:`loadgen.run` returns)."""
 
     def __init__(self, config: Config, stats: Stats, scenario: Any = None) -> None:
@@ -295,11 +303,7 @@ class Outcome:
             },
             "config": self.config.to_dict(),
             "model": "open" if self.open else "closed",
-            "scenario": (
-                None
-                if sc is None
-                else {"name": sc.name, "kind": sc.kind, "options": mask_secrets(sc.options)}
-            ),
+            "scenario": None if sc is None else scenario_block(sc),
             "summary": {
                 "requests": self.requests,
                 "responses": self.responses,
@@ -325,7 +329,7 @@ class Outcome:
             },
             "phases": {p: self.phases[p].to_dict() for p in PHASES},
             "connection_setup": self.connection_setup(),
-            "protocol": self.protocol(),
+            "protocol": st.conn.protocol(self.config),
             "status_codes": {str(k): v for k, v in sorted(self.status_codes.items())},
             "errors": dict(sorted(self.errors.items())),
             "checks": self.checks,
@@ -343,47 +347,14 @@ class Outcome:
         return d
 
     def connection_setup(self) -> dict[str, Any]:
-        """Every connection's set-up, timed apart from the requests (the TCP connect, then
-        the TLS handshake), whether or not a measured request waited for it."""
+        """Every connection's set-up (TCP, then TLS), timed apart from the requests."""
         cs = self.stats.conn
+        tls = latency_block(cs.tls, with_buckets=False) if self.config.target.tls else None
         return {
             "connections": self.stats.connections,
             "handshakes": cs.handshakes,
             "tcp_connect": latency_block(cs.tcp, with_buckets=False),
-            "tls_handshake": latency_block(cs.tls, with_buckets=False)
-            if self.config.target.tls
-            else None,
-        }
-
-    def protocol(self) -> dict[str, Any]:
-        """What was asked and what each connection negotiated; HTTP/2's events."""
-        cs = self.stats.conn
-        cfg = self.config
-        tls = cfg.target.tls
-        h2 = cs.of(connstats.H2)
-        return {
-            "requested": "h2" if cfg.h2 else "http/1.1",
-            "scheme": cfg.target.scheme,
-            "negotiated": cs.of(connstats.PROTOCOL),
-            "tls": {
-                "versions": cs.of(connstats.TLS_VERSION),
-                "ciphers": cs.of(connstats.CIPHER),
-                "alpn": cs.of(connstats.ALPN),
-                "verified": not cfg.insecure,
-            }
-            if tls
-            else None,
-            "h2": {
-                "streams_per_connection": cfg.streams,
-                "server_max_concurrent_streams": cs.of(connstats.MAX_STREAMS),
-                "limited_connections": h2.get("limited", 0),
-                "goaway": cs.of(connstats.GOAWAY),
-                "rst_stream": cs.of(connstats.RST_STREAM),
-                "protocol_errors": h2.get("protocol_error", 0),
-                "not_h2": h2.get("not_h2", 0),
-            }
-            if cfg.h2
-            else None,
+            "tls_handshake": tls,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
