@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import Config
 from .histogram import Histogram
 
 __all__ = ["ConnStats"]
@@ -58,3 +59,30 @@ class ConnStats:
             return cls()
         counts = {w: {v: int(n) for v, n in vs.items()} for w, vs in d["counts"].items()}
         return cls(Histogram.from_dict(d["tcp"]), Histogram.from_dict(d["tls"]), counts)
+
+    def protocol(self, config: Config) -> dict[str, Any]:
+        """The report's ``protocol``: what was asked, what each connection negotiated (TLS:
+        versions, ciphers, ALPN answers), HTTP/2's connection events (--h2)."""
+        tls = {
+            "versions": self.of(TLS_VERSION),
+            "ciphers": self.of(CIPHER),
+            "alpn": self.of(ALPN),
+            "verified": not config.insecure,
+        }
+        h2 = self.of(H2)
+        events = {
+            "streams_per_connection": config.streams,
+            "server_max_concurrent_streams": self.of(MAX_STREAMS),
+            "limited_connections": h2.get("limited", 0),
+            "goaway": self.of(GOAWAY),
+            "rst_stream": self.of(RST_STREAM),
+            "protocol_errors": h2.get("protocol_error", 0),
+            "not_h2": h2.get("not_h2", 0),
+        }
+        return {
+            "requested": "h2" if config.h2 else "http/1.1",
+            "scheme": config.target.scheme,
+            "negotiated": self.of(PROTOCOL),
+            "tls": tls if config.target.tls else None,
+            "h2": events if config.h2 else None,
+        }

@@ -221,12 +221,8 @@ class FastRun(BaseRun):
         self.gate_ns = 0  # set by start()
         self.stopped = 0  # closed model: connections that stopped
         # exact repeats of a verified response skip the parser (loadgen.memo)
-        self.memo = os.environ.get("LOADGEN_NO_MEMO", "").strip().lower() in (
-            "",
-            "0",
-            "false",
-            "no",
-        )
+        no_memo = os.environ.get("LOADGEN_NO_MEMO", "").strip().lower()
+        self.memo = no_memo in ("", "0", "false", "no")
 
     def _build_cycle(self) -> list[_Req]:
         cfg = self.config
@@ -266,17 +262,15 @@ class FastRun(BaseRun):
         return seq
 
     def _new_slot(self) -> Any:
-        if self.pool is not None:
-            slot = self.pool.new_slot(self)
-            slot.tag = self.seq[0]
-            self.conns.append(slot)
-            return slot
-        conn = _FastConn(self, self.loop, self.dialer, self.use_httptools)
-        conn.run = self
-        conn.keepalive = self.config.keepalive
-        conn.tag = self.seq[0]  # a plain URL's one request (a scenario's: set per send)
-        self.conns.append(conn)
-        return conn
+        if self.pool is not None:  # --h2: a stream slot
+            slot: Any = self.pool.new_slot(self)
+        else:
+            slot = _FastConn(self, self.loop, self.dialer, self.use_httptools)
+            slot.run = self
+            slot.keepalive = self.config.keepalive
+        slot.tag = self.seq[0]  # a plain URL's one request (a scenario's: set per send)
+        self.conns.append(slot)
+        return slot
 
     async def prepare(self) -> None:
         cfg = self.config
@@ -363,9 +357,8 @@ class FastRun(BaseRun):
         else:
             self._send_closed(conn)
 
-    # -- --h2: the steps of _FastConn.on_message_complete, as calls --------------------------
-    # (HTTP/1.1 keeps them inline, its hot path; an HTTP/2 response costs the h2 library
-    # tens of microseconds, beside which these calls are noise)
+    # -- --h2: _FastConn.on_message_complete's steps as calls (inline on HTTP/1.1's hot path;
+    # beside the h2 library's tens of microseconds per response, calls are noise)
     def on_response(self, slot: Any) -> None:
         req: _Req = slot.tag
         if slot.t_sched >= self.m_start:

@@ -64,13 +64,14 @@ SettingCodes: Any = None
 Settings: Any = None
 _Client: Any = None
 _CONFIG: Any = None
+_OURS: Any = None
 
 
 def load_h2() -> None:
     """Import h2 (once) into this module's names."""
     global H2ProtocolError, ConnectionTerminated, DataReceived, RemoteSettingsChanged
     global ResponseReceived, StreamEnded, StreamReset, TrailersReceived, WindowUpdated
-    global ErrorCodes, SettingCodes, Settings, _Client, _CONFIG
+    global ErrorCodes, SettingCodes, Settings, _Client, _CONFIG, _OURS
     if _Client is not None:
         return
     from h2 import events
@@ -100,6 +101,12 @@ def load_h2() -> None:
             return done
 
     _Client = Client
+    # no push, no stream opened by the server (a client never accepts one); big windows
+    _OURS = {
+        SettingCodes.ENABLE_PUSH: 0,
+        SettingCodes.MAX_CONCURRENT_STREAMS: 0,
+        SettingCodes.INITIAL_WINDOW_SIZE: WINDOW,
+    }
     _CONFIG = H2Configuration(
         client_side=True,
         header_encoding=None,  # bytes in, bytes out: nothing decoded per request
@@ -133,7 +140,8 @@ class H2Conn(asyncio.Protocol):
 
     # -- the slots' side ---------------------------------------------------------------
     def submit(self, slot: Any, t: int) -> None:
-        if self.ready and not self.waiting and len(self.streams) < self.limit:
+        ready = self.ready and not self.going_away and not self.waiting
+        if ready and len(self.streams) < self.limit:
             self._open_stream(slot, t)
             return
         self.waiting.append(slot)
@@ -193,10 +201,7 @@ class H2Conn(asyncio.Protocol):
         self.next_id = 1
         self.limit = self.asked
         h = self.h2 = _Client(config=_CONFIG)
-        h.local_settings = Settings(
-            client=True,
-            initial_values={SettingCodes.ENABLE_PUSH: 0, SettingCodes.INITIAL_WINDOW_SIZE: WINDOW},
-        )
+        h.local_settings = Settings(client=True, initial_values=_OURS)
         h.initiate_connection()
         h.increment_flow_control_window(WINDOW - 65535)  # the connection's window
         self.transport.write(h.data_to_send())

@@ -165,8 +165,8 @@ class BenchRun:
         self._record_protocol(Pair(info["app"], info["server"]), options, label, rows)
         return rows
 
-    def _upstream(self, scenarios: tuple[str, ...]) -> str:
-        if not needs_upstream(scenarios):
+    def _upstream(self, options: BenchOptions) -> str:
+        if not needs_upstream(options):
             return self._upstream_url or "http://127.0.0.1:9"  # discard: nothing calls it
         if self._upstream_url is None:
             process, self._upstream_url = start_upstream(self.run_dir / "logs")
@@ -209,7 +209,7 @@ class BenchRun:
             options,
             label,
             self.db,
-            self._upstream(options.scenarios),
+            self._upstream(options),
             self.run_dir,
             self.progress,
             self._tls(options),
@@ -260,7 +260,7 @@ class BenchRun:
         assert self.report is not None, "use BenchRun as a context manager"
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label if label is not None else options.variant)
-        upstream = self._upstream(options.scenarios)
+        upstream = self._upstream(options)
         with serve_pair(
             app, server, options, self.db, upstream, self.run_dir / "logs", wrap, self._tls(options)
         ) as served:

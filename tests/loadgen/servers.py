@@ -2,7 +2,8 @@
 
 Run as a subprocess: ``python servers.py`` prints ``PORT <n>`` once listening on
 127.0.0.1 (``--host ADDRESS`` to listen elsewhere, e.g. a network namespace's own
-address) and serves until killed (or stdin closes).  Routes:
+address; ``--tls PEM`` to speak TLS, ALPN ``http/1.1``, with the key and certificate
+chain in PEM) and serves until killed (or stdin closes).  Routes:
 
 * ``/fixed`` — 10 ms service time (``?ms=N`` to change), body ``ok``.
 * ``/fast`` — immediate ``ok``.
@@ -18,6 +19,10 @@ address) and serves until killed (or stdin closes).  Routes:
 * ``/__stall?after=S&for=D`` — arm a ONE-OFF stall: the first request arriving S
   seconds from now blocks the whole server (``time.sleep``) for D seconds.
 * ``/__stats`` — JSON counters (requests served).
+* ``/__targets`` — JSON: how many times each request target (path and query) was served,
+  ``/__`` routes aside.
+* ``/echo`` — JSON of the request: ``method``, ``target``, ``headers`` (names lower-cased)
+  and ``body`` (text).
 * A fake of the contract endpoints (``/json``, ``/plaintext``, ``/health``, ``/db``,
   ``/queries``, ``/updates``, ``/fortunes``, ``/api/colleges[/{id}]``,
   ``/api/troupes[/{id}]``, ``/slow/*``); under the prefix ``/wrong`` they answer with
@@ -36,6 +41,7 @@ import contextlib
 import json
 import secrets
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -45,6 +51,7 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD = "secret"
 
 STATE = {"requests": 0, "stall_at": None, "stall_for": 0.0, "stalled": 0}
+TARGETS: dict[str, int] = {}  # request target -> times served (/__targets)
 
 FORTUNES = [
     (1, "fortune: No such file or directory"),
@@ -332,7 +339,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         while True:
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
+            except (asyncio.IncompleteReadError, OSError):  # OSError: also TLS
                 return
             lines = head.decode("latin-1").split("\r\n")
             method, target, _ = lines[0].split(" ", 2)
@@ -349,6 +356,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             _maybe_stall()
             u = urlsplit(target)
             path, qs = u.path, parse_qs(u.query)
+            if not path.startswith("/__"):
+                TARGETS[target] = TARGETS.get(target, 0) + 1
             keep = headers.get("connection", "").lower() != "close"
             if path == "/fixed":
                 await asyncio.sleep(float(qs.get("ms", ["10"])[0]) / 1000)
@@ -398,6 +407,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 STATE["stall_at"] = time.monotonic() + after
                 STATE["stall_for"] = float(qs.get("for", ["1"])[0])
                 writer.write(_resp(200, b"armed"))
+            elif path == "/__targets":
+                writer.write(_json(TARGETS))
+            elif path == "/echo":
+                echoed = {"method": method, "target": target, "headers": headers}
+                writer.write(_json({**echoed, "body": body.decode("utf-8", "replace")}))
             elif path == "/__stats":
                 writer.write(_json({k: STATE[k] for k in ("requests", "stalled")}))
             else:
@@ -424,8 +438,13 @@ def _maybe_stall() -> None:
         time.sleep(STATE["stall_for"])  # block the whole server: a real stall
 
 
-async def main(host: str = "127.0.0.1") -> None:
-    server = await asyncio.start_server(handle, host, 0, backlog=1024)
+async def main(host: str = "127.0.0.1", tls: str | None = None) -> None:
+    ctx = None
+    if tls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(tls)
+        ctx.set_alpn_protocols(["http/1.1"])
+    server = await asyncio.start_server(handle, host, 0, backlog=1024, ssl=ctx)
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)
     loop = asyncio.get_running_loop()
@@ -437,6 +456,7 @@ async def main(host: str = "127.0.0.1") -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="HTTP/1.1 test servers for loadgen's tests")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--tls", metavar="PEM", help="serve TLS with this key and chain")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(args.host))
+        asyncio.run(main(args.host, args.tls))

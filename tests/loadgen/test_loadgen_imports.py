@@ -1,6 +1,6 @@
 """loadgen's import graph: no cycle (counting every import: inside functions and under
 TYPE_CHECKING too), no internal import hidden in a function, nothing imported from
-outside loadgen but the standard library and the optional uvloop/httptools. (Module
+outside loadgen but the standard library and the optional packages below. (Module
 length: tests/test_architecture.py, for every package.)"""
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "loadgen"
-OPTIONAL = {"uvloop", "httptools"}
+# the fast engines, JSON Schema for a scenario file's check.schema (imported by
+# loadgen/scenario_file.py only when a file uses it) and h2 for --h2 (imported by
+# loadgen/h2protocol.py only when a run opens an HTTP/2 connection)
+OPTIONAL = {"uvloop", "httptools", "jsonschema", "h2"}
 
 
 def _modules() -> dict[str, Path]:
