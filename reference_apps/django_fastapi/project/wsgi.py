@@ -98,9 +98,10 @@ def application(environ, start_response):  # type: ignore[no-untyped-def]
         if length > limit:
             return _too_large(start_response)
         environ["CONTENT_LENGTH"] = str(length)  # without leading zeros: both halves int() it
-    elif environ.get("wsgi.input_terminated") or "chunked" in environ.get(
-        "HTTP_TRANSFER_ENCODING", ""
-    ).lower():
+    elif (
+        environ.get("wsgi.input_terminated")
+        or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    ):
         body = environ["wsgi.input"].read(limit + 1)
         if len(body) > limit:
             return _too_large(start_response)

@@ -74,9 +74,10 @@ def application(environ, start_response):  # type: ignore[no-untyped-def]
         if length > limit:
             return _answer(start_response, "413 Content Too Large", "Request body too large.")
         environ["CONTENT_LENGTH"] = str(length)
-    elif environ.get("wsgi.input_terminated") or "chunked" in environ.get(
-        "HTTP_TRANSFER_ENCODING", ""
-    ).lower():
+    elif (
+        environ.get("wsgi.input_terminated")
+        or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    ):
         body = environ["wsgi.input"].read(limit + 1)
         if len(body) > limit:
             return _answer(start_response, "413 Content Too Large", "Request body too large.")
