@@ -180,7 +180,7 @@ def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair] | None:
     """--pairs as exact pairs; else None after checking every --app and --server name."""
     if args.target_stats:
         raise OptionError("--target-stats goes with --target")
-    if args.cacert is not None:
+    if given(args).get("cacert") is not None:
         raise OptionError("--cacert goes with --target: a local run trusts the CA it makes")
     if args.pairs is not None:
         if args.server:

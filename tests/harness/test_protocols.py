@@ -332,3 +332,16 @@ def test_serve_speaks_h2_with_its_own_ca_and_bench_target_checks_it(tmp_path) ->
         )
         assert not list(out.glob("*/manifest.json"))
     assert not cacert.exists() and not cacert.parent.exists()
+
+
+def test_a_cacert_without_target_is_refused(tmp_path: Path) -> None:
+    pem = tmp_path / "ca.pem"
+    with certificates(tmp_path) as tls:
+        pem.write_bytes(tls.ca.read_bytes())
+    done = _stackbench("bench", "--app", "gino_style", "--server", "granian", "--protocol", H2,
+                       "--cacert", str(pem), "--output", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: --cacert goes with --target: a local run trusts the CA it makes\n"
+    ), done.stderr
+    assert not (tmp_path / "out").exists()
