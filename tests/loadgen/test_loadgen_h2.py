@@ -213,3 +213,31 @@ def test_the_deadline_aborts_streams_in_flight(h2c_server) -> None:
     r = run(h2c_server.url("/hang"), duration=0.3, grace=0.2, concurrency=2, streams=3)
     assert time.monotonic() - t < 3
     assert r.errors == {"aborted": 6} and r.stats.aborted == 6
+
+
+def test_the_header_block_memo_sends_what_hpack_would(monkeypatch) -> None:
+    """The memo reuses a block only while the encoder's table is unchanged: every block is
+    byte for byte hpack's own, through new fields, evictions and a table resize."""
+    import hpack
+
+    from loadgen import h2protocol
+
+    h2protocol.load_h2()
+    memo, plain = h2protocol._Encoder(), hpack.Encoder()
+    encoded = []
+    real = hpack.Encoder.encode
+
+    def counting(self, headers, huffman=True):  # type: ignore[no-untyped-def]
+        encoded.append(self is memo)
+        return real(self, headers, huffman)
+
+    monkeypatch.setattr(hpack.Encoder, "encode", counting)
+    a = [(b":method", b"GET"), (b":path", b"/a"), (b"x-n", b"1")]
+    b = [(b":method", b"GET"), (b":path", b"/b"), (b"x-n", b"2")]
+    big = [[(b"x-big", b"v%d" % i * 200)] for i in range(12)]  # evicts a and b
+    sequence = [a, a, a, b, a, b, b, *big, a, a, b]
+    for i, headers in enumerate(sequence):
+        if i == len(sequence) - 3:  # the peer shrinks the table: a size update is due
+            memo.header_table_size = plain.header_table_size = 256
+        assert memo.encode(list(headers)) == plain.encode(list(headers)), i
+    assert encoded.count(True) < encoded.count(False) == len(sequence)  # it did reuse
