@@ -124,6 +124,9 @@ def test_processes_and_agents_merge_on_h2(h2c_server, tmp_path) -> None:
         reports = list(ex.map(agent, range(2)))
     result, merged = merge_reports(reports)
     jsonschema.validate(merged, SCHEMA)
+    other = (reports[0][0], dict(reports[0][1], config=dict(reports[0][1]["config"], streams=3)))
+    with pytest.raises(loadgen.ConfigError, match="not agents of the same run"):
+        merge_reports([other, reports[1]])  # agents of one run ask the same streams
     assert merged["summary"]["requests"] == 100 and result.responses == 100
     assert merged["protocol"]["negotiated"] == {"h2c": 2}
     assert merged["protocol"]["h2"]["server_max_concurrent_streams"] == {"100": 2}
@@ -241,3 +244,11 @@ def test_the_header_block_memo_sends_what_hpack_would(monkeypatch) -> None:
             memo.header_table_size = plain.header_table_size = 256
         assert memo.encode(list(headers)) == plain.encode(list(headers)), i
     assert encoded.count(True) < encoded.count(False) == len(sequence)  # it did reuse
+
+
+def test_csv_rows_on_h2(h2c_server, tmp_path) -> None:
+    out = tmp_path / "rows.csv"
+    r = run(h2c_server.url("/ok"), requests=40, concurrency=2, streams=4, csv_path=str(out))
+    rows = out.read_text().splitlines()
+    assert r.responses == 40 and len(rows) == 41  # the header and one row per request
+    assert all(row.split(",")[2] == "200" for row in rows[1:])
