@@ -221,14 +221,23 @@ class H2Conn(asyncio.Protocol):
             self.connecting = False
 
     async def _connect_then_send(self) -> None:
-        try:
-            await self.connect()
-        except OSError as exc:  # timed out, refused, TLS, not HTTP/2: each waiting request
-            kind = failure_kind(exc)
-            failed = list(self.waiting)
-            self.waiting.clear()
-            for slot in failed:
-                self._fail(slot, kind)
+        """A connection for the waiting requests (the server's SETTINGS send them). A
+        server can break the new connection before connect() returns (its SETTINGS, our
+        requests, its answer and the close all within the few loop turns connect() takes
+        to resume): that connection_lost saw a connect under way and left the requests
+        waiting to it, so connect again."""
+        while True:
+            try:
+                await self.connect()
+            except OSError as exc:  # timed out, refused, TLS, not HTTP/2: each waiting one
+                kind = failure_kind(exc)
+                failed = list(self.waiting)
+                self.waiting.clear()
+                for slot in failed:
+                    self._fail(slot, kind)
+                return
+            if self.transport is not None or not self.waiting or self.closed:
+                return
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
