@@ -159,7 +159,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def write_section(w: Any, h2: dict[str, Any] | None) -> None:
+def write_section(w: Any, h2: dict[str, Any] | None, cpus: int | None = None) -> None:
     """Section 3 of BENCHMARKS.md (nothing when it was not measured)."""
     if not h2:
         return
@@ -174,6 +174,18 @@ def write_section(w: Any, h2: dict[str, Any] | None) -> None:
         "ratios are paired (each trial's over h2load's in the same trial)."
     )
     w("")
+    loads = [r["loadavg"] for rows in h2["rows"].values() for rs in rows.values() for r in rs]
+    if cpus and max(loads) > cpus:  # a shared machine: say so beside the figures
+        w(
+            f"**A shared machine.** The 1-minute load average was {min(loads):.1f} to "
+            f"{max(loads):.1f} on {cpus} CPUs during these trials (other work ran beside "
+            "them): each client got only part of CPU 0, so its requests per second and its "
+            "latencies are far below what the same client does alone. Requests per client "
+            "CPU-second count the client's own CPU time and hold better, but caches and "
+            "the target shared the CPUs too: read them as orders of magnitude and the "
+            "paired ratios as rough, not as section 1's figures."
+        )
+        w("")
     for target, rows in h2["rows"].items():
         ref = rows["h2load"]
         w(f"### {'h2c (cleartext)' if target == 'h2c' else 'h2 over TLS'}")
@@ -211,6 +223,11 @@ def write_section(w: Any, h2: dict[str, Any] | None) -> None:
                 f"median {med(ratio):.2f}x, {min(ratio):.2f}–{max(ratio):.2f}x."
             )
             w("")
+    w(
+        "The commands (the baseline's is the same command run in the baseline's directory: "
+        "`python -m loadgen` imports the loadgen there):"
+    )
+    w("")
     w("```")
     for cc in h2["commands"].values():
         for argv in cc.values():
