@@ -65,13 +65,14 @@ Settings: Any = None
 _Client: Any = None
 _CONFIG: Any = None
 _OURS: Any = None
+_Encoder: Any = None
 
 
 def load_h2() -> None:
     """Import h2 (once) into this module's names."""
     global H2ProtocolError, ConnectionTerminated, DataReceived, RemoteSettingsChanged
     global ResponseReceived, StreamEnded, StreamReset, TrailersReceived, WindowUpdated
-    global ErrorCodes, SettingCodes, Settings, _Client, _CONFIG, _OURS
+    global ErrorCodes, SettingCodes, Settings, _Client, _CONFIG, _OURS, _Encoder
     if _Client is not None:
         return
     from h2 import events
@@ -80,6 +81,7 @@ def load_h2() -> None:
     from h2.errors import ErrorCodes
     from h2.exceptions import ProtocolError as H2ProtocolError
     from h2.settings import SettingCodes, Settings
+    from hpack import Encoder
 
     ConnectionTerminated, DataReceived = events.ConnectionTerminated, events.DataReceived
     RemoteSettingsChanged = events.RemoteSettingsChanged
@@ -100,7 +102,41 @@ def load_h2() -> None:
             self.goaway = True
             return done
 
+    class MemoEncoder(Encoder):
+        """hpack's encoder, reusing the block of a header list it encoded before while its
+        dynamic table is as it was: HPACK's output depends on nothing else, and a block
+        that left the table unchanged (every field found in it) leaves it unchanged again.
+        A request built once (H2Request) is then encoded once per connection, as HTTP/1.1
+        sends its prebuilt bytes. (h2 hands it a fresh list each time: keyed by content.)"""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks: dict[tuple[Any, ...], bytes] = {}
+            self.state: Any = None
+
+        def table(self) -> Any:
+            t = self.header_table  # an add always leaves a new tuple first in the deque
+            d = t.dynamic_entries
+            return (len(d), id(d[0]) if d else 0, t.maxsize, t.resized)
+
+        def encode(self, headers: Any, huffman: bool = True) -> bytes:
+            state = self.table()
+            if state != self.state:
+                self.blocks.clear()
+                self.state = state
+            key = tuple(headers)
+            block = self.blocks.get(key)
+            if block is None:
+                block = super().encode(key, huffman)
+                if self.table() != state:
+                    self.blocks.clear()
+                    self.state = self.table()
+                elif len(self.blocks) < 64:
+                    self.blocks[key] = block
+            return block
+
     _Client = Client
+    _Encoder = MemoEncoder
     # no push, no stream opened by the server (a client never accepts one); big windows
     _OURS = {
         SettingCodes.ENABLE_PUSH: 0,
@@ -112,7 +148,8 @@ def load_h2() -> None:
         header_encoding=None,  # bytes in, bytes out: nothing decoded per request
         validate_outbound_headers=False,  # built and checked once (build_h2_request)
         normalize_outbound_headers=False,
-    )
+        normalize_inbound_headers=False,  # joins a request's cookie crumbs: not a response's
+    )  # the server's headers are still validated (validate_inbound_headers)
 
 
 class H2Conn(asyncio.Protocol):
@@ -184,14 +221,23 @@ class H2Conn(asyncio.Protocol):
             self.connecting = False
 
     async def _connect_then_send(self) -> None:
-        try:
-            await self.connect()
-        except OSError as exc:  # timed out, refused, TLS, not HTTP/2: each waiting request
-            kind = failure_kind(exc)
-            failed = list(self.waiting)
-            self.waiting.clear()
-            for slot in failed:
-                self._fail(slot, kind)
+        """A connection for the waiting requests (the server's SETTINGS send them). A
+        server can break the new connection before connect() returns (its SETTINGS, our
+        requests, its answer and the close all within the few loop turns connect() takes
+        to resume): that connection_lost saw a connect under way and left the requests
+        waiting to it, so connect again."""
+        while True:
+            try:
+                await self.connect()
+            except OSError as exc:  # timed out, refused, TLS, not HTTP/2: each waiting one
+                kind = failure_kind(exc)
+                failed = list(self.waiting)
+                self.waiting.clear()
+                for slot in failed:
+                    self._fail(slot, kind)
+                return
+            if self.transport is not None or not self.waiting or self.closed:
+                return
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -201,6 +247,7 @@ class H2Conn(asyncio.Protocol):
         self.next_id = 1
         self.limit = self.asked
         h = self.h2 = _Client(config=_CONFIG)
+        h.encoder = _Encoder()
         h.local_settings = Settings(client=True, initial_values=_OURS)
         h.initiate_connection()
         h.increment_flow_control_window(WINDOW - 65535)  # the connection's window

@@ -81,8 +81,12 @@ class H2Slot:
         await self.conn.connect()
 
     @property
-    def _connecting(self) -> bool:  # read by the run's timeout sweep, as Conn's
-        return not self.conn.ready
+    def _connecting(self) -> bool:
+        """Read by the run's timeout sweep, as Conn's: a request waiting for its connection's
+        set-up is bounded by the connect timeout, not the request's. One waiting on no
+        connection at all (none open, none being opened: a bug) is not exempt."""
+        c = self.conn
+        return not c.ready and (c.connecting or c.transport is not None)
 
     @property
     def body(self) -> bytes:

@@ -18,6 +18,8 @@ from loadgen import Config
 from loadgen.merge import merge_reports
 
 SCHEMA = json.loads((Path(loadgen.__file__).parent / "report.schema.json").read_text())
+# Each test takes a second or two; a planted fault that hung loadgen fails here, bounded.
+pytestmark = pytest.mark.timeout(60)
 
 
 def run(url: str, **kw) -> loadgen.Result:  # type: ignore[no-untyped-def]
@@ -124,6 +126,9 @@ def test_processes_and_agents_merge_on_h2(h2c_server, tmp_path) -> None:
         reports = list(ex.map(agent, range(2)))
     result, merged = merge_reports(reports)
     jsonschema.validate(merged, SCHEMA)
+    other = (reports[0][0], dict(reports[0][1], config=dict(reports[0][1]["config"], streams=3)))
+    with pytest.raises(loadgen.ConfigError, match="not agents of the same run"):
+        merge_reports([other, reports[1]])  # agents of one run ask the same streams
     assert merged["summary"]["requests"] == 100 and result.responses == 100
     assert merged["protocol"]["negotiated"] == {"h2c": 2}
     assert merged["protocol"]["h2"]["server_max_concurrent_streams"] == {"100": 2}
@@ -191,15 +196,22 @@ def test_a_server_limit_below_streams_is_respected_and_reported(start_h2_server)
     assert "allowed fewer streams than asked" in r.text()
 
 
+@pytest.mark.timeout(30)
 def test_a_server_exceeding_our_stream_limit_is_a_protocol_error(h2c_server) -> None:
     """The server opens a stream of its own (HEADERS on stream 2): beyond the
     SETTINGS_MAX_CONCURRENT_STREAMS of 0 that loadgen advertises, a connection error; the
-    requests on the connection are counted, it is closed and the next ones reconnect."""
+    requests on the connection are counted, it is closed and the next ones reconnect.
+
+    Each connection breaks at once, often before the connect() that opened it has
+    returned: the requests waiting then were once left on no connection, a hang (now
+    _connect_then_send connects again). A hundred reconnects make that race likely in
+    one run; the hard deadline turns a regression into a failure (requests aborted),
+    never a hang, and the test's own timeout bounds the rest."""
     t = time.monotonic()
-    r = run(h2c_server.url("/open-stream"), requests=12, concurrency=2, streams=2)
-    assert time.monotonic() - t < 10
-    assert r.requests == 12 and r.errors == {"protocol_error": 12}
-    assert r.to_dict()["protocol"]["h2"]["protocol_errors"] >= 6
+    r = run(h2c_server.url("/open-stream"), requests=200, concurrency=2, streams=2, deadline=8)
+    assert r.requests == 200 and r.errors == {"protocol_error": 200}, r.errors  # no "aborted"
+    assert time.monotonic() - t < 8
+    assert r.to_dict()["protocol"]["h2"]["protocol_errors"] >= 100
     assert "the server broke HTTP/2" in r.text()
 
 
@@ -213,3 +225,39 @@ def test_the_deadline_aborts_streams_in_flight(h2c_server) -> None:
     r = run(h2c_server.url("/hang"), duration=0.3, grace=0.2, concurrency=2, streams=3)
     assert time.monotonic() - t < 3
     assert r.errors == {"aborted": 6} and r.stats.aborted == 6
+
+
+def test_the_header_block_memo_sends_what_hpack_would(monkeypatch) -> None:
+    """The memo reuses a block only while the encoder's table is unchanged: every block is
+    byte for byte hpack's own, through new fields, evictions and a table resize."""
+    import hpack
+
+    from loadgen import h2protocol
+
+    h2protocol.load_h2()
+    memo, plain = h2protocol._Encoder(), hpack.Encoder()
+    encoded = []
+    real = hpack.Encoder.encode
+
+    def counting(self, headers, huffman=True):  # type: ignore[no-untyped-def]
+        encoded.append(self is memo)
+        return real(self, headers, huffman)
+
+    monkeypatch.setattr(hpack.Encoder, "encode", counting)
+    a = [(b":method", b"GET"), (b":path", b"/a"), (b"x-n", b"1")]
+    b = [(b":method", b"GET"), (b":path", b"/b"), (b"x-n", b"2")]
+    big = [[(b"x-big", b"v%d" % i * 200)] for i in range(12)]  # evicts a and b
+    sequence = [a, a, a, b, a, b, b, *big, a, a, b]
+    for i, headers in enumerate(sequence):
+        if i == len(sequence) - 3:  # the peer shrinks the table: a size update is due
+            memo.header_table_size = plain.header_table_size = 256
+        assert memo.encode(list(headers)) == plain.encode(list(headers)), i
+    assert encoded.count(True) < encoded.count(False) == len(sequence)  # it did reuse
+
+
+def test_csv_rows_on_h2(h2c_server, tmp_path) -> None:
+    out = tmp_path / "rows.csv"
+    r = run(h2c_server.url("/ok"), requests=40, concurrency=2, streams=4, csv_path=str(out))
+    rows = out.read_text().splitlines()
+    assert r.responses == 40 and len(rows) == 41  # the header and one row per request
+    assert all(row.split(",")[2] == "200" for row in rows[1:])

@@ -12,8 +12,8 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[2] / "loadgen"
 # the fast engines, JSON Schema for a scenario file's check.schema (imported by
 # loadgen/scenario_file.py only when a file uses it) and h2 for --h2 (imported by
-# loadgen/h2protocol.py only when a run opens an HTTP/2 connection)
-OPTIONAL = {"uvloop", "httptools", "jsonschema", "h2"}
+# loadgen/h2protocol.py only when a run opens an HTTP/2 connection, with its hpack)
+OPTIONAL = {"uvloop", "httptools", "jsonschema", "h2", "hpack"}
 
 
 def _modules() -> dict[str, Path]:
