@@ -28,11 +28,12 @@ import os
 import re
 import sys
 from collections.abc import Mapping
+from types import ModuleType
 from urllib.parse import parse_qsl
 
 from .errors import ConfigError
 from .scenario_types import Endpoint, FlowFn, Scenario, flow
-from .scenarios import BUILTINS
+from .scenarios import BUILTINS, MIXABLE
 from .user import Response, User
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "User",
     "flow",
     "load_scenario",
+    "option_names",
     "parse_option",
     "split_spec",
 ]
@@ -64,6 +66,24 @@ def parse_option(text: str) -> tuple[str, str]:
     return k.strip(), v
 
 
+def option_names(spec: str) -> frozenset[str] | None:
+    """The ``--scenario-option`` keys a scenario reads: a built-in's defaults (``mix``: its
+    own, every endpoint's, and ``ENDPOINT.KEY``), a file's ``OPTIONS``. None when it cannot
+    be known: a file that declares no ``OPTIONS`` may read any key. Raises ConfigError for an
+    unknown scenario, as :func:`load_scenario` does."""
+    name, _ = split_spec(spec)
+    if name == "mix":
+        endpoints = {n: set(defaults) for n, (_, defaults) in MIXABLE.items()}
+        prefixed = {f"{n}.{key}" for n, keys in endpoints.items() for key in keys}
+        return frozenset(BUILTINS["mix"][1]).union(*endpoints.values(), prefixed)
+    if name in BUILTINS:
+        return frozenset(BUILTINS[name][1])
+    if not os.path.isfile(name):
+        load_scenario(spec)  # raises: an unknown name, or a file that cannot be read
+    declared = getattr(_module(name), "OPTIONS", None)
+    return None if declared is None else frozenset(str(key) for key in dict(declared))
+
+
 def load_scenario(spec: str, options: Mapping[str, str] | None = None) -> Scenario:
     """A built-in scenario by name, or a scenario file by path."""
     name, opts = split_spec(spec)
@@ -83,7 +103,7 @@ def load_scenario(spec: str, options: Mapping[str, str] | None = None) -> Scenar
     raise ConfigError(f"unknown scenario {name!r} (built-ins: {known}; or a .py file)")
 
 
-def _load_file(path: str, opts: dict[str, str]) -> Scenario:
+def _module(path: str) -> ModuleType:
     modname = "loadgen_scenario_" + re.sub(r"\W", "_", os.path.abspath(path))
     try:
         spec = importlib.util.spec_from_file_location(modname, path)
@@ -96,6 +116,11 @@ def _load_file(path: str, opts: dict[str, str]) -> Scenario:
         raise
     except Exception as e:
         raise ConfigError(f"cannot load scenario {path!r}: {type(e).__name__}: {e}") from None
+    return mod
+
+
+def _load_file(path: str, opts: dict[str, str]) -> Scenario:
+    mod = _module(path)
     defaults = {str(k): str(v) for k, v in dict(getattr(mod, "OPTIONS", {}) or {}).items()}
     merged = {**defaults, **opts}
     flows: list[tuple[float, FlowFn]] = []

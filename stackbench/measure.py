@@ -34,7 +34,7 @@ from stackbench.documents import (
 from stackbench.judge import headline, judge
 from stackbench.loadrun import LoadError, run_load
 from stackbench.matrix import Pair
-from stackbench.options import BenchOptions
+from stackbench.options import BenchOptions, options_for
 from stackbench.profiler import ProfiledSampler
 from stackbench.sampler import Sampler, ServerFigures
 from stackbench.serve import Served, answers_health, serve
@@ -289,7 +289,7 @@ def _write_result(
     document = ResultDocument(
         **base,
         scenario=scenario,
-        scenario_options=dict(options.scenario_options),
+        scenario_options=dict(options_for(scenario, options.scenario_options)),
         status=verdict["status"],
         reason=verdict["reason"],
         log_tail=log_tail,

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from loadgen.agent import parse_agent, parse_start_at
 from loadgen.config import ConfigError, parse_duration
-from loadgen.scenario import load_scenario, parse_option
+from loadgen.scenario import load_scenario, option_names, parse_option
 from shared_fixtures.seed import SeedError, validate_scale
 from stackbench import results
 from stackbench.loadrun import Load
@@ -81,7 +81,7 @@ class BenchOptions:
             self.rate,
             self.processes,
             self.timeout,
-            self.scenario_options,
+            options_for(scenario, self.scenario_options),
             self.requests,
             self.agent,
             self.start_at,
@@ -181,13 +181,46 @@ key_value = _argument(parse_option, ConfigError)  # KEY=VALUE, as loadgen reads 
 scale = _argument(validate_scale, SeedError)
 
 
+def options_for(
+    scenario: str, options: Sequence[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
+    """The scenario options ``scenario`` reads: a run's options apply to the scenarios that
+    take them (``seconds`` to slow-db, not to db), and a result records only those."""
+    names = option_names(scenario)
+    return tuple((key, value) for key, value in options if names is None or key in names)
+
+
+def _known(scenario: str) -> str:
+    """'slow-db takes sample, seconds': what a message names."""
+    names = option_names(scenario)
+    if names is None:
+        return f"{scenario} takes any (its file declares no OPTIONS)"
+    plain = sorted(name for name in names if "." not in name)
+    prefixed = ", ENDPOINT.KEY" if any("." in name for name in names) else ""
+    return f"{scenario} takes " + (", ".join(plain) or "none") + prefixed
+
+
 def check_scenarios(scenarios: Sequence[str], options: Sequence[tuple[str, str]]) -> None:
-    """Each scenario built as loadgen will build it, with its options."""
+    """Each scenario built as loadgen will build it, with the options it reads; an option
+    that no scenario of the run reads is refused, naming each scenario's options (a
+    misspelt key would otherwise run with the default and be recorded as if applied)."""
     for scenario in scenarios:
         try:
-            load_scenario(scenario, dict(options))
+            option_names(scenario)  # an unknown scenario or an unreadable file
         except ConfigError as exc:
             raise OptionError(f"--scenarios: {exc}") from None
+    for key, value in options:
+        if not any(options_for(scenario, [(key, value)]) for scenario in scenarios):
+            known = "; ".join(_known(scenario) for scenario in scenarios)
+            raise OptionError(
+                f"--scenario-option {key}={value}: no scenario of this run reads {key!r} "
+                f"({known})"
+            )
+    for scenario in scenarios:
+        try:
+            load_scenario(scenario, dict(options_for(scenario, options)))
+        except ConfigError as exc:
+            raise OptionError(f"--scenario-option: {scenario}: {exc} ({_known(scenario)})") from None
 
 
 def check_output(path: Path) -> None:

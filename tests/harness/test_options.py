@@ -40,7 +40,23 @@ BENCH_ERRORS = [
     (["--repeats", "0"], "--repeats"),
     (["--scenarios", "nope"], "unknown scenario 'nope'"),
     (["--scenarios", "db,nope"], "unknown scenario 'nope'"),
-    (["--scenarios", "slow-db", "--scenario-option", "seconds=abc"], "seconds"),
+    (
+        ["--scenarios", "slow-db", "--scenario-option", "seconds=abc"],
+        "slow-db: scenario option 'seconds' must be a number, got 'abc' "
+        "(slow-db takes sample, seconds)",
+    ),
+    (
+        ["--scenarios", "slow-db", "--scenario-option", "secs=0.1"],
+        "secs=0.1: no scenario of this run reads 'secs' (slow-db takes sample, seconds)",
+    ),
+    (
+        ["--scenarios", "db,json", "--scenario-option", "seconds=1"],
+        "no scenario of this run reads 'seconds' (db takes sample; json takes sample)",
+    ),
+    (
+        ["--scenarios", "mix", "--scenario-option", "db.secs=1"],
+        "(mix takes ids, n, page_size, pages, queries, sample, seconds, weights, ENDPOINT.KEY)",
+    ),
     (["--scenario-option", "novalue"], "KEY=VALUE"),
     (["--server-cpus", "99"], "no CPU 99 here"),
     (["--client-cpus", "1-0"], "not a CPU range"),
@@ -111,3 +127,26 @@ def test_a_bad_experiment_option_is_one_line_and_exit_2(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], result.stderr
     assert not output.exists()
+
+
+def test_each_scenario_gets_and_records_only_the_options_it_reads() -> None:
+    from stackbench.options import BenchOptions, check_scenarios, options_for
+
+    given = (("seconds", "0.5"), ("sample", "2"), ("page_size", "5"))
+    check_scenarios(("db", "slow-db", "colleges", "mix"), given)  # each key read by one
+    options = BenchOptions(scenarios=("db", "slow-db"), scenario_options=given)
+    assert options.load("db").options == (("sample", "2"),)
+    assert options.load("slow-db").options == (("seconds", "0.5"), ("sample", "2"))
+    assert options_for("mix", (("db.sample", "1"), ("nope", "1"))) == (("db.sample", "1"),)
+
+
+def test_a_scenario_file_says_which_options_it_reads(tmp_path: Path) -> None:
+    from loadgen.scenario import option_names
+
+    declared = tmp_path / "declared.py"
+    declared.write_text('OPTIONS = {"path": "/json"}\nENDPOINTS = []\n')
+    open_ended = tmp_path / "open.py"
+    open_ended.write_text("def endpoints(options):\n    return []\n")
+    assert option_names(str(declared)) == {"path"}
+    assert option_names(str(open_ended)) is None  # it may read any key: none is refused
+    assert option_names("slow-fanout") == {"sample", "seconds", "n"}
