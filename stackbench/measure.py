@@ -46,13 +46,29 @@ BIN_DIR = Path(sys.executable).parent
 
 
 class Progress:
-    """What a run shows while it measures; the CLI swaps in a rich display."""
+    """What a run shows while it measures; the CLI swaps in a display (stackbench/console.py).
+
+    ``jobs`` is how many jobs (a pair served with one set of options) the run measures, when
+    known beforehand; ``job`` is the one being measured, counted from 1."""
+
+    def __init__(self) -> None:
+        self.jobs: int | None = None
+        self.job = 0
+
+    def step(self, text: str) -> None:
+        """A step before the load (database, seed, server, smoke check), as it begins."""
 
     def start(self, label: str, seconds: float) -> Callable[[float], None]:
+        """A measured repeat begins (warm-up included): ``seconds`` long; calls back with the
+        seconds elapsed."""
         return lambda elapsed: None
 
     def done(self) -> None:
         pass
+
+    def where(self) -> str:
+        """'pair 2 of 5' ('pair 2' when the run does not know its count beforehand)."""
+        return f"pair {self.job}" + (f" of {self.jobs}" if self.jobs else "")
 
 
 def needs_upstream(scenarios: tuple[str, ...]) -> bool:
@@ -156,6 +172,7 @@ def measure_pair(
             **base.get("server_env", {}),
             "DJANGO_SETTINGS_MODULE": served_variant.settings,
         }
+    progress.step(f"{progress.where()} · server: starting {app.id} under {server.id}")
     try:
         with serve_pair(app, server, options, db, upstream_url, run_dir / "logs") as served:
             base["server_command"] = served.argv
@@ -210,13 +227,15 @@ def measure_subject(
     """Smoke-check the subject (``smoke_paths`` only, if given), then measure each
     scenario; one result document each."""
     slow = needs_upstream(options.scenarios)
+    progress.step(f"{progress.where()} · smoke check at {subject.base_url}")
     failures = smoke_check(subject.base_url, slow=slow, paths=smoke_paths)
     if failures:
         reason = "smoke check failed: " + "; ".join(failures)
         return failed_rows(base, options, run_dir, reason, None)
     rows = []
-    for scenario in options.scenarios:
-        rows.append(_run_scenario(subject, scenario, options, base, run_dir, progress))
+    for index, scenario in enumerate(options.scenarios):
+        where = f"{progress.where()} · scenario {index + 1} of {len(options.scenarios)}"
+        rows.append(_run_scenario(subject, scenario, options, base, run_dir, progress, where))
         if rows[-1]["status"] == "failed" and not subject.answers():
             break  # the server is gone or hung: the other scenarios cannot run
     return rows
@@ -302,9 +321,7 @@ def _write_result(
     label = base.get("label")
     name = f"{base['app']}--{base['server']}--{scenario}{f'--{label}' if label else ''}.json"
     results.write_json(run_dir / name, dict(document), "result")
-    return ResultRow(
-        **verdict, file=name, app=base["app"], server=base["server"], label=label, scenario=scenario
-    )
+    return results.row_of(document, name)
 
 
 def _run_scenario(
@@ -314,19 +331,21 @@ def _run_scenario(
     base: ResultHeader,
     run_dir: Path,
     progress: Progress,
+    where: str,
 ) -> ResultRow:
     load = options.load(scenario)
     env = subject.loadgen_env()
     repeats: list[Repeat] = []
     reason: str | None = None
     label = f"{base['app']} @ {base['server']}: {scenario}"
+    if base.get("label"):
+        label += f" [{base['label']}]"
     for index in range(options.repeats):
         sampler = subject.sampler(f"{base['app']}--{base['server']}--{scenario}--{index + 1}")
         figures = ServerFigures(None, None, None)
         try:
-            tick = progress.start(
-                f"{label} ({index + 1}/{options.repeats})", load.warmup + load.duration
-            )
+            repeat = f" · repeat {index + 1} of {options.repeats}" if options.repeats > 1 else ""
+            tick = progress.start(f"{where}{repeat}: {label}", load.warmup + load.duration)
             report = run_load(
                 load,
                 subject.base_url,

@@ -181,9 +181,7 @@ key_value = _argument(parse_option, ConfigError)  # KEY=VALUE, as loadgen reads 
 scale = _argument(validate_scale, SeedError)
 
 
-def options_for(
-    scenario: str, options: Sequence[tuple[str, str]]
-) -> tuple[tuple[str, str], ...]:
+def options_for(scenario: str, options: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """The scenario options ``scenario`` reads: a run's options apply to the scenarios that
     take them (``seconds`` to slow-db, not to db), and a result records only those."""
     names = option_names(scenario)
@@ -213,14 +211,15 @@ def check_scenarios(scenarios: Sequence[str], options: Sequence[tuple[str, str]]
         if not any(options_for(scenario, [(key, value)]) for scenario in scenarios):
             known = "; ".join(_known(scenario) for scenario in scenarios)
             raise OptionError(
-                f"--scenario-option {key}={value}: no scenario of this run reads {key!r} "
-                f"({known})"
+                f"--scenario-option {key}={value}: no scenario of this run reads {key!r} ({known})"
             )
     for scenario in scenarios:
         try:
             load_scenario(scenario, dict(options_for(scenario, options)))
         except ConfigError as exc:
-            raise OptionError(f"--scenario-option: {scenario}: {exc} ({_known(scenario)})") from None
+            raise OptionError(
+                f"--scenario-option: {scenario}: {exc} ({_known(scenario)})"
+            ) from None
 
 
 def check_output(path: Path) -> None:

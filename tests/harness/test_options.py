@@ -1,8 +1,9 @@
 """Every option error is one line and exit 2, before anything is started.
 
 DATABASE_URL points at a port where nothing listens: a command that started anything
-would fail on the database with exit 1 and leave a run directory, so exit 2 and an empty
-output directory prove the option was refused first.
+would fail on the database with exit 1, so exit 2 and no output directory at all prove
+the option was refused first (a good command makes the output directory; a database that
+cannot be had leaves it empty: test_an_unusable_database_leaves_no_run_directory).
 """
 
 from __future__ import annotations
@@ -150,3 +151,17 @@ def test_a_scenario_file_says_which_options_it_reads(tmp_path: Path) -> None:
     assert option_names(str(declared)) == {"path"}
     assert option_names(str(open_ended)) is None  # it may read any key: none is refused
     assert option_names("slow-fanout") == {"sample", "seconds", "n"}
+
+
+def test_an_unusable_database_leaves_no_run_directory(tmp_path: Path) -> None:
+    """Good options, a DATABASE_URL nothing answers: one line, exit 1, and no run directory
+    holding only a manifest (nothing ran, so there is nothing to record)."""
+    output = tmp_path / "results"
+    result = _stackbench(
+        "bench", "--app", "gino_style", "--server", "uvicorn", "--scenarios", "json",
+        "--output", str(output),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot connect to DATABASE_URL" in lines[0], result.stderr
+    assert output.is_dir() and list(output.iterdir()) == []
