@@ -46,10 +46,9 @@ BIN_DIR = Path(sys.executable).parent
 
 
 class Progress:
-    """What a run shows while it measures; the CLI swaps in a display (stackbench/console.py).
-
-    ``jobs`` is how many jobs (a pair served with one set of options) the run measures, when
-    known beforehand; ``job`` is the one being measured, counted from 1."""
+    """What a run shows while it measures (the CLI's displays: stackbench/console.py). ``jobs``:
+    how many jobs (a pair served with one set of options) the run measures, when known
+    beforehand; ``job``: the one being measured, from 1."""
 
     def __init__(self) -> None:
         self.jobs: int | None = None
@@ -379,6 +378,7 @@ def _run_scenario(
                     exited_pids=list(figures.exited_pids),
                     window_s=figures.window_s,
                     cpu_read=figures.cpu_read,
+                    samples=list(figures.samples),
                 ),
                 database=DatabaseFigures(
                     cpu_s=figures.database_cpu_s,
