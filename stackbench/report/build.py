@@ -23,9 +23,11 @@ from stackbench.report.compare import (
     Change,
     changes_table,
     compare,
+    nothing_shared,
+    package_diff,
     provenance_diff,
 )
-from stackbench.report.document import Bullets, Heading, Image, Page, Text
+from stackbench.report.document import Bullets, Heading, Image, Page, Text, anchor
 from stackbench.report.load import (
     LoadedResult,
     LoadedRun,
@@ -48,6 +50,8 @@ from stackbench.report.tables import (
 from stackbench.results import write_atomic
 
 DEFAULT_OUTPUT = results.ROOT / "results" / "reports"
+PACKAGES_SHOWN = 5  # more package changes than this are listed at the end of the report
+PACKAGES_HEADING = "Packages that differ from the baseline"
 
 
 @dataclass
@@ -117,6 +121,8 @@ def make_report(
             + ": "
             + "; ".join(warnings)
         )
+    if base_items and (why := nothing_shared(base_items, items)):
+        raise ReportError(why)
     output = Path(output) if output else default_output(runs, base_runs)
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -150,6 +156,8 @@ def make_report(
     else:
         _across_runs(page, outcome, measured, colours)
     page.add(Heading("How each pair was served"), pairs_table(items))
+    if base_runs and len(packages := package_diff(base_runs, runs)) > PACKAGES_SHOWN:
+        page.add(Heading(PACKAGES_HEADING), Bullets(packages))
     page.add(Heading("How to read this report"), *_how_to_read())
     write_atomic(outcome.markdown, page.markdown().encode())
     write_atomic(outcome.html, page.html().encode())
@@ -252,8 +260,17 @@ def _comparison(
         )
     )
     differences = provenance_diff(base_runs, runs)
+    packages = package_diff(base_runs, runs)
+    if len(packages) > PACKAGES_SHOWN:
+        named = ", ".join(line.split()[0] for line in packages[:PACKAGES_SHOWN])
+        differences.append(
+            f"{len(packages)} packages differ ({named}, …): every one is listed at the end, "
+            f"under [{PACKAGES_HEADING}](#{anchor(PACKAGES_HEADING)})"
+        )
+    else:
+        differences += packages
     if differences:
-        page.add(Text("What changed in the environment:"), Bullets(differences[:40]))
+        page.add(Text("What changed in the environment:"), Bullets(differences))
     page.add(changes_table(outcome.changes))
     if any(c.rps_change is not None for c in outcome.changes):
         path = charts.comparison(outcome.changes, output / "compare.png")

@@ -2,7 +2,8 @@
 HTML page. ("Document" is the harness's word for a JSON file: stackbench/documents.py.)
 
 Both renderings come from the same blocks, so the page and the Markdown never disagree.
-Text blocks use a tiny subset of Markdown inline markup: ``**bold**`` and ```code```.
+Text blocks use a tiny subset of Markdown inline markup: ``**bold**``, ```code``` and
+``[text](#anchor)`` (a link to a heading of the page).
 """
 
 from __future__ import annotations
@@ -75,8 +76,7 @@ class Page:
         for block in self.blocks:
             if isinstance(block, Heading):
                 level = min(block.level, 6)
-                anchor = re.sub(r"[^a-z0-9]+", "-", block.text.lower()).strip("-")
-                body.append(f'<h{level} id="{anchor}">{_inline(block.text)}</h{level}>')
+                body.append(f'<h{level} id="{anchor(block.text)}">{_inline(block.text)}</h{level}>')
             elif isinstance(block, Text):
                 body.append(f"<p>{_inline(block.text)}</p>")
             elif isinstance(block, Bullets):
@@ -94,10 +94,17 @@ class Page:
         return PAGE.format(title=html.escape(self.title), body="\n".join(body))
 
 
+def anchor(heading: str) -> str:
+    """A heading's id in the HTML page, and its link target in both renderings."""
+    return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+
+
 def _inline(text: str) -> str:
     escaped = html.escape(text, quote=False)
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    # [text](#anchor): a link within the page, nothing else (the page fetches nothing).
+    return re.sub(r"\[([^\]]+)\]\(#([a-z0-9-]+)\)", r'<a href="#\2">\1</a>', escaped)
 
 
 def _table(table: Table) -> str:
