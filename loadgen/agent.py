@@ -14,50 +14,13 @@ per request name) with times converted to Unix nanoseconds, from which
 
 from __future__ import annotations
 
-import datetime
-import re
-import time
 from typing import Any
 
-from .config import ConfigError, parse_duration
 from .histogram import Histogram
 from .stats import PHASES, PhaseStat, Second, Sink, Stats
+from .values import parse_agent, parse_start_at  # --agent and --start-at, read as options
 
 __all__ = ["agent_block", "parse_agent", "parse_start_at", "stats_from_state", "stats_to_state"]
-
-_AGENT_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
-
-
-def parse_agent(text: str) -> tuple[int, int]:
-    """'I/N' (0-based: 0 <= I < N) -> (I, N)."""
-    m = _AGENT_RE.match(text)
-    if not m:
-        raise ConfigError(f"--agent must be I/N (0-based, e.g. 0/2 and 1/2), got {text!r}")
-    i, n = int(m.group(1)), int(m.group(2))
-    if n < 1 or i >= n:
-        raise ConfigError(f"--agent I/N needs 0 <= I < N (0-based), got {text!r}")
-    return i, n
-
-
-def parse_start_at(text: str, now: float | None = None) -> float:
-    """'+5s' (a delay), '1767225600.5' (Unix seconds) or ISO-8601 ('2026-01-01T12:00:00Z';
-    without a zone: local time) -> Unix seconds."""
-    s = text.strip()
-    now = time.time() if now is None else now
-    if s.startswith("+"):
-        return now + parse_duration(s[1:], what="--start-at delay")
-    try:
-        return float(s)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(
-            f"--start-at must be +DELAY, Unix seconds or ISO-8601, got {text!r}"
-        ) from None
-    return dt.timestamp()
-
 
 # -- the raw statistics as JSON ------------------------------------------------------------
 _TIMES = ("start_ns", "end_ns", "last_done_ns", "first_send_ns", "last_send_ns")

@@ -9,16 +9,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from typing import NoReturn
 
-from .agent import parse_agent, parse_start_at
 from .api import run_sync
-from .config import Config, LoadgenError, parse_duration, parse_header
+from .config import (
+    ENGINE,
+    LOAD,
+    OPTIONS,
+    OUTPUT,
+    REQUEST,
+    SCENARIOS,
+    Config,
+    LoadgenError,
+    add_arguments,
+    given,
+)
 from .hgrm import write_hgrm
 from .merge import merge_main
-from .result import Result
-from .scenario import parse_option
+from .report import Result
 from .scenarios import BUILTINS
 from .version import __version__
 
@@ -27,7 +35,7 @@ USAGE = "python -m loadgen [options] URL | python -m loadgen merge A.json B.json
 EPILOG = """\
 models:
   closed (default): -c connections, each sends its next request when the previous
-    response is read; stops after -n requests (default 200) or -z duration.
+    response is read; stops after -n requests (default 200) or -z duration (-z wins).
   open (-R RATE): RATE is the TOTAL request rate, from one global schedule of
     intended send times; latency is reported corrected (from the intended time,
     the headline) and uncorrected (from the actual send), side by side.
@@ -59,45 +67,9 @@ def _die(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _positive_int(what: str) -> Callable[[str], int]:
-    def conv(s: str) -> int:
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {s!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{what} must be >= 1, got {v}")
-        return v
-
-    return conv
-
-
-def _duration(what: str, positive: bool = True) -> Callable[[str], float]:
-    def conv(s: str) -> float:
-        try:
-            v = parse_duration(s, what=what)
-        except LoadgenError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-        if positive and not v > 0:
-            raise argparse.ArgumentTypeError(f"{what} must be > 0, got {s!r}")
-        if not positive and v < 0:
-            raise argparse.ArgumentTypeError(f"{what} must be >= 0, got {s!r}")
-        return v
-
-    return conv
-
-
-def _rate(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"-R must be a number, got {s!r}") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"-R must be a positive rate, got {s!r}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """Config's options (loadgen/config.py), by section, and what only this command does
+    with a run: -D and -T, the reports it writes, the engines' shortcuts."""
     p = _Parser(
         prog="loadgen",
         usage=USAGE,
@@ -105,116 +77,29 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("url", nargs="?", help="target URL (a base URL with --scenario)")
-    g = p.add_argument_group("load")
-    g.add_argument("-n", type=_positive_int("-n"), help="number of requests (default 200)")
-    g.add_argument("-z", type=_duration("-z"), help="duration, e.g. 10s, 2m (overrides -n)")
-    g.add_argument(
-        "-c",
-        type=_positive_int("-c"),
-        default=50,
-        help="concurrency: connections / virtual users (default 50)",
+    add_arguments(p, ["url"])
+    sections = {}
+    for section in (LOAD, REQUEST, SCENARIOS, OUTPUT, ENGINE):
+        sections[section] = p.add_argument_group(section)
+        add_arguments(
+            sections[section], [o.name for o in OPTIONS.values() if o.group == section and o.flags]
+        )
+    r = sections[REQUEST]
+    r.add_argument("-D", metavar="FILE", help="request body from FILE")
+    r.add_argument("-T", metavar="TYPE", help="Content-Type of the body")
+    sections[SCENARIOS].add_argument(
+        "--list-scenarios", action="store_true", help="list built-in scenarios"
     )
-    g.add_argument("-R", type=_rate, help="open model: TOTAL requests per second")
-    g.add_argument(
-        "--warmup",
-        type=_duration("--warmup", positive=False),
-        default=0.0,
-        help="run but do not record the first D (e.g. 2s)",
-    )
-    g.add_argument(
-        "--processes",
-        type=_positive_int("--processes"),
-        default=1,
-        help="worker processes, one event loop each (default 1)",
-    )
-    g.add_argument(
-        "--agent",
-        metavar="I/N",
-        help="be agent I of N (0-based) of one run split over hosts: its share of the"
-        " schedule, of -c and of -n (merge the --json reports with 'loadgen merge')",
-    )
-    g.add_argument(
-        "--start-at",
-        metavar="TIME",
-        help="start the run at TIME: +DELAY (+5s), Unix seconds or ISO-8601"
-        " (at most 10 minutes away), to line up agents on several hosts",
-    )
-    g.add_argument(
-        "--grace",
-        type=_duration("--grace", positive=False),
-        help="drain time for in-flight requests after -z (default min(-t, 5s))",
-    )
-    g.add_argument(
-        "--deadline",
-        type=_duration("--deadline"),
-        help="hard wall-time limit of the run; in-flight requests are aborted",
-    )
-    g.add_argument(
-        "--max-queue",
-        type=int,
-        default=100_000,
-        help="open model: queued sends beyond this are dropped",
-    )
-    r = p.add_argument_group("request")
-    r.add_argument("-m", default="GET", help="HTTP method (default GET)")
-    r.add_argument(
-        "-H",
-        action="append",
-        default=[],
-        metavar="HEADER",
-        help="header 'Name: value' (repeatable)",
-    )
-    r.add_argument("-d", help="request body")
-    r.add_argument("-D", help="request body from file")
-    r.add_argument("-T", help="Content-Type of the body")
-    r.add_argument(
-        "-t",
-        type=_duration("-t", positive=False),
-        default=20.0,
-        help="per-request timeout (default 20s; 0 = none)",
-    )
-    r.add_argument(
-        "--connect-timeout",
-        type=_duration("--connect-timeout"),
-        help="connect timeout (default: -t)",
-    )
-    r.add_argument(
-        "--disable-keepalive",
-        action="store_true",
-        help="one connection per request (Connection: close)",
-    )
-    r.add_argument("--allow-remote", action="store_true", help="allow a non-loopback target")
-    s = p.add_argument_group("scenarios")
-    s.add_argument("--scenario", help="built-in scenario NAME or a scenario .py FILE")
-    s.add_argument(
-        "--scenario-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="scenario option (repeatable)",
-    )
-    s.add_argument("--seed", type=int, help="random seed for scenarios")
-    s.add_argument("--list-scenarios", action="store_true", help="list built-in scenarios")
-    o = p.add_argument_group("output")
+    o = sections[OUTPUT]
     o.add_argument("--json", metavar="FILE", help="write the JSON report ('-' = stdout)")
-    o.add_argument("--csv", metavar="FILE", help="write one CSV row per request")
     o.add_argument(
         "--hgrm",
         metavar="PREFIX",
         help="write PREFIX.uncorrected.hgrm (and PREFIX.corrected.hgrm in the open model):"
         " HdrHistogram percentile distributions, in ms",
     )
-    o.add_argument(
-        "--threshold",
-        action="append",
-        default=[],
-        help="pass/fail rule, e.g. 'p99<50ms' (repeatable; failure exits 99)",
-    )
     o.add_argument("-q", "--quiet", action="store_true", help="no text report")
-    e = p.add_argument_group("engine")
-    e.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
-    e.add_argument("--no-httptools", action="store_true", help="use the pure-Python parser")
+    e = sections[ENGINE]
     e.add_argument("--pure", action="store_true", help="--no-uvloop --no-httptools")
     e.add_argument(
         "--no-memo",
@@ -227,56 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(a: argparse.Namespace) -> Config:
-    if not a.url:
+    changes = given(a)
+    if not changes.get("url"):
         _die("missing URL (usage: " + USAGE + ")")
-    if a.d is not None and a.D is not None:
-        _die("use -d or -D, not both")
-    body = b""
-    if a.d is not None:
-        body = a.d.encode()
-    elif a.D is not None:
+    if a.D is not None:
+        if "body" in changes:
+            _die("use -d or -D, not both")
         try:
             with open(a.D, "rb") as f:
-                body = f.read()
+                changes["body"] = f.read()
         except OSError as ex:
             _die(f"cannot read -D {a.D!r}: {ex.strerror or ex}")
-    headers = [parse_header(h) for h in a.H]
     if a.T:
-        headers.append(("Content-Type", a.T))
-    opts = dict(parse_option(x) for x in a.scenario_option)
-    pure = a.pure
+        changes["headers"] = (*changes.get("headers", ()), ("Content-Type", a.T))
+    if a.pure:
+        changes.update(use_uvloop=False, use_httptools=False)
     if a.no_memo:
         os.environ["LOADGEN_NO_MEMO"] = "1"  # read by the fast path, here and in workers
-    agent = parse_agent(a.agent) if a.agent is not None else None
-    start_at = parse_start_at(a.start_at) if a.start_at is not None else None
-    return Config(
-        url=a.url,
-        requests=a.n,
-        duration=a.z,
-        concurrency=a.c,
-        rate=a.R,
-        method=a.m.upper(),
-        headers=tuple(headers),
-        body=body,
-        timeout=a.t,
-        connect_timeout=a.connect_timeout,
-        warmup=a.warmup,
-        grace=a.grace,
-        deadline=a.deadline,
-        processes=a.processes,
-        scenario=a.scenario,
-        scenario_options=opts,
-        thresholds=tuple(a.threshold),
-        allow_remote=a.allow_remote,
-        csv_path=a.csv,
-        keepalive=not a.disable_keepalive,
-        max_queue=a.max_queue,
-        use_uvloop=False if (pure or a.no_uvloop) else None,
-        use_httptools=False if (pure or a.no_httptools) else None,
-        seed=a.seed,
-        agent=agent,
-        start_at=start_at,
-    )
+    return Config(**changes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,50 +1,46 @@
-"""Run configuration: a validated, immutable dataclass plus URL and loopback checks."""
+"""The load specification: :class:`Config`, one immutable object for everything a run
+needs, and its one table of options.
+
+Each field of ``Config`` is declared once, with its default, its command-line flags, the
+parser that reads and checks its value (:mod:`loadgen.values`) and its help. From that
+table come loadgen's argparse options (:func:`add_arguments`, also used by the harness
+for the options it passes on), the Config a command line asks for (:func:`given`),
+:meth:`Config.validate` and :meth:`Config.to_argv`, the command line that reads back
+into an equal Config. Adding an option is adding a field here.
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import ipaddress
-import math
 import os
-import re
 import socket
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import options, values
 from .errors import ConfigError, LoadgenError, TargetUnreachable
-from .thresholds import parse_threshold
+from .options import Option, option
+from .values import parse_duration, parse_header
 
 __all__ = [
+    "OPTIONS",
     "Config",
     "ConfigError",
     "LoadgenError",
+    "Option",
     "Target",
     "TargetUnreachable",
+    "add_arguments",
+    "given",
     "mask_secrets",
     "parse_duration",
     "parse_header",
     "parse_url",
 ]
-
-
-_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ns|us|µs|ms|s|m|h)?\s*$")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str | float | int, *, what: str = "duration") -> float:
-    """'10s', '1.5m', '250ms', '2h', '3' (seconds) -> seconds (float)."""
-    if not isinstance(text, str):
-        return float(text)
-    s: str = str(text).strip()
-    neg = s.startswith("-")
-    m = _DURATION_RE.match(s[1:] if neg else s)
-    if not m:
-        raise ConfigError(f"invalid {what} {text!r} (use e.g. 10s, 500ms, 2m)")
-    v = float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    return -v if neg else v
 
 
 def is_loopback_host(host: str) -> bool:
@@ -115,8 +111,16 @@ def parse_url(url: str) -> Target:
     )
 
 
+def _url(value: str) -> str:
+    parse_url(value)
+    return value
+
+
 def _env_pure() -> bool:
     return os.environ.get("LOADGEN_PURE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+LOAD, REQUEST, SCENARIOS, OUTPUT, ENGINE = "load", "request", "scenarios", "output", "engine"
 
 
 @dataclass(frozen=True)
@@ -129,33 +133,120 @@ class Config:
     sending the next request when the previous response is read).
     """
 
-    url: str
-    requests: int | None = None  # -n
-    duration: float | None = None  # -z, seconds
-    concurrency: int = 50  # -c
-    rate: float | None = None  # -R, total req/s (open model)
-    method: str = "GET"  # -m
-    headers: tuple[tuple[str, str], ...] = ()  # -H
-    body: bytes = b""  # -d / -D
-    timeout: float = 20.0  # -t, per request, seconds (0 = none)
-    connect_timeout: float | None = None  # default: timeout
-    warmup: float = 0.0  # --warmup seconds (not recorded)
-    grace: float | None = None  # drain time after the end (default min(timeout, 5 s))
-    deadline: float | None = None  # hard wall-time limit of the whole run (s)
-    processes: int = 1  # --processes
-    scenario: str | None = None  # --scenario NAME or FILE (URL is then a base URL)
-    scenario_options: Mapping[str, str] = field(default_factory=dict)
-    thresholds: tuple[str, ...] = ()  # --threshold 'p99<50ms'
-    allow_remote: bool = False  # --allow-remote
-    csv_path: str | None = None  # --csv FILE (one row per request)
-    keepalive: bool = True  # --disable-keepalive sets False
-    max_queue: int = 100_000  # open model: queued sends beyond this are dropped
-    use_uvloop: bool | None = None  # None: auto (off if LOADGEN_PURE=1)
-    use_httptools: bool | None = None  # None: auto (off if LOADGEN_PURE=1)
-    seed: int | None = None  # scenario randomness (weights, ids)
-    check_target: bool = True  # probe one TCP connect before the run
-    agent: tuple[int, int] | None = None  # --agent I/N: (I, N), I 0-based (loadgen.agent)
-    start_at: float | None = None  # --start-at: Unix seconds; start the run then
+    # One field per option: its default, flags, parser (loadgen/values.py) and help.
+    url: str = option(
+        "", parse=_url, group=LOAD, metavar="URL", help="target URL (a base URL with --scenario)"
+    )
+    requests: int | None = option(
+        None, "-n", "--requests", parse=values.positive_int, group=LOAD, metavar="N",
+        help="number of requests: a count instead of a duration",
+    )  # fmt: skip
+    duration: float | None = option(
+        None, "-z", "--duration", parse=values.positive_duration, write=values.seconds_text,
+        group=LOAD, metavar="D", help="how long to send, e.g. 10s, 2m",
+    )  # fmt: skip
+    concurrency: int = option(
+        50, "-c", "--connections", parse=values.positive_int, group=LOAD, metavar="N",
+        help="concurrency: connections / virtual users",
+    )  # fmt: skip
+    rate: float | None = option(
+        None, "-R", "--rate", parse=values.positive_number, group=LOAD, metavar="RATE",
+        help="open model: TOTAL requests per second (default: the closed model)",
+    )  # fmt: skip
+    method: str = option(
+        "GET", "-m", "--method", parse=values.method, group=REQUEST, metavar="METHOD",
+        help="HTTP method",
+    )  # fmt: skip
+    headers: tuple[tuple[str, str], ...] = option(
+        (), "-H", "--header", parse=values.header, repeated=True, group=REQUEST,
+        write=lambda kv: f"{kv[0]}: {kv[1]}", metavar="HEADER",
+        help="header 'Name: value' (repeatable)",
+    )  # fmt: skip
+    body: bytes = option(
+        b"", "-d", "--body", parse=values.body, write=os.fsdecode, group=REQUEST,
+        metavar="BODY", help="request body",
+    )  # fmt: skip
+    timeout: float = option(
+        20.0, "-t", "--timeout", parse=values.duration, write=values.seconds_text,
+        group=REQUEST, metavar="D", help="per-request timeout (0 = none)",
+    )  # fmt: skip
+    connect_timeout: float | None = option(
+        None, "--connect-timeout", parse=values.positive_duration, write=values.seconds_text,
+        group=REQUEST, metavar="D", help="connect timeout (default: -t)",
+    )  # fmt: skip
+    warmup: float = option(
+        0.0, "--warmup", parse=values.duration, write=values.seconds_text, group=LOAD,
+        metavar="D", help="run but do not record the first D (e.g. 2s)",
+    )  # fmt: skip
+    grace: float | None = option(
+        None, "--grace", parse=values.duration, write=values.seconds_text, group=LOAD,
+        metavar="D",
+        help="drain time for in-flight requests after -z (default min(-t + 0.5s, 5s))",
+    )  # fmt: skip
+    deadline: float | None = option(
+        None, "--deadline", parse=values.positive_duration, write=values.seconds_text,
+        group=LOAD, metavar="D",
+        help="hard wall-time limit of the run; in-flight requests are aborted",
+    )  # fmt: skip
+    processes: int = option(
+        1, "--processes", parse=values.positive_int, group=LOAD, metavar="N",
+        help="worker processes, one event loop each",
+    )  # fmt: skip
+    scenario: str | None = option(
+        None, "--scenario", parse=values.text, group=SCENARIOS, metavar="NAME",
+        help="built-in scenario NAME or a scenario .py FILE (the URL is then a base URL)",
+    )  # fmt: skip
+    scenario_options: Mapping[str, str] = option(
+        {}, "--scenario-option", parse=values.key_value, repeated=True, group=SCENARIOS,
+        write=lambda kv: f"{kv[0]}={kv[1]}", metavar="KEY=VALUE",
+        help="scenario option (repeatable)",
+    )  # fmt: skip
+    thresholds: tuple[str, ...] = option(
+        (), "--threshold", parse=values.threshold, repeated=True, group=OUTPUT, metavar="RULE",
+        help="pass/fail rule, e.g. 'p99<50ms' (repeatable; failure exits 99)",
+    )  # fmt: skip
+    allow_remote: bool = option(
+        False, "--allow-remote", sets=True, group=REQUEST, help="allow a non-loopback target"
+    )
+    csv_path: str | None = option(
+        None, "--csv", parse=values.text, group=OUTPUT, metavar="FILE",
+        help="write one CSV row per request",
+    )  # fmt: skip
+    keepalive: bool = option(
+        True, "--disable-keepalive", sets=False, group=REQUEST,
+        help="one connection per request (Connection: close)",
+    )  # fmt: skip
+    max_queue: int = option(
+        100_000, "--max-queue", parse=values.non_negative_int, group=LOAD, metavar="N",
+        help="open model: queued sends beyond this are dropped",
+    )  # fmt: skip
+    use_uvloop: bool | None = option(
+        None, "--uvloop", toggle=True, group=ENGINE,
+        help="uvloop's event loop (default: if importable and LOADGEN_PURE is unset)",
+    )  # fmt: skip
+    use_httptools: bool | None = option(
+        None, "--httptools", toggle=True, group=ENGINE,
+        help="httptools' parser (default: if importable and LOADGEN_PURE is unset)",
+    )  # fmt: skip
+    seed: int | None = option(
+        None, "--seed", parse=values.integer, group=SCENARIOS, metavar="N",
+        help="random seed for scenarios",
+    )  # fmt: skip
+    check_target: bool = option(
+        True, "--no-check-target", sets=False, group=LOAD,
+        help="skip the TCP connect that checks the target before the run",
+    )  # fmt: skip
+    agent: tuple[int, int] | None = option(
+        None, "--agent", parse=values.parse_agent, write=lambda a: f"{a[0]}/{a[1]}",
+        group=LOAD, metavar="I/N",
+        help="be agent I of N (0-based) of one run split over hosts: its share of the"
+        " schedule, of -c and of -n (merge the --json reports with 'loadgen merge')",
+    )  # fmt: skip
+    start_at: float | None = option(
+        None, "--start-at", parse=values.start_time, write=repr, group=LOAD, metavar="TIME",
+        help="start the run at TIME: +DELAY (+5s), Unix seconds or ISO-8601"
+        " (at most 10 minutes away), to line up agents on several hosts",
+    )  # fmt: skip
 
     # -- derived ---------------------------------------------------------------------
     @property
@@ -210,34 +301,25 @@ class Config:
         d["agent"] = f"{self.agent[0]}/{self.agent[1]}" if self.agent else None
         return d
 
+    def to_argv(self) -> list[str]:
+        """This Config as loadgen's command line (without ``python -m loadgen``): every
+        field that differs from its default, then the URL. ``python -m loadgen`` reads it
+        back into an equal Config (a body holding a NUL byte cannot be an argument)."""
+        if b"\0" in self.body:
+            raise ConfigError("a body with a NUL byte cannot be written as -d: use -D FILE")
+        return options.to_argv(self)
+
     # -- validation ------------------------------------------------------------------
-    def validate(self) -> Config:
-        """Raise :class:`ConfigError` with a one-line message if anything is wrong."""
-        t = parse_url(self.url)
-        if not self.allow_remote and not is_loopback_host(t.connect_host):
-            raise ConfigError(
-                f"refusing non-loopback target {t.connect_host!r} (pass --allow-remote)"
-            )
-        if not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise ConfigError(f"-c must be a positive integer, got {self.concurrency!r}")
-        if self.requests is not None and (not isinstance(self.requests, int) or self.requests < 1):
-            raise ConfigError(f"-n must be a positive integer, got {self.requests!r}")
-        if self.duration is not None and not (self.duration > 0 and math.isfinite(self.duration)):
-            raise ConfigError(f"-z must be a positive duration, got {self.duration!r}")
-        if self.rate is not None and not (self.rate > 0 and math.isfinite(self.rate)):
-            raise ConfigError(f"-R must be a positive rate, got {self.rate!r}")
-        if not (self.timeout >= 0 and math.isfinite(self.timeout)):
-            raise ConfigError(f"-t must be >= 0, got {self.timeout!r}")
-        if self.connect_timeout is not None and not self.connect_timeout > 0:
-            raise ConfigError(f"connect timeout must be > 0, got {self.connect_timeout!r}")
-        if not (self.warmup >= 0 and math.isfinite(self.warmup)):
-            raise ConfigError(f"--warmup must be >= 0, got {self.warmup!r}")
-        if self.grace is not None and not self.grace >= 0:
-            raise ConfigError(f"grace must be >= 0, got {self.grace!r}")
-        if self.deadline is not None and not self.deadline > 0:
-            raise ConfigError(f"deadline must be > 0, got {self.deadline!r}")
-        if not isinstance(self.processes, int) or self.processes < 1:
-            raise ConfigError(f"--processes must be a positive integer, got {self.processes!r}")
+    def validate(self, *, target: bool = True) -> Config:
+        """Raise :class:`ConfigError` with a one-line message if anything is wrong.
+        ``target=False``: all but the URL, for a load whose target is not known yet."""
+        if target:
+            t = parse_url(self.url)
+            if not self.allow_remote and not is_loopback_host(t.connect_host):
+                raise ConfigError(
+                    f"refusing non-loopback target {t.connect_host!r} (pass --allow-remote)"
+                )
+        options.check(self)
         if self.processes > self.concurrency:
             raise ConfigError(
                 f"--processes ({self.processes}) cannot exceed -c ({self.concurrency})"
@@ -245,44 +327,16 @@ class Config:
         n = self.n_total
         if n is not None and self.processes > n:
             raise ConfigError(f"--processes ({self.processes}) cannot exceed -n ({n})")
-        self._validate_agent()
-        if not re.fullmatch(r"[A-Z]+", self.method or ""):
-            raise ConfigError(f"invalid method {self.method!r}")
-        for k, v in self.headers:
-            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", k) or "\r" in v or "\n" in v:
-                raise ConfigError(f"invalid header {k!r}: {v!r}")
-        if self.max_queue < 0:
-            raise ConfigError("max_queue must be >= 0")
-        if self.scenario is not None and not self.scenario.strip():
-            raise ConfigError("empty --scenario")
-        for th in self.thresholds:
-            parse_threshold(th)
-        return self
-
-    def _validate_agent(self) -> None:
         if self.agent is not None:
-            i, count = self.agent
-            if not (isinstance(count, int) and isinstance(i, int) and 0 <= i < count):
-                raise ConfigError(f"--agent must be I/N with 0 <= I < N, got {self.agent!r}")
-            slots = count * self.processes
+            slots = self.agent[1] * self.processes
             if slots > self.concurrency:
                 raise ConfigError(
                     f"agents x processes ({slots}) cannot exceed -c ({self.concurrency})"
                 )
-            n = self.n_total
             if n is not None and slots > n:
                 raise ConfigError(f"agents x processes ({slots}) cannot exceed -n ({n})")
-        if self.start_at is not None:
-            ahead = self.start_at - time.time()
-            if not math.isfinite(ahead) or ahead > MAX_START_AHEAD:
-                raise ConfigError(
-                    f"--start-at is {ahead:.0f} s away (at most {MAX_START_AHEAD:.0f} s)"
-                )
-            if ahead < -1.0:
-                raise ConfigError(f"--start-at is {-ahead:.1f} s in the past")
+        return self
 
-
-MAX_START_AHEAD = 600.0  # --start-at: refuse a start further away than this (s)
 
 _SECRET_WORDS = ("password", "secret", "token", "passwd")
 
@@ -295,11 +349,20 @@ def mask_secrets(opts: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def parse_header(text: str) -> tuple[str, str]:
-    if ":" not in text:
-        raise ConfigError(f"invalid header {text!r}: expected 'Name: value'")
-    k, v = text.split(":", 1)
-    k = k.strip()
-    if not k:
-        raise ConfigError(f"invalid header {text!r}: empty name")
-    return k, v.strip()
+OPTIONS = options.table(Config)  # the one table of options: field name -> Option
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    names: Iterable[str],
+    base: Config | None = None,
+) -> None:
+    """Config's options ``names`` as argparse arguments; their defaults are ``base``'s
+    (loadgen's own when None), shown in the help. ``base.replace(**given(args))`` is
+    then the Config the command line asks for."""
+    options.add_arguments(parser, names, base or Config())
+
+
+def given(namespace: argparse.Namespace) -> dict[str, Any]:
+    """The fields of Config a command line gave values to, by name."""
+    return options.given(namespace, Config())

@@ -35,6 +35,7 @@ from .errors import ConfigError
 from .scenario_types import Endpoint, FlowFn, Scenario, flow
 from .scenarios import BUILTINS, MIXABLE
 from .user import Response, User
+from .values import parse_option  # --scenario-option KEY=VALUE
 
 __all__ = [
     "Endpoint",
@@ -44,6 +45,7 @@ __all__ = [
     "flow",
     "load_scenario",
     "option_names",
+    "options_for",
     "parse_option",
     "split_spec",
 ]
@@ -55,15 +57,6 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
         name, qs = spec.split("?", 1)
         return name, dict(parse_qsl(qs, keep_blank_values=True))
     return spec, {}
-
-
-def parse_option(text: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise ConfigError(f"invalid --scenario-option {text!r}: expected KEY=VALUE")
-    k, v = text.split("=", 1)
-    if not k.strip():
-        raise ConfigError(f"invalid --scenario-option {text!r}: empty key")
-    return k.strip(), v
 
 
 def option_names(spec: str) -> frozenset[str] | None:
@@ -82,6 +75,13 @@ def option_names(spec: str) -> frozenset[str] | None:
         load_scenario(spec)  # raises: an unknown name, or a file that cannot be read
     declared = getattr(_module(name), "OPTIONS", None)
     return None if declared is None else frozenset(str(key) for key in dict(declared))
+
+
+def options_for(spec: str, options: Mapping[str, str]) -> dict[str, str]:
+    """The ``options`` a scenario reads (all of them for a file without ``OPTIONS``): one
+    set of options given to several scenarios (``seconds`` for slow-db, not for db)."""
+    names = option_names(spec)
+    return {key: value for key, value in options.items() if names is None or key in names}
 
 
 def load_scenario(spec: str, options: Mapping[str, str] | None = None) -> Scenario:

@@ -51,8 +51,8 @@ def remote_pair(
     """bench --target: the pair ``serve`` runs at ``target_url``, measured from here, its
     server-side figures from ``stats_url`` (the stats endpoint ``serve`` printed)."""
     agents = None
-    if options.agent is not None:
-        index, count = options.agent
+    if options.load.agent is not None:
+        index, count = options.load.agent
         reports = options.agent_reports or options.output  # unused when N is 1
         agents = Agents(index, count, reports, options.agent_wait)
     # An unreachable target is one line, before anything runs.

@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from loadgen.config import given
 from shared_fixtures.db import DatabaseError
 from shared_fixtures.processes import ProcessError
-from shared_fixtures.seed import MAX_SCALE, SeedError
-from stackbench import bench, experiments, hosting_cli, matrix, results
+from shared_fixtures.seed import SeedError
+from stackbench import bench, experiments, matrix, serve_cli
 from stackbench.apps import UnknownAppError, get_app
 from stackbench.console import (
     console,
@@ -34,142 +35,17 @@ from stackbench.console import (
     show_run,
 )
 from stackbench.experiments import cli as experiment_cli
-from stackbench.options import (
-    DEFAULT_SCENARIOS,
-    BenchOptions,
-    OptionError,
-    agent,
-    check_output,
-    check_scenarios,
-    cpus,
-    key_value,
-    positive,
-    scale,
-    seconds,
-    seconds_or_zero,
-    start_at,
-)
+from stackbench.options import DEFAULTS, HOSTS, LOAD, SERVER, OptionError, add_options, options_from
 from stackbench.results import ResultsError
 from stackbench.run import RunReport
 from stackbench.servers import UnknownServerError, get_server
 from stackbench.target import TargetError, agent_command
-from stackbench.variants import VARIANTS, VariantError, get_variant
+from stackbench.variants import VariantError, get_variant
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def add_load_options(parser: argparse.ArgumentParser) -> None:
-    """The options every bench-like session takes after ``--``."""
-    load = parser.add_argument_group("load")
-    load.add_argument(
-        "--scenario",
-        "--scenarios",
-        dest="scenarios",
-        default=None,
-        help=f"comma-separated loadgen scenarios (default {','.join(DEFAULT_SCENARIOS)})",
-    )
-    load.add_argument(
-        "--scenario-option",
-        action="append",
-        type=key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="e.g. seconds=1 for the slow-* scenarios",
-    )
-    load.add_argument("--duration", type=seconds, default=6.0, help="measured time (6s)")
-    load.add_argument("--warmup", type=seconds_or_zero, default=2.0, help="unrecorded warm-up (2s)")
-    load.add_argument(
-        "--connections",
-        "-c",
-        type=positive(int),
-        default=32,
-        help="connections / virtual users (32)",
-    )
-    load.add_argument(
-        "--rate",
-        "-R",
-        type=positive(float),
-        default=None,
-        help="open model: TOTAL requests/s (default: closed model)",
-    )
-    load.add_argument(
-        "--repeats",
-        type=positive(int),
-        default=1,
-        help="measured runs per scenario; median and spread reported",
-    )
-    load.add_argument("--processes", type=positive(int), default=1, help="loadgen processes")
-    load.add_argument("--timeout", type=seconds, default=20.0, help="per-request timeout")
-    load.add_argument(
-        "--requests", "-n", type=positive(int), help="count mode: this many, not --duration"
-    )
-    load.add_argument("--client-cpus", type=cpus, help="pin loadgen: taskset CPU list")
-    add_server_options(parser)
-    out = parser.add_argument_group("data")
-    out.add_argument(
-        "--output",
-        type=Path,
-        default=results.ROOT / "results",
-        help="where run directories go (results/)",
-    )
-
-
-def add_server_options(parser: argparse.ArgumentParser) -> None:
-    """How the pair is served (bench and serve)."""
-    server = parser.add_argument_group("server")
-    server.add_argument("--workers", type=positive(int), help="default: from the CPUs given")
-    server.add_argument(
-        "--threads",
-        type=positive(int),
-        help="threads / greenlets per worker (default: sized to the pool)",
-    )
-    server.add_argument(
-        "--pool-size", type=positive(int), default=10, help="DB connections per process pool (10)"
-    )
-    server.add_argument("--server-cpus", type=cpus, help="pin the server: taskset CPU list")
-    server.add_argument("--ready-timeout", type=seconds, default=30.0)
-    server.add_argument("--scale", type=scale, default=1, help=f"seed scale, 1..{MAX_SCALE}")
-    server.add_argument(
-        "--variant",
-        metavar="NAME",
-        help="serve the app with one production feature changed, to price it "
-        f"(docs/feature-prices.md): {', '.join(VARIANTS)}",
-    )
-
-
-def options_from(args: argparse.Namespace) -> BenchOptions:
-    scenarios = tuple(s.strip() for s in (args.scenarios or "").split(",") if s.strip())
-    check_scenarios(scenarios or DEFAULT_SCENARIOS, args.scenario_option)
-    check_output(args.output)
-    return BenchOptions(
-        scenarios=scenarios or DEFAULT_SCENARIOS,
-        duration=args.duration,
-        warmup=args.warmup,
-        connections=args.connections,
-        rate=args.rate,
-        workers=args.workers,
-        threads=args.threads,
-        pool_size=args.pool_size,
-        repeats=args.repeats,
-        server_cpus=args.server_cpus,
-        client_cpus=args.client_cpus,
-        output=args.output,
-        scale=args.scale,
-        scenario_options=tuple(args.scenario_option),
-        processes=args.processes,
-        timeout=args.timeout,
-        ready_timeout=args.ready_timeout,
-        requests=args.requests,
-        agent=getattr(args, "agent", None),
-        start_at=getattr(args, "start_at", None),
-        agent_reports=getattr(args, "agent_reports", None),
-        agent_wait=getattr(args, "agent_wait", 60.0),
-        profile=getattr(args, "profile", False),
-        variant=getattr(args, "variant", None),
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,25 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--target-stats", metavar="URL", help="that serve's stats endpoint (it prints both)"
     )
-    add_load_options(run)
-    run.add_argument(
-        "--profile",
-        action="store_true",
-        help="py-spy on the server in each measured window: profiles/ in the run directory",
-    )
-    hosts = run.add_argument_group("load from several hosts (with --target)")
-    hosts.add_argument("--agent", type=agent, metavar="I/N", help="this host is agent I of N")
-    hosts.add_argument("--start-at", type=start_at, metavar="TIME", help="every agent's start")
-    hosts.add_argument(
-        "--agent-reports",
-        type=Path,
-        metavar="DIR",
-        help="where the other agents' JSON reports arrive; merged with this one's",
-    )
-    hosts.add_argument(
-        "--agent-wait", type=seconds, default=60.0, help="how long to wait for them (60s)"
-    )
-    hosting_cli.add_parser(commands, add_server_options)
+    add_options(run, "load", LOAD)
+    add_options(run, "server", SERVER)
+    add_options(run, "data", ["output"])
+    add_options(run, "load from several hosts (with --target)", HOSTS)
+    add_options(run, "profiling", ["profile"])
+    serve_cli.add_parser(commands)
     experiment_cli.add_parser(commands)
     listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
     listing.add_argument("--json", action="store_true", help="machine-readable, for CI")
@@ -281,32 +144,31 @@ _SERVE_SIDE = (
 
 
 def _check_target(args: argparse.Namespace) -> None:
-    defaults = build_parser().parse_args(["bench", "--target", args.target])
     if not args.target_stats:
         raise OptionError("--target needs --target-stats URL (serve prints both)")
     if args.server:
         raise OptionError("--target measures the pair serve runs: drop --server")
     for name in _SERVE_SIDE:
-        if getattr(args, name) != getattr(defaults, name):
+        if getattr(args, name) != getattr(DEFAULTS, name):
             flag = "--" + name.replace("_", "-")
             raise OptionError(f"{flag} is serve's option: give it to serve on the serving host")
 
 
 def _check_agents(args: argparse.Namespace) -> None:
     """--agent and its companions: one scenario, one repeat, one start for all agents."""
-    given = [args.agent, args.start_at, args.agent_reports]
-    if args.target is None and any(x is not None for x in given):
+    load = given(args)
+    agent, start_at = load.get("agent"), load.get("start_at")
+    if args.target is None and (agent, start_at, args.agent_reports) != (None, None, None):
         raise OptionError("--agent, --start-at and --agent-reports go with --target")
-    if args.agent is None:
+    if agent is None:
         if args.agent_reports is not None:
             raise OptionError("--agent-reports goes with --agent I/N")
         return
-    if args.start_at is None:
+    if start_at is None:
         raise OptionError("--agent needs --start-at: the agents' one start time")
-    if args.agent[1] > 1 and args.agent_reports is None:
+    if agent[1] > 1 and args.agent_reports is None:
         raise OptionError("--agent I/N with N > 1 needs --agent-reports DIR (the others')")
-    scenarios = [s for s in (args.scenarios or "").split(",") if s.strip()]
-    if len(scenarios) != 1 or args.repeats != 1:
+    if len(args.scenarios) != 1 or args.repeats != 1:
         raise OptionError("--agent measures one scenario once: give one --scenarios, no --repeats")
 
 
@@ -328,11 +190,15 @@ def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except experiments.UnknownExperimentError as exc:  # `experiment NAME`: lists the valid
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.command == "report":
         return run_report(args)
     if args.command == "serve":
-        return hosting_cli.run(args)
+        return serve_cli.run(args)
     if args.command == "show":
         return show_run(args.run_dir)
     try:
@@ -345,8 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.target is not None:
             _check_target(args)
             options = options_from(args)
-            if options.agent and options.agent[1] > 1:
-                others = ", ".join(str(i) for i in range(options.agent[1]) if i != options.agent[0])
+            agent = options.load.agent
+            if agent and agent[1] > 1:
+                others = ", ".join(str(i) for i in range(agent[1]) if i != agent[0])
                 print(
                     f"other agents (I = {others}), each on its host, reports into "
                     f"{options.agent_reports}:",

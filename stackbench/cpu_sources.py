@@ -30,7 +30,7 @@ from shared_fixtures.seed import SeedError, ensure_seeded
 from stackbench import matrix
 from stackbench.apps import UnknownAppError
 from stackbench.documents import CpuSource
-from stackbench.options import positive
+from stackbench.options import positive_int
 from stackbench.sampler import (
     CPU_CLOCK,
     PROC_STAT,
@@ -42,7 +42,7 @@ from stackbench.sampler import (
     host_cpu_source,
     tree_usage,
 )
-from stackbench.serve import serve
+from stackbench.server_process import serve
 from stackbench.servers import Knobs, UnknownServerError
 
 BIN_DIR = Path(sys.executable).parent
@@ -51,7 +51,7 @@ UNUSED_UPSTREAM = "http://127.0.0.1:9"  # /db never calls the upstream
 
 
 def _counts(text: str) -> tuple[int, ...]:
-    return tuple(int(positive(int)(part)) for part in text.split(","))
+    return tuple(positive_int(part) for part in text.split(","))
 
 
 @dataclass
@@ -175,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         default=(200, 2000, 20000),
         help="requests per window, comma-separated (200,2000,20000)",
     )
-    parser.add_argument("--rounds", type=positive(int), default=3, help="windows per count (3)")
-    parser.add_argument("-c", "--connections", type=positive(int), default=4)
-    parser.add_argument("--workers", type=positive(int), help="server processes (its default)")
-    parser.add_argument("--pool-size", type=positive(int), default=Knobs().pool_size)
+    parser.add_argument("--rounds", type=positive_int, default=3, help="windows per count (3)")
+    parser.add_argument("-c", "--connections", type=positive_int, default=4)
+    parser.add_argument("--workers", type=positive_int, help="server processes (its default)")
+    parser.add_argument("--pool-size", type=positive_int, default=Knobs().pool_size)
     args = parser.parse_args(argv)
     try:
         matrix.get_pair(args.app, args.server)

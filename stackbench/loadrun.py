@@ -1,4 +1,5 @@
-"""One measured load: loadgen in its own process (pinnable with taskset), JSON report back."""
+"""One measured load: loadgen in its own process (pinnable with taskset), given the load
+specification as its own command line (``Config.to_argv``), its JSON report back."""
 
 from __future__ import annotations
 
@@ -6,74 +7,55 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import cast
 from urllib.parse import urlsplit
 
-from loadgen.config import is_loopback_host
+from loadgen.config import Config, is_loopback_host
+from loadgen.scenario import options_for
 from shared_fixtures.processes import ManagedProcess, ProcessError
 from stackbench.documents import LoadgenReport
-
-
-@dataclass(frozen=True)
-class Load:
-    scenario: str
-    duration: float
-    warmup: float
-    connections: int
-    rate: float | None = None
-    processes: int = 1
-    timeout: float = 20.0
-    options: tuple[tuple[str, str], ...] = ()
-    requests: int | None = None  # count mode (-n) instead of the duration
-    agent: tuple[int, int] | None = None  # loadgen's --agent I/N (0-based)
-    start_at: float | None = None  # loadgen's --start-at, Unix seconds
-
-    @property
-    def wait(self) -> float:
-        """Seconds loadgen sleeps before its warm-up: until --start-at."""
-        return max(0.0, self.start_at - time.time()) if self.start_at else 0.0
-
-    @property
-    def deadline(self) -> float:
-        """Seconds after which the harness gives up on loadgen (it stops itself before)."""
-        if self.requests:
-            return self.wait + self.warmup + self.timeout * self.requests + 30
-        return self.wait + self.warmup + self.duration + self.timeout + 30
-
-    @property
-    def model(self) -> Literal["closed", "open"]:
-        return "open" if self.rate else "closed"
 
 
 class LoadError(RuntimeError):
     pass
 
 
-def loadgen_argv(load: Load, base_url: str, report: Path, client_cpus: str | None) -> list[str]:
-    stop = ["-n", str(load.requests)] if load.requests else ["-z", f"{load.duration}s"]
-    argv = [sys.executable, "-m", "loadgen", "--scenario", load.scenario, *stop]
-    argv += ["--warmup", f"{load.warmup}s", "-c", str(load.connections)]
-    argv += ["-t", f"{load.timeout}s", "--processes", str(load.processes)]
-    argv += ["--json", str(report), "-q"]
-    if not is_loopback_host(urlsplit(base_url).hostname or ""):
-        argv.append("--allow-remote")  # only `bench --target` names another host
-    if load.agent:
-        argv += ["--agent", f"{load.agent[0]}/{load.agent[1]}"]
-    if load.start_at:
-        argv += ["--start-at", repr(load.start_at)]
-    if load.rate:
-        argv += ["-R", str(load.rate)]
-    for key, value in load.options:
-        argv += ["--scenario-option", f"{key}={value}"]
-    argv.append(base_url)
+def aimed(load: Config, scenario: str, base_url: str) -> Config:
+    """``load`` for one scenario at ``base_url``. Only a target on another host
+    (``bench --target``) lifts loadgen's loopback guard."""
+    remote = not is_loopback_host(urlsplit(base_url).hostname or "")
+    return load.replace(
+        url=base_url,
+        scenario=scenario,
+        allow_remote=load.allow_remote or remote,
+        # One run's options go to the scenarios that read them (seconds: slow-db, not db).
+        scenario_options=options_for(scenario, load.scenario_options),
+    )
+
+
+def start_wait(load: Config) -> float:
+    """Seconds loadgen sleeps before its warm-up: until --start-at."""
+    return max(0.0, load.start_at - time.time()) if load.start_at else 0.0
+
+
+def deadline(load: Config) -> float:
+    """Seconds after which the harness gives up on loadgen (it stops itself before): the
+    wait, the warm-up, the run, one request's timeout and 30 s. A count (``-n``) is
+    bounded by a timeout per request (the bench refuses a timeout of 0)."""
+    before = start_wait(load) + load.warmup
+    if load.duration is None:
+        return before + load.timeout * (load.n_total or 0) + 30
+    return before + load.duration + load.timeout + 30
+
+
+def loadgen_argv(load: Config, report: Path, client_cpus: str | None) -> list[str]:
+    argv = [sys.executable, "-m", "loadgen", "--json", str(report), "-q", *load.to_argv()]
     return (["taskset", "-c", client_cpus] if client_cpus else []) + argv
 
 
 def run_load(
-    load: Load,
-    base_url: str,
+    load: Config,
     work_dir: Path,
     *,
     env: dict[str, str],
@@ -81,17 +63,18 @@ def run_load(
     on_warm: Callable[[], None] | None = None,
     on_tick: Callable[[float], None] | None = None,
 ) -> LoadgenReport:
-    """Run loadgen to completion (bounded) and return its JSON report."""
+    """Run loadgen on ``load`` (aimed: its URL and scenario set) to completion, bounded,
+    and return its JSON report."""
     report = work_dir / f".loadgen-{time.monotonic_ns()}.json"
     process = ManagedProcess(
-        loadgen_argv(load, base_url, report, client_cpus),
+        loadgen_argv(load, report, client_cpus),
         name="loadgen",
         log_path=work_dir / "loadgen.log",
         env=env,
     )
-    deadline = load.deadline
+    limit = deadline(load)
     started = time.monotonic()
-    warm_after = load.wait + load.warmup  # loadgen sleeps until --start-at, then warms up
+    warm_after = start_wait(load) + load.warmup  # loadgen sleeps until --start-at, then warms up
     warm = False
     try:
         while process.running():
@@ -102,8 +85,8 @@ def run_load(
                     on_warm()
             if on_tick:
                 on_tick(elapsed)
-            if elapsed > deadline:
-                raise LoadError(f"loadgen did not finish within {deadline:.0f} s")
+            if elapsed > limit:
+                raise LoadError(f"loadgen did not finish within {limit:.0f} s")
             time.sleep(0.1)
         if not warm and on_warm:
             on_warm()

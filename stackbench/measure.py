@@ -10,8 +10,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
+from loadgen.scenario import options_for
 from shared_fixtures.db import Database
 from shared_fixtures.processes import ProcessError
 from stackbench import results
@@ -32,12 +33,12 @@ from stackbench.documents import (
     interface,
 )
 from stackbench.judge import headline, judge
-from stackbench.loadrun import LoadError, run_load
+from stackbench.loadrun import LoadError, aimed, run_load
 from stackbench.matrix import Pair
-from stackbench.options import BenchOptions, options_for
+from stackbench.options import BENCH_LOAD, BenchOptions
 from stackbench.profiler import ProfiledSampler
 from stackbench.sampler import Sampler, ServerFigures
-from stackbench.serve import Served, answers_health, serve
+from stackbench.server_process import Served, answers_health, serve
 from stackbench.servers import Server
 from stackbench.smoke import smoke_check
 from stackbench.variants import get_variant
@@ -58,8 +59,7 @@ class Progress:
         """A step before the load (database, seed, server, smoke check), as it begins."""
 
     def start(self, label: str, seconds: float) -> Callable[[float], None]:
-        """A measured repeat begins (warm-up included): ``seconds`` long; calls back with the
-        seconds elapsed."""
+        """A repeat of ``seconds`` begins (warm-up included); returns a tick(elapsed)."""
         return lambda elapsed: None
 
     def done(self) -> None:
@@ -281,12 +281,13 @@ def _result_base(
 
 
 def _load_info(options: BenchOptions, scenario: str) -> LoadInfo:
-    load = options.load(scenario)
+    load = options.load
     return LoadInfo(
-        model=load.model,
-        duration_s=load.duration,
+        model="open" if load.open_model else "closed",
+        # A count (-n) has no requested duration; the document's is the bench's default.
+        duration_s=load.duration if load.duration is not None else cast(float, BENCH_LOAD.duration),
         warmup_s=load.warmup,
-        connections=load.connections,
+        connections=load.concurrency,
         rate=load.rate,
         requests=load.requests,
         repeats=options.repeats,
@@ -307,7 +308,7 @@ def _write_result(
     document = ResultDocument(
         **base,
         scenario=scenario,
-        scenario_options=dict(options_for(scenario, options.scenario_options)),
+        scenario_options=options_for(scenario, options.load.scenario_options),
         status=verdict["status"],
         reason=verdict["reason"],
         log_tail=log_tail,
@@ -332,22 +333,21 @@ def _run_scenario(
     progress: Progress,
     where: str,
 ) -> ResultRow:
-    load = options.load(scenario)
+    load = aimed(options.load, scenario, subject.base_url)
     env = subject.loadgen_env()
     repeats: list[Repeat] = []
     reason: str | None = None
-    label = f"{base['app']} @ {base['server']}: {scenario}"
-    if base.get("label"):
-        label += f" [{base['label']}]"
+    tag = f" [{base['label']}]" if base.get("label") else ""
+    label = f"{base['app']} @ {base['server']}: {scenario}{tag}"
     for index in range(options.repeats):
         sampler = subject.sampler(f"{base['app']}--{base['server']}--{scenario}--{index + 1}")
         figures = ServerFigures(None, None, None)
         try:
             repeat = f" · repeat {index + 1} of {options.repeats}" if options.repeats > 1 else ""
-            tick = progress.start(f"{where}{repeat}: {label}", load.warmup + load.duration)
+            seconds = load.warmup + (load.duration or 0.0)
+            tick = progress.start(f"{where}{repeat}: {label}", seconds)
             report = run_load(
                 load,
-                subject.base_url,
                 run_dir / "logs",
                 env=env,
                 client_cpus=options.client_cpus,

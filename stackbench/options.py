@@ -1,9 +1,14 @@
-"""What a bench job is asked to do (BenchOptions), and each option value checked at the
-edge: a bad value is one line and exit 2, before the database, a server or the load has
-been started.
+"""What a bench job is asked to do (BenchOptions), the command-line options that ask it,
+and each value checked at the edge: a bad value is one line and exit 2, before the
+database, a server or the load has been started.
 
-Durations and KEY=VALUE pairs are parsed by loadgen's own parsers, so `--duration 10s`
-means the same to the harness as to the load generator.
+The load is loadgen's own specification, a ``loadgen.config.Config``: its options (flag,
+parser, help) are loadgen's table, added to the harness's parsers with the bench's
+defaults (``BENCH_LOAD``), and the Config built from them is handed to loadgen as it is
+(``Config.to_argv``, stackbench/loadrun.py). The harness's own options (where the
+servers run, how often, where results go) are declared once below, in ``ARGUMENTS``,
+their defaults in ``BenchOptions``; an experiment adds the same options with its own
+defaults (a ``BenchOptions`` of its own).
 """
 
 from __future__ import annotations
@@ -12,52 +17,50 @@ import argparse
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from loadgen.agent import parse_agent, parse_start_at
-from loadgen.config import ConfigError, parse_duration
-from loadgen.scenario import load_scenario, option_names, parse_option
-from shared_fixtures.seed import SeedError, validate_scale
+from loadgen import values
+from loadgen.config import OPTIONS, Config, ConfigError, add_arguments, given
+from loadgen.scenario import load_scenario, option_names, options_for
+from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
 from stackbench import results
-from stackbench.loadrun import Load
-from stackbench.servers import Knobs
+from stackbench.server_process import READY_TIMEOUT
+from stackbench.servers import DEFAULT_POOL_SIZE, Knobs
+from stackbench.variants import VARIANTS
 
 T = TypeVar("T")
 
 DEFAULT_SCENARIOS = ("json", "db", "fortunes", "colleges", "troupes")
 
+# The bench's load where it differs from loadgen's own defaults (loadgen/config.py): 6 s
+# measured after 2 s of warm-up, over 32 connections. The rest is loadgen's: a 20 s
+# per-request timeout, one process, the closed model. The URL and the scenario are set
+# for each scenario as it runs.
+BENCH_LOAD = Config(duration=6.0, warmup=2.0, concurrency=32)
+
 
 @dataclass(frozen=True)
 class BenchOptions:
     scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
-    duration: float = 6.0
-    warmup: float = 2.0
-    connections: int = 32
-    rate: float | None = None
+    load: Config = BENCH_LOAD  # every scenario's load (loadgen's specification)
     workers: int | None = None
     threads: int | None = None
-    pool_size: int = 10
+    pool_size: int = DEFAULT_POOL_SIZE
     repeats: int = 1
     server_cpus: str | None = None
     client_cpus: str | None = None
     output: Path = results.ROOT / "results"
     scale: int = 1
-    scenario_options: tuple[tuple[str, str], ...] = ()
-    processes: int = 1
-    timeout: float = 20.0
-    ready_timeout: float = 30.0
-    requests: int | None = None  # count mode: this many requests instead of --duration
+    ready_timeout: float = READY_TIMEOUT
     prefix: str = ""  # where the contract is mounted, e.g. /fastapi in django_fastapi
     # The virtualenv whose Python and servers serve the app: another interpreter's, for the
     # python-versions experiment. None: the harness's own.
     bin_dir: Path | None = None
     # bench --target with agents on other hosts (docs/distributed.md): this run's loadgen is
-    # agent I of N from START_AT; the others' reports are awaited in agent_reports.
-    agent: tuple[int, int] | None = None
-    start_at: float | None = None
+    # agent load.agent from load.start_at; the others' reports are awaited in agent_reports.
     agent_reports: Path | None = None
     agent_wait: float = 60.0
     profile: bool = False  # py-spy on the server in each measured window (profiler.py)
@@ -72,30 +75,30 @@ class BenchOptions:
     def server_cpu_count(self) -> int:
         return cpus_named(self.server_cpus) or os.cpu_count() or 1
 
-    def load(self, scenario: str) -> Load:
-        return Load(
-            scenario,
-            self.duration,
-            self.warmup,
-            self.connections,
-            self.rate,
-            self.processes,
-            self.timeout,
-            options_for(scenario, self.scenario_options),
-            self.requests,
-            self.agent,
-            self.start_at,
-        )
-
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(replace(self, load=BENCH_LOAD))
+        del data["load"]
+        load = self.load
+        data.update(
+            duration=load.duration,
+            warmup=load.warmup,
+            connections=load.concurrency,
+            rate=load.rate,
+            processes=load.processes,
+            timeout=load.timeout,
+            requests=load.requests,
+            scenario_options=dict(load.scenario_options),
+            agent=list(load.agent) if load.agent else None,
+            start_at=load.start_at,
+        )
         data["output"] = str(self.output)
         data["scenarios"] = list(self.scenarios)
-        data["scenario_options"] = dict(self.scenario_options)
         data["bin_dir"] = str(self.bin_dir) if self.bin_dir else None
-        data["agent"] = list(self.agent) if self.agent else None
         data["agent_reports"] = str(self.agent_reports) if self.agent_reports else None
         return data
+
+
+DEFAULTS = BenchOptions()
 
 
 def cpus_named(spec: str | None) -> int:
@@ -113,36 +116,23 @@ class OptionError(ValueError):
     """An option that parses but cannot be used here; one line, exit 2."""
 
 
-def seconds_or_zero(text: str) -> float:
-    """'6', '6s', '500ms', '1m' → seconds (≥ 0)."""
-    try:
-        value = parse_duration(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
+def _argument(parse: Callable[[str], T], error: type[Exception]) -> Callable[[str], T]:
+    """A parser of loadgen's or the fixtures' as an argparse type: its error, one line."""
 
-
-def seconds(text: str) -> float:
-    """A duration that must be positive: a 0 s measurement measures nothing."""
-    value = seconds_or_zero(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be longer than 0: {text!r}")
-    return value
-
-
-def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
+    def parse_argument(text: str) -> T:
         try:
-            value = kind(text)
-        except (ValueError, argparse.ArgumentTypeError):
-            raise argparse.ArgumentTypeError(f"not a positive number: {text!r}") from None
-        if not value > 0:  # also refuses NaN
-            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-        return value
+            return parse(text)
+        except error as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-    return parse
+    return parse_argument
+
+
+# loadgen's parsers (loadgen/values.py) for the harness's own options: one rule each.
+positive_int = _argument(values.positive_int, ConfigError)
+positive_number = _argument(values.positive_number, ConfigError)
+positive_duration = _argument(values.positive_duration, ConfigError)
+scale = _argument(validate_scale, SeedError)
 
 
 def cpus(text: str) -> str:
@@ -163,29 +153,125 @@ def cpus(text: str) -> str:
     return text
 
 
-def _argument(parse: Callable[[str], T], error: type[Exception]) -> Callable[[str], T]:
-    """A parser of loadgen's or the fixtures' as an argparse type: its error, one line."""
-
-    def parse_argument(text: str) -> T:
-        try:
-            return parse(text)
-        except error as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse_argument
+def scenario_list(text: str) -> tuple[str, ...]:
+    """'db,json' -> ('db', 'json'); the defaults when empty."""
+    return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
-agent = _argument(parse_agent, ConfigError)  # 'I/N', 0-based, as loadgen reads it
-start_at = _argument(parse_start_at, ConfigError)  # '+30s', Unix seconds or ISO 8601
-key_value = _argument(parse_option, ConfigError)  # KEY=VALUE, as loadgen reads it
-scale = _argument(validate_scale, SeedError)
+def _flags(*flags: str, **how: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    return flags, how
 
 
-def options_for(scenario: str, options: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """The scenario options ``scenario`` reads: a run's options apply to the scenarios that
-    take them (``seconds`` to slow-db, not to db), and a result records only those."""
-    names = option_names(scenario)
-    return tuple((key, value) for key, value in options if names is None or key in names)
+# The harness's own options: flags and how each is read (the defaults: BenchOptions).
+ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "scenarios": _flags(
+        "--scenario", "--scenarios", type=scenario_list, metavar="A,B",
+        help="comma-separated loadgen scenarios",
+    ),
+    "repeats": _flags(
+        "--repeats", type=positive_int, metavar="N",
+        help="measured runs per scenario; median and spread reported",
+    ),
+    "client_cpus": _flags(
+        "--client-cpus", type=cpus, metavar="CPUS", help="pin loadgen: taskset CPU list"
+    ),
+    "workers": _flags(
+        "--workers", type=positive_int, metavar="N", help="default: from the CPUs given"
+    ),
+    "threads": _flags(
+        "--threads", type=positive_int, metavar="N",
+        help="threads / greenlets per worker (default: sized to the pool)",
+    ),
+    "pool_size": _flags(
+        "--pool-size", type=positive_int, metavar="N", help="DB connections per process pool"
+    ),
+    "server_cpus": _flags(
+        "--server-cpus", type=cpus, metavar="CPUS", help="pin the server: taskset CPU list"
+    ),
+    "ready_timeout": _flags(
+        "--ready-timeout", type=positive_duration, metavar="D",
+        help="how long the server may take to answer /health",
+    ),
+    "scale": _flags("--scale", type=scale, metavar="N", help=f"seed scale, 1..{MAX_SCALE}"),
+    "variant": _flags(
+        "--variant", metavar="NAME",
+        help="serve the app with one production feature changed, to price it "
+        f"(docs/feature-prices.md): {', '.join(VARIANTS)}",
+    ),
+    "output": _flags("--output", type=Path, metavar="DIR", help="where run directories go"),
+    "profile": _flags(
+        "--profile", action="store_true",
+        help="py-spy on the server in each measured window: profiles/ in the run directory",
+    ),
+    "agent_reports": _flags(
+        "--agent-reports", type=Path, metavar="DIR",
+        help="where the other agents' JSON reports arrive; merged with this one's",
+    ),
+    "agent_wait": _flags(
+        "--agent-wait", type=positive_duration, metavar="D", help="how long to wait for them"
+    ),
+}  # fmt: skip
+
+# The option groups, by name: a Config field is loadgen's option, any other the harness's.
+LOAD = (
+    "scenarios", "scenario_options", "duration", "warmup", "concurrency", "rate", "repeats",
+    "processes", "timeout", "requests", "client_cpus",
+)  # fmt: skip
+SERVER = ("workers", "threads", "pool_size", "server_cpus", "ready_timeout", "scale", "variant")
+HOSTS = ("agent", "start_at", "agent_reports", "agent_wait")
+
+
+def add_options(
+    parser: argparse.ArgumentParser,
+    title: str,
+    names: Iterable[str],
+    defaults: BenchOptions = DEFAULTS,
+) -> None:
+    """The options ``names`` in one group of ``parser``; their defaults ``defaults``'."""
+    group = parser.add_argument_group(title)
+    for name in names:
+        if name in OPTIONS:
+            add_arguments(group, [name], defaults.load)
+            continue
+        flags, how = ARGUMENTS[name]
+        default = getattr(defaults, name)
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        if isinstance(default, Path) and default.is_relative_to(results.ROOT):
+            shown = f"{default.relative_to(results.ROOT)}/"
+        elif how.get("type") is positive_duration:
+            shown = values.seconds_text(default)
+        note = f" (default {shown})" if default not in (None, False) else ""
+        group.add_argument(
+            *flags, dest=name, default=default, **{**how, "help": how["help"] + note}
+        )
+
+
+def options_from(args: argparse.Namespace, defaults: BenchOptions = DEFAULTS) -> BenchOptions:
+    """The options a command line asks for, checked: a bad one raises OptionError."""
+    chosen = {name: getattr(args, name) for name in ARGUMENTS if hasattr(args, name)}
+    options = replace(defaults, load=load_from(args, defaults.load), **chosen)
+    if not options.scenarios:
+        options = replace(options, scenarios=defaults.scenarios)
+    check_scenarios(options.scenarios, options.load.scenario_options.items())
+    check_output(options.output)
+    return options
+
+
+def load_from(args: argparse.Namespace, base: Config = BENCH_LOAD) -> Config:
+    """``base`` with the load options given, checked as loadgen will check it (the URL
+    and the scenario are the run's). ``--requests N`` counts N requests instead of
+    measuring for a duration, the bench's or one given beside it."""
+    changes = given(args)
+    if "requests" in changes:
+        changes["duration"] = None
+    load = base.replace(**changes)
+    try:
+        load.validate(target=False)
+    except ConfigError as exc:
+        raise OptionError(str(exc)) from None
+    if not load.timeout:  # the harness bounds its wait for loadgen by it (loadrun.py)
+        raise OptionError("--timeout: the bench needs a per-request timeout above 0")
+    return load
 
 
 def _known(scenario: str) -> str:
@@ -198,24 +284,25 @@ def _known(scenario: str) -> str:
     return f"{scenario} takes " + (", ".join(plain) or "none") + prefixed
 
 
-def check_scenarios(scenarios: Sequence[str], options: Sequence[tuple[str, str]]) -> None:
+def check_scenarios(scenarios: Sequence[str], options: Iterable[tuple[str, str]]) -> None:
     """Each scenario built as loadgen will build it, with the options it reads; an option
     that no scenario of the run reads is refused, naming each scenario's options (a
     misspelt key would otherwise run with the default and be recorded as if applied)."""
+    given = dict(options)
     for scenario in scenarios:
         try:
             option_names(scenario)  # an unknown scenario or an unreadable file
         except ConfigError as exc:
             raise OptionError(f"--scenarios: {exc}") from None
-    for key, value in options:
-        if not any(options_for(scenario, [(key, value)]) for scenario in scenarios):
+    for key, value in given.items():
+        if not any(options_for(scenario, {key: value}) for scenario in scenarios):
             known = "; ".join(_known(scenario) for scenario in scenarios)
             raise OptionError(
                 f"--scenario-option {key}={value}: no scenario of this run reads {key!r} ({known})"
             )
     for scenario in scenarios:
         try:
-            load_scenario(scenario, dict(options_for(scenario, options)))
+            load_scenario(scenario, options_for(scenario, given))
         except ConfigError as exc:
             raise OptionError(
                 f"--scenario-option: {scenario}: {exc} ({_known(scenario)})"

@@ -34,7 +34,7 @@ from stackbench.documents import (
 from stackbench.matrix import Pair, get_pair
 from stackbench.measure import Progress, measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
-from stackbench.serve import Served
+from stackbench.server_process import Served
 from stackbench.servers import Server, get_server
 from stackbench.target import RemoteSubject, measure_target
 

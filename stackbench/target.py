@@ -14,7 +14,7 @@ import shlex
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -29,11 +29,11 @@ from stackbench.documents import (
     ResultRow,
     ServerSettings,
 )
-from stackbench.loadrun import LoadError, loadgen_argv
+from stackbench.loadrun import LoadError, aimed, loadgen_argv
 from stackbench.measure import Progress, Sampling, failed_rows, measure_subject
 from stackbench.options import BenchOptions, OptionError
 from stackbench.sampler import ServerFigures
-from stackbench.serve import ADMIN_USER, answers_health
+from stackbench.server_process import ADMIN_USER, answers_health
 
 
 class TargetError(RuntimeError):
@@ -132,7 +132,7 @@ class Agents:
     index: int
     count: int
     reports: Path
-    wait_s: float = 60.0
+    wait_s: float  # how long to wait for them (bench --agent-wait)
 
     def others(self, deadline: float) -> list[tuple[str, dict[str, Any]]]:
         """The other agents' reports, once all are there (at most until ``deadline``)."""
@@ -219,9 +219,9 @@ class RemoteSubject:
 def agent_command(options: BenchOptions, target_url: str) -> str:
     """The loadgen command every other agent runs, for a POSIX shell that sets ``I`` to
     its index: this run's own load, word for word, so the merge takes them as one run."""
-    load = options.load(options.scenarios[0])
+    load = aimed(options.load, options.scenarios[0], target_url)
     count = load.agent[1] if load.agent else 1
-    argv = loadgen_argv(replace(load, agent=None), target_url, Path("REPORT"), None)
+    argv = loadgen_argv(load.replace(agent=None), Path("REPORT"), None)
     words = ["python", *(shlex.quote(w) for w in argv[1:-1]), f'--agent "$I/{count}"']
     words.append(shlex.quote(argv[-1]))
     return " ".join(words).replace("REPORT", '"agent-$I.json"')

@@ -15,6 +15,9 @@ if not DATABASE_URL:
         "e.g. DATABASE_URL=postgresql://user:password@127.0.0.1:5432/dbname"
     )
 
+# How long a request waits for a pooled connection before the app answers 503.
+DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", "10"))
+
 # Created at import, as SQLAlchemy recommends: the engine connects lazily, on first use,
 # so this works under servers that run no ASGI lifespan (daphne) as well as those that do.
 engine = create_async_engine(
@@ -27,6 +30,9 @@ engine = create_async_engine(
     # workers x DB_POOL_SIZE is exactly what the server may open on PostgreSQL.
     pool_size=int(os.environ.get("DB_POOL_SIZE", "10")),
     max_overflow=0,
+    # A request that finds every connection busy waits this long, then gets a 503
+    # (main.database_busy) instead of queueing without bound.
+    pool_timeout=DB_POOL_TIMEOUT,
 )
 
 # expire_on_commit=False: after a commit, attributes stay readable without a refresh,

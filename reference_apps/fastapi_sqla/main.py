@@ -6,11 +6,11 @@ Run with any ASGI server, from this directory: ``uvicorn main:app``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import random
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,32 +18,54 @@ from typing import Annotated, Any
 import httpx
 import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import flag_modified
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
-from db import SessionLocal, engine, get_session
+from db import DB_POOL_TIMEOUT, SessionLocal, engine, get_session
 from models import Base, College, Fortune, Performer, Troupe, World
-from schemas import MAX_ID, CollegeOut, Page, TroupeIn, TroupeOut
+from parameters import (
+    Fanout,
+    ObjectId,
+    PageNumber,
+    PageSize,
+    Queries,
+    Seconds,
+    clamp_page_size,
+    integer,
+    query_count,
+)
+from schemas import (
+    CollegeOut,
+    Error,
+    Page,
+    Slept,
+    TroupeIn,
+    TroupeOut,
+    Upstream,
+    UpstreamAndSlept,
+)
+from schemas import Fanout as FanoutOut
 
 UPSTREAM_URL = os.environ.get("UPSTREAM_URL", "").rstrip("/")
+# The OpenAPI schema and its pages (/openapi.json, /docs, /redoc) only with API_DOCS=1:
+# otherwise they are paths the contract does not have, 404 like any other.
+API_DOCS = os.environ.get("API_DOCS", "").strip() == "1"
 WORLD_ROWS = 10_000
-MAX_QUERIES = 500
-DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
-MAX_SLEEP = 10.0
-MAX_FANOUT = 50
-INTEGER = re.compile(r"-?[0-9]+")
-# A decimal number in ASCII: 2, 0.5, .5, 5., 5e-1 (float() alone also takes ' 1', '1_0', '٣').
-NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
-# HEAD is GET without the body (RFC 9110); FastAPI routes only the methods they name.
-GET = ["GET", "HEAD"]
 MAX_BODY_BYTES = 64 * 1024  # the largest valid POST body is a few kilobytes
+
+logger = logging.getLogger("fastapi_sqla")
 
 # One client for the life of the process: it keeps connections to the upstream alive
 # between requests. Created at import (it connects lazily) so that servers without an
@@ -65,7 +87,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 # redirect_slashes=False: /json/ is a 404 like any unknown path, not a redirect whose
 # Location Starlette would build from the request's Host header.
-app = FastAPI(title="stackbench fastapi_sqla", lifespan=lifespan, redirect_slashes=False)
+app = FastAPI(
+    title="stackbench fastapi_sqla",
+    lifespan=lifespan,
+    redirect_slashes=False,
+    openapi_url="/openapi.json" if API_DOCS else None,
+)
 
 # autoescape=True: fortune 11 is a <script> tag, and must come out as text.
 templates = Jinja2Templates(
@@ -81,60 +108,81 @@ templates = Jinja2Templates(
 # a connection is held for no more than the queries (README: "Sessions and the pool").
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
+# Every error answer, as the OpenAPI schema describes it (``responses=answers(...)``).
+RETRY_AFTER = {"description": "seconds to wait", "schema": {"type": "integer"}}
+ERRORS: dict[int, dict[str, Any]] = {
+    400: {"model": Error, "description": "The body ended before it was complete."},
+    404: {"model": Error, "description": "No such row or page (`Not found.`, `Invalid page.`)."},
+    409: {"model": Error, "description": "A troupe of that name exists."},
+    413: {"model": Error, "description": "The body is over 64 KiB."},
+    422: {"model": Error, "description": "A parameter or the body is not valid."},
+    502: {"model": Error, "description": "The upstream service failed."},
+    503: {
+        "model": Error,
+        "description": "No pooled database connection within DB_POOL_TIMEOUT seconds "
+        "(`Retry-After: 1`), or UPSTREAM_URL is not set.",
+        "headers": {"Retry-After": RETRY_AFTER},
+    },
+}
+
+
+def get(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A GET route that answers HEAD too (RFC 9110: GET without the body), which FastAPI does
+    not add by itself. HEAD's route stays out of the OpenAPI schema, where it would repeat
+    the GET operation (and its operationId); GET's comes first, so a 405 says `Allow: GET`."""
+
+    def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        app.get(path, **options)(endpoint)
+        app.head(path, include_in_schema=False, **options)(endpoint)
+        return endpoint
+
+    return register
+
+
+def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: ERRORS[status] for status in statuses}
+
+
+def error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
 
 @app.exception_handler(RequestValidationError)
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422, without echoing the input back: the input may be large, or hold
-    text (a lone surrogate) that cannot even be encoded into the response."""
-    errors = [{key: error[key] for key in ("type", "loc", "msg")} for error in exc.errors()]
-    return JSONResponse(status_code=422, content={"detail": errors})
+    """FastAPI's 422, without echoing the input back (the input may be large, or hold text,
+    a lone surrogate, that cannot even be encoded into the response), except where the
+    contract answers 404: an id that cannot be one, a page that cannot be one."""
+    problems = exc.errors()
+    locations = {tuple(problem["loc"][:2]) for problem in problems}
+    if any(location[:1] == ("path",) for location in locations):
+        return error(404, "Not found.")
+    if ("query", "page") in locations:
+        return error(404, "Invalid page.")
+    reasons = [{key: problem[key] for key in ("type", "loc", "msg")} for problem in problems]
+    return JSONResponse(status_code=422, content={"detail": reasons})
+
+
+@app.exception_handler(StarletteHTTPException)
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's own answer, except that a 405's Allow names every method the path serves:
+    Starlette names only those of the first route at the path (GET for /api/troupes)."""
+    if exc.status_code == 405:
+        routes = [route for route in app.routes if route.matches(request.scope)[0] != Match.NONE]
+        allow = sorted({method for route in routes for method in getattr(route, "methods", ())})
+        exc = StarletteHTTPException(405, exc.detail, headers={"Allow": ", ".join(allow)})
+    return await http_exception_handler(request, exc)
+
+
+@app.exception_handler(PoolTimeout)
+async def database_busy(request: Request, exc: PoolTimeout) -> JSONResponse:
+    """Every pooled connection stayed busy for DB_POOL_TIMEOUT seconds: a 503 the client
+    may retry, not SQLAlchemy's exception as a 500."""
+    path, waited = request.url.path, DB_POOL_TIMEOUT
+    logger.warning("%s %s: no database connection within %g s", request.method, path, waited)
+    return error(503, "Database busy, retry later.", {"Retry-After": "1"})
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def parse_int(value: str | None) -> int | None:
-    """An integer query or path parameter: ASCII digits with an optional minus sign
-    (``int()`` alone would also take "٣", "1_000" and " 7"), else None.
-
-    Parameters are taken as text and parsed here because the contract clamps or 404s bad
-    values where FastAPI's own int parameters would answer 422.
-    """
-    if value is None or not INTEGER.fullmatch(value):
-        return None
-    digits = value.lstrip("-").lstrip("0") or "0"
-    # Past 18 digits only the sign matters to every caller (each clamps or range-checks),
-    # and int() refuses strings of more than 4300 digits.
-    number = 10**18 if len(digits) > 18 else int(digits)
-    return -number if value.startswith("-") else number
-
-
-def query_count(queries: str | None) -> int:
-    count = parse_int(queries) or 1
-    return min(max(count, 1), MAX_QUERIES)
-
-
-def parse_id(value: str) -> int:
-    """Path ids are text too, so that /api/colleges/abc is a 404 like any unknown id."""
-    number = parse_int(value)
-    if number is None or not 1 <= number <= MAX_ID:
-        raise HTTPException(status_code=404, detail="Not found.")
-    return number
-
-
-def parse_seconds(value: str | None) -> float:
-    """``seconds``: a number from 0 to 10, 1 when missing, else 422. An integer stays an
-    integer, so that the response echoes it as given (1, not 1.0)."""
-    if value is None:
-        return 1
-    seconds = parse_int(value)
-    if seconds is None:
-        seconds = float(value) if NUMBER.fullmatch(value) else math.nan
-    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_SLEEP):
-        raise HTTPException(
-            status_code=422, detail=f"seconds must be a number from 0 to {MAX_SLEEP:g}"
-        )
-    return seconds
 
 
 def random_id() -> int:
@@ -152,17 +200,14 @@ async def paginate(
     request: Request,
     model: type[Base],
     statement: Select[Any],
-    page: str | None,
-    page_size: str | None,
+    number: int,
+    size: int,
 ) -> dict[str, Any]:
-    """One page of ``statement`` (rows of ``model`` ordered by id), DRF-style: count,
+    """Page ``number`` of ``statement`` (rows of ``model`` ordered by id), DRF-style: count,
     relative next/previous links, results."""
-    size = parse_int(page_size)
-    size = DEFAULT_PAGE_SIZE if size is None else min(max(size, 1), MAX_PAGE_SIZE)
-    number = 1 if not page else parse_int(page)  # page= (empty) is page 1
     count = await session.scalar(select(func.count()).select_from(model)) or 0
     pages = max(1, math.ceil(count / size))
-    if number is None or not 1 <= number <= pages:
+    if number > pages:
         raise HTTPException(status_code=404, detail="Invalid page.")
     rows = await session.scalars(statement.offset((number - 1) * size).limit(size))
 
@@ -185,7 +230,9 @@ async def call_upstream(seconds: float) -> Any:
         response.raise_for_status()
         return response.json()
     except (httpx.HTTPError, ValueError) as exc:
-        raise HTTPException(status_code=502, detail=f"upstream failed: {exc}") from None
+        # What failed is for the log; the client learns only that it did.
+        logger.warning("upstream call failed: %r", exc)
+        raise HTTPException(status_code=502, detail="Upstream unavailable.") from None
 
 
 async def sleep_in_database(session: AsyncSession, seconds: float) -> None:
@@ -195,30 +242,30 @@ async def sleep_in_database(session: AsyncSession, seconds: float) -> None:
 # --- TechEmpower-style endpoints ---------------------------------------------------------
 
 
-@app.api_route("/health", methods=GET)
+@get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}  # no database: the harness polls this while starting
 
 
-@app.api_route("/json", methods=GET)
+@get("/json")
 async def json_endpoint() -> dict[str, str]:
     return {"message": "Hello, World!"}
 
 
-@app.api_route("/plaintext", methods=GET, response_class=PlainTextResponse)
+@get("/plaintext", response_class=PlainTextResponse)
 async def plaintext() -> str:
     return "Hello, World!"
 
 
-@app.api_route("/db", methods=GET)
+@get("/db", responses=answers(503))
 async def single_query() -> dict[str, int]:
     async with SessionLocal() as session:
         world = await fetch_world(session, random_id())
     return {"id": world.id, "randomNumber": world.randomnumber}
 
 
-@app.api_route("/queries", methods=GET)
-async def multiple_queries(queries: str | None = None) -> list[dict[str, int]]:
+@get("/queries", responses=answers(503))
+async def multiple_queries(queries: Queries = "1") -> list[dict[str, int]]:
     count = query_count(queries)
     # One SELECT per row, awaited in turn: one session is one connection, which runs one
     # statement at a time.
@@ -227,8 +274,8 @@ async def multiple_queries(queries: str | None = None) -> list[dict[str, int]]:
     return [{"id": w.id, "randomNumber": w.randomnumber} for w in worlds]
 
 
-@app.api_route("/updates", methods=GET)
-async def updates(queries: str | None = None) -> list[dict[str, int]]:
+@get("/updates", responses=answers(503))
+async def updates(queries: Queries = "1") -> list[dict[str, int]]:
     # Distinct ids (as TechEmpower's own implementations draw them): the identity map would
     # merge a repeated id into one object, and so one UPDATE for two rows asked for.
     ids = random.sample(range(1, WORLD_ROWS + 1), query_count(queries))
@@ -247,7 +294,7 @@ async def updates(queries: str | None = None) -> list[dict[str, int]]:
     return result
 
 
-@app.api_route("/fortunes", methods=GET, response_class=HTMLResponse)
+@get("/fortunes", response_class=HTMLResponse, responses=answers(503))
 async def fortunes(request: Request) -> HTMLResponse:
     async with SessionLocal() as session:
         rows = list(await session.scalars(select(Fortune)))
@@ -270,31 +317,35 @@ COLLEGES = (
 TROUPES = select(Troupe).options(selectinload(Troupe.members)).order_by(Troupe.id)
 
 
-@app.api_route("/api/colleges", methods=GET, response_model=Page[CollegeOut])
+@get("/api/colleges", response_model=Page[CollegeOut], responses=answers(404, 503))
 async def list_colleges(
-    request: Request, session: Session, page: str | None = None, page_size: str | None = None
+    request: Request, session: Session, page: PageNumber = 1, page_size: PageSize = "20"
 ) -> Any:
-    return await paginate(session, request, College, COLLEGES, page, page_size)
+    return await paginate(session, request, College, COLLEGES, page, clamp_page_size(page_size))
 
 
-@app.api_route("/api/colleges/{college_id}", methods=GET, response_model=CollegeOut)
-async def get_college(college_id: str, session: Session) -> Any:
-    college = await session.scalar(COLLEGES.where(College.id == parse_id(college_id)))
+@get(
+    "/api/colleges/{college_id}",
+    response_model=CollegeOut,
+    responses=answers(404, 503),
+)
+async def get_college(college_id: ObjectId, session: Session) -> Any:
+    college = await session.scalar(COLLEGES.where(College.id == college_id))
     if college is None:
         raise HTTPException(status_code=404, detail="Not found.")
     return college
 
 
-@app.api_route("/api/troupes", methods=GET, response_model=Page[TroupeOut])
+@get("/api/troupes", response_model=Page[TroupeOut], responses=answers(404, 503))
 async def list_troupes(
-    request: Request, session: Session, page: str | None = None, page_size: str | None = None
+    request: Request, session: Session, page: PageNumber = 1, page_size: PageSize = "20"
 ) -> Any:
-    return await paginate(session, request, Troupe, TROUPES, page, page_size)
+    return await paginate(session, request, Troupe, TROUPES, page, clamp_page_size(page_size))
 
 
-@app.api_route("/api/troupes/{troupe_id}", methods=GET, response_model=TroupeOut)
-async def get_troupe(troupe_id: str, session: Session) -> Any:
-    troupe = await session.scalar(TROUPES.where(Troupe.id == parse_id(troupe_id)))
+@get("/api/troupes/{troupe_id}", response_model=TroupeOut, responses=answers(404, 503))
+async def get_troupe(troupe_id: ObjectId, session: Session) -> Any:
+    troupe = await session.scalar(TROUPES.where(Troupe.id == troupe_id))
     if troupe is None:
         raise HTTPException(status_code=404, detail="Not found.")
     return troupe
@@ -310,14 +361,23 @@ async def troupe_body(request: Request) -> TroupeIn:
     The size is checked here, not with FastAPI's ``max_body_size``, because Starlette answers
     a declared Content-Length over that limit with its own text/plain 413.
     """
-    declared = parse_int(request.headers.get("content-length"))
-    if declared is not None and declared > MAX_BODY_BYTES:  # refused before reading it
+    try:  # a Content-Length of any length, in the contract's integer grammar
+        declared = integer(request.headers.get("content-length", "0"))
+    except ValueError:
+        declared = 0  # the server refuses a malformed one before the app sees it
+    if declared > MAX_BODY_BYTES:  # refused before reading it
         raise HTTPException(status_code=413, detail="Request body too large.")
     body = b""
-    async for chunk in request.stream():  # a chunked body: counted as it arrives
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(status_code=413, detail="Request body too large.")
+    try:
+        async for chunk in request.stream():  # a chunked body: counted as it arrives
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise HTTPException(status_code=413, detail="Request body too large.")
+    except ClientDisconnect:
+        # The client went away mid-body, or sent chunks the server could not read (granian
+        # then passes our answer on; uvicorn has answered 400 itself): one line, no traceback.
+        logger.warning("POST %s: the body ended before it was complete", request.url.path)
+        raise HTTPException(status_code=400, detail="Incomplete request body.") from None
     try:
         return TroupeIn.model_validate_json(body)
     except ValidationError as exc:
@@ -328,6 +388,7 @@ async def troupe_body(request: Request) -> TroupeIn:
     "/api/troupes",
     status_code=201,
     response_model=TroupeOut,
+    responses=answers(400, 409, 413, 422, 503),
     # The body is read by troupe_body, so describe it to the OpenAPI schema by hand.
     openapi_extra={
         "requestBody": {
@@ -366,32 +427,26 @@ async def create_troupe(body: Annotated[TroupeIn, Depends(troupe_body)], session
 # --- slow endpoints: where concurrency models differ ----------------------------------------
 
 
-@app.api_route("/slow/db", methods=GET)
-async def slow_db(session: Session, seconds: str | None = None) -> dict[str, float]:
-    slept = parse_seconds(seconds)
-    await sleep_in_database(session, slept)
-    return {"slept": slept}
+@get("/slow/db", response_model=Slept, responses=answers(422, 503))
+async def slow_db(session: Session, seconds: Seconds = 1) -> Any:
+    await sleep_in_database(session, seconds)
+    return {"slept": seconds}
 
 
-@app.api_route("/slow/http", methods=GET)
-async def slow_http(seconds: str | None = None) -> dict[str, Any]:
-    return {"upstream": await call_upstream(parse_seconds(seconds))}
+@get("/slow/http", response_model=Upstream, responses=answers(422, 502, 503))
+async def slow_http(seconds: Seconds = 1) -> Any:
+    return {"upstream": await call_upstream(seconds)}
 
 
-@app.api_route("/slow/both", methods=GET)
-async def slow_both(session: Session, seconds: str | None = None) -> dict[str, Any]:
-    slept = parse_seconds(seconds)
-    upstream = await call_upstream(slept)
-    await sleep_in_database(session, slept)
-    return {"upstream": upstream, "slept": slept}
+@get("/slow/both", response_model=UpstreamAndSlept, responses=answers(422, 502, 503))
+async def slow_both(session: Session, seconds: Seconds = 1) -> Any:
+    upstream = await call_upstream(seconds)
+    await sleep_in_database(session, seconds)
+    return {"upstream": upstream, "slept": seconds}
 
 
-@app.api_route("/slow/fanout", methods=GET)
-async def slow_fanout(n: str | None = None, seconds: str | None = None) -> dict[str, Any]:
-    calls = 10 if n is None else parse_int(n)
-    if calls is None or not 1 <= calls <= MAX_FANOUT:
-        raise HTTPException(status_code=422, detail=f"n must be an integer from 1 to {MAX_FANOUT}")
-    slept = parse_seconds(seconds)
+@get("/slow/fanout", response_model=FanoutOut, responses=answers(422, 502, 503))
+async def slow_fanout(n: Fanout = 10, seconds: Seconds = 1) -> Any:
     # asyncio tasks: the N calls wait on the upstream together, on one event loop.
-    results = await asyncio.gather(*(call_upstream(slept) for _ in range(calls)))
+    results = await asyncio.gather(*(call_upstream(seconds) for _ in range(n)))
     return {"results": results}

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-# Ids are PostgreSQL ``integer``; a bigger number can only be an unknown id, and must be
-# refused here rather than overflow the driver's int4 encoding (a 500).
-MAX_ID = 2**31 - 1
+from parameters import MAX_ID
 
 
 class ORMModel(BaseModel):
@@ -73,3 +71,34 @@ class TroupeIn(BaseModel):
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
         return value
+
+
+class Invalid(BaseModel):
+    """One reason a request was refused (FastAPI's own, without the input echoed back)."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class Error(BaseModel):
+    """Every error the app answers: ``{"detail": ...}``, a sentence or a list of reasons."""
+
+    detail: str | list[Invalid]
+
+
+class Slept(BaseModel):
+    slept: float
+
+
+class Upstream(BaseModel):
+    upstream: dict[str, Any]
+
+
+class UpstreamAndSlept(BaseModel):
+    upstream: dict[str, Any]
+    slept: float
+
+
+class Fanout(BaseModel):
+    results: list[dict[str, Any]]

@@ -7,25 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import random
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import db
+from openapi import openapi_schema
 
 # asyncpg reads the URL itself, libpq options included (?sslmode=require, ?application_name=).
 DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
@@ -35,11 +38,17 @@ if not DATABASE_URL:
         "e.g. DATABASE_URL=postgresql://user:password@127.0.0.1:5432/dbname"
     )
 UPSTREAM_URL = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8001").rstrip("/")
+# The OpenAPI schema (/openapi.json, openapi.py) only with API_DOCS=1: otherwise it is a
+# path the contract does not have, 404 like any other.
+API_DOCS = os.environ.get("API_DOCS", "").strip() == "1"
 DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
+# How long a request waits for a pooled connection before the app answers 503.
+DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", "10"))
 MAX_BODY_BYTES = 64 * 1024  # a troupe is a name and a few ids; refuse anything bigger
 MAX_SLEEP = 10.0
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")  # autoescapes .html
+logger = logging.getLogger("gino_style")
 
 
 async def _reset(connection: asyncpg.Connection) -> None:
@@ -112,8 +121,14 @@ def seconds_param(request: Request) -> float | None:
     raw = request.query_params.get("seconds", "1")
     if not NUMBER.fullmatch(raw):
         return None
-    seconds = float(raw)
+    seconds = float(raw) + 0.0  # -0 is 0: -0.0 + 0.0 == 0.0
     return seconds if math.isfinite(seconds) and 0 <= seconds <= MAX_SLEEP else None
+
+
+def connection_of(request: Request) -> Any:
+    """A pooled connection for ``async with``, waited for at most DB_POOL_TIMEOUT seconds:
+    then asyncpg raises TimeoutError, which ``database_busy`` answers with a 503."""
+    return request.app.state.pool.acquire(timeout=DB_POOL_TIMEOUT)
 
 
 def detail(status: int, message: object) -> JSONResponse:
@@ -128,14 +143,47 @@ INVALID_PAGE = {"detail": "Invalid page."}
 
 
 async def health(request: Request) -> Response:
+    """The service is up (no database).
+
+    ---
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              type: object
+    """
     return JSONResponse({"status": "ok"})
 
 
 async def json_endpoint(request: Request) -> Response:
+    """TechEmpower: a JSON object built per request.
+
+    ---
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              type: object
+    """
     return JSONResponse({"message": "Hello, World!"})
 
 
 async def plaintext(request: Request) -> Response:
+    """TechEmpower: plain text.
+
+    ---
+    responses:
+      200:
+        description: OK
+        content:
+          text/plain:
+            schema:
+              type: string
+    """
     return PlainTextResponse("Hello, World!")
 
 
@@ -148,7 +196,21 @@ def _by_id(row: dict[str, int]) -> int:
 
 
 async def single_query(request: Request) -> Response:
-    row = await request.app.state.pool.fetchrow(db.WORLD_BY_ID.sql, random.randint(1, 10_000))
+    """TechEmpower: one random world row.
+
+    ---
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/World'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
+    async with connection_of(request) as connection:
+        row = await connection.fetchrow(db.WORLD_BY_ID.sql, random.randint(1, 10_000))
     return JSONResponse(_world(row))
 
 
@@ -158,14 +220,44 @@ async def _rows(connection: asyncpg.Connection, ids: list[int]) -> list[dict[str
 
 
 async def multiple_queries(request: Request) -> Response:
-    async with request.app.state.pool.acquire() as connection:
+    """TechEmpower: N random rows, one SELECT each.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Queries'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Worlds'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
+    async with connection_of(request) as connection:
         ids = [random.randint(1, 10_000) for _ in range(query_count(request))]
         rows = await _rows(connection, ids)
     return JSONResponse(rows)
 
 
 async def updates(request: Request) -> Response:
-    async with request.app.state.pool.acquire() as connection:
+    """TechEmpower: N random rows, each updated.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Queries'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Worlds'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
+    async with connection_of(request) as connection:
         # Distinct ids (as TechEmpower's own implementations draw them): one UPDATE per row.
         rows = await _rows(connection, random.sample(range(1, 10_001), query_count(request)))
         for row in rows:
@@ -180,7 +272,21 @@ async def updates(request: Request) -> Response:
 
 
 async def fortunes(request: Request) -> Response:
-    rows = await request.app.state.pool.fetch(db.ALL_FORTUNES.sql)
+    """TechEmpower: the fortunes page.
+
+    ---
+    responses:
+      200:
+        description: OK
+        content:
+          text/html:
+            schema:
+              type: string
+      503:
+        $ref: '#/components/responses/Busy'
+    """
+    async with connection_of(request) as connection:
+        rows = await connection.fetch(db.ALL_FORTUNES.sql)
     items = [{"id": row["id"], "message": row["message"]} for row in rows]
     items.append({"id": 0, "message": "Additional fortune added at request time."})
     items.sort(key=lambda item: item["message"])
@@ -238,11 +344,29 @@ def _college(row: asyncpg.Record) -> dict[str, object]:
 
 
 async def colleges(request: Request) -> Response:
+    """A page of colleges.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Page'
+    - $ref: '#/components/parameters/PageSize'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/CollegePage'
+      404:
+        $ref: '#/components/responses/NotFound'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     paging = _page(request)
     if paging is None:
         return JSONResponse(INVALID_PAGE, status_code=404)
     page, size = paging
-    async with request.app.state.pool.acquire() as connection:
+    async with connection_of(request) as connection:
         count = await connection.fetchval(db.COUNT_COLLEGES.sql)
         if (page - 1) * size >= max(count, 1):
             return JSONResponse(INVALID_PAGE, status_code=404)
@@ -251,10 +375,28 @@ async def colleges(request: Request) -> Response:
 
 
 async def college_detail(request: Request) -> Response:
+    """One college.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/CollegeId'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/College'
+      404:
+        $ref: '#/components/responses/NotFound'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     college_id = _integer(request.path_params["college_id"])
     row = None
     if college_id is not None and -(2**31) <= college_id < 2**31:
-        row = await request.app.state.pool.fetchrow(db.COLLEGE_BY_ID.sql, college_id)
+        async with connection_of(request) as connection:
+            row = await connection.fetchrow(db.COLLEGE_BY_ID.sql, college_id)
     if row is None:
         return JSONResponse(NOT_FOUND, status_code=404)
     return JSONResponse(_college(row))
@@ -277,11 +419,29 @@ async def _with_members(connection: asyncpg.Connection, troupes: list[asyncpg.Re
 
 
 async def troupes(request: Request) -> Response:
+    """A page of troupes with their members.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Page'
+    - $ref: '#/components/parameters/PageSize'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/TroupePage'
+      404:
+        $ref: '#/components/responses/NotFound'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     paging = _page(request)
     if paging is None:
         return JSONResponse(INVALID_PAGE, status_code=404)
     page, size = paging
-    async with request.app.state.pool.acquire() as connection:
+    async with connection_of(request) as connection:
         count = await connection.fetchval(db.COUNT_TROUPES.sql)
         if (page - 1) * size >= max(count, 1):
             return JSONResponse(INVALID_PAGE, status_code=404)
@@ -291,10 +451,27 @@ async def troupes(request: Request) -> Response:
 
 
 async def troupe_detail(request: Request) -> Response:
+    """One troupe with its members.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/TroupeId'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Troupe'
+      404:
+        $ref: '#/components/responses/NotFound'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     troupe_id = _integer(request.path_params["troupe_id"])
     if troupe_id is None or not -(2**31) <= troupe_id < 2**31:
         return JSONResponse(NOT_FOUND, status_code=404)
-    async with request.app.state.pool.acquire() as connection:
+    async with connection_of(request) as connection:
         row = await connection.fetchrow(db.TROUPE_BY_ID.sql, troupe_id)
         if row is None:
             return JSONResponse(NOT_FOUND, status_code=404)
@@ -333,21 +510,54 @@ def _troupe_input(body: bytes) -> tuple[str, list[int]] | str:
 
 
 async def create_troupe(request: Request) -> Response:
+    """A new troupe.
+
+    ---
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/TroupeIn'
+    responses:
+      201:
+        description: Created
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Troupe'
+      400:
+        $ref: '#/components/responses/BadBody'
+      409:
+        $ref: '#/components/responses/Conflict'
+      413:
+        $ref: '#/components/responses/TooLarge'
+      422:
+        $ref: '#/components/responses/Invalid'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     declared = _integer(request.headers.get("content-length"))
     if declared is not None and declared > MAX_BODY_BYTES:
         return detail(413, "Body too large.")
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return detail(413, "Body too large.")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return detail(413, "Body too large.")
+    except ClientDisconnect:
+        # The client went away mid-body, or sent chunks the server could not read (granian
+        # then passes this answer on; uvicorn has answered 400 itself): one line, no traceback.
+        logger.warning("POST %s: the body ended before it was complete", request.url.path)
+        return detail(400, "Incomplete request body.")
     parsed = _troupe_input(body)
     if isinstance(parsed, str):
         return detail(422, parsed)
     name, member_ids = parsed
     try:
         # One transaction: an exception leaving the block rolls everything back.
-        async with request.app.state.pool.acquire() as connection, connection.transaction():
+        async with connection_of(request) as connection, connection.transaction():
             known = await connection.fetchval(db.KNOWN_PERFORMERS.sql, member_ids)
             if known != len(member_ids):
                 raise LookupError("Unknown performer id in member_ids.")
@@ -364,21 +574,65 @@ async def create_troupe(request: Request) -> Response:
 # ---------------------------------------------------------------- slow I/O
 
 
+class UpstreamError(Exception):
+    """The upstream service could not be reached, or did not answer with JSON."""
+
+
 async def _upstream(request: Request, seconds: float) -> object:
-    response = await request.app.state.upstream.get("/delay", params={"seconds": seconds})
-    response.raise_for_status()
-    return response.json()
+    try:
+        response = await request.app.state.upstream.get("/delay", params={"seconds": seconds})
+        response.raise_for_status()
+        return response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        # What failed is for the log; the client learns only that it did.
+        logger.warning("upstream call failed: %r", exc)
+        raise UpstreamError from None
 
 
 async def slow_db(request: Request) -> Response:
+    """pg_sleep on the database connection.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Seconds'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Slept'
+      422:
+        $ref: '#/components/responses/Invalid'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     seconds = seconds_param(request)
     if seconds is None:
         return detail(422, f"seconds must be a number in 0..{MAX_SLEEP:g}")
-    await request.app.state.pool.execute(db.SLEEP.sql, seconds)
+    async with connection_of(request) as connection:
+        await connection.execute(db.SLEEP.sql, seconds)
     return JSONResponse({"slept": seconds})
 
 
 async def slow_http(request: Request) -> Response:
+    """One upstream call.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Seconds'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Upstream'
+      422:
+        $ref: '#/components/responses/Invalid'
+      502:
+        $ref: '#/components/responses/UpstreamFailed'
+    """
     seconds = seconds_param(request)
     if seconds is None:
         return detail(422, f"seconds must be a number in 0..{MAX_SLEEP:g}")
@@ -386,15 +640,53 @@ async def slow_http(request: Request) -> Response:
 
 
 async def slow_both(request: Request) -> Response:
+    """The upstream call, then pg_sleep.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Seconds'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/UpstreamAndSlept'
+      422:
+        $ref: '#/components/responses/Invalid'
+      502:
+        $ref: '#/components/responses/UpstreamFailed'
+      503:
+        $ref: '#/components/responses/Busy'
+    """
     seconds = seconds_param(request)
     if seconds is None:
         return detail(422, f"seconds must be a number in 0..{MAX_SLEEP:g}")
     upstream = await _upstream(request, seconds)
-    await request.app.state.pool.execute(db.SLEEP.sql, seconds)
+    async with connection_of(request) as connection:
+        await connection.execute(db.SLEEP.sql, seconds)
     return JSONResponse({"upstream": upstream, "slept": seconds})
 
 
 async def slow_fanout(request: Request) -> Response:
+    """N upstream calls at once.
+
+    ---
+    parameters:
+    - $ref: '#/components/parameters/Seconds'
+    - $ref: '#/components/parameters/Calls'
+    responses:
+      200:
+        description: OK
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/Fanout'
+      422:
+        $ref: '#/components/responses/Invalid'
+      502:
+        $ref: '#/components/responses/UpstreamFailed'
+    """
     seconds = seconds_param(request)
     raw_n = request.query_params.get("n")
     n = 10 if raw_n is None else _integer(raw_n)
@@ -423,23 +715,44 @@ routes = [
     Route("/slow/both", slow_both),
     Route("/slow/fanout", slow_fanout),
 ]
+if API_DOCS:
+    routes.append(Route("/openapi.json", openapi_schema, include_in_schema=False))
 
 
 async def upstream_failed(request: Request, exc: Exception) -> Response:
     # The upstream's failure is not ours: a gateway error, not a 500.
-    return detail(502, f"Upstream service failed: {type(exc).__name__}.")
+    return detail(502, "Upstream unavailable.")
+
+
+async def database_busy(request: Request, exc: Exception) -> Response:
+    # Every pooled connection stayed busy for DB_POOL_TIMEOUT seconds: a 503 to retry.
+    path, waited = request.url.path, DB_POOL_TIMEOUT
+    logger.warning("%s %s: no database connection within %g s", request.method, path, waited)
+    return JSONResponse(
+        {"detail": "Database busy, retry later."}, status_code=503, headers={"Retry-After": "1"}
+    )
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
-    # Starlette's own 404 and 405 as JSON, like every other error of this API.
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    """Starlette's own 404 and 405 as JSON, like every other error of this API; a 405's Allow
+    names every method of the path (Starlette names the first route's: GET for /api/troupes)."""
+    headers = exc.headers
+    if exc.status_code == 405:
+        routes = [route for route in app.routes if route.matches(request.scope)[0] != Match.NONE]
+        allow = sorted({method for route in routes for method in getattr(route, "methods", ())})
+        headers = {"Allow": ", ".join(allow)}
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
 app = Starlette(
     routes=routes,
     lifespan=lifespan,
     middleware=[Middleware(OpenOnFirstRequest)],
-    exception_handlers={HTTPException: http_error, httpx.HTTPError: upstream_failed},
+    exception_handlers={
+        HTTPException: http_error,
+        UpstreamError: upstream_failed,
+        TimeoutError: database_busy,  # asyncpg's acquire(timeout=...): see connection_of
+    },
 )  # debug stays off: no tracebacks to clients
 # /json/ is a 404 like any unknown path: no redirect (Starlette builds its Location from the
 # request's Host header).

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import asyncpg
 from tortoise import Tortoise
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
 from tortoise.backends.base.config_generator import expand_db_url
+
+# How long a request waits for a pooled connection before the app answers 503.
+DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", "10"))
 
 
 async def reset_connection(connection: asyncpg.Connection) -> None:
@@ -19,6 +24,35 @@ async def reset_connection(connection: asyncpg.Connection) -> None:
     """
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
+
+
+class BoundedPool:
+    """asyncpg's pool as Tortoise uses it, except that acquiring a connection waits at most
+    DB_POOL_TIMEOUT seconds, then raises TimeoutError (main.database_busy answers 503).
+
+    Tortoise acquires with no timeout and has no setting for one: a request would wait for
+    a connection as long as the others hold theirs.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return self._pool.acquire(timeout=DB_POOL_TIMEOUT if timeout is None else timeout)
+
+    def __getattr__(self, name: str) -> Any:  # release, close, terminate, ...: asyncpg's
+        return getattr(self._pool, name)
+
+
+class BoundedWaitClient(AsyncpgDBClient):
+    """Tortoise's asyncpg client on a BoundedPool."""
+
+    async def create_pool(self, **kwargs: Any) -> Any:
+        return BoundedPool(await super().create_pool(**kwargs))
+
+
+# Tortoise imports the module its config names as "engine" and takes this class from it.
+client_class = BoundedWaitClient
 
 
 def tortoise_config() -> dict:
@@ -39,6 +73,7 @@ def tortoise_config() -> dict:
     # One asyncpg pool per worker process, at most DB_POOL_SIZE connections.
     credentials["maxsize"] = int(os.environ.get("DB_POOL_SIZE", "10"))
     credentials["reset"] = reset_connection  # passed on to asyncpg's pool
+    connection["engine"] = "db"  # this module: client_class, asyncpg's with a bounded wait
     return {
         "connections": {"default": connection},
         "apps": {

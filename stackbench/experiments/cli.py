@@ -1,98 +1,177 @@
-"""``python -m stackbench experiment NAME``: run one experiment, print its answer."""
+"""``python -m stackbench experiment NAME [options]``: run one experiment, print its answer.
+
+Each experiment is a subcommand with only its own options: the bench's option groups
+(stackbench/options.py) with the experiment's defaults where they differ (``DUETS``,
+``SHOOTOUT``), and what is the experiment's alone. ``experiment NAME --help`` lists them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from stackbench import callgrind, experiments
 from stackbench.apps import get_app
-from stackbench.experiments import features, instructions, techempower, versions
+from stackbench.experiments import EXPERIMENTS, features, techempower, versions
 from stackbench.experiments import report as experiment_report
 from stackbench.experiments import run as experiment_run
 from stackbench.matrix import Pair, parse_pairs
 from stackbench.measure import Progress
 from stackbench.options import (
+    BENCH_LOAD,
+    DEFAULTS,
+    LOAD,
     BenchOptions,
     OptionError,
+    add_options,
     check_output,
     check_scenarios,
-    cpus,
-    positive,
-    seconds,
+    options_from,
+    positive_duration,
+    positive_int,
+    positive_number,
 )
-from stackbench.results import ROOT, write_atomic
+from stackbench.results import write_atomic
 from stackbench.servers import get_server
 from stackbench.variants import VARIANTS
 
 
 def _multiplier(text: str) -> float:
-    value = positive(float)(text)
+    value = positive_number(text)
     if value <= 1:
         raise argparse.ArgumentTypeError(f"must be above 1 for the rate to climb: {text!r}")
-    return float(value)
+    return value
+
+
+# Each experiment's options where they differ from the bench's (stackbench/options.py).
+# The duets (python-versions, the features experiments, techempower) alternate lanes in
+# rounds (--repeats) of shorter runs over two scenarios; the shootout loads harder.
+DUETS = BenchOptions(scenarios=("db", "fortunes"), repeats=3, load=BENCH_LOAD.replace(duration=5.0))
+SHOOTOUT = BenchOptions(
+    scenarios=("db",), load=BENCH_LOAD.replace(warmup=1.0, concurrency=256, timeout=10.0)
+)
+# The duets' load options: the bench's, but --requests (count mode) is --instructions'.
+DUET_LOAD = tuple(name for name in LOAD if name != "requests")
+Handler = Callable[[argparse.Namespace, Console, Progress], int]
+
+
+class _Experiments(argparse._SubParsersAction):
+    """The experiments' subcommands; an unknown name is one line listing the valid ones
+    (UnknownExperimentError, the CLI's exit 2), not argparse's list of choices."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.choices = None  # type: ignore[assignment]  # checked in __call__
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        experiments.get_experiment(values[0])
+        super().__call__(parser, namespace, values, option_string)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("experiment", help="run a named experiment (README, Experiments)")
-    parser.add_argument("name", help=f"one of: {', '.join(experiments.EXPERIMENTS)}")
-    parser.add_argument("--output", type=Path, default=ROOT / "results")
-    parser.add_argument(
-        "--pool-size", type=positive(int), default=10, help="DB pool per process (10)"
+    names = parser.add_subparsers(
+        dest="name", required=True, metavar="NAME", action=_Experiments,
+        help="`experiment NAME --help`: that experiment's options",
+    )  # fmt: skip
+
+    def add(name: str, handler: Handler, defaults: BenchOptions = DEFAULTS) -> Any:
+        sub = names.add_parser(name, help=EXPERIMENTS[name].question)
+        sub.set_defaults(handler=handler)
+        add_options(sub, "data", ["output"], defaults)
+        return sub
+
+    for name, experiment in EXPERIMENTS.items():
+        if experiment.cells:
+            add_options(add(name, _cells), "server", ["pool_size"])
+        elif name == "server-shootout":
+            _add_shootout(add(name, _shootout, SHOOTOUT))
+        else:
+            _add_duet(add(name, _DUETS[name], DUETS), name)
+
+
+def _add_shootout(parser: argparse.ArgumentParser) -> None:
+    steps = parser.add_argument_group("rate steps")
+    steps.add_argument(
+        "--budget-ms", type=positive_number, default=100.0, metavar="MS", help="p99 budget (100)"
     )
-    shootout = parser.add_argument_group("server-shootout")
-    shootout.add_argument(
-        "--budget-ms", type=positive(float), default=100.0, help="p99 budget (100)"
+    steps.add_argument(
+        "--start-rate", type=positive_number, default=50.0, metavar="RATE", help="req/s (50)"
     )
-    shootout.add_argument("--scenario", default="db", help="loadgen scenario (db)")
-    shootout.add_argument("--start-rate", type=positive(float), default=50.0)
-    shootout.add_argument("--step", type=_multiplier, default=1.5, help="rate multiplier per step")
-    shootout.add_argument("--step-duration", type=seconds, default=4.0, help="seconds per step")
-    shootout.add_argument("--apps", help="comma-separated apps to include (default: all)")
-    shootout.add_argument("--servers", help="comma-separated servers to include")
-    lanes = parser.add_argument_group("python-versions, django-features and fastapi-features")
-    lanes.add_argument(
-        "--interpreter",
-        action="append",
-        default=[],
-        metavar="LABEL=VENV_BIN",
-        help="an interpreter's virtualenv (repeat; the first is the baseline; nox passes these)",
+    steps.add_argument(
+        "--step", type=_multiplier, default=1.5, metavar="X", help="rate multiplier per step (1.5)"
     )
-    lanes.add_argument("--pairs", help="app@server,... (default: one pair per kind of stack)")
-    lanes.add_argument("--scenarios", default="db,fortunes", help="loadgen scenarios (db,fortunes)")
-    lanes.add_argument("--repeats", type=positive(int), default=3, help="rounds over the lanes (3)")
-    lanes.add_argument("--duration", type=seconds, default=5.0, help="measured per job (5s)")
-    lanes.add_argument("--warmup", type=seconds, default=2.0, help="warm-up per job (2s)")
-    lanes.add_argument("--connections", type=positive(int), default=32)
-    priced = parser.add_argument_group("django-features, fastapi-features and techempower")
-    priced.add_argument(
-        "--variants", help="comma-separated bench variants (default: every one for the pairs)"
-    )
-    priced.add_argument("--server-cpus", type=cpus, help="pin the server: taskset CPU list")
-    priced.add_argument("--client-cpus", type=cpus, help="pin loadgen: taskset CPU list")
-    priced.add_argument(
+    steps.add_argument(
+        "--step-duration", type=positive_duration, default=4.0, metavar="D",
+        help="seconds per step (4s)",
+    )  # fmt: skip
+    steps.add_argument("--apps", help="comma-separated apps to include (default: all)")
+    steps.add_argument("--servers", help="comma-separated servers to include")
+    add_options(parser, "load", SHOOTOUT_LOAD, SHOOTOUT)
+    add_options(parser, "server", ["pool_size", "server_cpus"], SHOOTOUT)
+
+
+def _add_duet(parser: argparse.ArgumentParser, name: str) -> None:
+    add_options(parser, "load (each job; --repeats: rounds over the lanes)", DUET_LOAD, DUETS)
+    add_options(parser, "server", ["pool_size", "server_cpus"], DUETS)
+    if name != "techempower":
+        parser.add_argument("--pairs", help="app@server,... (default: one pair per kind of stack)")
+    if name == "python-versions":
+        parser.add_argument(
+            "--interpreter",
+            action="append",
+            default=[],
+            metavar="LABEL=VENV_BIN",
+            help="an interpreter's virtualenv (repeat; the first is the baseline; nox "
+            "passes these)",
+        )
+        return
+    if name == "techempower":
+        _add_techempower(parser)
+    else:
+        parser.add_argument(
+            "--variants", help="comma-separated bench variants (default: every one for the pairs)"
+        )
+    _add_instructions(parser)
+
+
+# The shootout's load options: it sets the rate and the duration of each step itself.
+SHOOTOUT_LOAD = (
+    "scenarios", "scenario_options", "warmup", "concurrency", "timeout", "processes",
+    "client_cpus",
+)  # fmt: skip
+
+
+def _add_instructions(parser: argparse.ArgumentParser) -> None:
+    counted = parser.add_argument_group("--instructions")
+    counted.add_argument(
         "--instructions",
         action="store_true",
         help="price by callgrind's instructions per request instead of CPU seconds under "
         "load (needs valgrind; --repeats rounds, default 3)",
     )
-    priced.add_argument(
+    counted.add_argument(
         "--requests",
-        type=positive(int),
+        type=positive_int,
         default=200,
         help="--instructions: requests counted per path and job (200)",
     )
-    priced.add_argument(
+    counted.add_argument(
         "--warmup-requests",
-        type=positive(int),
+        type=positive_int,
         default=50,
         help="--instructions: uncounted requests per path before them (50)",
     )
-    theirs = parser.add_argument_group("techempower (and --apps, the lanes' and pinning options)")
+
+
+def _add_techempower(parser: argparse.ArgumentParser) -> None:
+    theirs = parser.add_argument_group("techempower")
     theirs.add_argument(
         "--techempower",
         type=Path,
@@ -106,18 +185,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="BIN_DIR",
         help="serve their apps from this venv instead of one built from their requirements",
     )
+    theirs.add_argument("--apps", help="comma-separated apps of ours (default: every one)")
 
 
 def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
-    experiment = experiments.get_experiment(args.name)  # unknown → one line listing the valid
-    if experiment.name == "server-shootout":
-        return _shootout(args, console, progress)
-    if experiment.name == "python-versions":
-        return _versions(args, console, progress)
-    if experiment.name in experiments.FEATURES_PAIRS:
-        return _features(args, console, progress)
-    if experiment.name == "techempower":
-        return _techempower(args, console, progress)
+    handler: Handler = args.handler
+    return handler(args, console, progress)
+
+
+def _cells(args: argparse.Namespace, console: Console, progress: Progress) -> int:
+    experiment = experiments.get_experiment(args.name)
     check_output(args.output)
     outcome = experiment_run.run_cells(
         experiment, output=args.output, pool_size=args.pool_size, progress=progress
@@ -131,22 +208,22 @@ def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
 
 
 def _shootout(args: argparse.Namespace, console: Console, progress: Progress) -> int:
-    check_scenarios([args.scenario], [])
     apps = set(args.apps.split(",")) if args.apps else None
     servers = set(args.servers.split(",")) if args.servers else None
     for app in apps or ():
         get_app(app)  # an unknown name is one line listing the valid ones
     for server in servers or ():
         get_server(server)
-    check_output(args.output)  # last: it creates the directory
+    options = options_from(args, SHOOTOUT)  # last: it creates the output directory
+    if len(options.scenarios) != 1:
+        raise OptionError("server-shootout steps the rate of one scenario: give one --scenario")
 
     def wanted(pair: Pair) -> bool:
         return (apps is None or pair.app in apps) and (servers is None or pair.server in servers)
 
     outcome = experiment_run.run_shootout(
-        output=args.output,
+        options,
         budget_ms=args.budget_ms,
-        scenario=args.scenario,
         start_rate=args.start_rate,
         step=args.step,
         duration=args.step_duration,
@@ -164,35 +241,15 @@ def _shootout(args: argparse.Namespace, console: Console, progress: Progress) ->
     return 0 if all(entry["sustainable_rate"] for entry in outcome.shootout) else 1
 
 
-def _duet_options(
-    args: argparse.Namespace, *, server_cpus: str | None = None, client_cpus: str | None = None
-) -> BenchOptions:
-    """The bench options of the duet experiments (python-versions, the features ones,
-    techempower), checked: a bad scenario or output is one line and exit 2."""
-    scenarios = tuple(s for s in args.scenarios.split(",") if s)
-    check_scenarios(scenarios, [])
-    check_output(args.output)  # last: it creates the directory
-    return BenchOptions(
-        scenarios=scenarios,
-        duration=args.duration,
-        warmup=args.warmup,
-        connections=args.connections,
-        pool_size=args.pool_size,
-        server_cpus=server_cpus,
-        client_cpus=client_cpus,
-        output=args.output,
-    )
-
-
 def _versions(args: argparse.Namespace, console: Console, progress: Progress) -> int:
     try:
         lanes = versions.parse_lanes(args.interpreter)
     except ValueError as exc:
         raise OptionError(str(exc)) from None
     chosen = parse_pairs(args.pairs) if args.pairs else list(experiments.VERSIONS_PAIRS)
-    options = _duet_options(args)
+    options = options_from(args, DUETS)
     outcome = versions.run_versions(
-        pairs=chosen, lanes=lanes, options=options, repeats=args.repeats, progress=progress
+        pairs=chosen, lanes=lanes, options=options, repeats=options.repeats, progress=progress
     )
     console.print(versions.table(outcome))
     for failure in outcome.failures:
@@ -212,16 +269,16 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
         apps = ", ".join(sorted({pair.app for pair in chosen}))
         raise OptionError(f"no bench variant applies to {apps}")
     features.check_variants(names, chosen)  # an unknown or inapplicable one: exit 2
-    if args.instructions:  # before _duet_options creates the output directory
+    if args.instructions:  # before options_from creates the output directory
         _check_countable(args.scenarios)
-    options = _duet_options(args, server_cpus=args.server_cpus, client_cpus=args.client_cpus)
+    options = options_from(args, DUETS)
     if args.instructions:
         return _feature_instructions(args, chosen, names, options, console, progress)
     outcome = features.run_features(
         pairs=chosen,
         variants=names,
         options=options,
-        rounds=args.repeats,
+        rounds=options.repeats,
         progress=progress,
         experiment=args.name,
     )
@@ -243,9 +300,8 @@ def _finish(console: Console, run_dir: Path, failures: list[str], what: str, md:
     return 0 if not failures else 1
 
 
-def _check_countable(scenarios_arg: str) -> None:
+def _check_countable(scenarios: tuple[str, ...]) -> None:
     """--instructions: each scenario one fixed path, and valgrind installed (one line if not)."""
-    scenarios = [s for s in scenarios_arg.split(",") if s]
     check_scenarios(scenarios, [])  # an unknown one is named as without --instructions
     uncountable = [s for s in scenarios if s not in callgrind.PATHS]
     if uncountable:
@@ -266,18 +322,18 @@ def _feature_instructions(
     console: Console,
     progress: Progress,
 ) -> int:
-    outcome = instructions.run_instructions(
+    outcome = features.run_instructions(
         pairs=chosen,
         variants=names,
         options=options,
-        rounds=args.repeats,
+        rounds=options.repeats,
         requests=args.requests,
         warmup=args.warmup_requests,
         progress=progress,
         experiment=args.name,
     )
-    console.print(instructions.instruction_table(outcome))
-    markdown = instructions.instruction_markdown(outcome, _command())
+    console.print(features.instruction_table(outcome))
+    markdown = features.instruction_markdown(outcome, _command())
     return _finish(console, outcome.run_dir, outcome.failures, "not counted", markdown)
 
 
@@ -292,14 +348,14 @@ def _techempower(args: argparse.Namespace, console: Console, progress: Progress)
     techempower.locate(args.techempower, ours)  # a missing or wrong path: exit 2
     if args.their_venv is not None and not (args.their_venv / "python").exists():
         raise OptionError(f"--their-venv {args.their_venv}: no python there")
-    if args.instructions:  # before _duet_options creates the output directory
+    if args.instructions:  # before options_from creates the output directory
         _check_countable(args.scenarios)
-    options = _duet_options(args, server_cpus=args.server_cpus, client_cpus=args.client_cpus)
+    options = options_from(args, DUETS)
     outcome = techempower.run_techempower(
         root=args.techempower,
         ours=ours,
         options=options,
-        rounds=args.repeats,
+        rounds=options.repeats,
         their_bin=args.their_venv,
         progress=progress,
         instructions=(args.requests, args.warmup_requests) if args.instructions else None,
@@ -309,3 +365,11 @@ def _techempower(args: argparse.Namespace, console: Console, progress: Progress)
     write_atomic(outcome.run_dir / "experiment.md", markdown.encode())
     console.print(f"results: {outcome.run_dir}")
     return 1 if outcome.missing else 0
+
+
+_DUETS: dict[str, Handler] = {
+    "python-versions": _versions,
+    "django-features": _features,
+    "fastapi-features": _features,
+    "techempower": _techempower,
+}

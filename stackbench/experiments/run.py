@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from loadgen.config import Config
 from stackbench.documents import ResultRow
 from stackbench.experiments import DELAY, EXPERIMENTS, TOLERANCE, C, Cell, Experiment, N
 from stackbench.matrix import Pair, pairs
@@ -14,6 +15,7 @@ from stackbench.measure import Progress
 from stackbench.options import BenchOptions
 from stackbench.results import read_result
 from stackbench.run import BenchRun
+from stackbench.servers import DEFAULT_POOL_SIZE
 
 
 @dataclass
@@ -40,8 +42,22 @@ class ExperimentOutcome:
     shootout: list[dict[str, Any]] = field(default_factory=list)
 
 
+# The blog post's load: N requests at concurrency C, each endpoint waiting DELAY (its
+# slow-fanout making 10 upstream calls), no warm-up; a request may take 60 s.
+CELL_LOAD = Config(
+    requests=N,
+    concurrency=C,
+    timeout=60.0,
+    scenario_options={"seconds": f"{DELAY:g}", "n": "10"},
+)
+
+
 def run_cells(
-    experiment: Experiment, *, output: Path, pool_size: int = 10, progress: Progress | None = None
+    experiment: Experiment,
+    *,
+    output: Path,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    progress: Progress | None = None,
 ) -> ExperimentOutcome:
     """Each server configuration served once; its endpoints measured as 10 x 10 at once."""
     with BenchRun(
@@ -54,16 +70,11 @@ def run_cells(
         for (app, server, workers, prefix), cells in by_config.items():
             options = BenchOptions(
                 scenarios=tuple(c.endpoint for c in cells),
-                requests=N,
-                connections=C,
-                warmup=0.0,
-                duration=60.0,
-                timeout=60.0,
+                load=CELL_LOAD,
                 workers=workers,
                 pool_size=pool_size,
                 prefix=prefix,
                 output=output,
-                scenario_options=(("seconds", f"{DELAY:g}"), ("n", "10")),
             )
             results = run.job(Pair(app, server), options, label=cells[0].label)
             by_scenario = {r["scenario"]: r for r in results}
@@ -85,46 +96,37 @@ def _row(cell: Cell, result: ResultRow | None, run_dir: Path) -> Row:
 
 
 def run_shootout(
+    options: BenchOptions,
     *,
-    output: Path,
-    budget_ms: float = 100.0,
-    scenario: str = "db",
-    start_rate: float = 50.0,
-    step: float = 1.5,
+    budget_ms: float,
+    start_rate: float,
+    step: float,
+    duration: float,
     max_steps: int = 10,
-    duration: float = 4.0,
     pair_filter: Callable[[Pair], bool] = lambda pair: True,
     progress: Progress | None = None,
 ) -> ExperimentOutcome:
-    """Per pair: raise the open-model rate until p99 > budget or errors > 1%."""
+    """Per pair: raise the open-model rate of ``options``' one scenario, ``duration``
+    seconds a step, until p99 > budget or errors > 1%."""
     experiment = EXPERIMENTS["server-shootout"]
     with BenchRun(
-        experiment.name, output=output, experiment=experiment.name, progress=progress
+        experiment.name, output=options.output, experiment=experiment.name, progress=progress
     ) as run:
         outcome = ExperimentOutcome(experiment, run.run_dir)
         for pair in filter(pair_filter, pairs()):
             rate, best, curve = start_rate, None, []
             for _ in range(max_steps):
-                options = BenchOptions(
-                    scenarios=(scenario,),
-                    rate=rate,
-                    duration=duration,
-                    warmup=1.0,
-                    connections=256,
-                    timeout=10.0,
-                    output=output,
-                )
-                (result,) = run.job(pair, options, label=f"r{rate:g}")
+                load = options.load.replace(rate=rate, duration=duration, requests=None)
+                (result,) = run.job(pair, replace(options, load=load), label=f"r{rate:g}")
                 summary = result["summary"]
                 if summary is None:
                     break
-                achieved = summary["responses"] / duration
                 curve.append(
                     {
                         "rate": rate,
                         "p99_ms": summary["p99_ms"],
                         "error_rate": summary["error_rate"],
-                        "achieved": achieved,
+                        "achieved": achieved_rate(result, run.run_dir),
                     }
                 )
                 if summary["p99_ms"] > budget_ms or summary["error_rate"] > 0.01:
@@ -135,3 +137,12 @@ def run_shootout(
                 {"app": pair.app, "server": pair.server, "sustainable_rate": best, "curve": curve}
             )
     return outcome
+
+
+def achieved_rate(result: ResultRow, run_dir: Path) -> float:
+    """Responses per second over the windows loadgen measured (``elapsed_s``), not over
+    the duration asked for: a window that overran (a slow drain, a stall) is longer."""
+    assert result["summary"] is not None
+    document = read_result(run_dir / result["file"])
+    measured = sum(float(r["loadgen"]["summary"]["elapsed_s"]) for r in document["repeats"])
+    return result["summary"]["responses"] / measured if measured else 0.0

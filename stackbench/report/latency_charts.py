@@ -99,20 +99,47 @@ def latency_spectrum(
 # ------------------------------------------------------------------ time series
 
 
-def per_second(report: Mapping[str, Any], duration_s: float) -> list[tuple[float, float, float]]:
+def per_second(report: Mapping[str, Any]) -> list[tuple[float, float, float]]:
     """(second, req/s, p99 ms) of one measured run, warm-up excluded by the load generator.
 
-    The last bin of a run holds only the drain after the deadline; a bin covering less
-    than half a second of the measured window is dropped, a partial one is scaled.
+    The bins span the window loadgen measured (``elapsed_s``), drain and any overrun of
+    the asked-for duration included; the last, partial bin is scaled to its width, or
+    dropped when it covers less than half a second.
     """
+    elapsed = float(report["summary"]["elapsed_s"])
     out = []
     for entry in report["series"]:
         t = int(entry["t"])
-        width = min(1.0, duration_s - t)
+        width = min(1.0, elapsed - t)
         if width < 0.5:
             continue
         out.append((t + width / 2, entry["completed"] / width, entry["p99_ns"] / 1e6))
     return out
+
+
+def timeline(
+    result: LoadedResult,
+) -> tuple[list[float], list[float], list[float], list[tuple[float, float]]]:
+    """One result's repeats back to back on one time axis, each as long as loadgen
+    measured it: the points (x, req/s, p99 ms; NaN between repeats) and each repeat's
+    (start, end)."""
+    offset = 0.0
+    xs: list[float] = []
+    rps: list[float] = []
+    p99: list[float] = []
+    spans: list[tuple[float, float]] = []
+    for repeat in result.repeats:
+        for t, rate, latency in per_second(repeat["loadgen"]):
+            xs.append(offset + t)
+            rps.append(rate)
+            p99.append(latency)
+        xs.append(math.nan)  # a gap between repeats, not a line across it
+        rps.append(math.nan)
+        p99.append(math.nan)
+        elapsed = float(repeat["loadgen"]["summary"]["elapsed_s"])
+        spans.append((offset, offset + elapsed))
+        offset += elapsed
+    return xs, rps, p99, spans
 
 
 def time_series(
@@ -123,25 +150,13 @@ def time_series(
         2, 1, figsize=(WIDTH, 6.4), sharex=True, gridspec_kw={"height_ratios": [1, 1]}
     )
     boundaries: list[float] = []
+    longest: list[tuple[float, float]] = []  # the repeat labels follow the most repeats
     drawn = 0
     every: list[float] = []
     for result in sort_results(items):
-        duration = float(result.doc["load"]["duration_s"])
-        offset = 0.0
-        xs: list[float] = []
-        rps: list[float] = []
-        p99: list[float] = []
-        for index, repeat in enumerate(result.repeats):
-            if index:
-                boundaries.append(offset)
-            for t, rate, latency in per_second(repeat["loadgen"], duration):
-                xs.append(offset + t)
-                rps.append(rate)
-                p99.append(latency)
-            xs.append(math.nan)  # a gap between repeats, not a line across it
-            rps.append(math.nan)
-            p99.append(math.nan)
-            offset += duration
+        xs, rps, p99, spans = timeline(result)
+        boundaries += [start for start, _ in spans[1:]]
+        longest = max(longest, spans, key=len)
         if not any(not math.isnan(v) for v in rps):
             continue
         every += p99
@@ -152,12 +167,11 @@ def time_series(
     for boundary in sorted(set(boundaries)):
         for ax in (top, bottom):
             ax.axvline(boundary, color="#888", linestyle=":", linewidth=1)
-    repeats = max((len(r.repeats) for r in items), default=0)
+    repeats = len(longest)
     if repeats > 1:
-        duration = max(float(r.doc["load"]["duration_s"]) for r in items)
-        for k in range(repeats):
+        for k, (start, end) in enumerate(longest):
             top.text(
-                (k + 0.5) * duration,
+                (start + end) / 2,
                 1.0,
                 f"repeat {k + 1}",
                 transform=top.get_xaxis_transform(),

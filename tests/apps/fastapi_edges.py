@@ -1,27 +1,33 @@
-"""What the conformance suite leaves out, for the two FastAPI + async ORM apps.
+"""What the conformance suite leaves out, for the FastAPI / Starlette apps.
 
 ``test_fastapi_sqla.py`` and ``test_tortoise.py`` each subclass ``FastAPIAppChecks`` with
-their app id. Every test runs against the app served by a real server (a subprocess on a
-real PostgreSQL); POSTs that must fail are checked to write nothing.
+their app id; they and ``test_gino_style.py`` subclass ``HostileClientChecks`` (issue 26's
+findings, the contract's answers). Every test runs against the app served by a real server
+(a subprocess on a real PostgreSQL); POSTs that must fail are checked to write nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import shutil
+import socket
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 import pytest
 
 from stackbench.apps import get_app
-from stackbench.serve import serve
+from stackbench.server_process import Served, serve
 from stackbench.servers import Knobs, get_server
 
 BIN_DIR = Path(sys.executable).parent
@@ -272,3 +278,190 @@ class FastAPIAppChecks:
             assert troupe["id"] == 1 and len(troupe["members"]) == 6
             upstream = httpx.get(f"{served.base_url}/slow/http", params={"seconds": "0"})
             assert upstream.status_code == 200
+
+
+# ---------------------------------------------------------------- hostile clients (issue 26)
+
+
+def malformed_chunked(prefix: str) -> bytes:
+    """A POST whose chunk size is `zz` (the issue's reproduction)."""
+    return (
+        f"POST {prefix}/api/troupes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+    ).encode()
+
+
+TRACEBACK_MARKS = ("Traceback", "Exception in ASGI application", "ClientDisconnect")
+
+
+def raw_exchange(base_url: str, request: bytes, *, close_early: bool = False) -> bytes:
+    """Send bytes no client library would send; the server's answer (b"" when it closes
+    without one). ``close_early``: hang up right after sending, as a client that gives up."""
+    parts = urlsplit(base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request)
+        if close_early:
+            return b""
+        received = b""
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while chunk := sock.recv(65536):
+                received += chunk
+                if b"\r\n\r\n" in received and b"content-length: 0" in received.lower():
+                    break
+    return received
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b"\r\n", 1)[0].split()[1])
+
+
+def log_after(served: Served, offset: int) -> str:
+    return served.process.log_path.read_bytes()[offset:].decode(errors="replace")
+
+
+@contextlib.contextmanager
+def served_with(
+    app_id: str, server_id: str, db_url: str, upstream_url: str, log_dir: Path, **knobs: int
+) -> Iterator[Served]:
+    """The app under its own server (its own log): for settings the shared one lacks."""
+    with serve(
+        get_app(app_id),
+        get_server(server_id),
+        database_url=db_url,
+        upstream_url=upstream_url,
+        bin_dir=BIN_DIR,
+        log_dir=log_dir,
+        knobs=Knobs(workers=1, pool_size=knobs.get("pool_size", 2)),
+        cpus=1,
+    ) as served:
+        yield served
+
+
+class HostileClientChecks:
+    """Issue 26's findings, each with the contract's answer (CONTRACT.md, the lead's
+    decisions): documentation routes off, -0 is 0, an upstream failure without internals,
+    a bounded wait for a pooled connection, a body that never completes in one log line."""
+
+    APP = ""  # set by the subclass
+    PREFIX = ""  # where the app serves the contract (django_fastapi's FastAPI half: /fastapi)
+    DOCS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def hostile_base(cls, app_servers) -> str:
+        return app_servers.get(cls.APP, "uvicorn").base_url + cls.PREFIX
+
+    @pytest.mark.parametrize("path", DOCS)
+    def test_docs_routes_are_404_unless_api_docs(self, hostile_base: str, path: str) -> None:
+        response = httpx.get(hostile_base + path)
+        assert response.status_code == 404, response.text[:200]
+        assert "detail" in response.json()
+
+    @pytest.mark.parametrize("seconds", ["-0", "-0.0", "-0e0", "-.0"])
+    def test_negative_zero_seconds_is_zero(self, hostile_base: str, seconds: str) -> None:
+        response = httpx.get(f"{hostile_base}/slow/db", params={"seconds": seconds})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"slept": 0} and "-" not in response.text, response.text
+
+    def test_upstream_down_is_a_bare_502(self, db_url: str, work_dir: Path) -> None:
+        dead = f"http://127.0.0.1:{_closed_port()}"
+        with served_with(self.APP, "uvicorn", db_url, dead, work_dir / "upstream-down") as served:
+            start = served.process.log_path.stat().st_size
+            for path in ("/slow/http?seconds=0", "/slow/fanout?n=2&seconds=0"):
+                response = httpx.get(served.base_url + self.PREFIX + path)
+                assert response.status_code == 502, response.text
+                assert response.json() == {"detail": "Upstream unavailable."}
+            log = log_after(served, start)
+        assert "Connect" in log, log  # what failed is in the server's log ...
+        assert "Traceback" not in log, log  # ... in one line each, not a traceback
+
+    def test_pool_wait_is_bounded_then_503(
+        self, db_url: str, upstream_url: str, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """One connection, held by a 4 s pg_sleep: the next request waits DB_POOL_TIMEOUT
+        (1 s here), then gets the contract's 503, while the sleeper still gets its 200."""
+        monkeypatch.setenv("DB_POOL_TIMEOUT", "1")
+        log_dir = work_dir / "pool-timeout"
+        with (
+            served_with(self.APP, "uvicorn", db_url, upstream_url, log_dir, pool_size=1) as s,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            base = s.base_url + self.PREFIX
+            holder = pool.submit(httpx.get, f"{base}/slow/db", params={"seconds": 4}, timeout=30)
+            time.sleep(0.5)  # the sleeper has the one connection
+            started = time.perf_counter()
+            busy = httpx.get(f"{base}/db", timeout=30)
+            waited = time.perf_counter() - started
+            assert holder.result().status_code == 200
+        assert busy.status_code == 503, busy.text
+        assert busy.json() == {"detail": "Database busy, retry later."}
+        assert busy.headers["content-type"].startswith("application/json")
+        assert busy.headers["retry-after"] == "1"
+        assert 0.8 <= waited < 3.0, f"answered after {waited:.1f} s with DB_POOL_TIMEOUT=1"
+
+    def test_malformed_chunked_body_is_one_log_line(self, app_servers) -> None:
+        """uvicorn answers a chunk size of `zz` 400 itself; the app sees its body end early
+        (Starlette's ClientDisconnect) and logs one line, not a traceback per request."""
+        served = app_servers.get(self.APP, "uvicorn")
+        start = served.process.log_path.stat().st_size
+        answer = raw_exchange(served.base_url, malformed_chunked(self.PREFIX))
+        assert answer and status_of(answer) == 400, answer[:300]
+        time.sleep(0.5)  # the app's log line follows the server's answer
+        log = log_after(served, start)
+        assert not any(mark in log for mark in TRACEBACK_MARKS), log
+
+    def test_body_cut_short_is_one_log_line(self, app_servers) -> None:
+        """A client that declares 100 bytes, sends 10 and hangs up."""
+        served = app_servers.get(self.APP, "uvicorn")
+        start = served.process.log_path.stat().st_size
+        head = (
+            f"POST {self.PREFIX}/api/troupes HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        ).encode()
+        raw_exchange(served.base_url, head + b'{"name": "', close_early=True)
+        time.sleep(0.5)
+        log = log_after(served, start)
+        assert "the body ended before it was complete" in log, log
+        assert not any(mark in log for mark in TRACEBACK_MARKS), log
+        assert httpx.get(served.base_url + "/health").status_code == 200
+
+    @pytest.mark.skipif(
+        shutil.which("granian", path=str(BIN_DIR)) is None
+        and importlib.util.find_spec("granian") is None,
+        reason="granian is not installed in this environment (noxfile: TEST_SERVERS)",
+    )
+    def test_malformed_chunked_body_under_granian_is_400(
+        self, db_url: str, upstream_url: str, work_dir: Path
+    ) -> None:
+        """granian hands the app a body that ends early and sends what the app answers:
+        the app's 400, where an unhandled ClientDisconnect made granian answer 500."""
+        log_dir = work_dir / "granian-chunked"
+        with served_with(self.APP, "granian", db_url, upstream_url, log_dir) as served:
+            start = served.process.log_path.stat().st_size
+            answer = raw_exchange(served.base_url, malformed_chunked(self.PREFIX))
+            time.sleep(0.5)
+            log = log_after(served, start)
+        assert answer and status_of(answer) == 400, answer[:300]
+        body = answer.split(b"\r\n\r\n", 1)[1]
+        assert b'"detail"' in body, answer[:300]
+        assert not any(mark in log for mark in TRACEBACK_MARKS), log
+
+    def test_content_length_of_thousands_of_digits_is_4xx(self, hostile_base: str) -> None:
+        """A Content-Length over int()'s 4,300 digits, with leading zeros and a small value."""
+        declared = b"0" * 4999 + b"2"
+        request = (
+            f"POST {self.PREFIX}/api/troupes HTTP/1.1\r\nHost: x\r\n".encode()
+            + b"Content-Type: application/json\r\nConnection: close\r\n"
+            + b"Content-Length: "
+            + declared
+            + b"\r\n\r\n{}"
+        )
+        answer = raw_exchange(hostile_base.removesuffix(self.PREFIX), request)
+        assert answer and 400 <= status_of(answer) < 500, answer[:300]
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

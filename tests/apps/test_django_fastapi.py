@@ -20,10 +20,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from fastapi_edges import HostileClientChecks  # tests/apps is on sys.path (no __init__.py)
 
 from shared_fixtures.db import Database
 from stackbench.apps import get_app
-from stackbench.serve import Served
+from stackbench.server_process import Served
 
 APP = get_app("django_fastapi")
 ENTRIES = {"uvicorn": "ASGI", "gunicorn-gthread": "WSGI"}  # server -> the entry it serves
@@ -313,3 +314,18 @@ def test_readme_commands_name_the_entries() -> None:
     for needle in ("project.asgi:application", "project.wsgi:application", "127.0.0.1"):
         assert needle in readme
     assert Path(APP.directory / "requirements.txt").is_file()
+
+
+# ---------------------------------------------------------------- the FastAPI half, hostile
+
+
+class TestFastAPIHalfHostile(HostileClientChecks):
+    """Issue 26's findings at /fastapi (api/main.py), under the ASGI entry."""
+
+    APP = APP.id
+    PREFIX = "/fastapi"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def db_url(cls, db: Database) -> str:
+        return db.url

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi_edges import FastAPIAppChecks  # tests/apps is on sys.path (no __init__.py)
+from fastapi_edges import (  # tests/apps is on sys.path (no __init__.py)
+    FastAPIAppChecks,
+    HostileClientChecks,
+)
 
 
-class TestFastapiSqla(FastAPIAppChecks):
+class TestFastapiSqla(FastAPIAppChecks, HostileClientChecks):
     APP = "fastapi_sqla"

@@ -3,12 +3,15 @@ what a connection costs on its way back to the pool."""
 
 from __future__ import annotations
 
-from fastapi_edges import FastAPIAppChecks  # tests/apps is on sys.path (no __init__.py)
+from fastapi_edges import (  # tests/apps is on sys.path (no __init__.py)
+    FastAPIAppChecks,
+    HostileClientChecks,
+)
 
 from shared_fixtures.conformance.target import AppTarget
 
 
-class TestTortoise(FastAPIAppChecks):
+class TestTortoise(FastAPIAppChecks, HostileClientChecks):
     APP = "tortoise"
 
     def test_a_db_request_is_one_statement(self, base: str, db_url: str) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from stackbench import results
-from stackbench.experiments import versions
+from stackbench.experiments import duets, versions
 from stackbench.matrix import Pair
-from stackbench.options import BenchOptions
+from stackbench.options import BENCH_LOAD, BenchOptions
 
 BIN = Path(sys.executable).parent
 
@@ -32,11 +32,11 @@ def test_bad_lanes_are_refused(specs: list[str], says: str) -> None:
 
 def test_ratios_pair_each_repeat_with_the_oldest_in_the_same_repeat() -> None:
     # Repeat 2 was slow for everyone (a noisy neighbour): pairing cancels it.
-    ratio = versions.paired_ratio([110.0, 55.0, 121.0], [100.0, 50.0, 110.0])
+    ratio = duets.paired_ratio([110.0, 55.0, 121.0], [100.0, 50.0, 110.0])
     assert ratio.median == pytest.approx(1.1) and ratio.low == ratio.high == pytest.approx(1.1)
     # A repeat one side missed is left out, not paired with another repeat.
-    assert versions.paired_ratio([None, 60.0], [100.0, 50.0]).median == pytest.approx(1.2)
-    assert versions.paired_ratio([None], [100.0]).text() == "–"
+    assert duets.paired_ratio([None, 60.0], [100.0, 50.0]).median == pytest.approx(1.2)
+    assert duets.paired_ratio([None], [100.0]).text() == "–"
 
 
 def test_the_table_is_relative_to_the_first_lane(tmp_path: Path) -> None:
@@ -56,7 +56,10 @@ def test_lanes_alternate_per_repeat_in_one_run(tmp_path: Path) -> None:
     # Two lanes on this venv's Python: the order of the jobs is what is under test.
     lanes = [versions.Lane("a", BIN), versions.Lane("b", BIN)]
     options = BenchOptions(
-        scenarios=("json",), duration=1.0, warmup=0.5, connections=4, workers=1, output=tmp_path
+        scenarios=("json",),
+        load=BENCH_LOAD.replace(duration=1.0, warmup=0.5, concurrency=4),
+        workers=1,
+        output=tmp_path,
     )
     outcome = versions.run_versions(
         pairs=[Pair("gino_style", "uvicorn")], lanes=lanes, options=options, repeats=2

@@ -21,7 +21,7 @@ from stackbench.experiments.techempower import (
     TechEmpowerError,
     TechEmpowerOutcome,
 )
-from stackbench.options import BenchOptions
+from stackbench.options import BENCH_LOAD, BenchOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANTED = Path(__file__).resolve().parent / "planted_techempower"
@@ -146,7 +146,9 @@ def test_a_short_run_serves_ours_and_the_planted_app_in_alternating_duets(
     tmp_path: Path,
 ) -> None:
     options = BenchOptions(
-        scenarios=("db", "fortunes"), duration=1.0, warmup=0.5, connections=4, output=tmp_path
+        scenarios=("db", "fortunes"),
+        load=BENCH_LOAD.replace(duration=1.0, warmup=0.5, concurrency=4),
+        output=tmp_path,
     )
     outcome = techempower.run_techempower(
         root=PLANTED,

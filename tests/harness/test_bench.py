@@ -21,6 +21,7 @@ import pytest
 
 from shared_fixtures.processes import processes_owned_by
 from stackbench import apps, bench, results
+from stackbench.options import BENCH_LOAD
 from stackbench.sampler import host_cpu_source
 from tests.harness.runs import (
     SHORT,
@@ -121,7 +122,11 @@ def test_server_that_cannot_start_is_failed_with_its_log(tmp_path: Path, monkeyp
     broken = dataclasses.replace(apps.APPS["gino_style"], entries={"asgi": "main:nowhere"})
     monkeypatch.setitem(apps.APPS, "gino_style", broken)
     options = bench.BenchOptions(
-        scenarios=("json",), duration=1, warmup=0, output=tmp_path, workers=1, ready_timeout=20
+        scenarios=("json",),
+        load=BENCH_LOAD.replace(duration=1, warmup=0),
+        output=tmp_path,
+        workers=1,
+        ready_timeout=20,
     )
     report = bench.single_pair("gino_style", "uvicorn", options)
     assert report.status == "failed"

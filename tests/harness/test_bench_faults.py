@@ -20,6 +20,7 @@ import pytest
 
 from shared_fixtures.processes import processes_owned_by
 from stackbench import apps, bench, results
+from stackbench.options import BENCH_LOAD
 from stackbench.sampler import TICK_NS, host_cpu_source
 from tests.harness.runs import bench_process, result_documents, wait_for
 
@@ -50,8 +51,8 @@ def _planted_copy(app_id: str, tmp_path: Path, old: str, new: str, tail: str = "
 
 
 def _short(**changes) -> bench.BenchOptions:
-    base = {"duration": 2.0, "warmup": 1.0, "connections": 8, "workers": 1}
-    return bench.BenchOptions(**{**base, **changes})
+    load = BENCH_LOAD.replace(duration=2.0, warmup=1.0, concurrency=8)
+    return bench.BenchOptions(**{"load": load, "workers": 1, **changes})
 
 
 def test_one_wrong_body_in_twenty_is_degraded(tmp_path: Path, monkeypatch) -> None:

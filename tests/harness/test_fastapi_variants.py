@@ -23,7 +23,7 @@ from shared_fixtures.conformance.target import AppTarget
 from shared_fixtures.db import Database
 from stackbench.apps import get_app
 from stackbench.measure import BIN_DIR
-from stackbench.serve import Served, app_env, serve
+from stackbench.server_process import Served, app_env, serve
 from stackbench.servers import Knobs, get_server
 from stackbench.variants import FASTAPI_SQLA, VARIANTS, get_variant
 
@@ -203,19 +203,13 @@ def test_a_served_variant_answers_the_same_and_runs_its_statements(
 # What each variant changes, taken away from a copy of the app (pairs: text, its
 # replacement): each must refuse to start.
 FAULTS: dict[str, tuple[str, ...]] = {
-    "core-queries": ('@app.api_route("/db", methods=GET)', '@app.api_route("/db2", methods=GET)'),
-    "no-response-model": (
-        '@app.api_route("/db", methods=GET)',
-        '@app.api_route("/db", methods=GET, response_model=None)',
-    ),
-    "no-templates": (
-        '@app.api_route("/fortunes", methods=GET',
-        '@app.api_route("/fortune", methods=GET',
-    ),
+    "core-queries": ('@get("/db",', '@get("/db2",'),
+    "no-response-model": ('@get("/db",', '@get("/db", response_model=None,'),
+    "no-templates": ('@get("/fortunes",', '@get("/fortune",'),
     # the endpoints open their session under another name: nothing named SessionLocal
     "autocommit-session": (
-        "from db import SessionLocal, engine, get_session",
-        "from db import SessionLocal as Sessions, engine, get_session",
+        "from db import DB_POOL_TIMEOUT, SessionLocal, engine, get_session",
+        "from db import DB_POOL_TIMEOUT, SessionLocal as Sessions, engine, get_session",
         "SessionLocal()",
         "Sessions()",
     ),

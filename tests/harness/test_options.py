@@ -15,6 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from loadgen import cli as loadgen_cli
+from stackbench.cli import build_parser
+from stackbench.loadrun import aimed, loadgen_argv
+from stackbench.options import BENCH_LOAD, load_from, options_from
+
 ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
 
@@ -62,6 +67,8 @@ BENCH_ERRORS = [
     (["--server-cpus", "99"], "no CPU 99 here"),
     (["--client-cpus", "1-0"], "not a CPU range"),
     (["--scale", "0"], "--scale"),
+    # checked as loadgen checks the load, but before anything starts
+    (["--processes", "4", "-c", "2"], "--processes (4) cannot exceed -c (2)"),
 ]
 
 
@@ -130,15 +137,43 @@ def test_a_bad_experiment_option_is_one_line_and_exit_2(
     assert not output.exists()
 
 
-def test_each_scenario_gets_and_records_only_the_options_it_reads() -> None:
-    from stackbench.options import BenchOptions, check_scenarios, options_for
+def test_the_bench_hands_loadgen_the_load_it_was_given(tmp_path: Path) -> None:
+    """bench's load options → BenchOptions.load → loadgen's command line → loadgen's own
+    parser: the same Config, whatever was typed, and the bench's defaults for the rest."""
+    # A scenario file without OPTIONS reads any option: a value with "=" in it goes through.
+    scenario = tmp_path / "echo.py"
+    scenario.write_text('from loadgen.scenario import Endpoint\nENDPOINTS = [Endpoint("e", "/")]\n')
+    typed = ["--duration", "2.5s", "-c", "7", "--rate", "33.3", "--warmup", "0"]
+    typed += ["--timeout", "3s", "--processes", "2", "--scenario-option", "seconds=0.5=x"]
+    typed += ["--scenarios", str(scenario)]
+    args = build_parser().parse_args(
+        ["bench", "--app", "gino_style", "--server", "uvicorn", "--output", str(tmp_path), *typed]
+    )
+    load = aimed(options_from(args).load, str(scenario), "http://127.0.0.1:9/")
+    argv = loadgen_argv(load, tmp_path / "r.json", None)
+    assert argv[:3] == [sys.executable, "-m", "loadgen"]
+    back = loadgen_cli.config_from_args(loadgen_cli.build_parser().parse_args(argv[3:]))
+    assert back == load
+    assert (back.duration, back.concurrency, back.rate, back.warmup) == (2.5, 7, 33.3, 0.0)
+    assert (back.timeout, back.processes) == (3.0, 2)
+    assert dict(back.scenario_options) == {"seconds": "0.5=x"} and back.scenario == str(scenario)
+    for duration in ([], ["--duration", "3s"]):  # a count: no duration, its warm-up stays
+        counting = ["bench", "--app", "a", "--server", "b", "-n", "9", *duration]
+        counted = load_from(build_parser().parse_args(counting))
+        assert (counted.requests, counted.duration, counted.warmup) == (9, None, BENCH_LOAD.warmup)
 
-    given = (("seconds", "0.5"), ("sample", "2"), ("page_size", "5"))
-    check_scenarios(("db", "slow-db", "colleges", "mix"), given)  # each key read by one
-    options = BenchOptions(scenarios=("db", "slow-db"), scenario_options=given)
-    assert options.load("db").options == (("sample", "2"),)
-    assert options.load("slow-db").options == (("seconds", "0.5"), ("sample", "2"))
-    assert options_for("mix", (("db.sample", "1"), ("nope", "1"))) == (("db.sample", "1"),)
+
+def test_each_scenario_gets_and_records_only_the_options_it_reads() -> None:
+    from loadgen.scenario import options_for
+    from stackbench.options import check_scenarios
+
+    given = {"seconds": "0.5", "sample": "2", "page_size": "5"}
+    check_scenarios(("db", "slow-db", "colleges", "mix"), given.items())  # each key read by one
+    load = BENCH_LOAD.replace(scenario_options=given)
+    at = "http://127.0.0.1:9/"
+    assert dict(aimed(load, "db", at).scenario_options) == {"sample": "2"}
+    assert dict(aimed(load, "slow-db", at).scenario_options) == {"seconds": "0.5", "sample": "2"}
+    assert options_for("mix", {"db.sample": "1", "nope": "1"}) == {"db.sample": "1"}
 
 
 def test_a_scenario_file_says_which_options_it_reads(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stackbench import bench, profiler
-from stackbench.options import BenchOptions
+from stackbench.options import BENCH_LOAD, BenchOptions
 from tests.harness.runs import ROOT, result_documents
 from tests.harness.serving import target_argv
 
@@ -61,7 +61,11 @@ def test_summary_gives_each_package_its_share() -> None:
 
 def _options(tmp_path: Path) -> BenchOptions:
     return BenchOptions(
-        scenarios=("db",), duration=3, warmup=1, workers=1, output=tmp_path, profile=True
+        scenarios=("db",),
+        load=BENCH_LOAD.replace(duration=3, warmup=1),
+        workers=1,
+        output=tmp_path,
+        profile=True,
     )
 
 

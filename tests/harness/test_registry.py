@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from loadgen.config import Config
 from stackbench import matrix
 from stackbench.apps import APPS, ASGI, WSGI, get_app
 from stackbench.servers import SERVERS, Knobs, get_server
@@ -178,20 +179,23 @@ def test_noxfile_names_an_invalid_bench_session_clearly() -> None:
 
 
 def test_loadgen_command_line_follows_the_load() -> None:
-    from stackbench.loadrun import loadgen_argv
-    from stackbench.options import BenchOptions
+    from stackbench.loadrun import aimed, loadgen_argv
+    from stackbench.options import BENCH_LOAD
 
-    count = loadgen_argv(BenchOptions(requests=10).load("db"), "http://x", Path("r"), "1")
+    def argv(load: Config, url: str, cpus: str | None = None) -> list[str]:
+        return loadgen_argv(aimed(load, "db", url), Path("r"), cpus)
+
+    count = argv(BENCH_LOAD.replace(requests=10, duration=None), "http://x", "1")
     assert count[:3] == ["taskset", "-c", "1"] and count[count.index("-n") + 1] == "10"
     assert "-z" not in count
-    timed = loadgen_argv(BenchOptions(duration=3, rate=50).load("db"), "http://x", Path("r"), None)
+    timed = argv(BENCH_LOAD.replace(duration=3, rate=50), "http://x")
     assert (
         timed[timed.index("-z") + 1] in ("3s", "3.0s") and float(timed[timed.index("-R") + 1]) == 50
     )
     assert "-n" not in timed and timed[-1] == "http://x"
     # Only a target on another host (bench --target) lifts loadgen's loopback guard.
-    local = loadgen_argv(BenchOptions().load("db"), "http://127.0.0.1:8000", Path("r"), None)
-    remote = loadgen_argv(BenchOptions().load("db"), "http://10.213.77.1:8000", Path("r"), None)
+    local = argv(BENCH_LOAD, "http://127.0.0.1:8000")
+    remote = argv(BENCH_LOAD, "http://10.213.77.1:8000")
     assert "--allow-remote" not in local and "--allow-remote" in remote
 
 
@@ -261,7 +265,7 @@ def test_free_threaded_lane_servers_run_with_the_gil_off() -> None:
 def test_the_gil_setting_reaches_only_the_lanes_servers(monkeypatch) -> None:
     """Per server, from the serving interpreter: never inherited from the harness's shell."""
     from stackbench.apps import get_app
-    from stackbench.serve import app_env, is_free_threaded
+    from stackbench.server_process import app_env, is_free_threaded
 
     monkeypatch.setenv("PYTHON_GIL", "0")  # a shell that turned it off for everything
     app = get_app("django_sync")

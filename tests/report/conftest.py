@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from stackbench import bench
+from stackbench.options import BENCH_LOAD
 
 
 @pytest.fixture(scope="session")
@@ -21,9 +22,7 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output.chmod(0o755)
     options = bench.BenchOptions(
         scenarios=("json", "db"),
-        duration=1.5,
-        warmup=0.5,
-        connections=8,
+        load=BENCH_LOAD.replace(duration=1.5, warmup=0.5, concurrency=8),
         repeats=2,
         workers=1,
         output=output,

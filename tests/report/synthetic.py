@@ -25,7 +25,13 @@ def _loadgen(rps: float, p99_ms: float, duration: float) -> dict[str, Any]:
     percentiles = {"50": p99_ms / 4, "90": p99_ms / 2, "99": p99_ms, "99.9": p99_ms * 1.5}
     return {
         "version": 1,
-        "summary": {"rps": rps, "ok": int(rps * duration), "failed": 0, "errors": 0},
+        "summary": {
+            "rps": rps,
+            "ok": int(rps * duration),
+            "failed": 0,
+            "errors": 0,
+            "elapsed_s": duration,
+        },
         "latency": {
             "headline": "uncorrected",
             "uncorrected": {

@@ -1,13 +1,14 @@
 """Settings for the django_async reference app: everything that varies comes from the env.
 
-DATABASE_URL (required), UPSTREAM_URL, DB_POOL_SIZE, SECRET_KEY (required), ALLOWED_HOSTS,
-DJANGO_HTTPS.
+DATABASE_URL (required), UPSTREAM_URL, DB_POOL_SIZE, DB_POOL_TIMEOUT, SECRET_KEY (required),
+ALLOWED_HOSTS, DJANGO_HTTPS.
 """
 
+import math
 import os
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -28,25 +29,27 @@ def required(name: str) -> str:
     return value
 
 
-def database_from_url(url: str) -> dict:
-    """postgresql://user[:password]@host[:port]/dbname[?libpq options] -> DATABASES entry."""
-    parts = urlsplit(url)
+def positive_number(name: str, default: str) -> float:
+    raw = os.environ.get(name, "").strip() or default
     try:
-        port = parts.port
+        value = float(raw)
     except ValueError:
-        port = -1
-    name = unquote(parts.path.lstrip("/"))
-    if parts.scheme not in ("postgres", "postgresql") or not name or port == -1:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ImproperlyConfigured(f"{name} must be a number above 0, not {raw!r}")
+    return value
+
+
+def postgresql(url: str) -> dict:
+    """DATABASE_URL as a DATABASES entry (dj-database-url; libpq options go to OPTIONS)."""
+    try:
+        database = dj_database_url.parse(url)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from None
+    database.setdefault("OPTIONS", {})  # libpq options and the pool go here
+    if database["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured("DATABASE_URL must look like postgresql://user@host:5432/db")
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
-        "HOST": parts.hostname or "",
-        "PORT": str(port or ""),
-        "OPTIONS": dict(parse_qsl(parts.query)),
-    }
+    return database
 
 
 SECRET_KEY = required("SECRET_KEY")  # one per deployment, shared by all workers
@@ -98,12 +101,19 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------
 POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
+# How long a request waits for a pooled connection; then it is answered 503 with
+# Retry-After (circus.views.allow), not left to hang.
+POOL_TIMEOUT = positive_number("DB_POOL_TIMEOUT", "10")
 
-DATABASES = {"default": database_from_url(required("DATABASE_URL"))}
+DATABASES = {"default": postgresql(required("DATABASE_URL"))}
 # psycopg 3's pool, one per process, fixed size so a benchmark never waits on a connect.
 # The async ORM runs each query in a worker thread (one per request), which borrows a
 # connection from this pool and returns it when the request ends.
-DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": POOL_SIZE, "max_size": POOL_SIZE}
+DATABASES["default"]["OPTIONS"]["pool"] = {
+    "min_size": POOL_SIZE,
+    "max_size": POOL_SIZE,
+    "timeout": POOL_TIMEOUT,
+}
 
 # The shared tables use 32-bit serial ids.
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
@@ -119,6 +129,8 @@ AUTH_PASSWORD_VALIDATORS = [
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# CSRF's refusals answer JSON, and a method the view does not serve is 405 before that.
+CSRF_FAILURE_VIEW = "circus.views.csrf_failure"
 # The benchmark serves plain HTTP on loopback; behind TLS set DJANGO_HTTPS=1.
 HTTPS = os.environ.get("DJANGO_HTTPS", "") == "1"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS

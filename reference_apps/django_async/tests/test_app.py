@@ -126,3 +126,18 @@ async def test_slow_endpoints(client):
     fanout = await get_json(client, "/slow/fanout", {"n": 3, "seconds": 0})
     assert [call["delay"] for call in fanout["results"]] == [0, 0, 0]
     assert (await client.get("/slow/db", {"seconds": 11})).status_code == 422
+    for minus_zero in ("-0", "-0.0", "-0e0"):  # zero, never echoed as -0.0
+        response = await client.get("/slow/db", {"seconds": minus_zero})
+        assert response.json() == {"slept": 0} and b"-0" not in response.content
+
+
+async def test_a_method_a_view_does_not_serve_is_405_before_csrf():
+    from django.test import AsyncClient
+
+    strict = AsyncClient(enforce_csrf_checks=True)  # as a browser without a token meets it
+    for method, path in (("delete", "/json"), ("post", "/db"), ("put", "/api/troupes")):
+        response = await getattr(strict, method)(path)
+        assert response.status_code == 405 and "detail" in response.json(), (method, path)
+    # The admin keeps CSRF: its refusal is a JSON 403.
+    response = await strict.post("/admin/login/", {"username": "x", "password": "y"})
+    assert response.status_code == 403 and "detail" in response.json()

@@ -12,25 +12,40 @@ Import this module only after ``django.setup()`` (project.asgi / project.wsgi do
 
 import asyncio
 import json
+import logging
+import os
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import wraps
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any, TypeVar
 
 import httpx
 from django.conf import settings
-from django.db import close_old_connections
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from django.db import OperationalError, close_old_connections
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from circus import queries, upstream
 
+try:
+    from psycopg_pool import PoolTimeout
+except ImportError:  # DJANGO_DB_DRIVER=psycopg2: no pool, so nothing to wait for
+    PoolTimeout = None
+
 PREFIX = "/fastapi"  # where project.asgi / project.wsgi mount this app
+# The OpenAPI schema and its pages (/fastapi/openapi.json, /fastapi/docs, /fastapi/redoc)
+# only with API_DOCS=1: otherwise they are paths the contract does not have, 404.
+API_DOCS = os.environ.get("API_DOCS", "").strip() == "1"
+logger = logging.getLogger("api")
 
 T = TypeVar("T")
 
@@ -78,7 +93,7 @@ async def async_delay(seconds: float | int) -> Any:
         response.raise_for_status()
         return response.json()
     except (httpx.HTTPError, ValueError) as exc:
-        raise upstream.UpstreamError(f"upstream call failed: {exc!r}") from None
+        raise upstream.UpstreamError(f"upstream call failed: {exc!r}") from None  # logged
 
 
 @asynccontextmanager
@@ -94,11 +109,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 # redirect_slashes=False: /fastapi/json/ is a 404 like any unknown path, not a redirect whose
 # Location Starlette would build from the request's Host header.
 app = FastAPI(
-    title="stackbench django_fastapi (FastAPI half)", lifespan=lifespan, redirect_slashes=False
+    title="stackbench django_fastapi (FastAPI half)",
+    lifespan=lifespan,
+    redirect_slashes=False,
+    openapi_url="/openapi.json" if API_DOCS else None,
 )
-# HEAD is GET without the body (RFC 9110); FastAPI routes only the methods they name.
-GET = ["GET", "HEAD"]
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+templates = Jinja2Templates(directory=FilePath(__file__).resolve().parent / "templates")
 
 
 def _detail(status: int, message: Any) -> JSONResponse:
@@ -127,7 +143,33 @@ async def _conflict(request: Request, exc: queries.Conflict) -> JSONResponse:
 
 @app.exception_handler(upstream.UpstreamError)
 async def _upstream_error(request: Request, exc: upstream.UpstreamError) -> JSONResponse:
-    return _detail(502, str(exc))
+    # What failed is for the log; the client learns only that it did.
+    logger.warning("%s", exc)
+    return _detail(502, "Upstream unavailable.")
+
+
+@app.exception_handler(OperationalError)
+async def _database_busy(request: Request, exc: OperationalError) -> JSONResponse:
+    """Every pooled connection stayed busy for the pool's timeout (psycopg_pool's
+    PoolTimeout, which Django wraps): a 503 the client may retry. Any other database
+    error stays a 500."""
+    if PoolTimeout is None or not isinstance(exc.__cause__, PoolTimeout):
+        raise exc
+    logger.warning("%s %s: no database connection in time", request.method, request.url.path)
+    return JSONResponse(
+        {"detail": "Database busy, retry later."}, status_code=503, headers={"Retry-After": "1"}
+    )
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's own answer, except that a 405's Allow names every method the path serves:
+    Starlette names only those of the first route at the path (GET for /api/troupes)."""
+    if exc.status_code == 405:
+        routes = [route for route in app.routes if route.matches(request.scope)[0] != Match.NONE]
+        allow = sorted({method for route in routes for method in getattr(route, "methods", ())})
+        exc = StarletteHTTPException(405, exc.detail, headers={"Allow": ", ".join(allow)})
+    return await http_exception_handler(request, exc)
 
 
 @app.exception_handler(RequestValidationError)
@@ -140,54 +182,202 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return _detail(422, json.loads(json.dumps(errors, default=str)))
 
 
-# Query parameters the contract clamps (never a 422) are read as strings and parsed in
-# circus.queries, exactly as the Django half does.
-QueryStr = Annotated[str | None, Query()]
+# Parameters arrive as text and circus.queries applies the contract's rules to it, as the
+# Django half does (hand-written: the contract's integer and number grammar, README "How it
+# does things"). Each one's OpenAPI schema says what the text must hold (WithJsonSchema),
+# and the description says what anything else gets.
+Queries = Annotated[
+    str | None,
+    Query(alias="queries", description="an integer, clamped to 1..500; anything else is 1"),
+    WithJsonSchema({"type": "string", "default": "1"}),
+]
+PageNumber = Annotated[
+    str | None,
+    Query(description="1 when empty; not an integer, < 1 or past the last page: 404"),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "maxLength": 0}],
+            "default": 1,
+        }
+    ),
+]
+PageSize = Annotated[
+    str | None,
+    Query(description="an integer, clamped to 1..100; anything else is 20"),
+    WithJsonSchema({"type": "string", "default": "20"}),
+]
+ObjectId = Annotated[
+    str,
+    Path(description="a row's id; anything else: 404"),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": queries.PG_INT_MAX}),
+]
+Seconds = Annotated[
+    str | None,
+    Query(description="how long to wait, 0..10 (ASCII digits); anything else: 422"),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": queries.MAX_SLEEP, "default": 1}),
+]
+Calls = Annotated[
+    str | None,
+    Query(description="how many calls, 1..50; anything else: 422"),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": queries.MAX_FANOUT, "default": 10}),
+]
 
 
-@app.api_route("/health", methods=GET)
+class Invalid(BaseModel):
+    """One reason a request was refused (FastAPI's own, without the input echoed back)."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class Error(BaseModel):
+    """Every error answer: ``{"detail": ...}``, a sentence or a list of reasons."""
+
+    detail: str | list[Invalid]
+
+
+class Location(BaseModel):
+    id: int
+    line_1: str
+    line_2: str
+    line_3: str
+    zipcode: str
+
+
+class TroupeRef(BaseModel):
+    id: int
+    name: str
+
+
+class College(BaseModel):
+    id: int
+    name: str
+    location: Location
+    troupe: TroupeRef
+
+
+class Performer(BaseModel):
+    id: int
+    stage_name: str
+    kind: str
+    concentration: str
+
+
+class Troupe(BaseModel):
+    id: int
+    name: str
+    members: list[Performer]
+
+
+class CollegePage(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[College]
+
+
+class TroupePage(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Troupe]
+
+
+class Slept(BaseModel):
+    slept: float
+
+
+class Upstream(BaseModel):
+    upstream: dict[str, Any]
+
+
+class UpstreamAndSlept(BaseModel):
+    upstream: dict[str, Any]
+    slept: float
+
+
+class Fanout(BaseModel):
+    results: list[dict[str, Any]]
+
+
+# Every error answer, as the OpenAPI schema describes it (``responses=answers(...)``).
+RETRY_AFTER = {"description": "seconds to wait", "schema": {"type": "integer"}}
+ERRORS: dict[int, dict[str, Any]] = {
+    400: {"model": Error, "description": "The body ended before it was complete."},
+    404: {"model": Error, "description": "No such row or page (`Not found.`, `Invalid page.`)."},
+    409: {"model": Error, "description": "A troupe of that name exists."},
+    413: {"model": Error, "description": "The body is over 64 KiB."},
+    422: {"model": Error, "description": "A parameter or the body is not valid."},
+    502: {"model": Error, "description": "The upstream service failed, or UPSTREAM_URL is unset."},
+    503: {
+        "model": Error,
+        "description": "No pooled database connection in time (`Retry-After: 1`).",
+        "headers": {"Retry-After": RETRY_AFTER},
+    },
+}
+
+
+def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: ERRORS[status] for status in statuses}
+
+
+def get(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A GET route that answers HEAD too (RFC 9110: GET without the body), which FastAPI does
+    not add by itself. HEAD's route stays out of the OpenAPI schema, where it would repeat
+    the GET operation (and its operationId); GET's comes first, so a 405 says `Allow: GET`."""
+
+    def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        app.get(path, **options)(endpoint)
+        app.head(path, include_in_schema=False, **options)(endpoint)
+        return endpoint
+
+    return register
+
+
+@get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.api_route("/json", methods=GET)
+@get("/json")
 async def json_endpoint() -> dict[str, str]:
     return {"message": "Hello, World!"}
 
 
-@app.api_route("/plaintext", methods=GET)
+@get("/plaintext", response_class=PlainTextResponse)
 async def plaintext() -> PlainTextResponse:
     return PlainTextResponse("Hello, World!")
 
 
-@app.api_route("/db", methods=GET)
+@get("/db", responses=answers(503))
 @django_db
 def db() -> dict[str, int]:
     return queries.random_world()
 
 
-@app.api_route("/queries", methods=GET)
+@get("/queries", responses=answers(503))
 @django_db
-def queries_endpoint(queries_: Annotated[str | None, Query(alias="queries")] = None) -> Any:
+def queries_endpoint(queries_: Queries = None) -> Any:
     return queries.random_worlds(queries.query_count(queries_))
 
 
-@app.api_route("/updates", methods=GET)
+@get("/updates", responses=answers(503))
 @django_db
-def updates(queries_: Annotated[str | None, Query(alias="queries")] = None) -> Any:
+def updates(queries_: Queries = None) -> Any:
     return queries.update_worlds(queries.query_count(queries_))
 
 
-@app.api_route("/fortunes", methods=GET)
+@get("/fortunes", response_class=HTMLResponse, responses=answers(503))
 @django_db
 def fortunes(request: Request) -> Any:
     # Jinja2 (FastAPI's template engine) with autoescaping on for .html templates.
     return templates.TemplateResponse(request, "fortunes.html", {"fortunes": queries.fortunes()})
 
 
-@app.api_route("/api/colleges", methods=GET)
+@get("/api/colleges", response_model=CollegePage, responses=answers(404, 503))
 @django_db
-def colleges(request: Request, page: QueryStr = None, page_size: QueryStr = None) -> Any:
+def colleges(request: Request, page: PageNumber = None, page_size: PageSize = None) -> Any:
     # request.url.path includes the mount prefix, so next/previous start with /fastapi.
     return queries.page(
         queries.colleges(),
@@ -197,15 +387,15 @@ def colleges(request: Request, page: QueryStr = None, page_size: QueryStr = None
     )
 
 
-@app.api_route("/api/colleges/{college_id}", methods=GET)
+@get("/api/colleges/{college_id}", response_model=College, responses=answers(404, 503))
 @django_db
-def college(college_id: str) -> Any:
+def college(college_id: ObjectId) -> Any:
     return queries.college(college_id)
 
 
-@app.api_route("/api/troupes", methods=GET)
+@get("/api/troupes", response_model=TroupePage, responses=answers(404, 503))
 @django_db
-def troupes(request: Request, page: QueryStr = None, page_size: QueryStr = None) -> Any:
+def troupes(request: Request, page: PageNumber = None, page_size: PageSize = None) -> Any:
     return queries.page(
         queries.troupes(),
         queries.PageRequest(page, page_size),
@@ -232,14 +422,22 @@ async def troupe_body(request: Request) -> TroupeIn:
     Content-Length over that limit with its own text/plain 413.
     """
     limit = settings.MAX_REQUEST_BODY
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:  # refused before reading it
-        raise HTTPException(status_code=413, detail="Request body too large.")
+    # A Content-Length of any length (int() refuses over 4,300 digits): past the limit's
+    # digits (leading zeros aside) it is over the limit, whatever its value.
+    digits = request.headers.get("content-length", "").lstrip("0")
+    if digits.isascii() and digits.isdigit() and (len(digits) > 18 or int(digits) > limit):
+        raise HTTPException(status_code=413, detail="Request body too large.")  # unread
     body = b""
-    async for chunk in request.stream():  # a chunked body: counted as it arrives
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(status_code=413, detail="Request body too large.")
+    try:
+        async for chunk in request.stream():  # a chunked body: counted as it arrives
+            body += chunk
+            if len(body) > limit:
+                raise HTTPException(status_code=413, detail="Request body too large.")
+    except ClientDisconnect:
+        # The client went away mid-body, or sent chunks the server could not read (granian
+        # then passes this answer on; uvicorn has answered 400 itself): one line, no traceback.
+        logger.warning("POST %s: the body ended before it was complete", request.url.path)
+        raise HTTPException(status_code=400, detail="Incomplete request body.") from None
     try:
         return TroupeIn.model_validate_json(body)
     except ValidationError as exc:
@@ -251,6 +449,9 @@ async def troupe_body(request: Request) -> TroupeIn:
 @app.post(
     "/api/troupes",
     status_code=201,
+    response_model=Troupe,
+    responses=answers(400, 409, 413, 422, 503),
+    # The body is read by troupe_body, so describe it to the OpenAPI schema by hand.
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -263,45 +464,43 @@ def create_troupe(troupe: Annotated[TroupeIn, Depends(troupe_body)]) -> Any:
     return queries.create_troupe(troupe.name, troupe.member_ids)
 
 
-@app.api_route("/api/troupes/{troupe_id}", methods=GET)
+@get("/api/troupes/{troupe_id}", response_model=Troupe, responses=answers(404, 503))
 @django_db
-def troupe(troupe_id: str) -> Any:
+def troupe(troupe_id: ObjectId) -> Any:
     return queries.troupe(troupe_id)
 
 
-# The Django half's rules exactly (a number echoed as given: 1 stays 1), hence strings.
-Seconds = Annotated[str | None, Query(description="a number in 0..10, default 1")]
+def sleep_seconds(raw: str | None) -> float | int:
+    """The contract's rule (circus.queries), and -0 is 0: -0.0 + 0 == 0.0."""
+    return queries.seconds(raw) + 0
 
 
-@app.api_route("/slow/db", methods=GET)
+@get("/slow/db", response_model=Slept, responses=answers(422, 503))
 @django_db
-def slow_db(seconds: Seconds = None) -> dict[str, Any]:
-    value = queries.seconds(seconds)
+def slow_db(seconds: Seconds = None) -> Any:
+    value = sleep_seconds(seconds)
     queries.sleep_in_database(value)
     return {"slept": value}
 
 
-@app.api_route("/slow/http", methods=GET)
-async def slow_http(seconds: Seconds = None) -> dict[str, Any]:
-    return {"upstream": await async_delay(queries.seconds(seconds))}
+@get("/slow/http", response_model=Upstream, responses=answers(422, 502))
+async def slow_http(seconds: Seconds = None) -> Any:
+    return {"upstream": await async_delay(sleep_seconds(seconds))}
 
 
-@app.api_route("/slow/both", methods=GET)
+@get("/slow/both", response_model=UpstreamAndSlept, responses=answers(422, 502, 503))
 @django_db
-def slow_both(seconds: Seconds = None) -> dict[str, Any]:
+def slow_both(seconds: Seconds = None) -> Any:
     # Sync end to end (one threadpool thread): the process's httpx.Client, then pg_sleep.
-    value = queries.seconds(seconds)
+    value = sleep_seconds(seconds)
     result = upstream.delay(value)
     queries.sleep_in_database(value)
     return {"upstream": result, "slept": value}
 
 
-@app.api_route("/slow/fanout", methods=GET)
-async def slow_fanout(
-    seconds: Seconds = None,
-    n: Annotated[str | None, Query(description="an integer in 1..50, default 10")] = None,
-) -> JSONResponse:
-    count, value = queries.fanout_count(n), queries.seconds(seconds)
+@get("/slow/fanout", response_model=Fanout, responses=answers(422, 502))
+async def slow_fanout(seconds: Seconds = None, n: Calls = None) -> Any:
+    count, value = queries.fanout_count(n), sleep_seconds(seconds)
     # Tasks on the event loop: FastAPI's way of waiting on many things at once.
     results = await asyncio.gather(*(async_delay(value) for _ in range(count)))
     return JSONResponse(

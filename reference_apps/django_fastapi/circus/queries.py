@@ -97,7 +97,7 @@ def seconds(raw: str | None) -> float | int:
     if _INTEGER.fullmatch(raw):
         value = _int_or_none(raw) or 0
     elif _NUMBER.fullmatch(raw):
-        value = float(raw)
+        value = float(raw) + 0.0  # -0.0 + 0.0 is 0.0: "-0.0" is zero, never echoed as -0.0
     if not math.isfinite(value) or not 0 <= value <= MAX_SLEEP:
         raise Invalid(f"seconds must be a number in 0..{MAX_SLEEP:g}")
     return value

@@ -8,12 +8,14 @@ README.md).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import wraps
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -21,7 +23,15 @@ from django.views.decorators.csrf import csrf_exempt
 from circus import queries, upstream
 from project.concurrency import green_threads
 
+try:
+    from psycopg_pool import PoolTimeout
+
+    POOL_TIMEOUT: tuple[type[Exception], ...] = (PoolTimeout,)
+except ImportError:  # DJANGO_DB_DRIVER=psycopg2 (project/driver.py): no pool to wait on
+    POOL_TIMEOUT = ()
+
 View = Callable[..., HttpResponse]
+logger = logging.getLogger(__name__)
 
 
 def detail(status: int, message: Any) -> JsonResponse:
@@ -31,26 +41,46 @@ def detail(status: int, message: Any) -> JsonResponse:
 def allow(*methods: str) -> Callable[[View], View]:
     """The methods an endpoint answers (HEAD with GET, as HTTP wants); others get a JSON 405.
 
-    Django's require_http_methods answers an empty text/html 405 instead. csrf_exempt: a
-    token-less JSON API reads no session or user, so a forged cross-site request can do
-    nothing the attacker could not do directly (the admin keeps CSRF); without it Django's
-    CSRF check would answer a DELETE with an HTML 403 before the view could say 405.
+    Django's require_http_methods answers an empty text/html 405 instead. A request that got
+    no pooled connection within DB_POOL_TIMEOUT seconds (psycopg_pool's PoolTimeout, which
+    Django raises as its OperationalError) is told 503 with Retry-After, not a 500.
     """
     allowed = [*methods, "HEAD"] if "GET" in methods else list(methods)
 
     def decorator(view: View) -> View:
-        @csrf_exempt
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in allowed:
-                response = detail(405, f"Method {request.method} not allowed.")
-                response["Allow"] = ", ".join(allowed)
+                return method_not_allowed(request, allowed)
+            try:
+                return view(request, *args, **kwargs)
+            except OperationalError as exc:
+                if not isinstance(exc.__cause__, POOL_TIMEOUT):
+                    raise
+                response = detail(503, "Database busy, retry later.")
+                response["Retry-After"] = "1"
                 return response
-            return view(request, *args, **kwargs)
 
+        wrapper.allowed_methods = allowed  # type: ignore[attr-defined]  # for csrf_failure
         return wrapper
 
     return decorator
+
+
+def method_not_allowed(request: HttpRequest, allowed: list[str]) -> JsonResponse:
+    response = detail(405, f"Method {request.method} not allowed.")
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    """CSRF_FAILURE_VIEW: CSRF runs before the view, so `DELETE /json` lands here; a method
+    the view does not serve is a 405 whatever the token says, the rest a JSON 403."""
+    match = request.resolver_match
+    allowed = getattr(match.func, "allowed_methods", None) if match else None
+    if allowed is not None and request.method not in allowed:
+        return method_not_allowed(request, allowed)
+    return detail(403, "CSRF verification failed.")
 
 
 def contract_errors(view: View) -> View:
@@ -69,7 +99,8 @@ def contract_errors(view: View) -> View:
         except queries.Conflict as exc:
             return detail(409, exc.detail)
         except upstream.UpstreamError as exc:
-            return detail(502, str(exc))
+            logger.warning("%s", exc)  # the cause, in the log only
+            return detail(502, "Upstream unavailable.")
 
     return wrapper
 
@@ -130,6 +161,9 @@ def college(request: HttpRequest, pk: str) -> JsonResponse:
     return JsonResponse(queries.college(pk))
 
 
+# A token-less JSON API that reads no session or user: a forged cross-site POST can do
+# nothing its sender could not do directly, so CSRF is Django's to skip here (the admin keeps it).
+@csrf_exempt
 @allow("GET", "POST")
 @contract_errors
 def troupes(request: HttpRequest) -> JsonResponse:

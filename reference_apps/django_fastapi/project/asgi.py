@@ -1,8 +1,19 @@
 """ASGI entry: Django at /, FastAPI at /fastapi, composed in one process.
 
 uvicorn project.asgi:application --lifespan off    (see README.md for servers)
+
+In front of both halves, what HTTP servers let through and the apps would answer with a
+500 (the contract's hostile-client rules, shared_fixtures/CONTRACT.md in stackbench): a
+``Content-Length`` with thousands of leading zeros (uvicorn and granian pass them; ``int()``
+refuses over 4,300 digits) is read by its value and handed on without them, and a body
+declared over the upload limit is a 413 before it is read. On Django's side, a body that
+never completes (the client left, or granian found a malformed chunk) is a 400 logged in
+one line, where Django would answer nothing, and a WebSocket handshake is refused before
+accept (the server answers 403), where Django's handler would raise.
 """
 
+import contextlib
+import logging
 import os
 
 from django.conf import settings
@@ -14,34 +25,80 @@ django_application = get_asgi_application()  # runs django.setup()
 from api.main import PREFIX  # noqa: E402  (needs Django set up)
 from api.main import app as fastapi_application  # noqa: E402
 
+logger = logging.getLogger(__name__)
 
-def declared_length(scope) -> int:  # type: ignore[no-untyped-def]
-    for name, value in scope.get("headers", []):
+# A declared length of more significant digits than this is past any limit: never int()'d.
+MAX_LENGTH_DIGITS = 18
+
+
+def declared_length(headers) -> int | None:  # type: ignore[no-untyped-def]
+    """Content-Length's value, None when there is none; ValueError when it is not digits."""
+    for name, value in headers:
         if name == b"content-length":
-            return int(value) if value.isdigit() else 0  # the server refuses a bad one
-    return 0
+            if not value.isdigit():  # bytes: ASCII digits only
+                raise ValueError("Content-Length is not a number")
+            digits = value.lstrip(b"0") or b"0"
+            return int(digits) if len(digits) <= MAX_LENGTH_DIGITS else 10**MAX_LENGTH_DIGITS
+    return None
 
 
-async def too_large(send) -> None:  # type: ignore[no-untyped-def]
-    body = b'{"detail": "Request body too large."}'
+def with_length(scope, length: int):  # type: ignore[no-untyped-def]
+    """The scope with Content-Length as plain digits (both halves int() the header again)."""
+    value = b"%d" % length
+    headers = [(n, value if n == b"content-length" else v) for n, v in scope["headers"]]
+    return {**scope, "headers": headers}
+
+
+async def answer(send, status: int, detail: str) -> None:  # type: ignore[no-untyped-def]
+    body = b'{"detail": "%s"}' % detail.encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def django_side(scope, receive, send):  # type: ignore[no-untyped-def]
+    """Django for one request, with the answers its handler leaves to the server."""
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.close"})  # before accept: the server answers 403
+        return
+    answered = False
+
+    async def send_and_note(message):  # type: ignore[no-untyped-def]
+        nonlocal answered
+        answered = answered or message["type"] == "http.response.start"
+        await send(message)
+
+    await django_application(scope, receive, send_and_note)
+    if not answered:  # Django's handler returns silently when the body never completes
+        logger.warning(
+            "%s %s: the request body never completed (client gone or malformed); answered 400",
+            scope["method"],
+            scope["path"][:200],
+        )
+        with contextlib.suppress(OSError, RuntimeError):  # a client gone: nobody to answer
+            await answer(send, 400, "Incomplete or malformed request body.")
 
 
 async def application(scope, receive, send):  # type: ignore[no-untyped-def]
     """Route /fastapi/... to FastAPI (mounted: root_path gains the prefix), the rest to Django.
 
     Lifespan goes to FastAPI (Django's handler refuses it); it closes FastAPI's client.
-    A body declared over the upload limit is refused before it is read: Django's ASGI
-    handler would otherwise receive (and spool to disk) all of it before its view said 413.
     """
     if scope["type"] == "lifespan":
         await fastapi_application(scope, receive, send)
         return
-    if declared_length(scope) > settings.MAX_REQUEST_BODY:
-        await too_large(send)
-        return
+    if scope["type"] == "http":
+        try:
+            length = declared_length(scope["headers"])
+        except ValueError:
+            await answer(send, 400, "Invalid Content-Length.")
+            return
+        if length is not None:
+            if length > settings.MAX_REQUEST_BODY:
+                await answer(send, 413, "Request body too large.")
+                return
+            scope = with_length(scope, length)
     path = scope.get("path", "")
     root_path = scope.get("root_path", "")
     route_path = path[len(root_path) :] if path.startswith(root_path) else path
@@ -50,4 +107,4 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
         scope = {**scope, "root_path": root_path + PREFIX}
         await fastapi_application(scope, receive, send)
         return
-    await django_application(scope, receive, send)
+    await django_side(scope, receive, send)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from project import driver
@@ -44,33 +45,44 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
-def _database(url: str, pool_size: int) -> dict[str, object]:
-    """DATABASE_URL (postgresql://user[:password]@host[:port]/dbname) as Django settings."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql") or not parts.path.strip("/"):
+def _positive_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ImproperlyConfigured(f"{name} must be a number above 0, not {raw!r}")
+    return value
+
+
+def _database(url: str, pool_size: int, pool_timeout: float) -> dict[str, object]:
+    """DATABASE_URL (postgresql://user[:password]@host[:port]/dbname) as Django settings.
+
+    dj-database-url reads it; libpq options in its query string go to OPTIONS. psycopg2 has
+    no pool in Django: a connection per request (CONN_MAX_AGE=0, dj-database-url's default).
+    Persistent connections would be per thread, and green threads die with their request.
+    """
+    try:
+        database = dj_database_url.parse(url)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from None
+    if database["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(
             "DATABASE_URL must look like postgresql://user[:password]@host[:port]/dbname"
         )
-    options: dict[str, object] = dict(parse_qsl(parts.query))
+    options = database.setdefault("OPTIONS", {})
     if DB_DRIVER == "psycopg":
         # Django's own psycopg_pool pool, one per process, sized by DB_POOL_SIZE (all of it
         # opened up front so a benchmark does not measure connection set-up). Each request
-        # borrows a connection and returns it at request end (CONN_MAX_AGE must stay 0).
-        options["pool"] = {"min_size": pool_size, "max_size": pool_size, "timeout": 30}
+        # borrows a connection and returns it at request end (CONN_MAX_AGE must stay 0); one
+        # that gets none within DB_POOL_TIMEOUT seconds is told 503 (circus.views).
+        options["pool"] = {"min_size": pool_size, "max_size": pool_size, "timeout": pool_timeout}
     # The server already speaks UTC: no "SET TIME ZONE" on new connections.
     options.setdefault("options", "-c TimeZone=UTC")
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": unquote(parts.path.lstrip("/")),
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
-        "HOST": parts.hostname or "",
-        "PORT": str(parts.port or ""),
-        # psycopg2 has no pool in Django: a connection per request. Persistent
-        # connections would be per thread, and green threads die with their request.
-        "CONN_MAX_AGE": 0,
-        "OPTIONS": options,
-    }
+    return dict(database)
 
 
 SECRET_KEY = _required("SECRET_KEY")
@@ -82,7 +94,8 @@ ALLOWED_HOSTS = [
 ]
 
 DB_POOL_SIZE = _positive_int("DB_POOL_SIZE", 10)
-DATABASES = {"default": _database(_required("DATABASE_URL"), DB_POOL_SIZE)}
+DB_POOL_TIMEOUT = _positive_number("DB_POOL_TIMEOUT", 10.0)
+DATABASES = {"default": _database(_required("DATABASE_URL"), DB_POOL_SIZE, DB_POOL_TIMEOUT)}
 UPSTREAM_URL = os.environ.get("UPSTREAM_URL", "").strip().rstrip("/")
 
 INSTALLED_APPS = [
@@ -146,6 +159,8 @@ MAX_REQUEST_BODY = DATA_UPLOAD_MAX_MEMORY_SIZE  # the FastAPI half applies the s
 # Hardening that does not depend on TLS (the benchmark serves plain HTTP on loopback;
 # see README.md for the HTTPS settings `check --deploy` asks about).
 SESSION_COOKIE_HTTPONLY = True
+# CSRF's refusals answer JSON, and a method the view does not serve is 405 before that.
+CSRF_FAILURE_VIEW = "circus.views.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -50,13 +50,34 @@ def _asgi_safe(environ):  # type: ignore[no-untyped-def]
     return environ
 
 
-def _too_large(start_response):  # type: ignore[no-untyped-def]
-    body = b'{"detail": "Request body too large."}'
+# A declared length of more significant digits than this is past any limit: never int()'d.
+MAX_LENGTH_DIGITS = 18
+
+
+def declared_length(environ) -> int | None:  # type: ignore[no-untyped-def]
+    """CONTENT_LENGTH's value, None when there is none; ValueError when it is not digits.
+
+    A server may pass thousands of leading zeros, and int() refuses over 4,300 digits.
+    """
+    raw = environ.get("CONTENT_LENGTH", "")
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()):  # str.isdigit alone takes "²" and "٣"
+        raise ValueError("Content-Length is not a number")
+    digits = raw.lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_LENGTH_DIGITS else 10**MAX_LENGTH_DIGITS
+
+
+def _answer(start_response, status: str, detail: str):  # type: ignore[no-untyped-def]
+    body = b'{"detail": "%s"}' % detail.encode()
     start_response(
-        "413 Content Too Large",
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     )
     return [body]
+
+
+def _too_large(start_response):  # type: ignore[no-untyped-def]
+    return _answer(start_response, "413 Content Too Large", "Request body too large.")
 
 
 def application(environ, start_response):  # type: ignore[no-untyped-def]
@@ -67,10 +88,15 @@ def application(environ, start_response):  # type: ignore[no-untyped-def]
     here and handed on with its length. Past the limit, declared or not, it is a 413 here.
     """
     limit = settings.MAX_REQUEST_BODY
-    declared = environ.get("CONTENT_LENGTH", "")
-    if declared.isdigit() and int(declared) > limit:
-        return _too_large(start_response)
-    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not declared:
+    try:
+        length = declared_length(environ)
+    except ValueError:
+        return _answer(start_response, "400 Bad Request", "Invalid Content-Length.")
+    if length is not None:
+        if length > limit:
+            return _too_large(start_response)
+        environ["CONTENT_LENGTH"] = str(length)  # without leading zeros: both halves int() it
+    elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         body = environ["wsgi.input"].read(limit + 1)
         if len(body) > limit:
             return _too_large(start_response)

@@ -115,3 +115,16 @@ def test_slow_endpoints(client, prefix):
     fanout = client.get(f"{prefix}/slow/fanout?n=3&seconds=0").json()
     assert [call["delay"] for call in fanout["results"]] == [0, 0, 0]
     assert client.get(f"{prefix}/slow/db?seconds=11").status_code == 422
+    for minus_zero in ("-0", "-0.0", "-0e0"):  # zero, never echoed as -0.0
+        response = client.get(f"{prefix}/slow/db?seconds={minus_zero}")
+        assert response.json() == {"slept": 0} and b"-0" not in response.content
+
+
+def test_a_method_a_view_does_not_serve_is_405_before_csrf(client):
+    # No CSRF token, as a browser's cross-site request: the method is wrong all the same.
+    for method, path in (("DELETE", "/json"), ("POST", "/db"), ("PUT", "/api/troupes")):
+        response = client.request(method, path)
+        assert response.status_code == 405 and "detail" in response.json(), (method, path)
+    # The admin keeps CSRF: its refusal is a JSON 403.
+    response = client.post("/admin/login/", data={"username": "x", "password": "y"})
+    assert response.status_code == 403 and "detail" in response.json()

@@ -60,7 +60,7 @@ def seconds(text: str | None) -> float | None:
         return 1
     if not _NUMBER.fullmatch(text):
         return None
-    value = float(text)
+    value = float(text) + 0.0  # -0.0 + 0.0 is 0.0: "-0.0" is zero, never echoed as -0.0
     if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
         return None
     return int(value) if _INTEGER.fullmatch(text) else value

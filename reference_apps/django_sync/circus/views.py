@@ -1,6 +1,7 @@
 """The contract's endpoints as plain sync Django views."""
 
 import json
+import logging
 import random
 from functools import wraps
 from operator import attrgetter
@@ -8,7 +9,7 @@ from operator import attrgetter
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import InvalidPage, Paginator
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Prefetch
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
@@ -17,8 +18,16 @@ from django.views.decorators.csrf import csrf_exempt
 from . import params, upstream
 from .models import College, Fortune, Performer, Troupe, TroupeMember, World
 
+try:
+    from psycopg_pool import PoolTimeout
+
+    POOL_TIMEOUT: tuple[type[Exception], ...] = (PoolTimeout,)
+except ImportError:  # DJANGO_DB_DRIVER=psycopg2 (project/driver.py): no pool to wait on
+    POOL_TIMEOUT = ()
+
 WORLD_ROWS = 10_000
 UNIQUE_VIOLATION = "23505"
+logger = logging.getLogger(__name__)
 
 
 def error(status: int, detail: str) -> JsonResponse:
@@ -28,26 +37,46 @@ def error(status: int, detail: str) -> JsonResponse:
 def allow(*methods: str):
     """The methods an endpoint answers (HEAD with GET, as HTTP wants); others get a JSON 405.
 
-    Django's require_http_methods answers an empty text/html 405 instead. csrf_exempt: a
-    token-less JSON API reads no session or user, so a forged cross-site request can do
-    nothing the attacker could not do directly (the admin keeps CSRF); without it Django's
-    CSRF check would answer a DELETE with an HTML 403 before the view could say 405.
+    Django's require_http_methods answers an empty text/html 405 instead. A request that got
+    no pooled connection within DB_POOL_TIMEOUT seconds (psycopg_pool's PoolTimeout, which
+    Django raises as its OperationalError) is told 503 with Retry-After, not a 500.
     """
     allowed = [*methods, "HEAD"] if "GET" in methods else list(methods)
 
     def decorator(view):
-        @csrf_exempt
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             if request.method not in allowed:
-                response = error(405, f"Method {request.method} not allowed.")
-                response["Allow"] = ", ".join(allowed)
+                return method_not_allowed(request, allowed)
+            try:
+                return view(request, *args, **kwargs)
+            except OperationalError as exc:
+                if not isinstance(exc.__cause__, POOL_TIMEOUT):
+                    raise
+                response = error(503, "Database busy, retry later.")
+                response["Retry-After"] = "1"
                 return response
-            return view(request, *args, **kwargs)
 
+        wrapper.allowed_methods = allowed  # type: ignore[attr-defined]  # for csrf_failure
         return wrapper
 
     return decorator
+
+
+def method_not_allowed(request, allowed: list[str]) -> JsonResponse:
+    response = error(405, f"Method {request.method} not allowed.")
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
+def csrf_failure(request, reason: str = ""):
+    """CSRF_FAILURE_VIEW: CSRF runs before the view, so `DELETE /json` lands here; a method
+    the view does not serve is a 405 whatever the token says, the rest a JSON 403."""
+    match = request.resolver_match
+    allowed = getattr(match.func, "allowed_methods", None) if match else None
+    if allowed is not None and request.method not in allowed:
+        return method_not_allowed(request, allowed)
+    return error(403, "CSRF verification failed.")
 
 
 # --- TechEmpower tests ------------------------------------------------------------------
@@ -194,6 +223,9 @@ def college(request, pk):
     return JsonResponse(college_json(obj))
 
 
+# A token-less JSON API that reads no session or user: a forged cross-site POST can do
+# nothing its sender could not do directly, so CSRF is Django's to skip here (the admin keeps it).
+@csrf_exempt
 @allow("GET", "POST")
 def troupes(request):
     if request.method == "POST":
@@ -219,8 +251,7 @@ def create_troupe(request) -> JsonResponse:
     members = list(Performer.objects.filter(id__in=ids).order_by("id"))
     if len(members) != len(ids):
         return error(422, "Unknown performer ids.")
-    if Troupe.objects.filter(name=name).exists():
-        return error(409, "A troupe with this name already exists.")
+    # The unique constraint decides whether the name is taken: no SELECT before the INSERT.
     try:
         # Both inserts commit together or not at all.
         with transaction.atomic():
@@ -228,7 +259,7 @@ def create_troupe(request) -> JsonResponse:
             TroupeMember.objects.bulk_create(
                 TroupeMember(troupe=troupe, performer_id=i) for i in ids
             )
-    except IntegrityError as exc:  # lost a race: the name got taken, or a performer deleted
+    except IntegrityError as exc:  # the name is taken, or a performer was deleted meanwhile
         if sqlstate(exc) == UNIQUE_VIOLATION:
             return error(409, "A troupe with this name already exists.")
         return error(422, "Unknown performer ids.")
@@ -265,7 +296,8 @@ def pg_sleep(seconds: float) -> None:
 def upstream_error(exc: Exception) -> JsonResponse:
     if not settings.UPSTREAM_URL:
         return error(503, "UPSTREAM_URL is not set.")
-    return error(502, f"Upstream failed: {type(exc).__name__}.")
+    logger.warning("upstream call failed: %r", exc)  # the cause, in the log only
+    return error(502, "Upstream unavailable.")
 
 
 @allow("GET")

@@ -1,16 +1,18 @@
 """Settings for the django_sync reference app: everything that varies comes from the env.
 
-DATABASE_URL (required), UPSTREAM_URL, DB_POOL_SIZE, SECRET_KEY (required), ALLOWED_HOSTS,
-DJANGO_DB_DRIVER (psycopg | psycopg2), PSYCOGREEN (read in project/wsgi.py), DJANGO_HTTPS.
+DATABASE_URL (required), UPSTREAM_URL, DB_POOL_SIZE, DB_POOL_TIMEOUT, SECRET_KEY (required),
+ALLOWED_HOSTS, DJANGO_DB_DRIVER (psycopg | psycopg2, project/driver.py), PSYCOGREEN (read in
+project/wsgi.py), DJANGO_HTTPS.
 """
 
+import math
 import os
-import sys
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from project import driver
 from project.concurrency import green_threads
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,25 +33,27 @@ def required(name: str) -> str:
     return value
 
 
-def database_from_url(url: str) -> dict:
-    """postgresql://user[:password]@host[:port]/dbname[?libpq options] -> DATABASES entry."""
-    parts = urlsplit(url)
+def positive_number(name: str, default: str) -> float:
+    raw = os.environ.get(name, "").strip() or default
     try:
-        port = parts.port
+        value = float(raw)
     except ValueError:
-        port = -1
-    name = unquote(parts.path.lstrip("/"))
-    if parts.scheme not in ("postgres", "postgresql") or not name or port == -1:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ImproperlyConfigured(f"{name} must be a number above 0, not {raw!r}")
+    return value
+
+
+def postgresql(url: str, conn_max_age: int = 0) -> dict:
+    """DATABASE_URL as a DATABASES entry (dj-database-url; libpq options go to OPTIONS)."""
+    try:
+        database = dj_database_url.parse(url, conn_max_age=conn_max_age)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from None
+    database.setdefault("OPTIONS", {})  # libpq options and the pool go here
+    if database["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured("DATABASE_URL must look like postgresql://user@host:5432/db")
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
-        "HOST": parts.hostname or "",
-        "PORT": str(port or ""),
-        "OPTIONS": dict(parse_qsl(parts.query)),
-    }
+    return database
 
 
 SECRET_KEY = required("SECRET_KEY")  # one per deployment, shared by all workers
@@ -98,25 +102,30 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
-DB_DRIVER = os.environ.get("DJANGO_DB_DRIVER", "psycopg").strip() or "psycopg"
+DB_DRIVER = driver.select(os.environ.get("DJANGO_DB_DRIVER", ""))
 # A sync worker runs one request at a time: one connection. With threads set DB_POOL_SIZE
 # to the thread count, with greenlets to the queries a worker may run at once (README).
 POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "1"))
+# How long a request waits for a pooled connection; then it is answered 503 with
+# Retry-After (circus.views.allow), not left to hang.
+POOL_TIMEOUT = positive_number("DB_POOL_TIMEOUT", "10")
 
-DATABASES = {"default": database_from_url(required("DATABASE_URL"))}
 if DB_DRIVER == "psycopg":
+    DATABASES = {"default": postgresql(required("DATABASE_URL"))}
     # psycopg 3's pool, one per process, fixed size so a benchmark never waits on a
     # connect; requests borrow a connection and return it when the request ends.
-    DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": POOL_SIZE, "max_size": POOL_SIZE}
-elif DB_DRIVER == "psycopg2":
-    # Django picks psycopg 3 whenever it is importable; hiding it selects psycopg2.
-    sys.modules["psycopg"] = None  # type: ignore[assignment]
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": POOL_SIZE,
+        "max_size": POOL_SIZE,
+        "timeout": POOL_TIMEOUT,
+    }
+else:
     # Django has no pool for psycopg2: persistent connections, one per thread. Under
     # gevent/eventlet each request is a new greenlet whose connection would linger after
     # it, so there a connection lives for one request (CONN_MAX_AGE=0; see README).
-    DATABASES["default"]["CONN_MAX_AGE"] = 0 if green_threads() else 600
-else:
-    raise ImproperlyConfigured("DJANGO_DB_DRIVER must be 'psycopg' or 'psycopg2'.")
+    DATABASES = {
+        "default": postgresql(required("DATABASE_URL"), conn_max_age=0 if green_threads() else 600)
+    }
 
 # The shared tables use 32-bit serial ids.
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
@@ -132,6 +141,8 @@ AUTH_PASSWORD_VALIDATORS = [
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# CSRF's refusals answer JSON, and a method the view does not serve is 405 before that.
+CSRF_FAILURE_VIEW = "circus.views.csrf_failure"
 # The benchmark serves plain HTTP on loopback; behind TLS set DJANGO_HTTPS=1.
 HTTPS = os.environ.get("DJANGO_HTTPS", "") == "1"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS

@@ -29,28 +29,54 @@ if green:
 django_application = get_wsgi_application()
 
 
-def _too_large(start_response):  # type: ignore[no-untyped-def]
-    body = b'{"detail": "Request body too large."}'
+# A declared length of more significant digits than this is past any limit: never int()'d.
+MAX_LENGTH_DIGITS = 18
+
+
+def declared_length(environ) -> int | None:  # type: ignore[no-untyped-def]
+    """CONTENT_LENGTH's value, None when there is none; ValueError when it is not digits.
+
+    granian passes thousands of leading zeros, and Django int()s the header, which refuses
+    over 4,300 digits (a 500): the value is read here and handed on without them.
+    """
+    raw = environ.get("CONTENT_LENGTH", "")
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()):  # str.isdigit alone takes "²" and "٣"
+        raise ValueError("Content-Length is not a number")
+    digits = raw.lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_LENGTH_DIGITS else 10**MAX_LENGTH_DIGITS
+
+
+def _answer(start_response, status: str, detail: str):  # type: ignore[no-untyped-def]
+    body = b'{"detail": "%s"}' % detail.encode()
     start_response(
-        "413 Content Too Large",
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     )
     return [body]
 
 
 def application(environ, start_response):  # type: ignore[no-untyped-def]
-    """Django, given a chunked request body too.
+    """Django, given a chunked request body too, and a Content-Length it can read.
 
     Django reads a request body as CONTENT_LENGTH bytes of wsgi.input, so a chunked body
-    (no Content-Length; the server dechunks it) would read as empty. Up to the upload limit
-    it is read here and handed on with its length; past the limit it is a 413.
+    (no Content-Length; the server dechunks it) would read as empty: up to the upload limit
+    it is read here and handed on with its length. Past the limit, declared or not, it is a
+    413 here.
     """
-    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if chunked and not environ.get("CONTENT_LENGTH"):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        length = declared_length(environ)
+    except ValueError:
+        return _answer(start_response, "400 Bad Request", "Invalid Content-Length.")
+    if length is not None:
+        if length > limit:
+            return _answer(start_response, "413 Content Too Large", "Request body too large.")
+        environ["CONTENT_LENGTH"] = str(length)
+    elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         body = environ["wsgi.input"].read(limit + 1)
         if len(body) > limit:
-            return _too_large(start_response)
+            return _answer(start_response, "413 Content Too Large", "Request body too large.")
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
     return django_application(environ, start_response)

@@ -115,3 +115,18 @@ def test_slow_endpoints(client):
     fanout = client.get("/slow/fanout", {"n": 3, "seconds": 0}).json()
     assert [call["delay"] for call in fanout["results"]] == [0, 0, 0]
     assert client.get("/slow/db", {"seconds": 11}).status_code == 422
+    for minus_zero in ("-0", "-0.0", "-0e0"):  # zero, never echoed as -0.0
+        response = client.get("/slow/db", {"seconds": minus_zero})
+        assert response.json() == {"slept": 0} and b"-0" not in response.content
+
+
+def test_a_method_a_view_does_not_serve_is_405_before_csrf():
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)  # as a browser without a token meets it
+    for method, path in (("delete", "/json"), ("post", "/db"), ("put", "/api/troupes")):
+        response = getattr(strict, method)(path)
+        assert response.status_code == 405 and "detail" in response.json(), (method, path)
+    # The admin keeps CSRF: its refusal is a JSON 403.
+    response = strict.post("/admin/login/", {"username": "x", "password": "y"})
+    assert response.status_code == 403 and "detail" in response.json()

@@ -110,3 +110,21 @@ def test_slow_endpoints(client):
     fanout = client.get("/slow/fanout?n=3&seconds=0").json()
     assert [call["delay"] for call in fanout["results"]] == [0, 0, 0]
     assert client.get("/slow/db?seconds=11").status_code == 422
+
+
+def test_docs_are_off_unless_api_docs(client):
+    for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+        response = client.get(path)
+        assert response.status_code == 404 and "detail" in response.json(), path
+
+
+def test_negative_zero_seconds_is_zero(client):
+    for seconds in ("-0", "-0.0", "-0e0"):
+        response = client.get(f"/slow/db?seconds={seconds}")
+        assert response.json() == {"slept": 0} and "-" not in response.text, seconds
+
+
+def test_405_allows_every_method_of_the_path(client):
+    response = client.delete("/api/troupes")
+    assert response.status_code == 405 and "detail" in response.json()
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}

@@ -23,14 +23,15 @@ class VariantError(RuntimeError):
 
 
 def find_route(app: FastAPI, path: str, endpoint: Callable[..., Any]) -> tuple[int, APIRoute]:
-    """The app's one route at ``path``, served by ``endpoint`` (the app's function)."""
+    """The app's one GET route at ``path``, served by ``endpoint`` (the app's function).
+    (The app answers HEAD through a route of its own, out of the schema; the load is GETs.)"""
     found = [
         (index, route)
         for index, route in enumerate(app.router.routes)
-        if isinstance(route, APIRoute) and route.path == path
+        if isinstance(route, APIRoute) and route.path == path and "GET" in (route.methods or ())
     ]
     if len(found) != 1:
-        raise VariantError(f"variant: the app has {len(found)} routes at {path}, not one")
+        raise VariantError(f"variant: the app has {len(found)} GET routes at {path}, not one")
     index, route = found[0]
     if route.endpoint is not endpoint:
         raise VariantError(

@@ -1,0 +1,148 @@
+"""The one load specification: every field of Config written by to_argv and read back by
+loadgen's own parser into an equal Config; Config.validate refusing, through the same
+parsers, what the command line refuses."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from loadgen.cli import build_parser, config_from_args
+from loadgen.config import OPTIONS, Config, ConfigError
+
+
+def read_back(argv: list[str]) -> Config:
+    """What ``python -m loadgen ARGV`` runs: its parser, then its Config."""
+    return config_from_args(build_parser().parse_args(argv))
+
+
+def odd() -> Config:
+    """A value off its default in every field, each as awkward as the field allows: a
+    leading dash, '=' and ':' inside values, empty values, bytes that are not UTF-8, a
+    float that is not short in decimal, negative numbers."""
+    return Config(
+        url="http://[::1]:8123/fastapi?q=a%20b&r=-1",
+        requests=12,
+        duration=1 / 3,
+        concurrency=8,
+        rate=1e-05,
+        method="PATCH",
+        headers=(
+            ("X-Empty", ""),
+            ("Authorization", "Bearer a:b=c"),
+            ("X-Dash", "-leading dash"),
+            ("X-Uni", "héllo ✓"),
+        ),
+        body=b"--json=x \xff\xfe raw\n",
+        timeout=0.0,
+        connect_timeout=0.25,
+        warmup=2.5e-07,
+        grace=0.0,
+        deadline=3600.5,
+        processes=2,
+        scenario="slow-db?seconds=2",
+        scenario_options={"seconds": "0.5", "password": "p=w d", "empty": "", "dash": "-x"},
+        thresholds=("p99<50ms", "errors<1%"),
+        allow_remote=True,
+        csv_path="-out.csv",
+        keepalive=False,
+        max_queue=0,
+        use_uvloop=False,
+        use_httptools=True,
+        seed=-7,
+        check_target=False,
+        agent=(1, 3),
+        start_at=time.time() + 30.123456789,
+    )
+
+
+def test_every_field_is_off_its_default_in_the_odd_config() -> None:
+    config = odd()
+    same = [f.name for f in dataclasses.fields(Config) if getattr(config, f.name) == f.default]
+    assert same == [] and set(OPTIONS) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_to_argv_reads_back_into_an_equal_config() -> None:
+    config = odd()
+    argv = config.to_argv()
+    assert read_back(argv) == config
+    # each field came through its own flag, not by luck of a default
+    assert "--no-uvloop" in argv and "--httptools" in argv and "--seed=-7" in argv
+    assert argv[-1] == config.url
+
+
+def test_the_odd_config_is_also_valid() -> None:
+    config = odd().replace(agent=(0, 2), processes=1, scenario="db")
+    assert read_back(config.to_argv()).validate() == config
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        Config(url="http://127.0.0.1:8000/"),  # every default: only the URL is written
+        Config(url="http://127.0.0.1/", duration=6.0, warmup=2.0, concurrency=32),
+        Config(url="http://127.0.0.1/", use_uvloop=True, use_httptools=False, keepalive=True),
+    ],
+)
+def test_plain_configs_read_back(config: Config) -> None:
+    assert read_back(config.to_argv()) == config
+
+
+def test_only_what_differs_from_the_default_is_written() -> None:
+    argv = Config(url="http://127.0.0.1/", duration=6.0, concurrency=32).to_argv()
+    assert argv == ["-z", "6s", "-c", "32", "http://127.0.0.1/"]
+
+
+def test_a_body_with_a_nul_byte_is_refused_not_cut() -> None:
+    with pytest.raises(ConfigError, match="NUL"):
+        Config(url="http://127.0.0.1/", body=b"a\0b").to_argv()
+
+
+VALID = Config(url="http://127.0.0.1:8000/", requests=10)
+REFUSED = [
+    ({"concurrency": 0}, "-c/--connections must be positive"),
+    ({"requests": True}, "-n/--requests"),
+    ({"duration": -1.0}, "-z/--duration"),
+    ({"duration": float("inf")}, "-z/--duration"),
+    ({"rate": float("nan")}, "-R/--rate"),
+    ({"timeout": -0.5}, "-t/--timeout"),
+    ({"connect_timeout": 0.0}, "--connect-timeout"),
+    ({"warmup": -1.0}, "--warmup"),
+    ({"grace": -1.0}, "--grace"),
+    ({"deadline": 0.0}, "--deadline"),
+    ({"processes": 0}, "--processes"),
+    ({"processes": 4, "concurrency": 2}, "--processes (4) cannot exceed -c (2)"),
+    ({"max_queue": -1}, "--max-queue"),
+    ({"method": "get"}, "-m/--method: 'get' must be given as 'GET'"),
+    ({"method": "GE T"}, "invalid method"),
+    ({"headers": (("X-A", "a\r\nInjected: 1"),)}, "-H/--header"),
+    ({"headers": (("bad name", "v"),)}, "-H/--header"),
+    ({"scenario": " "}, "--scenario"),
+    ({"scenario_options": {"a=b": "c"}}, "--scenario-option"),
+    ({"thresholds": ("p99<<3",)}, "--threshold"),
+    ({"agent": (2, 2)}, "--agent"),
+    ({"agent": (0, 3), "concurrency": 2}, "agents x processes (3) cannot exceed -c (2)"),
+    ({"start_at": time.time() - 60}, "--start-at must not be in the past"),
+    ({"start_at": time.time() + 3600}, "--start-at must be at most 600 s away"),
+    ({"seed": 1.5}, "--seed"),
+    ({"keepalive": "no"}, "--disable-keepalive must be True or False"),
+    ({"url": "http://10.1.2.3/"}, "non-loopback"),
+]
+
+
+@pytest.mark.parametrize(("changes", "says"), REFUSED, ids=[str(c) for c, _ in REFUSED])
+def test_validate_refuses_what_the_command_line_refuses(changes: dict, says: str) -> None:
+    VALID.validate()  # the base is valid: each refusal is the change's
+    with pytest.raises(ConfigError) as refused:
+        VALID.replace(**changes).validate()
+    assert says in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_validate_without_a_target_checks_the_rest() -> None:
+    Config(duration=6.0).validate(target=False)  # no URL yet: the harness's spec
+    with pytest.raises(ConfigError, match="missing URL"):
+        Config(duration=6.0).validate()
+    with pytest.raises(ConfigError, match="--processes"):
+        Config(processes=3, concurrency=2).validate(target=False)
