@@ -10,8 +10,8 @@ stackbench/measure.py).
 from __future__ import annotations
 
 from stackbench.matrix import Pair, get_pair
-from stackbench.measure import Progress
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.run import BenchRun, RunReport
 from stackbench.target import Agents, connect
 

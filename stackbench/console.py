@@ -18,7 +18,7 @@ from rich.text import Text
 
 from stackbench import matrix, results
 from stackbench.documents import Manifest, ResultRow
-from stackbench.measure import Progress
+from stackbench.progress import Progress
 from stackbench.terminal_tables import changes_table, matrix_grid, summary_table
 
 # A terminal's own width (or COLUMNS); a log or a file without COLUMNS: 150 columns.
@@ -109,13 +109,19 @@ def print_whole(text: str) -> None:
     console.print(Text(text), soft_wrap=True)
 
 
+def print_results(run_dir: Path) -> None:
+    """Where a run's files are and, when it wrote result documents, what to type next."""
+    console.print("results:")
+    print_whole(shown(run_dir))
+    if any(run_dir.glob("*--*.json")):
+        console.print("next, its report (Markdown, charts, one HTML page):")
+        print_whole(f"nox -s report -- {shown(run_dir)}")
+
+
 def print_run_end(run_dir: Path, rows: list[ResultRow], status: str) -> None:
     """The run's table, where its files are, and what to type next."""
     console.print(summary_table(rows, f"run {run_dir.name}: {status}", console.width))
-    console.print("results:")
-    print_whole(shown(run_dir))
-    console.print("next, its report (Markdown, charts, one HTML page):")
-    print_whole(f"nox -s report -- {shown(run_dir)}")
+    print_results(run_dir)
 
 
 def print_report(outcome: Any) -> None:

@@ -30,7 +30,7 @@ def aimed(load: Config, scenario: str, base_url: str) -> Config:
         scenario=scenario,
         allow_remote=load.allow_remote or remote,
         # One run's options go to the scenarios that read them (seconds: slow-db, not db).
-        scenario_options=options_for(scenario, load.scenario_options),
+        scenario_options=options_for(scenario, load.scenario_options, load.scenario_file),
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from stackbench.loadrun import LoadError, aimed, run_load
 from stackbench.matrix import Pair
 from stackbench.options import BENCH_LOAD, BenchOptions
 from stackbench.profiler import ProfiledSampler
+from stackbench.progress import Progress
 from stackbench.sampler import Sampler, ServerFigures
 from stackbench.server_process import Served, answers_health, serve
 from stackbench.servers import Server
@@ -46,32 +46,12 @@ from stackbench.variants import get_variant
 BIN_DIR = Path(sys.executable).parent
 
 
-class Progress:
-    """What a run shows while it measures (the CLI's displays: stackbench/console.py). ``jobs``:
-    how many jobs (a pair served with one set of options) the run measures, when known
-    beforehand; ``job``: the one being measured, from 1."""
-
-    def __init__(self) -> None:
-        self.jobs: int | None = None
-        self.job = 0
-
-    def step(self, text: str) -> None:
-        """A step before the load (database, seed, server, smoke check), as it begins."""
-
-    def start(self, label: str, seconds: float) -> Callable[[float], None]:
-        """A repeat of ``seconds`` begins (warm-up included); returns a tick(elapsed)."""
-        return lambda elapsed: None
-
-    def done(self) -> None:
-        pass
-
-    def where(self) -> str:
-        """'pair 2 of 5' ('pair 2' when the run does not know its count beforehand)."""
-        return f"pair {self.job}" + (f" of {self.jobs}" if self.jobs else "")
-
-
-def needs_upstream(scenarios: tuple[str, ...]) -> bool:
-    return any(s.startswith("slow") or s == "mix" for s in scenarios)
+def needs_upstream(options: BenchOptions) -> bool:
+    """The contract's scenarios that call the upstream service (a scenario file's are
+    named by their author: theirs are not the contract's ``slow-*``)."""
+    if options.load.scenario_file is not None:
+        return False
+    return any(s.startswith("slow") or s == "mix" for s in options.scenarios)
 
 
 class Sampling(Protocol):
@@ -225,7 +205,7 @@ def measure_subject(
 ) -> list[ResultRow]:
     """Smoke-check the subject (``smoke_paths`` only, if given), then measure each
     scenario; one result document each."""
-    slow = needs_upstream(options.scenarios)
+    slow = needs_upstream(options)
     progress.step(f"{progress.where()} · smoke check at {subject.base_url}")
     failures = smoke_check(subject.base_url, slow=slow, paths=smoke_paths)
     if failures:
@@ -308,7 +288,9 @@ def _write_result(
     document = ResultDocument(
         **base,
         scenario=scenario,
-        scenario_options=options_for(scenario, options.load.scenario_options),
+        scenario_options=options_for(
+            scenario, options.load.scenario_options, options.load.scenario_file
+        ),
         status=verdict["status"],
         reason=verdict["reason"],
         log_tail=log_tail,
@@ -318,6 +300,8 @@ def _write_result(
         repeats=repeats,
         finished_at=results.now(),
     )
+    if options.load.scenario_file is not None:
+        document["scenario_file"] = options.load.scenario_file
     label = base.get("label")
     name = f"{base['app']}--{base['server']}--{scenario}{f'--{label}' if label else ''}.json"
     results.write_json(run_dir / name, dict(document), "result")

@@ -32,8 +32,9 @@ from stackbench.documents import (
     job,
 )
 from stackbench.matrix import Pair, get_pair
-from stackbench.measure import Progress, measure_pair, needs_upstream, serve_pair
+from stackbench.measure import measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.server_process import Served
 from stackbench.servers import Server, get_server
 from stackbench.target import RemoteSubject, measure_target
@@ -164,8 +165,8 @@ class BenchRun:
         manifest["results"].extend(row["file"] for row in rows)
         return rows
 
-    def _upstream(self, scenarios: tuple[str, ...]) -> str:
-        if not needs_upstream(scenarios):
+    def _upstream(self, options: BenchOptions) -> str:
+        if not needs_upstream(options):
             return self._upstream_url or "http://127.0.0.1:9"  # discard: nothing calls it
         if self._upstream_url is None:
             self.progress.step("upstream: starting the slow upstream service")
@@ -191,7 +192,7 @@ class BenchRun:
             label = options.variant
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label)
-        upstream = self._upstream(options.scenarios)
+        upstream = self._upstream(options)
         rows = measure_pair(
             app,
             server,
@@ -221,7 +222,7 @@ class BenchRun:
         assert self.report is not None, "use BenchRun as a context manager"
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label if label is not None else options.variant)
-        upstream = self._upstream(options.scenarios)
+        upstream = self._upstream(options)
         with serve_pair(
             app, server, options, self.db, upstream, self.run_dir / "logs", wrap
         ) as served:

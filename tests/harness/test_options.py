@@ -53,11 +53,12 @@ BENCH_ERRORS = [
     ),
     (
         ["--scenarios", "slow-db", "--scenario-option", "secs=0.1"],
-        "secs=0.1: no scenario of this run reads 'secs' (slow-db takes sample, seconds)",
+        "secs=0.1: scenario option 'secs' is read by no scenario of this run "
+        "(slow-db takes sample, seconds)",
     ),
     (
         ["--scenarios", "db,json", "--scenario-option", "seconds=1"],
-        "no scenario of this run reads 'seconds' (db takes sample; json takes sample)",
+        "'seconds' is read by no scenario of this run (db takes sample; json takes sample)",
     ),
     (
         ["--scenarios", "mix", "--scenario-option", "db.secs=1"],
