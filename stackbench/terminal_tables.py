@@ -106,11 +106,16 @@ def _cpu_split(per_request: CpuPerRequest | None) -> str:
 FLAG_NAMES = ("noisy", "client_saturated", "checks_failed", "worker_restarted", "profiled")
 
 
-def _status(row: ResultRow) -> Text:
+def _verdict(row: ResultRow) -> str:
+    """'degraded (noisy, worker_restarted)': the status and its flags, words kept whole."""
     flags = [name for name in FLAG_NAMES if row["flags"].get(name)]
-    status = row["status"] + (f" ({', '.join(flags)})" if flags else "")
+    return row["status"] + (f" ({', '.join(flags)})" if flags else "")
+
+
+def _status(row: ResultRow) -> Text:
+    status = _verdict(row)
     if row["status"] != "ok" and row["reason"]:
-        status += f": {row['reason']}"
+        status += f"\n{row['reason']}"  # the reason under the verdict, wrapped as prose
     style = {"ok": "green", "degraded": "yellow", "failed": "red"}[row["status"]]
     return Text(status, style=style, overflow="fold")
 
@@ -174,6 +179,8 @@ def _summary_layout(rows: list[ResultRow], title: str, stacks: list[tuple[str, .
         caption=" ".join(note for note in notes if note),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
+        show_edge=False,  # two columns more for figures
+        pad_edge=False,
     )
     grid: list[list[Text]] = []
     for row in rows:
@@ -190,7 +197,8 @@ def _summary_layout(rows: list[ResultRow], title: str, stacks: list[tuple[str, .
         if all(column.numeric for column in columns):
             table.add_column(header, justify="right", no_wrap=True)  # never wrapped nor cut
         elif "status" in stack:  # prose: a long word (a path) may fold
-            table.add_column(header, min_width=PROSE_WORD, overflow="fold")
+            words = [cell_len(word) for row in rows for word in _verdict(row).split()]
+            table.add_column(header, min_width=max([PROSE_WORD, *words]), overflow="fold")
         else:  # names: their longest word stays whole
             table.add_column(header)
     for cells in grid:
@@ -198,7 +206,7 @@ def _summary_layout(rows: list[ResultRow], title: str, stacks: list[tuple[str, .
     return table
 
 
-PROSE_WORD = 12  # a status's reason wraps at words, a longer one folds
+PROSE_WORD = 12  # a status's reason wraps at words, a longer one folds (never a flag's)
 
 
 def _summary_cards(rows: list[ResultRow], title: str) -> Text:
@@ -229,7 +237,13 @@ def summary_table(rows: list[ResultRow], title: str, width: int) -> RenderableTy
 
 
 def _changes_layout(changes: list[Any], stacked: bool) -> Table:
-    table = Table(title="change against the baseline", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(
+        title="change against the baseline",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
     left = ("scenario", "pair")
     headers = (
         [("scenario", "pair"), ("req/s", "change", "bound"), ("p99 ms", "change", "bound")]

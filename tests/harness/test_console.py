@@ -47,6 +47,8 @@ def _documents(run_id: str = "run") -> list[dict[str, Any]]:
     documents = []
     for app, server, rps, p99, status in WIDE:
         document = synthetic.result(run_id, app, server, rps, p99_ms=p99, status=status, cpu_us=CPU)
+        if status == "degraded":  # flags are words a person must read whole
+            document["flags"].update(noisy=True, worker_restarted=True)
         if status != "ok":
             document["reason"] = (
                 "3.2% of responses were errors (limit 1%): 412 connect timeouts, "
@@ -103,7 +105,8 @@ def test_show_prints_the_run_table_within_columns(wide_run: Path, width: int) ->
     joined = "\n".join(text)
     for figure in _figures():
         assert figure in joined, f"{figure} is not whole in:\n{joined}"
-    assert "gunicorn-gevent-blocking" in joined and "degraded" in joined
+    assert "gunicorn-gevent-blocking" in joined and "degraded (noisy," in joined
+    assert re.search(r"\bworker_restarted\)", joined)  # a flag is never folded
 
 
 def test_the_same_table_without_fitting_would_not_fit(wide_run: Path) -> None:
