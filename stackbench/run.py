@@ -32,8 +32,9 @@ from stackbench.documents import (
     job,
 )
 from stackbench.matrix import Pair, get_pair
-from stackbench.measure import Progress, measure_pair, needs_upstream, serve_pair
+from stackbench.measure import measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.server_process import Served
 from stackbench.servers import Server, get_server
 from stackbench.target import RemoteSubject, measure_target
@@ -76,6 +77,7 @@ class BenchRun:
         self._verdict: tuple[RunStatus, str | None] | None = None
         self._stack = contextlib.ExitStack()
         self._upstream_url: str | None = None
+        self._set_up = True  # False when the database or its seed failed: no run to record
         self._manifest = Manifest(
             schema_version=SCHEMA_VERSION,
             kind="stackbench.manifest",
@@ -118,12 +120,17 @@ class BenchRun:
             work = Path(
                 self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stackbench-run-"))
             )
+            self.progress.step("database: starting")
             self.db = self._stack.enter_context(database(work_dir=work))
             self._manifest["database"] = cast(DatabaseInfo, self.db.server_info())
+            self.progress.step(f"seed: checking scale {self.scale} at {self.db.display_url}")
             with self.db.connect() as conn:
                 checksum, reseeded = ensure_seeded(conn, self.scale)
             self._manifest["seed"] = Seed(scale=self.scale, checksum=checksum, reseeded=reseeded)
         except BaseException as exc:
+            # No database, nothing measured: a run directory holding only a manifest would
+            # say nothing the error line does not (an interrupted run keeps its manifest).
+            self._set_up = isinstance(exc, KeyboardInterrupt)
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise
         return self
@@ -149,6 +156,7 @@ class BenchRun:
             client_cpus=options.client_cpus,
         )
         self._jobs.append(job(info["app"], info["server"], label, options.as_dict()))
+        self.progress.job += 1
         pair = PairRef(app=info["app"], server=info["server"])
         if pair not in manifest["pairs"]:
             manifest["pairs"].append(pair)
@@ -161,6 +169,7 @@ class BenchRun:
         if not needs_upstream(options):
             return self._upstream_url or "http://127.0.0.1:9"  # discard: nothing calls it
         if self._upstream_url is None:
+            self.progress.step("upstream: starting the slow upstream service")
             process, self._upstream_url = start_upstream(self.run_dir / "logs")
             self._stack.enter_context(process)
         return self._upstream_url
@@ -183,6 +192,7 @@ class BenchRun:
             label = options.variant
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label)
+        upstream = self._upstream(options)
         rows = measure_pair(
             app,
             server,
@@ -190,7 +200,7 @@ class BenchRun:
             options,
             label,
             self.db,
-            self._upstream(options),
+            upstream,
             self.run_dir,
             self.progress,
         )
@@ -238,6 +248,7 @@ class BenchRun:
         return self._manifest["options"].setdefault("jobs", [])
 
     def _record_job(self, pair: Pair, options: BenchOptions, label: str | None) -> None:
+        self.progress.job += 1
         manifest = self._manifest
         if not self._jobs:
             manifest["pinning"] = Pinning(
@@ -252,7 +263,9 @@ class BenchRun:
         try:
             self._stack.close()  # upstream, database, temporary files: in reverse order
         finally:
-            if report is not None:
+            if report is not None and not self._set_up and _removed_if_empty(report.run_dir):
+                pass  # the database never came up: nothing ran, nothing to record
+            elif report is not None:
                 if exc_type is None:
                     report.status, manifest["reason"] = self._verdict or run_verdict(report.rows)
                 elif issubclass(exc_type, KeyboardInterrupt):
@@ -265,6 +278,14 @@ class BenchRun:
                 manifest["finished_at"] = results.now()
                 with contextlib.suppress(results.ResultsError):
                     results.write_json(report.run_dir / "manifest.json", manifest, "manifest")
+
+
+def _removed_if_empty(path: Path) -> bool:
+    try:
+        path.rmdir()
+    except OSError:
+        return False
+    return True
 
 
 def run_verdict(rows: list[ResultRow]) -> tuple[RunStatus, str | None]:
