@@ -122,6 +122,7 @@ class RemoteSampler:
             # A serve from before CPU was read to the ns does not say how it read it.
             cpu_read=window.get("server_cpu_read"),
             database_cpu_read=window.get("database_cpu_read"),
+            samples=tuple(window.get("samples", ())),
         )
 
 

@@ -94,6 +94,11 @@ def test_stats_window_counts_what_the_serving_host_did(served: Serving, tmp_path
     )
     assert window["peak_rss_mb"] > 10 and window["peak_db_connections"] >= 1
     assert window["exited_pids"] == []
+    # The readings in between, as bench's own sampler gives them: CPU since the window began.
+    samples = window["samples"]
+    assert samples and samples[-1]["t_s"] == window["window_s"]
+    assert samples[-1]["cpu_s"] == pytest.approx(window["server_cpu_s"], abs=1e-6)
+    assert [s["t_s"] for s in samples] == sorted(s["t_s"] for s in samples)
     assert after["server"] == {"running": True, "exit_code": None}
 
 
