@@ -1,5 +1,6 @@
-"""stackbench's sessions. Thin on purpose: what they run lives in the `stackbench` package
-(stackbench/nox_sessions.py reads nox's command line and each session's arguments once).
+"""stackbench's sessions. Thin on purpose: what they install and run lives in the
+`stackbench` package (stackbench/nox_sessions.py); nox's command line and each session's
+arguments are read once, in stackbench/nox_command.py.
 
 Sessions:
     nox -s tests                                  the whole suite on a real PostgreSQL
@@ -28,12 +29,14 @@ import nox
 ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))
 
-from stackbench import experiments, interpreters, matrix  # noqa: E402  (stdlib-only)
+# Standard library only: these run before any virtualenv exists.
+from stackbench import experiments, interpreters, matrix, nox_command  # noqa: E402
 from stackbench import nox_sessions as sessions  # noqa: E402
-from stackbench.nox_sessions import HARNESS_STOP, SessionArgs  # noqa: E402
+from stackbench.nox_command import SessionArgs  # noqa: E402
+from stackbench.nox_sessions import HARNESS_STOP  # noqa: E402
 
 nox.options.default_venv_backend = "uv|venv"  # uv builds a venv in seconds; venv otherwise
-nox.options.sessions = ["lint", "tests", "conformance"]
+nox.options.sessions = ["lint", "tests", "tests_slow", "conformance"]
 nox.options.error_on_missing_interpreters = True
 if hasattr(nox.options, "download_python"):  # nox 2025.02+
     nox.options.download_python = "never"  # uv's downloads fail offline, in many lines
@@ -52,7 +55,7 @@ FREE_THREADED = interpreters.free_threaded(INSTALLED)
 # Refused in one line before anything starts: a session nox would not find, a missing
 # interpreter, options after -- that contradict a session's own pair, and a bare
 # `nox -s bench` (every pair) unless confirmed.
-sessions.enforce(sessions.NoxCommand.parse(sys.argv), INSTALLED, nox.options.sessions)
+nox_command.enforce(nox_command.NoxCommand.parse(sys.argv), INSTALLED, nox.options.sessions)
 # SIGTERM to nox stops a session as Ctrl-C does: nox passes it on and waits (HARNESS_STOP).
 signal.signal(signal.SIGTERM, signal.default_int_handler)
 
@@ -68,33 +71,27 @@ TEST_SERVERS = (
 # psycogreen: the tests also run psycopg2 patched under gevent (eventlet's gunicorn pin
 # keeps gunicorn-eventlet out of this shared venv).
 TEST_INSTALL = ["-e", ".[harness,test,fast,profile]", "psycogreen"]
+TEST_SERVER_REQUIREMENTS = sessions.server_requirements(TEST_SERVERS)
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole suite on a real PostgreSQL, in parallel, then its slow lane: fixtures,
-    loadgen, every app, the harness (-- PYTEST_ARGS: those instead, in one run)."""
-    session.install(
-        *TEST_INSTALL,
-        *sessions.app_requirements(),
-        *sessions.server_requirements(TEST_SERVERS),
-    )
-    for argv in sessions.test_runs(session.posargs):
-        session.run(*argv)
+    """The suite on a real PostgreSQL, in parallel, all but its slow lane: fixtures, loadgen,
+    every app, the harness (-- PYTEST_ARGS: exactly those, slow tests included)."""
+    session.install(*TEST_INSTALL, *sessions.app_requirements(), *TEST_SERVER_REQUIREMENTS)
+    for run in sessions.lane_runs("tests", session.posargs):
+        session.run(*run.argv, success_codes=run.success_codes)
 
 
 @nox.session(python=PYTHON)
 def tests_slow(session: nox.Session) -> None:
-    """The slow lane alone: long end-to-end runs (experiments, whole runs of the CLI)."""
-    session.install(
-        *TEST_INSTALL,
-        *sessions.app_requirements(),
-        *sessions.server_requirements(TEST_SERVERS),
-    )
-    session.run(*sessions.SLOW_LANE, *session.posargs)
+    """The suite's slow lane, in parallel: whole experiment runs (CI runs it after tests)."""
+    session.install(*TEST_INSTALL, *sessions.app_requirements(), *TEST_SERVER_REQUIREMENTS)
+    for run in sessions.lane_runs("tests_slow", session.posargs):
+        session.run(*run.argv, success_codes=run.success_codes)
 
 
-@nox.session(python=[sessions.CONFORMANCE_PYTHON])
+@nox.session(python=[nox_command.CONFORMANCE_PYTHON])
 def conformance(session: nox.Session) -> None:
     """Every app's conformance suite on Python 3.13 (Django 6.1), ASGI also under gunicorn-asgi.
 
@@ -107,11 +104,8 @@ def conformance(session: nox.Session) -> None:
         *sessions.app_requirements(),
         *sessions.server_requirements(servers),
     )
-    session.run(
-        *sessions.CONFORMANCE_RUN,
-        *session.posargs,
-        env={"STACKBENCH_CONFORMANCE_SERVERS": "gunicorn-asgi"},
-    )
+    (run,) = sessions.lane_runs("conformance", session.posargs)
+    session.run(*run.argv, env={"STACKBENCH_CONFORMANCE_SERVERS": "gunicorn-asgi"})
 
 
 def freethreaded(session: nox.Session) -> None:

@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pytest
 
-from stackbench import apps, matrix, nox_sessions
+from stackbench import apps, matrix, nox_command, nox_sessions
 from stackbench.apps import APPS, get_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,8 +101,8 @@ def test_a_lost_requirements_file_fails_the_matrix(lost_requirements: Path) -> N
     assert "tortoise" in {p.app for p in matrix.pairs(check_files=False)}
     # The noxfile asks this before nox looks for any session, `lint` included.
     for session in ("lint", "tests", "bench(app='tortoise', server='uvicorn')"):
-        command = nox_sessions.NoxCommand.parse(["nox", "-s", session])
-        refused = nox_sessions.refusal(command, [], [])
+        command = nox_command.NoxCommand.parse(["nox", "-s", session])
+        refused = nox_command.refusal(command, [], [])
         assert refused is not None and LOST in refused.message and refused.code == 1, session
 
 

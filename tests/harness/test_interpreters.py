@@ -16,7 +16,7 @@ import pytest
 
 from stackbench import interpreters
 from stackbench.interpreters import FREE_THREADED_LANE, Interpreter
-from stackbench.nox_sessions import NoxCommand
+from stackbench.nox_command import NoxCommand
 
 ROOT = Path(__file__).resolve().parents[2]
 
