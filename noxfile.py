@@ -3,8 +3,8 @@
 arguments are read once, in stackbench/nox_command.py.
 
 Sessions:
-    nox -s tests                                  the whole suite on a real PostgreSQL
-    nox -s tests_slow                             the slow lane alone (`tests` runs it too)
+    nox -s tests                                  the suite but its slow lane, in parallel
+    nox -s tests_slow                             the slow lane (docs/testing.md)
     nox -s lint                                   ruff and mypy
     nox -s conformance                            every app's conformance suite on Python 3.13
     nox -s freethreaded                           the free-threaded lane (needs python3.13t/3.14t)

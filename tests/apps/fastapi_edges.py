@@ -228,6 +228,7 @@ class FastAPIAppChecks:
         assert statuses == [200] * 12
         assert 2 <= peak <= POOL_SIZE, f"{peak} sleeps ran at once with a pool of {POOL_SIZE}"
 
+    @pytest.mark.serial  # concurrent or serial, told by the time taken
     def test_fanout_calls_run_concurrently(self, base: str) -> None:
         started = time.perf_counter()
         response = httpx.get(f"{base}/slow/fanout", params={"n": 10, "seconds": "1"}, timeout=60)

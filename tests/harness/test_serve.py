@@ -111,6 +111,8 @@ def _shape(value: Any) -> Any:
     return "value"
 
 
+@pytest.mark.slow  # two whole bench runs, one remote and one local, and their reports
+@pytest.mark.timeout(600)
 def test_bench_target_writes_a_local_runs_documents(served: Serving, tmp_path: Path) -> None:
     remote = bench_target(served, tmp_path / "remote", "--scenarios", "json,db", owner=OWNER)
     assert remote.returncode == 0, remote.stderr
@@ -197,7 +199,7 @@ def test_the_server_dying_on_the_serving_host_fails_the_run_and_serve(tmp_path: 
         try:
             # Killed under load: loadgen runs against it, past its 1 s warm-up (a fixed
             # sleep was too short on a busy machine: killed before the run began).
-            wait_for(lambda: _loading(target.app_url), timeout=120)
+            wait_for(lambda: _loading(target.app_url) or bench.poll() is not None, timeout=180)
             time.sleep(1.5)
             os.kill(target.info["server_pid"], signal.SIGKILL)
             _, stderr = bench.communicate(timeout=120)
