@@ -4,7 +4,6 @@ the run's verdict; everything stopped on the way out, whatever happened."""
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from shared_fixtures.db import database
+from shared_fixtures.processes import stopped_by_signals
 from shared_fixtures.seed import ensure_seeded
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
@@ -55,7 +55,8 @@ class BenchRun:
 
     A job serves one pair with one set of options and measures its scenarios; experiments
     run several jobs (and may choose the next from the last one's rows). Leaving the block
-    stops everything and writes the manifest, also on Ctrl-C or SIGTERM.
+    stops everything and writes the manifest, also on Ctrl-C or SIGTERM (the first one
+    stops the run; later ones wait for the stopping to finish).
     """
 
     def __init__(
@@ -76,6 +77,8 @@ class BenchRun:
         # otherwise the run's verdict is its results'.
         self._verdict: tuple[RunStatus, str | None] | None = None
         self._stack = contextlib.ExitStack()
+        self._signals = contextlib.ExitStack()  # left last: after the manifest is written
+        self._received: list[int] = []  # SIGINT/SIGTERM received while the run was open
         self._upstream_url: str | None = None
         self._set_up = True  # False when the database or its seed failed: no run to record
         self._manifest = Manifest(
@@ -111,9 +114,9 @@ class BenchRun:
         self.report = RunReport(run_dir, "ok")
         self._manifest["run_id"] = run_dir.name
         try:
-            # SIGTERM unwinds like Ctrl-C, so every context below stops what it started.
-            previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-            self._stack.callback(signal.signal, signal.SIGTERM, previous)
+            # SIGTERM unwinds like Ctrl-C, so every context below stops what it started; a
+            # second signal (nox's SIGTERM after a terminal's Ctrl-C) cannot cut that short.
+            self._received = self._signals.enter_context(stopped_by_signals())
             if self.target is not None:
                 self._describe_target(self.target)
                 return self
@@ -266,9 +269,9 @@ class BenchRun:
             if report is not None and not self._set_up and _removed_if_empty(report.run_dir):
                 pass  # the database never came up: nothing ran, nothing to record
             elif report is not None:
-                if exc_type is None:
+                if exc_type is None and not self._received:
                     report.status, manifest["reason"] = self._verdict or run_verdict(report.rows)
-                elif issubclass(exc_type, KeyboardInterrupt):
+                elif self._received or issubclass(exc_type, KeyboardInterrupt):
                     report.status = "interrupted"
                     manifest["reason"] = "interrupted (SIGINT/SIGTERM); completed results are kept"
                 else:
@@ -278,6 +281,7 @@ class BenchRun:
                 manifest["finished_at"] = results.now()
                 with contextlib.suppress(results.ResultsError):
                     results.write_json(report.run_dir / "manifest.json", manifest, "manifest")
+            self._signals.close()
 
 
 def _removed_if_empty(path: Path) -> bool:

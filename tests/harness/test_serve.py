@@ -140,6 +140,8 @@ def _shape(value: Any) -> Any:
     return "value"
 
 
+@pytest.mark.slow  # two whole bench runs, one remote and one local, and their reports
+@pytest.mark.timeout(600)
 def test_bench_target_writes_a_local_runs_documents(served: Serving, tmp_path: Path) -> None:
     remote = bench_target(served, tmp_path / "remote", "--scenarios", "json,db", owner=OWNER)
     assert remote.returncode == 0, remote.stderr
@@ -234,7 +236,10 @@ def test_the_server_dying_on_the_serving_host_fails_the_run_and_serve(tmp_path: 
             text=True,
         )
         try:
-            time.sleep(4)
+            # Killed under load: loadgen runs against it, past its 1 s warm-up (a fixed
+            # sleep was too short on a busy machine: killed before the run began).
+            wait_for(lambda: _loading(target.app_url) or bench.poll() is not None, timeout=180)
+            time.sleep(1.5)
             os.kill(target.info["server_pid"], signal.SIGKILL)
             _, stderr = bench.communicate(timeout=120)
             _, serve_stderr = target.process.communicate(timeout=60)
@@ -249,6 +254,11 @@ def test_the_server_dying_on_the_serving_host_fails_the_run_and_serve(tmp_path: 
     reason = document["reason"] or ""
     assert "on the serving host" in reason or "stopped answering" in reason, reason
     assert processes_owned_by(owner) == []
+
+
+def _loading(app_url: str) -> bool:
+    """True while a loadgen of this test session loads ``app_url``."""
+    return any(" -m loadgen " in cmd and app_url in cmd for _, cmd in processes_owned_by())
 
 
 def _workers(master: int) -> list[int]:
@@ -404,7 +414,9 @@ def _agent_run(served: Serving, tmp_path: Path, reports: Path) -> list[ResultDoc
         served,
         tmp_path / "out",
         "--scenarios", "db", "--requests", "60", "--warmup", "0s",
-        "--agent", "0/2", "--start-at", "+1s",
+        # +4s: the harness reads the target and starts loadgen after parsing it; loadgen
+        # refuses a start more than 1 s past (on a busy machine +1s was).
+        "--agent", "0/2", "--start-at", "+4s",
         "--agent-reports", str(reports), "--agent-wait", "2s",
         owner=OWNER,
     )  # fmt: skip
