@@ -20,6 +20,7 @@ Sessions:
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))
 
 # Standard library only: these run before any virtualenv exists.
-from stackbench import experiments, interpreters, matrix, nox_command  # noqa: E402
+from stackbench import experiments, interpreters, matrix, nox_command, nox_listing  # noqa: E402
 from stackbench import nox_sessions as sessions  # noqa: E402
 from stackbench.nox_command import SessionArgs  # noqa: E402
 from stackbench.nox_sessions import HARNESS_STOP  # noqa: E402
@@ -55,7 +56,8 @@ FREE_THREADED = interpreters.free_threaded(INSTALLED)
 # Refused in one line before anything starts: a session nox would not find, a missing
 # interpreter, options after -- that contradict a session's own pair, and a bare
 # `nox -s bench` (every pair) unless confirmed.
-nox_command.enforce(nox_command.NoxCommand.parse(sys.argv), INSTALLED, nox.options.sessions)
+COMMAND = nox_command.NoxCommand.parse(sys.argv)
+nox_command.enforce(COMMAND, INSTALLED, nox.options.sessions)
 # SIGTERM to nox stops a session as Ctrl-C does: nox passes it on and waits (HARNESS_STOP).
 signal.signal(signal.SIGTERM, signal.default_int_handler)
 
@@ -244,3 +246,11 @@ def _interpreter_lanes(session: nox.Session, args: SessionArgs) -> list[str]:
     return [
         arg for lane, venv in lanes for arg in ("--interpreter", f"{lane.minor}={venv / 'bin'}")
     ]
+
+
+# A plain `nox -l` prints each session once and the pairs one line per app (nox's own list
+# repeats a description 82 times); `nox -l --json` and a filtered list stay nox's.
+if COMMAND.lists_sessions:
+    _width = shutil.get_terminal_size().columns
+    print(nox_listing.page(nox.registry.get(), nox.options.sessions or [], _width))
+    sys.exit(0)

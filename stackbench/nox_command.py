@@ -25,6 +25,7 @@ from stackbench import experiments, interpreters, matrix
 _SESSION_FLAGS = ("-s", "--session", "--sessions", "-e")
 _PYTHON_FLAGS = ("-P", "--force-python", "--extra-python", "--extra-pythons")
 _LIST_FLAGS = ("-l", "--list", "--list-sessions", "--usage", "-h", "--help", "--version")
+_LIST_SESSIONS_FLAGS = ("-l", "--list", "--list-sessions")
 _SELECT_FLAGS = ("-k", "--keywords", "-t", "--tags", "-p", "--python", "--pythons")
 
 # A bare `nox -s bench` selects every parametrization; this runs them anyway.
@@ -48,6 +49,7 @@ class NoxCommand:
     sessions: tuple[str, ...] = ()  # named with -s/-e (or $NOXSESSION)
     pythons: tuple[str, ...] = ()  # -P/--force-python/--extra-python(s) values
     listing: bool = False  # -l, --help...: nothing will run
+    lists_sessions: bool = False  # a plain `nox -l`: every session, as text for a person
     selecting: bool = False  # -k/-t/-p: nox selects, the default sessions do not apply
     interactive: bool = False  # a person can answer a question (stdin a terminal)
     posargs: tuple[str, ...] = ()  # after --: each session passes them on
@@ -71,6 +73,9 @@ class NoxCommand:
             sessions=tuple(sessions),
             pythons=tuple(_values(own, _PYTHON_FLAGS)),
             listing=any(name in _LIST_FLAGS for name in names),
+            lists_sessions=any(name in _LIST_SESSIONS_FLAGS for name in names)
+            and not sessions
+            and not any(name in (*_SELECT_FLAGS, "--json", "-h", "--help") for name in names),
             selecting=any(name in _SELECT_FLAGS for name in names),
             interactive=stdin_is_terminal and "--non-interactive" not in names,
             posargs=tuple(posargs),
