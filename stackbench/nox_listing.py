@@ -50,12 +50,12 @@ def page(registry: Mapping[str, Any], defaults: Iterable[str], width: int) -> st
     by_values: dict[tuple[tuple[Any, ...], ...], list[tuple[str, str]]] = {}
     for signature, summary, values in grouped:
         by_values.setdefault(tuple(values), []).append((signature, summary))
-    for values, sessions in by_values.items():
+    for shared, sessions in by_values.items():
         lines.append("")
         lines += [
             _row(f"{NAMED} {signature}", summary, 0, width) for signature, summary in sessions
         ]
-        lines += _values(list(values), width)
+        lines += _values(list(shared), width)
     return "\n".join(lines)
 
 
@@ -79,15 +79,15 @@ def _values(values: list[tuple[Any, ...]], width: int) -> list[str]:
     if len(values[0]) == 1:
         return [_fill(", ".join(str(v[0]) for v in values), width, "    ", "    ")]
     seconds: dict[str, list[str]] = {}
-    for first, *rest in values:
-        seconds.setdefault(str(first), []).append(", ".join(map(str, rest)))
+    for first, *others in values:
+        seconds.setdefault(str(first), []).append(", ".join(map(str, others)))
     firsts: dict[tuple[str, ...], list[str]] = {}
-    for first, rest in seconds.items():
-        firsts.setdefault(tuple(rest), []).append(first)
+    for first, its_seconds in seconds.items():
+        firsts.setdefault(tuple(its_seconds), []).append(first)
     lines = []
-    for rest, names in firsts.items():
+    for shared, names in firsts.items():
         lines.append(_fill(", ".join(names) + ":", width, "    ", "    "))
-        lines.append(_fill(" ".join(rest), width, "        ", "        "))
+        lines.append(_fill(" ".join(shared), width, "        ", "        "))
     return [*lines, f"    ({len(values)} in all; nox -s matrix prints them as a grid)"]
 
 
