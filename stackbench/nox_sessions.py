@@ -70,8 +70,9 @@ def experiment_requirements(name: str) -> list[str]:
 # wait (for servers to start, loads to end, statements to settle) as much as they compute.
 LANES = {"tests": "not slow", "tests_slow": "slow"}
 # Units of work in test-file order: test_conformance.py, split by target, comes last and
-# fills the workers' tails (tests/conftest.py, work_unit).
-PARALLEL = ("--dist", "loadfile", "--no-loadscope-reorder")
+# fills the workers' tails (tests/conftest.py, work_unit). --durations names the slowest
+# tests in CI's log, where the 15-minute budget is kept.
+PARALLEL = ("--dist", "loadfile", "--no-loadscope-reorder", "--durations=15")
 
 
 class PytestRun(NamedTuple):
