@@ -391,6 +391,7 @@ def test_a_process_whose_clock_cannot_be_read_falls_back_to_ticks_and_says_so(
 
 
 @needs_clock
+@pytest.mark.serial  # its verdict counts readings 50 ms apart: tests beside it delay them
 def test_the_readings_over_the_window_are_kept_for_the_report(busy: Busy, db) -> None:
     """Each reading after the mark is a sample: seconds since the mark, CPU since the mark
     (it rises while the process burns, and never goes down), RSS and connections."""

@@ -224,6 +224,9 @@ def test_a_worker_killed_on_the_serving_host_is_degraded(tmp_path: Path) -> None
         assert document["repeats"][0]["server"]["cpu_read"]["resolution_s"] == TICK_NS / 1e9
 
 
+# Serial: the kill must land in the measured window; beside other tests the bench started
+# late and finished its 6 s before the kill (CI's parallel lane: exit 0).
+@pytest.mark.serial
 def test_the_server_dying_on_the_serving_host_fails_the_run_and_serve(tmp_path: Path) -> None:
     owner = uuid.uuid4().hex
     with serving("gino_style", "uvicorn", tmp_path, "--workers", "1", owner=owner) as target:
