@@ -12,6 +12,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from loadgen.config import Config, is_loopback_host
+from loadgen.scenario import options_for
 from shared_fixtures.processes import ManagedProcess, ProcessError
 from stackbench.documents import LoadgenReport
 
@@ -30,6 +31,8 @@ def aimed(load: Config, scenario: str, base_url: str, cafile: Path | None = None
         scenario=scenario,
         allow_remote=load.allow_remote or remote,
         cacert=str(cafile) if cafile is not None else load.cacert,
+        # One run's options go to the scenarios that read them (seconds: slow-db, not db).
+        scenario_options=options_for(scenario, load.scenario_options, load.scenario_file),
     )
 
 

@@ -24,8 +24,8 @@ from stackbench.experiments import EXPERIMENTS, TOLERANCE, Lane, protocol_predic
 from stackbench.experiments.duets import Measured, median, paired_ratio
 from stackbench.experiments.report import markdown_table, terminal_table
 from stackbench.matrix import Pair
-from stackbench.measure import Progress
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.run import BenchRun
 from stackbench.servers import H1, HTTP2, get_server
 

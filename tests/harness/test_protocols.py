@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stackbench import matrix
+from stackbench import matrix, nox_command, nox_sessions
 from stackbench.apps import get_app
 from stackbench.certificates import certificates
 from stackbench.protocol_check import speak
@@ -177,14 +177,20 @@ def test_streams_without_http2_and_a_cacert_that_is_not_one_are_refused(tmp_path
 
 
 def test_nox_refuses_a_protocol_before_building_anything() -> None:
-    said = matrix.check_requested_sessions(
-        ["nox", "-s", "bench(app='gino_style', server='uvicorn')", "--", "--protocol", "h2"]
+    def said(*argv: str) -> str | None:
+        command = nox_command.NoxCommand.parse(["nox", *argv], environ={}, stdin_is_terminal=False)
+        return nox_command.unspoken_protocol(command)
+
+    uvicorn = said("-s", "bench(app='gino_style', server='uvicorn')", "--", "--protocol", "h2")
+    assert uvicorn is not None and uvicorn.startswith("uvicorn does not speak h2"), uvicorn
+    assert said("-s", "bench(app='gino_style', server='granian')", "--", "--protocol=h2c") is None
+    unknown = said("-s", "serve(app='gino_style', server='granian')", "--", "--protocol", "h3")
+    assert "protocols are h1, h1-tls, h2, h2c" in (unknown or "")
+    # and the venv gets what the protocol needs (gunicorn's h2 extra for h2c)
+    args = nox_command.SessionArgs.parse(["--protocol", "h2c"])
+    assert "gunicorn[http2]>=25.1" in nox_sessions.pair_requirements(
+        "django_sync", "gunicorn-gthread", args
     )
-    assert said is not None and said.startswith("uvicorn does not speak h2"), said
-    fine = ["nox", "-s", "bench(app='gino_style', server='granian')", "--", "--protocol=h2c"]
-    assert matrix.check_requested_sessions(fine) is None
-    unknown = ["nox", "-s", "serve(app='gino_style', server='granian')", "--", "--protocol", "h3"]
-    assert "protocols are h1, h1-tls, h2, h2c" in (matrix.check_requested_sessions(unknown) or "")
 
 
 # ------------------------------------- real servers: each speaks what it says it speaks
