@@ -309,6 +309,41 @@ def test_a_bench_asked_h2_of_a_server_started_without_it_is_not_ok(tmp_path, mon
 
 
 @pytest.mark.slow
+def test_a_bench_over_h2_records_what_it_negotiated(tmp_path) -> None:
+    """End to end, the bench --protocol h2 that works: granian over TLS with ALPN h2,
+    loadgen with 2 streams per connection. The result and the manifest say what was asked
+    and what every connection negotiated (protocol, TLS version, cipher), the harness's
+    own check before the load too; the run's CA is gone afterwards."""
+    from stackbench import bench, results
+    from stackbench.options import BENCH_LOAD, BenchOptions
+    from tests.harness.runs import result_documents
+
+    options = BenchOptions(
+        scenarios=("json",),
+        load=BENCH_LOAD.replace(duration=1.0, warmup=0.5, concurrency=2, h2=True, streams=2),
+        workers=1,
+        protocol=H2,
+        output=tmp_path / "out",
+    )
+    report = bench.single_pair("gino_style", "granian", options)
+    (document,) = result_documents(report.run_dir)
+    assert document["protocol"] == H2 and document["flags"]["protocol_mismatch"] is False
+    check = document["protocol_check"]
+    assert (check["protocol"], check["alpn"]) == ("h2", "h2") and check["tls_version"]
+    negotiated = document["summary"]["negotiated"]
+    connections = sum(negotiated["protocols"].values())
+    assert connections >= 2 and negotiated["protocols"] == {"h2": connections}
+    assert sum(negotiated["tls_versions"].values()) == connections
+    assert set(negotiated["tls_versions"]) <= {"TLSv1.2", "TLSv1.3"} and negotiated["ciphers"]
+    manifest = results.read_json(report.run_dir / "manifest.json", "manifest")
+    (job,) = manifest["protocols"]
+    assert job["protocol"] == H2 and job["negotiated"] == negotiated
+    command = document["server_command"]
+    key = Path(command[command.index("--ssl-keyfile") + 1])
+    assert not key.exists() and not key.parent.exists()  # the run's certificates are removed
+
+
+@pytest.mark.slow
 def test_serve_speaks_h2_with_its_own_ca_and_bench_target_checks_it(tmp_path) -> None:
     """serve --protocol h2: an https:// app URL, the CA it made (serve prints its path,
     the bench takes it as --cacert), h2 by ALPN; bench --target refuses another protocol
