@@ -13,7 +13,8 @@ limit (``p99<100ms``, ``p99.9<250ms``) and an error budget (``errors<1%``, the d
 when every latency limit and the error budget hold and the achieved rate (responses over
 loadgen's measured window, ``elapsed_s``) is at least ``MIN_ACHIEVED`` of the offered one.
 A repeat that fails while its client was saturated (loadgen's client-CPU self-check
-failed, or its scheduler fell behind by half the tightest latency limit) fails as
+failed, or its scheduler fell behind: later than half the tightest latency limit and than
+50 ms, p99) fails as
 ``client_saturated``: a client that cannot keep the offered rate is never the reason for
 a pass, and a failure it measured is not blamed on the server. The probe passes when
 most of its repeats pass.
@@ -49,9 +50,12 @@ DEFAULT_ERROR_BUDGET = "errors<1%"
 # A repeat holds the offered rate when it answered at least this share of it over the
 # window loadgen measured: the same bound as loadgen's own rate self-check.
 MIN_ACHIEVED = 0.95
-# A client whose scheduler ran later than this share of the tightest latency limit (p99
-# of its lag) spent that much of the budget itself.
+# A client whose scheduler sent later than this share of the tightest latency limit (p99
+# of its lag), and later than the floor, fell behind its schedule: a client that keeps up
+# is late by its machine's scheduling noise only (p99 7-35 ms measured here at a load
+# average of 13 on 2 cores), one that cannot keeps getting later (hundreds of ms).
 CLIENT_LAG_SHARE = 0.5
+CLIENT_LAG_FLOOR_MS = 50.0
 _EXAMPLES = "e.g. 'p99<100ms', 'p99.9<250ms', 'errors<1%'"
 _REPORTED = {f"{p:g}" for p in PERCENTILES}  # the percentiles loadgen's report holds
 
@@ -198,7 +202,7 @@ def judge_reading(offered: float, reading: Reading, slo: Slo) -> tuple[Outcome, 
     short = reading.achieved < MIN_ACHIEVED * offered
     if not (over or errors or short):
         return "pass", None
-    lagging = reading.client_lag_ms > CLIENT_LAG_SHARE * slo.tightest_ms
+    lagging = reading.client_lag_ms > max(CLIENT_LAG_SHARE * slo.tightest_ms, CLIENT_LAG_FLOOR_MS)
     if reading.client_busy or lagging:
         why = "its CPU was saturated" if reading.client_busy else (
             f"its sends ran {reading.client_lag_ms:.0f} ms late (p99)"

@@ -5,6 +5,7 @@ beside them, judged, and written as one result document each."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -301,11 +302,20 @@ def _write_result(
         finished_at=results.now(),
     )
     label = base.get("label")
-    name = f"{base['app']}--{base['server']}--{scenario}{f'--{label}' if label else ''}.json"
+    name = f"{base['app']}--{base['server']}--{_file_part(scenario)}"
+    name += f"{f'--{label}' if label else ''}.json"
     results.write_json(run_dir / name, dict(document), "result")
     return ResultRow(
         **verdict, file=name, app=base["app"], server=base["server"], label=label, scenario=scenario
     )
+
+
+def _file_part(scenario: str) -> str:
+    """A scenario as part of a file name: a scenario file by its name without .py, any
+    character a file name should not hold replaced (the document keeps it as given)."""
+    if scenario.endswith(".py") or os.sep in scenario:
+        scenario = Path(scenario).name.removesuffix(".py")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", scenario)
 
 
 def _run_scenario(
@@ -322,7 +332,7 @@ def _run_scenario(
     reason: str | None = None
     label = f"{base['app']} @ {base['server']}: {scenario}"
     for index in range(options.repeats):
-        sampler = subject.sampler(f"{base['app']}--{base['server']}--{scenario}--{index + 1}")
+        sampler = subject.sampler(f"{base['app']}--{base['server']}--{_file_part(scenario)}--{index + 1}")
         figures = ServerFigures(None, None, None)
         try:
             tick = progress.start(
