@@ -10,6 +10,7 @@ Sessions:
     nox -s "serve(app='gino_style', server='uvicorn')" [-- --bind ADDRESS]
                                                   one pair served for load from other hosts
     nox -s matrix [-- --json]                     the pairs, and why others are missing
+    nox -s "capacity(app='django_sync')"          each server's sustainable rate at an SLO
     nox -s "experiment(name='gevent-patching')"   one experiment, its answer as a table
     nox -s report -- RUN_DIR [RUN_DIR...] [--baseline RUN_DIR] [--output DIR]
 """
@@ -192,6 +193,23 @@ def serve(session: nox.Session, app: str, server: str) -> None:
     session.run(
         "python", "-m", "stackbench", "serve", "--app", app, "--server", server, *session.posargs
     )
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("app", list(APPS))
+def capacity(session: nox.Session, app: str) -> None:
+    """Every server of one app searched for its sustainable rate at an SLO (docs/capacity.md).
+
+    One run directory; -- --servers a,b for those servers; -- --help for the options."""
+    named = _option_value(session.posargs, "--servers", default="")
+    servers = named.split(",") if named else matrix.shared_venv_servers(APPS[app])
+    try:
+        chosen = [matrix.Pair(app, server.strip()) for server in servers if server.strip()]
+        requirements = matrix.requirements(chosen)
+    except ValueError as exc:  # an unknown server: one line (the command checks the rest)
+        session.error(str(exc))
+    session.install("-e", ".[harness,fast]", *requirements)
+    session.run("python", "-m", "stackbench", "capacity", "--app", app, *session.posargs)
 
 
 @nox.session(python=PYTHON)

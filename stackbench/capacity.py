@@ -44,12 +44,11 @@ from stackbench.documents import (
     SloDoc,
 )
 from stackbench.judge import body_checks, headline
-from stackbench.matrix import Pair, why_missing
+from stackbench.matrix import Pair
 from stackbench.measure import Progress
 from stackbench.options import BenchOptions
 from stackbench.results import read_result
 from stackbench.run import BenchRun
-from stackbench.servers import SERVERS
 from stackbench.target import connect
 
 # Latency the document keeps for every probe (the table's and the chart's), beside the SLO's.
@@ -88,17 +87,6 @@ class CapacityOutcome:
         return all(p["status"] not in ("below_lowest", "failed") for p in self.document["pairs"])
 
 
-def default_servers(app: App) -> list[str]:
-    """The app's servers that can share one virtualenv: a server that pins a distribution
-    exactly (gunicorn-eventlet's gunicorn 25.3) would change what the others run, so it is
-    searched only when named (``--servers``)."""
-    return [
-        server.id
-        for server in SERVERS.values()
-        if why_missing(app, server) is None and not server.pins
-    ]
-
-
 def probe_options(options: BenchOptions, rate: float) -> BenchOptions:
     """The job of one probe: ``options``' load at ``rate`` req/s, open model, for its duration."""
     return replace(options, load=options.load.replace(rate=rate, requests=None))
@@ -113,7 +101,8 @@ def reading(report: LoadgenReport) -> Reading:
     summary = report["summary"]
     elapsed = float(summary["elapsed_s"])
     sent = int(summary["requests"])
-    lag = report["open_model"]["scheduler_lag_ns"]["p99"] if report.get("open_model") else 0
+    open_model = report.get("open_model")
+    lag = open_model["scheduler_lag_ns"]["p99"] if open_model else 0
     return Reading(
         achieved=int(summary["responses"]) / elapsed if elapsed > 0 else 0.0,
         latency_ms={k: v / 1e6 for k, v in headline(report)["percentiles_ns"].items()},
@@ -261,7 +250,9 @@ def capacity_document(
     assert load.duration is not None
     shown = [*SHOWN_PERCENTILES, *(lim.percentile for lim in plan.slo.latency)]
     percentiles = list(dict.fromkeys(shown))
-    pairs = [_pair(pair, search, plan.slo, run_dir, percentiles) for pair, search in searches.items()]
+    pairs = [
+        _pair(pair, search, plan.slo, run_dir, percentiles) for pair, search in searches.items()
+    ]
     for app in dict.fromkeys(p["app"] for p in pairs):
         mine = [p for p in pairs if p["app"] == app]
         verdicts = standings({index: _bracket(p) for index, p in enumerate(mine)})

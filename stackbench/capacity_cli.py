@@ -32,7 +32,7 @@ from stackbench.capacity_search import (
     parse_rule,
     slo_from,
 )
-from stackbench.matrix import Pair, PairError, why_missing
+from stackbench.matrix import Pair, PairError, shared_venv_servers, why_missing
 from stackbench.measure import Progress
 from stackbench.options import (
     BENCH_LOAD,
@@ -93,7 +93,9 @@ def add_parser(commands: Any) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--app", help="an app: every server it has (or --servers) in one run")
     which.add_argument(
-        "--target", metavar="URL", help="the pair `serve` runs on another host (docs/distributed.md)"
+        "--target",
+        metavar="URL",
+        help="the pair `serve` runs on another host (docs/distributed.md)",
     )
     parser.add_argument(
         "--servers", metavar="A,B", help="with --app: these servers (default: every one that "
@@ -126,7 +128,7 @@ def add_parser(commands: Any) -> None:
     )  # fmt: skip
     search.add_argument(
         "--max-rate", type=positive_number, default=SEARCH.max_rate, metavar="RATE",
-        help=f"a pair still passing here is reported as at least this (default {SEARCH.max_rate:g})",
+        help=f"a pair passing here is reported as at least this (default {SEARCH.max_rate:g})",
     )  # fmt: skip
     add_options(parser, "load (each probe)", CAPACITY_LOAD, CAPACITY)
     add_options(parser, "server", SERVER, CAPACITY)
@@ -141,7 +143,7 @@ def app_named(text: str) -> App:
 def servers_for(app: App, text: str | None) -> list[str]:
     """``--servers`` checked against the app, or its default servers."""
     if not text:
-        return capacity.default_servers(app)
+        return shared_venv_servers(app)
     chosen = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
     for name in chosen:
         reason = why_missing(app, get_server(name))
@@ -215,7 +217,9 @@ def _printer(console: Console) -> Callable[[Pair, Probe], None]:
             else ""
         )
         said = probe.reason if not probe.passed else figures
-        console.print(f"{pair.app} @ {pair.server} at {probe.rate:g} req/s: {probe.outcome}; {said}")
+        console.print(
+            f"{pair.app} @ {pair.server} at {probe.rate:g} req/s: {probe.outcome}; {said}"
+        )
 
     return printed
 

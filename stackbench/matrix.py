@@ -128,6 +128,17 @@ def requirements(chosen: list[Pair]) -> list[str]:
     return [*(arg for path in files for arg in ("-r", path)), *specs]
 
 
+def shared_venv_servers(app: App) -> list[str]:
+    """The app's servers that can share one virtualenv: a server that pins a distribution
+    exactly (gunicorn-eventlet's gunicorn 25.3) would change what the others run there, so
+    it is left out (a capacity run measures it when named)."""
+    return [
+        server.id
+        for server in SERVERS.values()
+        if why_missing(app, server) is None and not server.pins
+    ]
+
+
 def is_valid(pair: Pair) -> bool:
     """True for a pair that exists; unknown apps or servers raise."""
     return why_missing(get_app(pair.app), get_server(pair.server)) is None
@@ -160,12 +171,13 @@ def as_json() -> str:
 
 
 _SESSION = re.compile(r"(?:bench|serve)\(app='([^']*)', server='([^']*)'\)")
+_APP_SESSION = re.compile(r"capacity\(app='([^']*)'\)")
 PAIR_SESSIONS = ("bench", "serve")  # the noxfile's sessions parametrized by pair
 
 
 def check_requested_sessions(argv: list[str]) -> str | None:
-    """A clear error for a ``bench(...)`` or ``serve(...)`` session nox would not find,
-    else None.
+    """A clear error for a ``bench(...)``, ``serve(...)`` or ``capacity(...)`` session nox
+    would not find, else None.
 
     A registered app missing its files is an error for any session: every session's
     parametrization or installs are built from the registry.
@@ -181,6 +193,13 @@ def check_requested_sessions(argv: list[str]) -> str | None:
     ]
     valid = {p.session.replace("bench", kind, 1) for p in pairs() for kind in PAIR_SESSIONS}
     for name in requested:
+        if name.startswith("capacity("):
+            found = _APP_SESSION.fullmatch(name)
+            if found is None:
+                return f"capacity session {name!r} is not of the form capacity(app='APP')"
+            if found.group(1) not in APPS:
+                return f"unknown app {found.group(1)!r} in {name}; valid apps: {', '.join(APPS)}"
+            continue
         kind = name.partition("(")[0]
         if kind not in PAIR_SESSIONS or "(" not in name or name in valid:
             continue

@@ -332,7 +332,8 @@ def _run_scenario(
     reason: str | None = None
     label = f"{base['app']} @ {base['server']}: {scenario}"
     for index in range(options.repeats):
-        sampler = subject.sampler(f"{base['app']}--{base['server']}--{_file_part(scenario)}--{index + 1}")
+        window = f"{base['app']}--{base['server']}--{_file_part(scenario)}--{index + 1}"
+        sampler = subject.sampler(window)
         figures = ServerFigures(None, None, None)
         try:
             tick = progress.start(

@@ -158,7 +158,7 @@ def make_report(
         _across_runs(page, outcome, measured, colours)
     if items:
         page.add(Heading("How each pair was served"), pairs_table(items))
-    page.add(Heading("How to read this report"), *_how_to_read())
+        page.add(Heading("How to read this report"), *_how_to_read())
     write_atomic(outcome.markdown, page.markdown().encode())
     write_atomic(outcome.html, page.html().encode())
     return outcome

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.table import Table as RichTable
 
 from stackbench.documents import CapacityDocument, PairCapacity
-from stackbench.report.chart_style import WIDTH, palette, save, titles
+from stackbench.report.chart_style import WIDTH, log_ms_axis, palette, save, titles
 from stackbench.report.tables import Table, fmt, ms
 
 HEADERS = [
@@ -110,9 +110,7 @@ def terminal_table(table: Table) -> RichTable:
 
 def notes(document: CapacityDocument) -> list[str]:
     """What each pair's status needs said, one line each."""
-    return [
-        f"{p['app']} @ {p['server']}: {p['reason']}" for p in document["pairs"] if p["reason"]
-    ]
+    return [f"{p['app']} @ {p['server']}: {p['reason']}" for p in document["pairs"] if p["reason"]]
 
 
 HOW_TO_READ = (
@@ -183,12 +181,15 @@ def chart(document: CapacityDocument, path: Path) -> Path:
             )  # fmt: skip
         ax.set_xscale("log")
         ax.set_yscale("log")
+        log_ms_axis(ax.xaxis)  # plain numbers (1, 2, 5, 10, ...), for req/s as for ms
+        log_ms_axis(ax.yaxis)
         ax.set_xlabel("offered rate (req/s, open model)")
         ax.set_ylabel("p99 latency (ms, corrected)")
         search = document["search"]
         conditions = (
             f"{', '.join(document['slo']['rules'])}; scenario {search['scenario']}; each probe "
-            f"{search['repeats']} × {search['probe_duration_s']:g} s; shaded: the bracket"
+            f"{search['repeats']} × {search['probe_duration_s']:g} s; filled: held, hollow: "
+            "failed; shaded: the bracket"
         )
         titles(ax, f"{app}: p99 against offered rate", conditions)
         ax.legend(fontsize=8, loc="upper left")

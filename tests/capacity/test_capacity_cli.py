@@ -15,18 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from stackbench import capacity, results
+from stackbench import capacity, matrix, results
+from stackbench.apps import APPS, get_app
 from stackbench.capacity_cli import CAPACITY, _warned, plan_from
 from stackbench.cli import build_parser, main
+from stackbench.matrix import shared_venv_servers
 from stackbench.servers import SERVERS
 
 ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
+STACKBENCH = (sys.executable, "-m", "stackbench")
 
 
-def _capacity(
-    output: Path, *args: str, monkeypatch: pytest.MonkeyPatch
-) -> tuple[int, list[str]]:
+def _capacity(output: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[str]]:
     """main() in this process: its exit code and its lines on stderr."""
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
     err = io.StringIO()
@@ -87,9 +88,9 @@ def test_bad_input_is_one_line_and_exit_2_before_anything_starts(
 
 def test_the_real_command_line_refuses_a_budget_that_does_not_parse(tmp_path: Path) -> None:
     output = tmp_path / "results"
+    argv = [*STACKBENCH, "capacity", "--app", "gino_style", "--budget", "p99 under 100ms"]
     done = subprocess.run(
-        [sys.executable, "-m", "stackbench", "capacity", "--app", "gino_style"]
-        + ["--budget", "p99 under 100ms", "--output", str(output)],
+        [*argv, "--output", str(output)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -104,19 +105,30 @@ def test_the_real_command_line_refuses_a_budget_that_does_not_parse(tmp_path: Pa
 
 
 def test_the_default_servers_leave_a_pinned_server_out_unless_named() -> None:
-    from stackbench.apps import get_app
-
-    django_sync = capacity.default_servers(get_app("django_sync"))
+    django_sync = shared_venv_servers(get_app("django_sync"))
     assert "gunicorn-eventlet" not in django_sync and SERVERS["gunicorn-eventlet"].pins
     assert {"gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent", "granian"} <= set(django_sync)
     assert not any(SERVERS[s].pins for s in django_sync)
-    assert capacity.default_servers(get_app("gino_style"))[0] == "uvicorn"
+    assert shared_venv_servers(get_app("gino_style"))[0] == "uvicorn"
+    django_fastapi = shared_venv_servers(get_app("django_fastapi"))  # both interfaces
+    assert "gunicorn-asgi" in django_fastapi and "gunicorn-eventlet" not in django_fastapi
 
 
 def test_a_probe_too_short_for_the_precision_is_warned_about(tmp_path: Path) -> None:
     args = build_parser().parse_args(
-        ["capacity", "--app", "gino_style", "--probe-duration", "1s", "--warmup", "0s"]
-        + ["--precision", "2%", "--output", str(tmp_path)]
+        [
+            "capacity",
+            "--app",
+            "gino_style",
+            "--probe-duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--precision",
+            "2%",
+            "--output",
+            str(tmp_path),
+        ]
     )
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
@@ -135,8 +147,19 @@ def test_a_probe_too_short_for_the_precision_is_warned_about(tmp_path: Path) -> 
 
 def test_the_plan_is_the_benchs_options_with_the_capacity_defaults(tmp_path: Path) -> None:
     args = build_parser().parse_args(
-        ["capacity", "--app", "gino_style", "--workers", "2", "--scenario-option", "queries=5"]
-        + ["--scenario", "queries", "--output", str(tmp_path)]
+        [
+            "capacity",
+            "--app",
+            "gino_style",
+            "--workers",
+            "2",
+            "--scenario-option",
+            "queries=5",
+            "--scenario",
+            "queries",
+            "--output",
+            str(tmp_path),
+        ]
     )
     planned = plan_from(args)
     load = planned.options.load
@@ -155,10 +178,28 @@ def test_a_budget_the_lowest_rate_fails_is_one_line_and_exit_1(tmp_path: Path) -
     there, says so in one line, and still writes its answer."""
     output = tmp_path / "results"
     done = subprocess.run(
-        [sys.executable, "-m", "stackbench", "capacity", "--app", "gino_style"]
-        + ["--servers", "uvicorn", "--workers", "1", "--budget", "p99<0.001ms"]
-        + ["--start-rate", "20", "--probe-duration", "1s", "--warmup", "0s", "--repeats", "1"]
-        + ["--output", str(output)],
+        [
+            *STACKBENCH,
+            "capacity",
+            "--app",
+            "gino_style",
+            "--servers",
+            "uvicorn",
+            "--workers",
+            "1",
+            "--budget",
+            "p99<0.001ms",
+            "--start-rate",
+            "20",
+            "--probe-duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--repeats",
+            "1",
+            "--output",
+            str(output),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -181,3 +222,21 @@ def test_a_budget_the_lowest_rate_fails_is_one_line_and_exit_1(tmp_path: Path) -
     assert "| uvicorn | fails at 20 |" in (run_dir / "capacity.md").read_text()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "fails at the lowest rate" in manifest["reason"]
+
+
+def test_one_nox_session_per_app_and_an_unknown_app_named() -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "--list", "--json", "-k", "capacity"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    sessions = {s["session"] for s in json.loads(listed.stdout)}
+    assert sessions == {f"capacity(app='{app}')" for app in APPS}
+    error = matrix.check_requested_sessions(["nox", "-s", "capacity(app='nope')"])
+    assert error is not None and error.startswith("unknown app 'nope' in capacity(app='nope')")
+    error = matrix.check_requested_sessions(["nox", "-s", "capacity(gino_style)"])
+    assert error == "capacity session 'capacity(gino_style)' is not of the form capacity(app='APP')"
+    assert matrix.check_requested_sessions(["nox", "-s", "capacity(app='gino_style')"]) is None

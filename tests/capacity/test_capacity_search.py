@@ -302,7 +302,10 @@ def test_a_search_that_cannot_run_is_refused(spec: SearchSpec, says: str) -> Non
         # touching is not overlapping: b passed at 105, where a failed
         ({"a": (100, 105), "b": (105, 110)}, {"a": "worse", "b": "best"}),
         # tied with the best, not with each other's neighbours
-        ({"a": (100, 105), "b": (103, 108), "c": (107, 112)}, {"a": "worse", "b": "tied", "c": "tied"}),
+        (
+            {"a": (100, 105), "b": (103, 108), "c": (107, 112)},
+            {"a": "worse", "b": "tied", "c": "tied"},
+        ),
         # an open upper end (every rate passed, or the client limited it) overlaps higher
         ({"a": (100, None), "b": (150, 155)}, {"a": "tied", "b": "tied"}),
         ({"a": (None, 50), "b": (40, 42)}, {"a": "unranked", "b": "best"}),
