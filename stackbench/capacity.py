@@ -20,12 +20,9 @@ from pathlib import Path
 from stackbench import results
 from stackbench.apps import App
 from stackbench.capacity_search import (
-    MIN_ACHIEVED,
     Probe,
-    Reading,
     Search,
     SearchSpec,
-    Slo,
     failed_probe,
     judge_probe,
     standings,
@@ -49,6 +46,7 @@ from stackbench.measure import Progress
 from stackbench.options import BenchOptions
 from stackbench.results import read_result
 from stackbench.run import BenchRun
+from stackbench.slo import MIN_ACHIEVED, Reading, Slo
 from stackbench.target import connect
 
 # Latency the document keeps for every probe (the table's and the chart's), beside the SLO's.

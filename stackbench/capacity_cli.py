@@ -22,16 +22,7 @@ from rich.console import Console
 
 from stackbench import capacity
 from stackbench.apps import App, get_app
-from stackbench.capacity_search import (
-    DEFAULT_BUDGET,
-    DEFAULT_ERROR_BUDGET,
-    BudgetError,
-    Probe,
-    SearchSpec,
-    parse_precision,
-    parse_rule,
-    slo_from,
-)
+from stackbench.capacity_search import Probe, SearchSpec, parse_precision
 from stackbench.matrix import Pair, PairError, shared_venv_servers, why_missing
 from stackbench.measure import Progress
 from stackbench.options import (
@@ -47,6 +38,7 @@ from stackbench.options import (
 )
 from stackbench.results import write_atomic
 from stackbench.servers import get_server
+from stackbench.slo import DEFAULT_BUDGET, DEFAULT_ERROR_BUDGET, BudgetError, parse_rule, slo_from
 from stackbench.target import check_url
 
 T = TypeVar("T")
@@ -61,8 +53,8 @@ SEARCH = SearchSpec()
 PROBE_DURATION = 5.0
 # The load options a probe takes: the search sets the rate and the duration itself.
 CAPACITY_LOAD = (
-    "scenarios", "scenario_options", "warmup", "concurrency", "timeout", "processes",
-    "repeats", "client_cpus",
+    "scenarios", "scenario_file", "scenario_options", "warmup", "concurrency", "timeout",
+    "processes", "repeats", "client_cpus",
 )  # fmt: skip
 
 
@@ -164,6 +156,8 @@ def plan_from(args: argparse.Namespace) -> capacity.CapacityPlan:
         raise OptionError(str(exc)) from None
     if len(args.scenarios or CAPACITY.scenarios) != 1:
         raise OptionError("a capacity search loads one scenario: give one --scenario")
+    if getattr(args, "scenario_file", None) and args.scenarios is CAPACITY.scenarios:
+        raise OptionError("a capacity search loads one scenario: name the file's (--scenario)")
     options = options_from(args, CAPACITY)
     load = options.load.replace(duration=args.probe_duration, requests=None)
     return capacity.CapacityPlan(slo, spec, replace(options, load=load))

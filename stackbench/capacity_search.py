@@ -1,23 +1,12 @@
-"""The capacity search, pure: the highest open-model rate that holds an SLO, and which
-pairs it ranks apart.
+"""The capacity search, pure: the highest open-model rate that holds an SLO (stackbench/
+slo.py), and which pairs it ranks apart.
 
 Nothing here measures. A search asks for rates (``Search.next_rate``) and is told how
 each probe went (``Search.record``); stackbench/capacity.py serves a pair and runs loadgen
 for each, a test passes a function. That keeps the algorithm provable on its own.
 
-**The SLO** is loadgen's threshold grammar (loadgen/thresholds.py), restricted to what a
-capacity answer can be judged on: corrected latency percentiles that must stay below a
-limit (``p99<100ms``, ``p99.9<250ms``) and an error budget (``errors<1%``, the default).
-
-**A probe** is one offered rate, measured ``repeats`` times. Each repeat holds the SLO
-when every latency limit and the error budget hold and the achieved rate (responses over
-loadgen's measured window, ``elapsed_s``) is at least ``MIN_ACHIEVED`` of the offered one.
-A repeat that fails while its client was saturated (loadgen's client-CPU self-check
-failed, or its scheduler fell behind: later than half the tightest latency limit and than
-50 ms, p99) fails as
-``client_saturated``: a client that cannot keep the offered rate is never the reason for
-a pass, and a failure it measured is not blamed on the server. The probe passes when
-most of its repeats pass.
+**A probe** is one offered rate, measured ``repeats`` times, each repeat judged against
+the SLO; the probe passes when most of its repeats pass.
 
 **The search**: from ``start_rate``, multiply by ``step`` until a probe fails (or
 ``max_rate`` passes); then bisect [highest passing, lowest failing] at its geometric
@@ -37,132 +26,10 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from loadgen.errors import ConfigError
-from loadgen.outcome import PERCENTILES
-from loadgen.thresholds import parse_threshold
+from stackbench.slo import BudgetError, Outcome, Reading, Slo, judge_reading
 
-Outcome = Literal["pass", "latency", "errors", "rate", "client_saturated", "failed"]
 Status = Literal["resolved", "client_limited", "above_max", "below_lowest", "failed"]
 Verdict = Literal["best", "tied", "worse", "unranked"]
-
-DEFAULT_BUDGET = ("p99<100ms",)
-DEFAULT_ERROR_BUDGET = "errors<1%"
-# A repeat holds the offered rate when it answered at least this share of it over the
-# window loadgen measured: the same bound as loadgen's own rate self-check.
-MIN_ACHIEVED = 0.95
-# A client whose scheduler sent later than this share of the tightest latency limit (p99
-# of its lag), and later than the floor, fell behind its schedule: a client that keeps up
-# is late by its machine's scheduling noise only (p99 7-35 ms measured here at a load
-# average of 13 on 2 cores), one that cannot keeps getting later (hundreds of ms).
-CLIENT_LAG_SHARE = 0.5
-CLIENT_LAG_FLOOR_MS = 50.0
-_EXAMPLES = "e.g. 'p99<100ms', 'p99.9<250ms', 'errors<1%'"
-_REPORTED = {f"{p:g}" for p in PERCENTILES}  # the percentiles loadgen's report holds
-
-
-class BudgetError(ValueError):
-    """A budget, a precision or a search setting that cannot be used; one line."""
-
-
-@dataclass(frozen=True)
-class LatencyLimit:
-    rule: str  # as given: 'p99<100ms'
-    percentile: str  # a key of loadgen's percentiles_ns: '99', '99.9'
-    limit_ms: float
-    inclusive: bool  # '<=' rather than '<'
-
-    def holds(self, ms: float) -> bool:
-        return ms <= self.limit_ms if self.inclusive else ms < self.limit_ms
-
-
-@dataclass(frozen=True)
-class ErrorBudget:
-    rule: str  # 'errors<1%'
-    fraction: float
-    inclusive: bool
-
-    def holds(self, rate: float) -> bool:
-        return rate <= self.fraction if self.inclusive else rate < self.fraction
-
-
-Rule = LatencyLimit | ErrorBudget
-
-
-def parse_rule(text: str) -> Rule:
-    """One ``--budget`` rule in loadgen's threshold grammar: a corrected latency
-    percentile below a limit, or the error budget as a percentage."""
-    try:
-        threshold = parse_threshold(text)
-    except ConfigError as exc:
-        detail = str(exc).split(repr(text), 1)[-1].lstrip(": ")
-        said = "" if detail.startswith("(") else f": {detail}"
-        raise BudgetError(f"not a budget {text!r}{said} ({_EXAMPLES})") from None
-    metric = threshold.metric.removeprefix("corrected.")
-    if threshold.op not in ("<", "<="):
-        raise BudgetError(f"a budget is an upper bound (< or <=), not {text!r} ({_EXAMPLES})")
-    inclusive = threshold.op == "<="
-    if metric == "errors":
-        if not threshold.percent:
-            raise BudgetError(f"the error budget is a percentage: {text!r} ({_EXAMPLES})")
-        if threshold.value <= 0 and not inclusive:
-            raise BudgetError(f"{text!r} can never hold: use 'errors<=0%' for no errors at all")
-        return ErrorBudget(text, threshold.value, inclusive)
-    if metric.startswith("uncorrected."):
-        raise BudgetError(f"a probe is judged on corrected latency: drop 'uncorrected.' ({text})")
-    if not metric.startswith("p"):
-        raise BudgetError(f"not a latency percentile or an error budget: {text!r} ({_EXAMPLES})")
-    percentile = f"{float(metric[1:]):g}"
-    if percentile not in _REPORTED:
-        known = ", ".join(f"p{p}" for p in sorted(_REPORTED, key=float))
-        raise BudgetError(f"{text!r}: loadgen reports {known}")
-    if threshold.value <= 0:
-        raise BudgetError(f"{text!r} can never hold: a latency limit is above 0")
-    return LatencyLimit(text, percentile, threshold.value / 1e6, inclusive)
-
-
-@dataclass(frozen=True)
-class Slo:
-    """What a probe must hold: each latency limit, and the error budget."""
-
-    latency: tuple[LatencyLimit, ...]
-    errors: ErrorBudget
-
-    @property
-    def rules(self) -> list[str]:
-        return [limit.rule for limit in self.latency] + [self.errors.rule]
-
-    @property
-    def text(self) -> str:
-        return ", ".join(self.rules)
-
-    @property
-    def tightest_ms(self) -> float:
-        return min(limit.limit_ms for limit in self.latency)
-
-    def unseen_overload(self, window_s: float) -> float:
-        """The overload a probe of ``window_s`` (warm-up and measured, one run) may not
-        see: offered a share ε above capacity, the queue grows by ε x window seconds of
-        work, which stays under the tightest latency limit while ε < limit / window."""
-        return self.tightest_ms / 1000 / window_s
-
-
-def slo_from(rules: Iterable[Rule | str]) -> Slo:
-    """The SLO of ``--budget`` rules (the default's when none): at least one latency
-    limit, one rule per percentile, the error budget ``errors<1%`` unless given."""
-    parsed = [parse_rule(r) if isinstance(r, str) else r for r in rules]
-    latency = [r for r in parsed if isinstance(r, LatencyLimit)]
-    budgets = [r for r in parsed if isinstance(r, ErrorBudget)]
-    if not latency:
-        latency = [r for r in map(parse_rule, DEFAULT_BUDGET) if isinstance(r, LatencyLimit)]
-    seen = Counter(limit.percentile for limit in latency)
-    twice = [p for p, n in seen.items() if n > 1]
-    if twice:
-        raise BudgetError(f"--budget: p{twice[0]} given twice; give each percentile once")
-    if len(budgets) > 1:
-        raise BudgetError("--budget: the error budget given twice; give it once")
-    errors = budgets[0] if budgets else parse_rule(DEFAULT_ERROR_BUDGET)
-    assert isinstance(errors, ErrorBudget)
-    return Slo(tuple(sorted(latency, key=lambda lim: float(lim.percentile))), errors)
 
 
 def parse_precision(text: str) -> float:
@@ -175,48 +42,6 @@ def parse_precision(text: str) -> float:
     if not 0 < value < 1:
         raise BudgetError(f"must be above 0 and below 1 (e.g. 0.05 or 5%), got {text!r}")
     return value
-
-
-# -- one probe -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Reading:
-    """One repeat of a probe, as loadgen measured it."""
-
-    achieved: float  # responses per second of loadgen's measured window (elapsed_s)
-    latency_ms: Mapping[str, float]  # corrected latency by percentile ('99', '99.9')
-    error_rate: float  # failed + transport errors over requests sent
-    wrong: int = 0  # responses whose body check failed
-    client_busy: bool = False  # loadgen's client-CPU self-check failed
-    client_lag_ms: float = 0.0  # p99 of how late loadgen's scheduler sent
-
-
-def judge_reading(offered: float, reading: Reading, slo: Slo) -> tuple[Outcome, str | None]:
-    """Whether one repeat held the SLO at ``offered`` req/s, and if not, why."""
-    over = [
-        f"{lim.rule.split('<')[0]} {reading.latency_ms[lim.percentile]:.1f} ms"
-        f" > {lim.limit_ms:g} ms"
-        for lim in slo.latency
-        if not lim.holds(reading.latency_ms[lim.percentile])
-    ]
-    errors = not slo.errors.holds(reading.error_rate) or reading.wrong > 0
-    short = reading.achieved < MIN_ACHIEVED * offered
-    if not (over or errors or short):
-        return "pass", None
-    lagging = reading.client_lag_ms > max(CLIENT_LAG_SHARE * slo.tightest_ms, CLIENT_LAG_FLOOR_MS)
-    if reading.client_busy or lagging:
-        why = "its CPU was saturated" if reading.client_busy else (
-            f"its sends ran {reading.client_lag_ms:.0f} ms late (p99)"
-        )  # fmt: skip
-        return "client_saturated", (
-            f"the client could not keep {offered:g} req/s ({why}; "
-            f"{reading.achieved:.0f} req/s answered)"
-        )
-    if over:
-        return "latency", ", ".join(over)
-    if errors:
-        wrong = f", {reading.wrong} wrong responses" if reading.wrong else ""
-        return "errors", f"errors {reading.error_rate:.2%} (budget {slo.errors.rule}){wrong}"
-    return "rate", f"answered {reading.achieved:.0f} req/s of the {offered:g} offered"
 
 
 _ORDER: tuple[Outcome, ...] = ("client_saturated", "latency", "errors", "rate", "failed")

@@ -2,7 +2,8 @@
 
 A pair exists where the server serves one of the app's interfaces (and, for servers that
 run psycopg2 under green threads, where the app can switch its driver). The noxfile's
-``bench`` parametrization and the CI job list are both this list.
+``bench`` parametrization and the CI job list are both this list; every CI job also
+measures the reference pair (``REFERENCE_PAIR``).
 
 Every registered app must be on disk: its directory, ``requirements.txt``, entry modules
 and (for Django) ``manage.py``. A lost file is an error naming it (``check_apps``), never
@@ -20,6 +21,17 @@ from pathlib import Path
 
 from stackbench.apps import APPS, ROOT, App, get_app
 from stackbench.servers import SERVERS, Server, get_server
+
+# The reference pair, measured in every CI bench job beside that job's own pairs. Numbers
+# from different runs (different machines, or one machine at different times) are compared
+# only as ratios to it, measured in the same run and scenario (docs/ci.md). gino_style @
+# uvicorn, because it is the cheapest stable yardstick: the thinnest stack (Starlette +
+# SQLAlchemy Core on a raw asyncpg pool) under the plainest production ASGI server (uvicorn,
+# uvloop, no arbiter, no green-thread patching), with the fewest dependencies to install
+# beside any other app and servers, and the narrowest spread in this project's own runs.
+REFERENCE_APP = "gino_style"
+REFERENCE_SERVER = "uvicorn"
+REFERENCE_PAIR = f"{REFERENCE_APP} @ {REFERENCE_SERVER}"
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from stackbench.matrix import Pair
 from stackbench.options import BENCH_LOAD, BenchOptions
 from stackbench.profiler import ProfiledSampler
 from stackbench.sampler import Sampler, ServerFigures
-from stackbench.serve import Served, answers_health, serve
+from stackbench.server_process import Served, answers_health, serve
 from stackbench.servers import Server
 from stackbench.smoke import smoke_check
 from stackbench.variants import get_variant
@@ -56,8 +56,12 @@ class Progress:
         pass
 
 
-def needs_upstream(scenarios: tuple[str, ...]) -> bool:
-    return any(s.startswith("slow") or s == "mix" for s in scenarios)
+def needs_upstream(options: BenchOptions) -> bool:
+    """The contract's scenarios that call the upstream service (a scenario file's are
+    named by their author: theirs are not the contract's ``slow-*``)."""
+    if options.load.scenario_file is not None:
+        return False
+    return any(s.startswith("slow") or s == "mix" for s in options.scenarios)
 
 
 class Sampling(Protocol):
@@ -210,7 +214,7 @@ def measure_subject(
 ) -> list[ResultRow]:
     """Smoke-check the subject (``smoke_paths`` only, if given), then measure each
     scenario; one result document each."""
-    slow = needs_upstream(options.scenarios)
+    slow = needs_upstream(options)
     failures = smoke_check(subject.base_url, slow=slow, paths=smoke_paths)
     if failures:
         reason = "smoke check failed: " + "; ".join(failures)
@@ -301,6 +305,8 @@ def _write_result(
         repeats=repeats,
         finished_at=results.now(),
     )
+    if options.load.scenario_file is not None:
+        document["scenario_file"] = options.load.scenario_file
     label = base.get("label")
     name = f"{base['app']}--{base['server']}--{_file_part(scenario)}"
     name += f"{f'--{label}' if label else ''}.json"

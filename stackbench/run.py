@@ -34,7 +34,7 @@ from stackbench.documents import (
 from stackbench.matrix import Pair, get_pair
 from stackbench.measure import Progress, measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
-from stackbench.serve import Served
+from stackbench.server_process import Served
 from stackbench.servers import Server, get_server
 from stackbench.target import RemoteSubject, measure_target
 
@@ -157,8 +157,8 @@ class BenchRun:
         manifest["results"].extend(row["file"] for row in rows)
         return rows
 
-    def _upstream(self, scenarios: tuple[str, ...]) -> str:
-        if not needs_upstream(scenarios):
+    def _upstream(self, options: BenchOptions) -> str:
+        if not needs_upstream(options):
             return self._upstream_url or "http://127.0.0.1:9"  # discard: nothing calls it
         if self._upstream_url is None:
             process, self._upstream_url = start_upstream(self.run_dir / "logs")
@@ -190,7 +190,7 @@ class BenchRun:
             options,
             label,
             self.db,
-            self._upstream(options.scenarios),
+            self._upstream(options),
             self.run_dir,
             self.progress,
         )
@@ -212,7 +212,7 @@ class BenchRun:
         assert self.report is not None, "use BenchRun as a context manager"
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label if label is not None else options.variant)
-        upstream = self._upstream(options.scenarios)
+        upstream = self._upstream(options)
         with serve_pair(
             app, server, options, self.db, upstream, self.run_dir / "logs", wrap
         ) as served:

@@ -13,11 +13,12 @@ import pytest
 
 from stackbench import capacity, results
 from stackbench.capacity_cli import CAPACITY
-from stackbench.capacity_search import Probe, SearchSpec, judge_probe, run_search, slo_from
+from stackbench.capacity_search import Probe, SearchSpec, judge_probe, run_search
 from stackbench.documents import ResultRow
 from stackbench.matrix import Pair
 from stackbench.report import capacity as capacity_report
 from stackbench.report import make_report
+from stackbench.slo import slo_from
 from tests.report import synthetic
 
 SLO = slo_from(["p99<100ms", "p99.9<250ms"])

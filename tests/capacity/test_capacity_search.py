@@ -1,7 +1,7 @@
-"""The capacity search on its own (stackbench/capacity_search.py): the SLO's grammar, how a
-repeat and a probe are judged, the bracket-and-bisect search against servers of known
-capacity played by functions, and the ranking. Each verdict is shown failing on a planted
-input; the end-to-end proof against a real server is test_known_capacity.py."""
+"""The capacity search on its own (stackbench/slo.py, stackbench/capacity_search.py): the
+SLO's grammar, how a repeat and a probe are judged, the bracket-and-bisect search against
+servers of known capacity played by functions, and the ranking. Each verdict is shown
+failing on a planted input; the proof against a real server is test_known_capacity.py."""
 
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ import random
 import pytest
 
 from stackbench.capacity_search import (
-    BudgetError,
-    ErrorBudget,
-    LatencyLimit,
     Probe,
-    Reading,
     Search,
     SearchSpec,
     judge_probe,
-    judge_reading,
     parse_precision,
-    parse_rule,
     run_search,
-    slo_from,
     standings,
+)
+from stackbench.slo import (
+    BudgetError,
+    ErrorBudget,
+    LatencyLimit,
+    Reading,
+    judge_reading,
+    parse_rule,
+    slo_from,
 )
 
 SLO = slo_from(["p99<100ms"])  # and the default errors<1%

@@ -19,7 +19,8 @@ import pytest
 
 from stackbench import capacity, results
 from stackbench.capacity_cli import CAPACITY
-from stackbench.capacity_search import SearchSpec, slo_from
+from stackbench.capacity_search import SearchSpec
+from stackbench.slo import slo_from
 from tests.capacity.known_capacity import CAPPED_CLIENT, SERVER, paced_app
 
 PRECISION = 0.05

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import uuid
 from pathlib import Path
 
