@@ -37,6 +37,7 @@ from stackbench.documents import (
     ProbeDoc,
     ProbeRepeat,
     ResultRow,
+    SchedulerLag,
     SearchDoc,
     SloDoc,
 )
@@ -100,14 +101,15 @@ def reading(report: LoadgenReport) -> Reading:
     elapsed = float(summary["elapsed_s"])
     sent = int(summary["requests"])
     open_model = report.get("open_model")
-    lag = open_model["scheduler_lag_ns"]["p99"] if open_model else 0
+    lag = open_model["scheduler_lag_ns"] if open_model else SchedulerLag(p50=0, p99=0)
     return Reading(
         achieved=int(summary["responses"]) / elapsed if elapsed > 0 else 0.0,
         latency_ms={k: v / 1e6 for k, v in headline(report)["percentiles_ns"].items()},
         error_rate=(int(summary["failed"]) + int(summary["errors"])) / sent if sent else 1.0,
         wrong=sum(int(check["fails"]) for check in body_checks(report)),
         client_busy=not report["self_checks"]["client_cpu"]["ok"],
-        client_lag_ms=float(lag) / 1e6,
+        client_lag_ms=lag["p99"] / 1e6,
+        client_lag_median_ms=lag["p50"] / 1e6,
     )
 
 
@@ -347,6 +349,7 @@ def _probe_doc(probe: Probe, percentiles: list[str], slo: Slo) -> ProbeDoc:
                 error_rate=round(min(r.error_rate, 1.0), 5),
                 wrong_responses=r.wrong,
                 client_cpu_saturated=r.client_busy,
+                client_lag_p50_ms=round(r.client_lag_median_ms, 3),
                 client_lag_p99_ms=round(r.client_lag_ms, 3),
             )
             for r, outcome in zip(probe.readings, probe.outcomes, strict=True)

@@ -98,6 +98,7 @@ class SelfChecks(TypedDict):
 
 
 class SchedulerLag(TypedDict):
+    p50: int
     p99: int
 
 
@@ -450,8 +451,10 @@ class ProbeRepeat(TypedDict):
     wrong_responses: Count
     client_cpu_saturated: bool
     """loadgen's client-CPU self-check failed (above 0.9 CPU-s per wall second)"""
+    client_lag_p50_ms: NonNegative
+    """how late loadgen's scheduler sent (median): a client that keeps up is late by its
+    machine's scheduling noise only"""
     client_lag_p99_ms: NonNegative
-    """how late loadgen's scheduler sent (p99)"""
 
 
 class ProbeDoc(TypedDict):

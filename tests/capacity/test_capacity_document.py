@@ -58,7 +58,7 @@ def loadgen_report(
             {"name": "body shape", "passes": 40 - body_fails, "fails": body_fails},
         ],
         "self_checks": {"client_cpu": {"ok": client_ok, "cpu_per_wall_s": 0.3}},
-        "open_model": {"scheduler_lag_ns": {"p99": int(lag_ms * 1e6)}},
+        "open_model": {"scheduler_lag_ns": {"p50": int(lag_ms * 1e5), "p99": int(lag_ms * 1e6)}},
     }
 
 
@@ -74,6 +74,7 @@ def test_a_repeat_is_read_over_the_window_loadgen_measured() -> None:
     assert read.error_rate == pytest.approx(10 / 604)  # failed statuses + transport errors
     assert read.wrong == 3  # body checks only: the status check is the error rate's
     assert read.client_busy and read.client_lag_ms == pytest.approx(70.0)
+    assert read.client_lag_median_ms == pytest.approx(7.0)
 
 
 def _write(run_dir: Path, name: str, document: dict[str, Any]) -> None:

@@ -123,6 +123,13 @@ def reading(
         (reading(client_busy=True), "pass", None),
         (reading(p99=400.0, client_lag_ms=300.0), "client_saturated", "300 ms late"),
         (reading(p99=400.0, client_lag_ms=40.0), "latency", "p99 400.0 ms"),  # under half
+        # late as a rule, not by a stall: the client fell behind its schedule
+        (
+            reading(p99=400.0, client_lag_ms=45.0, client_lag_median_ms=16.0),
+            "client_saturated",
+            "16 ms late (median)",
+        ),
+        (reading(p99=400.0, client_lag_ms=30.0, client_lag_median_ms=2.4), "latency", "p99"),
     ],
 )
 def test_a_repeat_is_judged_on_latency_errors_and_the_rate(
@@ -134,7 +141,7 @@ def test_a_repeat_is_judged_on_latency_errors_and_the_rate(
 
 
 def test_a_late_client_is_late_beyond_its_machines_noise() -> None:
-    """Against a budget of 10 ms, a client 20 ms late (p99) has not fallen behind: a busy
+    """Against a budget of 10 ms, a client 20 ms late (p99) has not stalled: a busy
     machine's scheduling noise. 60 ms is past the floor; against 1 s, half of it is."""
     tight, loose = slo_from(["p99<10ms"]), slo_from(["p99<1s"])
     assert judge_reading(100.0, reading(p99=30.0, client_lag_ms=20.0), tight)[0] == "latency"
