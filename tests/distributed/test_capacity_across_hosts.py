@@ -1,9 +1,9 @@
 """docs/distributed.md's capacity search across two hosts, word for word: ``serve`` on one
 network namespace host, ``capacity --target`` from another.
 
-The served pair is one gunicorn sync worker whose every ``/slow/db?seconds=0.01`` request
-holds it 10 ms in PostgreSQL: it can never hold more than 100 req/s (less, by its own
-overhead), so the search must not say it does beyond what a probe cannot see; and its
+The served pair has one pooled database connection, and every ``/slow/db?seconds=0.01``
+request holds it 10 ms in PostgreSQL: it can never hold more than 100 req/s (less, by its
+own overhead), so the search must not say it does beyond what a probe cannot see; its
 answer must carry the serving host's figures, and everything must stop by itself.
 """
 
@@ -21,7 +21,7 @@ from stackbench import results
 from tests.distributed.netns import Network
 from tests.distributed.test_serve_across_hosts import DOC, _start_serve, _wait_for_file, command
 
-HOLDS_AT_MOST = 100.0  # req/s: one worker, 10 ms of pg_sleep per request
+HOLDS_AT_MOST = 100.0  # req/s: one database connection, 10 ms of pg_sleep per request
 
 
 def doc_capacity_commands() -> tuple[str, str]:
@@ -69,8 +69,8 @@ def test_the_documented_capacity_search_across_two_hosts(namespaces, tmp_path: P
     low, high = pair["bracket"]
     probes = [(p["rate"], p["outcome"], p["reason"]) for p in pair["probes"]]
     assert (pair["app"], pair["server"], pair["status"]) == (
-        "django_sync",
-        "gunicorn-sync",
+        "gino_style",
+        "uvicorn",
         "resolved",
     ), probes
     assert low is not None and high is not None and high <= low * 1.10, probes
