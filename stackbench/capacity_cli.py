@@ -31,6 +31,7 @@ from stackbench.options import (
     BenchOptions,
     OptionError,
     add_options,
+    load_from,
     options_from,
     positive_duration,
     positive_number,
@@ -156,7 +157,8 @@ def plan_from(args: argparse.Namespace) -> capacity.CapacityPlan:
         raise OptionError(str(exc)) from None
     if len(args.scenarios or CAPACITY.scenarios) != 1:
         raise OptionError("a capacity search loads one scenario: give one --scenario")
-    if getattr(args, "scenario_file", None) and args.scenarios is CAPACITY.scenarios:
+    typed = load_from(args, CAPACITY.load)  # checked as the bench checks it
+    if typed.scenario_file is not None and args.scenarios is CAPACITY.scenarios:
         raise OptionError("a capacity search loads one scenario: name the file's (--scenario)")
     options = options_from(args, CAPACITY)
     load = options.load.replace(duration=args.probe_duration, requests=None)

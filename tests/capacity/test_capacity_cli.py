@@ -240,3 +240,37 @@ def test_one_nox_session_per_app_and_an_unknown_app_named() -> None:
     error = matrix.check_requested_sessions(["nox", "-s", "capacity(gino_style)"])
     assert error == "capacity session 'capacity(gino_style)' is not of the form capacity(app='APP')"
     assert matrix.check_requested_sessions(["nox", "-s", "capacity(app='gino_style')"]) is None
+
+
+def test_a_scenario_file_loads_the_one_scenario_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any bench scenario: a scenario file's too, one of its scenarios by name."""
+    from tests.harness.test_bench_scenario_files import FILE
+
+    path = tmp_path / "scenarios.toml"
+    path.write_text(FILE)
+    output = tmp_path / "results"
+    code, lines = _capacity(
+        output, "--app", "gino_style", "--scenario-file", str(path), monkeypatch=monkeypatch
+    )
+    assert (code, lines) == (
+        2,
+        ["error: a capacity search loads one scenario: name the file's (--scenario)"],
+    )
+    assert not output.exists()
+    args = build_parser().parse_args(
+        [
+            "capacity",
+            "--app",
+            "gino_style",
+            "--scenario-file",
+            str(path),
+            "--scenario",
+            "right",
+            "--output",
+            str(output),
+        ]
+    )
+    planned = plan_from(args)
+    assert planned.scenario == "right" and planned.options.load.scenario_file == str(path)
