@@ -16,6 +16,8 @@ import signal
 import uuid
 from pathlib import Path
 
+import pytest
+
 from shared_fixtures.processes import OWNER_VAR, processes_owned_by
 from stackbench import results
 from tests.distributed.netns import Network
@@ -34,6 +36,7 @@ def doc_capacity_commands() -> tuple[str, str]:
     return serve, search
 
 
+@pytest.mark.slow
 def test_the_documented_capacity_search_across_two_hosts(namespaces, tmp_path: Path) -> None:
     serve_line, capacity_line = doc_capacity_commands()
     owner = uuid.uuid4().hex
