@@ -255,9 +255,9 @@ def capacity_document(
     ]
     for app in dict.fromkeys(p["app"] for p in pairs):
         mine = [p for p in pairs if p["app"] == app]
-        verdicts = standings({index: _bracket(p) for index, p in enumerate(mine)})
+        found = standings({index: _bracket(p) for index, p in enumerate(mine)})
         for index, entry in enumerate(mine):
-            entry["verdict"] = verdicts[index]
+            entry["verdict"], entry["rank"] = found[index].verdict, found[index].rank
     return CapacityDocument(
         schema_version=SCHEMA_VERSION,
         kind="stackbench.capacity",
@@ -302,6 +302,7 @@ def _pair(
         sustainable_rate=low,
         bracket=[low, high],
         verdict="unranked",  # set beside the app's other pairs
+        rank=None,
         at_sustainable=_at(passing, run_dir) if passing else None,
         slo=slo_doc(slo),
         probes=[_probe_doc(probe, percentiles, slo) for probe in search.probes],

@@ -14,7 +14,8 @@ midpoint until ``high <= low * (1 + precision)``. Rates are rounded to four sign
 digits. A probe whose measurement broke (the server died, loadgen failed) stops the
 search: it is no answer about the rate.
 
-**Standing**: pairs whose brackets overlap are tied, not ranked (``standings``).
+**Standing**: pairs whose brackets overlap share a rank (a tie), never ranked apart
+(``standings``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,10 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import TypeVar
 
-from stackbench.slo import BudgetError, Outcome, Reading, Slo, judge_reading
-
-Status = Literal["resolved", "client_limited", "above_max", "below_lowest", "failed"]
-Verdict = Literal["best", "tied", "worse", "unranked"]
+from stackbench.documents import PairVerdict, ProbeOutcome, SearchStatus
+from stackbench.slo import BudgetError, Reading, Slo, judge_reading
 
 
 def parse_precision(text: str) -> float:
@@ -44,16 +43,16 @@ def parse_precision(text: str) -> float:
     return value
 
 
-_ORDER: tuple[Outcome, ...] = ("client_saturated", "latency", "errors", "rate", "failed")
+_ORDER: tuple[ProbeOutcome, ...] = ("client_saturated", "latency", "errors", "rate", "failed")
 
 
 @dataclass(frozen=True)
 class Probe:
     rate: float  # offered, req/s
-    outcome: Outcome
+    outcome: ProbeOutcome
     reason: str | None
     readings: tuple[Reading, ...] = ()
-    outcomes: tuple[Outcome, ...] = ()  # each repeat's
+    outcomes: tuple[ProbeOutcome, ...] = ()  # each repeat's
     result: str | None = None  # where the measurement is recorded (a result document)
 
     @property
@@ -188,7 +187,7 @@ class Search:
         self.probes.append(probe)
 
     @property
-    def status(self) -> Status:
+    def status(self) -> SearchStatus:
         if self.broken is not None:
             return "failed"
         if self.low is None:
@@ -238,27 +237,32 @@ def run_search(measure: Callable[[float], Probe], spec: SearchSpec) -> Search:
 K = TypeVar("K", bound=Hashable)
 
 
-def standings(brackets: Mapping[K, tuple[float | None, float | None]]) -> dict[K, Verdict]:
-    """Best, tied or worse: the pair with the highest sustainable rate is best unless
-    another's bracket overlaps its own, and then every such pair is tied; the rest are
-    worse. A pair with no sustainable rate is unranked. An unknown upper end (every rate
-    passed, or the client limited the answer) is open: ``(low, None)``."""
-    ranked = {key: (low, high) for key, (low, high) in brackets.items() if low is not None}
-    verdicts: dict[K, Verdict] = {key: "unranked" for key in brackets}
-    if not ranked:
-        return verdicts
-    top = max(ranked, key=lambda key: ranked[key][0] or 0.0)
-    top_low, top_high = ranked[top]
-    assert top_low is not None
+@dataclass(frozen=True)
+class Standing:
+    verdict: PairVerdict
+    rank: str | None  # '1', '2=' (tied with another pair), None when unranked
 
-    def overlaps(low: float, high: float | None) -> bool:
-        return low < (math.inf if top_high is None else top_high) and top_low < (
-            math.inf if high is None else high
-        )
 
-    tied = [key for key, (low, high) in ranked.items() if low is not None and overlaps(low, high)]
-    for key in ranked:
-        verdicts[key] = "worse"
-    for key in tied:
-        verdicts[key] = "tied" if len(tied) > 1 else "best"
-    return verdicts
+def standings(brackets: Mapping[K, tuple[float | None, float | None]]) -> dict[K, Standing]:
+    """Ranks that do not rank what the search cannot tell apart. Highest sustainable rate
+    first: the pair at the top of what is left shares its rank with every pair whose
+    bracket overlaps its own (a tie, written '2='), and the next rank is after them all.
+    The first rank is best (one pair) or tied (several); the others are worse. A pair
+    with no sustainable rate is unranked. An unknown upper end (every rate passed, or the
+    client limited the answer) is open: ``(low, None)``."""
+    found = {key: Standing("unranked", None) for key in brackets}
+    left = sorted(
+        ((low, math.inf if high is None else high, key) for key, (low, high) in brackets.items()
+         if low is not None),
+        key=lambda bracket: -bracket[0],
+    )  # fmt: skip
+    rank = 1
+    while left:
+        top_low, top_high, _ = left[0]
+        group = [b for b in left if b[0] < top_high and top_low < b[1]]  # overlapping the top
+        for _, _, key in group:
+            verdict: PairVerdict = "worse" if rank > 1 else "tied" if len(group) > 1 else "best"
+            found[key] = Standing(verdict, f"{rank}=" if len(group) > 1 else str(rank))
+        left = [b for b in left if b not in group]
+        rank += len(group)
+    return found

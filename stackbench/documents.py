@@ -413,7 +413,7 @@ def job(app: str, server: str, label: str | None, options: Mapping[str, Any]) ->
 # -- the capacity document: one capacity run's answer (capacity.json) --------------------
 ProbeOutcome = Literal["pass", "latency", "errors", "rate", "client_saturated", "failed"]
 SearchStatus = Literal["resolved", "client_limited", "above_max", "below_lowest", "failed"]
-Standing = Literal["best", "tied", "worse", "unranked"]
+PairVerdict = Literal["best", "tied", "worse", "unranked"]
 Rate = Annotated[float, Json(exclusiveMinimum=0)]
 Fraction = Annotated[float, Json(minimum=0, maximum=1)]
 Range = Annotated[list[float], Json(minItems=2, maxItems=2)]
@@ -502,8 +502,11 @@ class PairCapacity(TypedDict):
     """the highest passing offered rate; null when none passed"""
     bracket: Annotated[list[float | None], Json(minItems=2, maxItems=2)]
     """[highest passing, lowest failing] offered rate; null where there is none"""
-    verdict: Standing
+    verdict: PairVerdict
     """among the app's pairs at this SLO: best, tied (overlapping brackets), worse"""
+    rank: str | None
+    """among the app's pairs: '1', or '2=' for pairs whose brackets overlap (a tie); null when
+    unranked"""
     at_sustainable: Annotated[AtSustainable, CLOSED] | None
     slo: Annotated[SloDoc, CLOSED]
     probes: list[Annotated[ProbeDoc, CLOSED]]

@@ -20,13 +20,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from loadgen.errors import ConfigError
 from loadgen.outcome import PERCENTILES
 from loadgen.thresholds import parse_threshold
-
-Outcome = Literal["pass", "latency", "errors", "rate", "client_saturated", "failed"]
+from stackbench.documents import ProbeOutcome
 
 DEFAULT_BUDGET = ("p99<100ms",)
 DEFAULT_ERROR_BUDGET = "errors<1%"
@@ -164,7 +162,7 @@ class Reading:
     client_lag_median_ms: float = 0.0  # its median
 
 
-def judge_reading(offered: float, reading: Reading, slo: Slo) -> tuple[Outcome, str | None]:
+def judge_reading(offered: float, reading: Reading, slo: Slo) -> tuple[ProbeOutcome, str | None]:
     """Whether one repeat held the SLO at ``offered`` req/s, and if not, why."""
     over = [
         f"{lim.rule.split('<')[0]} {reading.latency_ms[lim.percentile]:.1f} ms"

@@ -20,6 +20,7 @@ HEADERS = [
     "CPU µs/req server + db",
     "RSS MB/worker",
     "probes",
+    "rank",
     "verdict",
 ]
 _STATUS_MARK = {"above_max": "≥ ", "client_limited": "≥ "}
@@ -78,6 +79,7 @@ def _row(entry: PairCapacity) -> list[str]:
         cpu,
         fmt(at["rss_mb_per_worker"] if at else None, ",.0f"),
         str(len(entry["probes"])),
+        entry["rank"] or "–",
         entry["verdict"],
     ]
 
@@ -92,7 +94,7 @@ def tables(document: CapacityDocument) -> list[Table]:
             Table(
                 HEADERS,
                 [_row(entry) for entry in mine],
-                right={1, 3, 4, 5, 6, 7},
+                right={1, 3, 4, 5, 6, 7, 8},
                 caption=f"**{app}**: {slo_text(document)}",
             )
         )
@@ -116,8 +118,9 @@ def notes(document: CapacityDocument) -> list[str]:
 HOW_TO_READ = (
     "**sustainable req/s** is the highest offered rate (open model) whose probe held the "
     "SLO in most of its repeats; **bracket** is [that rate, the lowest rate that failed]: "
-    "the capacity lies between. Pairs whose brackets overlap are **tied**: the search "
-    "cannot rank them; **best** is the highest bracket overlapping no other. **≥** marks a "
+    "the capacity lies between. Pairs whose brackets overlap share a **rank** (`3=`): the "
+    "search cannot tell them apart; **best** is the highest bracket overlapping no other, "
+    "**tied** the pairs sharing the first rank, **worse** the rest. **≥** marks a "
     "lower bound: every rate passed up to --max-rate, or the client, not the server, "
     "failed first (client). p99 is the median over the repeats at the sustainable rate, "
     "their range in brackets; CPU per request and RSS per worker are the same probe's."

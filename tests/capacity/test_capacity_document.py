@@ -135,10 +135,10 @@ def test_the_document_ranks_an_apps_pairs_by_their_brackets(tmp_path: Path) -> N
     run_dir = capacity_run(tmp_path, {"uvicorn": 1000.0, "granian": 1020.0, "daphne": 300.0})
     document = results.read_capacity(run_dir / "capacity.json")
     by_server = {p["server"]: p for p in document["pairs"]}
-    assert {s: p["verdict"] for s, p in by_server.items()} == {
-        "uvicorn": "tied",  # [975, 1000+]: overlaps granian's
-        "granian": "tied",
-        "daphne": "worse",
+    assert {s: (p["verdict"], p["rank"]) for s, p in by_server.items()} == {
+        "uvicorn": ("tied", "1="),  # [993.2, 1037]: overlaps granian's
+        "granian": ("tied", "1="),
+        "daphne": ("worse", "3"),
     }
     uvicorn = by_server["uvicorn"]
     low, high = uvicorn["bracket"]
@@ -164,6 +164,7 @@ def test_a_pair_that_fails_at_the_lowest_rate_is_unranked_and_said(tmp_path: Pat
         [None, 100.0],
         "unranked",
     )
+    assert hypercorn["rank"] is None
     assert hypercorn["at_sustainable"] is None
     assert (hypercorn["reason"] or "").startswith("fails at the lowest rate 100 req/s: p99")
     (table,) = capacity_report.tables(document)
@@ -180,7 +181,8 @@ def test_the_report_draws_each_bracket_and_tables_the_capacity(tmp_path: Path) -
     assert f"## Capacity at the SLO: run `{run_dir.name}`" in text
     assert "| server | sustainable req/s | bracket [pass, fail] |" in text
     row = (
-        "| uvicorn | 993.2 | [993.2, 1,037] | 21.0 (20.0–22.0) | 42.0 | 250 + 90 | 40 | 9 | best |"
+        "| uvicorn | 993.2 | [993.2, 1,037] | 21.0 (20.0–22.0) | 42.0 | 250 + 90 | 40 | 9 "
+        "| 1 | best |"
     )
     assert row in text
     assert "Scenario `db`" not in text  # the probes are the search's, not a bench's table

@@ -304,22 +304,28 @@ def test_a_search_that_cannot_run_is_refused(spec: SearchSpec, says: str) -> Non
 
 # -- standing ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("brackets", "verdicts"),
+    ("brackets", "ranks"),
     [
-        ({"a": (100, 105), "b": (50, 52)}, {"a": "best", "b": "worse"}),
-        ({"a": (100, 105), "b": (102, 107)}, {"a": "tied", "b": "tied"}),
+        ({"a": (100, 105), "b": (50, 52)}, {"a": "best 1", "b": "worse 2"}),
+        ({"a": (100, 105), "b": (102, 107)}, {"a": "tied 1=", "b": "tied 1="}),
         # touching is not overlapping: b passed at 105, where a failed
-        ({"a": (100, 105), "b": (105, 110)}, {"a": "worse", "b": "best"}),
-        # tied with the best, not with each other's neighbours
+        ({"a": (100, 105), "b": (105, 110)}, {"a": "worse 2", "b": "best 1"}),
+        # tied with the top, not with each other's neighbours: a ranks after both
         (
             {"a": (100, 105), "b": (103, 108), "c": (107, 112)},
-            {"a": "worse", "b": "tied", "c": "tied"},
+            {"a": "worse 3", "b": "tied 1=", "c": "tied 1="},
+        ),
+        # ties below the top are ties too: b and c share rank 2, d comes 4th
+        (
+            {"a": (200, 210), "b": (64.4, 67.3), "c": (64.4, 67.3), "d": (30, 31)},
+            {"a": "best 1", "b": "worse 2=", "c": "worse 2=", "d": "worse 4"},
         ),
         # an open upper end (every rate passed, or the client limited it) overlaps higher
-        ({"a": (100, None), "b": (150, 155)}, {"a": "tied", "b": "tied"}),
-        ({"a": (None, 50), "b": (40, 42)}, {"a": "unranked", "b": "best"}),
-        ({"a": (None, 50)}, {"a": "unranked"}),
+        ({"a": (100, None), "b": (150, 155)}, {"a": "tied 1=", "b": "tied 1="}),
+        ({"a": (None, 50), "b": (40, 42)}, {"a": "unranked –", "b": "best 1"}),
+        ({"a": (None, 50)}, {"a": "unranked –"}),
     ],
 )
-def test_overlapping_brackets_are_a_tie_not_a_ranking(brackets: dict, verdicts: dict) -> None:
-    assert standings(brackets) == verdicts
+def test_overlapping_brackets_are_a_tie_not_a_ranking(brackets: dict, ranks: dict) -> None:
+    found = standings(brackets)
+    assert {k: f"{s.verdict} {s.rank or '–'}" for k, s in found.items()} == ranks
