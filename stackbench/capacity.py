@@ -43,8 +43,8 @@ from stackbench.documents import (
 )
 from stackbench.judge import body_checks, headline
 from stackbench.matrix import Pair
-from stackbench.measure import Progress
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.results import read_result
 from stackbench.run import BenchRun
 from stackbench.slo import MIN_ACHIEVED, Reading, Slo

@@ -23,8 +23,7 @@ from rich.console import Console
 from stackbench import capacity
 from stackbench.apps import App, get_app
 from stackbench.capacity_search import Probe, SearchSpec, parse_precision
-from stackbench.matrix import Pair, PairError, shared_venv_servers, why_missing
-from stackbench.measure import Progress
+from stackbench.matrix import Pair, app_servers
 from stackbench.options import (
     BENCH_LOAD,
     SERVER,
@@ -37,8 +36,8 @@ from stackbench.options import (
     positive_number,
     refuse_serve_options,
 )
+from stackbench.progress import Progress
 from stackbench.results import write_atomic
-from stackbench.servers import get_server
 from stackbench.slo import DEFAULT_BUDGET, DEFAULT_ERROR_BUDGET, BudgetError, parse_rule, slo_from
 from stackbench.target import check_url
 
@@ -133,20 +132,6 @@ def app_named(text: str) -> App:
     return get_app(text)
 
 
-def servers_for(app: App, text: str | None) -> list[str]:
-    """``--servers`` checked against the app, or its default servers."""
-    if not text:
-        return shared_venv_servers(app)
-    chosen = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
-    for name in chosen:
-        reason = why_missing(app, get_server(name))
-        if reason is not None:
-            raise PairError(f"no pair ({app.id}, {name}): {reason}")
-    if not chosen:
-        raise OptionError("--servers: name at least one server")
-    return chosen
-
-
 def plan_from(args: argparse.Namespace) -> capacity.CapacityPlan:
     """Everything checked that can be checked before anything starts; the output
     directory is made last."""
@@ -182,7 +167,7 @@ def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
         if args.target_stats:
             raise OptionError("--target-stats goes with --target")
         app = app_named(args.app)
-        servers = servers_for(app, args.servers)
+        servers = app_servers(app, args.servers)
         plan = _warned(plan_from(args))
         outcome = capacity.run_app(app, servers, plan, progress, on_probe=_printer(console))
     return _answer(outcome, console)

@@ -12,7 +12,6 @@ an app quietly left out of the matrix, the noxfile's installs or the tests.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Iterable
@@ -151,6 +150,20 @@ def shared_venv_servers(app: App) -> list[str]:
     ]
 
 
+def app_servers(app: App, named: str | None) -> list[str]:
+    """The servers a capacity run of ``app`` searches: those ``named`` (``--servers a,b``),
+    each checked against the app, else ``shared_venv_servers``; PairError (one line) for
+    an unknown server, a missing pair or an empty list."""
+    if not named:
+        return shared_venv_servers(app)
+    chosen = list(dict.fromkeys(s.strip() for s in named.split(",") if s.strip()))
+    if not chosen:
+        raise PairError("--servers: name at least one server")
+    for server in chosen:
+        get_pair(app.id, server)
+    return chosen
+
+
 def is_valid(pair: Pair) -> bool:
     """True for a pair that exists; unknown apps or servers raise."""
     return why_missing(get_app(pair.app), get_server(pair.server)) is None
@@ -185,41 +198,41 @@ def as_json() -> str:
 _SESSION = re.compile(r"(?:bench|serve)\(app='([^']*)', server='([^']*)'\)")
 _APP_SESSION = re.compile(r"capacity\(app='([^']*)'\)")
 PAIR_SESSIONS = ("bench", "serve")  # the noxfile's sessions parametrized by pair
+APP_SESSION = "capacity"  # the noxfile's session parametrized by app
 
 
-def check_requested_sessions(argv: list[str]) -> str | None:
+def session_pair(name: str) -> Pair | None:
+    """The pair a ``bench(app='A', server='S')`` (or ``serve(...)``) session names, or None."""
+    match = _SESSION.fullmatch(name)
+    return Pair(*match.groups()) if match else None
+
+
+def session_app(name: str) -> str | None:
+    """The app a ``capacity(app='A')`` session names, or None."""
+    match = _APP_SESSION.fullmatch(name)
+    return match.group(1) if match else None
+
+
+def check_requested_sessions(names: Iterable[str]) -> str | None:
     """A clear error for a ``bench(...)``, ``serve(...)`` or ``capacity(...)`` session nox
-    would not find, else None.
-
-    A registered app missing its files is an error for any session: every session's
-    parametrization or installs are built from the registry.
-    """
-    try:
-        check_apps()
-    except AppFilesMissingError as exc:
-        return str(exc)
-    requested = [
-        name
-        for flag, name in itertools.pairwise(argv)
-        if flag in ("-s", "--session", "--sessions", "-e")
-    ]
+    would not find, else None."""
     valid = {p.session.replace("bench", kind, 1) for p in pairs() for kind in PAIR_SESSIONS}
-    for name in requested:
-        if name.startswith("capacity("):
-            found = _APP_SESSION.fullmatch(name)
-            if found is None:
-                return f"capacity session {name!r} is not of the form capacity(app='APP')"
-            if found.group(1) not in APPS:
-                return f"unknown app {found.group(1)!r} in {name}; valid apps: {', '.join(APPS)}"
-            continue
+    for name in names:
         kind = name.partition("(")[0]
+        if kind == APP_SESSION and "(" in name:
+            app = session_app(name)
+            if app is None:
+                return f"{kind} session {name!r} is not of the form {kind}(app='APP')"
+            if app not in APPS:
+                return f"unknown app {app!r} in {name}; valid apps: {', '.join(APPS)}"
+            continue
         if kind not in PAIR_SESSIONS or "(" not in name or name in valid:
             continue
-        match = _SESSION.fullmatch(name)
-        if match is None:
+        pair = session_pair(name)
+        if pair is None:
             return f"{kind} session {name!r} is not of the form {kind}(app='APP', server='SERVER')"
         try:
-            get_pair(*match.groups())
+            get_pair(pair.app, pair.server)
         except (PairError, ValueError) as exc:
             return str(exc)
     return None

@@ -17,11 +17,11 @@ from typing import Any
 from rich.console import Console
 
 from stackbench import callgrind, experiments
+from stackbench.console import print_results
 from stackbench.experiments import EXPERIMENTS, features, techempower, versions
 from stackbench.experiments import report as experiment_report
 from stackbench.experiments import run as experiment_run
 from stackbench.matrix import Pair, parse_pairs
-from stackbench.measure import Progress
 from stackbench.options import (
     BENCH_LOAD,
     DEFAULTS,
@@ -34,6 +34,7 @@ from stackbench.options import (
     options_from,
     positive_int,
 )
+from stackbench.progress import Progress
 from stackbench.results import write_atomic
 from stackbench.variants import VARIANTS
 
@@ -158,7 +159,7 @@ def _cells(args: argparse.Namespace, console: Console, progress: Progress) -> in
     write_atomic(
         outcome.run_dir / "experiment.md", experiment_report.cells_markdown(outcome).encode()
     )
-    console.print(f"results: {outcome.run_dir}")
+    print_results(outcome.run_dir)
     return 0 if all(row.measured_s is not None for row in outcome.rows) else 1
 
 
@@ -177,7 +178,7 @@ def _versions(args: argparse.Namespace, console: Console, progress: Progress) ->
         console.print(f"[yellow]not clean:[/yellow] {failure}")
     command = "nox -s \"experiment(name='python-versions')\""
     write_atomic(outcome.run_dir / "experiment.md", versions.markdown(outcome, command).encode())
-    console.print(f"results: {outcome.run_dir}")
+    print_results(outcome.run_dir)
     return 0 if not outcome.failures else 1
 
 
@@ -217,7 +218,7 @@ def _finish(console: Console, run_dir: Path, failures: list[str], what: str, md:
     for failure in failures:
         console.print(f"[yellow]{what}:[/yellow] {failure}")
     write_atomic(run_dir / "experiment.md", md.encode())
-    console.print(f"results: {run_dir}")
+    print_results(run_dir)
     return 0 if not failures else 1
 
 
@@ -284,7 +285,7 @@ def _techempower(args: argparse.Namespace, console: Console, progress: Progress)
     markdown = techempower.markdown(outcome, _command())
     console.print(markdown)
     write_atomic(outcome.run_dir / "experiment.md", markdown.encode())
-    console.print(f"results: {outcome.run_dir}")
+    print_results(outcome.run_dir)
     return 1 if outcome.missing else 0
 
 
