@@ -193,3 +193,46 @@ def test_the_report_draws_each_bracket_and_tables_the_capacity(tmp_path: Path) -
     assert (
         row in markdown and "- gino_style @ granian: 100 ✓, 200 ✓, 400 ✓, 800 latency" in markdown
     )
+
+
+def test_the_pairs_take_turns_the_order_reversed_every_round(tmp_path: Path) -> None:
+    """One probe per unfinished search per round, the order reversed each round (so a
+    machine slowing down for a while slows every pair alike); a finished search drops
+    out. Each probe read back from the result document its job wrote."""
+    spec = SearchSpec(start_rate=100.0, precision=0.05)
+    plan = capacity.CapacityPlan(SLO, spec, CAPACITY)
+    capacities = {"uvicorn": 1000.0, "granian": 150.0, "daphne": 50.0}
+    asked: list[tuple[str, float]] = []
+    told: list[tuple[str, float]] = []
+
+    def prober(server: str):
+        def probe(rate: float) -> ResultRow:
+            asked.append((server, rate))
+            name = f"gino_style--{server}--db--{capacity.probe_label(rate)}.json"
+            document = synthetic.result(tmp_path.name, "gino_style", server, rate)
+            p99 = 20.0 if rate <= capacities[server] else 300.0
+            for repeat in document["repeats"]:
+                repeat["loadgen"] = loadgen_report(int(rate * 5), elapsed_s=5.0, p99_ms=p99)
+            _write(tmp_path, name, document)
+            flags: Any = {"noisy": False, "client_saturated": False, "checks_failed": False}
+            return ResultRow(
+                file=name, app="gino_style", server=server, label=capacity.probe_label(rate),
+                scenario="db", status="ok", reason=None, summary=None, flags=flags,
+            )  # fmt: skip
+
+        return probe
+
+    probers = {Pair("gino_style", server): prober(server) for server in capacities}
+    searches = capacity.search_in_turns(
+        probers, plan, tmp_path, on_probe=lambda pair, probe: told.append((pair.server, probe.rate))
+    )
+    assert told == asked  # each probe judged as it came
+    servers = [server for server, _ in asked]
+    # daphne fails at once (50 < 100): its search ends after round 1
+    assert servers[:3] == ["uvicorn", "granian", "daphne"]
+    assert servers[3:5] == ["granian", "uvicorn"]  # round 2, reversed, without daphne
+    assert servers[5:7] == ["uvicorn", "granian"]  # round 3, reversed again
+    assert searches[Pair("gino_style", "daphne")].status == "below_lowest"
+    low, high = searches[Pair("gino_style", "granian")].bracket
+    assert low is not None and high is not None and low <= 150.0 < high <= low * 1.05
+    assert searches[Pair("gino_style", "uvicorn")].status == "resolved"

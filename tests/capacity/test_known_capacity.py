@@ -38,6 +38,7 @@ def plan(
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # a rate at a latency: busy neighbours would lower it
 @pytest.mark.parametrize(
     ("service_time_s", "known"), [(0.010, 100.0), (0.020, 50.0)], ids=["as-built", "doubled"]
 )
