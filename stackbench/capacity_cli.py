@@ -210,7 +210,7 @@ def _answer(outcome: capacity.CapacityOutcome, console: Console) -> int:
 
     document = outcome.document
     for table in capacity_report.tables(document):
-        console.print(capacity_report.terminal_table(table))
+        console.print(capacity_report.terminal_table(table, console.width))
     write_atomic(outcome.run_dir / "capacity.md", capacity_report.markdown(document).encode())
     chart = capacity_report.chart(document, outcome.run_dir / "capacity.png")
     console.print(f"chart:   {chart}")

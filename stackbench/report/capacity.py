@@ -3,13 +3,17 @@ and the chart of p99 against the offered rate with each pair's bracket marked.""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
+from rich.console import RenderableType
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from stackbench.documents import CapacityDocument, PairCapacity
 from stackbench.report.chart_style import WIDTH, log_ms_axis, palette, save, titles
 from stackbench.report.tables import Table, fmt, ms
+from stackbench.terminal_tables import fit
 
 HEADERS = [
     "server",
@@ -101,13 +105,44 @@ def tables(document: CapacityDocument) -> list[Table]:
     return found
 
 
-def terminal_table(table: Table) -> RichTable:
-    shown = RichTable(title=table.caption.replace("**", ""), title_justify="left")
-    for index, header in enumerate(table.headers):
-        shown.add_column(header, justify="right" if index in table.right else "left")
-    for row in table.rows:
-        shown.add_row(*row)
+# Left out, in this order, when the table is too wide for the terminal (never a figure cut).
+_SPARED = ("probes", "p99.9 ms", "RSS MB/worker", "CPU µs/req server + db")
+
+
+def _terminal_layout(table: Table, left_out: tuple[str, ...]) -> RichTable:
+    title = table.caption.replace("**", "")
+    if left_out:
+        title += f" (left out for width: {', '.join(left_out)}; capacity.md has them)"
+    shown = RichTable(title=title, title_justify="left")
+    kept = [i for i, header in enumerate(table.headers) if header not in left_out]
+    for index in kept:
+        shown.add_column(
+            Text(table.headers[index]),
+            justify="right" if index in table.right else "left",
+            no_wrap=index != 0,
+        )
+    for row in table.rows:  # Text: a bracket's "[pass, fail]" is no markup
+        shown.add_row(*(Text(row[index]) for index in kept))
     return shown
+
+
+def _terminal_lines(table: Table) -> Text:
+    """The narrowest layout: each pair its rank and verdict, then a line per figure."""
+    lines = [Text(table.caption.replace("**", ""), style="bold")]
+    for row in table.rows:
+        cells = dict(zip(table.headers, row, strict=True))
+        lines.append(Text(f"{row[0]}: rank {cells['rank']}, {cells['verdict']}", style="bold"))
+        lines += [Text(f"  {header}: {cells[header]}") for header in table.headers[1:-2]]
+    return Text("\n").join(lines)
+
+
+def terminal_table(table: Table, width: int) -> RenderableType:
+    """An app's table in the first layout that fits ``width`` columns: every column, then
+    without the columns least needed to decide, then a line per pair."""
+    layouts = [
+        partial(_terminal_layout, table, _SPARED[:count]) for count in range(len(_SPARED) + 1)
+    ]
+    return fit([*layouts, partial(_terminal_lines, table)], width)
 
 
 def notes(document: CapacityDocument) -> list[str]:

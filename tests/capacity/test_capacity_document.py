@@ -236,3 +236,25 @@ def test_the_pairs_take_turns_the_order_reversed_every_round(tmp_path: Path) -> 
     low, high = searches[Pair("gino_style", "granian")].bracket
     assert low is not None and high is not None and low <= 150.0 < high <= low * 1.05
     assert searches[Pair("gino_style", "uvicorn")].status == "resolved"
+
+
+@pytest.mark.parametrize("width", [200, 110, 80, 40])
+def test_the_terminal_table_fits_without_cutting_a_figure(tmp_path: Path, width: int) -> None:
+    """Wide, every column; narrower, the columns least needed to decide left out (and
+    said); narrowest, a line per pair: never a figure cut."""
+    from stackbench.terminal_tables import _probe
+
+    run_dir = capacity_run(tmp_path, {"uvicorn": 1000.0, "granian": 1020.0, "daphne": 300.0})
+    (table,) = capacity_report.tables(results.read_capacity(run_dir / "capacity.json"))
+    probe = _probe(width)
+    with probe.capture() as captured:
+        probe.print(capacity_report.terminal_table(table, width), crop=False)
+    text = captured.get()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= width, text
+    for figure in ("993.2", "[993.2, 1,037]", "1=", "295.3", "worse"):
+        assert figure in text, (figure, text)
+    if width == 200:
+        assert "left out for width" not in text and "RSS MB/worker" in text
+        assert "bracket [pass, fail]" in text  # a header, not rich markup
+    if width == 40:
+        assert "uvicorn: rank 1=, tied\n  sustainable req/s: 993.2\n" in text, text
