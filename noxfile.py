@@ -7,6 +7,7 @@ Sessions:
     nox -s freethreaded                           the free-threaded lane (needs python3.13t/3.14t)
     nox -s "bench(app='fastapi_sqla', server='uvicorn')" -- --duration 10s
     nox -s bench_pairs -- --pairs a@s,b@s         exact pairs side by side (CI's jobs)
+    nox -s bench_app -- PATH --server S           your app (a directory with a stackbench.toml)
     nox -s "serve(app='gino_style', server='uvicorn')" [-- --bind ADDRESS]
                                                   one pair served for load from other hosts
     nox -s matrix [-- --json]                     the pairs, and why others are missing
@@ -75,9 +76,10 @@ TEST_SERVERS = (
 
 
 def _app_requirements() -> list[str]:
-    """``-r`` for every registered app; a lost app file raises, naming it (no app is dropped)."""
+    """``-r`` for each requirement file of every reference app; a declaration that is missing
+    or wrong raises, naming its file (no app is dropped)."""
     matrix.check_apps()
-    return [arg for app in APPS.values() for arg in ("-r", str(app.requirements))]
+    return [arg for app in APPS.values() for path in app.requirements for arg in ("-r", str(path))]
 
 
 @nox.session(python=PYTHON)
@@ -164,9 +166,7 @@ def bench(session: nox.Session, app: str, server: str) -> None:
     session.install(
         "-e",
         f".[{extras}]",
-        "-r",
-        str(APPS[app].requirements),
-        *SERVERS[server].requirements,
+        *matrix.requirements([matrix.Pair(app, server)]),
         *variants.requirements_for(session.posargs),
     )
     session.run(
@@ -184,9 +184,7 @@ def serve(session: nox.Session, app: str, server: str) -> None:
     session.install(
         "-e",
         ".[harness,fast]",
-        "-r",
-        str(APPS[app].requirements),
-        *SERVERS[server].requirements,
+        *matrix.requirements([matrix.Pair(app, server)]),
         *variants.requirements_for(session.posargs),
     )
     session.run(
@@ -206,6 +204,22 @@ def bench_pairs(session: nox.Session) -> None:
         session.error(str(exc))
     session.install("-e", ".[harness,fast]", *matrix.requirements(chosen))
     session.run("python", "-m", "stackbench", "bench", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_app(session: nox.Session) -> None:
+    """Your app: a directory with a stackbench.toml, under one server or several, in a venv
+    of its own requirement files and the servers' packages (docs/your-app.md).
+
+    nox -s bench_app -- ../mysite --server gunicorn-gthread,uvicorn --scenarios home --duration 5s
+    """
+    try:
+        path, chosen = matrix.app_pairs(session.posargs, Path(session.invoked_from))
+    except ValueError as exc:
+        session.error(str(exc))
+    session.install("-e", ".[harness,fast]", *matrix.requirements(chosen))
+    rest = session.posargs[1:]
+    session.run("python", "-m", "stackbench", "bench", "--app", str(path), *rest)
 
 
 def _option_value(args: list[str], name: str, default: str | None = None) -> str:
@@ -241,7 +255,7 @@ def report(session: nox.Session) -> None:
 def experiment(session: nox.Session, name: str) -> None:
     """One experiment (README, "Experiments"): measured beside predicted, in one run directory."""
     pairs = experiments.requirements(experiments.EXPERIMENTS[name])
-    app_requirements = sorted({str(APPS[app].requirements) for app, _ in pairs})
+    app_requirements = sorted({str(path) for app, _ in pairs for path in APPS[app].requirements})
     # One venv for all the experiment's servers: eventlet's gunicorn pin (25.3) wins.
     server_requirements = sorted(
         {req for _, server in pairs for req in SERVERS[server].requirements}

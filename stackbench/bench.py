@@ -9,7 +9,7 @@ stackbench/measure.py).
 
 from __future__ import annotations
 
-from stackbench.matrix import Pair, get_pair
+from stackbench.matrix import Pair, distinct, parse_pairs, resolve
 from stackbench.measure import Progress
 from stackbench.options import BenchOptions
 from stackbench.run import BenchRun, RunReport
@@ -20,10 +20,16 @@ def many_pairs(
     pairs: list[Pair], options: BenchOptions, progress: Progress | None = None
 ) -> RunReport:
     """Several pairs side by side in one run directory, with the same options."""
-    for pair in pairs:
-        get_pair(pair.app, pair.server)  # every pair is checked before anything starts
+    for pair in distinct(pairs):
+        resolve(pair)  # every pair is checked before anything starts
     label = "-".join(sorted({p.app for p in pairs})) if len(pairs) <= 2 else f"{len(pairs)}-pairs"
-    with BenchRun(label, output=options.output, scale=options.scale, progress=progress) as run:
+    with BenchRun(
+        label,
+        output=options.output,
+        scale=options.scale,
+        progress=progress,
+        reseed=options.reseed,
+    ) as run:
         for pair in pairs:
             run.job(pair, options)
     assert run.report is not None
@@ -33,12 +39,17 @@ def many_pairs(
 def single_pair(
     app: str, server: str, options: BenchOptions, progress: Progress | None = None
 ) -> RunReport:
-    """The bench session: one pair, one options set, one run directory."""
-    get_pair(app, server)  # an invalid pair is refused before anything starts
+    """The bench session: one pair (``app`` a reference app's id or a directory), one
+    options set, one run directory."""
+    (pair,) = parse_pairs(f"{app}@{server}")  # an invalid pair is refused before anything starts
     with BenchRun(
-        f"{app}-{server}", output=options.output, scale=options.scale, progress=progress
+        f"{pair.app}-{server}",
+        output=options.output,
+        scale=options.scale,
+        progress=progress,
+        reseed=options.reseed,
     ) as run:
-        run.job(Pair(app, server), options)
+        run.job(pair, options)
     assert run.report is not None
     return run.report
 

@@ -24,10 +24,19 @@ from shared_fixtures.db import DatabaseError
 from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import SeedError
 from stackbench import bench, experiments, hosting_cli, matrix
-from stackbench.apps import UnknownAppError, get_app
+from stackbench.apps import DeclarationError, UnknownAppError, get_app
 from stackbench.console import LiveProgress, changes_table, console, print_matrix, summary_table
 from stackbench.experiments import cli as experiment_cli
-from stackbench.options import DEFAULTS, HOSTS, LOAD, SERVER, OptionError, add_options, options_from
+from stackbench.options import (
+    DATA,
+    DEFAULTS,
+    HOSTS,
+    LOAD,
+    SERVER,
+    OptionError,
+    add_options,
+    options_from,
+)
 from stackbench.results import ResultsError
 from stackbench.run import RunReport
 from stackbench.servers import UnknownServerError, get_server
@@ -65,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_options(run, "load", LOAD)
     add_options(run, "server", SERVER)
-    add_options(run, "data", ["output"])
+    add_options(run, "data", DATA)
     add_options(run, "load from several hosts (with --target)", HOSTS)
     add_options(run, "profiling", ["profile"])
     hosting_cli.add_parser(commands)
@@ -133,7 +142,7 @@ def run_report(args: argparse.Namespace) -> int:
 # What serve decides on the serving host; refused beside --target rather than ignored.
 _SERVE_SIDE = (
     "workers", "threads", "pool_size", "server_cpus", "scale", "ready_timeout", "profile",
-    "variant",
+    "variant", "reseed",
 )  # fmt: skip
 
 
@@ -166,8 +175,9 @@ def _check_agents(args: argparse.Namespace) -> None:
         raise OptionError("--agent measures one scenario once: give one --scenarios, no --repeats")
 
 
-def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair] | None:
-    """--pairs as exact pairs; else None after checking every --app and --server name."""
+def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair]:
+    """--pairs as exact pairs, or every valid combination of --app and --server (each name
+    checked, not only the valid combinations; an app is an id or a directory)."""
     if args.target_stats:
         raise OptionError("--target-stats goes with --target")
     if args.pairs is not None:
@@ -176,11 +186,15 @@ def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair] | None:
         return matrix.parse_pairs(args.pairs)
     if not args.server:
         raise OptionError("--app needs --server (or give --pairs app@server,...)")
-    for app in args.app.split(","):
-        get_app(app)  # every name is checked, not only the valid combinations
-    for server in args.server.split(","):
-        get_server(server)
-    return None
+    apps = [get_app(app) for app in args.app.split(",")]
+    servers = [get_server(server).id for server in args.server.split(",")]
+    if len(apps) == len(servers) == 1:
+        matrix.get_pair(apps[0], servers[0])  # an invalid pair: its one-line reason
+    chosen = [matrix.pair_of(a, s) for a in apps for s in servers]
+    valid = [pair for pair in chosen if matrix.is_valid(pair)]
+    if not valid:
+        matrix.get_pair(apps[0], servers[0])  # raises the one-line reason
+    return matrix.distinct(valid)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -218,17 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _summarize(report)
         chosen = _chosen_pairs(args)
         if args.variant is not None:  # it must apply to every app the run serves
-            get_variant(args.variant, [p.app for p in chosen] if chosen else args.app.split(","))
+            get_variant(args.variant, [p.app for p in chosen])
         options = options_from(args)
-        if chosen is not None:
-            report = bench.many_pairs(chosen, options, progress=LiveProgress())
-        elif len(apps := args.app.split(",")) == len(servers := args.server.split(",")) == 1:
-            report = bench.single_pair(apps[0], servers[0], options, progress=LiveProgress())
-        else:  # every valid combination, side by side in one run
-            candidates = [matrix.Pair(a, s) for a in apps for s in servers]
-            chosen = [p for p in candidates if matrix.is_valid(p)]
-            if not chosen:
-                matrix.get_pair(apps[0], servers[0])  # raises the one-line reason
+        if args.pairs is None and len(chosen) == 1:
+            (pair,) = chosen
+            app = str(pair.home or pair.app)
+            report = bench.single_pair(app, pair.server, options, progress=LiveProgress())
+        else:  # side by side in one run
             report = bench.many_pairs(chosen, options, progress=LiveProgress())
     except (
         OptionError,
@@ -237,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         UnknownServerError,
         experiments.UnknownExperimentError,
         VariantError,
+        DeclarationError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

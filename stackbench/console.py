@@ -13,6 +13,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from stackbench import matrix
+from stackbench.apps import APPS
 from stackbench.documents import CpuPerRequest, ResultRow, Summary
 from stackbench.judge import cpu_read_note, summary_cpu_read
 from stackbench.measure import Progress
@@ -120,6 +121,13 @@ def print_matrix(as_json: bool) -> None:
     if as_json:
         print(matrix.as_json())
         return
+    apps = Table(title="reference apps (reference_apps/*/stackbench.toml)", title_justify="left")
+    for column in ("app", "interfaces", "contract", "what it is"):
+        apps.add_column(column)
+    for app in APPS.values():
+        contract = "yes" if app.contract else ""
+        apps.add_row(app.id, ", ".join(app.interfaces), contract, app.description)
+    console.print(apps)
     table = Table(title="bench pairs", title_justify="left")
     table.add_column("session")
     for pair in matrix.pairs():

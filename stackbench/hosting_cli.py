@@ -22,7 +22,7 @@ from shared_fixtures.net import LOOPBACK, PortError
 from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import SeedError
 from stackbench import hosting, matrix
-from stackbench.apps import UnknownAppError
+from stackbench.apps import DeclarationError, UnknownAppError, get_app
 from stackbench.options import SERVER, OptionError, add_options, cpus_named, positive_int
 from stackbench.results import ResultsError
 from stackbench.servers import Knobs, UnknownServerError
@@ -45,7 +45,9 @@ def add_parser(commands: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--app", required=True)
+    serve.add_argument(
+        "--app", required=True, help="a reference app, or a directory with a stackbench.toml"
+    )
     serve.add_argument("--server", required=True)
     where = serve.add_argument_group("where")
     where.add_argument(
@@ -64,6 +66,7 @@ def add_parser(commands: Any) -> None:
         help="write serve's /info JSON here once everything answers (removed on exit)",
     )
     add_options(serve, "server", SERVER)
+    add_options(serve, "data", ["reseed"])
 
 
 def options_from(args: argparse.Namespace) -> hosting.ServeOptions:
@@ -80,6 +83,7 @@ def options_from(args: argparse.Namespace) -> hosting.ServeOptions:
         ready_timeout=args.ready_timeout,
         ready_file=args.ready_file,
         variant=args.variant,
+        reseed=args.reseed,
     )
 
 
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         options = options_from(args)
         matrix.get_pair(args.app, args.server)  # one line for a pair that cannot be served
         if args.variant is not None:  # unknown, or not for this app: one line
-            get_variant(args.variant, [args.app])
+            get_variant(args.variant, [get_app(args.app).id])
         if not hosting.is_loopback(options.bind):
             print(
                 f"WARNING: listening on {options.bind}, reachable from other hosts. The app "
@@ -126,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         UnknownAppError,
         UnknownServerError,
         VariantError,
+        DeclarationError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

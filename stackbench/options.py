@@ -54,6 +54,9 @@ class BenchOptions:
     client_cpus: str | None = None
     output: Path = results.ROOT / "results"
     scale: int = 1
+    # With DATABASE_URL: the harness may TRUNCATE the contract's tables there and load the
+    # seed (stackbench/app_database.py); without it, it changes nothing in that database.
+    reseed: bool = False
     ready_timeout: float = READY_TIMEOUT
     prefix: str = ""  # where the contract is mounted, e.g. /fastapi in django_fastapi
     # The virtualenv whose Python and servers serve the app: another interpreter's, for the
@@ -199,6 +202,11 @@ ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         f"(docs/feature-prices.md): {', '.join(VARIANTS)}",
     ),
     "output": _flags("--output", type=Path, metavar="DIR", help="where run directories go"),
+    "reseed": _flags(
+        "--reseed", action="store_true",
+        help="with DATABASE_URL: let stackbench TRUNCATE the contract's tables there and load "
+        "the seed when they do not hold it (it never changes that database otherwise)",
+    ),
     "profile": _flags(
         "--profile", action="store_true",
         help="py-spy on the server in each measured window: profiles/ in the run directory",
@@ -218,6 +226,7 @@ LOAD = (
     "processes", "timeout", "requests", "client_cpus",
 )  # fmt: skip
 SERVER = ("workers", "threads", "pool_size", "server_cpus", "ready_timeout", "scale", "variant")
+DATA = ("output", "reseed")
 HOSTS = ("agent", "start_at", "agent_reports", "agent_wait")
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from shared_fixtures.db import database
-from shared_fixtures.seed import ensure_seeded
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
+from stackbench.app_database import AppDatabases
 from stackbench.apps import App
 from stackbench.documents import (
     SCHEMA_VERSION,
@@ -31,8 +31,8 @@ from stackbench.documents import (
     Target,
     job,
 )
-from stackbench.matrix import Pair, get_pair
-from stackbench.measure import Progress, measure_pair, needs_upstream, serve_pair
+from stackbench.matrix import Pair, PairError, resolve
+from stackbench.measure import BIN_DIR, Progress, measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
 from stackbench.serve import Served
 from stackbench.servers import Server, get_server
@@ -66,8 +66,9 @@ class BenchRun:
         experiment: str | None = None,
         progress: Progress | None = None,
         target: RemoteSubject | None = None,
+        reseed: bool = False,
     ) -> None:
-        self.label, self.output, self.scale = label, output, scale
+        self.label, self.output, self.scale, self.reseed = label, output, scale, reseed
         self.target = target  # a pair `serve` runs elsewhere: no database or upstream here
         self.progress = progress or Progress()
         self.report: RunReport | None = None
@@ -76,6 +77,7 @@ class BenchRun:
         self._verdict: tuple[RunStatus, str | None] | None = None
         self._stack = contextlib.ExitStack()
         self._upstream_url: str | None = None
+        self._homes: dict[str, Path] = {}  # app id -> its directory: one per id in a run
         self._manifest = Manifest(
             schema_version=SCHEMA_VERSION,
             kind="stackbench.manifest",
@@ -120,9 +122,8 @@ class BenchRun:
             )
             self.db = self._stack.enter_context(database(work_dir=work))
             self._manifest["database"] = cast(DatabaseInfo, self.db.server_info())
-            with self.db.connect() as conn:
-                checksum, reseeded = ensure_seeded(conn, self.scale)
-            self._manifest["seed"] = Seed(scale=self.scale, checksum=checksum, reseeded=reseeded)
+            # The contract's seed is loaded for the first app that declares the contract.
+            self.databases = AppDatabases(self.db, self.scale, reseed=self.reseed)
         except BaseException as exc:
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -157,8 +158,11 @@ class BenchRun:
         manifest["results"].extend(row["file"] for row in rows)
         return rows
 
-    def _upstream(self, scenarios: tuple[str, ...]) -> str:
-        if not needs_upstream(scenarios):
+    def _upstream(self, app: App, scenarios: tuple[str, ...]) -> str:
+        """The slow upstream's URL, started for the contract's slow scenarios or an app that
+        declares {upstream_url}; a discard address otherwise."""
+        declared = any("{upstream_url}" in value for _, value in app.environment)
+        if not (needs_upstream(scenarios) if app.contract else declared):
             return self._upstream_url or "http://127.0.0.1:9"  # discard: nothing calls it
         if self._upstream_url is None:
             process, self._upstream_url = start_upstream(self.run_dir / "logs")
@@ -183,6 +187,7 @@ class BenchRun:
             label = options.variant
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label)
+        upstream = self._upstream(app, options.scenarios)
         rows = measure_pair(
             app,
             server,
@@ -190,7 +195,8 @@ class BenchRun:
             options,
             label,
             self.db,
-            self._upstream(options.scenarios),
+            self._database(app, options, upstream),
+            upstream,
             self.run_dir,
             self.progress,
         )
@@ -212,19 +218,32 @@ class BenchRun:
         assert self.report is not None, "use BenchRun as a context manager"
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label if label is not None else options.variant)
-        upstream = self._upstream(options.scenarios)
+        upstream = self._upstream(app, options.scenarios)
+        database_url = self._database(app, options, upstream)
         with serve_pair(
-            app, server, options, self.db, upstream, self.run_dir / "logs", wrap
+            app, server, options, database_url, upstream, self.run_dir / "logs", wrap
         ) as served:
             yield served
 
-    @staticmethod
-    def _app_and_server(pair: Pair, app: App | None) -> tuple[App, Server]:
+    def _database(self, app: App, options: BenchOptions, upstream: str) -> str:
+        database_url = self.databases.url_for(app, options.bin_dir or BIN_DIR, upstream)
+        if self.databases.seed is not None:
+            checksum, reseeded = self.databases.seed
+            self._manifest["seed"] = Seed(scale=self.scale, checksum=checksum, reseeded=reseeded)
+        return database_url
+
+    def _app_and_server(self, pair: Pair, app: App | None) -> tuple[App, Server]:
         if app is None:
-            return get_pair(pair.app, pair.server)  # one clear line when invalid
-        server = get_server(pair.server)
-        if server.interface_for(app) is None:
-            raise ValueError(f"{server.id} cannot serve {app.id}")
+            app, server = resolve(pair)  # one clear line when invalid
+        else:
+            server = get_server(pair.server)
+            if server.interface_for(app) is None:
+                raise ValueError(f"{server.id} cannot serve {app.id}")
+        if self._homes.setdefault(app.id, app.directory) != app.directory:
+            raise PairError(
+                f"two apps are named {app.id} in one run ({self._homes[app.id]}, "
+                f"{app.directory}): an app's id is its directory's name; rename one"
+            )
         return app, server
 
     def judge_by(self, failures: list[str]) -> None:
