@@ -147,12 +147,12 @@ nox.session(python=FREE_THREADED.tag if FREE_THREADED else "3.14t")(freethreaded
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff on everything; mypy on the harness, the fixtures and the load generator."""
+    """ruff on everything; mypy on the harness, the fixtures, loadgen and its benchmark."""
     # With the fast extra, mypy sees loadgen's optional imports as the tests run them.
     session.install("ruff", "mypy", "-e", ".[harness,test,fast]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "stackbench", "shared_fixtures", "loadgen")
+    session.run("mypy", "stackbench", "shared_fixtures", "loadgen", "benchmarks")
 
 
 @nox.session(python=PYTHON)

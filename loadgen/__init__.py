@@ -18,7 +18,7 @@ from .config import Config, parse_duration
 from .errors import ConfigError, LoadgenError, TargetUnreachable
 from .histogram import Histogram
 from .outcome import REPORT_VERSION
-from .result import Result
+from .report import Result
 from .scenario import load_scenario
 from .scenario_types import Endpoint, Scenario, flow
 from .user import Response, User

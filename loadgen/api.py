@@ -17,7 +17,7 @@ from .config import Config, ConfigError, LoadgenError, TargetUnreachable
 from .csvout import concat_parts
 from .fastpath import FastRun
 from .flows import FlowRun
-from .result import Result
+from .report import Result
 from .run import BaseRun, Part
 from .scenario import load_scenario
 from .scenario_types import Scenario

@@ -26,7 +26,7 @@ from .config import (
 )
 from .hgrm import write_hgrm
 from .merge import merge_main
-from .result import Result
+from .report import Result
 from .scenarios import BUILTINS
 from .version import __version__
 

@@ -4,7 +4,7 @@ reports (``--agent I/N``) merged exactly into the report of one run.
 Each report's ``agent.state`` holds its complete raw statistics (times in Unix ns);
 they are rebuilt as :class:`~loadgen.stats.Stats` and merged with
 :meth:`Stats.merge`, as ``--processes`` merges its workers, then reported by the same
-:class:`~loadgen.result.Result`.  Per-second series are aligned on wall-clock seconds:
+:class:`~loadgen.report.Result`.  Per-second series are aligned on wall-clock seconds:
 agent i's seconds are moved by round((its start - the earliest start) / 1 s).  The
 merged JSON adds ``agents`` (each agent's own figures, clock offset and window) and
 ``agent_windows`` (span and overlap of the measured windows).
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from .agent import stats_from_state
 from .config import Config, ConfigError
 from .outcome import REPORT_VERSION
-from .result import Result
+from .report import Result
 from .stats import Stats
 
 __all__ = ["load_report", "merge_main", "merge_reports"]

@@ -1,5 +1,5 @@
 """The numbers of a run: derived counts, checks, self-checks, thresholds and the JSON
-report (:class:`Outcome`; :class:`loadgen.result.Result` adds the text report)."""
+report (:class:`Outcome`; :class:`loadgen.report.Result` adds the text report)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def latency_block(h: Histogram, with_buckets: bool = True) -> dict[str, Any]:
 
 
 class Outcome:
-    """What a run measured and what follows from it (see :class:`loadgen.result.Result`,
+    """What a run measured and what follows from it (see :class:`loadgen.report.Result`,
     its subclass that :func:`loadgen.run` returns)."""
 
     def __init__(self, config: Config, stats: Stats, scenario: Any = None) -> None:

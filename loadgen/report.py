@@ -1,5 +1,7 @@
 """The text report: hey's layout, extended (p99.9/p99.99/max, errors by kind, checks,
-corrected vs uncorrected side by side in the open model, self-checks).
+corrected vs uncorrected side by side in the open model, self-checks), and
+:class:`Result`, what :func:`loadgen.run` returns: a run's numbers
+(:class:`~loadgen.outcome.Outcome`) with this report as its ``text()``.
 
 One function per section; each returns its lines (none when the section is empty).
 """
@@ -260,6 +262,21 @@ def text_report(r: Outcome) -> str:
             out.extend(lines)
     out.append("")
     return "\n".join(out)
+
+
+class Result(Outcome):
+    """What :func:`loadgen.run` returns.
+
+    Main attributes: ``config``, ``stats`` (raw merged :class:`~loadgen.stats.Stats`),
+    ``uncorrected`` / ``corrected`` / ``latency`` (headline) histograms, ``requests``,
+    ``responses``, ``errors`` (dict kind -> count), ``elapsed`` (s), ``rps``.
+    Methods: ``percentile(p, corrected=None)`` (seconds), ``to_dict()`` (the JSON
+    report), ``to_json()``, ``text()`` (the hey-like report), ``passed`` /
+    ``exit_code`` (thresholds: 0 or 99).
+    """
+
+    def text(self) -> str:
+        return text_report(self)
 
 
 def _mark(check: dict[str, object]) -> str:

@@ -23,7 +23,7 @@ from loadgen.config import given
 from shared_fixtures.db import DatabaseError
 from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import SeedError
-from stackbench import bench, experiments, hosting_cli, matrix
+from stackbench import bench, experiments, matrix, serve_cli
 from stackbench.apps import DeclarationError, UnknownAppError, get_app
 from stackbench.console import LiveProgress, changes_table, console, print_matrix, summary_table
 from stackbench.experiments import cli as experiment_cli
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(run, "data", DATA)
     add_options(run, "load from several hosts (with --target)", HOSTS)
     add_options(run, "profiling", ["profile"])
-    hosting_cli.add_parser(commands)
+    serve_cli.add_parser(commands)
     experiment_cli.add_parser(commands)
     listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
     listing.add_argument("--json", action="store_true", help="machine-readable, for CI")
@@ -206,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         return run_report(args)
     if args.command == "serve":
-        return hosting_cli.run(args)
+        return serve_cli.run(args)
     try:
         if args.command == "matrix":
             print_matrix(args.json)

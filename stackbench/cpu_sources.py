@@ -42,7 +42,7 @@ from stackbench.sampler import (
     host_cpu_source,
     tree_usage,
 )
-from stackbench.serve import serve
+from stackbench.server_process import serve
 from stackbench.servers import Knobs, UnknownServerError
 
 BIN_DIR = Path(sys.executable).parent

@@ -4,7 +4,8 @@ A pair exists where the server serves one of the app's interfaces (and, for serv
 run psycopg2 under green threads, where the app can switch its driver). The noxfile's
 ``bench`` parametrization and the CI job list are both this list, over the reference apps
 found by their declarations (stackbench/apps.py); an app elsewhere pairs the same way
-(``bench --app PATH``, ``--pairs PATH@server``).
+(``bench --app PATH``, ``--pairs PATH@server``). Every CI job also
+measures the reference pair (``REFERENCE_PAIR``).
 
 A reference app whose declaration is missing or wrong (a lost requirement file, an entry
 module that is not there) is an error naming its file and key (``check_apps``), never an
@@ -22,6 +23,17 @@ from pathlib import Path
 from stackbench.apps import APPS, App, DeclarationError, get_app, load_app
 from stackbench.apps import check_apps as check_apps
 from stackbench.servers import SERVERS, Server, get_server
+
+# The reference pair, measured in every CI bench job beside that job's own pairs. Numbers
+# from different runs (different machines, or one machine at different times) are compared
+# only as ratios to it, measured in the same run and scenario (docs/ci.md). gino_style @
+# uvicorn, because it is the cheapest stable yardstick: the thinnest stack (Starlette +
+# SQLAlchemy Core on a raw asyncpg pool) under the plainest production ASGI server (uvicorn,
+# uvloop, no arbiter, no green-thread patching), with the fewest dependencies to install
+# beside any other app and servers, and the narrowest spread in this project's own runs.
+REFERENCE_APP = "gino_style"
+REFERENCE_SERVER = "uvicorn"
+REFERENCE_PAIR = f"{REFERENCE_APP} @ {REFERENCE_SERVER}"
 
 
 @dataclass(frozen=True)

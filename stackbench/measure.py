@@ -37,7 +37,7 @@ from stackbench.matrix import Pair
 from stackbench.options import BENCH_LOAD, BenchOptions
 from stackbench.profiler import ProfiledSampler
 from stackbench.sampler import Sampler, ServerFigures
-from stackbench.serve import Served, answers_health, serve
+from stackbench.server_process import Served, answers_health, serve
 from stackbench.servers import Server
 from stackbench.smoke import smoke_check
 from stackbench.variants import get_variant

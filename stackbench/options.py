@@ -27,7 +27,7 @@ from loadgen.config import OPTIONS, Config, ConfigError, add_arguments, given
 from loadgen.scenario import load_scenario
 from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
 from stackbench import results
-from stackbench.serve import READY_TIMEOUT
+from stackbench.server_process import READY_TIMEOUT
 from stackbench.servers import DEFAULT_POOL_SIZE, Knobs
 from stackbench.variants import VARIANTS
 

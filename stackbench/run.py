@@ -34,7 +34,7 @@ from stackbench.documents import (
 from stackbench.matrix import Pair, PairError, resolve
 from stackbench.measure import BIN_DIR, Progress, measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
-from stackbench.serve import Served
+from stackbench.server_process import Served
 from stackbench.servers import Server, get_server
 from stackbench.target import RemoteSubject, measure_target
 

@@ -33,7 +33,7 @@ from stackbench.loadrun import LoadError, aimed, loadgen_argv
 from stackbench.measure import Progress, Sampling, failed_rows, measure_subject
 from stackbench.options import BenchOptions, OptionError
 from stackbench.sampler import ServerFigures
-from stackbench.serve import ADMIN_USER, answers_health
+from stackbench.server_process import ADMIN_USER, answers_health
 
 
 class TargetError(RuntimeError):

@@ -20,7 +20,7 @@ from shared_fixtures.processes import OWNER, processes_owned_by
 from shared_fixtures.seed import seed
 from shared_fixtures.upstream import start_upstream
 from stackbench.apps import get_app
-from stackbench.serve import Served, serve
+from stackbench.server_process import Served, serve
 from stackbench.servers import Knobs, get_server
 
 BIN_DIR = Path(sys.executable).parent

@@ -8,31 +8,30 @@ of jobs>``: step outputs for ``strategy.matrix: fromJSON(...)``.
 Runners differ, so numbers from two jobs do not compare (docs/ci.md). One job per app
 runs all of that app's servers side by side in one run directory, so the table of that
 app compares servers measured on one machine. Every job also measures the reference pair
-(stackbench/report/reference.py), so the report can rank rows of different jobs as
+(``stackbench.matrix.REFERENCE_PAIR``), so the report can rank rows of different jobs as
 ratios to the reference measured in their own job. A server that pins a distribution
 exactly (gunicorn-eventlet: ``gunicorn==25.3.0``) gets a job of its own, because in a
 shared venv its pin would change what the app's other servers run.
 
 ``pairs`` is ``app@server,app@server,...``, the reference first. Standard library only,
-plus the registries' plain modules from this checkout: it runs before anything is
-installed.
+plus the registries' plain modules from this checkout (``stackbench.matrix`` and what it
+imports; never the report, which needs matplotlib): it runs before anything is installed.
 """
 
 from __future__ import annotations
 
 import json
-import runpy
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from stackbench.servers import SERVERS  # noqa: E402  (stdlib-only registry)
+# stdlib-only registries
+from stackbench.matrix import REFERENCE_APP, REFERENCE_SERVER  # noqa: E402
+from stackbench.servers import SERVERS  # noqa: E402
 
-# Read as a file: importing stackbench.report would import matplotlib.
-_REFERENCE = runpy.run_path(str(ROOT / "stackbench" / "report" / "reference.py"))
-REFERENCE = (_REFERENCE["REFERENCE_APP"], _REFERENCE["REFERENCE_SERVER"])
+REFERENCE = (REFERENCE_APP, REFERENCE_SERVER)
 
 
 def pinned(server: str) -> bool:
@@ -45,7 +44,7 @@ def jobs(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
     if REFERENCE not in pairs:
         raise SystemExit(
             f"the reference pair {REFERENCE[0]} @ {REFERENCE[1]} is not in the matrix: "
-            "without it no two jobs' numbers can be compared (stackbench/report/reference.py)"
+            "without it no two jobs' numbers can be compared (stackbench.matrix.REFERENCE_PAIR)"
         )
     groups: dict[str, list[tuple[str, str]]] = {}
     for app, server in pairs:

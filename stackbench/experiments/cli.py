@@ -18,7 +18,7 @@ from rich.console import Console
 
 from stackbench import callgrind, experiments
 from stackbench.apps import get_app
-from stackbench.experiments import EXPERIMENTS, features, instructions, techempower, versions
+from stackbench.experiments import EXPERIMENTS, features, techempower, versions
 from stackbench.experiments import report as experiment_report
 from stackbench.experiments import run as experiment_run
 from stackbench.matrix import Pair, parse_pairs
@@ -322,7 +322,7 @@ def _feature_instructions(
     console: Console,
     progress: Progress,
 ) -> int:
-    outcome = instructions.run_instructions(
+    outcome = features.run_instructions(
         pairs=chosen,
         variants=names,
         options=options,
@@ -332,8 +332,8 @@ def _feature_instructions(
         progress=progress,
         experiment=args.name,
     )
-    console.print(instructions.instruction_table(outcome))
-    markdown = instructions.instruction_markdown(outcome, _command())
+    console.print(features.instruction_table(outcome))
+    markdown = features.instruction_markdown(outcome, _command())
     return _finish(console, outcome.run_dir, outcome.failures, "not counted", markdown)
 
 

@@ -10,10 +10,16 @@ alternating. Each duet's requests per server CPU-second (and per server+database
 CPU-second) of the variant is divided by its own baseline's; the table gives the median
 of those ratios and their range. A ratio of 1.20 means the feature costs 1 - 1/1.20 =
 17 % of the server CPU a request takes.
+
+``--instructions`` prices the same features by count instead (``run_instructions``): the
+baseline and every variant are served under valgrind's callgrind once per round (the order
+reversing each round), and each variant's instructions per request on each scenario's path
+is tabled against the baseline's, round by round (stackbench/callgrind.py).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,27 +28,24 @@ from rich.table import Table
 
 from stackbench.documents import ResultRow
 from stackbench.experiments import EXPERIMENTS
+from stackbench.experiments.duets import (
+    Measured,
+    Ratio,
+    append_round,
+    count_job,
+    median,
+    paired_ratio,
+)
 from stackbench.experiments.report import markdown_table, terminal_table
-from stackbench.experiments.versions import Ratio, paired_ratio
 from stackbench.matrix import Pair
 from stackbench.measure import Progress
 from stackbench.options import BenchOptions
+from stackbench.results import write_atomic
 from stackbench.run import BenchRun
 from stackbench.variants import VARIANTS, get_variant
 
 NAME = "django-features"  # the default; fastapi-features runs the same way
 BASELINE = "baseline"
-
-
-@dataclass
-class Measured:
-    """One (pair, scenario, variant), per round: req/s, req per server CPU-s, req per
-    server+database CPU-s and p99 (None where a round was not measured cleanly)."""
-
-    rps: list[float | None] = field(default_factory=list)
-    per_server_cpu: list[float | None] = field(default_factory=list)
-    per_stack_cpu: list[float | None] = field(default_factory=list)
-    p99_ms: list[float | None] = field(default_factory=list)
 
 
 @dataclass
@@ -97,26 +100,13 @@ def run_features(
 def _record(outcome: FeaturesOutcome, name: str, row: ResultRow, round_: int) -> None:
     key = (row["app"], row["server"], row["scenario"])
     measured = outcome.measured.setdefault(key, {}).setdefault(name, Measured())
-    summary = row["summary"] if row["status"] == "ok" else None
-    series = (measured.rps, measured.per_server_cpu, measured.per_stack_cpu, measured.p99_ms)
-    for values in series:  # a variant that missed a round keeps the slots aligned
-        values.extend([None] * (round_ - len(values)))
-    split = summary.get("cpu_us_per_request") if summary else None
-    stack_us = (split["server"] or 0) + (split["database"] or 0) if split else 0
-    measured.rps.append(summary["rps"] if summary else None)
-    measured.per_server_cpu.append(summary["requests_per_server_cpu_s"] if summary else None)
-    measured.per_stack_cpu.append(round(1e6 / stack_us, 1) if stack_us else None)
-    measured.p99_ms.append(summary["p99_ms"] if summary else None)
+    summary = row["summary"] if row["status"] == "ok" else None  # a degraded round: none
+    measured.record(summary, round_)
     if summary is None:
         outcome.failures.append(
             f"{row['app']} @ {row['server']} {row['scenario']} {name}, round {round_ + 1}: "
             f"{row['status']}: {row['reason']}"
         )
-
-
-def _median(values: list[float | None], form: str = "{:,.0f}") -> str:
-    present = [v for v in values if v]
-    return form.format(statistics.median(present)) if present else "–"
 
 
 def price(ratio: Ratio, form: str = "{:+.0%}") -> str:
@@ -155,12 +145,12 @@ def rows(outcome: FeaturesOutcome) -> list[list[str]]:
                     f"{app} @ {server}",
                     scenario,
                     name,
-                    _median(m.rps),
-                    _median(m.p99_ms, "{:.1f}"),
-                    _median(m.per_server_cpu),
+                    median(m.rps),
+                    median(m.p99_ms, "{:.1f}"),
+                    median(m.per_server_cpu),
                     server_ratio.text(),
                     "" if name == BASELINE else price(server_ratio),
-                    _median(m.per_stack_cpu),
+                    median(m.per_stack_cpu),
                     stack_ratio.text(),
                 ]
             )
@@ -202,3 +192,143 @@ def legend(variants: list[str], baseline: str, failed: str, failures: list[str])
     if failures:
         lines += ["", f"{failed}:", *(f"- {f}" for f in failures)]
     return lines
+
+
+# ------------------------------------------------------------------ --instructions
+@dataclass
+class InstructionsOutcome:
+    run_dir: Path
+    variants: list[str]  # BASELINE first
+    requests: int  # counted per path, per served job
+    warmup: int
+    # (app, server, scenario) → variant → instructions per request, per round (None: failed)
+    counted: dict[tuple[str, str, str], dict[str, list[float | None]]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    experiment: str = NAME
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "experiment": self.experiment,
+            "requests": self.requests,
+            "warmup_requests": self.warmup,
+            "variants": self.variants,
+            "instructions_per_request": [
+                {"app": app, "server": server, "scenario": scenario, "by_round": by_variant}
+                for (app, server, scenario), by_variant in sorted(self.counted.items())
+            ],
+            "failures": self.failures,
+        }
+
+
+def run_instructions(
+    *,
+    pairs: list[Pair],
+    variants: list[str],
+    options: BenchOptions,
+    rounds: int,
+    requests: int,
+    warmup: int,
+    progress: Progress | None = None,
+    experiment: str = NAME,
+) -> InstructionsOutcome:
+    """The baseline and every variant, each served under callgrind once per round, its
+    instructions per request counted on each scenario's path; rounds reverse the order."""
+    check_variants(variants, pairs)
+    names = [BASELINE, *variants]
+    with BenchRun(
+        experiment, output=options.output, experiment=experiment, progress=progress
+    ) as run:
+        outcome = InstructionsOutcome(run.run_dir, names, requests, warmup, experiment=experiment)
+        try:
+            for round_ in range(rounds):
+                for name in names if round_ % 2 == 0 else names[::-1]:
+                    served = replace(options, variant=None if name == BASELINE else name, repeats=1)
+                    for pair in pairs:
+                        _count_job(run, outcome, pair, served, name, round_)
+            run.judge_by(outcome.failures)
+        finally:  # Ctrl-C or SIGTERM: what was counted is kept
+            write_atomic(
+                run.run_dir / "instructions.json",
+                (json.dumps(outcome.as_dict(), indent=2) + "\n").encode(),
+            )
+    return outcome
+
+
+def _count_job(
+    run: BenchRun,
+    outcome: InstructionsOutcome,
+    pair: Pair,
+    options: BenchOptions,
+    name: str,
+    round_: int,
+) -> None:
+    label = f"{name}-r{round_ + 1}"
+    counts, failure = count_job(run, pair, options, label, outcome.requests, outcome.warmup)
+    if failure is not None:
+        outcome.failures.append(failure)
+    for scenario, per_request in counts.items():
+        by_name = outcome.counted.setdefault((pair.app, pair.server, scenario), {})
+        append_round(by_name.setdefault(name, []), round_, per_request)
+
+
+INSTRUCTION_HEADERS = [
+    "pair",
+    "scenario",
+    "variant",
+    "instructions/request",
+    "spread over rounds",
+    "× baseline (range)",
+    "feature's share of the instructions",
+]
+
+
+def instruction_rows(outcome: InstructionsOutcome) -> list[list[str]]:
+    """Per (pair, scenario, variant): the median count, how far the rounds spread around it,
+    and the baseline's count over the variant's, round by round (>1: the feature costs)."""
+    out = []
+    for (app, server, scenario), by_variant in sorted(outcome.counted.items()):
+        base = by_variant.get(BASELINE, [])
+        for name in outcome.variants:
+            counts = by_variant.get(name, [])
+            present = [c for c in counts if c]
+            ratio = paired_ratio(base, counts)
+            share = "" if name == BASELINE or ratio.median is None else price(ratio, "{:+.1%}")
+            out.append(
+                [
+                    f"{app} @ {server}",
+                    scenario,
+                    name,
+                    f"{statistics.median(present):,.0f}" if present else "–",
+                    _spread(present),
+                    ratio.text(digits=3),  # counts repeat to ~0.5 %: a third digit means something
+                    share,
+                ]
+            )
+    return out
+
+
+def _spread(counts: list[float]) -> str:
+    """(max - min) / median of the rounds' counts: how repeatable the count was."""
+    if len(counts) < 2:
+        return "–"
+    return f"{(max(counts) - min(counts)) / statistics.median(counts):.2%}"
+
+
+def instruction_table(outcome: InstructionsOutcome) -> Table:
+    title = EXPERIMENTS[outcome.experiment].question + " (instructions per request)"
+    return terminal_table(title, INSTRUCTION_HEADERS, instruction_rows(outcome), labels=3)
+
+
+def instruction_markdown(outcome: InstructionsOutcome, command: str) -> str:
+    lines = [
+        f"# {EXPERIMENTS[outcome.experiment].question} (instructions per request)",
+        "",
+        f"`{command}`",
+        "",
+        f"Each served job counted {outcome.requests} requests per path, one at a time, after "
+        f"{outcome.warmup} uncounted ones (stackbench/callgrind.py).",
+        "",
+        *markdown_table(INSTRUCTION_HEADERS, instruction_rows(outcome), labels=3),
+    ]
+    lines += legend(outcome.variants, "the app as shipped", "Not counted", outcome.failures)
+    return "\n".join(lines) + "\n"

@@ -24,11 +24,9 @@ from urllib.parse import urlsplit
 
 from stackbench.apps import ASGI, WSGI, App
 from stackbench.documents import ResultRow
-from stackbench.experiments.features import Measured, _median
-from stackbench.experiments.instructions import append_round, count_job
+from stackbench.experiments.duets import Measured, append_round, count_job, median, paired_ratio
 from stackbench.experiments.report import markdown_table
 from stackbench.experiments.their_venv import build_venv
-from stackbench.experiments.versions import paired_ratio
 from stackbench.matrix import Pair
 from stackbench.measure import Progress
 from stackbench.options import BenchOptions, OptionError
@@ -261,16 +259,7 @@ def _record(
     """Numbers are kept from a degraded result too (its status is listed in the notes)."""
     key = (counterpart.ours.app, counterpart.ours.server, row["scenario"])
     measured = outcome.measured.setdefault(key, {}).setdefault(side, Measured())
-    summary = row["summary"]
-    series = (measured.rps, measured.per_server_cpu, measured.per_stack_cpu, measured.p99_ms)
-    for values in series:  # a side that missed a round keeps the slots aligned
-        values.extend([None] * (round_ - len(values)))
-    split = summary.get("cpu_us_per_request") if summary else None
-    stack_us = (split["server"] or 0) + (split["database"] or 0) if split else 0
-    measured.rps.append(summary["rps"] if summary else None)
-    measured.per_server_cpu.append(summary["requests_per_server_cpu_s"] if summary else None)
-    measured.per_stack_cpu.append(round(1e6 / stack_us, 1) if stack_us else None)
-    measured.p99_ms.append(summary["p99_ms"] if summary else None)
+    measured.record(row["summary"], round_)
     if row["status"] != "ok":
         outcome.notes.append(
             f"{row['app']} @ {row['server']} {row['scenario']} ({side}), round {round_ + 1}: "
@@ -315,12 +304,12 @@ def rows(outcome: TechEmpowerOutcome) -> list[list[str]]:
             [
                 f"{app} @ {server} ({COUNTERPARTS[app].app_id})",
                 scenario,
-                _median(ours.rps),
-                _median(theirs.rps),
-                _median(ours.p99_ms, "{:.1f}"),
-                _median(theirs.p99_ms, "{:.1f}"),
-                _median(ours.per_server_cpu),
-                _median(theirs.per_server_cpu),
+                median(ours.rps),
+                median(theirs.rps),
+                median(ours.p99_ms, "{:.1f}"),
+                median(theirs.p99_ms, "{:.1f}"),
+                median(ours.per_server_cpu),
+                median(theirs.per_server_cpu),
                 paired_ratio(ours.per_server_cpu, theirs.per_server_cpu).text(),
                 paired_ratio(ours.per_stack_cpu, theirs.per_stack_cpu).text(),
             ]
@@ -347,8 +336,8 @@ def instruction_rows(outcome: TechEmpowerOutcome) -> list[list[str]]:
             [
                 f"{app} @ {server} ({COUNTERPARTS[app].app_id})",
                 scenario,
-                _median(ours),
-                _median(theirs),
+                median(ours),
+                median(theirs),
                 paired_ratio(theirs, ours).text(digits=3),
             ]
         )

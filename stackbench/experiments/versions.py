@@ -19,6 +19,7 @@ from rich.table import Table
 
 from stackbench.documents import ResultRow
 from stackbench.experiments import EXPERIMENTS
+from stackbench.experiments.duets import paired_ratio
 from stackbench.experiments.report import markdown_table, terminal_table
 from stackbench.matrix import Pair
 from stackbench.measure import Progress
@@ -110,26 +111,6 @@ def _record(outcome: VersionsOutcome, lane: Lane, row: ResultRow, repeat: int) -
             f"{row['app']} @ {row['server']} {row['scenario']} on {lane.label}, "
             f"repeat {repeat + 1}: {row['status']}: {row['reason']}"
         )
-
-
-@dataclass(frozen=True)
-class Ratio:
-    median: float | None
-    low: float | None
-    high: float | None
-
-    def text(self, digits: int = 2) -> str:
-        if self.median is None or self.low is None or self.high is None:
-            return "–"
-        return f"{self.median:.{digits}f} ({self.low:.{digits}f}–{self.high:.{digits}f})"
-
-
-def paired_ratio(values: list[float | None], baseline: list[float | None]) -> Ratio:
-    """Median and range of value/baseline, repeat by repeat (only repeats both measured)."""
-    ratios = [v / b for v, b in zip(values, baseline, strict=False) if v and b]
-    if not ratios:
-        return Ratio(None, None, None)
-    return Ratio(statistics.median(ratios), min(ratios), max(ratios))
 
 
 def rows(outcome: VersionsOutcome) -> list[list[str]]:

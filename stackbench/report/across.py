@@ -2,7 +2,7 @@
 
 Two runs are two machines, or one machine at two times: their raw req/s differ by the
 machine as much as by the stack, so raw numbers are never ranked across runs. Each row is
-divided by the reference pair (``reference.REFERENCE_PAIR``) measured in its own run and
+divided by the reference pair (``stackbench.matrix.REFERENCE_PAIR``) measured in its own run and
 scenario, and those ratios are ranked. A run whose reference is missing or did not end
 ``ok`` has nothing to divide by: its rows stay in its own section, unranked.
 """

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stackbench import results
+from stackbench.matrix import REFERENCE_PAIR
 from stackbench.report import across, charts, latency_charts
 from stackbench.report.chart_style import palette
 from stackbench.report.compare import (
@@ -36,7 +37,6 @@ from stackbench.report.load import (
     pairs_measured,
     scenarios,
 )
-from stackbench.report.reference import REFERENCE_PAIR
 from stackbench.report.tables import (
     machine,
     pairs_table,

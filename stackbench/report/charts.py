@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 
+from stackbench.matrix import REFERENCE_PAIR
 from stackbench.report.chart_style import (
     DEGRADED,
     FAILED,
@@ -24,7 +25,6 @@ from stackbench.report.chart_style import (
     titles,
 )
 from stackbench.report.load import LoadedResult
-from stackbench.report.reference import REFERENCE_PAIR
 from stackbench.report.tables import conditions, sort_results
 
 if TYPE_CHECKING:

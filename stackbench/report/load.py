@@ -14,7 +14,7 @@ from pathlib import Path
 from stackbench import results
 from stackbench.documents import Manifest, Repeat, ResultDocument, Summary
 from stackbench.judge import median_index
-from stackbench.report.reference import REFERENCE_APP, REFERENCE_SERVER
+from stackbench.matrix import REFERENCE_APP, REFERENCE_SERVER
 
 
 class ReportError(ValueError):

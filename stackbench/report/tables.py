@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from stackbench.judge import cpu_read_note, summary_cpu_read
+from stackbench.matrix import REFERENCE_PAIR
 from stackbench.report.across import Ratio, RunReference
 from stackbench.report.load import LoadedResult, LoadedRun
-from stackbench.report.reference import REFERENCE_PAIR
 
 
 @dataclass

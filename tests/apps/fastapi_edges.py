@@ -27,7 +27,7 @@ import psycopg
 import pytest
 
 from stackbench.apps import get_app
-from stackbench.serve import Served, serve
+from stackbench.server_process import Served, serve
 from stackbench.servers import Knobs, get_server
 
 BIN_DIR = Path(sys.executable).parent

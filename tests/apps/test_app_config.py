@@ -44,7 +44,7 @@ from packaging.requirements import Requirement
 from shared_fixtures.db import Database
 from shared_fixtures.processes import ManagedProcess
 from stackbench.apps import APPS, get_app
-from stackbench.serve import Served, serve
+from stackbench.server_process import Served, serve
 from stackbench.servers import Knobs, get_server
 
 BIN_DIR = Path(sys.executable).parent

@@ -43,7 +43,7 @@ from shared_fixtures.net import LOOPBACK, free_port
 from shared_fixtures.processes import ManagedProcess
 from shared_fixtures.seed import seed
 from stackbench.apps import APPS, ASGI, App, get_app
-from stackbench.serve import answers_health
+from stackbench.server_process import answers_health
 from stackbench.servers import SERVERS, Knobs
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import pytest
 
 from shared_fixtures.db import Database
 from stackbench.apps import get_app
-from stackbench.serve import Served
+from stackbench.server_process import Served
 
 SERVERS = {"django_sync": "gunicorn-gthread", "django_async": "uvicorn"}
 HTTPS_WARNINGS = {"security.W004", "security.W008", "security.W012", "security.W016"}

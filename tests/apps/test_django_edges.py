@@ -34,7 +34,7 @@ from shared_fixtures.conformance.target import AppTarget
 from shared_fixtures.db import Database
 from shared_fixtures.net import free_port
 from stackbench.apps import get_app
-from stackbench.serve import Served, serve
+from stackbench.server_process import Served, serve
 from stackbench.servers import Knobs, get_server
 
 BIN_DIR = Path(sys.executable).parent

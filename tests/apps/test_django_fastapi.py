@@ -24,7 +24,7 @@ from fastapi_edges import HostileClientChecks  # tests/apps is on sys.path (no _
 
 from shared_fixtures.db import Database
 from stackbench.apps import get_app
-from stackbench.serve import Served
+from stackbench.server_process import Served
 
 APP = get_app("django_fastapi")
 ENTRIES = {"uvicorn": "ASGI", "gunicorn-gthread": "WSGI"}  # server -> the entry it serves

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from shared_fixtures.db import Database
-from stackbench.serve import Served
+from stackbench.server_process import Served
 
 SERVERS = {"django_sync": "gunicorn-gthread", "django_async": "uvicorn"}
 HUGE = "9" * 3000  # far past any integer column, short enough for a request line

@@ -20,7 +20,7 @@ import pytest
 from shared_fixtures.conformance.target import AppTarget
 from shared_fixtures.db import Database
 from stackbench.apps import get_app
-from stackbench.serve import Served, serve
+from stackbench.server_process import Served, serve
 from stackbench.servers import Knobs, get_server
 
 APP = get_app("django_sync")

@@ -24,7 +24,7 @@ import pytest
 from shared_fixtures.net import free_port
 from shared_fixtures.processes import ManagedProcess
 from stackbench.apps import get_app
-from stackbench.serve import Served, answers_health, serve
+from stackbench.server_process import Served, answers_health, serve
 from stackbench.servers import Knobs, get_server
 
 BIN_DIR = Path(sys.executable).parent

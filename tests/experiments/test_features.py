@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from stackbench import callgrind, results
-from stackbench.experiments import features, instructions
-from stackbench.experiments.features import BASELINE, FeaturesOutcome
-from stackbench.experiments.instructions import InstructionsOutcome
+from stackbench.experiments import features
+from stackbench.experiments.features import BASELINE, FeaturesOutcome, InstructionsOutcome
 from stackbench.matrix import Pair
 from stackbench.options import BENCH_LOAD, BenchOptions
 
@@ -144,7 +143,7 @@ def test_instruction_rows_pair_each_round_with_its_baseline(tmp_path: Path) -> N
         "no-templates": [1_000_000.0, None, 1_000_000.0],
     }
     outcome.failures.append("fastapi_sqla @ uvicorn no-templates-r2: GET /fortunes answered 500")
-    baseline, variant = instructions.instruction_rows(outcome)
+    baseline, variant = features.instruction_rows(outcome)
     assert baseline[:4] == ["fastapi_sqla @ uvicorn", "fortunes", BASELINE, "1,250,000"]
     assert baseline[4] == "8.00%"  # (1.3M - 1.2M) / 1.25M, the median
     assert baseline[5:] == ["1.000 (1.000–1.000)", ""]
@@ -152,7 +151,7 @@ def test_instruction_rows_pair_each_round_with_its_baseline(tmp_path: Path) -> N
     assert variant[4] == "0.00%"  # the failed round is not a count of 0
     assert variant[5] == "1.250 (1.200–1.300)"  # baseline / variant: >1, the feature costs
     assert variant[6] == "+20.0%"  # 1 - 1/1.25 of the instructions are the feature's
-    markdown = instructions.instruction_markdown(outcome, "python -m stackbench experiment x")
+    markdown = features.instruction_markdown(outcome, "python -m stackbench experiment x")
     assert "| fastapi_sqla @ uvicorn | fortunes | no-templates | 1,000,000 | 0.00% |" in markdown
     assert "Not counted:\n- fastapi_sqla @ uvicorn no-templates-r2: GET /fortunes" in markdown
 
@@ -163,18 +162,18 @@ def test_instruction_rows_of_one_round_have_no_spread(tmp_path: Path) -> None:
         BASELINE: [None, 900_000.0],  # round 1 of the baseline failed
         "no-templates": [1_000_000.0, 1_000_000.0],
     }
-    _, variant = instructions.instruction_rows(outcome)
+    _, variant = features.instruction_rows(outcome)
     assert variant[4] == "0.00%" and variant[5] == "0.900 (0.900–0.900)"  # round 2 only
     assert variant[6] == "-11.1%"  # the variant costs more: a negative share
-    (only,) = [row for row in instructions.instruction_rows(outcome) if row[2] == BASELINE]
+    (only,) = [row for row in features.instruction_rows(outcome) if row[2] == BASELINE]
     assert only[4] == "–"  # one count: no spread to show
-    assert "Not counted" not in instructions.instruction_markdown(outcome, "x")
+    assert "Not counted" not in features.instruction_markdown(outcome, "x")
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(callgrind.missing() is not None, reason=str(callgrind.missing()))
 def test_instructions_see_the_removed_templates_and_not_elsewhere(tmp_path: Path) -> None:
-    outcome = instructions.run_instructions(
+    outcome = features.run_instructions(
         pairs=[Pair("fastapi_sqla", "uvicorn")],
         variants=["no-templates"],
         options=BenchOptions(scenarios=("db", "fortunes"), workers=1, output=tmp_path),
@@ -211,7 +210,7 @@ def test_instructions_see_the_removed_templates_and_not_elsewhere(tmp_path: Path
 @pytest.mark.skipif(callgrind.missing() is not None, reason=str(callgrind.missing()))
 def test_a_count_that_fails_fails_the_run(tmp_path: Path) -> None:
     """Planted: the contract mounted where it is not, so /db answers 404 to every count."""
-    outcome = instructions.run_instructions(
+    outcome = features.run_instructions(
         pairs=[Pair("fastapi_sqla", "uvicorn")],
         variants=[],
         options=BenchOptions(scenarios=("db",), workers=1, output=tmp_path, prefix="/nowhere"),
@@ -245,7 +244,7 @@ def test_an_interrupted_instructions_run_keeps_what_it_counted(tmp_path: Path) -
     watcher = threading.Thread(target=interrupt_after_the_first_count, daemon=True)
     watcher.start()
     with pytest.raises(KeyboardInterrupt):
-        instructions.run_instructions(
+        features.run_instructions(
             pairs=[Pair("fastapi_sqla", "uvicorn")],
             variants=["no-templates"],
             options=BenchOptions(scenarios=("db",), workers=1, output=tmp_path),

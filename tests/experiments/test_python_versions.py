@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stackbench import results
-from stackbench.experiments import versions
+from stackbench.experiments import duets, versions
 from stackbench.matrix import Pair
 from stackbench.options import BENCH_LOAD, BenchOptions
 
@@ -32,11 +32,11 @@ def test_bad_lanes_are_refused(specs: list[str], says: str) -> None:
 
 def test_ratios_pair_each_repeat_with_the_oldest_in_the_same_repeat() -> None:
     # Repeat 2 was slow for everyone (a noisy neighbour): pairing cancels it.
-    ratio = versions.paired_ratio([110.0, 55.0, 121.0], [100.0, 50.0, 110.0])
+    ratio = duets.paired_ratio([110.0, 55.0, 121.0], [100.0, 50.0, 110.0])
     assert ratio.median == pytest.approx(1.1) and ratio.low == ratio.high == pytest.approx(1.1)
     # A repeat one side missed is left out, not paired with another repeat.
-    assert versions.paired_ratio([None, 60.0], [100.0, 50.0]).median == pytest.approx(1.2)
-    assert versions.paired_ratio([None], [100.0]).text() == "–"
+    assert duets.paired_ratio([None, 60.0], [100.0, 50.0]).median == pytest.approx(1.2)
+    assert duets.paired_ratio([None], [100.0]).text() == "–"
 
 
 def test_the_table_is_relative_to_the_first_lane(tmp_path: Path) -> None:

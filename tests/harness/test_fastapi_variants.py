@@ -23,7 +23,7 @@ from shared_fixtures.conformance.target import AppTarget
 from shared_fixtures.db import Database
 from stackbench.apps import get_app
 from stackbench.measure import BIN_DIR
-from stackbench.serve import Served, app_env, serve
+from stackbench.server_process import Served, app_env, serve
 from stackbench.servers import Knobs, get_server
 from stackbench.variants import FASTAPI_SQLA, VARIANTS, get_variant
 

@@ -265,7 +265,7 @@ def test_free_threaded_lane_servers_run_with_the_gil_off() -> None:
 def test_the_gil_setting_reaches_only_the_lanes_servers(monkeypatch) -> None:
     """Per server, from the serving interpreter: never inherited from the harness's shell."""
     from stackbench.apps import get_app
-    from stackbench.serve import app_env, is_free_threaded
+    from stackbench.server_process import app_env, is_free_threaded
 
     monkeypatch.setenv("PYTHON_GIL", "0")  # a shell that turned it off for everything
     app = get_app("django_sync")

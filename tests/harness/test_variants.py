@@ -22,7 +22,7 @@ from shared_fixtures.processes import processes_owned_by
 from stackbench import results
 from stackbench.apps import get_app
 from stackbench.measure import BIN_DIR
-from stackbench.serve import Served, app_env, serve
+from stackbench.server_process import Served, app_env, serve
 from stackbench.servers import Knobs, get_server
 from stackbench.variants import OVERLAYS, VARIANTS, VariantError, get_variant, requirements_for
 from tests.harness.runs import bench_process, only_run_dir, result_documents

@@ -1,7 +1,7 @@
 """loadgen's import graph: no cycle (counting every import: inside functions and under
 TYPE_CHECKING too), no internal import hidden in a function, nothing imported from
-outside loadgen but the standard library and the optional uvloop/httptools, and no
-module over 400 lines."""
+outside loadgen but the standard library and the optional uvloop/httptools. (Module
+length: tests/test_architecture.py, for every package.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "loadgen"
 OPTIONAL = {"uvloop", "httptools"}
-MAX_LINES = 400
 
 
 def _modules() -> dict[str, Path]:
@@ -135,8 +134,3 @@ def test_nothing_imported_from_outside_loadgen() -> None:
         }
     )
     assert outside == []
-
-
-def test_no_module_over_400_lines() -> None:
-    sizes = {mod: len(path.read_text().splitlines()) for mod, path in MODULES.items()}
-    assert {m: n for m, n in sizes.items() if n > MAX_LINES} == {}

@@ -11,7 +11,7 @@ import pytest
 
 import loadgen
 from loadgen import Config
-from loadgen.result import Result
+from loadgen.report import Result
 from loadgen.scenario import load_scenario
 from loadgen.stats import Stats
 

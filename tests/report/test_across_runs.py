@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from stackbench.matrix import REFERENCE_APP, REFERENCE_PAIR, REFERENCE_SERVER
 from stackbench.report import ReportError, make_report
-from stackbench.report.reference import REFERENCE_APP, REFERENCE_PAIR, REFERENCE_SERVER
 from tests.report.synthetic import result, write_run
 
 REF = (REFERENCE_APP, REFERENCE_SERVER)

@@ -16,7 +16,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from stackbench import matrix
-from stackbench.report.reference import REFERENCE_APP, REFERENCE_SERVER
+from stackbench.matrix import REFERENCE_APP, REFERENCE_SERVER
 from stackbench.servers import SERVERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,6 +128,24 @@ def test_the_matrix_script_shards_the_pairs_by_app_with_the_reference() -> None:
     # gunicorn-eventlet's gunicorn==25.3.0 would downgrade the app's other gunicorn servers.
     eventlet = [job for job in include if "@gunicorn-eventlet" in job["pairs"]]
     assert eventlet and all(len(_job_pairs(job)) == 2 for job in eventlet)
+
+
+def test_the_matrix_script_runs_before_anything_is_installed() -> None:
+    """CI runs it before any install: under ``python -S`` (no site-packages, so no
+    matplotlib) it gives the same jobs as with everything installed."""
+    listing = matrix.as_json()
+    bare = subprocess.run(
+        [sys.executable, "-S", str(SCRIPT)], input=listing, capture_output=True, text=True
+    )
+    assert bare.returncode == 0, bare.stderr
+    full = subprocess.run(
+        [sys.executable, str(SCRIPT)], input=listing, capture_output=True, text=True, check=True
+    )
+    assert bare.stdout == full.stdout != ""
+    # ... and ``-S`` does hide what the report needs, installed here as the tests run.
+    for flags, found in (([], 0), (["-S"], 1)):
+        probe = [sys.executable, *flags, "-c", "import matplotlib"]
+        assert subprocess.run(probe, capture_output=True).returncode == found, flags
 
 
 def test_the_sharding_check_rejects_bad_job_lists() -> None:

@@ -1,7 +1,7 @@
 """Compare loadgen with wrk and hey on the same loopback target, and write BENCHMARKS.md.
 
-    python -m loadgen.bench.compare [--trials 5] [--duration 10] [-c 50] [--out FILE]
-                                    [--baseline DIR]
+    python -m benchmarks.loadgen.compare [--trials 5] [--duration 10] [-c 50] [--out FILE]
+                                         [--baseline DIR]
 
 1. Efficiency: nginx (``nginx-light``; a small uvloop server if nginx is missing), one
    worker pinned to CPU 1; each client pinned to CPU 0; wrk, loadgen (uvloop +
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--acc-duration", type=float, default=5.0)
     ap.add_argument("-c", type=int, default=50)
-    ap.add_argument("--out", default=str(HERE.parent / "BENCHMARKS.md"))
+    ap.add_argument("--out", default=str(HERE / "BENCHMARKS.md"))
     ap.add_argument("--from-json", help="only re-render the markdown from a raw JSON file")
     ap.add_argument(
         "--baseline",

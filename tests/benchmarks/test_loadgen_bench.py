@@ -1,4 +1,4 @@
-"""The benchmark's saturation check (``loadgen.bench``): a client that burns its CPU
+"""The benchmark's saturation check (``benchmarks.loadgen``): a client that burns its CPU
 is saturated, one that sleeps (as a client waiting for its server does) is not, and
 only saturated trials count in the ratios to wrk."""
 
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from loadgen.bench.markdown import saturated_ratios
-from loadgen.bench.tools import SATURATED, run_measured
+from benchmarks.loadgen.markdown import saturated_ratios
+from benchmarks.loadgen.tools import SATURATED, run_measured
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

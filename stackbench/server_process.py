@@ -1,4 +1,7 @@
-"""Serve one app under one server as a real subprocess, ready when /health answers."""
+"""A server process: one app under one server as a real subprocess in its own process
+group (:func:`serve` yields :class:`Served`), ready when /health answers. ``bench`` measures
+it on this host; the ``serve`` command (stackbench/serving_host.py) runs one for load from
+other hosts."""
 
 from __future__ import annotations
 

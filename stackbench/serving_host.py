@@ -27,7 +27,7 @@ from stackbench import results
 from stackbench.app_database import AppDatabases
 from stackbench.matrix import get_pair
 from stackbench.options import OptionError
-from stackbench.serve import ANY_ADDRESS, READY_TIMEOUT, Served, serve
+from stackbench.server_process import ANY_ADDRESS, READY_TIMEOUT, Served, serve
 from stackbench.servers import Knobs
 from stackbench.stats_endpoint import stats_endpoint
 from stackbench.variants import get_variant
@@ -52,7 +52,7 @@ class ServeOptions:
 
 
 @dataclass(frozen=True)
-class Hosted:
+class ServingHost:
     """What serve runs: its /info document and the server process."""
 
     info: dict[str, Any]
@@ -77,7 +77,7 @@ def _advertised(bind: str) -> str:
 
 
 @contextlib.contextmanager
-def hosting(app_id: str, server_id: str, options: ServeOptions) -> Iterator[Hosted]:
+def serving_host(app_id: str, server_id: str, options: ServeOptions) -> Iterator[ServingHost]:
     """Everything up and answering; yields the /info document and the server; stops it
     all on exit, whatever happened. ``app_id``: a reference app's id, or a directory."""
     app, server = get_pair(app_id, server_id)
@@ -146,7 +146,7 @@ def hosting(app_id: str, server_id: str, options: ServeOptions) -> Iterator[Host
         if options.ready_file is not None:
             results.write_atomic(options.ready_file, json.dumps(info, indent=1).encode())
             stack.callback(options.ready_file.unlink, missing_ok=True)  # never a stale one
-        yield Hosted(info, served)
+        yield ServingHost(info, served)
 
 
 def serve_until_stopped(
@@ -158,9 +158,9 @@ def serve_until_stopped(
     """Serve until the server exits: returns its exit code and last log lines, everything
     else stopped. A KeyboardInterrupt (Ctrl-C; the caller makes SIGTERM raise one too)
     stops everything on its way out."""
-    with hosting(app_id, server_id, options) as hosted:
-        announce(hosted.info)
-        process = hosted.served.process
+    with serving_host(app_id, server_id, options) as host:
+        announce(host.info)
+        process = host.served.process
         while process.running():
             time.sleep(0.5)
         return process.popen.returncode, process.log_tail(5)

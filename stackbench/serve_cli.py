@@ -1,4 +1,4 @@
-"""``python -m stackbench serve``: the command line of stackbench/hosting.py.
+"""``python -m stackbench serve``: the command line of stackbench/serving_host.py.
 
     python -m stackbench serve --app gino_style --server uvicorn [--bind ADDRESS]
         [--port N] [--stats-port N] [--ready-file PATH] [server options, --variant NAME]
@@ -21,7 +21,7 @@ from shared_fixtures.db import DatabaseError
 from shared_fixtures.net import LOOPBACK, PortError
 from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import SeedError
-from stackbench import hosting, matrix
+from stackbench import matrix, serving_host
 from stackbench.apps import DeclarationError, UnknownAppError, get_app
 from stackbench.options import SERVER, OptionError, add_options, cpus_named, positive_int
 from stackbench.results import ResultsError
@@ -69,11 +69,11 @@ def add_parser(commands: Any) -> None:
     add_options(serve, "data", ["reseed"])
 
 
-def options_from(args: argparse.Namespace) -> hosting.ServeOptions:
+def options_from(args: argparse.Namespace) -> serving_host.ServeOptions:
     if args.port is not None and args.port == args.stats_port:
         raise OptionError("--port and --stats-port must differ")
-    return hosting.ServeOptions(
-        bind=hosting.bind_address(args.bind),
+    return serving_host.ServeOptions(
+        bind=serving_host.bind_address(args.bind),
         port=args.port,
         stats_port=args.stats_port,
         knobs=Knobs(workers=args.workers, threads=args.threads, pool_size=args.pool_size),
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         matrix.get_pair(args.app, args.server)  # one line for a pair that cannot be served
         if args.variant is not None:  # unknown, or not for this app: one line
             get_variant(args.variant, [get_app(args.app).id])
-        if not hosting.is_loopback(options.bind):
+        if not serving_host.is_loopback(options.bind):
             print(
                 f"WARNING: listening on {options.bind}, reachable from other hosts. The app "
                 "and its stats endpoint have no authentication: serve only on a network "
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         # job with SIGINT ignored (which Python would otherwise keep).
         previous = {sig: signal.signal(sig, _note_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            code, tail = hosting.serve_until_stopped(args.app, args.server, options, _announce)
+            code, tail = serving_host.serve_until_stopped(args.app, args.server, options, _announce)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

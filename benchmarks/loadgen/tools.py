@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
+REPO = HERE.parent.parent  # the checkout: the loadgen measured is REPO/loadgen
 TARGETS = HERE / "targets.py"
 
 NGINX_CONF = """\
