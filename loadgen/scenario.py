@@ -6,12 +6,14 @@ Two kinds, both loaded by :func:`load_scenario`:
   picked by weight.  They run on the fast callback-driven path, exactly like a plain
   URL, and check bodies on a sample of responses (``sample_every``).  Every built-in
   endpoint scenario and ``mix`` are of this kind.
+  A scenario file (TOML, ``--scenario-file``: :mod:`loadgen.scenario_file`) declares
+  endpoint scenarios as data.
 * **Flow scenarios** (weighted ``async def flow(user)`` functions): every iteration
   runs one flow for one virtual :class:`~loadgen.user.User`, which has its own
   keep-alive connection, a cookie jar (reset at the start of each iteration, as k6
   does), value extraction helpers and named checks.  ``django-admin-login`` is one.
 
-A scenario file is a Python file that defines any of:
+A Python scenario (``--scenario path.py``) is a file that defines any of:
 
 * ``FLOWS = [(weight, async_fn), ...]`` or functions decorated with ``@flow(weight=..)``;
 * ``ENDPOINTS = [Endpoint(...), ...]`` or ``def endpoints(options) -> list[Endpoint]``;
@@ -30,6 +32,7 @@ import sys
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
+from . import scenario_file
 from .errors import ConfigError
 from .scenario_types import Endpoint, FlowFn, Scenario, flow
 from .scenarios import BUILTINS
@@ -56,10 +59,15 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
     return spec, {}
 
 
-def load_scenario(spec: str, options: Mapping[str, str] | None = None) -> Scenario:
-    """A built-in scenario by name, or a scenario file by path."""
+def load_scenario(
+    spec: str, options: Mapping[str, str] | None = None, file: str | None = None
+) -> Scenario:
+    """A built-in scenario by name, or a Python scenario by path; with ``file`` (a
+    scenario file, :mod:`loadgen.scenario_file`), the scenario of that name in it."""
     name, opts = split_spec(spec)
     opts.update(options or {})
+    if file is not None:
+        return scenario_file.read(file).scenario(name, opts)
     if name in BUILTINS:
         factory, defaults = BUILTINS[name]
         merged = {**defaults, **opts}

@@ -21,7 +21,7 @@ from psycopg import sql
 from shared_fixtures.db import Database, DatabaseError
 from shared_fixtures.seed import checksum, ensure_seeded, seeded_state
 from stackbench.apps import App
-from stackbench.serve import app_env, run_declared
+from stackbench.server_process import app_env, run_declared
 from stackbench.servers import Knobs
 
 

@@ -282,6 +282,8 @@ class ResultHeader(TypedDict):
 class ResultDocument(ResultHeader):
     scenario: str
     scenario_options: NotRequired[dict[str, str]]
+    scenario_file: NotRequired[str]
+    """the scenario file the scenario is declared in (loadgen's --scenario-file), if any"""
     status: Status
     reason: str | None
     log_tail: str | None

@@ -55,8 +55,12 @@ class Progress:
         pass
 
 
-def needs_upstream(scenarios: tuple[str, ...]) -> bool:
-    return any(s.startswith("slow") or s == "mix" for s in scenarios)
+def needs_upstream(options: BenchOptions) -> bool:
+    """The contract's scenarios that call the upstream service (a scenario file's are
+    named by their author: theirs are not the contract's ``slow-*``)."""
+    if options.load.scenario_file is not None:
+        return False
+    return any(s.startswith("slow") or s == "mix" for s in options.scenarios)
 
 
 class Sampling(Protocol):
@@ -216,7 +220,7 @@ def measure_subject(
 ) -> list[ResultRow]:
     """Smoke-check the subject (``smoke_paths`` only, if given), then measure each
     scenario; one result document each."""
-    slow = needs_upstream(options.scenarios)
+    slow = needs_upstream(options)
     failures = smoke_check(subject.base_url, slow=slow, paths=smoke_paths)
     if failures:
         reason = "smoke check failed: " + "; ".join(failures)
@@ -308,6 +312,8 @@ def _write_result(
         repeats=repeats,
         finished_at=results.now(),
     )
+    if options.load.scenario_file is not None:
+        document["scenario_file"] = options.load.scenario_file
     label = base.get("label")
     name = f"{base['app']}--{base['server']}--{scenario}{f'--{label}' if label else ''}.json"
     results.write_json(run_dir / name, dict(document), "result")

@@ -158,11 +158,11 @@ class BenchRun:
         manifest["results"].extend(row["file"] for row in rows)
         return rows
 
-    def _upstream(self, app: App, scenarios: tuple[str, ...]) -> str:
+    def _upstream(self, app: App, options: BenchOptions) -> str:
         """The slow upstream's URL, started for the contract's slow scenarios or an app that
         declares {upstream_url}; a discard address otherwise."""
         declared = any("{upstream_url}" in value for _, value in app.environment)
-        if not (needs_upstream(scenarios) if app.contract else declared):
+        if not (needs_upstream(options) if app.contract else declared):
             return self._upstream_url or "http://127.0.0.1:9"  # discard: nothing calls it
         if self._upstream_url is None:
             process, self._upstream_url = start_upstream(self.run_dir / "logs")
@@ -187,7 +187,7 @@ class BenchRun:
             label = options.variant
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label)
-        upstream = self._upstream(app, options.scenarios)
+        upstream = self._upstream(app, options)
         rows = measure_pair(
             app,
             server,
@@ -218,7 +218,7 @@ class BenchRun:
         assert self.report is not None, "use BenchRun as a context manager"
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label if label is not None else options.variant)
-        upstream = self._upstream(app, options.scenarios)
+        upstream = self._upstream(app, options)
         database_url = self._database(app, options, upstream)
         with serve_pair(
             app, server, options, database_url, upstream, self.run_dir / "logs", wrap

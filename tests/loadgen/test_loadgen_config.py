@@ -43,6 +43,7 @@ def odd() -> Config:
         deadline=3600.5,
         processes=2,
         scenario="slow-db?seconds=2",
+        scenario_file="-odd dir/scenarios.toml",
         scenario_options={"seconds": "0.5", "password": "p=w d", "empty": "", "dash": "-x"},
         thresholds=("p99<50ms", "errors<1%"),
         allow_remote=True,
