@@ -9,10 +9,19 @@ stackbench/measure.py).
 
 from __future__ import annotations
 
-from stackbench.matrix import Pair, distinct, parse_pairs, resolve
-from stackbench.measure import Progress
+import tempfile
+from pathlib import Path
+
+from shared_fixtures.db import database
+from stackbench.app_database import AppDatabases
+from stackbench.apps import App, DeclarationError
+from stackbench.matrix import Pair, app_of, distinct, parse_pairs, resolve
+from stackbench.measure import BIN_DIR, Progress
 from stackbench.options import BenchOptions
 from stackbench.run import BenchRun, RunReport
+from stackbench.server_process import serve
+from stackbench.servers import Knobs, get_server
+from stackbench.smoke import smoke_check
 from stackbench.target import Agents, connect
 
 
@@ -22,6 +31,7 @@ def many_pairs(
     """Several pairs side by side in one run directory, with the same options."""
     for pair in distinct(pairs):
         resolve(pair)  # every pair is checked before anything starts
+    check_claims(pairs, options)
     label = "-".join(sorted({p.app for p in pairs})) if len(pairs) <= 2 else f"{len(pairs)}-pairs"
     with BenchRun(
         label,
@@ -42,6 +52,7 @@ def single_pair(
     """The bench session: one pair (``app`` a reference app's id or a directory), one
     options set, one run directory."""
     (pair,) = parse_pairs(f"{app}@{server}")  # an invalid pair is refused before anything starts
+    check_claims([pair], options)
     with BenchRun(
         f"{pair.app}-{server}",
         output=options.output,
@@ -73,3 +84,47 @@ def remote_pair(
         run.remote_job(options)
     assert run.report is not None
     return run.report
+
+
+def check_claims(pairs: list[Pair], options: BenchOptions) -> None:
+    """An app from outside reference_apps/ that declares the contract is served once, on a
+    database made for the check, and smoke-checked at each of its prefixes before a run
+    starts: one that fails is its declaration's error (exit 2), and no run directory is
+    made. (The reference apps are held to the contract by the test suite's conformance
+    run, tests/test_conformance.py, over every one found.)"""
+    claimed: dict[str, tuple[App, str]] = {}
+    for pair in pairs:
+        app = app_of(pair)
+        if pair.home is not None and app.contract:
+            claimed.setdefault(app.id, (app, pair.server))
+    if not claimed:
+        return
+    bin_dir = options.bin_dir or BIN_DIR
+    with (
+        tempfile.TemporaryDirectory(prefix="stackbench-claim-") as work,
+        database(work_dir=Path(work)) as db,
+    ):
+        databases = AppDatabases(db, options.scale, reseed=options.reseed)
+        for app, server in claimed.values():
+            with serve(
+                app,
+                get_server(server),
+                database_url=databases.url_for(app, bin_dir),
+                upstream_url="http://127.0.0.1:9",  # the slow endpoints are not checked
+                bin_dir=bin_dir,
+                log_dir=Path(work) / "logs",
+                knobs=Knobs(workers=1, pool_size=options.pool_size),
+                cpus=1,
+                ready_timeout=options.ready_timeout,
+            ) as served:
+                failures = [
+                    f"{prefix}{failure}"
+                    for prefix in app.prefixes
+                    for failure in smoke_check(served.base_url + prefix, slow=False)
+                ]
+            if failures:
+                more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+                raise DeclarationError(
+                    f"{app.declared_in}: contract: {app.id} declares the contract but fails "
+                    f"its smoke check under {server}: {failures[0]}{more}"
+                )

@@ -106,6 +106,12 @@ def add_report_parser(commands: Any) -> None:
     )
     report.add_argument("--output", type=Path, help="where report.md, report.html and the PNGs go")
     report.add_argument(
+        "--against",
+        metavar="APP",
+        help="price every other app measured beside APP under the same server against it "
+        "(a copy with one more middleware: what that middleware costs per request)",
+    )
+    report.add_argument(
         "--across-interpreters",
         action="store_true",
         help="compare a pair measured on one Python against the same pair on another",
@@ -122,6 +128,7 @@ def run_report(args: argparse.Namespace) -> int:
             args.baseline,
             args.output,
             across_interpreters=args.across_interpreters,
+            against=args.against,
         )
     except report.ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -233,7 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = _chosen_pairs(args)
         if args.variant is not None:  # it must apply to every app the run serves
             get_variant(args.variant, [p.app for p in chosen])
-        options = options_from(args)
+        typed = given(args).get("scenario_file")
+        declared = None if typed else matrix.scenario_file_of(chosen)
+        options = options_from(args, scenario_file=declared)
         if args.pairs is None and len(chosen) == 1:
             (pair,) = chosen
             app = str(pair.home or pair.app)

@@ -138,6 +138,31 @@ def distinct(chosen: list[Pair]) -> list[Pair]:
     return chosen
 
 
+def scenario_file_of(chosen: list[Pair]) -> Path | None:
+    """The scenario file a run's apps declare: None when they serve the contract (its
+    scenarios are loadgen's built-ins). One run measures one set of scenarios, so apps of
+    their own must share one file, and are not mixed with apps of the contract."""
+    apps = list({app.directory: app for app in map(app_of, chosen)}.values())
+    own = [app for app in apps if not app.contract]
+    if not own:
+        return None
+    for app in own:
+        if app.scenarios is None:
+            raise PairError(
+                f"{app.declared_in}: scenarios: {app.id} does not serve the contract and "
+                "declares no scenario file (scenarios.toml beside it, or --scenario-file FILE)"
+            )
+    files = {app.scenarios for app in own}
+    if len(files) > 1 or len(own) < len(apps):
+        sources = ", ".join(f"{app.id}: {app.scenarios or 'the contract'}" for app in apps)
+        raise PairError(
+            f"one run measures one set of scenarios, and these apps declare different ones "
+            f"({sources}): bench them in separate runs, or give --scenario-file FILE"
+        )
+    (file,) = files
+    return file
+
+
 def requirements(chosen: list[Pair]) -> list[str]:
     """pip arguments for one venv serving every pair: each app's files, each server's specs."""
     files = dict.fromkeys(str(path) for pair in chosen for path in app_of(pair).requirements)

@@ -18,10 +18,11 @@ from rich.console import Console
 
 from stackbench import callgrind, experiments
 from stackbench.apps import get_app
+from stackbench.bench import check_claims
 from stackbench.experiments import EXPERIMENTS, features, techempower, versions
 from stackbench.experiments import report as experiment_report
 from stackbench.experiments import run as experiment_run
-from stackbench.matrix import Pair, parse_pairs
+from stackbench.matrix import Pair, pair_of, parse_pairs
 from stackbench.measure import Progress
 from stackbench.options import (
     BENCH_LOAD,
@@ -272,6 +273,8 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
     if args.instructions:  # before options_from creates the output directory
         _check_countable(args.scenarios)
     options = options_from(args, DUETS)
+    copies = features.app_variants(names, chosen).values()
+    check_claims([pair_of(app, pair.server) for app in copies for pair in chosen], options)
     if args.instructions:
         return _feature_instructions(args, chosen, names, options, console, progress)
     outcome = features.run_features(

@@ -38,6 +38,7 @@ from stackbench.report.load import (
     scenarios,
 )
 from stackbench.report.tables import (
+    against_table,
     machine,
     pairs_table,
     ratio_table,
@@ -101,8 +102,10 @@ def make_report(
     output: Path | None = None,
     *,
     across_interpreters: bool = False,
+    against: str | None = None,
 ) -> ReportOutcome:
-    """Write the report; unreadable files become warnings that name them."""
+    """Write the report; unreadable files become warnings that name them. ``against``: an
+    app every other app measured beside it under the same server is priced against."""
     if not run_dirs:
         raise ReportError("no run directory given")
     run_dirs, base_dirs = split_baseline(list(run_dirs), list(baseline or []))
@@ -122,6 +125,9 @@ def make_report(
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ReportError(f"cannot create {output}: {exc.strerror}") from None
+    if against is not None and against not in {r.app for r in items}:
+        apps = ", ".join(sorted({r.app for r in items}))
+        raise ReportError(f"--against {against}: no result of it here (apps measured: {apps})")
     colours = palette([r.pair for r in [*items, *base_items]])
 
     names = [r.run_id for r in runs]
@@ -146,9 +152,9 @@ def make_report(
         for scenario in scenarios(items):
             chosen = [r for r in items if r.scenario == scenario]
             heading = Heading(f"Scenario `{scenario}`")
-            _scenario(page, outcome, chosen, heading, _slug(scenario), colours)
+            _scenario(page, outcome, chosen, heading, _slug(scenario), colours, against)
     else:
-        _across_runs(page, outcome, measured, colours)
+        _across_runs(page, outcome, measured, colours, against)
     page.add(Heading("How each pair was served"), pairs_table(items))
     page.add(Heading("How to read this report"), *_how_to_read())
     write_atomic(outcome.markdown, page.markdown().encode())
@@ -163,10 +169,15 @@ def _scenario(
     heading: Heading,
     slug: str,
     colours: dict[str, Any],
+    against: str | None = None,
 ) -> None:
-    """One scenario's rows of one run: the table ranked by raw req/s, and its charts."""
+    """One scenario's rows of one run: the table ranked by raw req/s, each app priced
+    against ``against`` when given, and its charts."""
     scenario = chosen[0].scenario
     page.add(heading, scenario_table(chosen))
+    priced = against_table(chosen, against) if against is not None else None
+    if priced is not None:
+        page.add(Text(f"Against `{against}` on the same server:"), priced)
     for name, draw in (
         ("throughput", lambda p: charts.throughput(chosen, scenario, p)),
         ("latency", lambda p: latency_charts.latency_spectrum(chosen, scenario, p, colours)),
@@ -178,7 +189,11 @@ def _scenario(
 
 
 def _across_runs(
-    page: Page, outcome: ReportOutcome, runs: list[LoadedRun], colours: dict[str, Any]
+    page: Page,
+    outcome: ReportOutcome,
+    runs: list[LoadedRun],
+    colours: dict[str, Any],
+    against: str | None = None,
 ) -> None:
     """Several runs: ratios to each run's own reference across runs, raw numbers per run."""
     machines = {
@@ -230,7 +245,7 @@ def _across_runs(
             chosen = [r for r in run.results if r.scenario == scenario]
             heading = Heading(f"`{run.run_id}`, scenario `{scenario}`", level=3)
             slug = f"{_slug(scenario)}--{_slug(run.run_id)}"
-            _scenario(page, outcome, chosen, heading, slug, colours)
+            _scenario(page, outcome, chosen, heading, slug, colours, against)
 
 
 def _comparison(
