@@ -235,8 +235,8 @@ KEYS: dict[str, Key] = {
     "prefixes": Key(
         prefixes,
         ("",),
-        "where the app is mounted; the first is where the load goes ('' is the root; "
-        "django_fastapi also serves the contract at /fastapi)",
+        "where it serves the contract: the root ('') and any mount (django_fastapi's "
+        "/fastapi); each is smoke-checked and conformance-tested",
     ),
     "lifespan": Key(
         flag,
@@ -265,8 +265,8 @@ KEYS: dict[str, Key] = {
     "scenarios": Key(
         existing_file,
         None,
-        f"its scenario file (default: {SCENARIO_FILE} beside the declaration, when there "
-        "is one); `bench --scenarios NAME` runs its scenario NAME",
+        "its scenario file, relative to the directory; `bench --scenarios NAME` runs its "
+        "scenario NAME, and all of them by default",
     ),
 }
 

@@ -22,10 +22,12 @@ from stackbench import apps, declaration, matrix
 from stackbench.apps import DeclarationError, get_app, load_app
 from stackbench.server_process import app_env, placeholders
 from stackbench.servers import SERVERS, Knobs, get_server
+from tests.your_app import made_here
 from tests.your_app.made_here import notes_app
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "your-app.md"
+NOTES_DIR = Path(__file__).resolve().parent / "notes"
 
 
 def _error(directory: Path) -> str:
@@ -41,6 +43,15 @@ def test_every_key_is_documented() -> None:
     assert set(declaration.KEYS) <= documented, set(declaration.KEYS) - documented
     placeholders_named = set(re.findall(r"`\{([a-z_]+)\}`", DOCS.read_text()))
     assert set(declaration.PLACEHOLDERS) <= placeholders_named
+
+
+def test_the_documented_example_is_the_tested_app() -> None:
+    """docs/your-app.md shows tests/your_app/notes' declaration and scenario file as they
+    are: what a reader copies is what the end-to-end tests bench."""
+    blocks = re.findall(r"```toml\n(.*?)```", DOCS.read_text(), re.S)
+    for name in ("stackbench.toml", "scenarios.toml"):
+        assert (NOTES_DIR / name).read_text() in blocks, f"docs/your-app.md lacks notes/{name}"
+    assert made_here.DJANGO_DECLARATION in blocks
 
 
 def test_the_code_is_never_imported(tmp_path: Path) -> None:
@@ -190,7 +201,6 @@ def _noxfile():  # type: ignore[no-untyped-def]
     return module
 
 
-@pytest.mark.slow
 def test_a_copied_reference_app_is_in_every_pair_session(tmp_path: Path) -> None:
     """reference_apps/gino_style copied to reference_apps/gino_copy in a copy of the
     repository: `nox -l` lists bench(app='gino_copy', server=S) and serve(...) for every
