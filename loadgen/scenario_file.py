@@ -189,8 +189,11 @@ def _headers(table: Any, where: str) -> tuple[tuple[str, str], ...]:
         _kind(value, str, f"headers.{key}", where)
         try:
             found.append(values.header((key, value)))
+            value.encode("latin-1")  # what a header's bytes can say
         except ConfigError as exc:
             raise ConfigError(f"{where}: headers.{key}: {exc}") from None
+        except UnicodeEncodeError:
+            raise ConfigError(f"{where}: headers.{key}: not Latin-1 text") from None
     return tuple(found)
 
 

@@ -10,7 +10,7 @@ import secrets
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -173,9 +173,14 @@ def serve(
     host: str = LOOPBACK,
     port: int | None = None,
     variant: Variant | None = None,
+    settings: Mapping[str, str] | None = None,
+    prepared: bool = False,
 ) -> Iterator[Served]:
     """Start ``app`` under ``server`` listening on ``host:port`` (loopback and a free port
-    by default); stop it (and its workers) on exit, whatever happened."""
+    by default); stop it (and its workers) on exit, whatever happened. ``settings``: more
+    of the app's environment for this serving only (e.g. DB_POOL_TIMEOUT); ``prepared``:
+    the database already has what the app's setup commands make (the app was served on
+    it before), so they are not run again."""
     knobs = knobs or Knobs()
     env = app_env(
         app,
@@ -186,7 +191,9 @@ def serve(
         free_threaded=is_free_threaded(bin_dir / "python"),
         variant=variant,
     )
-    prepare(app, env, bin_dir)
+    env.update(settings or {})
+    if not prepared:
+        prepare(app, env, bin_dir)
     port = port or free_port(host)
     # An ASGI variant is served instead of the app's entry, from the app's directory.
     entries = {ASGI: variant.entry} if variant is not None and variant.entry else app.entries

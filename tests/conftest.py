@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from shared_fixtures.conformance.target import Strained
 from shared_fixtures.db import Database, database
 from shared_fixtures.processes import OWNER, processes_owned_by
 from shared_fixtures.seed import seed
@@ -54,16 +56,25 @@ def upstream_url(work_dir: Path) -> Iterator[str]:
         yield url
 
 
+# An app served strained on purpose (shared_fixtures/conformance/target.py, Strained): two
+# connections that it waits a second for, six threads for a threaded server (more requests
+# at once than connections), and an upstream that refuses connections.
+STRAINED_KNOBS = Knobs(workers=1, threads=6, pool_size=2)
+STRAINED_POOL_TIMEOUT = 1.0
+
+
 class AppServers:
     """Apps served on first request and kept up until the session ends."""
 
     def __init__(self, db: Database, upstream_url: str, log_dir: Path) -> None:
         self._db, self._upstream, self._log_dir = db, upstream_url, log_dir
         self._stack = contextlib.ExitStack()
-        self._served: dict[tuple[str, str], Served] = {}
+        self._served: dict[tuple[str, str, bool], Served] = {}
+        self._refusing: socket.socket | None = None
+        self._prepared: set[str] = set()  # apps whose setup commands have run on the database
 
-    def get(self, app_id: str, server_id: str) -> Served:
-        key = (app_id, server_id)
+    def get(self, app_id: str, server_id: str, *, strained: bool = False) -> Served:
+        key = (app_id, server_id, strained)
         if key not in self._served:
             app = get_app(app_id)  # a declaration that is wrong (a lost file) fails, naming it
             self._served[key] = self._stack.enter_context(
@@ -71,14 +82,34 @@ class AppServers:
                     app,
                     get_server(server_id),
                     database_url=self._db.url,
-                    upstream_url=self._upstream,
+                    upstream_url=self._refused_url() if strained else self._upstream,
                     bin_dir=BIN_DIR,
-                    log_dir=self._log_dir,
-                    knobs=Knobs(workers=1, pool_size=4),
+                    log_dir=self._log_dir / "strained" if strained else self._log_dir,
+                    knobs=STRAINED_KNOBS if strained else Knobs(workers=1, pool_size=4),
                     cpus=1,
+                    settings={"DB_POOL_TIMEOUT": str(STRAINED_POOL_TIMEOUT)} if strained else None,
+                    prepared=app_id in self._prepared,
                 )
             )
+            self._prepared.add(app_id)
         return self._served[key]
+
+    def strained(self, app_id: str, server_id: str, prefix: str) -> Strained:
+        """The conformance suite's view of the strained instance (mounted at ``prefix``)."""
+        served = self.get(app_id, server_id, strained=True)
+        return Strained(
+            served.base_url + prefix,
+            pool_size=STRAINED_KNOBS.pool_size * (STRAINED_KNOBS.workers or 1),
+            pool_timeout=STRAINED_POOL_TIMEOUT,
+            log_path=served.process.log_path,
+        )
+
+    def _refused_url(self) -> str:
+        """A loopback port bound and never listened on: every connection is refused."""
+        if self._refusing is None:
+            self._refusing = self._stack.enter_context(socket.socket())
+            self._refusing.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{self._refusing.getsockname()[1]}"
 
     def close(self) -> None:
         self._stack.close()

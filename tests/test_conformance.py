@@ -26,6 +26,8 @@ import pytest
 from shared_fixtures.conformance.target import AppTarget, StatementCountError
 from shared_fixtures.conformance.test_contract import *  # noqa: F403  (the tests themselves)
 from shared_fixtures.conformance.test_edges import *  # noqa: F403  (the edges, one answer each)
+from shared_fixtures.conformance.test_generated import *  # noqa: F403  (hostile, generated)
+from shared_fixtures.conformance.test_hostile import *  # noqa: F403  (hostile clients)
 from shared_fixtures.db import Database
 from stackbench.apps import APPS
 from stackbench.servers import get_server
@@ -58,7 +60,14 @@ TARGETS += [
 def target(request: pytest.FixtureRequest, app_servers, db: Database) -> Iterator[AppTarget]:
     app_id, server_id, prefix = request.param
     served = app_servers.get(app_id, server_id)
-    judged = AppTarget(served.base_url + prefix, db.url, name=request.node.name)
+
+    judged = AppTarget(
+        served.base_url + prefix,
+        db.url,
+        name=request.node.name,
+        log_path=served.process.log_path,
+        strained_by=lambda: app_servers.strained(app_id, server_id, prefix),
+    )
     yield judged
     judged.close()
 

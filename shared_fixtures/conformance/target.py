@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -82,11 +83,32 @@ def _settled_count(
         time.sleep(POLL)
 
 
+@dataclass(frozen=True)
+class Strained:
+    """The same app served a second time, strained on purpose: at most ``pool_size``
+    database connections in all (DB_POOL_SIZE over all its workers), DB_POOL_TIMEOUT set
+    to ``pool_timeout`` seconds, a server that hands it more requests at once than that,
+    and an UPSTREAM_URL that refuses connections."""
+
+    base_url: str
+    pool_size: int
+    pool_timeout: float
+    log_path: Path | None = None
+
+
+def _skip(reason: str) -> None:
+    import pytest
+
+    pytest.skip(reason)
+
+
 @dataclass
 class AppTarget:
     base_url: str  # e.g. http://127.0.0.1:8000 or http://127.0.0.1:8000/fastapi
     database_url: str | None = None
     name: str = ""
+    log_path: Path | None = None  # the served app's output (server and app), when known
+    strained_by: Callable[[], Strained] | None = None  # served on first use
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -96,6 +118,39 @@ class AppTarget:
     def prefix(self) -> str:
         """The path the contract is mounted at ('' or e.g. '/fastapi')."""
         return urlsplit(self.base_url).path
+
+    @property
+    def netloc(self) -> str:
+        """What a client puts in Host: (e.g. 127.0.0.1:8000)."""
+        return urlsplit(self.base_url).netloc
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where a raw socket connects."""
+        url = urlsplit(self.base_url)
+        return url.hostname or "127.0.0.1", url.port or 80
+
+    def strained(self) -> Strained:
+        if self.strained_by is None:
+            _skip(
+                "needs the app served a second time with a small pool and a refused upstream "
+                "(--strained-base-url, --strained-pool-size, --strained-pool-timeout)"
+            )
+        assert self.strained_by is not None
+        return self.strained_by()
+
+    def log_mark(self) -> int:
+        """Where the app's log ends now (the size of its file), to read what follows."""
+        if self.log_path is None:
+            _skip("needs the served app's log (--app-log) to read what a request left in it")
+        assert self.log_path is not None
+        return self.log_path.stat().st_size
+
+    def log_since(self, mark: int) -> str:
+        assert self.log_path is not None
+        with open(self.log_path, "rb") as log:
+            log.seek(mark)
+            return log.read().decode(errors="replace")
 
     def get(self, path: str, **kwargs: object) -> httpx.Response:
         return self.client.get(self.base_url + path, **kwargs)  # type: ignore[arg-type]

@@ -100,6 +100,13 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
+def test_the_readme_example_reads(tmp_path: Path) -> None:
+    readme = (Path(loadgen.__file__).parent / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    scenario = read(write(tmp_path, example)).scenario("browse", {})
+    assert [e.name for e in scenario.endpoints] == ["item", "page", "search", "buy", "contact"]
+
+
 def test_json_equality_is_json_s(tmp_path: Path) -> None:
     """1 is 1.0, true is not 1, a missing path is no value, arrays count from 0 (or -1)."""
     cases = [
@@ -173,6 +180,7 @@ REFUSED = [
     (REQUEST + "status = []", "status: an empty list"),
     (REQUEST + "headers = {'X A' = 'b'}", "headers.X A: invalid header"),
     (REQUEST + "headers = {X = 1}", "headers.X: must be a str"),
+    (REQUEST + "headers = {X = '✓'}", "headers.X: not Latin-1 text"),
     (REQUEST + "body = 'a'\njson = 1", "body and json: give one"),
     (REQUEST + "json = {at = 1979-05-27}", "json: a TOML date or time has no JSON form"),
     (REQUEST + "json = nan", "has no JSON form"),
