@@ -17,7 +17,7 @@ from stackbench.app_database import AppDatabases
 from stackbench.apps import App, DeclarationError
 from stackbench.matrix import Pair, app_of, distinct, parse_pairs, resolve
 from stackbench.measure import BIN_DIR, Progress
-from stackbench.options import BenchOptions
+from stackbench.options import BenchOptions, OptionError
 from stackbench.run import BenchRun, RunReport
 from stackbench.server_process import serve
 from stackbench.servers import Knobs, get_server
@@ -77,6 +77,11 @@ def remote_pair(
         agents = Agents(index, count, reports, options.agent_wait)
     # An unreachable target is one line, before anything runs.
     subject = connect(target_url, stats_url, agents)
+    if not subject.info.get("contract", True) and options.load.scenario_file is None:
+        raise OptionError(
+            f"{subject.info['app']} does not serve the contract: give its scenario file "
+            "(--scenario-file FILE, a copy of the one beside its stackbench.toml)"
+        )
     label = f"{subject.info['app']}-{subject.info['server']}-target"
     with BenchRun(
         label, output=options.output, scale=options.scale, progress=progress, target=subject
