@@ -1,10 +1,12 @@
 """The bench entry points (docs/bench.md, "One run, end to end"): pairs measured side by
 side in one run directory.
 
-database up and seed verified → upstream up → each pair served in its own process group
-→ smoke check → per scenario: warm-up and measured runs, server figures sampled → one
-result JSON each, written atomically → manifest → summary (stackbench/run.py,
-stackbench/measure.py).
+every pair checked, and each app from elsewhere that claims the contract smoke-checked
+(``check_claims``) → database up → each app's database (the contract's seed verified, or
+its own made by its schema command: stackbench/app_database.py) → upstream up when used →
+each pair served in its own process group → smoke check → per scenario: warm-up and
+measured runs, server figures sampled → one result JSON each, written atomically →
+manifest → summary (stackbench/run.py, stackbench/measure.py).
 """
 
 from __future__ import annotations
