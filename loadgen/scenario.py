@@ -30,12 +30,13 @@ import os
 import re
 import sys
 from collections.abc import Mapping
+from types import ModuleType
 from urllib.parse import parse_qsl
 
 from . import scenario_file
 from .errors import ConfigError
 from .scenario_types import Endpoint, FlowFn, Scenario, flow
-from .scenarios import BUILTINS
+from .scenarios import BUILTINS, MIXABLE
 from .user import Response, User
 from .values import parse_option  # --scenario-option KEY=VALUE
 
@@ -46,6 +47,8 @@ __all__ = [
     "User",
     "flow",
     "load_scenario",
+    "option_names",
+    "options_for",
     "parse_option",
     "split_spec",
 ]
@@ -57,6 +60,35 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
         name, qs = spec.split("?", 1)
         return name, dict(parse_qsl(qs, keep_blank_values=True))
     return spec, {}
+
+
+def option_names(spec: str, file: str | None = None) -> frozenset[str] | None:
+    """The ``--scenario-option`` keys a scenario reads: a built-in's defaults (``mix``: its
+    own, every endpoint's, and ``ENDPOINT.KEY``), a Python file's ``OPTIONS``, a scenario
+    file's (``file``: :data:`loadgen.scenario_file.OPTIONS`). None when it cannot be known: a
+    Python file that declares no ``OPTIONS`` may read any key. Raises ConfigError for an
+    unknown scenario, as :func:`load_scenario` does."""
+    name, _ = split_spec(spec)
+    if file is not None:
+        scenario_file.read(file).scenario(name, {})  # raises for a name the file lacks
+        return frozenset(scenario_file.OPTIONS)
+    if name == "mix":
+        endpoints = {n: set(defaults) for n, (_, defaults) in MIXABLE.items()}
+        prefixed = {f"{n}.{key}" for n, keys in endpoints.items() for key in keys}
+        return frozenset(BUILTINS["mix"][1]).union(*endpoints.values(), prefixed)
+    if name in BUILTINS:
+        return frozenset(BUILTINS[name][1])
+    if not os.path.isfile(name):
+        load_scenario(spec)  # raises: an unknown name, or a file that cannot be read
+    declared = getattr(_module(name), "OPTIONS", None)
+    return None if declared is None else frozenset(str(key) for key in dict(declared))
+
+
+def options_for(spec: str, options: Mapping[str, str], file: str | None = None) -> dict[str, str]:
+    """The ``options`` a scenario reads (all of them for a Python file without ``OPTIONS``):
+    one set of options given to several scenarios (``seconds`` for slow-db, not for db)."""
+    names = option_names(spec, file)
+    return {key: value for key, value in options.items() if names is None or key in names}
 
 
 def load_scenario(
@@ -83,7 +115,7 @@ def load_scenario(
     raise ConfigError(f"unknown scenario {name!r} (built-ins: {known}; or a .py file)")
 
 
-def _load_file(path: str, opts: dict[str, str]) -> Scenario:
+def _module(path: str) -> ModuleType:
     modname = "loadgen_scenario_" + re.sub(r"\W", "_", os.path.abspath(path))
     try:
         spec = importlib.util.spec_from_file_location(modname, path)
@@ -96,6 +128,11 @@ def _load_file(path: str, opts: dict[str, str]) -> Scenario:
         raise
     except Exception as e:
         raise ConfigError(f"cannot load scenario {path!r}: {type(e).__name__}: {e}") from None
+    return mod
+
+
+def _load_file(path: str, opts: dict[str, str]) -> Scenario:
+    mod = _module(path)
     defaults = {str(k): str(v) for k, v in dict(getattr(mod, "OPTIONS", {}) or {}).items()}
     merged = {**defaults, **opts}
     flows: list[tuple[float, FlowFn]] = []

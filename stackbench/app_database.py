@@ -48,6 +48,11 @@ class AppDatabases:
             self._own[app.id] = url
         return self._own[app.id]
 
+    def makes(self, app: App) -> bool:
+        """True when ``url_for(app)`` will create the app's own database (and run its schema
+        command there): an app of its own, new to this run, on the embedded PostgreSQL."""
+        return not app.contract and self.db.embedded and app.id not in self._own
+
     def contract(self) -> tuple[str, bool]:
         """The contract's seed verified (loaded when it differs); (checksum, reseeded)."""
         if self.seed is None:

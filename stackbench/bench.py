@@ -18,8 +18,9 @@ from shared_fixtures.db import database
 from stackbench.app_database import AppDatabases
 from stackbench.apps import App, DeclarationError
 from stackbench.matrix import Pair, app_of, distinct, parse_pairs, resolve
-from stackbench.measure import BIN_DIR, Progress
+from stackbench.measure import BIN_DIR
 from stackbench.options import BenchOptions, OptionError
+from stackbench.progress import Progress
 from stackbench.run import BenchRun, RunReport
 from stackbench.server_process import serve
 from stackbench.servers import Knobs, get_server
@@ -42,6 +43,7 @@ def many_pairs(
         progress=progress,
         reseed=options.reseed,
     ) as run:
+        run.progress.jobs = len(pairs)
         for pair in pairs:
             run.job(pair, options)
     assert run.report is not None
@@ -62,6 +64,7 @@ def single_pair(
         progress=progress,
         reseed=options.reseed,
     ) as run:
+        run.progress.jobs = 1
         run.job(pair, options)
     assert run.report is not None
     return run.report
@@ -88,6 +91,7 @@ def remote_pair(
     with BenchRun(
         label, output=options.output, scale=options.scale, progress=progress, target=subject
     ) as run:
+        run.progress.jobs = 1
         run.remote_job(options)
     assert run.report is not None
     return run.report

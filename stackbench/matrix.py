@@ -14,13 +14,13 @@ app quietly left out of the matrix, the noxfile's installs or the tests.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackbench.apps import APPS, App, DeclarationError, get_app, load_app
+from stackbench.apps import APPS, App, get_app
 from stackbench.apps import check_apps as check_apps
 from stackbench.servers import SERVERS, Server, get_server
 
@@ -212,50 +212,25 @@ _SESSION = re.compile(r"(?:bench|serve)\(app='([^']*)', server='([^']*)'\)")
 PAIR_SESSIONS = ("bench", "serve")  # the noxfile's sessions parametrized by pair
 
 
-def check_requested_sessions(argv: list[str]) -> str | None:
-    """A clear error for a ``bench(...)`` or ``serve(...)`` session nox would not find,
-    else None.
+def session_pair(name: str) -> Pair | None:
+    """The pair a ``bench(app='A', server='S')`` (or ``serve(...)``) session names, or None."""
+    match = _SESSION.fullmatch(name)
+    return Pair(match.group(1), match.group(2)) if match else None
 
-    A reference app whose declaration is missing or wrong is an error for any session:
-    every session's parametrization or installs are built from the apps found.
-    """
-    try:
-        check_apps()
-    except DeclarationError as exc:
-        return str(exc)
-    requested = [
-        name
-        for flag, name in itertools.pairwise(argv)
-        if flag in ("-s", "--session", "--sessions", "-e")
-    ]
+
+def check_requested_sessions(names: Iterable[str]) -> str | None:
+    """A clear error for a ``bench(...)`` or ``serve(...)`` session nox would not find,
+    else None."""
     valid = {p.session.replace("bench", kind, 1) for p in pairs() for kind in PAIR_SESSIONS}
-    for name in requested:
+    for name in names:
         kind = name.partition("(")[0]
         if kind not in PAIR_SESSIONS or "(" not in name or name in valid:
             continue
-        match = _SESSION.fullmatch(name)
-        if match is None:
+        pair = session_pair(name)
+        if pair is None:
             return f"{kind} session {name!r} is not of the form {kind}(app='APP', server='SERVER')"
         try:
-            get_pair(*match.groups())
+            get_pair(pair.app, pair.server)
         except (PairError, ValueError) as exc:
             return str(exc)
     return None
-
-
-def app_pairs(posargs: list[str], invoked_from: Path) -> tuple[Path, list[Pair]]:
-    """``nox -s bench_app -- PATH --server S[,S…] [bench options]``: the app's directory
-    (relative to where nox was invoked) and its pairs, checked (one line when not)."""
-    usage = "nox -s bench_app -- PATH --server SERVER[,SERVER] [bench options]"
-    if not posargs or posargs[0].startswith("-"):
-        raise PairError(f"bench_app needs the app's directory first: {usage}")
-    servers = ""
-    for flag, value in itertools.pairwise([*posargs, ""]):
-        if flag == "--server":
-            servers = value
-        elif flag.startswith("--server="):
-            servers = flag.partition("=")[2]
-    if not servers:
-        raise PairError(f"bench_app needs --server: {usage}")
-    app = load_app(invoked_from / Path(posargs[0]).expanduser())
-    return app.directory, distinct([pair_of(get_pair(app, s)[0], s) for s in servers.split(",")])

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from loadgen import scenario_file, values
 from loadgen.config import OPTIONS, Config, ConfigError, add_arguments, given
-from loadgen.scenario import load_scenario
+from loadgen.scenario import load_scenario, option_names, options_for
 from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
 from stackbench import results
 from stackbench.server_process import READY_TIMEOUT
@@ -316,17 +316,43 @@ def load_from(args: argparse.Namespace, base: Config = BENCH_LOAD) -> Config:
     return load
 
 
+def _known(scenario: str, file: str | None) -> str:
+    """'slow-db takes sample, seconds': what a message names."""
+    names = option_names(scenario, file)
+    if names is None:
+        return f"{scenario} takes any (its file declares no OPTIONS)"
+    plain = sorted(name for name in names if "." not in name)
+    prefixed = ", ENDPOINT.KEY" if any("." in name for name in names) else ""
+    return f"{scenario} takes " + (", ".join(plain) or "none") + prefixed
+
+
 def check_scenarios(
     scenarios: Sequence[str], options: Iterable[tuple[str, str]], file: str | None = None
 ) -> None:
-    """Each scenario built as loadgen will build it, with its options (of the scenario
-    file ``file`` if given)."""
-    given_options = dict(options)
+    """Each scenario built as loadgen will build it (of the scenario file ``file`` if
+    given), with the options it reads; an option that no scenario of the run reads is
+    refused, naming each scenario's options (a misspelt key would otherwise run with the
+    default and be recorded as if applied)."""
+    given = dict(options)
     for scenario in scenarios:
         try:
-            load_scenario(scenario, given_options, file)
+            option_names(scenario, file)  # an unknown scenario or an unreadable file
         except ConfigError as exc:
             raise OptionError(f"--scenarios: {exc}") from None
+    for key, value in given.items():
+        if not any(options_for(scenario, {key: value}, file) for scenario in scenarios):
+            known = "; ".join(_known(scenario, file) for scenario in scenarios)
+            raise OptionError(
+                f"--scenario-option {key}={value}: scenario option {key!r} is read by no "
+                f"scenario of this run ({known})"
+            )
+    for scenario in scenarios:
+        try:
+            load_scenario(scenario, options_for(scenario, given, file), file)
+        except ConfigError as exc:
+            raise OptionError(
+                f"--scenario-option: {scenario}: {exc} ({_known(scenario, file)})"
+            ) from None
 
 
 def check_output(path: Path) -> None:

@@ -4,7 +4,7 @@ the run's verdict; everything stopped on the way out, whatever happened."""
 from __future__ import annotations
 
 import contextlib
-import signal
+import shlex
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from shared_fixtures.db import database
+from shared_fixtures.processes import stopped_by_signals
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
 from stackbench.app_database import AppDatabases
@@ -32,8 +33,9 @@ from stackbench.documents import (
     job,
 )
 from stackbench.matrix import Pair, PairError, resolve
-from stackbench.measure import BIN_DIR, Progress, measure_pair, needs_upstream, serve_pair
+from stackbench.measure import BIN_DIR, measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.server_process import Served
 from stackbench.servers import Server, get_server
 from stackbench.target import RemoteSubject, measure_target
@@ -54,7 +56,8 @@ class BenchRun:
 
     A job serves one pair with one set of options and measures its scenarios; experiments
     run several jobs (and may choose the next from the last one's rows). Leaving the block
-    stops everything and writes the manifest, also on Ctrl-C or SIGTERM.
+    stops everything and writes the manifest, also on Ctrl-C or SIGTERM (the first one
+    stops the run; later ones wait for the stopping to finish).
     """
 
     def __init__(
@@ -76,8 +79,11 @@ class BenchRun:
         # otherwise the run's verdict is its results'.
         self._verdict: tuple[RunStatus, str | None] | None = None
         self._stack = contextlib.ExitStack()
+        self._signals = contextlib.ExitStack()  # left last: after the manifest is written
+        self._received: list[int] = []  # SIGINT/SIGTERM received while the run was open
         self._upstream_url: str | None = None
         self._homes: dict[str, Path] = {}  # app id -> its directory: one per id in a run
+        self._set_up = True  # False when the database failed to start: no run to record
         self._manifest = Manifest(
             schema_version=SCHEMA_VERSION,
             kind="stackbench.manifest",
@@ -111,20 +117,24 @@ class BenchRun:
         self.report = RunReport(run_dir, "ok")
         self._manifest["run_id"] = run_dir.name
         try:
-            # SIGTERM unwinds like Ctrl-C, so every context below stops what it started.
-            previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-            self._stack.callback(signal.signal, signal.SIGTERM, previous)
+            # SIGTERM unwinds like Ctrl-C, so every context below stops what it started; a
+            # second signal (nox's SIGTERM after a terminal's Ctrl-C) cannot cut that short.
+            self._received = self._signals.enter_context(stopped_by_signals())
             if self.target is not None:
                 self._describe_target(self.target)
                 return self
             work = Path(
                 self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stackbench-run-"))
             )
+            self.progress.step("database: starting")
             self.db = self._stack.enter_context(database(work_dir=work))
             self._manifest["database"] = cast(DatabaseInfo, self.db.server_info())
             # The contract's seed is loaded for the first app that declares the contract.
             self.databases = AppDatabases(self.db, self.scale, reseed=self.reseed)
         except BaseException as exc:
+            # No database, nothing measured: a run directory holding only a manifest would
+            # say nothing the error line does not (an interrupted run keeps its manifest).
+            self._set_up = isinstance(exc, KeyboardInterrupt)
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise
         return self
@@ -150,6 +160,7 @@ class BenchRun:
             client_cpus=options.client_cpus,
         )
         self._jobs.append(job(info["app"], info["server"], label, options.as_dict()))
+        self.progress.job += 1
         pair = PairRef(app=info["app"], server=info["server"])
         if pair not in manifest["pairs"]:
             manifest["pairs"].append(pair)
@@ -165,6 +176,7 @@ class BenchRun:
         if not (needs_upstream(options) if app.contract else declared):
             return self._upstream_url or "http://127.0.0.1:9"  # discard: nothing calls it
         if self._upstream_url is None:
+            self.progress.step("upstream: starting the slow upstream service")
             process, self._upstream_url = start_upstream(self.run_dir / "logs")
             self._stack.enter_context(process)
         return self._upstream_url
@@ -226,6 +238,11 @@ class BenchRun:
             yield served
 
     def _database(self, app: App, options: BenchOptions, upstream: str) -> str:
+        if app.contract and self.databases.seed is None:
+            self.progress.step(f"seed: checking scale {self.scale} at {self.db.display_url}")
+        elif self.databases.makes(app):
+            made = f"made by `{shlex.join(app.schema)}`" if app.schema else "left empty"
+            self.progress.step(f"database: app_{app.id} for {app.id}, {made}")
         database_url = self.databases.url_for(app, options.bin_dir or BIN_DIR, upstream)
         if self.databases.seed is not None:
             checksum, reseeded = self.databases.seed
@@ -257,6 +274,7 @@ class BenchRun:
         return self._manifest["options"].setdefault("jobs", [])
 
     def _record_job(self, pair: Pair, options: BenchOptions, label: str | None) -> None:
+        self.progress.job += 1
         manifest = self._manifest
         if not self._jobs:
             manifest["pinning"] = Pinning(
@@ -271,10 +289,12 @@ class BenchRun:
         try:
             self._stack.close()  # upstream, database, temporary files: in reverse order
         finally:
-            if report is not None:
-                if exc_type is None:
+            if report is not None and not self._set_up and _removed_if_empty(report.run_dir):
+                pass  # the database never came up: nothing ran, nothing to record
+            elif report is not None:
+                if exc_type is None and not self._received:
                     report.status, manifest["reason"] = self._verdict or run_verdict(report.rows)
-                elif issubclass(exc_type, KeyboardInterrupt):
+                elif self._received or issubclass(exc_type, KeyboardInterrupt):
                     report.status = "interrupted"
                     manifest["reason"] = "interrupted (SIGINT/SIGTERM); completed results are kept"
                 else:
@@ -284,6 +304,15 @@ class BenchRun:
                 manifest["finished_at"] = results.now()
                 with contextlib.suppress(results.ResultsError):
                     results.write_json(report.run_dir / "manifest.json", manifest, "manifest")
+            self._signals.close()
+
+
+def _removed_if_empty(path: Path) -> bool:
+    try:
+        path.rmdir()
+    except OSError:
+        return False
+    return True
 
 
 def run_verdict(rows: list[ResultRow]) -> tuple[RunStatus, str | None]:

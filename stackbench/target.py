@@ -30,8 +30,9 @@ from stackbench.documents import (
     ServerSettings,
 )
 from stackbench.loadrun import LoadError, aimed, loadgen_argv
-from stackbench.measure import Progress, Sampling, failed_rows, measure_subject
+from stackbench.measure import Sampling, failed_rows, measure_subject
 from stackbench.options import BenchOptions, OptionError
+from stackbench.progress import Progress
 from stackbench.sampler import ServerFigures
 from stackbench.server_process import ADMIN_USER, answers_health
 
@@ -121,6 +122,7 @@ class RemoteSampler:
             # A serve from before CPU was read to the ns does not say how it read it.
             cpu_read=window.get("server_cpu_read"),
             database_cpu_read=window.get("database_cpu_read"),
+            samples=tuple(window.get("samples", ())),
         )
 
 

@@ -43,8 +43,8 @@ from stackbench.experiments.duets import (
 )
 from stackbench.experiments.report import markdown_table, terminal_table
 from stackbench.matrix import Pair, PairError, get_pair
-from stackbench.measure import Progress
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.results import write_atomic
 from stackbench.run import BenchRun
 from stackbench.variants import VARIANTS, get_variant

@@ -10,13 +10,15 @@ one clear error naming the file and the declaration's key, never skip or leave t
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from stackbench import apps, matrix
+from stackbench import apps, matrix, nox_command, nox_sessions
 from stackbench.apps import APPS, DeclarationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,10 +64,17 @@ def noxfile() -> Iterator[ModuleType]:
 
 
 def _import_noxfile() -> ModuleType:
+    """The noxfile imported as nox imports it; what it sets for nox's process (PATH, the
+    SIGTERM handler) is put back for this one."""
     spec = importlib.util.spec_from_file_location("stackbench_noxfile", ROOT / "noxfile.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    path, on_sigterm = os.environ.get("PATH", ""), signal.getsignal(signal.SIGTERM)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        os.environ["PATH"] = path
+        signal.signal(signal.SIGTERM, on_sigterm)
     return module
 
 
@@ -77,8 +86,8 @@ def test_every_reference_app_is_found_by_its_declaration() -> None:
     assert {p.app for p in matrix.pairs()} == set(APPS)
 
 
-def test_the_noxfile_installs_every_app(noxfile: ModuleType) -> None:
-    requirements = noxfile._app_requirements()
+def test_the_noxfile_installs_every_app() -> None:
+    requirements = nox_sessions.app_requirements()
     assert requirements[::2] == ["-r"] * len(APPS)
     assert requirements[1::2] == [str(p) for app in APPS.values() for p in app.requirements]
 
@@ -99,18 +108,23 @@ def test_a_lost_requirements_file_fails_the_matrix(lost_requirements: Path) -> N
     assert "gino_style" in {p.app for p in matrix.pairs(check_files=False)}
     # The noxfile asks this before nox looks for any session, `lint` included.
     for session in ("lint", "tests", "bench(app='tortoise', server='uvicorn')"):
-        error = matrix.check_requested_sessions(["nox", "-s", session])
-        assert error is not None and "requirements.txt does not exist" in error, session
+        command = nox_command.NoxCommand.parse(["nox", "-s", session])
+        refused = nox_command.refusal(command, [], [])
+        assert refused is not None and refused.code == 1, session
+        assert "requirements: requirements.txt does not exist" in refused.message, session
 
 
 def test_a_lost_requirements_file_fails_the_noxfile(
-    noxfile: ModuleType, lost_requirements: Path
+    noxfile: ModuleType, lost_requirements: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert "requirements.txt does not exist" in _error(noxfile._app_requirements)
+    assert "requirements.txt does not exist" in _error(nox_sessions.app_requirements)
     with pytest.raises(SystemExit) as exited:
         _import_noxfile()
-    assert str(exited.value).startswith(f"nox: error: {lost_requirements / 'tortoise'}")
-    assert "requirements: requirements.txt does not exist" in str(exited.value)
+    assert exited.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    tortoise = lost_requirements / "tortoise"
+    assert len(lines) == 1 and lines[0].startswith(f"nox: error: {tortoise}"), lines
+    assert "requirements: requirements.txt does not exist" in lines[0]
 
 
 def test_a_lost_requirements_file_fails_the_app_servers(

@@ -203,6 +203,7 @@ def test_bad_agent_options_exit_2(cli, server, args) -> None:
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
+@pytest.mark.serial  # a start time, which busy neighbours delay
 def test_start_at_holds_for_every_worker_process(server) -> None:
     """--start-at with --processes 2: every worker of each agent waits for the instant,
     and the merge counts exactly what the server served."""
