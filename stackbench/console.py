@@ -17,7 +17,6 @@ from rich.progress import Progress as RichProgress
 from rich.text import Text
 
 from stackbench import matrix, results
-from stackbench.apps import APPS
 from stackbench.documents import Manifest, ResultRow
 from stackbench.progress import Progress
 from stackbench.terminal_tables import changes_table, matrix_grid, summary_table
@@ -139,10 +138,6 @@ def print_matrix(as_json: bool) -> None:
     if as_json:
         print(matrix.as_json())
         return
-    console.print("reference apps (reference_apps/*/stackbench.toml):")
-    for app in APPS.values():
-        kind = "/".join(app.interfaces).upper() + (", the contract" if app.contract else "")
-        console.print(Text(f"  {app.id} ({kind}): {app.description}", overflow="fold"))
     console.print(matrix_grid(console.width))
 
 

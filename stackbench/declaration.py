@@ -199,7 +199,7 @@ class Key:
 
 
 KEYS: dict[str, Key] = {
-    "description": Key(text, "", "one line saying what the app is (shown by `matrix`)"),
+    "description": Key(text, "", "one line saying what the app is (`matrix --json` gives it)"),
     "interfaces": Key(
         entries,
         REQUIRED,

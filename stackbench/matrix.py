@@ -198,6 +198,16 @@ def resolve(pair: Pair) -> tuple[App, Server]:
 def as_json() -> str:
     return json.dumps(
         {
+            "apps": [
+                {
+                    "app": app.id,
+                    "interfaces": list(app.interfaces),
+                    "contract": app.contract,
+                    "description": app.description,
+                    "declaration": app.declared_in,
+                }
+                for app in APPS.values()
+            ],
             "pairs": [{"app": p.app, "server": p.server, "session": p.session} for p in pairs()],
             "missing": [
                 {"app": app, "server": server, "reason": reason}

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,13 @@ def test_a_copied_reference_app_is_in_every_pair_session(tmp_path: Path) -> None
         copied = {s for s in sessions if s.startswith(f"{kind}(app='gino_copy'")}
         assert copied == {f"{kind}(app='gino_copy', server='{s}')" for s in servers}, kind
     assert apps.APPS["gino_style"].directory.parent == ROOT / "reference_apps"
+
+
+def test_matrix_json_describes_each_app_from_its_declaration() -> None:
+    listed = {entry["app"]: entry for entry in json.loads(matrix.as_json())["apps"]}
+    assert set(listed) == set(apps.APPS)
+    for app_id, entry in listed.items():
+        declared = tomllib.loads((apps.APPS_DIR / app_id / "stackbench.toml").read_text())
+        assert entry["description"] == declared["description"] and entry["description"]
+        assert entry["interfaces"] == list(declared["interfaces"])
+        assert entry["declaration"] == f"reference_apps/{app_id}/stackbench.toml"
