@@ -43,6 +43,7 @@ from stackbench.options import (
     SERVER,
     OptionError,
     add_options,
+    options_for_pairs,
     options_from,
 )
 from stackbench.results import ResultsError
@@ -248,9 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = _chosen_pairs(args)
         if args.variant is not None:  # it must apply to every app the run serves
             get_variant(args.variant, [p.app for p in chosen])
-        typed = given(args).get("scenario_file")
-        declared = None if typed else matrix.scenario_file_of(chosen)
-        options = options_from(args, scenario_file=declared)
+        options = options_for_pairs(args, chosen)
         if args.pairs is None and len(chosen) == 1:
             (pair,) = chosen
             app = str(pair.home or pair.app)

@@ -27,6 +27,7 @@ from loadgen.config import OPTIONS, Config, ConfigError, add_arguments, given
 from loadgen.scenario import load_scenario, option_names, options_for
 from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
 from stackbench import results
+from stackbench.matrix import Pair, scenario_file_of
 from stackbench.server_process import READY_TIMEOUT
 from stackbench.servers import DEFAULT_POOL_SIZE, Knobs
 from stackbench.variants import VARIANTS
@@ -278,6 +279,16 @@ def options_from(
         check_scenarios(options.scenarios, options.load.scenario_options.items())
     check_output(options.output)
     return options
+
+
+def options_for_pairs(
+    args: argparse.Namespace, pairs: list[Pair], defaults: BenchOptions = DEFAULTS
+) -> BenchOptions:
+    """``options_from`` for a run of ``pairs``: the scenario file their apps declare when
+    they do not serve the contract (``matrix.scenario_file_of``), unless --scenario-file
+    names one."""
+    declared = None if given(args).get("scenario_file") else scenario_file_of(pairs)
+    return options_from(args, defaults, scenario_file=declared)
 
 
 def with_scenario_file(

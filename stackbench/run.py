@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from shared_fixtures.db import database
+from shared_fixtures.db import DatabaseError, database
 from shared_fixtures.processes import stopped_by_signals
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
@@ -83,7 +83,7 @@ class BenchRun:
         self._received: list[int] = []  # SIGINT/SIGTERM received while the run was open
         self._upstream_url: str | None = None
         self._homes: dict[str, Path] = {}  # app id -> its directory: one per id in a run
-        self._set_up = True  # False when the database failed to start: no run to record
+        self._set_up = True  # False when the database was not had: no run to record
         self._manifest = Manifest(
             schema_version=SCHEMA_VERSION,
             kind="stackbench.manifest",
@@ -243,7 +243,13 @@ class BenchRun:
         elif self.databases.makes(app):
             made = f"made by `{shlex.join(app.schema)}`" if app.schema else "left empty"
             self.progress.step(f"database: app_{app.id} for {app.id}, {made}")
-        database_url = self.databases.url_for(app, options.bin_dir or BIN_DIR, upstream)
+        try:
+            database_url = self.databases.url_for(app, options.bin_dir or BIN_DIR, upstream)
+        except DatabaseError:
+            # A DATABASE_URL refused before anything was measured (the contract's seed not
+            # there, no --reseed): the error line says it all, as for one that cannot be had.
+            self._set_up = bool(self.report and self.report.rows)
+            raise
         if self.databases.seed is not None:
             checksum, reseeded = self.databases.seed
             self._manifest["seed"] = Seed(scale=self.scale, checksum=checksum, reseeded=reseeded)

@@ -33,6 +33,7 @@ from stackbench.options import (
     add_options,
     check_output,
     check_scenarios,
+    options_for_pairs,
     options_from,
     positive_duration,
     positive_int,
@@ -249,7 +250,7 @@ def _versions(args: argparse.Namespace, console: Console, progress: Progress) ->
     except ValueError as exc:
         raise OptionError(str(exc)) from None
     chosen = parse_pairs(args.pairs) if args.pairs else list(experiments.VERSIONS_PAIRS)
-    options = options_from(args, DUETS)
+    options = options_for_pairs(args, chosen, DUETS)
     outcome = versions.run_versions(
         pairs=chosen, lanes=lanes, options=options, repeats=options.repeats, progress=progress
     )
@@ -273,7 +274,7 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
     features.check_variants(names, chosen)  # an unknown or inapplicable one: exit 2
     if args.instructions:  # before options_from creates the output directory
         _check_countable(args.scenarios)
-    options = options_from(args, DUETS)
+    options = options_for_pairs(args, chosen, DUETS)
     copies = features.app_variants(names, chosen).values()
     check_claims([pair_of(app, pair.server) for app in copies for pair in chosen], options)
     if args.instructions:

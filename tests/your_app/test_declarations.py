@@ -21,6 +21,8 @@ import pytest
 
 from stackbench import apps, declaration, matrix
 from stackbench.apps import DeclarationError, get_app, load_app
+from stackbench.cli import build_parser
+from stackbench.options import BenchOptions, options_for_pairs
 from stackbench.server_process import app_env, placeholders
 from stackbench.servers import SERVERS, Knobs, get_server
 from tests.your_app import made_here
@@ -204,8 +206,9 @@ def _noxfile():  # type: ignore[no-untyped-def]
 
 def test_a_copied_reference_app_is_in_every_pair_session(tmp_path: Path) -> None:
     """reference_apps/gino_style copied to reference_apps/gino_copy in a copy of the
-    repository: `nox -l` lists bench(app='gino_copy', server=S) and serve(...) for every
-    server gino_style has, with no other change."""
+    repository: `nox -l --json` lists bench(app='gino_copy', server=S) and serve(...) for
+    every server gino_style has, and `nox -l`'s page lists it with gino_style's servers,
+    with no other change."""
     copy = tmp_path / "repo"
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
@@ -227,7 +230,17 @@ def test_a_copied_reference_app_is_in_every_pair_session(tmp_path: Path) -> None
     for kind in ("bench", "serve"):
         copied = {s for s in sessions if s.startswith(f"{kind}(app='gino_copy'")}
         assert copied == {f"{kind}(app='gino_copy', server='{s}')" for s in servers}, kind
+    # nox -l's own page (stackbench/nox_listing.py): the copy shares gino_style's servers.
+    page = subprocess.run(
+        [sys.executable, "-m", "nox", "--list"],
+        cwd=copy, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "NOX_DEFAULT_VENV_BACKEND": "venv", "COLUMNS": "300"},
+    )  # fmt: skip
+    assert page.returncode == 0, page.stderr
+    (group,) = [line for line in page.stdout.splitlines() if "gino_style" in line]
+    assert "gino_copy" in group.replace(",", " ").replace(":", " ").split(), page.stdout
     assert apps.APPS["gino_style"].directory.parent == ROOT / "reference_apps"
+    assert "gino_copy" not in apps.APPS  # the copy was made in the repository's copy only
 
 
 def test_matrix_json_describes_each_app_from_its_declaration() -> None:
@@ -238,3 +251,40 @@ def test_matrix_json_describes_each_app_from_its_declaration() -> None:
         assert entry["description"] == declared["description"] and entry["description"]
         assert entry["interfaces"] == list(declared["interfaces"])
         assert entry["declaration"] == f"reference_apps/{app_id}/stackbench.toml"
+
+
+def test_a_run_of_an_apps_pairs_loads_its_declared_scenarios(tmp_path: Path) -> None:
+    """bench and the experiments that take pairs (python-versions, the features ones)
+    load an app of its own with its declared scenario file; the contract's apps with the
+    contract's scenarios; --scenario-file, when given, wins."""
+    notes = notes_app(tmp_path)
+    parser = build_parser()
+
+    def options(*args: str) -> BenchOptions:
+        parsed = parser.parse_args([*args, "--output", str(tmp_path / "out")])
+        return options_for_pairs(parsed, matrix.parse_pairs(parsed.pairs))
+
+    own = options("bench", "--pairs", f"{notes}@uvicorn")
+    assert own.load.scenario_file == str(notes / "scenarios.toml")
+    assert own.scenarios == ("note", "latest")
+    contract = options("bench", "--pairs", "gino_style@uvicorn")
+    assert contract.load.scenario_file is None and "json" in contract.scenarios
+    other = tmp_path / "other.toml"
+    other.write_text((notes / "scenarios.toml").read_text().replace("scenarios.note", "scenarios.one"))
+    typed = options("bench", "--pairs", f"{notes}@uvicorn", "--scenario-file", str(other))
+    assert typed.load.scenario_file == str(other) and typed.scenarios[0] == "one"
+    # The experiment's command line, refused before anything starts: the scenario it
+    # names is looked up in the app's own file.
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "stackbench", "experiment", "python-versions",
+            "--pairs", f"{notes}@uvicorn", "--scenarios", "json",
+            "--interpreter", f"a={made_here.BIN_DIR}", "--interpreter", f"b={made_here.BIN_DIR}",
+            "--output", str(tmp_path / "versions"),
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert str(notes / "scenarios.toml") in lines[0] and "json" in lines[0], lines[0]
+    assert not (tmp_path / "versions").exists() or not any((tmp_path / "versions").iterdir())

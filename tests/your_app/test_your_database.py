@@ -84,6 +84,7 @@ def test_the_contracts_seed_is_loaded_only_when_asked(tmp_path: Path, new_databa
     lines = refused.stderr.strip().splitlines()
     assert refused.returncode == 1 and len(lines) == 1, refused.stderr
     assert "does not hold the contract's seed at scale 1: --reseed lets stackbench" in lines[0]
+    assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())
     assert _tables(url) == {"mine"}  # nothing made there
     loaded = _bench(url, tmp_path / "loaded", *args, "--reseed")
     assert loaded.returncode == 0, loaded.stderr
