@@ -214,7 +214,12 @@ def _shootout(args: argparse.Namespace, console: Console, progress: Progress) ->
     apps = set(args.apps.split(",")) if args.apps else None
     servers = set(args.servers.split(",")) if args.servers else None
     for app in apps or ():
-        get_app(app)  # an unknown name is one line listing the valid ones
+        found = get_app(app)  # an unknown name is one line listing the valid ones
+        if found.id != app:  # a directory: its pairs are not the matrix's
+            raise OptionError(
+                f"--apps {app}: server-shootout steps the reference apps' pairs; for an app "
+                "of its own, python -m stackbench bench --app PATH --server S --rate R"
+            )
     for server in servers or ():
         get_server(server)
     options = options_from(args, SHOOTOUT)  # last: it creates the output directory

@@ -270,7 +270,8 @@ def test_a_run_of_an_apps_pairs_loads_its_declared_scenarios(tmp_path: Path) -> 
     contract = options("bench", "--pairs", "gino_style@uvicorn")
     assert contract.load.scenario_file is None and "json" in contract.scenarios
     other = tmp_path / "other.toml"
-    other.write_text((notes / "scenarios.toml").read_text().replace("scenarios.note", "scenarios.one"))
+    renamed = (notes / "scenarios.toml").read_text().replace("scenarios.note", "scenarios.one")
+    other.write_text(renamed)
     typed = options("bench", "--pairs", f"{notes}@uvicorn", "--scenario-file", str(other))
     assert typed.load.scenario_file == str(other) and typed.scenarios[0] == "one"
     # The experiment's command line, refused before anything starts: the scenario it
@@ -288,3 +289,27 @@ def test_a_run_of_an_apps_pairs_loads_its_declared_scenarios(tmp_path: Path) -> 
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert str(notes / "scenarios.toml") in lines[0] and "json" in lines[0], lines[0]
     assert not (tmp_path / "versions").exists() or not any((tmp_path / "versions").iterdir())
+
+
+def test_the_shootout_names_reference_apps_only(tmp_path: Path) -> None:
+    """server-shootout steps the matrix's pairs: a directory in --apps would match none of
+    them, so it is refused in one line (the control: a reference app's id gets past it)."""
+    notes = notes_app(tmp_path)
+
+    def shootout(app: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable, "-m", "stackbench", "experiment", "server-shootout",
+                "--apps", app, "--scenarios", "json,db", "--output", str(tmp_path / "out"),
+            ],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    refused = shootout(str(notes))
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip() == (
+        f"error: --apps {notes}: server-shootout steps the reference apps' pairs; for an app "
+        "of its own, python -m stackbench bench --app PATH --server S --rate R"
+    )
+    control = shootout("gino_style")  # two scenarios: refused later, for another reason
+    assert control.returncode == 2 and "server-shootout steps the rate of one" in control.stderr
