@@ -11,6 +11,7 @@ manifest → summary (stackbench/run.py, stackbench/measure.py).
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from stackbench.measure import BIN_DIR
 from stackbench.options import BenchOptions, OptionError
 from stackbench.progress import Progress
 from stackbench.run import BenchRun, RunReport
-from stackbench.server_process import serve
+from stackbench.server_process import app_env, serve
 from stackbench.servers import Knobs, get_server
 from stackbench.smoke import smoke_check
 from stackbench.target import Agents, connect
@@ -34,6 +35,7 @@ def many_pairs(
     """Several pairs side by side in one run directory, with the same options."""
     for pair in distinct(pairs):
         resolve(pair)  # every pair is checked before anything starts
+    check_entries(pairs, options.bin_dir or BIN_DIR)
     check_claims(pairs, options)
     label = "-".join(sorted({p.app for p in pairs})) if len(pairs) <= 2 else f"{len(pairs)}-pairs"
     with BenchRun(
@@ -56,6 +58,7 @@ def single_pair(
     """The bench session: one pair (``app`` a reference app's id or a directory), one
     options set, one run directory."""
     (pair,) = parse_pairs(f"{app}@{server}")  # an invalid pair is refused before anything starts
+    check_entries([pair], options.bin_dir or BIN_DIR)
     check_claims([pair], options)
     with BenchRun(
         f"{pair.app}-{server}",
@@ -95,6 +98,56 @@ def remote_pair(
         run.remote_job(options)
     assert run.report is not None
     return run.report
+
+
+# Imports the entry's module and reads its attribute, as a server would; nothing else of
+# the app runs (no server, no lifespan, no request).
+_IMPORT = (
+    "import importlib, sys; sys.path.insert(0, ''); "
+    "getattr(importlib.import_module(sys.argv[1]), sys.argv[2])"
+)
+# Where an app that imports its entry finds its database: nobody listens there (the
+# check reads no table; an app that connects on import is refused, naming the error).
+_NO_DATABASE = "postgresql://stackbench@127.0.0.1:9/unused"
+
+
+def check_entries(pairs: list[Pair], bin_dir: Path) -> None:
+    """The entry point each server of a pair would load, for an app from outside
+    reference_apps/, imported once in a child process in the app's directory with its
+    declared environment and ``bin_dir``'s Python: one that does not import (a missing
+    dependency, a syntax error, no such attribute) is its declaration's error (exit 2)
+    before anything starts. The harness learns nothing from it; the reference apps' entries
+    are imported by the test suite."""
+    checked: set[tuple[Path, str]] = set()
+    for pair in pairs:
+        if pair.home is None:
+            continue
+        app, server = resolve(pair)
+        interface = server.interface_for(app)
+        assert interface is not None  # resolve refused the pair otherwise
+        entry = app.entries[interface]
+        if (app.directory, entry) in checked:
+            continue
+        checked.add((app.directory, entry))
+        env = app_env(app, server, _NO_DATABASE, "http://127.0.0.1:9", Knobs())
+        module, _, attribute = entry.partition(":")
+        try:
+            done = subprocess.run(
+                [str(bin_dir / "python"), "-c", _IMPORT, module, attribute],
+                cwd=app.directory,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise DeclarationError(f"{app.declared_in}: interfaces: {entry}: {exc}") from None
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+            raise DeclarationError(
+                f"{app.declared_in}: interfaces: {interface} = {entry!r} does not import "
+                f"in {app.directory} ({server.id}'s Python, {bin_dir}): {lines[-1]}"
+            )
 
 
 def check_claims(pairs: list[Pair], options: BenchOptions) -> None:

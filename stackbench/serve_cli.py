@@ -21,8 +21,9 @@ from shared_fixtures.db import DatabaseError
 from shared_fixtures.net import LOOPBACK, PortError
 from shared_fixtures.processes import ProcessError, stopped_by_signals
 from shared_fixtures.seed import SeedError
-from stackbench import matrix, serving_host
+from stackbench import bench, matrix, serving_host
 from stackbench.apps import DeclarationError, UnknownAppError, get_app
+from stackbench.measure import BIN_DIR
 from stackbench.options import SERVER, OptionError, add_options, cpus_named, positive_int
 from stackbench.results import ResultsError
 from stackbench.servers import Knobs, UnknownServerError
@@ -104,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     stopped_by: list[int] = []  # the signal that stopped serve, for its exit code
     try:
         options = options_from(args)
-        matrix.get_pair(args.app, args.server)  # one line for a pair that cannot be served
+        # One line for a pair that cannot be served, or an entry point that does not import.
+        bench.check_entries(matrix.parse_pairs(f"{args.app}@{args.server}"), BIN_DIR)
         if args.variant is not None:  # unknown, or not for this app: one line
             get_variant(args.variant, [get_app(args.app).id])
         if not serving_host.is_loopback(options.bind):

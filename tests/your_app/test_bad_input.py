@@ -1,5 +1,6 @@
 """Bad input about an app, before anything starts (issue 21, deliverable 6): a directory
-with no declaration, an entry module that does not exist, a missing requirement file, an
+with no declaration, an entry module that does not exist or does not import (imported once
+in a child process, as its server would), a missing requirement file, an
 interface no chosen server speaks, a scenario file with an unknown key, a contract claimed
 by an app that fails the smoke check. Each is one line naming the file and the key, exit
 2, no run directory, and no process left.
@@ -39,6 +40,14 @@ def _no_module(app: Path) -> tuple[str, str]:
     return "stackbench.toml: interfaces: ", "module server does not exist"
 
 
+def _module_does_not_import(app: Path) -> tuple[str, str]:
+    _edit(app / "main.py", "import asyncpg\n", "import asyncpg\nimport not_installed_here\n")
+    return (
+        "stackbench.toml: interfaces: asgi = 'main:app' does not import in ",
+        "ModuleNotFoundError: No module named 'not_installed_here'",
+    )
+
+
 def _no_requirements(app: Path) -> tuple[str, str]:
     (app / "requirements.txt").unlink()
     return "stackbench.toml: requirements: ", "requirements.txt does not exist"
@@ -56,6 +65,7 @@ def _unknown_scenario_key(app: Path) -> tuple[str, str]:
 CASES: dict[str, tuple[Callable[[Path], tuple[str, str]], str]] = {
     "no declaration": (_no_declaration, "uvicorn"),
     "an entry module that does not exist": (_no_module, "uvicorn"),
+    "an entry module that does not import": (_module_does_not_import, "uvicorn"),
     "a missing requirement file": (_no_requirements, "uvicorn"),
     "an interface no chosen server speaks": (_no_interface, "gunicorn-sync"),
     "a scenario file with an unknown key": (_unknown_scenario_key, "uvicorn"),
