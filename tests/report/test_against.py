@@ -52,3 +52,33 @@ def test_an_app_the_run_did_not_measure_is_refused(tmp_path: Path) -> None:
     run = write_run(tmp_path, "run-x", [result("x", "gino_style", "uvicorn", 1_000)])
     with pytest.raises(ReportError, match="--against nope: no result of it here"):
         make_report([run], output=tmp_path / "out", against="nope")
+
+
+def _own(run_id: str, app: Path, server: str, rps: float) -> dict:
+    """A result of an app from outside reference_apps/, with the source its run recorded."""
+    document = result(run_id, app.name, server, rps)
+    document["app_source"] = {
+        "path": str(app),
+        "declaration": str(app / "stackbench.toml"),
+        "declared": {"interfaces": {"asgi": "main:app"}},
+        "git": {"commit": None, "dirty": None},
+    }
+    return document
+
+
+def test_an_app_of_its_own_is_compared_across_runs_and_named_by_its_path(tmp_path: Path) -> None:
+    """report --baseline: the same app of its own, in two runs, is compared like any pair;
+    runs that share none are refused with the command that measures them side by side, the
+    app of its own named by its directory (its id alone names no app there)."""
+    notes = tmp_path / "apps" / "notes"
+    base = write_run(tmp_path, "base", [_own("base", notes, "uvicorn", 1_000)])
+    new = write_run(tmp_path, "new", [_own("new", notes, "uvicorn", 500)])
+    outcome = make_report([new], baseline=[base], output=tmp_path / "compared")
+    (change,) = outcome.changes
+    assert change.pair == "notes @ uvicorn" and change.flagged  # half the req/s
+    other = write_run(tmp_path, "other", [result("other", "gino_style", "granian", 1_000)])
+    with pytest.raises(ReportError) as refused:
+        make_report([new], baseline=[other], output=tmp_path / "refused")
+    assert str(refused.value).endswith(
+        f"nox -s bench_pairs -- --pairs gino_style@granian,{notes}@uvicorn"
+    )
