@@ -123,7 +123,15 @@ def app_pairs(posargs: Sequence[str], invoked_from: Path) -> tuple[Path, list[ma
     usage = "nox -s bench_app -- PATH --server SERVER[,SERVER] [bench options]"
     if not posargs or posargs[0].startswith("-"):
         raise ValueError(f"bench_app needs the app's directory first: {usage}")
-    servers = SessionArgs.parse(posargs[1:]).server
+    given = SessionArgs.parse(posargs[1:])
+    for option, value in (
+        ("--app", given.app),
+        ("--pairs", given.pairs),
+        ("--target", given.target),
+    ):
+        if value:  # the harness would take it over the path (or beside it): silently
+            raise ValueError(f"bench_app names its app by the path first, so no {option}: {usage}")
+    servers = given.server
     if not servers:
         raise ValueError(f"bench_app needs --server: {usage}")
     app = load_app(invoked_from / Path(posargs[0]).expanduser())

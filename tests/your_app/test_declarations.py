@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tomllib
@@ -190,17 +191,31 @@ def test_bench_app_session_installs_the_apps_own_requirements(tmp_path: Path) ->
     assert session.ran[3:] == ["bench", "--app", str(app_dir), *session.posargs[1:]]
     with pytest.raises(SystemExit, match="bench_app needs the app's directory first"):
         noxfile.bench_app(Session("--server", "uvicorn"))
+    with pytest.raises(SystemExit, match="bench_app needs --server"):
+        noxfile.bench_app(Session("notes", "--duration", "1s"))
+    for option in ("--app=gino_style", "--pairs=gino_style@uvicorn", "--target=http://x"):
+        with pytest.raises(
+            SystemExit, match=f"by the path first, so no {option.partition('=')[0]}"
+        ):
+            noxfile.bench_app(Session("notes", "--server", "uvicorn", option))
     with pytest.raises(SystemExit, match=r"gunicorn-sync serves WSGI; notes is ASGI \(interfaces"):
         noxfile.bench_app(Session("notes", "--server", "gunicorn-sync"))
 
 
 def _noxfile():  # type: ignore[no-untyped-def]
+    """The noxfile imported as nox imports it; what it sets for nox's own process (PATH,
+    the SIGTERM handler) is put back for this one."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("stackbench_noxfile", ROOT / "noxfile.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    path, on_sigterm = os.environ.get("PATH", ""), signal.getsignal(signal.SIGTERM)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        os.environ["PATH"] = path
+        signal.signal(signal.SIGTERM, on_sigterm)
     return module
 
 
