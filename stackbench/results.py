@@ -29,6 +29,7 @@ from stackbench.apps import App
 from stackbench.documents import (
     SCHEMA_VERSION,
     AppSource,
+    CapacityDocument,
     Git,
     Interpreter,
     Machine,
@@ -39,6 +40,7 @@ from stackbench.documents import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+CAPACITY_FILE = "capacity.json"  # a capacity run's answer, beside its manifest
 
 
 class ResultsError(RuntimeError):
@@ -163,6 +165,11 @@ def row_of(document: ResultDocument, file: str) -> ResultRow:
 def read_manifest(path: Path) -> Manifest:
     """A manifest, validated against its schema."""
     return cast(Manifest, read_json(path, "manifest"))
+
+
+def read_capacity(path: Path) -> CapacityDocument:
+    """A capacity run's answer, validated against its schema."""
+    return cast(CapacityDocument, read_json(path, "capacity"))
 
 
 # ---------------------------------------------------------------- provenance
