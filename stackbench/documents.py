@@ -267,6 +267,24 @@ class Repeat(TypedDict):
     profiles/), or why there are none"""
 
 
+class Git(TypedDict):
+    commit: str | None
+    dirty: bool | None
+
+
+class AppSource(TypedDict):
+    """Where the app served came from: its directory, its declaration (docs/your-app.md)
+    as written, and the commit of the repository it is in."""
+
+    path: str
+    declaration: str
+    """the declaration's file: stackbench.toml, or the pyproject.toml holding [tool.stackbench]"""
+    declared: dict[str, Any]
+    git: Git
+    """the commit of the repository the directory is in, and whether anything under the directory
+    differs from it; both null outside a repository"""
+
+
 class ResultHeader(TypedDict):
     """What a result says about its pair before anything is measured."""
 
@@ -274,6 +292,9 @@ class ResultHeader(TypedDict):
     kind: Literal["stackbench.result"]
     run_id: RunId
     app: str
+    app_source: NotRequired[AppSource]
+    """the app's directory, declaration and commit (results before stackbench read declarations
+    lack it)"""
     server: str
     interface: Interface
     interpreter: NotRequired[Interpreter]
@@ -326,11 +347,6 @@ class ResultRow(TypedDict):
 
 
 # -- the manifest: one run directory's provenance ----------------------------------------
-class Git(TypedDict):
-    commit: str | None
-    dirty: bool | None
-
-
 class PythonInfo(TypedDict):
     version: str
     implementation: str
