@@ -10,6 +10,7 @@ Sessions:
     nox -s freethreaded                           the free-threaded lane (needs python3.13t/3.14t)
     nox -s "bench(app='fastapi_sqla', server='uvicorn')" -- --duration 10s
     nox -s bench_pairs -- --pairs a@s,b@s         exact pairs side by side (CI's jobs)
+    nox -s bench_app -- PATH --server S           your app (a directory with a stackbench.toml)
     nox -s "serve(app='gino_style', server='uvicorn')" [-- --bind ADDRESS]
                                                   one pair served for load from other hosts
     nox -s matrix [-- --json]                     the pairs, and why others are missing
@@ -212,6 +213,25 @@ def bench_pairs(session: nox.Session) -> None:
         session.error(str(exc))
     session.install("-e", ".[harness,fast]", *matrix.requirements(chosen, [args.protocol]))
     session.run(*sessions.HARNESS, "bench", *session.posargs, **HARNESS_STOP)
+
+
+@nox.session(python=PYTHON)
+def bench_app(session: nox.Session) -> None:
+    """Your app: a directory with a stackbench.toml, under one server or several, in a venv
+    of its own requirement files and the servers' packages (docs/your-app.md).
+
+    nox -s bench_app -- ../mysite --server gunicorn-gthread,uvicorn --scenarios home --duration 5s
+    """
+    try:
+        path, chosen = sessions.app_pairs(session.posargs, Path(session.invoked_from))
+    except ValueError as exc:
+        session.error(str(exc))
+    extras = (
+        "harness,fast,profile" if SessionArgs.parse(session.posargs).profile else "harness,fast"
+    )
+    session.install("-e", f".[{extras}]", *matrix.requirements(chosen))
+    rest = session.posargs[1:]  # the path goes to the harness as --app, absolute
+    session.run(*sessions.HARNESS, "bench", "--app", str(path), *rest, **HARNESS_STOP)
 
 
 @nox.session(name="matrix", python=PYTHON)

@@ -26,7 +26,7 @@ from shared_fixtures.db import DatabaseError
 from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import SeedError
 from stackbench import bench, capacity_cli, experiments, matrix, serve_cli
-from stackbench.apps import UnknownAppError, get_app
+from stackbench.apps import DeclarationError, UnknownAppError, get_app
 from stackbench.console import (
     console,
     print_matrix,
@@ -37,12 +37,14 @@ from stackbench.console import (
 )
 from stackbench.experiments import cli as experiment_cli
 from stackbench.options import (
+    DATA,
     HOSTS,
     LOAD,
     PROTOCOL,
     SERVER,
     OptionError,
     add_options,
+    options_for_pairs,
     options_from,
     refuse_serve_options,
 )
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(run, "load", LOAD)
     add_options(run, "server", SERVER)
     add_options(run, "protocol (TLS and HTTP/2)", PROTOCOL)
-    add_options(run, "data", ["output"])
+    add_options(run, "data", DATA)
     add_options(run, "load from several hosts (with --target)", HOSTS)
     add_options(run, "profiling", ["profile"])
     serve_cli.add_parser(commands)
@@ -119,6 +121,12 @@ def add_report_parser(commands: Any) -> None:
     )
     report.add_argument("--output", type=Path, help="where report.md, report.html and the PNGs go")
     report.add_argument(
+        "--against",
+        metavar="APP",
+        help="price every other app measured beside APP under the same server against it "
+        "(a copy with one more middleware: what that middleware costs per request)",
+    )
+    report.add_argument(
         "--across-interpreters",
         action="store_true",
         help="compare a pair measured on one Python against the same pair on another",
@@ -135,6 +143,7 @@ def run_report(args: argparse.Namespace) -> int:
             args.baseline,
             args.output,
             across_interpreters=args.across_interpreters,
+            against=args.against,
         )
     except report.ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -174,8 +183,9 @@ def _check_agents(args: argparse.Namespace) -> None:
         raise OptionError("--agent measures one scenario once: give one --scenarios, no --repeats")
 
 
-def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair] | None:
-    """--pairs as exact pairs; else None after checking every --app and --server name."""
+def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair]:
+    """--pairs as exact pairs, or every valid combination of --app and --server (each name
+    checked, not only the valid combinations; an app is an id or a directory)."""
     if args.target_stats:
         raise OptionError("--target-stats goes with --target")
     if given(args).get("cacert") is not None:
@@ -186,11 +196,15 @@ def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair] | None:
         return matrix.parse_pairs(args.pairs)
     if not args.server:
         raise OptionError("--app needs --server (or give --pairs app@server,...)")
-    for app in args.app.split(","):
-        get_app(app)  # every name is checked, not only the valid combinations
-    for server in args.server.split(","):
-        get_server(server)
-    return None
+    apps = [get_app(app) for app in args.app.split(",")]
+    servers = [get_server(server).id for server in args.server.split(",")]
+    if len(apps) == len(servers) == 1:
+        matrix.get_pair(apps[0], servers[0])  # an invalid pair: its one-line reason
+    chosen = [matrix.pair_of(a, s) for a in apps for s in servers]
+    valid = [pair for pair in chosen if matrix.is_valid(pair)]
+    if not valid:
+        matrix.get_pair(apps[0], servers[0])  # raises the one-line reason
+    return matrix.distinct(valid)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,19 +246,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _summarize(report)
         chosen = _chosen_pairs(args)
         if args.variant is not None:  # it must apply to every app the run serves
-            get_variant(args.variant, [p.app for p in chosen] if chosen else args.app.split(","))
-        servers = [p.server for p in chosen] if chosen else args.server.split(",")
-        matrix.check_protocol(servers, args.protocol)  # every server must speak it
-        options = options_from(args)
-        if chosen is not None:
-            report = bench.many_pairs(chosen, options, progress=progress_display())
-        elif len(apps := args.app.split(",")) == len(servers := args.server.split(",")) == 1:
-            report = bench.single_pair(apps[0], servers[0], options, progress=progress_display())
-        else:  # every valid combination, side by side in one run
-            candidates = [matrix.Pair(a, s) for a in apps for s in servers]
-            chosen = [p for p in candidates if matrix.is_valid(p)]
-            if not chosen:
-                matrix.get_pair(apps[0], servers[0])  # raises the one-line reason
+            get_variant(args.variant, [p.app for p in chosen])
+        matrix.check_protocol([p.server for p in chosen], args.protocol)  # each must speak it
+        options = options_for_pairs(args, chosen)
+        if args.pairs is None and len(chosen) == 1:
+            (pair,) = chosen
+            app = str(pair.home or pair.app)
+            report = bench.single_pair(app, pair.server, options, progress=progress_display())
+        else:  # side by side in one run
             report = bench.many_pairs(chosen, options, progress=progress_display())
     except (
         OptionError,
@@ -253,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         UnknownServerError,
         experiments.UnknownExperimentError,
         VariantError,
+        DeclarationError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

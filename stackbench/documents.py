@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, NotRequired, TypedDict, cast, get_args
 
 from stackbench import loadgen_report as _loadgen
+from stackbench import protocol_documents as _protocol
 
 # The version of the result, the manifest and the capacity document: which words their
 # keys are in (the capacity document was new in 2).
@@ -48,7 +49,6 @@ Status = Literal["ok", "degraded", "failed"]
 CpuSource = Literal["cpu-clock", "proc-stat"]
 RunStatus = Literal["ok", "degraded", "failed", "interrupted"]
 Interface = Literal["asgi", "wsgi"]
-Protocol = Literal["h1", "h1-tls", "h2", "h2c"]  # stackbench/servers.py's PROTOCOLS
 Version = Annotated[int, Json(const=SCHEMA_VERSION)]
 CLOSED = Json(additionalProperties=False)  # no key but the TypedDict's
 RunId = Annotated[str, Json(minLength=1)]
@@ -62,13 +62,11 @@ def interface(name: str | None) -> Interface:
     raise ValueError(f"not an app interface: {name!r}")
 
 
-def protocol_name(name: str) -> Protocol:
-    """``name`` as a result's ``protocol``; anything else is a bug, said here."""
-    for known in get_args(Protocol):
-        if name == known:
-            return known  # typed Any: get_args cannot say it is one of Protocol
-    raise ValueError(f"not a protocol: {name!r}")
-
+# -- the protocol (stackbench/protocol_documents.py)
+Protocol = _protocol.Protocol
+Negotiated = _protocol.Negotiated
+ProtocolCheck = _protocol.ProtocolCheck
+protocol_name = _protocol.protocol_name
 
 # -- loadgen's report, as far as the harness reads it (stackbench/loadgen_report.py): its
 # readers take its parts from here, beside the harness's own documents
@@ -127,15 +125,6 @@ class CpuPerRequest(TypedDict):
     server: Annotated[float | None, Json(minimum=0)]
     database: Annotated[float | None, Json(minimum=0)]
     client: Annotated[float | None, Json(minimum=0)]
-
-
-class Negotiated(TypedDict):
-    """What the load's connections negotiated, over every repeat, as loadgen counted them:
-    connections per protocol ("http/1.1", "h2", "h2c"), per TLS version and per cipher."""
-
-    protocols: dict[str, int]
-    tls_versions: dict[str, int]
-    ciphers: dict[str, int]
 
 
 class Summary(TypedDict):
@@ -250,14 +239,22 @@ class Repeat(TypedDict):
     profiles/), or why there are none"""
 
 
-class ProtocolCheck(TypedDict):
-    """What one connection of the harness's own (stackbench/protocol_check.py) spoke
-    before the load: the protocol, and over TLS its version, cipher and ALPN answer."""
+class Git(TypedDict):
+    commit: str | None
+    dirty: bool | None
 
-    protocol: str
-    tls_version: str | None
-    cipher: str | None
-    alpn: str | None
+
+class AppSource(TypedDict):
+    """Where the app served came from: its directory, its declaration (docs/your-app.md)
+    as written, and the commit of the repository it is in."""
+
+    path: str
+    declaration: str
+    """the declaration's file: stackbench.toml, or the pyproject.toml holding [tool.stackbench]"""
+    declared: dict[str, Any]
+    git: Git
+    """the commit of the repository the directory is in, and whether anything under the directory
+    differs from it; both null outside a repository"""
 
 
 class ResultHeader(TypedDict):
@@ -267,6 +264,9 @@ class ResultHeader(TypedDict):
     kind: Literal["stackbench.result"]
     run_id: RunId
     app: str
+    app_source: NotRequired[AppSource]
+    """the app's directory, declaration and commit (results before stackbench read declarations
+    lack it)"""
     server: str
     interface: Interface
     protocol: NotRequired[Protocol]
@@ -323,11 +323,6 @@ class ResultRow(TypedDict):
 
 
 # -- the manifest: one run directory's provenance ----------------------------------------
-class Git(TypedDict):
-    commit: str | None
-    dirty: bool | None
-
-
 class PythonInfo(TypedDict):
     version: str
     implementation: str

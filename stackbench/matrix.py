@@ -2,12 +2,14 @@
 
 A pair exists where the server serves one of the app's interfaces (and, for servers that
 run psycopg2 under green threads, where the app can switch its driver). The noxfile's
-``bench`` parametrization and the CI job list are both this list; every CI job also
+``bench`` parametrization and the CI job list are both this list, over the reference apps
+found by their declarations (stackbench/apps.py); an app elsewhere pairs the same way
+(``bench --app PATH``, ``--pairs PATH@server``). Every CI job also
 measures the reference pair (``REFERENCE_PAIR``).
 
-Every registered app must be on disk: its directory, ``requirements.txt``, entry modules
-and (for Django) ``manage.py``. A lost file is an error naming it (``check_apps``), never
-an app quietly left out of the matrix, the noxfile's installs or the tests.
+A reference app whose declaration is missing or wrong (a lost requirement file, an entry
+module that is not there) is an error naming its file and key (``check_apps``), never an
+app quietly left out of the matrix, the noxfile's installs or the tests.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackbench.apps import APPS, ROOT, App, get_app
+from stackbench.apps import APPS, App, get_app
+from stackbench.apps import check_apps as check_apps
 from stackbench.servers import PROTOCOLS, SERVERS, Server, get_server
 
 # The reference pair, measured in every CI bench job beside that job's own pairs. Numbers
@@ -35,50 +38,36 @@ REFERENCE_PAIR = f"{REFERENCE_APP} @ {REFERENCE_SERVER}"
 
 @dataclass(frozen=True)
 class Pair:
-    app: str
+    app: str  # the app's id: its directory's name
     server: str
+    # The app's directory when it is not one of reference_apps/ (bench --app PATH).
+    home: Path | None = None
 
     @property
     def session(self) -> str:
         """The nox session id: nox's default format for parametrized sessions."""
         return f"bench(app='{self.app}', server='{self.server}')"
 
+    @property
+    def name(self) -> str:
+        """How the command line names it: app@server, the app by its path when it has one."""
+        return f"{self.home or self.app}@{self.server}"
+
 
 class PairError(ValueError):
     pass
 
 
-class AppFilesMissingError(PairError):
-    """A registered app lacks files it needs; the message names each one, in one line."""
+def app_of(pair: Pair) -> App:
+    """The pair's app: a reference app by id, or the one in its directory."""
+    return get_app(str(pair.home)) if pair.home is not None else get_app(pair.app)
 
 
-def missing_files(app: App) -> list[Path]:
-    """The files ``app`` needs that are not on disk (none for an intact app)."""
-    if not app.directory.is_dir():
-        return [app.directory]
-    needed = [app.requirements]
-    if app.django:
-        needed.append(app.directory / "manage.py")
-    for entry in app.entries.values():
-        module = app.directory.joinpath(*entry.split(":")[0].split("."))
-        package = module / "__init__.py"
-        needed.append(package if module.is_dir() else module.with_suffix(".py"))
-    return [path for path in needed if not path.is_file()]
-
-
-def check_apps(apps: Iterable[App] | None = None) -> None:
-    """Raise AppFilesMissingError naming every missing file of ``apps`` (default: all)."""
-    lost = [
-        path for app in (APPS.values() if apps is None else apps) for path in missing_files(app)
-    ]
-    if lost:
-        listed = ", ".join(
-            str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path) for path in lost
-        )
-        raise AppFilesMissingError(
-            f"registered app files are missing: {listed} "
-            "(restore them, or remove the app from stackbench/apps.py)"
-        )
+def pair_of(app: App, server: str) -> Pair:
+    """The pair of ``app`` (a reference app, or one in a directory) and ``server``."""
+    reference = APPS.get(app.id)
+    home = None if reference is not None and reference.directory == app.directory else app.directory
+    return Pair(app.id, server, home)
 
 
 def why_missing(app: App, server: Server) -> str | None:
@@ -86,18 +75,21 @@ def why_missing(app: App, server: Server) -> str | None:
     if server.interface_for(app) is None:
         return (
             f"{server.id} serves {'/'.join(server.interfaces).upper()}; "
-            f"{app.id} is {'/'.join(app.interfaces).upper()}"
+            f"{app.id} is {'/'.join(app.interfaces).upper()} (interfaces in {app.declared_in})"
         )
     if server.needs_driver_switch and not app.driver_switch:
-        return f"{server.id} needs psycopg2 under green threads; {app.id} has no driver switch"
+        return (
+            f"{server.id} needs psycopg2 under green threads; {app.id} has no driver switch "
+            f"(driver_switch in {app.declared_in})"
+        )
     return None
 
 
 def pairs(*, check_files: bool = True) -> list[Pair]:
-    """Every valid pair of the registries.
+    """Every valid pair of the reference apps and the servers.
 
-    With ``check_files`` (the default) a registered app missing its files raises
-    AppFilesMissingError instead of being left out.
+    With ``check_files`` (the default) a reference app whose declaration is missing or
+    wrong raises DeclarationError instead of being left out.
     """
     if check_files:
         check_apps()
@@ -121,21 +113,60 @@ def missing() -> list[tuple[str, str, str]]:
 
 
 def parse_pairs(text: str) -> list[Pair]:
-    """'app@server,app@server' → exact pairs, each checked (one line naming what is wrong)."""
+    """'app@server,PATH@server' → exact pairs, each checked (one line naming what is wrong);
+    an app is a reference app's id or a directory with a declaration."""
     found = []
     for item in text.split(","):
-        app, sep, server = item.strip().partition("@")
+        app, sep, server = item.strip().rpartition("@")
         if not sep or not app or not server:
             raise PairError(f"not app@server: {item.strip()!r} in --pairs {text!r}")
-        get_pair(app, server)
-        found.append(Pair(app, server))
-    return list(dict.fromkeys(found))
+        found.append(pair_of(get_pair(app, server)[0], server))
+    return distinct(list(dict.fromkeys(found)))
+
+
+def distinct(chosen: list[Pair]) -> list[Pair]:
+    """``chosen``, refused when two different directories would share an app id in one run
+    (their results would share file names)."""
+    homes: dict[str, Path] = {}
+    for pair in chosen:
+        directory = app_of(pair).directory
+        if homes.setdefault(pair.app, directory) != directory:
+            raise PairError(
+                f"two apps are named {pair.app} in one run ({homes[pair.app]}, {directory}): "
+                "an app's id is its directory's name; rename one"
+            )
+    return chosen
+
+
+def scenario_file_of(chosen: list[Pair]) -> Path | None:
+    """The scenario file a run's apps declare: None when they serve the contract (its
+    scenarios are loadgen's built-ins). One run measures one set of scenarios, so apps of
+    their own must share one file, and are not mixed with apps of the contract."""
+    apps = list({app.directory: app for app in map(app_of, chosen)}.values())
+    own = [app for app in apps if not app.contract]
+    if not own:
+        return None
+    for app in own:
+        if app.scenarios is None:
+            raise PairError(
+                f"{app.declared_in}: scenarios: {app.id} does not serve the contract and "
+                "declares no scenario file (scenarios.toml beside it, or --scenario-file FILE)"
+            )
+    files = {app.scenarios for app in own}
+    if len(files) > 1 or len(own) < len(apps):
+        sources = ", ".join(f"{app.id}: {app.scenarios or 'the contract'}" for app in apps)
+        raise PairError(
+            f"one run measures one set of scenarios, and these apps declare different ones "
+            f"({sources}): bench them in separate runs, or give --scenario-file FILE"
+        )
+    (file,) = files
+    return file
 
 
 def requirements(chosen: list[Pair], protocols: Iterable[str] = ("h1",)) -> list[str]:
-    """pip arguments for one venv serving every pair in ``protocols``: each app's file,
+    """pip arguments for one venv serving every pair in ``protocols``: each app's files,
     each server's specs and what each protocol it speaks needs."""
-    files = dict.fromkeys(str(get_app(pair.app).requirements) for pair in chosen)
+    files = dict.fromkeys(str(path) for pair in chosen for path in app_of(pair).requirements)
     servers = [get_server(pair.server) for pair in chosen]
     specs = dict.fromkeys(
         req
@@ -204,25 +235,42 @@ def app_servers(app: App, named: str | None) -> list[str]:
 
 def is_valid(pair: Pair) -> bool:
     """True for a pair that exists; unknown apps or servers raise."""
-    return why_missing(get_app(pair.app), get_server(pair.server)) is None
+    return why_missing(app_of(pair), get_server(pair.server)) is None
 
 
-def get_pair(app_id: str, server_id: str) -> tuple[App, Server]:
-    """The pair's app and server, or one line saying what is valid (or which file is lost)."""
-    app, server = get_app(app_id), get_server(server_id)
+def get_pair(app_name: str | App, server_id: str) -> tuple[App, Server]:
+    """The pair's app (an id, a directory, or the App) and server, or one line saying what
+    is valid (or what is wrong in a declaration)."""
+    app = app_name if isinstance(app_name, App) else get_app(app_name)
+    server = get_server(server_id)
     reason = why_missing(app, server)
     if reason is not None:
-        valid = [p.server for p in pairs(check_files=False) if p.app == app_id]
+        valid = [s.id for s in SERVERS.values() if why_missing(app, s) is None]
         raise PairError(
-            f"no pair ({app_id}, {server_id}): {reason}; servers for {app_id}: {', '.join(valid)}"
+            f"no pair ({app.id}, {server_id}): {reason}; servers for {app.id}: "
+            f"{', '.join(valid) or 'none'}"
         )
-    check_apps([app])
     return app, server
+
+
+def resolve(pair: Pair) -> tuple[App, Server]:
+    """``get_pair`` for a Pair (its app by directory when it has one)."""
+    return get_pair(app_of(pair), pair.server)
 
 
 def as_json() -> str:
     return json.dumps(
         {
+            "apps": [
+                {
+                    "app": app.id,
+                    "interfaces": list(app.interfaces),
+                    "contract": app.contract,
+                    "description": app.description,
+                    "declaration": app.declared_in,
+                }
+                for app in APPS.values()
+            ],
             "pairs": [
                 {
                     "app": p.app,
@@ -254,7 +302,7 @@ APP_SESSION = "capacity"  # the noxfile's session parametrized by app
 def session_pair(name: str) -> Pair | None:
     """The pair a ``bench(app='A', server='S')`` (or ``serve(...)``) session names, or None."""
     match = _SESSION.fullmatch(name)
-    return Pair(*match.groups()) if match else None
+    return Pair(match.group(1), match.group(2)) if match else None
 
 
 def session_app(name: str) -> str | None:

@@ -89,6 +89,7 @@ class LocalSubject:
 
     served: Served
     db: Database
+    database_url: str  # the app's database in it (its connections are counted there)
     prefix: str = ""
     profiles: Path | None = None  # bench --profile: py-spy's files go here
 
@@ -113,7 +114,7 @@ class LocalSubject:
         return self.served.cafile
 
     def sampler(self, label: str) -> Sampling:
-        sampler = Sampler(self.server_pid, self.db.url, database_pid=self._database_pid)
+        sampler = Sampler(self.server_pid, self.database_url, database_pid=self._database_pid)
         if self.profiles is None:
             return sampler.start()
         app_modules = {p.stem for p in self.served.app.directory.iterdir()}
@@ -135,7 +136,7 @@ class LocalSubject:
     def answers(self) -> bool:
         served = self.served
         return answers_health(
-            served.base_url, timeout=5.0, path=served.app.ready_path, cafile=served.cafile
+            served.base_url, timeout=5.0, path=served.app.health, cafile=served.cafile
         )
 
     def log_tail(self) -> str | None:
@@ -152,11 +153,14 @@ def measure_pair(
     options: BenchOptions,
     label: str | None,
     db: Database,
+    database_url: str,
     upstream_url: str,
     run_dir: Path,
     progress: Progress,
     certificates: Certificates | None = None,
 ) -> list[ResultRow]:
+    """Serve ``app`` under ``server`` on ``database_url`` (its database in ``db``) and
+    measure each scenario; one row each."""
     settings = server.resolve(options.knobs, options.server_cpu_count)
     base = _result_base(app, server, pair, run_dir, settings, label, options.protocol)
     served_variant = get_variant(options.variant, [app.id]) if options.variant else None
@@ -167,8 +171,9 @@ def measure_pair(
         }
     progress.step(f"{progress.where()} · server: starting {app.id} under {server.id}")
     try:
+        logs = run_dir / "logs"
         with serve_pair(
-            app, server, options, db, upstream_url, run_dir / "logs", certificates=certificates
+            app, server, options, database_url, upstream_url, logs, certificates=certificates
         ) as served:
             base["server_command"] = served.argv
             # The server's own Python (its venv's), asked with the server's environment.
@@ -177,8 +182,10 @@ def measure_pair(
             )
             # The load (and the smoke check) go to the app mounted at the prefix.
             profiles = run_dir / "profiles" if options.profile else None
-            subject = LocalSubject(served, db, options.prefix, profiles)
-            return measure_subject(subject, options, base, run_dir, progress, app.smoke_paths)
+            subject = LocalSubject(served, db, database_url, options.prefix, profiles)
+            # An app of its own is checked by its scenarios' checks alone.
+            smoke_paths = app.smoke_paths if app.contract else ()
+            return measure_subject(subject, options, base, run_dir, progress, smoke_paths)
     except ProcessError as exc:
         reason, _, tail = str(exc).partition("; last log lines:\n")
         return failed_rows(base, options, run_dir, reason, tail or None)
@@ -188,7 +195,7 @@ def serve_pair(
     app: App,
     server: Server,
     options: BenchOptions,
-    db: Database,
+    database_url: str,
     upstream_url: str,
     log_dir: Path,
     wrap: list[str] | None = None,
@@ -201,7 +208,7 @@ def serve_pair(
     return serve(
         app,
         server,
-        database_url=db.url,
+        database_url=database_url,
         upstream_url=upstream_url,
         bin_dir=options.bin_dir or BIN_DIR,
         log_dir=log_dir,
@@ -278,6 +285,7 @@ def _result_base(
         kind="stackbench.result",
         run_id=run_dir.name,
         app=pair.app,
+        app_source=results.app_source(app),
         server=pair.server,
         interface=interface(server.interface_for(app)),
         protocol=protocol_name(protocol),

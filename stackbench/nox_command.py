@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from stackbench import experiments, interpreters, matrix
-from stackbench.apps import APPS, get_app
+from stackbench.apps import APPS, DeclarationError, get_app
 from stackbench.servers import PROTOCOLS
 
 # nox's flags that name sessions, interpreters, a selection, or only list.
@@ -194,8 +194,8 @@ def refusal(
     """Why nothing may start for this command line, or None (a selection of many sessions
     is ``confirm_many``'s to refuse: it may ask)."""
     try:
-        matrix.check_apps()  # every session's installs are built from the registry
-    except matrix.AppFilesMissingError as exc:
+        matrix.check_apps()  # every session's installs are built from the apps' declarations
+    except DeclarationError as exc:
         return Refusal(str(exc), 1)
     for check in (matrix.check_requested_sessions, experiments.check_requested_sessions):
         if (error := check(command.sessions)) is not None:

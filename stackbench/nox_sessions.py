@@ -5,12 +5,12 @@ command line is read in ``nox_command``. Standard library only, as the noxfile n
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from stackbench import experiments, interpreters, matrix, variants
-from stackbench.apps import APPS
+from stackbench.apps import APPS, load_app
 from stackbench.nox_command import SessionArgs
 from stackbench.servers import SERVERS
 
@@ -25,9 +25,10 @@ HARNESS_STOP = {"interrupt_timeout": 0.3, "terminate_timeout": 90.0}
 
 
 def app_requirements() -> list[str]:
-    """``-r`` for every registered app; a lost app file raises, naming it (no app is dropped)."""
+    """``-r`` for each requirement file of every reference app; a declaration that is
+    missing or wrong raises, naming its file and key (no app is dropped)."""
     matrix.check_apps()
-    return [arg for app in APPS.values() for arg in ("-r", str(app.requirements))]
+    return [arg for app in APPS.values() for path in app.requirements for arg in ("-r", str(path))]
 
 
 def server_requirements(servers: Iterable[str]) -> list[str]:
@@ -47,9 +48,7 @@ def pair_requirements(app: str, server: str, args: SessionArgs) -> list[str]:
     """What a bench or serve session installs beside the harness: the app, the server (and
     what its --protocol needs) and the bench variant named after --."""
     return [
-        "-r",
-        str(APPS[app].requirements),
-        *SERVERS[server].requirements_for(args.protocol),
+        *matrix.requirements([matrix.Pair(app, server)], [args.protocol]),
         *variants.requirements_for(args.variants),
     ]
 
@@ -75,7 +74,7 @@ def experiment_requirements(name: str) -> list[str]:
     wins), and what the bench variants of the features experiments' apps need."""
     pairs = experiments.requirements(experiments.EXPERIMENTS[name])
     apps = {app for app, _ in pairs}
-    app_files = sorted({str(APPS[app].requirements) for app in apps})
+    app_files = sorted({str(path) for app in apps for path in APPS[app].requirements})
     extra = {
         req
         for variant in variants.VARIANTS.values()
@@ -140,6 +139,29 @@ def required_pairs(args: SessionArgs) -> list[matrix.Pair]:
     if not args.pairs:
         raise ValueError("--pairs is required: --pairs app@server,app@server")
     return matrix.parse_pairs(args.pairs)
+
+
+def app_pairs(posargs: Sequence[str], invoked_from: Path) -> tuple[Path, list[matrix.Pair]]:
+    """bench_app (``-- PATH --server S[,S...] [bench options]``): the app's directory,
+    relative to where nox was invoked, and its pairs, each checked; ValueError (one line)
+    when the path or --server is missing, or a pair does not exist."""
+    usage = "nox -s bench_app -- PATH --server SERVER[,SERVER] [bench options]"
+    if not posargs or posargs[0].startswith("-"):
+        raise ValueError(f"bench_app needs the app's directory first: {usage}")
+    given = SessionArgs.parse(posargs[1:])
+    for option, value in (
+        ("--app", given.app),
+        ("--pairs", given.pairs),
+        ("--target", given.target),
+    ):
+        if value:  # the harness would take it over the path (or beside it): silently
+            raise ValueError(f"bench_app names its app by the path first, so no {option}: {usage}")
+    servers = given.server
+    if not servers:
+        raise ValueError(f"bench_app needs --server: {usage}")
+    app = load_app(invoked_from / Path(posargs[0]).expanduser())
+    pairs = [matrix.pair_of(matrix.get_pair(app, s)[0], s) for s in servers[-1].split(",")]
+    return app.directory, matrix.distinct(pairs)
 
 
 def free_threaded_pairs(args: SessionArgs) -> list[matrix.Pair]:

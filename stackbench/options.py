@@ -27,6 +27,7 @@ from loadgen.config import OPTIONS, Config, ConfigError, add_arguments, given
 from loadgen.scenario import load_scenario, option_names, options_for
 from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
 from stackbench import results
+from stackbench.matrix import Pair, scenario_file_of
 from stackbench.server_process import READY_TIMEOUT
 from stackbench.servers import DEFAULT_POOL_SIZE, H1, HTTP2, PROTOCOLS, Knobs
 from stackbench.variants import VARIANTS
@@ -54,6 +55,9 @@ class BenchOptions:
     client_cpus: str | None = None
     output: Path = results.ROOT / "results"
     scale: int = 1
+    # With DATABASE_URL: the harness may TRUNCATE the contract's tables there and load the
+    # seed (stackbench/app_database.py); without it, it changes nothing in that database.
+    reseed: bool = False
     ready_timeout: float = READY_TIMEOUT
     prefix: str = ""  # where the contract is mounted, e.g. /fastapi in django_fastapi
     # The virtualenv whose Python and servers serve the app: another interpreter's, for the
@@ -210,6 +214,11 @@ ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         f"(docs/feature-prices.md): {', '.join(VARIANTS)}",
     ),
     "output": _flags("--output", type=Path, metavar="DIR", help="where run directories go"),
+    "reseed": _flags(
+        "--reseed", action="store_true",
+        help="with DATABASE_URL: let stackbench TRUNCATE the contract's tables there and load "
+        "the seed when they do not hold it (it never changes that database otherwise)",
+    ),
     "profile": _flags(
         "--profile", action="store_true",
         help="py-spy on the server in each measured window: profiles/ in the run directory",
@@ -230,13 +239,14 @@ LOAD = (
 )  # fmt: skip
 SERVER = ("workers", "threads", "pool_size", "server_cpus", "ready_timeout", "scale", "variant")
 PROTOCOL = ("protocol", "streams")  # TLS and HTTP/2: bench and serve
+DATA = ("output", "reseed")
 HOSTS = ("agent", "start_at", "agent_reports", "agent_wait", "cacert")
 
 
 def refuse_serve_options(args: argparse.Namespace, defaults: BenchOptions = DEFAULTS) -> None:
     """Beside ``--target`` the pair is the one ``serve`` runs: its server options are
     serve's, refused rather than ignored."""
-    for name in (*SERVER, "profile"):
+    for name in (*SERVER, "profile", "reseed"):
         if hasattr(args, name) and getattr(args, name) != getattr(defaults, name):
             flag = "--" + name.replace("_", "-")
             raise OptionError(f"{flag} is serve's option: give it to serve on the serving host")
@@ -289,6 +299,16 @@ def options_from(
         check_scenarios(options.scenarios, options.load.scenario_options.items())
     check_output(options.output)
     return options
+
+
+def options_for_pairs(
+    args: argparse.Namespace, pairs: list[Pair], defaults: BenchOptions = DEFAULTS
+) -> BenchOptions:
+    """``options_from`` for a run of ``pairs``: the scenario file their apps declare when
+    they do not serve the contract (``matrix.scenario_file_of``), unless --scenario-file
+    names one."""
+    declared = None if given(args).get("scenario_file") else scenario_file_of(pairs)
+    return options_from(args, defaults, scenario_file=declared)
 
 
 def with_scenario_file(

@@ -25,8 +25,10 @@ from typing import Any, cast
 
 import jsonschema
 
+from stackbench.apps import App
 from stackbench.documents import (
     SCHEMA_VERSION,
+    AppSource,
     CapacityDocument,
     Git,
     Interpreter,
@@ -173,11 +175,19 @@ def read_capacity(path: Path) -> CapacityDocument:
 # ---------------------------------------------------------------- provenance
 
 
-def git_state() -> Git:
+def git_state(directory: Path = ROOT) -> Git:
+    """The commit of the repository ``directory`` is in, and whether anything under
+    ``directory`` differs from it (both None outside a repository)."""
+
     def git(*args: str) -> str:
         try:
             out = subprocess.run(
-                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+                ["git", *args],
+                cwd=directory,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
             )
         except (OSError, subprocess.SubprocessError):
             return ""
@@ -186,7 +196,17 @@ def git_state() -> Git:
     commit = git("rev-parse", "HEAD")
     return Git(
         commit=commit or None,
-        dirty=bool(git("status", "--porcelain")) if commit else None,
+        dirty=bool(git("status", "--porcelain", "--", ".")) if commit else None,
+    )
+
+
+def app_source(app: App) -> AppSource:
+    """Where an app came from, as its results record it: directory, declaration, commit."""
+    return AppSource(
+        path=str(app.directory),
+        declaration=str(app.declaration) if app.declaration else "",
+        declared=dict(app.declared),
+        git=git_state(app.directory),
     )
 
 

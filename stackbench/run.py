@@ -4,6 +4,7 @@ the run's verdict; everything stopped on the way out, whatever happened."""
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -11,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from shared_fixtures.db import database
+from shared_fixtures.db import DatabaseError, database
 from shared_fixtures.processes import stopped_by_signals
-from shared_fixtures.seed import ensure_seeded
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
+from stackbench.app_database import AppDatabases
 from stackbench.apps import App
 from stackbench.certificates import certificates
 from stackbench.documents import (
@@ -35,8 +36,8 @@ from stackbench.documents import (
     job,
     protocol_name,
 )
-from stackbench.matrix import Pair, get_pair
-from stackbench.measure import measure_pair, needs_upstream, serve_pair
+from stackbench.matrix import Pair, PairError, resolve
+from stackbench.measure import BIN_DIR, measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
 from stackbench.progress import Progress
 from stackbench.server_process import Served
@@ -72,8 +73,9 @@ class BenchRun:
         experiment: str | None = None,
         progress: Progress | None = None,
         target: RemoteSubject | None = None,
+        reseed: bool = False,
     ) -> None:
-        self.label, self.output, self.scale = label, output, scale
+        self.label, self.output, self.scale, self.reseed = label, output, scale, reseed
         self.target = target  # a pair `serve` runs elsewhere: no database or upstream here
         self.progress = progress or Progress()
         self.report: RunReport | None = None
@@ -86,7 +88,8 @@ class BenchRun:
         self._upstream_url: str | None = None
         self._work: Path | None = None  # the run's private temporary directory
         self._certificates: Certificates | None = None
-        self._set_up = True  # False when the database or its seed failed: no run to record
+        self._homes: dict[str, Path] = {}  # app id -> its directory: one per id in a run
+        self._set_up = True  # False when the database was not had: no run to record
         self._manifest = Manifest(
             schema_version=SCHEMA_VERSION,
             kind="stackbench.manifest",
@@ -133,10 +136,8 @@ class BenchRun:
             self.progress.step("database: starting")
             self.db = self._stack.enter_context(database(work_dir=work))
             self._manifest["database"] = cast(DatabaseInfo, self.db.server_info())
-            self.progress.step(f"seed: checking scale {self.scale} at {self.db.display_url}")
-            with self.db.connect() as conn:
-                checksum, reseeded = ensure_seeded(conn, self.scale)
-            self._manifest["seed"] = Seed(scale=self.scale, checksum=checksum, reseeded=reseeded)
+            # The contract's seed is loaded for the first app that declares the contract.
+            self.databases = AppDatabases(self.db, self.scale, reseed=self.reseed)
         except BaseException as exc:
             # No database, nothing measured: a run directory holding only a manifest would
             # say nothing the error line does not (an interrupted run keeps its manifest).
@@ -176,8 +177,11 @@ class BenchRun:
         self._record_protocol(Pair(info["app"], info["server"]), options, label, rows)
         return rows
 
-    def _upstream(self, options: BenchOptions) -> str:
-        if not needs_upstream(options):
+    def _upstream(self, app: App, options: BenchOptions) -> str:
+        """The slow upstream's URL, started for the contract's slow scenarios or an app that
+        declares {upstream_url}; a discard address otherwise."""
+        declared = any("{upstream_url}" in value for _, value in app.environment)
+        if not (needs_upstream(options) if app.contract else declared):
             return self._upstream_url or "http://127.0.0.1:9"  # discard: nothing calls it
         if self._upstream_url is None:
             self.progress.step("upstream: starting the slow upstream service")
@@ -214,7 +218,7 @@ class BenchRun:
             label = options.variant
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label)
-        upstream = self._upstream(options)
+        upstream = self._upstream(app, options)
         rows = measure_pair(
             app,
             server,
@@ -222,6 +226,7 @@ class BenchRun:
             options,
             label,
             self.db,
+            self._database(app, options, upstream),
             upstream,
             self.run_dir,
             self.progress,
@@ -273,19 +278,50 @@ class BenchRun:
         assert self.report is not None, "use BenchRun as a context manager"
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label if label is not None else options.variant)
-        upstream = self._upstream(options)
+        upstream = self._upstream(app, options)
+        database_url = self._database(app, options, upstream)
         with serve_pair(
-            app, server, options, self.db, upstream, self.run_dir / "logs", wrap, self._tls(options)
+            app,
+            server,
+            options,
+            database_url,
+            upstream,
+            self.run_dir / "logs",
+            wrap,
+            self._tls(options),
         ) as served:
             yield served
 
-    @staticmethod
-    def _app_and_server(pair: Pair, app: App | None) -> tuple[App, Server]:
+    def _database(self, app: App, options: BenchOptions, upstream: str) -> str:
+        if app.contract and self.databases.seed is None:
+            self.progress.step(f"seed: checking scale {self.scale} at {self.db.display_url}")
+        elif self.databases.makes(app):
+            made = f"made by `{shlex.join(app.schema)}`" if app.schema else "left empty"
+            self.progress.step(f"database: app_{app.id} for {app.id}, {made}")
+        try:
+            database_url = self.databases.url_for(app, options.bin_dir or BIN_DIR, upstream)
+        except DatabaseError:
+            # A DATABASE_URL refused before anything was measured (the contract's seed not
+            # there, no --reseed): the error line says it all, as for one that cannot be had.
+            self._set_up = bool(self.report and self.report.rows)
+            raise
+        if self.databases.seed is not None:
+            checksum, reseeded = self.databases.seed
+            self._manifest["seed"] = Seed(scale=self.scale, checksum=checksum, reseeded=reseeded)
+        return database_url
+
+    def _app_and_server(self, pair: Pair, app: App | None) -> tuple[App, Server]:
         if app is None:
-            return get_pair(pair.app, pair.server)  # one clear line when invalid
-        server = get_server(pair.server)
-        if server.interface_for(app) is None:
-            raise ValueError(f"{server.id} cannot serve {app.id}")
+            app, server = resolve(pair)  # one clear line when invalid
+        else:
+            server = get_server(pair.server)
+            if server.interface_for(app) is None:
+                raise ValueError(f"{server.id} cannot serve {app.id}")
+        if self._homes.setdefault(app.id, app.directory) != app.directory:
+            raise PairError(
+                f"two apps are named {app.id} in one run ({self._homes[app.id]}, "
+                f"{app.directory}): an app's id is its directory's name; rename one"
+            )
         return app, server
 
     def judge_by(self, failures: list[str]) -> None:

@@ -21,8 +21,9 @@ from shared_fixtures.db import DatabaseError
 from shared_fixtures.net import LOOPBACK, PortError
 from shared_fixtures.processes import ProcessError, stopped_by_signals
 from shared_fixtures.seed import SeedError
-from stackbench import matrix, serving_host
-from stackbench.apps import UnknownAppError
+from stackbench import bench, matrix, serving_host
+from stackbench.apps import DeclarationError, UnknownAppError, get_app
+from stackbench.measure import BIN_DIR
 from stackbench.options import (
     DEFAULTS,
     SERVER,
@@ -50,7 +51,9 @@ def add_parser(commands: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--app", required=True)
+    serve.add_argument(
+        "--app", required=True, help="a reference app, or a directory with a stackbench.toml"
+    )
     serve.add_argument("--server", required=True)
     where = serve.add_argument_group("where")
     where.add_argument(
@@ -70,6 +73,7 @@ def add_parser(commands: Any) -> None:
     )
     add_options(serve, "server", SERVER)
     add_options(serve, "protocol (TLS and HTTP/2)", ["protocol"])
+    add_options(serve, "data", ["reseed"])
 
 
 def options_from(args: argparse.Namespace) -> serving_host.ServeOptions:
@@ -87,6 +91,7 @@ def options_from(args: argparse.Namespace) -> serving_host.ServeOptions:
         ready_file=args.ready_file,
         variant=args.variant,
         protocol=args.protocol,
+        reseed=args.reseed,
     )
 
 
@@ -118,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     stopped_by: list[int] = []  # the signal that stopped serve, for its exit code
     try:
         options = options_from(args)
-        matrix.get_pair(args.app, args.server)  # one line for a pair that cannot be served
+        # One line for a pair that cannot be served, or an entry point that does not import.
+        bench.check_entries(matrix.parse_pairs(f"{args.app}@{args.server}"), BIN_DIR)
         matrix.check_protocol([args.server], options.protocol)
         server = get_server(args.server)
         if options.protocol in server.speaks.loopback_only and not serving_host.is_loopback(
@@ -129,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{server.speaks.notes[options.protocol]}"
             )
         if args.variant is not None:  # unknown, or not for this app: one line
-            get_variant(args.variant, [args.app])
+            get_variant(args.variant, [get_app(args.app).id])
         if not serving_host.is_loopback(options.bind):
             print(
                 f"WARNING: listening on {options.bind}, reachable from other hosts. The app "
@@ -148,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         UnknownAppError,
         UnknownServerError,
         VariantError,
+        DeclarationError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

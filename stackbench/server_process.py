@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from shared_fixtures.net import LOOPBACK, free_port
 from shared_fixtures.processes import ManagedProcess, ProcessError
@@ -48,12 +49,32 @@ class Served:
 
     @property
     def admin_credentials(self) -> tuple[str, str]:
-        return self.env["DJANGO_SUPERUSER_USERNAME"], self.env["DJANGO_SUPERUSER_PASSWORD"]
+        """The staff user the contract's admin scenarios log in as (``{admin_user}``)."""
+        return ADMIN_USER, ADMIN_PASSWORD
+
+
+def placeholders(database_url: str, upstream_url: str, knobs: Knobs) -> dict[str, str]:
+    """What a declaration's ``{placeholder}`` stands for in this job (declaration.PLACEHOLDERS)."""
+    database = urlsplit(database_url)
+    return {
+        "database_url": database_url,
+        "database_host": database.hostname or "",
+        "database_port": str(database.port or 5432),
+        "database_name": unquote(database.path.lstrip("/")),
+        "database_user": unquote(database.username or ""),
+        "database_password": unquote(database.password or ""),
+        "upstream_url": upstream_url,
+        "pool_size": str(knobs.pool_size),
+        # Generated per run, never committed or recorded.
+        "secret_key": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
+        "admin_user": ADMIN_USER,
+        "admin_password": ADMIN_PASSWORD,
+    }
 
 
 def app_env(
     app: App,
-    server: Server,
+    server: Server | None,
     database_url: str,
     upstream_url: str,
     knobs: Knobs,
@@ -61,28 +82,21 @@ def app_env(
     free_threaded: bool = False,
     variant: Variant | None = None,
 ) -> dict[str, str]:
-    """The environment an app runs with: the contract's variables plus the server's choices
-    (the GIL off for the free-threaded lane's servers on a free-threaded build, per server,
-    never inherited), and a bench variant's settings overlay or module path for this job only."""
+    """The environment an app runs with: the variables its declaration sets (placeholders
+    filled in for this job) plus the server's choices (its driver, for an app with a driver
+    switch; the GIL off for the free-threaded lane's servers on a free-threaded build, per
+    server, never inherited), and a bench variant's settings overlay or module path for
+    this job only. ``server`` None: the environment of the app's schema command."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "PSYCOGREEN")) and k != "PYTHON_GIL"
     }
-    env.update(
-        DATABASE_URL=database_url,
-        UPSTREAM_URL=upstream_url,
-        DB_POOL_SIZE=str(knobs.pool_size),
-        # Generated per run, never committed; the login flow reads them from here.
-        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
-        DJANGO_SUPERUSER_USERNAME=ADMIN_USER,
-        DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
-        DJANGO_SUPERUSER_EMAIL="admin@example.invalid",
-    )
-    env.update(dict(app.env))
-    if app.driver_switch:
-        env.update(server.env)
-    env.update(server.gil_env(free_threaded))
+    env.update(app.environment_with(placeholders(database_url, upstream_url, knobs)))
+    if server is not None:
+        if app.driver_switch:
+            env.update(server.env)
+        env.update(server.gil_env(free_threaded))
     if variant is not None:
         env.update(variant.env(env.get("PYTHONPATH")))
     return env
@@ -100,21 +114,43 @@ def is_free_threaded(python: Path) -> bool:
     return done.stdout.strip() == "True"
 
 
-def prepare(app: App, env: dict[str, str], bin_dir: Path) -> None:
-    """Run the app's setup commands (Django's own tables, the staff user)."""
-    for command in app.setup_commands():
+def executable(command: tuple[str, ...], bin_dir: Path) -> list[str]:
+    """A declared command as it runs: ``python`` is the serving virtualenv's, and a script
+    installed there (alembic, tortoise) is found there before PATH."""
+    first = command[0]
+    if first in ("python", "python3"):
+        first = str(bin_dir / "python")
+    elif "/" not in first and (bin_dir / first).is_file():
+        first = str(bin_dir / first)
+    return [first, *command[1:]]
+
+
+def run_declared(
+    app: App, command: tuple[str, ...], env: dict[str, str], bin_dir: Path, timeout: float = 600
+) -> None:
+    """One of the app's declared commands, in its directory; ProcessError with its last
+    lines when it fails."""
+    try:
         result = subprocess.run(
-            [str(bin_dir / "python"), *command],
+            executable(command, bin_dir),
             cwd=app.directory,
             env=env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout,
             check=False,
         )
-        if result.returncode != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
-            raise ProcessError(f"{app.id}: {' '.join(command)} failed:\n" + "\n".join(tail))
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ProcessError(f"{app.id}: {' '.join(command)}: {exc}") from None
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise ProcessError(f"{app.id}: {' '.join(command)} failed:\n" + "\n".join(tail))
+
+
+def prepare(app: App, env: dict[str, str], bin_dir: Path) -> None:
+    """Run the app's declared setup commands (Django's own tables, the staff user)."""
+    for command in app.setup:
+        run_declared(app, command, env, bin_dir, timeout=120)
 
 
 READY_TIMEOUT = 30.0  # seconds a server may take to answer /health after its start
@@ -204,9 +240,9 @@ def serve(
     )
     try:
         process.wait_until(
-            lambda: answers_health(base_url, path=app.ready_path, cafile=cafile),
+            lambda: answers_health(base_url, path=app.health, cafile=cafile),
             ready_timeout,
-            f"answering {app.ready_path}",
+            f"answering {app.health}",
         )
         yield Served(app, server, base_url, argv, env, process, protocol, certificates)
     finally:

@@ -87,7 +87,8 @@ class Server:
     interfaces: tuple[str, ...]
     requirements: tuple[str, ...]
     notes: str
-    # Environment that selects the app's driver/patching under this server (django_sync).
+    # Environment that selects the app's driver/patching under this server, for apps that
+    # declare a driver switch (django_sync, django_fastapi).
     env: dict[str, str] = field(default_factory=dict)
     # Needs its green-thread-capable driver: only apps that read DJANGO_DB_DRIVER can honour it.
     needs_driver_switch: bool = False
@@ -170,8 +171,8 @@ class Server:
         settings = self.resolve(knobs, cpus)
         workers, threads = str(settings["workers"]), str(settings["threads"])
         bind = f"{host}:{port}"
-        # Django has no lifespan handler; servers that probe for one get it switched off.
-        lifespan_off = app.django
+        # An app without a lifespan handler (Django) gets it switched off where servers probe.
+        lifespan_off = not app.lifespan
         if self.id.startswith("gunicorn-"):
             worker_class = {
                 "gunicorn-sync": ["-k", "sync"],

@@ -22,9 +22,9 @@ from typing import Any
 
 from shared_fixtures.db import database
 from shared_fixtures.net import LOOPBACK, free_port
-from shared_fixtures.seed import ensure_seeded
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
+from stackbench.app_database import AppDatabases
 from stackbench.certificates import LOOPBACK_NAMES, certificates
 from stackbench.matrix import get_pair
 from stackbench.options import OptionError
@@ -50,6 +50,7 @@ class ServeOptions:
     ready_file: Path | None = None  # the /info document, written once everything answers
     variant: str | None = None  # a bench variant served instead (stackbench/variants)
     protocol: str = H1  # what the server speaks (stackbench/servers.py)
+    reseed: bool = False  # with DATABASE_URL: may load the contract's seed there
 
 
 @dataclass(frozen=True)
@@ -80,24 +81,25 @@ def _advertised(bind: str) -> str:
 @contextlib.contextmanager
 def serving_host(app_id: str, server_id: str, options: ServeOptions) -> Iterator[ServingHost]:
     """Everything up and answering; yields the /info document and the server; stops it
-    all on exit, whatever happened."""
+    all on exit, whatever happened. ``app_id``: a reference app's id, or a directory."""
     app, server = get_pair(app_id, server_id)
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stackbench-serve-")))
         db = stack.enter_context(database(work_dir=work))
-        with db.connect() as conn:
-            checksum, reseeded = ensure_seeded(conn, options.scale)
         upstream, upstream_url = start_upstream(work / "logs")
         stack.enter_context(upstream)
         tls = None
         if options.protocol in TLS:  # the names the load host may reach this one by
             names = (*LOOPBACK_NAMES, _advertised(options.bind), options.bind)
             tls = stack.enter_context(certificates(work, names))
+        databases = AppDatabases(db, options.scale, reseed=options.reseed)
+        database_url = databases.url_for(app, BIN_DIR, upstream_url)
+        checksum, reseeded = databases.seed or ("", False)
         served: Served = stack.enter_context(
             serve(
                 app,
                 server,
-                database_url=db.url,
+                database_url=database_url,
                 upstream_url=upstream_url,
                 bin_dir=BIN_DIR,
                 log_dir=work / "logs",
@@ -120,6 +122,8 @@ def serving_host(app_id: str, server_id: str, options: ServeOptions) -> Iterator
         info: dict[str, Any] = {
             "kind": "stackbench.serve",
             "app": app.id,
+            "app_source": results.app_source(app),
+            "contract": app.contract,
             "server": server.id,
             "interface": server.interface_for(app),
             "app_url": f"{'https' if tls else 'http'}://{host}:{port}",
@@ -144,12 +148,12 @@ def serving_host(app_id: str, server_id: str, options: ServeOptions) -> Iterator
         watch = stack.enter_context(
             ServerWatch(
                 served.process.pid,
-                db.url,
+                database_url,
                 database_pid=database_pid,
                 server_state=lambda: (served.process.running(), served.process.popen.poll()),
             )
         )
-        stack.enter_context(stats_endpoint((options.bind, stats_port), watch, info, db.url))
+        stack.enter_context(stats_endpoint((options.bind, stats_port), watch, info, database_url))
         if options.ready_file is not None:
             results.write_atomic(options.ready_file, json.dumps(info, indent=1).encode())
             stack.callback(options.ready_file.unlink, missing_ok=True)  # never a stale one

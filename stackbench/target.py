@@ -283,6 +283,10 @@ def measure_target(
     progress: Progress,
 ) -> list[ResultRow]:
     base = result_base(subject.info, run_dir, label)
+    if "app_source" in subject.info:
+        base["app_source"] = subject.info["app_source"]
     if (stopped := subject.stopped()) is not None:
         return failed_rows(base, options, run_dir, stopped, None)
-    return measure_subject(subject, options, base, run_dir, progress)
+    # An app of its own is checked by its scenarios' checks alone (as a local run does).
+    smoke_paths = None if subject.info.get("contract", True) else ()
+    return measure_subject(subject, options, base, run_dir, progress, smoke_paths)

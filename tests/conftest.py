@@ -33,7 +33,6 @@ from shared_fixtures.seed import seed
 from shared_fixtures.upstream import start_upstream
 from stackbench.apps import get_app
 from stackbench.certificates import certificates
-from stackbench.matrix import check_apps
 from stackbench.server_process import Served, serve
 from stackbench.servers import H1, TLS, Certificates, Knobs, get_server
 
@@ -99,8 +98,7 @@ class AppServers:
         """``app_id`` under ``server_id`` speaking ``protocol`` (served once a session)."""
         key = (app_id, server_id, strained, protocol)
         if key not in self._served:
-            app = get_app(app_id)
-            check_apps([app])  # a lost requirements.txt or entry module fails, naming it
+            app = get_app(app_id)  # a declaration that is wrong (a lost file) fails, naming it
             self._served[key] = self._stack.enter_context(
                 serve(
                     app,

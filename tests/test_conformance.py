@@ -32,10 +32,12 @@ from shared_fixtures.db import Database
 from stackbench.apps import APPS
 from stackbench.servers import get_server
 
-# Each app under one server per interface it has: (app, server, prefix).
+# The reference apps that declare the contract (every one found in reference_apps/: a copy
+# made there is judged too), each under one server per interface: (app, server, prefix).
+CONTRACT_APPS = [app for app in APPS.values() if app.contract]
 TARGETS = [
     (app.id, "uvicorn" if interface == "asgi" else "gunicorn-gthread", prefix)
-    for app in APPS.values()
+    for app in CONTRACT_APPS
     for interface in app.interfaces
     for prefix in app.prefixes
 ]
@@ -45,7 +47,7 @@ ALSO = [s for s in os.environ.get("STACKBENCH_CONFORMANCE_SERVERS", "").split(",
 TARGETS += [
     (app.id, server.id, prefix)
     for server in map(get_server, map(str.strip, ALSO))
-    for app in APPS.values()
+    for app in CONTRACT_APPS
     if server.interface_for(app) is not None
     for prefix in app.prefixes
     if (app.id, server.id, prefix) not in TARGETS

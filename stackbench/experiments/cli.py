@@ -18,11 +18,12 @@ from typing import Any
 from rich.console import Console
 
 from stackbench import callgrind, experiments
+from stackbench.bench import check_claims
 from stackbench.console import print_results
 from stackbench.experiments import EXPERIMENTS, features, protocols, techempower, versions
 from stackbench.experiments import report as experiment_report
 from stackbench.experiments import run as experiment_run
-from stackbench.matrix import Pair, parse_pairs
+from stackbench.matrix import Pair, pair_of, parse_pairs
 from stackbench.options import (
     BENCH_LOAD,
     DEFAULTS,
@@ -33,6 +34,7 @@ from stackbench.options import (
     check_output,
     check_scenarios,
     load_from,
+    options_for_pairs,
     options_from,
     positive_int,
 )
@@ -195,7 +197,7 @@ def _versions(args: argparse.Namespace, console: Console, progress: Progress) ->
     except ValueError as exc:
         raise OptionError(str(exc)) from None
     chosen = parse_pairs(args.pairs) if args.pairs else list(experiments.VERSIONS_PAIRS)
-    options = options_from(args, DUETS)
+    options = options_for_pairs(args, chosen, DUETS)
     outcome = versions.run_versions(
         pairs=chosen, lanes=lanes, options=options, repeats=options.repeats, progress=progress
     )
@@ -219,7 +221,9 @@ def _features(args: argparse.Namespace, console: Console, progress: Progress) ->
     features.check_variants(names, chosen)  # an unknown or inapplicable one: exit 2
     if args.instructions:  # before options_from creates the output directory
         _check_countable(args.scenarios)
-    options = options_from(args, DUETS)
+    options = options_for_pairs(args, chosen, DUETS)
+    copies = features.app_variants(names, chosen).values()
+    check_claims([pair_of(app, pair.server) for app in copies for pair in chosen], options)
     if args.instructions:
         return _feature_instructions(args, chosen, names, options, console, progress)
     outcome = features.run_features(

@@ -11,6 +11,10 @@ CPU-second) of the variant is divided by its own baseline's; the table gives the
 of those ratios and their range. A ratio of 1.20 means the feature costs 1 - 1/1.20 =
 17 % of the server CPU a request takes.
 
+A variant may also be an app directory (``--variants ../fastapi_sqla_timed``): a copy of
+the pair's app with one change of your own (a middleware added), served under the pair's
+server in the app's place and priced the same way, named by its id.
+
 ``--instructions`` prices the same features by count instead (``run_instructions``): the
 baseline and every variant are served under valgrind's callgrind once per round (the order
 reversing each round), and each variant's instructions per request on each scenario's path
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from stackbench.apps import App, get_app
 from stackbench.documents import ResultRow
 from stackbench.experiments import EXPERIMENTS
 from stackbench.experiments.duets import (
@@ -37,7 +42,7 @@ from stackbench.experiments.duets import (
     paired_ratio,
 )
 from stackbench.experiments.report import markdown_table, terminal_table
-from stackbench.matrix import Pair
+from stackbench.matrix import Pair, PairError, get_pair
 from stackbench.options import BenchOptions
 from stackbench.progress import Progress
 from stackbench.results import write_atomic
@@ -57,13 +62,38 @@ class FeaturesOutcome:
     measured: dict[tuple[str, str, str], dict[str, Measured]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     experiment: str = NAME
+    copies: dict[str, App] = field(default_factory=dict)  # the variants that are apps
+
+
+def is_directory(name: str) -> bool:
+    """A --variants item that names an app directory, not a bench variant."""
+    return name not in VARIANTS and ("/" in name or name.startswith((".", "~")))
+
+
+def app_variants(names: list[str], pairs: list[Pair]) -> dict[str, App]:
+    """The variants that are app directories, by their ids, each checked: its declaration,
+    and a server of every pair that speaks one of its interfaces (one line when not)."""
+    copies = {}
+    for name in names:
+        if not is_directory(name):
+            continue
+        app = get_app(name)
+        if app.id in VARIANTS or app.id == BASELINE or app.id in {p.app for p in pairs}:
+            raise PairError(f"{name}: its id {app.id!r} is already a variant's or an app's name")
+        for pair in pairs:
+            get_pair(app, pair.server)
+        copies[app.id] = app
+    return copies
 
 
 def check_variants(names: list[str], pairs: list[Pair]) -> list[str]:
-    """Each named variant, checked against every pair's app (one line when not)."""
+    """Each named variant, checked against every pair's app (one line when not); an app
+    directory by ``app_variants``. Returns the names, an app directory's as its id."""
+    app_variants(names, pairs)  # each app directory checked
     for name in names:
-        get_variant(name, [pair.app for pair in pairs])
-    return names
+        if not is_directory(name):
+            get_variant(name, [pair.app for pair in pairs])
+    return [get_app(name).id if is_directory(name) else name for name in names]
 
 
 def run_features(
@@ -75,26 +105,36 @@ def run_features(
     progress: Progress | None = None,
     experiment: str = NAME,
 ) -> FeaturesOutcome:
-    """Every variant as a duet with the baseline, ``rounds`` times (see the module)."""
-    check_variants(variants, pairs)
+    """Every variant as a duet with the baseline, ``rounds`` times (see the module).
+    ``variants``: names of bench variants, or app directories (copies of the pairs' app)."""
+    copies = app_variants(variants, pairs)
+    variants = check_variants(variants, pairs)
     with BenchRun(
         experiment, output=options.output, experiment=experiment, progress=progress
     ) as run:
-        outcome = FeaturesOutcome(run.run_dir, [BASELINE, *variants], experiment=experiment)
+        outcome = FeaturesOutcome(
+            run.run_dir, [BASELINE, *variants], experiment=experiment, copies=copies
+        )
         for round_ in range(rounds):
             order = variants if round_ % 2 == 0 else variants[::-1]
             for index, name in enumerate(order):
                 duet = [BASELINE, name] if (round_ + index) % 2 == 0 else [name, BASELINE]
                 for served_name in duet:
-                    served = replace(
-                        options, variant=None if served_name == BASELINE else name, repeats=1
-                    )
+                    served, app = _served(options, served_name, copies)
                     key = name if served_name == name else f"{BASELINE}:{name}"
                     label = f"{key.replace(':', '-for-')}-r{round_ + 1}"
                     for pair in pairs:
-                        for row in run.job(pair, served, label=label):
+                        for row in run.job(pair, served, label=label, app=app):
                             _record(outcome, key, row, round_)
     return outcome
+
+
+def _served(
+    options: BenchOptions, name: str, copies: dict[str, App]
+) -> tuple[BenchOptions, App | None]:
+    """The options (and, for a copy, the app) one job of ``name`` is served with."""
+    variant = None if name == BASELINE or name in copies else name
+    return replace(options, variant=variant, repeats=1), copies.get(name)
 
 
 def _record(outcome: FeaturesOutcome, name: str, row: ResultRow, round_: int) -> None:
@@ -109,9 +149,13 @@ def _record(outcome: FeaturesOutcome, name: str, row: ResultRow, round_: int) ->
         )
 
 
-def price(ratio: Ratio, form: str = "{:+.0%}") -> str:
-    """What the feature costs of the server CPU per request: 1 - 1/ratio."""
-    return "–" if ratio.median is None else form.format(1 - 1 / ratio.median)
+def price(ratio: Ratio, form: str = "{:+.0%}", added: bool = False) -> str:
+    """What the feature costs of the server CPU per request: 1 - 1/ratio. ``added``: a
+    copy that adds its change (an app directory): what it adds, 1/ratio - 1, of the
+    baseline's (the same figure with the sign a reader expects)."""
+    if ratio.median is None:
+        return "–"
+    return form.format(1 / ratio.median - 1 if added else 1 - 1 / ratio.median)
 
 
 HEADERS = [
@@ -149,7 +193,7 @@ def rows(outcome: FeaturesOutcome) -> list[list[str]]:
                     median(m.p99_ms, "{:.1f}"),
                     median(m.per_server_cpu),
                     server_ratio.text(),
-                    "" if name == BASELINE else price(server_ratio),
+                    "" if name == BASELINE else price(server_ratio, added=name in outcome.copies),
                     median(m.per_stack_cpu),
                     stack_ratio.text(),
                 ]
@@ -181,14 +225,28 @@ def markdown(outcome: FeaturesOutcome, command: str) -> str:
         *markdown_table(HEADERS, rows(outcome), labels=3),
     ]
     baseline = "the app as shipped (medians over every duet)"
-    lines += legend(outcome.variants, baseline, "Not measured cleanly", outcome.failures)
+    failed = "Not measured cleanly"
+    lines += legend(outcome.variants, baseline, failed, outcome.failures, outcome.copies)
     return "\n".join(lines) + "\n"
 
 
-def legend(variants: list[str], baseline: str, failed: str, failures: list[str]) -> list[str]:
+def legend(
+    variants: list[str],
+    baseline: str,
+    failed: str,
+    failures: list[str],
+    copies: dict[str, App] | None = None,
+) -> list[str]:
     """What each variant changes, then what failed (if anything), as markdown lines."""
+    copies = copies or {}
     lines = ["", "Variants:", f"- {BASELINE}: {baseline}"]
-    lines += [f"- {name}: {VARIANTS[name].changes}" for name in variants[1:]]
+    lines += [
+        f"- {name}: the app in `{copies[name].directory}`, served in its place (its share "
+        "is what its change adds, of the baseline's)"
+        if name in copies
+        else f"- {name}: {VARIANTS[name].changes}"
+        for name in variants[1:]
+    ]
     if failures:
         lines += ["", f"{failed}:", *(f"- {f}" for f in failures)]
     return lines
@@ -205,6 +263,7 @@ class InstructionsOutcome:
     counted: dict[tuple[str, str, str], dict[str, list[float | None]]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     experiment: str = NAME
+    copies: dict[str, App] = field(default_factory=dict)  # the variants that are apps
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -232,19 +291,22 @@ def run_instructions(
     experiment: str = NAME,
 ) -> InstructionsOutcome:
     """The baseline and every variant, each served under callgrind once per round, its
-    instructions per request counted on each scenario's path; rounds reverse the order."""
-    check_variants(variants, pairs)
-    names = [BASELINE, *variants]
+    instructions per request counted on each scenario's path; rounds reverse the order.
+    ``variants``: names of bench variants, or app directories (copies of the pairs' app)."""
+    copies = app_variants(variants, pairs)
+    names = [BASELINE, *check_variants(variants, pairs)]
     with BenchRun(
         experiment, output=options.output, experiment=experiment, progress=progress
     ) as run:
-        outcome = InstructionsOutcome(run.run_dir, names, requests, warmup, experiment=experiment)
+        outcome = InstructionsOutcome(
+            run.run_dir, names, requests, warmup, experiment=experiment, copies=copies
+        )
         try:
             for round_ in range(rounds):
                 for name in names if round_ % 2 == 0 else names[::-1]:
-                    served = replace(options, variant=None if name == BASELINE else name, repeats=1)
+                    served, app = _served(options, name, copies)
                     for pair in pairs:
-                        _count_job(run, outcome, pair, served, name, round_)
+                        _count_job(run, outcome, pair, served, name, round_, app)
             run.judge_by(outcome.failures)
         finally:  # Ctrl-C or SIGTERM: what was counted is kept
             write_atomic(
@@ -261,9 +323,10 @@ def _count_job(
     options: BenchOptions,
     name: str,
     round_: int,
+    app: App | None = None,
 ) -> None:
     label = f"{name}-r{round_ + 1}"
-    counts, failure = count_job(run, pair, options, label, outcome.requests, outcome.warmup)
+    counts, failure = count_job(run, pair, options, label, outcome.requests, outcome.warmup, app)
     if failure is not None:
         outcome.failures.append(failure)
     for scenario, per_request in counts.items():
@@ -292,7 +355,8 @@ def instruction_rows(outcome: InstructionsOutcome) -> list[list[str]]:
             counts = by_variant.get(name, [])
             present = [c for c in counts if c]
             ratio = paired_ratio(base, counts)
-            share = "" if name == BASELINE or ratio.median is None else price(ratio, "{:+.1%}")
+            added = name in outcome.copies
+            share = "" if name == BASELINE else price(ratio, "{:+.1%}", added)
             out.append(
                 [
                     f"{app} @ {server}",
@@ -330,5 +394,7 @@ def instruction_markdown(outcome: InstructionsOutcome, command: str) -> str:
         "",
         *markdown_table(INSTRUCTION_HEADERS, instruction_rows(outcome), labels=3),
     ]
-    lines += legend(outcome.variants, "the app as shipped", "Not counted", outcome.failures)
+    lines += legend(
+        outcome.variants, "the app as shipped", "Not counted", outcome.failures, outcome.copies
+    )
     return "\n".join(lines) + "\n"

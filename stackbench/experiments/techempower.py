@@ -164,11 +164,13 @@ def configure(counterpart: Counterpart, app_dir: Path, url: str, changes: list[s
     changes.append(f"{counterpart.app_id} environment: {env}")
     return App(
         counterpart.app_id,
+        app_dir,
         {counterpart.interface: counterpart.entry},
         counterpart.stack,
-        env=tuple(env.items()),
-        home=app_dir,
-        ready_path="/db",
+        contract=True,  # the contract's database: its world and fortune tables fit
+        # Fixed values: a brace in one is not a placeholder.
+        environment=tuple((k, v.replace("{", "{{").replace("}", "}}")) for k, v in env.items()),
+        health="/db",
         smoke_paths=counterpart.smoke_paths,
     )
 

@@ -42,6 +42,7 @@ from stackbench.report.load import (
 )
 from stackbench.report.summary import summary
 from stackbench.report.tables import (
+    against_table,
     conditions,
     cost_table,
     machine,
@@ -111,8 +112,10 @@ def make_report(
     output: Path | None = None,
     *,
     across_interpreters: bool = False,
+    against: str | None = None,
 ) -> ReportOutcome:
-    """Write the report; unreadable files become warnings that name them."""
+    """Write the report; unreadable files become warnings that name them. ``against``: an
+    app every other app measured beside it under the same server is priced against."""
     if not run_dirs:
         raise ReportError("no run directory given")
     run_dirs, base_dirs = split_baseline(list(run_dirs), list(baseline or []))
@@ -137,6 +140,9 @@ def make_report(
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ReportError(f"cannot create {output}: {exc.strerror}") from None
+    if against is not None and against not in {r.app for r in items}:
+        apps = ", ".join(sorted({r.app for r in items}))
+        raise ReportError(f"--against {against}: no result of it here (apps measured: {apps})")
     colours = palette([r.pair for r in [*items, *base_items]])
 
     names = [r.run_id for r in runs]
@@ -165,9 +171,9 @@ def make_report(
         for scenario in scenarios(items):
             chosen = [r for r in items if r.scenario == scenario]
             heading = Heading(f"Scenario `{scenario}`")
-            _scenario(page, outcome, chosen, heading, _slug(scenario), colours)
+            _scenario(page, outcome, chosen, heading, _slug(scenario), colours, against)
     elif measured:
-        _across_runs(page, outcome, measured, colours)
+        _across_runs(page, outcome, measured, colours, against)
     if items:
         page.add(Heading("How each pair was served"), pairs_table(items))
     if base_runs and len(packages := package_diff(base_runs, runs)) > PACKAGES_SHOWN:
@@ -202,11 +208,16 @@ def _scenario(
     heading: Heading,
     slug: str,
     colours: dict[str, Any],
+    against: str | None = None,
 ) -> None:
-    """One scenario's rows of one run: the tables ranked by raw req/s, and its charts (a
-    throughput chart only for more than one bar: one pair's req/s is in the table)."""
+    """One scenario's rows of one run: the tables ranked by raw req/s, each app priced
+    against ``against`` when given, and its charts (a throughput chart only for more than
+    one bar: one pair's req/s is in the table)."""
     scenario = chosen[0].scenario
     page.add(heading, Text(conditions(chosen)), scenario_table(chosen), cost_table(chosen))
+    priced = against_table(chosen, against) if against is not None else None
+    if priced is not None:
+        page.add(Text(f"Against `{against}` on the same server:"), priced)
     drawn: list[tuple[str, str, Callable[[Path], Path]]] = []
     if sum(1 for r in chosen if r.summary) > 1:
         drawn.append(("throughput", "throughput", lambda p: charts.throughput(chosen, scenario, p)))
@@ -229,7 +240,11 @@ def _scenario(
 
 
 def _across_runs(
-    page: Page, outcome: ReportOutcome, runs: list[LoadedRun], colours: dict[str, Any]
+    page: Page,
+    outcome: ReportOutcome,
+    runs: list[LoadedRun],
+    colours: dict[str, Any],
+    against: str | None = None,
 ) -> None:
     """Several runs: ratios to each run's own reference across runs, raw numbers per run."""
     machines = {
@@ -282,7 +297,7 @@ def _across_runs(
             chosen = [r for r in run.results if r.scenario == scenario]
             heading = Heading(f"`{run.run_id}`, scenario `{scenario}`", level=3)
             slug = f"{_slug(scenario)}--{_slug(run.run_id)}"
-            _scenario(page, outcome, chosen, heading, slug, colours)
+            _scenario(page, outcome, chosen, heading, slug, colours, against)
 
 
 def _comparison(

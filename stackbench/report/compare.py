@@ -244,7 +244,7 @@ def nothing_shared(base: list[LoadedResult], new: list[LoadedResult]) -> str | N
             f"nothing to compare: the baseline measured scenarios {scenarios_base}, the run "
             f"{scenarios_new}, none in both; measure the same --scenarios in both runs"
         )
-    both = ",".join(dict.fromkeys([*pairs_base, *pairs_new]))
+    both = ",".join(dict.fromkeys(r.pair_arg for r in [*base, *new]))
     return (
         f"nothing to compare: the baseline measured {', '.join(pairs_base)}, the run "
         f"{', '.join(pairs_new)}, no pair in both (a comparison is of one pair in two runs); "

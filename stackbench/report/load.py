@@ -39,6 +39,15 @@ class LoadedResult:
         return str(self.doc["server"])
 
     @property
+    def pair_arg(self) -> str:
+        """The pair as --pairs names it: app@server, an app from outside a reference_apps/
+        directory by the path its result recorded."""
+        source = self.doc.get("app_source")
+        if source and Path(source["path"]).parent.name != "reference_apps":
+            return f"{source['path']}@{self.server}"
+        return f"{self.app}@{self.server}"
+
+    @property
     def scenario(self) -> str:
         return str(self.doc["scenario"])
 

@@ -205,6 +205,62 @@ def cost_table(items: list[LoadedResult]) -> Table:
     return table
 
 
+def against_table(items: list[LoadedResult], against: str) -> Table | None:
+    """Each app measured beside ``against`` under the same server, in one run and scenario,
+    priced against it: what the difference between the two apps (one more middleware in a
+    copy, another ORM) costs per request. None when no row has such a neighbour."""
+    table = Table(
+        [
+            "pair",
+            f"× {against} req/s",
+            f"× {against} req per CPU-s",
+            "server CPU µs/req",
+            f"{against}'s",
+            "difference",
+            f"× {against} p99",
+            "flags",
+        ],
+        right={1, 2, 3, 4, 5, 6},
+        caption=(
+            f"Each app against {against} under the same server, measured side by side: × "
+            f"req/s and × req per CPU-s below 1.00 and a positive difference in server CPU "
+            "per request are what the app costs more per request (its price); the "
+            "difference is in the same units as the table above."
+        ),
+    )
+    base = {r.server: r for r in items if r.app == against}
+    for result in sort_results(items):
+        other = base.get(result.server)
+        if result.app == against or other is None:
+            continue
+        own_s: Mapping[str, Any] = result.summary or {}
+        base_s: Mapping[str, Any] = other.summary or {}
+        own_us, base_us = cpu_per_request(result.summary)[0], cpu_per_request(other.summary)[0]
+        table.rows.append(
+            [
+                result.pair,
+                fmt(_ratio(own_s.get("rps"), base_s.get("rps")), ".2f"),
+                fmt(
+                    _ratio(
+                        own_s.get("requests_per_server_cpu_s"),
+                        base_s.get("requests_per_server_cpu_s"),
+                    ),
+                    ".2f",
+                ),
+                fmt(own_us, ",.0f"),
+                fmt(base_us, ",.0f"),
+                fmt(None if own_us is None or base_us is None else own_us - base_us, "+,.0f"),
+                fmt(_ratio(own_s.get("p99_ms"), base_s.get("p99_ms")), ".2f"),
+                "; ".join(flags(result) + [f"{against} {flag}" for flag in flags(other)]),
+            ]
+        )
+    return table if table.rows else None
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return None if value is None or not base else float(value) / float(base)
+
+
 def pairs_table(items: list[LoadedResult]) -> Table:
     """How each pair was served: the settings and the exact command line (per run when the
     report has several: defaults follow each machine's CPU count)."""

@@ -186,7 +186,7 @@ def test_sslmode_require_asks_for_tls(db: Database, app_id: str, driver: str) ->
     if driver:
         env["DJANGO_DB_DRIVER"] = driver
     app = get_app(app_id)
-    code = CONNECT["django" if app.django else app_id]
+    code = CONNECT["django" if _django(app_id) else app_id]
     result = _run([sys.executable, "-c", code], app.directory, env)
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"{app_id} connected without TLS:\n{output}"
@@ -200,30 +200,33 @@ DJANGO_ENTRIES = {
     "django_async": ["project.asgi"],
     "django_fastapi": ["project.asgi", "project.wsgi"],
 }
-MIGRATE = {
-    "fastapi_sqla": ["alembic", "upgrade", "head"],
-    "gino_style": ["alembic", "upgrade", "head"],
-    "tortoise": ["tortoise", "-c", "db.TORTOISE_ORM", "migrate"],
-}
+
+
+def _django(app_id: str) -> bool:
+    """A Django project: its declaration sets DJANGO_SETTINGS_MODULE."""
+    return "DJANGO_SETTINGS_MODULE" in get_app(app_id).fixed_environment()
 
 
 def _entries(app_id: str) -> list[list[str]]:
-    """The commands that start the app or act on its database, as its README gives them."""
-    if get_app(app_id).django:
+    """The commands that start the app or act on its database: its README's, the schema
+    command as its declaration gives it."""
+    schema = get_app(app_id).schema
+    assert schema is not None, f"{app_id} declares no schema command"
+    migrate = [sys.executable if schema[0] == "python" else str(BIN_DIR / schema[0]), *schema[1:]]
+    if _django(app_id):
         return [
             [sys.executable, "manage.py", "check"],
-            [sys.executable, "manage.py", "migrate", "--noinput"],
+            migrate,
             *([sys.executable, "-c", f"import {module}"] for module in DJANGO_ENTRIES[app_id]),
         ]
-    tool, *args = MIGRATE[app_id]
-    return [[sys.executable, "-c", "import main"], [str(BIN_DIR / tool), *args]]
+    return [[sys.executable, "-c", "import main"], migrate]
 
 
 MISSING_CASES = [
     (app_id, variable)
-    for app_id, app in APPS.items()
+    for app_id in APPS
     for variable in ("DATABASE_URL", "SECRET_KEY")
-    if app.django or variable == "DATABASE_URL"
+    if _django(app_id) or variable == "DATABASE_URL"
 ]
 
 
@@ -279,7 +282,7 @@ def test_a_server_stops_on_a_missing_variable(app_id: str, work_dir: Path) -> No
     tool, *args = HALTS[app_id]
     bind = ["127.0.0.1", "--port", "0"] if tool == "uvicorn" else ["127.0.0.1:0"]
     argv = [str(BIN_DIR / tool), *args, *bind, entry]
-    env = {**_base_env(), "SECRET_KEY": secrets.token_urlsafe(50), **dict(app.env)}
+    env = {**_base_env(), "SECRET_KEY": secrets.token_urlsafe(50), **app.fixed_environment()}
     log = work_dir / "logs" / f"config-halts-{app_id}.log"
     process = ManagedProcess(argv, name=app_id, log_path=log, env=env, cwd=app.directory)
     with process:
@@ -295,7 +298,8 @@ def test_a_server_stops_on_a_missing_variable(app_id: str, work_dir: Path) -> No
 
 
 def _requirements(app_id: str) -> list[Requirement]:
-    lines = get_app(app_id).requirements.read_text(encoding="utf-8").splitlines()
+    (requirements,) = get_app(app_id).requirements
+    lines = requirements.read_text(encoding="utf-8").splitlines()
     return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
 
 
@@ -316,7 +320,7 @@ def test_each_app_ignores_what_it_creates(app_id: str) -> None:
     app = get_app(app_id)
     ignored = (app.directory / ".gitignore").read_text(encoding="utf-8").split()
     expected = {"__pycache__/", ".venv/", ".pytest_cache/"}
-    if app.django:
+    if _django(app_id):
         expected |= {"staticfiles/"}
     assert expected <= set(ignored), f"{app_id}/.gitignore lacks {expected - set(ignored)}"
 

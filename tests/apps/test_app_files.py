@@ -1,9 +1,10 @@
-"""Every registered app is on disk, and a lost app file fails loudly instead of skipping.
+"""Every reference app is found by its declaration, and a lost app file fails loudly
+instead of skipping.
 
 The planted fault is a copy of ``reference_apps/`` (symlinks) without
-``tortoise/requirements.txt``, made the apps' directory for one test: the matrix, the
+``tortoise/requirements.txt``, found as the reference apps for one test: the matrix, the
 noxfile (its import and its test install) and the session's app servers must each raise
-one clear error naming the file, never skip or leave the app out.
+one clear error naming the file and the declaration's key, never skip or leave the app out.
 """
 
 from __future__ import annotations
@@ -18,19 +19,19 @@ from types import ModuleType
 import pytest
 
 from stackbench import apps, matrix, nox_command, nox_sessions
-from stackbench.apps import APPS, get_app
+from stackbench.apps import APPS, DeclarationError
 
 ROOT = Path(__file__).resolve().parents[2]
 LOST = "tortoise/requirements.txt"
 
 
 def _error(call: Callable[[], object]) -> str:
-    """The AppFilesMissingError message of ``call``; a skip or a success fails the test."""
+    """The DeclarationError message of ``call``; a skip or a success fails the test."""
     try:
         call()
     except pytest.skip.Exception as skipped:
         pytest.fail(f"a lost app file was skipped instead of failing: {skipped}")
-    except matrix.AppFilesMissingError as exc:
+    except DeclarationError as exc:
         message = str(exc)
         assert "\n" not in message, message
         return message
@@ -39,7 +40,8 @@ def _error(call: Callable[[], object]) -> str:
 
 @pytest.fixture
 def lost_requirements(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """reference_apps/ as symlinks, tortoise without its requirements.txt."""
+    """reference_apps/ as symlinks, tortoise without its requirements.txt, found as the
+    reference apps."""
     copy = tmp_path / "reference_apps"
     copy.mkdir()
     for source in apps.APPS_DIR.iterdir():
@@ -49,8 +51,10 @@ def lost_requirements(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for source in (apps.APPS_DIR / "tortoise").iterdir():
         if source.name != "requirements.txt":
             (copy / "tortoise" / source.name).symlink_to(source)
-    monkeypatch.setattr(apps, "APPS_DIR", copy)
-    assert not get_app("tortoise").requirements.exists()
+    found, broken = apps.discover(copy)
+    monkeypatch.setattr(apps, "APPS", found)
+    monkeypatch.setattr(apps, "BROKEN", broken)
+    monkeypatch.setattr(matrix, "APPS", found)
     return copy
 
 
@@ -74,10 +78,10 @@ def _import_noxfile() -> ModuleType:
     return module
 
 
-def test_every_registered_app_has_its_files() -> None:
+def test_every_reference_app_is_found_by_its_declaration() -> None:
+    assert apps.BROKEN == {}
+    assert sorted(APPS) == sorted(p.parent.name for p in apps.APPS_DIR.glob("*/stackbench.toml"))
     assert len(APPS) == 6
-    for app in APPS.values():
-        assert matrix.missing_files(app) == [], app.id
     matrix.check_apps()
     assert {p.app for p in matrix.pairs()} == set(APPS)
 
@@ -85,7 +89,7 @@ def test_every_registered_app_has_its_files() -> None:
 def test_the_noxfile_installs_every_app() -> None:
     requirements = nox_sessions.app_requirements()
     assert requirements[::2] == ["-r"] * len(APPS)
-    assert requirements[1::2] == [str(app.requirements) for app in APPS.values()]
+    assert requirements[1::2] == [str(p) for app in APPS.values() for p in app.requirements]
 
 
 def test_a_lost_requirements_file_fails_the_matrix(lost_requirements: Path) -> None:
@@ -93,29 +97,34 @@ def test_a_lost_requirements_file_fails_the_matrix(lost_requirements: Path) -> N
         matrix.pairs,
         matrix.as_json,
         lambda: matrix.get_pair("tortoise", "uvicorn"),
-        lambda: matrix.check_apps([get_app("tortoise")]),
+        matrix.check_apps,
     ):
-        assert str(lost_requirements / LOST) in _error(call)
-    # Only the lost app's file is named; the registry itself still lists its pairs.
-    assert _error(matrix.check_apps).count("requirements.txt") == 1
-    assert "tortoise" in {p.app for p in matrix.pairs(check_files=False)}
+        message = _error(call)
+        assert "requirements.txt does not exist" in message
+        declaration = lost_requirements / "tortoise" / "stackbench.toml"
+        assert message.startswith(f"{declaration}: requirements:")
+    # Only the lost app's file is named; the other apps' pairs are still there.
+    assert "tortoise" not in {p.app for p in matrix.pairs(check_files=False)}
+    assert "gino_style" in {p.app for p in matrix.pairs(check_files=False)}
     # The noxfile asks this before nox looks for any session, `lint` included.
     for session in ("lint", "tests", "bench(app='tortoise', server='uvicorn')"):
         command = nox_command.NoxCommand.parse(["nox", "-s", session])
         refused = nox_command.refusal(command, [], [])
-        assert refused is not None and LOST in refused.message and refused.code == 1, session
+        assert refused is not None and refused.code == 1, session
+        assert "requirements: requirements.txt does not exist" in refused.message, session
 
 
 def test_a_lost_requirements_file_fails_the_noxfile(
     noxfile: ModuleType, lost_requirements: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert LOST in _error(nox_sessions.app_requirements)
+    assert "requirements.txt does not exist" in _error(nox_sessions.app_requirements)
     with pytest.raises(SystemExit) as exited:
         _import_noxfile()
     assert exited.value.code == 1
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nox: error: registered app files are missing: ")
-    assert LOST in lines[0]
+    tortoise = lost_requirements / "tortoise"
+    assert len(lines) == 1 and lines[0].startswith(f"nox: error: {tortoise}"), lines
+    assert "requirements: requirements.txt does not exist" in lines[0]
 
 
 def test_a_lost_requirements_file_fails_the_app_servers(
@@ -131,6 +140,7 @@ def test_a_lost_requirements_file_fails_the_app_servers(
     ]
     servers = conftest.AppServers(db=None, upstream_url="http://127.0.0.1:9", log_dir=ROOT)
     try:
-        assert LOST in _error(lambda: servers.get("tortoise", "uvicorn"))
+        message = _error(lambda: servers.get("tortoise", "uvicorn"))
+        assert "requirements.txt does not exist" in message
     finally:
         servers.close()

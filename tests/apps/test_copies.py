@@ -159,7 +159,8 @@ class Copy:
 
     def secret_key(self) -> dict[str, str]:
         """Django's SECRET_KEY, one per step, as a deployment would have its own."""
-        return {"SECRET_KEY": secrets.token_urlsafe(50)} if self.app.django else {}
+        needed = "SECRET_KEY" in dict(self.app.environment)
+        return {"SECRET_KEY": secrets.token_urlsafe(50)} if needed else {}
 
 
 class Databases:
@@ -256,7 +257,11 @@ def serve_and_judge(copy: Copy, database_url: str, upstream_url: str) -> None:
     argv = server.argv(app, port, Knobs(workers=1, pool_size=4), 1, LOOPBACK)
     argv[0] = str(copy.venv / "bin" / argv[0])
     env = copy.env(DATABASE_URL=database_url, UPSTREAM_URL=upstream_url, DB_POOL_SIZE="4")
-    env.update(**copy.secret_key(), **dict(app.env), **(server.env if app.driver_switch else {}))
+    env.update(
+        **copy.secret_key(),
+        **app.fixed_environment(),
+        **(server.env if app.driver_switch else {}),
+    )
     base_url = f"http://{LOOPBACK}:{port}"
     log = copy.logs / f"{app.id}-served.log"
     name = f"{server.id} ({app.id} copy)"

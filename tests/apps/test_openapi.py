@@ -103,6 +103,7 @@ def documented(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 3-4 minutes a target on a busy 2-core machine (CI's 300 s cut one)
 @pytest.mark.parametrize(
     ("documented", "prefix"), TARGETS, indirect=["documented"], ids=[a for a, _ in TARGETS]
 )

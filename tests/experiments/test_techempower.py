@@ -72,8 +72,8 @@ def test_their_copy_changes_only_the_database_location(tmp_path: Path) -> None:
         .replace("port=5432", "port=6543")
         .replace('database="hello_world"', 'database="stackbench"')
     )
-    assert dict(app.env) == {"PGUSER": "postgres", "PGPASS": ""}
-    assert app.home == copy and app.ready_path == "/db"
+    assert app.fixed_environment() == {"PGUSER": "postgres", "PGPASS": ""}
+    assert app.directory == copy and app.health == "/db"
     assert len(changes) == 4  # three literals and the environment, each recorded
 
 
@@ -94,7 +94,7 @@ def test_django_gets_a_settings_overlay_not_an_edit(tmp_path: Path) -> None:
     overlay = (hello / "sb_techempower_settings.py").read_text()
     assert "from hello.settings import *" in overlay
     assert "'HOST': '127.0.0.1', 'PORT': 6543" in overlay
-    assert dict(app.env)["DJANGO_SETTINGS_MODULE"] == "sb_techempower_settings"
+    assert app.fixed_environment()["DJANGO_SETTINGS_MODULE"] == "sb_techempower_settings"
     assert [p.name for p in hello.iterdir()] == ["sb_techempower_settings.py"]
 
 

@@ -59,9 +59,11 @@ def serving(
     owner: str,
     timeout: float = 120.0,
     sigint: signal.Handlers = signal.SIG_DFL,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Serving]:
     """serve started and ready (SIGINT at ``sigint``: as a terminal starts it, or ignored
-    as a shell's background job); stopped on the way out if the test has not stopped it."""
+    as a shell's background job); stopped on the way out if the test has not stopped it.
+    ``env``: the environment instead of this process's."""
     ready = work / "serve-ready.json"
     process = subprocess.Popen(
         serve_argv(app, server, "--ready-file", str(ready), *extra),
@@ -69,7 +71,7 @@ def serving(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, OWNER_VAR: owner},
+        env={**(os.environ if env is None else env), OWNER_VAR: owner},
         preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
     )
     try:

@@ -28,26 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-@dataclasses.dataclass(frozen=True)
-class _CopiedApp(apps.App):
-    """A registered app served from a copy of its directory (where a fault is planted)."""
-
-    copy: Path = Path()
-
-    @property
-    def directory(self) -> Path:
-        return self.copy
-
-
 def _planted_copy(app_id: str, tmp_path: Path, old: str, new: str, tail: str = "") -> apps.App:
+    """A reference app served from a copy of its directory, where a fault is planted."""
     copy = tmp_path / app_id
     shutil.copytree(apps.APPS[app_id].directory, copy)
     source = copy / "main.py"
     text = source.read_text()
     assert old in text, f"the fault's anchor is gone from {app_id}/main.py: update this test"
     source.write_text(text.replace(old, new) + tail)
-    fields = {f.name: getattr(apps.APPS[app_id], f.name) for f in dataclasses.fields(apps.App)}
-    return _CopiedApp(**fields, copy=copy)
+    return dataclasses.replace(apps.APPS[app_id], directory=copy)
 
 
 def _short(**changes) -> bench.BenchOptions:
