@@ -206,11 +206,12 @@ def bench_pairs(session: nox.Session) -> None:
 
     nox -s bench_pairs -- --pairs gino_style@uvicorn,django_sync@gunicorn-sync --duration 5s
     """
+    args = SessionArgs.parse(session.posargs)
     try:
-        chosen = sessions.required_pairs(SessionArgs.parse(session.posargs))
+        chosen = sessions.required_pairs(args)
     except ValueError as exc:
         session.error(str(exc))
-    session.install("-e", ".[harness,fast]", *matrix.requirements(chosen))
+    session.install("-e", ".[harness,fast]", *matrix.requirements(chosen, [args.protocol]))
     session.run(*sessions.HARNESS, "bench", *session.posargs, **HARNESS_STOP)
 
 

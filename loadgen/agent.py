@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .connstats import ConnStats
 from .histogram import Histogram
 from .stats import PHASES, PhaseStat, Second, Sink, Stats
 from .values import parse_agent, parse_start_at  # --agent and --start-at, read as options
@@ -92,6 +93,7 @@ def stats_to_state(st: Stats) -> dict[str, Any]:
     d["checks"] = {k: list(v) for k, v in st.checks.items()}
     d["flow_errors"] = dict(st.flow_errors)
     d["lag"] = st.lag.to_dict()
+    d["conn"] = st.conn.to_state()
     d["series"] = [
         [t, x.completed, x.failed, x.errors, x.bytes, sorted(x.coarse.items())]
         for t, x in sorted(st.series.items())
@@ -112,6 +114,7 @@ def stats_from_state(d: dict[str, Any], shift_s: int = 0) -> Stats:
     st.checks = {k: [int(v[0]), int(v[1])] for k, v in d["checks"].items()}
     st.flow_errors = {k: int(v) for k, v in d["flow_errors"].items()}
     st.lag = Histogram.from_dict(d["lag"])
+    st.conn = ConnStats.from_state(d.get("conn"))
     st.series = {}
     for t, completed, failed, errors, nbytes, coarse in d["series"]:
         sec = Second(t + shift_s, completed, failed, errors, nbytes, {int(c): n for c, n in coarse})

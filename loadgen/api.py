@@ -15,9 +15,12 @@ from typing import Any
 
 from . import scenario_file
 from .config import Config, ConfigError, LoadgenError, TargetUnreachable
+from .connstats import ConnStats
 from .csvout import concat_parts
+from .dial import Dialer, describe_failure
 from .fastpath import FastRun
 from .flows import FlowRun
+from .h2slot import greet
 from .report import Result
 from .run import BaseRun, Part
 from .scenario import load_scenario
@@ -62,21 +65,20 @@ def _scenario(config: Config) -> Scenario | None:
 
 
 async def probe(config: Config) -> None:
-    """One TCP connect to the target; raises TargetUnreachable with a one-line reason."""
+    """One connection to the target as the run will open them (TCP; the TLS handshake for
+    https://; with --h2 up to the server's HTTP/2 SETTINGS), then closed; raises
+    TargetUnreachable with a one-line reason."""
     t = config.target
+    dialer = Dialer(config, ConnStats())  # the probe's connection is not the run's
+    loop = asyncio.get_running_loop()
     try:
-        _r, w = await asyncio.wait_for(
-            asyncio.open_connection(t.connect_host, t.port),
-            timeout=config.effective_connect_timeout,
-        )
-    except TimeoutError:
-        raise TargetUnreachable(f"cannot connect to {t.connect_host}:{t.port}: timed out") from None
+        if config.h2:
+            await greet(loop, dialer)
+        else:
+            transport = await dialer.open(loop, asyncio.Protocol())
+            transport.close()
     except OSError as e:
-        reason = e.strerror or type(e).__name__
-        raise TargetUnreachable(f"cannot connect to {t.connect_host}:{t.port}: {reason}") from None
-    w.close()
-    with contextlib.suppress(Exception):
-        await w.wait_closed()
+        raise TargetUnreachable(describe_failure(e, t.connect_host, t.port)) from None
 
 
 async def run(config: Config) -> Result:

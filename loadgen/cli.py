@@ -18,6 +18,7 @@ from .config import (
     LOAD,
     OPTIONS,
     OUTPUT,
+    PROTOCOL,
     REQUEST,
     SCENARIOS,
     Config,
@@ -76,13 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="loadgen",
         usage=USAGE,
-        description="A pure-asyncio HTTP/1.1 load generator (hey/wrk2-like).",
+        description="A pure-asyncio HTTP/1.1 and HTTP/2 load generator (hey/wrk2-like).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(p, ["url"])
     sections = {}
-    for section in (LOAD, REQUEST, SCENARIOS, OUTPUT, ENGINE):
+    for section in (LOAD, REQUEST, PROTOCOL, SCENARIOS, OUTPUT, ENGINE):
         sections[section] = p.add_argument_group(section)
         add_arguments(
             sections[section], [o.name for o in OPTIONS.values() if o.group == section and o.flags]

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
 import os
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from . import options, values
 from .errors import ConfigError, LoadgenError, TargetUnreachable
 from .options import Option, option
+from .target import Target, is_loopback_host, parse_url
 from .values import parse_duration, parse_header
 
 __all__ = [
@@ -36,79 +34,12 @@ __all__ = [
     "TargetUnreachable",
     "add_arguments",
     "given",
+    "is_loopback_host",
     "mask_secrets",
     "parse_duration",
     "parse_header",
     "parse_url",
 ]
-
-
-def is_loopback_host(host: str) -> bool:
-    """True if ``host`` is a loopback address or resolves only to loopback addresses."""
-    h = host.strip("[]")
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        pass
-    if h.lower() in ("localhost", "localhost.localdomain") or h.lower().endswith(".localhost"):
-        return True
-    try:
-        infos = socket.getaddrinfo(h, None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return False
-    addrs = {str(info[4][0]) for info in infos}
-    return bool(addrs) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addrs)
-
-
-@dataclass(frozen=True)
-class Target:
-    """A parsed http:// URL."""
-
-    host: str  # as given (for the Host header)
-    port: int
-    base_path: str  # path without trailing slash for scenarios ("" for root)
-    path_qs: str  # request target for plain mode ("/path?query")
-    connect_host: str  # host to connect to (IPv6 brackets removed)
-
-    @property
-    def host_header(self) -> str:
-        return self.host if self.port == 80 else f"{self.host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host_header}{self.base_path}"
-
-
-def parse_url(url: str) -> Target:
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigError("missing URL")
-    url = url.strip()
-    if "://" not in url:
-        raise ConfigError(f"malformed URL {url!r}: expected http://HOST[:PORT]/PATH")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as e:
-        raise ConfigError(f"malformed URL {url!r}: {e}") from None
-    if parts.scheme == "https":
-        raise ConfigError(f"https is not supported (plain HTTP/1.1 only): {url!r}")
-    if parts.scheme != "http":
-        raise ConfigError(f"malformed URL {url!r}: scheme must be http")
-    if not parts.hostname:
-        raise ConfigError(f"malformed URL {url!r}: no host")
-    if any(c.isspace() for c in url):
-        raise ConfigError(f"malformed URL {url!r}: contains whitespace")
-    host = parts.hostname
-    netloc_host = f"[{host}]" if ":" in host else host
-    path = parts.path or "/"
-    path_qs = path + (f"?{parts.query}" if parts.query else "")
-    return Target(
-        host=netloc_host,
-        port=port or 80,
-        base_path=path.rstrip("/"),
-        path_qs=path_qs,
-        connect_host=host,
-    )
 
 
 def _url(value: str) -> str:
@@ -121,6 +52,7 @@ def _env_pure() -> bool:
 
 
 LOAD, REQUEST, SCENARIOS, OUTPUT, ENGINE = "load", "request", "scenarios", "output", "engine"
+PROTOCOL = "TLS and HTTP/2"
 
 
 @dataclass(frozen=True)
@@ -220,6 +152,24 @@ class Config:
         True, "--disable-keepalive", sets=False, group=REQUEST,
         help="one connection per request (Connection: close)",
     )  # fmt: skip
+    # -- TLS and HTTP/2 (loadgen/dial.py, loadgen/h2protocol.py) --------------------------
+    h2: bool = option(
+        False, "--h2", sets=True, group=PROTOCOL,
+        help="HTTP/2: over TLS by ALPN for https://, by prior knowledge (h2c) for http://"
+        " (needs the h2 package)",
+    )  # fmt: skip
+    streams: int = option(
+        1, "--streams", parse=values.positive_int, group=PROTOCOL, metavar="N",
+        help="--h2: concurrent streams per connection (-c connections x N in flight)",
+    )  # fmt: skip
+    cacert: str | None = option(
+        None, "--cacert", parse=values.ca_file, group=PROTOCOL, metavar="FILE",
+        help="https: trust the CA certificates in FILE (PEM) instead of the system's",
+    )  # fmt: skip
+    insecure: bool = option(
+        False, "--insecure", sets=True, group=PROTOCOL,
+        help="https: do not verify the server's certificate and name",
+    )  # fmt: skip
     max_queue: int = option(
         100_000, "--max-queue", parse=values.non_negative_int, group=LOAD, metavar="N",
         help="open model: queued sends beyond this are dropped",
@@ -317,13 +267,16 @@ class Config:
     def validate(self, *, target: bool = True) -> Config:
         """Raise :class:`ConfigError` with a one-line message if anything is wrong.
         ``target=False``: all but the URL, for a load whose target is not known yet."""
+        tls = None
         if target:
             t = parse_url(self.url)
+            tls = t.tls
             if not self.allow_remote and not is_loopback_host(t.connect_host):
                 raise ConfigError(
                     f"refusing non-loopback target {t.connect_host!r} (pass --allow-remote)"
                 )
         options.check(self)
+        self._check_protocol(tls)
         if self.processes > self.concurrency:
             raise ConfigError(
                 f"--processes ({self.processes}) cannot exceed -c ({self.concurrency})"
@@ -340,6 +293,28 @@ class Config:
             if n is not None and slots > n:
                 raise ConfigError(f"agents x processes ({slots}) cannot exceed -n ({n})")
         return self
+
+    def _check_protocol(self, tls: bool | None) -> None:
+        """TLS and HTTP/2 options that cannot work together (``tls`` None: no URL yet)."""
+        if self.h2 and not _h2_installed():
+            raise ConfigError("--h2 needs the h2 package (pip install h2: loadgen's h2 extra)")
+        if self.streams != 1 and not self.h2:
+            raise ConfigError("--streams needs --h2 (an HTTP/1.1 connection carries one)")
+        if self.h2 and not self.keepalive:
+            raise ConfigError("--disable-keepalive is HTTP/1.1's Connection: close, not --h2's")
+        if self.cacert is not None and self.insecure:
+            raise ConfigError("--cacert or --insecure, not both")
+        for name, given_ in (("--cacert", self.cacert is not None), ("--insecure", self.insecure)):
+            if given_ and tls is False:
+                raise ConfigError(f"{name} needs an https:// URL (this one is cleartext)")
+
+
+def _h2_installed() -> bool:
+    try:
+        import h2  # noqa: F401  (an optional dependency, as uvloop and httptools are)
+    except ImportError:
+        return False
+    return True
 
 
 _SECRET_WORDS = ("password", "secret", "token", "passwd")

@@ -3,7 +3,8 @@
 No task or future per request: each :class:`_FastConn` records its response inline
 and sends the next request on the spot (one Python call per response from the
 parser).  The requests come from a precomputed cycle of :data:`SEQ_LEN` prebuilt
-requests (picked by weight for an endpoint scenario).
+requests (picked by weight for an endpoint scenario).  With ``--h2`` the slots are
+HTTP/2 streams (:mod:`loadgen.h2protocol`), answered through :meth:`FastRun.on_response`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import cast
+from typing import Any, cast
 
 from .config import Config
 from .memo import verify
 from .protocol import Conn
-from .record import record_error
-from .request import build_request
+from .record import record_error, record_response
 from .run import BaseRun, Part
 from .scenario_types import Endpoint, Scenario
 from .stats import Sink
@@ -32,7 +32,7 @@ class _Req:
 
     __slots__ = ("data", "endpoint", "head", "sample", "sink")
 
-    def __init__(self, sink: Sink, data: bytes, head: bool, sample: bool, ep: Endpoint | None):
+    def __init__(self, sink: Sink, data: Any, head: bool, sample: bool, ep: Endpoint | None):
         self.sink = sink
         self.data = data
         self.head = head
@@ -221,12 +221,8 @@ class FastRun(BaseRun):
         self.gate_ns = 0  # set by start()
         self.stopped = 0  # closed model: connections that stopped
         # exact repeats of a verified response skip the parser (loadgen.memo)
-        self.memo = os.environ.get("LOADGEN_NO_MEMO", "").strip().lower() in (
-            "",
-            "0",
-            "false",
-            "no",
-        )
+        no_memo = os.environ.get("LOADGEN_NO_MEMO", "").strip().lower()
+        self.memo = no_memo in ("", "0", "false", "no")
 
     def _build_cycle(self) -> list[_Req]:
         cfg = self.config
@@ -234,31 +230,20 @@ class FastRun(BaseRun):
         sc = self.scenario
         rng = self.rng
         if sc is None:
-            hdrs = cfg.headers
             sink = self.stats.sink(t.path_qs, None)
-            data = build_request(
-                cfg.method, t.path_qs, t.host_header, hdrs, cfg.body, cfg.keepalive
-            )
+            data = self.build(cfg.method, t.path_qs, cfg.headers, cfg.body)
             head = cfg.method == "HEAD"
             return [_Req(sink, data, head, False, None)] * SEQ_LEN
         eps = sc.endpoints
-        per_ep: list[list[bytes]] = []
+        per_ep: list[list[Any]] = []
         for ep in eps:
             variants = []
             nvar = max(1, ep.variants) if callable(ep.path) else 1
             for _ in range(nvar):
                 path = ep.path(rng) if callable(ep.path) else ep.path
                 full = t.base_path + path
-                variants.append(
-                    build_request(
-                        ep.method,
-                        full,
-                        t.host_header,
-                        tuple(ep.headers) + tuple(cfg.headers),
-                        ep.body,
-                        cfg.keepalive,
-                    )
-                )
+                headers = tuple(ep.headers) + tuple(cfg.headers)
+                variants.append(self.build(ep.method, full, headers, ep.body))
             per_ep.append(variants)
         idx = rng.choices(range(len(eps)), weights=[e.weight for e in eps], k=SEQ_LEN)
         occ = [0] * len(eps)
@@ -276,21 +261,16 @@ class FastRun(BaseRun):
             seq.append(_Req(sink, data, ep.method == "HEAD", sample, ep))
         return seq
 
-    def _new_slot(self) -> _FastConn:
-        t = self.target
-        conn = _FastConn(
-            self,
-            self.loop,
-            t.connect_host,
-            t.port,
-            self.config.effective_connect_timeout,
-            self.use_httptools,
-        )
-        conn.run = self
-        conn.keepalive = self.config.keepalive
-        conn.tag = self.seq[0]  # a plain URL's one request (a scenario's: set per send)
-        self.conns.append(conn)
-        return conn
+    def _new_slot(self) -> Any:
+        if self.pool is not None:  # --h2: a stream slot
+            slot: Any = self.pool.new_slot(self)
+        else:
+            slot = _FastConn(self, self.loop, self.dialer, self.use_httptools)
+            slot.run = self
+            slot.keepalive = self.config.keepalive
+        slot.tag = self.seq[0]  # a plain URL's one request (a scenario's: set per send)
+        self.conns.append(slot)
+        return slot
 
     async def prepare(self) -> None:
         cfg = self.config
@@ -304,8 +284,7 @@ class FastRun(BaseRun):
                 self.c = n0
         for _ in range(n0):
             self._new_slot()
-        res = await asyncio.gather(*(c.connect() for c in self.conns), return_exceptions=True)
-        del res  # failures: those slots connect (and count errors) on first use
+        await self.connect_all()
         if self.open:
             self.idle = list(self.conns)
 
@@ -317,8 +296,14 @@ class FastRun(BaseRun):
             self._sched_tick()
         else:
             for c in list(self.conns):
-                cast(_FastConn, c).send_closed()
+                self._send_closed(c)
         self._maybe_finish()
+
+    def _send_closed(self, slot: Any) -> None:
+        if self.pool is None:
+            cast(_FastConn, slot).send_closed()
+        else:
+            self._send_next(slot)
 
     def _gate(self, t: int) -> bool:
         """Closed model, a send at ``t`` >= ``gate_ns``: True if the slot must stop (-z
@@ -370,7 +355,37 @@ class FastRun(BaseRun):
         if self.open:
             self._next_open(conn)
         else:
-            cast(_FastConn, conn).send_closed()
+            self._send_closed(conn)
+
+    # -- --h2: _FastConn.on_message_complete's steps as calls (inline on HTTP/1.1's hot path;
+    # beside the h2 library's tens of microseconds per response, calls are noise)
+    def on_response(self, slot: Any) -> None:
+        req: _Req = slot.tag
+        if slot.t_sched >= self.m_start:
+            sink = req.sink
+            record_response(self, slot, sink, sink.expect)
+            if slot.keep_body:
+                self._validate(slot, req)
+        self.inflight -= 1
+        if self.open:
+            self._next_open(slot)
+        else:
+            self._send_next(slot)
+
+    def _send_next(self, slot: Any) -> None:
+        """Closed model: the slot's next request, unless the slot stops."""
+        t = _pc()
+        if t >= self.gate_ns and self._gate(t):
+            self._stop(slot)
+            return
+        self.inflight += 1
+        i = self.seq_i
+        req = self.seq[i]
+        self.seq_i = (i + 1) & SEQ_MASK
+        slot.tag = req
+        slot.keep_body = req.sample
+        slot.t_sched = t
+        slot.request(req.data)
 
     def _validate(self, conn: Conn, req: _Req) -> None:
         ep = req.endpoint

@@ -13,9 +13,8 @@ import time
 from typing import Any
 
 from .config import Config
-from .protocol import Conn, FullConn
+from .protocol import FullConn
 from .record import record_error, record_response
-from .request import build_request
 from .run import NS, BaseRun, Part
 from .scenario_types import Scenario
 from .stats import Sink
@@ -58,17 +57,14 @@ class FlowRun(BaseRun):
         self.active_loops = 0
         self.running_iters = 0
 
-    def make_user_conn(self, user: User) -> FullConn:
-        t = self.target
-        conn = FullConn(
-            _UserOwner(self, user),
-            self.loop,
-            t.connect_host,
-            t.port,
-            self.config.effective_connect_timeout,
-            self.use_httptools,
-        )
-        conn.keepalive = self.config.keepalive
+    def make_user_conn(self, user: User) -> Any:
+        """The user's connection: its own (HTTP/1.1), or a stream slot (--h2)."""
+        owner = _UserOwner(self, user)
+        if self.pool is not None:
+            conn: Any = self.pool.new_slot(owner, full=True)
+        else:
+            conn = FullConn(owner, self.loop, self.dialer, self.use_httptools)
+            conn.keepalive = self.config.keepalive
         conn.tag = _FlowReq(user)
         self.conns.append(conn)
         return conn
@@ -95,7 +91,7 @@ class FlowRun(BaseRun):
             n0 = max(1, min(n0, self.part.share(cfg.n_total)))
         for _ in range(n0):
             self._new_slot()
-        await asyncio.gather(*(u.conn.connect() for u in self.users), return_exceptions=True)
+        await self.connect_all()
         self.idle = list(self.users)
 
     def start(self) -> None:
@@ -185,18 +181,11 @@ class FlowRun(BaseRun):
         name: str,
         expect: frozenset[int] | None,
     ) -> Response:
-        t = self.target
         if not path.startswith("/"):
             path = "/" + path
-        req = build_request(
-            method,
-            t.base_path + path,
-            t.host_header,
-            tuple(hdrs) + tuple(self.config.headers),
-            data,
-            self.config.keepalive,
-        )
-        conn = user.conn
+        headers = tuple(hdrs) + tuple(self.config.headers)
+        req = self.build(method, self.target.base_path + path, headers, data)
+        conn: Any = user.conn  # a FullConn, or an H2Slot (--h2)
         fut: asyncio.Future[Response] = self.loop.create_future()
         pending: _FlowReq = conn.tag
         pending.fut = fut
@@ -238,7 +227,7 @@ class FlowRun(BaseRun):
         if not fut.done():
             fut.set_result(resp)
 
-    def _measured(self, c: Conn) -> bool:
+    def _measured(self, c: Any) -> bool:
         return c.t_sched >= 0
 
     def abort_rest(self) -> None:

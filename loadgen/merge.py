@@ -31,7 +31,7 @@ __all__ = ["load_report", "merge_main", "merge_reports"]
 _SAME = (
     "requests", "duration", "concurrency", "rate", "method", "headers", "body_bytes",
     "timeout", "warmup", "processes", "scenario", "scenario_options", "thresholds",
-    "seed", "max_queue", "keepalive", "model",
+    "seed", "max_queue", "keepalive", "model", "h2", "streams",
 )  # fmt: skip
 _FIELDS = set(Config.__dataclass_fields__) - {"body", "agent", "start_at", "csv_path"}
 

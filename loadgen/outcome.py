@@ -8,8 +8,8 @@ from typing import Any
 
 from .agent import agent_block
 from .config import Config, mask_secrets
+from .errorkinds import ABORTED
 from .histogram import Histogram
-from .protocol import ABORTED
 from .stats import PHASES, PhaseStat, Stats
 from .thresholds import Threshold, parse_threshold
 from .version import __version__
@@ -328,6 +328,8 @@ class Outcome:
                 "corrected": latency_block(self.corrected) if self.open else None,
             },
             "phases": {p: self.phases[p].to_dict() for p in PHASES},
+            "connection_setup": self.connection_setup(),
+            "protocol": st.conn.protocol(self.config),
             "status_codes": {str(k): v for k, v in sorted(self.status_codes.items())},
             "errors": dict(sorted(self.errors.items())),
             "checks": self.checks,
@@ -343,6 +345,17 @@ class Outcome:
         if self.config.agent is not None:
             d["agent"] = agent_block(self.config.agent, self.config.start_at, st)
         return d
+
+    def connection_setup(self) -> dict[str, Any]:
+        """Every connection's set-up (TCP, then TLS), timed apart from the requests."""
+        cs = self.stats.conn
+        tls = latency_block(cs.tls, with_buckets=False) if self.config.target.tls else None
+        return {
+            "connections": self.stats.connections,
+            "handshakes": cs.handshakes,
+            "tcp_connect": latency_block(cs.tcp, with_buckets=False),
+            "tls_handshake": tls,
+        }
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

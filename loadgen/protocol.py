@@ -26,16 +26,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .dial import Dialer, failure_kind
+from .errorkinds import ABORTED, BAD_RESPONSE, READ_TIMEOUT, RESET
 from .httpparse import MAX_HEAD, ParserError, PyResponseParser, head_is_eof_delimited
 
-# Error kinds (strings, used as dict keys and in the JSON report).
-CONNECT_REFUSED = "connect_refused"
-CONNECT_TIMEOUT = "connect_timeout"
-CONNECT_ERROR = "connect_error"
-READ_TIMEOUT = "read_timeout"
-RESET = "reset"
-BAD_RESPONSE = "bad_response"
-ABORTED = "aborted"
+__all__ = ["ABORTED", "HAVE_HTTPTOOLS", "READ_TIMEOUT", "Conn", "FullConn"]
 
 _pc = time.perf_counter_ns
 
@@ -85,6 +80,7 @@ class Conn(asyncio.Protocol):
         "busy",
         "closing",
         "connect_ns",
+        "dialer",
         "first_chunk",
         "keep_body",
         "keepalive",
@@ -101,7 +97,6 @@ class Conn(asyncio.Protocol):
         "t_write",
         "t_written",
         "tag",
-        "target",
         "transport",
     )
 
@@ -109,14 +104,12 @@ class Conn(asyncio.Protocol):
         self,
         owner: Any,
         loop: asyncio.AbstractEventLoop,
-        host: str,
-        port: int,
-        connect_timeout: float,
+        dialer: Dialer,
         use_httptools: bool = True,
     ) -> None:
         self.owner = owner
         self.loop = loop
-        self.target = (host, port, connect_timeout)
+        self.dialer = dialer  # how to reach the target (TCP, then TLS for https)
         self._factory: Callable[[Any], Any] = (
             _httptools.HttpResponseParser
             if (use_httptools and HAVE_HTTPTOOLS)
@@ -188,13 +181,10 @@ class Conn(asyncio.Protocol):
         return b"".join(self.body_parts)
 
     async def connect(self) -> None:
-        """Open the connection ahead of time (raises OSError/TimeoutError)."""
-        host, port, ct = self.target
+        """Open the connection ahead of time (raises OSError: see Dialer.open)."""
         self._connecting = True
         try:
-            await asyncio.wait_for(
-                self.loop.create_connection(lambda: self, host, port), timeout=ct
-            )
+            await self.dialer.open(self.loop, self)
         finally:
             self._connecting = False
 
@@ -225,14 +215,8 @@ class Conn(asyncio.Protocol):
     async def _connect_then_send(self) -> None:
         try:
             await self.connect()
-        except TimeoutError:
-            self._connect_failed(CONNECT_TIMEOUT)
-            return
-        except ConnectionRefusedError:
-            self._connect_failed(CONNECT_REFUSED)
-            return
-        except OSError:
-            self._connect_failed(CONNECT_ERROR)
+        except OSError as exc:  # refused, timed out, TLS: by kind
+            self._connect_failed(failure_kind(exc))
             return
         data = self._pending
         if data is None or not self.busy:  # aborted or closed while connecting

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 
 from .config import mask_secrets
+from .histogram import Histogram
 from .outcome import PERCENTILES, Outcome
 
 NS = 1e9
@@ -49,8 +50,9 @@ def summary(r: Outcome) -> list[str]:
         if sc.flows:
             out.append(f"  Iterations:\t{st.iterations}")
     model = f"open, target {cfg.rate:g} req/s" if r.open else "closed"
+    conns = f"-c {cfg.concurrency}" + (f" x {cfg.streams} streams (HTTP/2)" if cfg.h2 else "")
     out.append(
-        f"  Model:\t\t{model}, -c {cfg.concurrency}, {st.processes} process(es), "
+        f"  Model:\t\t{model}, {conns}, {st.processes} process(es), "
         f"{st.loop} loop, {st.parser} parser"
     )
     return out
@@ -129,6 +131,67 @@ def details(r: Outcome) -> list[str]:
             )
         else:
             out.append(f"  {label}:\tn/a (no sample)")
+    return out
+
+
+def _times(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} x{n}" for k, n in counts.items()) or "none"
+
+
+def _spread(h: Histogram) -> str:
+    ps = h.percentiles((50, 99))
+    return (
+        f"mean {_ms(h.mean)}, p50 {_ms(ps[50])}, p99 {_ms(ps[99])}, max {_ms(h.max)}"
+        f"  ({h.count} samples)"
+    )
+
+
+def connections(r: Outcome) -> list[str]:
+    """Set-up (timed apart from the requests) and what the connections negotiated."""
+    setup, proto = r.connection_setup(), r.stats.conn.protocol(r.config)
+    cs = r.stats.conn
+    tls = proto["tls"]
+    out = [
+        "Connections (set-up timed apart from the requests):",
+        f"  Opened:\t{setup['connections']}"
+        + (f" ({setup['handshakes']} TLS handshakes)" if tls else ""),
+        f"  Protocol:\t{_times(proto['negotiated'])} (asked: {proto['requested']})",
+    ]
+    if tls:
+        out.append(f"  TLS:\t\t{_times(tls['versions'])}; {_times(tls['ciphers'])}")
+        out.append(f"  ALPN answer:\t{_times(tls['alpn'])}")
+    if cs.tcp.count:
+        out.append(f"  TCP connect:\t{_spread(cs.tcp)}")
+    if cs.tls.count:
+        out.append(f"  TLS handshake:\t{_spread(cs.tls)}")
+    return out
+
+
+def http2(r: Outcome) -> list[str]:
+    h2 = r.stats.conn.protocol(r.config)["h2"]
+    if h2 is None:
+        return []
+    allowed = h2["server_max_concurrent_streams"]
+    out = [
+        "HTTP/2:",
+        f"  Streams:\t{h2['streams_per_connection']} per connection asked; the server's "
+        f"limit: {_times(allowed) if allowed else 'none said'}",
+    ]
+    if h2["limited_connections"]:
+        out.append(
+            f"  ! {h2['limited_connections']} connection(s) allowed fewer streams than asked:"
+            " the requests beyond the limit waited for a stream"
+        )
+    for key, label in (("goaway", "GOAWAY received"), ("rst_stream", "RST_STREAM received")):
+        if h2[key]:
+            out.append(f"  {label}:\t{_times(h2[key])}")
+    if h2["protocol_errors"]:
+        out.append(f"  ! {h2['protocol_errors']} connection(s) closed: the server broke HTTP/2")
+    if h2["not_h2"]:
+        out.append(
+            f"  ! {h2['not_h2']} connection(s) not HTTP/2: ALPN chose another protocol,"
+            " or the server has no h2c"
+        )
     return out
 
 
@@ -242,6 +305,8 @@ SECTIONS: tuple[Callable[[Outcome], list[str]], ...] = (
     histogram,
     distribution,
     details,
+    connections,
+    http2,
     status_codes,
     errors,
     by_name,

@@ -25,7 +25,11 @@ from typing import Any
 
 from .config import Config, Target
 from .csvout import CsvOut
-from .protocol import ABORTED, HAVE_HTTPTOOLS, READ_TIMEOUT, Conn
+from .dial import Dialer
+from .errorkinds import ABORTED, READ_TIMEOUT
+from .h2slot import H2Pool
+from .protocol import HAVE_HTTPTOOLS, Conn
+from .request import H2Request, build_h2_request, build_request
 from .scenario_types import Scenario
 from .stats import Stats
 
@@ -78,12 +82,17 @@ class BaseRun:
         self.stats = Stats(open_model=self.open)
         self.stats.parser = "httptools" if self.use_httptools else "python"
         self.stats.loop = type(loop).__module__.split(".")[0]
-        self.c = self._share_conns()
+        self.dialer = Dialer(config, self.stats.conn)
+        # --h2: slots are streams, --streams of them on each of the -c connections
+        self.pool = H2Pool(loop, self.dialer, config.streams) if config.h2 else None
+        if self.pool is not None:
+            self.stats.parser = "h2"
+        self.c = self._share_conns() * config.streams
         self.timeout_ns = int(config.timeout * NS) if config.timeout else 0
         self.inflight = 0
         self.done = False
         self.finished: asyncio.Future[None] = loop.create_future()
-        self.conns: list[Conn] = []
+        self.conns: list[Any] = []  # the slots: Conn (HTTP/1.1) or H2Slot (--h2)
         self.slots: list[Any] = []
         self.idle: list[Any] = []
         self.t0 = 0
@@ -101,6 +110,24 @@ class BaseRun:
         p = self.part
         c = self.config.concurrency
         return c // p.count + (1 if p.index < c % p.count else 0)
+
+    def build(
+        self, method: str, path: str, headers: tuple[tuple[str, str], ...], body: bytes
+    ) -> bytes | H2Request:
+        """One request, built once, as this run's protocol sends it."""
+        t = self.target
+        if self.pool is not None:
+            return build_h2_request(method, path, t.host_header, headers, body, t.scheme)
+        return build_request(method, path, t.host_header, headers, body, self.config.keepalive)
+
+    def connections(self) -> list[Any]:
+        """What holds the run's connections: its Conn slots, or (--h2) the pool's."""
+        return self.conns if self.pool is None else self.pool.conns
+
+    async def connect_all(self) -> None:
+        """Open the connections before the start; a failure is left for the slot's first
+        request to meet (and count)."""
+        await asyncio.gather(*(c.connect() for c in self.connections()), return_exceptions=True)
 
     # -- limits -------------------------------------------------------------------------
     def _setup_limits(self) -> None:
@@ -178,6 +205,9 @@ class BaseRun:
             self._final_fold()
             for c in self.conns:
                 c.close()
+            if self.pool is not None:
+                for h2c in self.pool.conns:
+                    h2c.close()
             await asyncio.sleep(0)
             ru1 = resource.getrusage(resource.RUSAGE_SELF)
             st = self.stats
@@ -185,7 +215,7 @@ class BaseRun:
             st.cpu_user = ru1.ru_utime - ru0.ru_utime
             st.cpu_sys = ru1.ru_stime - ru0.ru_stime
             st.wall = (st.end_ns - w0) / NS
-            st.connections = sum(c.n_connects for c in self.conns)
+            st.connections = sum(c.n_connects for c in self.connections())
             # the fast path does not stamp every completion: take the latest of the slots
             for c in self.conns:
                 if c.now > st.last_done_ns and c.t_sched >= self.m_start:
@@ -285,7 +315,7 @@ class BaseRun:
     def abort_rest(self) -> None:
         pass
 
-    def _measured(self, c: Conn) -> bool:
+    def _measured(self, c: Any) -> bool:
         return c.t_sched >= self.m_start
 
     # -- the open model's schedule ------------------------------------------------------------

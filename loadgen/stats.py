@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .connstats import ConnStats
 from .histogram import Histogram, percentiles_from_coarse
 
 
@@ -217,6 +218,7 @@ class Stats:
     end_ns: int = 0  # end of the run
     last_done_ns: int = 0  # last measured completion
     connections: int = 0  # TCP connections opened
+    conn: ConnStats = field(default_factory=ConnStats)  # their set-up, protocol, HTTP/2 events
     cpu_user: float = 0.0
     cpu_sys: float = 0.0
     wall: float = 0.0
@@ -308,6 +310,7 @@ class Stats:
         self.end_ns = max(self.end_ns, o.end_ns)
         self.last_done_ns = max(self.last_done_ns, o.last_done_ns)
         self.connections += o.connections
+        self.conn.merge(o.conn)
         self.cpu_user += o.cpu_user
         self.cpu_sys += o.cpu_sys
         self.wall = max(self.wall, o.wall)

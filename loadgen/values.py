@@ -14,6 +14,7 @@ import datetime
 import math
 import os
 import re
+import ssl
 import time
 from typing import Any
 
@@ -23,6 +24,7 @@ from .thresholds import parse_threshold
 __all__ = [
     "MAX_START_AHEAD",
     "body",
+    "ca_file",
     "duration",
     "header",
     "integer",
@@ -185,6 +187,20 @@ def body(value: str | bytes) -> bytes:
     if isinstance(value, bytes):
         return value
     return os.fsencode(value)
+
+
+def ca_file(value: str) -> str:
+    """A readable PEM file of CA certificates (--cacert), kept as named once it loads."""
+    text(value)
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=value)
+    except FileNotFoundError:
+        raise ConfigError(f"no such file {value!r}") from None
+    except ssl.SSLError as exc:
+        raise ConfigError(f"{value!r} holds no PEM CA certificate ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {value!r}: {exc.strerror or exc}") from None
+    return value
 
 
 def threshold(value: str) -> str:

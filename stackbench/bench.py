@@ -84,7 +84,7 @@ def remote_pair(
         reports = options.agent_reports or options.output  # unused when N is 1
         agents = Agents(index, count, reports, options.agent_wait)
     # An unreachable target is one line, before anything runs.
-    subject = connect(target_url, stats_url, agents)
+    subject = connect(target_url, stats_url, agents, options.protocol, options.load.cacert)
     if not subject.info.get("contract", True) and options.load.scenario_file is None:
         raise OptionError(
             f"{subject.info['app']} does not serve the contract: give its scenario file "

@@ -40,6 +40,7 @@ from stackbench.options import (
     DATA,
     HOSTS,
     LOAD,
+    PROTOCOL,
     SERVER,
     OptionError,
     add_options,
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_options(run, "load", LOAD)
     add_options(run, "server", SERVER)
+    add_options(run, "protocol (TLS and HTTP/2)", PROTOCOL)
     add_options(run, "data", DATA)
     add_options(run, "load from several hosts (with --target)", HOSTS)
     add_options(run, "profiling", ["profile"])
@@ -186,6 +188,8 @@ def _chosen_pairs(args: argparse.Namespace) -> list[matrix.Pair]:
     checked, not only the valid combinations; an app is an id or a directory)."""
     if args.target_stats:
         raise OptionError("--target-stats goes with --target")
+    if given(args).get("cacert") is not None:
+        raise OptionError("--cacert goes with --target: a local run trusts the CA it makes")
     if args.pairs is not None:
         if args.server:
             raise OptionError("--pairs names the servers: drop --server")
@@ -243,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = _chosen_pairs(args)
         if args.variant is not None:  # it must apply to every app the run serves
             get_variant(args.variant, [p.app for p in chosen])
+        matrix.check_protocol([p.server for p in chosen], args.protocol)  # each must speak it
         options = options_for_pairs(args, chosen)
         if args.pairs is None and len(chosen) == 1:
             (pair,) = chosen

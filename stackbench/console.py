@@ -19,7 +19,7 @@ from rich.text import Text
 from stackbench import matrix, results
 from stackbench.documents import Manifest, ResultRow
 from stackbench.progress import Progress
-from stackbench.terminal_tables import changes_table, matrix_grid, summary_table
+from stackbench.terminal_tables import changes_table, matrix_grid, protocol_lines, summary_table
 
 # A terminal's own width (or COLUMNS); a log or a file without COLUMNS: 150 columns.
 _SIZED = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
@@ -139,6 +139,7 @@ def print_matrix(as_json: bool) -> None:
         print(matrix.as_json())
         return
     console.print(matrix_grid(console.width))
+    console.print(protocol_lines())
 
 
 def show_run(run_dir: Path) -> int:

@@ -21,6 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, NotRequired, TypedDict, cast, get_args
 
+from stackbench import loadgen_report as _loadgen
+from stackbench import protocol_documents as _protocol
+
 # The version of the result, the manifest and the capacity document: which words their
 # keys are in (the capacity document was new in 2).
 # 1 → 2: a job's label is "label" (was "variant", while the manifest's jobs named the
@@ -59,61 +62,25 @@ def interface(name: str | None) -> Interface:
     raise ValueError(f"not an app interface: {name!r}")
 
 
-# -- loadgen's JSON report, as far as the harness reads it ------------------------------
-class LoadgenSummary(TypedDict):
-    requests: int  # sent
-    responses: int  # received (ok + failed)
-    ok: int
-    failed: int
-    errors: int
-    elapsed_s: float
-    rps: float
+# -- the protocol (stackbench/protocol_documents.py)
+Protocol = _protocol.Protocol
+Negotiated = _protocol.Negotiated
+ProtocolCheck = _protocol.ProtocolCheck
+protocol_name = _protocol.protocol_name
 
-
-class LatencyBlock(TypedDict):
-    percentiles_ns: dict[str, float]
-    histogram: NotRequired[dict[str, Any]]
-
-
-class Latency(TypedDict):
-    headline: Literal["corrected", "uncorrected"]
-    uncorrected: LatencyBlock
-    corrected: LatencyBlock | None
-
-
-class Check(TypedDict):
-    name: str
-    passes: int
-    fails: int
-
-
-class ClientCpu(TypedDict):
-    cpu_per_wall_s: float
-    cpu_per_wall_s_per_process: float
-    ok: bool
-
-
-class SelfChecks(TypedDict):
-    client_cpu: ClientCpu
-
-
-class SchedulerLag(TypedDict):
-    p50: int
-    p99: int
-
-
-class OpenModel(TypedDict):
-    scheduler_lag_ns: SchedulerLag
-
-
-class LoadgenReport(TypedDict):
-    version: int
-    summary: LoadgenSummary
-    latency: Latency
-    errors: dict[str, int]
-    checks: list[Check]
-    self_checks: SelfChecks
-    open_model: OpenModel | None
+# -- loadgen's report, as far as the harness reads it (stackbench/loadgen_report.py): its
+# readers take its parts from here, beside the harness's own documents
+Check = _loadgen.Check
+ClientCpu = _loadgen.ClientCpu
+Latency = _loadgen.Latency
+LatencyBlock = _loadgen.LatencyBlock
+LoadgenProtocol = _loadgen.LoadgenProtocol
+LoadgenReport = _loadgen.LoadgenReport
+LoadgenSummary = _loadgen.LoadgenSummary
+LoadgenTls = _loadgen.LoadgenTls
+OpenModel = _loadgen.OpenModel
+SchedulerLag = _loadgen.SchedulerLag
+SelfChecks = _loadgen.SelfChecks
 
 
 # -- the result document: one (app, server, scenario) in one run -------------------------
@@ -195,6 +162,9 @@ class Summary(TypedDict):
     """CPU microseconds per successful response, by who spent them (median repeat)"""
     worker_exits: NotRequired[Count]
     """server processes that exited during the measured windows"""
+    negotiated: NotRequired[Annotated[Negotiated | None, CLOSED]]
+    """what the load's connections negotiated (loadgen's protocol block, summed over the
+    repeats); null when loadgen did not say"""
 
 
 class Flags(TypedDict):
@@ -206,6 +176,8 @@ class Flags(TypedDict):
     noise_bound: NotRequired[float]
     profiled: NotRequired[bool]
     """bench --profile: a sampling profiler paused the server; its figures are not for comparison"""
+    protocol_mismatch: NotRequired[bool]
+    """a connection of the load spoke another protocol than the one asked for"""
 
 
 class Sample(TypedDict):
@@ -297,6 +269,10 @@ class ResultHeader(TypedDict):
     lack it)"""
     server: str
     interface: Interface
+    protocol: NotRequired[Protocol]
+    """what the load was asked to speak (bench --protocol); absent in older files: h1"""
+    protocol_check: NotRequired[Annotated[ProtocolCheck, CLOSED]]
+    """what the server spoke on one connection before the load"""
     interpreter: NotRequired[Interpreter]
     """the Python the server ran on (its virtualenv's), which may differ from the harness's"""
     label: NotRequired[str | None]
@@ -396,6 +372,19 @@ class Job(TypedDict):
     """the label of the job's results (a result's label)"""
 
 
+class JobProtocol(TypedDict):
+    """One job's protocol: asked, and negotiated by the load's connections over all its
+    scenarios (the results' summaries summed)."""
+
+    app: str
+    server: str
+    label: str | None
+    protocol: Protocol
+    negotiated: Annotated[Negotiated | None, CLOSED]
+    """null when a result of the job does not say (it failed before the load, or loadgen
+    did not report it)"""
+
+
 class RunOptions(TypedDict):
     jobs: NotRequired[list[Job]]
 
@@ -433,6 +422,8 @@ class Manifest(TypedDict):
     target: NotRequired[Annotated[Target, CLOSED]]
     """bench --target: the pair was served by `serve` on another host; its machine is here, the load
     host's is `machine`"""
+    protocols: NotRequired[list[Annotated[JobProtocol, CLOSED]]]
+    """each job's protocol, asked and negotiated"""
 
 
 def job(app: str, server: str, label: str | None, options: Mapping[str, Any]) -> Job:

@@ -7,7 +7,9 @@ feeds it a known-bad input (tests/harness/test_judge.py).
 - ``failed``: no measurement, the server died or hung, or nothing succeeded.
 - ``degraded``: it completed, but more than 1 % of requests failed (transport errors or an
   unexpected status), a response carried a wrong body (any one: a wrong answer is never
-  clean), or a server process exited inside a measured window.
+  clean), a server process exited inside a measured window, or a connection of the load
+  spoke another protocol than the one asked for (``bench --protocol``: loadgen's count of
+  what each connection negotiated, or no such count for a protocol other than h1).
 - ``ok``: none of the above.
 """
 
@@ -25,11 +27,13 @@ from stackbench.documents import (
     Flags,
     LatencyBlock,
     LoadgenReport,
+    Negotiated,
     Repeat,
     Status,
     Summary,
     Verdict,
 )
+from stackbench.servers import H1, NEGOTIATED, TLS
 
 NOISE_BOUND = 0.10  # repeats whose req/s spread (max-min)/median exceeds this are "noisy"
 MAX_ERROR_RATE = 0.01  # above this a result is "degraded"
@@ -39,8 +43,9 @@ MAX_ERROR_RATE = 0.01  # above this a result is "degraded"
 _STATUS_CHECK = re.compile(r": status is [\d/]+$")
 
 
-def judge(repeats: list[Repeat], reason: str | None) -> Verdict:
-    """{status, reason, summary, flags} for the repeats of one scenario.
+def judge(repeats: list[Repeat], reason: str | None, protocol: str = H1) -> Verdict:
+    """{status, reason, summary, flags} for the repeats of one scenario, whose load was
+    asked to speak ``protocol``.
 
     ``reason`` is set when the measurement itself broke (loadgen failed, the server died):
     the result is then failed, with whatever repeats completed still summarised.
@@ -64,14 +69,17 @@ def judge(repeats: list[Repeat], reason: str | None) -> Verdict:
     flags["client_saturated"] = any(not r["self_checks"]["client_cpu"]["ok"] for r in reports)
     flags["checks_failed"] = bool(failed_checks)
     flags["worker_restarted"] = worker_exits > 0
+    summary["negotiated"] = negotiated(reports)
+    spoke_other = protocol_problem(protocol, summary["negotiated"])
+    flags["protocol_mismatch"] = spoke_other is not None
 
     status: Status
     if reason is not None:
         status = "failed"
     elif summary["responses"] == 0 or all(int(r["summary"]["ok"]) == 0 for r in reports):
-        status, reason = "failed", "no successful responses"
+        status, reason = "failed", "; ".join(filter(None, [spoke_other, "no successful responses"]))
     else:
-        problems = []
+        problems = [spoke_other] if spoke_other else []
         if summary["error_rate"] > MAX_ERROR_RATE:
             problems.append(f"error rate {summary['error_rate']:.2%}")
         if failed_checks:
@@ -84,6 +92,49 @@ def judge(repeats: list[Repeat], reason: str | None) -> Verdict:
         status = "degraded" if problems else "ok"
         reason = "; ".join(problems) or None
     return Verdict(status=status, reason=reason, summary=summary, flags=flags)
+
+
+def negotiated(reports: list[LoadgenReport]) -> Negotiated | None:
+    """What the connections of every repeat negotiated, summed; None when a report does
+    not say (a loadgen from before TLS and HTTP/2)."""
+    found = Negotiated(protocols={}, tls_versions={}, ciphers={})
+    for report in reports:
+        said = report.get("protocol")
+        if said is None:
+            return None
+        tls = said["tls"]
+        for total, counts in (
+            (found["protocols"], said["negotiated"]),
+            (found["tls_versions"], tls["versions"] if tls else {}),
+            (found["ciphers"], tls["ciphers"] if tls else {}),
+        ):
+            for name, count in counts.items():
+                total[name] = total.get(name, 0) + int(count)
+    return found
+
+
+def protocol_problem(protocol: str, spoken: Negotiated | None) -> str | None:
+    """None when every connection spoke ``protocol`` (TLS ones over TLS); else what they
+    spoke, in one line."""
+    if spoken is None:
+        if protocol == H1:
+            return None  # what every loadgen spoke before it could speak anything else
+        return f"asked {protocol}: loadgen did not report what its connections negotiated"
+    wanted = NEGOTIATED[protocol]
+    others = {name: n for name, n in spoken["protocols"].items() if name != wanted}
+    if not others and not spoken["protocols"].get(wanted):
+        return f"asked {protocol} ({wanted}): no connection spoke it"
+    if others:
+        total = sum(spoken["protocols"].values())
+        said = ", ".join(f"{n} {name}" for name, n in sorted(others.items()))
+        other = sum(others.values())
+        return f"asked {protocol} ({wanted}): {other} of {total} connections spoke {said}"
+    tls = sum(spoken["tls_versions"].values())
+    if protocol in TLS and not tls:
+        return f"asked {protocol}: no connection negotiated TLS"
+    if protocol not in TLS and tls:
+        return f"asked {protocol}: {tls} connections negotiated TLS"
+    return None
 
 
 def headline_name(report: LoadgenReport) -> Literal["corrected", "uncorrected"]:

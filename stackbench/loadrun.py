@@ -21,14 +21,16 @@ class LoadError(RuntimeError):
     pass
 
 
-def aimed(load: Config, scenario: str, base_url: str) -> Config:
-    """``load`` for one scenario at ``base_url``. Only a target on another host
-    (``bench --target``) lifts loadgen's loopback guard."""
+def aimed(load: Config, scenario: str, base_url: str, cafile: Path | None = None) -> Config:
+    """``load`` for one scenario at ``base_url``, trusting ``cafile`` (the run's test CA)
+    for an https:// one. Only a target on another host (``bench --target``) lifts
+    loadgen's loopback guard."""
     remote = not is_loopback_host(urlsplit(base_url).hostname or "")
     return load.replace(
         url=base_url,
         scenario=scenario,
         allow_remote=load.allow_remote or remote,
+        cacert=str(cafile) if cafile is not None else load.cacert,
         # One run's options go to the scenarios that read them (seconds: slow-db, not db).
         scenario_options=options_for(scenario, load.scenario_options, load.scenario_file),
     )

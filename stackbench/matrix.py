@@ -22,7 +22,7 @@ from pathlib import Path
 
 from stackbench.apps import APPS, App, get_app
 from stackbench.apps import check_apps as check_apps
-from stackbench.servers import SERVERS, Server, get_server
+from stackbench.servers import PROTOCOLS, SERVERS, Server, get_server
 
 # The reference pair, measured in every CI bench job beside that job's own pairs. Numbers
 # from different runs (different machines, or one machine at different times) are compared
@@ -163,11 +163,49 @@ def scenario_file_of(chosen: list[Pair]) -> Path | None:
     return file
 
 
-def requirements(chosen: list[Pair]) -> list[str]:
-    """pip arguments for one venv serving every pair: each app's files, each server's specs."""
+def requirements(chosen: list[Pair], protocols: Iterable[str] = ("h1",)) -> list[str]:
+    """pip arguments for one venv serving every pair in ``protocols``: each app's files,
+    each server's specs and what each protocol it speaks needs."""
     files = dict.fromkeys(str(path) for pair in chosen for path in app_of(pair).requirements)
-    specs = dict.fromkeys(req for pair in chosen for req in get_server(pair.server).requirements)
+    servers = [get_server(pair.server) for pair in chosen]
+    specs = dict.fromkeys(
+        req
+        for server in servers
+        for protocol in protocols
+        if server.why_not(protocol) is None
+        for req in server.requirements_for(protocol)
+    )
+    specs.update(dict.fromkeys(req for server in servers for req in server.requirements))
     return [*(arg for path in files for arg in ("-r", path)), *specs]
+
+
+class ProtocolError(PairError):
+    """A server asked for a protocol it does not speak; one line, exit 2."""
+
+
+def check_protocol(server_ids: Iterable[str], protocol: str) -> None:
+    """Raise ProtocolError naming the first server that does not speak ``protocol``, and
+    the servers that do."""
+    for server_id in server_ids:
+        server = get_server(server_id)
+        reason = server.why_not(protocol)
+        if reason is not None:
+            speaking = [s.id for s in SERVERS.values() if s.why_not(protocol) is None]
+            raise ProtocolError(
+                f"{server.id} does not speak {protocol}: {reason}; servers that do: "
+                f"{', '.join(speaking)}"
+            )
+
+
+def protocol_rows() -> list[tuple[str, str, str | None, str | None]]:
+    """(server, protocol, why it is missing or None, a caveat or None) for every server
+    and protocol: the matrix's protocol dimension (a protocol is the server's to speak,
+    whichever app it serves)."""
+    return [
+        (server.id, protocol, server.why_not(protocol), server.speaks.notes.get(protocol))
+        for server in SERVERS.values()
+        for protocol in PROTOCOLS
+    ]
 
 
 def shared_venv_servers(app: App) -> list[str]:
@@ -233,10 +271,22 @@ def as_json() -> str:
                 }
                 for app in APPS.values()
             ],
-            "pairs": [{"app": p.app, "server": p.server, "session": p.session} for p in pairs()],
+            "pairs": [
+                {
+                    "app": p.app,
+                    "server": p.server,
+                    "session": p.session,
+                    "protocols": get_server(p.server).protocols(),
+                }
+                for p in pairs()
+            ],
             "missing": [
                 {"app": app, "server": server, "reason": reason}
                 for app, server, reason in missing()
+            ],
+            "protocols": [
+                {"server": server, "protocol": protocol, "reason": reason, "note": note}
+                for server, protocol, reason, note in protocol_rows()
             ],
         },
         indent=2,

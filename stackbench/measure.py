@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
+from urllib.parse import urlsplit
 
 from loadgen.scenario import options_for
 from shared_fixtures.db import Database
@@ -23,6 +24,7 @@ from stackbench.documents import (
     Flags,
     LoadgenReport,
     LoadInfo,
+    ProtocolCheck,
     Repeat,
     ResultDocument,
     ResultHeader,
@@ -31,6 +33,7 @@ from stackbench.documents import (
     ServerSettings,
     Verdict,
     interface,
+    protocol_name,
 )
 from stackbench.judge import headline, judge
 from stackbench.loadrun import LoadError, aimed, run_load
@@ -38,9 +41,10 @@ from stackbench.matrix import Pair
 from stackbench.options import BENCH_LOAD, BenchOptions
 from stackbench.profiler import ProfiledSampler
 from stackbench.progress import Progress
+from stackbench.protocol_check import check as check_protocol
 from stackbench.sampler import Sampler, ServerFigures
 from stackbench.server_process import Served, answers_health, serve
-from stackbench.servers import Server
+from stackbench.servers import Certificates, Server
 from stackbench.smoke import smoke_check
 from stackbench.variants import get_variant
 
@@ -69,6 +73,10 @@ class Subject(Protocol):
     def server_pid(self) -> int: ...  # the master: its exit is not a worker restart
     @property
     def database_cpu_source(self) -> str | None: ...  # "proc": read from /proc
+    @property
+    def cafile(self) -> Path | None: ...  # the CA a TLS client trusts (None: cleartext)
+    @property
+    def health_url(self) -> str: ...  # the app's health path at the server's root
 
     def sampler(self, label: str) -> Sampling: ...  # started; mark() opens the window
     def loadgen_env(self) -> dict[str, str]: ...
@@ -104,6 +112,14 @@ class LocalSubject:
     def database_cpu_source(self) -> str | None:
         return "proc" if self._database_pid is not None else None
 
+    @property
+    def cafile(self) -> Path | None:
+        return self.served.cafile
+
+    @property
+    def health_url(self) -> str:
+        return self.served.base_url + self.served.app.health
+
     def sampler(self, label: str) -> Sampling:
         sampler = Sampler(self.server_pid, self.database_url, database_pid=self._database_pid)
         if self.profiles is None:
@@ -125,7 +141,7 @@ class LocalSubject:
         return f"server exited with code {code} during the run"
 
     def answers(self) -> bool:
-        return answers_health(self.served.base_url, timeout=5.0, path=self.served.app.health)
+        return answers_health(self.health_url, timeout=5.0, path="", cafile=self.cafile)
 
     def log_tail(self) -> str | None:
         return self.served.process.log_tail()
@@ -145,11 +161,12 @@ def measure_pair(
     upstream_url: str,
     run_dir: Path,
     progress: Progress,
+    certificates: Certificates | None = None,
 ) -> list[ResultRow]:
     """Serve ``app`` under ``server`` on ``database_url`` (its database in ``db``) and
     measure each scenario; one row each."""
     settings = server.resolve(options.knobs, options.server_cpu_count)
-    base = _result_base(app, server, pair, run_dir, settings, label)
+    base = _result_base(app, server, pair, run_dir, settings, label, options.protocol)
     served_variant = get_variant(options.variant, [app.id]) if options.variant else None
     if served_variant is not None and served_variant.settings:  # what the server ran
         base["server_env"] = {
@@ -159,7 +176,9 @@ def measure_pair(
     progress.step(f"{progress.where()} · server: starting {app.id} under {server.id}")
     try:
         logs = run_dir / "logs"
-        with serve_pair(app, server, options, database_url, upstream_url, logs) as served:
+        with serve_pair(
+            app, server, options, database_url, upstream_url, logs, certificates=certificates
+        ) as served:
             base["server_command"] = served.argv
             # The server's own Python (its venv's), asked with the server's environment.
             base["interpreter"] = results.interpreter(
@@ -184,9 +203,11 @@ def serve_pair(
     upstream_url: str,
     log_dir: Path,
     wrap: list[str] | None = None,
+    certificates: Certificates | None = None,
 ) -> AbstractContextManager[Served]:
-    """``app`` under ``server`` as ``options`` say (variant, knobs, pinning), until the
-    block ends; ``wrap`` prefixes the server's command (after the pinning)."""
+    """``app`` under ``server`` as ``options`` say (variant, knobs, pinning, protocol),
+    until the block ends; ``wrap`` prefixes the server's command (after the pinning);
+    ``certificates``: a TLS protocol's."""
     pinning = ["taskset", "-c", options.server_cpus] if options.server_cpus else []
     return serve(
         app,
@@ -200,6 +221,8 @@ def serve_pair(
         ready_timeout=options.ready_timeout,
         wrap=[*pinning, *(wrap or [])] or None,
         variant=get_variant(options.variant, [app.id]) if options.variant else None,
+        protocol=options.protocol,
+        certificates=certificates,
     )
 
 
@@ -215,10 +238,23 @@ def measure_subject(
     scenario; one result document each."""
     slow = needs_upstream(options)
     progress.step(f"{progress.where()} · smoke check at {subject.base_url}")
-    failures = smoke_check(subject.base_url, slow=slow, paths=smoke_paths)
+    failures = smoke_check(subject.base_url, slow=slow, paths=smoke_paths, cafile=subject.cafile)
     if failures:
         reason = "smoke check failed: " + "; ".join(failures)
         return failed_rows(base, options, run_dir, reason, None)
+    # The protocol asked, spoken on one connection of its own before the load, on the path
+    # every app answers (its health path: an app of its own has no /json).
+    health = urlsplit(subject.health_url)
+    root = f"{health.scheme}://{health.netloc}"
+    spoken = check_protocol(root, options.protocol, subject.cafile, health.path)
+    if isinstance(spoken, str):
+        return failed_rows(base, options, run_dir, f"protocol check failed: {spoken}", None)
+    base["protocol_check"] = ProtocolCheck(
+        protocol=spoken.protocol,
+        tls_version=spoken.tls_version,
+        cipher=spoken.cipher,
+        alpn=spoken.alpn,
+    )
     rows = []
     for index, scenario in enumerate(options.scenarios):
         where = f"{progress.where()} · scenario {index + 1} of {len(options.scenarios)}"
@@ -248,6 +284,7 @@ def _result_base(
     run_dir: Path,
     settings: dict[str, int],
     label: str | None,
+    protocol: str,
 ) -> ResultHeader:
     return ResultHeader(
         label=label,
@@ -258,6 +295,7 @@ def _result_base(
         app_source=results.app_source(app),
         server=pair.server,
         interface=interface(server.interface_for(app)),
+        protocol=protocol_name(protocol),
         server_command=[],
         server_env={k: v for k, v in server.env.items() if app.driver_switch},
         server_settings=ServerSettings(
@@ -335,7 +373,7 @@ def _run_scenario(
     progress: Progress,
     where: str,
 ) -> ResultRow:
-    load = aimed(options.load, scenario, subject.base_url)
+    load = aimed(options.load, scenario, subject.base_url, subject.cafile)
     env = subject.loadgen_env()
     repeats: list[Repeat] = []
     reason: str | None = None
@@ -396,7 +434,7 @@ def _run_scenario(
         if stopped is not None:
             reason = stopped
             break
-    verdict = judge(repeats, reason)
+    verdict = judge(repeats, reason, options.protocol)
     if any("profile" in repeat for repeat in repeats):
         verdict["flags"]["profiled"] = True  # py-spy's pauses are in these figures
     log_tail = subject.log_tail() if verdict["status"] == "failed" else None

@@ -7,8 +7,9 @@
   the harness parses them in full;
 * ``enforce``: one line and an exit before anything starts, for a session nox would not
   find, an interpreter that is not installed, options that contradict a session's own
-  pair or app, servers a capacity session's app does not have, or a bare ``nox -s
-  bench`` (41 sessions) that nobody confirmed.
+  pair or app, servers a capacity session's app does not have, a ``--protocol`` the
+  session's server does not speak, or a bare ``nox -s bench`` (41 sessions) that nobody
+  confirmed.
 
 Standard library only: the noxfile imports it before any virtualenv exists.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from stackbench import experiments, interpreters, matrix
 from stackbench.apps import APPS, DeclarationError, get_app
+from stackbench.servers import PROTOCOLS
 
 # nox's flags that name sessions, interpreters, a selection, or only list.
 _SESSION_FLAGS = ("-s", "--session", "--sessions", "-e")
@@ -123,6 +125,7 @@ class SessionArgs:
     pairs: str | None = None
     target: str | None = None
     variants: tuple[str, ...] = ()
+    protocol: str = "h1"  # bench/serve --protocol: what the server's venv must speak
     profile: bool = False
     json: bool = False
 
@@ -151,12 +154,15 @@ class SessionArgs:
             pairs=found.get("--pairs", [None])[-1],
             target=found.get("--target", [None])[-1],
             variants=tuple(found.get("--variant", ())),
+            protocol=found.get("--protocol", ["h1"])[-1],
             profile="--profile" in flags,
             json="--json" in flags,
         )
 
 
-_OPTIONS = ("--app", "--server", "--pairs", "--target", "--variant", "--profile", "--json")
+_OPTIONS = (
+    "--app", "--server", "--pairs", "--target", "--variant", "--protocol", "--profile", "--json",
+)  # fmt: skip
 # Taken whole only: every shorter spelling is --server itself or ambiguous beside
 # --server-cpus, in capacity's parser as in bench's.
 _WHOLE = ("--servers",)
@@ -205,6 +211,25 @@ def refusal(
         return Refusal(error)
     if (error := capacity_servers(command)) is not None:
         return Refusal(error)
+    if (error := unspoken_protocol(command)) is not None:
+        return Refusal(error)
+    return None
+
+
+def unspoken_protocol(command: NoxCommand) -> str | None:
+    """One line when ``--protocol`` after ``--`` is not a protocol, or one a selected bench or
+    serve session's server does not speak (said before nox builds its venv), else None."""
+    protocol = SessionArgs.parse(command.posargs).protocol
+    if protocol not in PROTOCOLS:
+        return f"--protocol {protocol!r}: protocols are {', '.join(PROTOCOLS)}"
+    for name in command.sessions:
+        pair = matrix.session_pair(name)
+        if pair is None:
+            continue
+        try:
+            matrix.check_protocol([pair.server], protocol)
+        except matrix.ProtocolError as exc:
+            return str(exc)
     return None
 
 

@@ -32,14 +32,23 @@ def app_requirements() -> list[str]:
 
 
 def server_requirements(servers: Iterable[str]) -> list[str]:
-    return sorted({req for server in servers for req in SERVERS[server].requirements})
+    """What the servers need installed to speak every protocol each speaks (the suite checks
+    what each negotiates; protocol-costs measures them all)."""
+    return sorted(
+        {
+            req
+            for server in servers
+            for protocol in SERVERS[server].protocols()
+            for req in SERVERS[server].requirements_for(protocol)
+        }
+    )
 
 
 def pair_requirements(app: str, server: str, args: SessionArgs) -> list[str]:
-    """What a bench or serve session installs beside the harness: the app, the server and
-    the bench variant named after --."""
+    """What a bench or serve session installs beside the harness: the app, the server (and
+    what its --protocol needs) and the bench variant named after --."""
     return [
-        *matrix.requirements([matrix.Pair(app, server)]),
+        *matrix.requirements([matrix.Pair(app, server)], [args.protocol]),
         *variants.requirements_for(args.variants),
     ]
 

@@ -29,7 +29,7 @@ from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
 from stackbench import results
 from stackbench.matrix import Pair, scenario_file_of
 from stackbench.server_process import READY_TIMEOUT
-from stackbench.servers import DEFAULT_POOL_SIZE, Knobs
+from stackbench.servers import DEFAULT_POOL_SIZE, H1, HTTP2, PROTOCOLS, Knobs
 from stackbench.variants import VARIANTS
 
 T = TypeVar("T")
@@ -70,6 +70,9 @@ class BenchOptions:
     profile: bool = False  # py-spy on the server in each measured window (profiler.py)
     # A bench variant served instead of the app as shipped (stackbench/variants): its name.
     variant: str | None = None
+    # What the load speaks to the server (stackbench/servers.py, PROTOCOLS); the load's
+    # --h2 follows from it (options_from), a TLS one's CA from the run's certificates.
+    protocol: str = H1
 
     @property
     def knobs(self) -> Knobs:
@@ -95,6 +98,7 @@ class BenchOptions:
             scenario_file=load.scenario_file,
             agent=list(load.agent) if load.agent else None,
             start_at=load.start_at,
+            streams=load.streams,
         )
         data["output"] = str(self.output)
         data["scenarios"] = list(self.scenarios)
@@ -199,6 +203,11 @@ ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         help="how long the server may take to answer /health",
     ),
     "scale": _flags("--scale", type=scale, metavar="N", help=f"seed scale, 1..{MAX_SCALE}"),
+    "protocol": _flags(
+        "--protocol", choices=tuple(PROTOCOLS), metavar="|".join(PROTOCOLS),
+        help="what the load speaks to the server: "
+        + "; ".join(f"{name}: {what}" for name, what in PROTOCOLS.items()),
+    ),
     "variant": _flags(
         "--variant", metavar="NAME",
         help="serve the app with one production feature changed, to price it "
@@ -229,8 +238,9 @@ LOAD = (
     "rate", "repeats", "processes", "timeout", "requests", "client_cpus",
 )  # fmt: skip
 SERVER = ("workers", "threads", "pool_size", "server_cpus", "ready_timeout", "scale", "variant")
+PROTOCOL = ("protocol", "streams")  # TLS and HTTP/2: bench and serve
 DATA = ("output", "reseed")
-HOSTS = ("agent", "start_at", "agent_reports", "agent_wait")
+HOSTS = ("agent", "start_at", "agent_reports", "agent_wait", "cacert")
 
 
 def refuse_serve_options(args: argparse.Namespace, defaults: BenchOptions = DEFAULTS) -> None:
@@ -276,7 +286,8 @@ def options_from(
     ``scenario_file``: the scenario file to use when --scenario-file is not given (an
     app's declared one); its scenarios are then --scenarios', or all of them."""
     chosen = {name: getattr(args, name) for name in ARGUMENTS if hasattr(args, name)}
-    options = replace(defaults, load=load_from(args, defaults.load), **chosen)
+    protocol = chosen.get("protocol", defaults.protocol)
+    options = replace(defaults, load=load_from(args, defaults.load, protocol), **chosen)
     file = options.load.scenario_file or scenario_file
     if file is not None:
         # argparse leaves the default object itself where --scenarios was not typed
@@ -319,14 +330,17 @@ def with_scenario_file(
     return replace(options, scenarios=scenarios, load=load)
 
 
-def load_from(args: argparse.Namespace, base: Config = BENCH_LOAD) -> Config:
+def load_from(args: argparse.Namespace, base: Config = BENCH_LOAD, protocol: str = H1) -> Config:
     """``base`` with the load options given, checked as loadgen will check it (the URL
-    and the scenario are the run's). ``--requests N`` counts N requests instead of
-    measuring for a duration, the bench's or one given beside it."""
+    and the scenario are the run's), speaking ``protocol`` (HTTP/2 ones: --h2).
+    ``--requests N`` counts N requests instead of measuring for a duration, the bench's
+    or one given beside it."""
     changes = given(args)
     if "requests" in changes:
         changes["duration"] = None
-    load = base.replace(**changes)
+    if changes.get("streams", 1) != 1 and protocol not in HTTP2:
+        raise OptionError(f"--streams needs --protocol {' or '.join(HTTP2)} (HTTP/2's streams)")
+    load = base.replace(**changes, h2=protocol in HTTP2)
     try:
         load.validate(target=False)
     except ConfigError as exc:

@@ -18,11 +18,14 @@ from shared_fixtures.upstream import start_upstream
 from stackbench import results
 from stackbench.app_database import AppDatabases
 from stackbench.apps import App
+from stackbench.certificates import certificates
 from stackbench.documents import (
     SCHEMA_VERSION,
     DatabaseInfo,
     Job,
+    JobProtocol,
     Manifest,
+    Negotiated,
     PairRef,
     Pinning,
     ResultRow,
@@ -31,13 +34,14 @@ from stackbench.documents import (
     Seed,
     Target,
     job,
+    protocol_name,
 )
 from stackbench.matrix import Pair, PairError, resolve
 from stackbench.measure import BIN_DIR, measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
 from stackbench.progress import Progress
 from stackbench.server_process import Served
-from stackbench.servers import Server, get_server
+from stackbench.servers import TLS, Certificates, Server, get_server
 from stackbench.target import RemoteSubject, measure_target
 
 
@@ -82,6 +86,8 @@ class BenchRun:
         self._signals = contextlib.ExitStack()  # left last: after the manifest is written
         self._received: list[int] = []  # SIGINT/SIGTERM received while the run was open
         self._upstream_url: str | None = None
+        self._work: Path | None = None  # the run's private temporary directory
+        self._certificates: Certificates | None = None
         self._homes: dict[str, Path] = {}  # app id -> its directory: one per id in a run
         self._set_up = True  # False when the database was not had: no run to record
         self._manifest = Manifest(
@@ -126,6 +132,7 @@ class BenchRun:
             work = Path(
                 self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stackbench-run-"))
             )
+            self._work = work
             self.progress.step("database: starting")
             self.db = self._stack.enter_context(database(work_dir=work))
             self._manifest["database"] = cast(DatabaseInfo, self.db.server_info())
@@ -167,6 +174,7 @@ class BenchRun:
         rows = measure_target(self.target, options, label, self.run_dir, self.progress)
         self.report.rows.extend(rows)
         manifest["results"].extend(row["file"] for row in rows)
+        self._record_protocol(Pair(info["app"], info["server"]), options, label, rows)
         return rows
 
     def _upstream(self, app: App, options: BenchOptions) -> str:
@@ -180,6 +188,17 @@ class BenchRun:
             process, self._upstream_url = start_upstream(self.run_dir / "logs")
             self._stack.enter_context(process)
         return self._upstream_url
+
+    def _tls(self, options: BenchOptions) -> Certificates | None:
+        """The run's certificates when ``options`` ask a TLS protocol: a test CA and a
+        server certificate made on first use in the run's private temporary directory,
+        removed with it (stackbench/certificates.py)."""
+        if options.protocol not in TLS:
+            return None
+        if self._certificates is None:
+            assert self._work is not None, "a local run has a temporary directory"
+            self._certificates = self._stack.enter_context(certificates(self._work))
+        return self._certificates
 
     def job(
         self,
@@ -211,10 +230,39 @@ class BenchRun:
             upstream,
             self.run_dir,
             self.progress,
+            self._tls(options),
         )
         self.report.rows.extend(rows)
         self._manifest["results"].extend(row["file"] for row in rows)
+        self._record_protocol(pair, options, label, rows)
         return rows
+
+    def _record_protocol(
+        self, pair: Pair, options: BenchOptions, label: str | None, rows: list[ResultRow]
+    ) -> None:
+        """The manifest's record of what the job's load negotiated, over its scenarios."""
+        spoken: Negotiated | None = Negotiated(protocols={}, tls_versions={}, ciphers={})
+        for row in rows:
+            said = row["summary"].get("negotiated") if row["summary"] else None
+            if said is None or spoken is None:
+                spoken = None  # a result that does not say: the job's is unknown
+                continue
+            for total, counts in (
+                (spoken["protocols"], said["protocols"]),
+                (spoken["tls_versions"], said["tls_versions"]),
+                (spoken["ciphers"], said["ciphers"]),
+            ):
+                for name, count in counts.items():
+                    total[name] = total.get(name, 0) + count
+        self._manifest.setdefault("protocols", []).append(
+            JobProtocol(
+                app=pair.app,
+                server=pair.server,
+                label=label,
+                protocol=protocol_name(options.protocol),
+                negotiated=spoken,
+            )
+        )
 
     @contextlib.contextmanager
     def serving(
@@ -233,7 +281,14 @@ class BenchRun:
         upstream = self._upstream(app, options)
         database_url = self._database(app, options, upstream)
         with serve_pair(
-            app, server, options, database_url, upstream, self.run_dir / "logs", wrap
+            app,
+            server,
+            options,
+            database_url,
+            upstream,
+            self.run_dir / "logs",
+            wrap,
+            self._tls(options),
         ) as served:
             yield served
 

@@ -24,9 +24,16 @@ from shared_fixtures.seed import SeedError
 from stackbench import bench, matrix, serving_host
 from stackbench.apps import DeclarationError, UnknownAppError, get_app
 from stackbench.measure import BIN_DIR
-from stackbench.options import SERVER, OptionError, add_options, cpus_named, positive_int
+from stackbench.options import (
+    DEFAULTS,
+    SERVER,
+    OptionError,
+    add_options,
+    cpus_named,
+    positive_int,
+)
 from stackbench.results import ResultsError
-from stackbench.servers import Knobs, UnknownServerError
+from stackbench.servers import Knobs, UnknownServerError, get_server
 from stackbench.variants import VariantError, get_variant
 
 
@@ -65,6 +72,7 @@ def add_parser(commands: Any) -> None:
         help="write serve's /info JSON here once everything answers (removed on exit)",
     )
     add_options(serve, "server", SERVER)
+    add_options(serve, "protocol (TLS and HTTP/2)", ["protocol"])
     add_options(serve, "data", ["reseed"])
 
 
@@ -82,6 +90,7 @@ def options_from(args: argparse.Namespace) -> serving_host.ServeOptions:
         ready_timeout=args.ready_timeout,
         ready_file=args.ready_file,
         variant=args.variant,
+        protocol=args.protocol,
         reseed=args.reseed,
     )
 
@@ -95,10 +104,19 @@ def _announce(info: dict[str, Any]) -> None:
         f"  stats:        {info['stats_url']}/stats  (read-only: /info, /stats, /statements)",
         f"  DATABASE_URL: {info['database']['url']}",
         f"  bench it:     python -m stackbench bench --target {info['app_url']} "
-        f"--target-stats {info['stats_url']}",
+        f"--target-stats {info['stats_url']}{_protocol_options(info)}",
         "Ctrl-C or SIGTERM stops everything.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _protocol_options(info: dict[str, Any]) -> str:
+    """The bench's options for the protocol served: --protocol, and --cacert (a copy of
+    this host's CA certificate on the load host) for a TLS one."""
+    if info["protocol"] == DEFAULTS.protocol:
+        return ""
+    cacert = f" --cacert {info['ca_cert']}" if info.get("ca_cert") else ""
+    return f" --protocol {info['protocol']}{cacert}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,6 +125,15 @@ def run(args: argparse.Namespace) -> int:
         options = options_from(args)
         # One line for a pair that cannot be served, or an entry point that does not import.
         bench.check_entries(matrix.parse_pairs(f"{args.app}@{args.server}"), BIN_DIR)
+        matrix.check_protocol([args.server], options.protocol)
+        server = get_server(args.server)
+        if options.protocol in server.speaks.loopback_only and not serving_host.is_loopback(
+            options.bind
+        ):
+            raise OptionError(
+                f"--protocol {options.protocol} on {options.bind}: "
+                f"{server.speaks.notes[options.protocol]}"
+            )
         if args.variant is not None:  # unknown, or not for this app: one line
             get_variant(args.variant, [get_app(args.app).id])
         if not serving_host.is_loopback(options.bind):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -19,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 from shared_fixtures.net import LOOPBACK, free_port
 from shared_fixtures.processes import ManagedProcess, ProcessError
 from stackbench.apps import ASGI, App
-from stackbench.servers import Knobs, Server
+from stackbench.servers import H1, TLS, Certificates, Knobs, Server
 from stackbench.variants import Variant
 
 ADMIN_USER = "stackbench-admin"
@@ -38,6 +39,13 @@ class Served:
     argv: list[str]
     env: dict[str, str]
     process: ManagedProcess
+    protocol: str = H1  # what the server was started to speak (stackbench/servers.py)
+    certificates: Certificates | None = None  # its TLS material (h1-tls, h2)
+
+    @property
+    def cafile(self) -> Path | None:
+        """What a client of this server trusts (its run's test CA), for TLS."""
+        return self.certificates.ca if self.certificates is not None else None
 
     @property
     def admin_credentials(self) -> tuple[str, str]:
@@ -148,10 +156,20 @@ def prepare(app: App, env: dict[str, str], bin_dir: Path) -> None:
 READY_TIMEOUT = 30.0  # seconds a server may take to answer /health after its start
 
 
-def answers_health(base_url: str, timeout: float = 1.0, path: str = "/health") -> bool:
-    """True when the app answers GET ``path`` (/health) with 200 within ``timeout``."""
+def trusting(cafile: Path | str | None) -> ssl.SSLContext | None:
+    """A client TLS context trusting ``cafile`` (a run's test CA); None without one."""
+    return ssl.create_default_context(cafile=str(cafile)) if cafile else None
+
+
+def answers_health(
+    base_url: str, timeout: float = 1.0, path: str = "/health", cafile: Path | None = None
+) -> bool:
+    """True when the app answers GET ``path`` (/health) with 200 within ``timeout``
+    (over HTTP/1.1, with TLS for an https:// URL, trusting ``cafile``)."""
     try:
-        with urllib.request.urlopen(base_url + path, timeout=timeout) as response:
+        with urllib.request.urlopen(
+            base_url + path, timeout=timeout, context=trusting(cafile)
+        ) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -175,13 +193,19 @@ def serve(
     variant: Variant | None = None,
     settings: Mapping[str, str] | None = None,
     prepared: bool = False,
+    protocol: str = H1,
+    certificates: Certificates | None = None,
 ) -> Iterator[Served]:
     """Start ``app`` under ``server`` listening on ``host:port`` (loopback and a free port
     by default); stop it (and its workers) on exit, whatever happened. ``settings``: more
     of the app's environment for this serving only (e.g. DB_POOL_TIMEOUT); ``prepared``:
     the database already has what the app's setup commands make (the app was served on
-    it before), so they are not run again."""
+    it before), so they are not run again. ``protocol``: what the server speaks
+    (stackbench/servers.py), TLS ones with ``certificates``; every server also answers
+    HTTP/1.1 on the same port (over TLS for TLS ones), which is how readiness is probed."""
     knobs = knobs or Knobs()
+    if server.why_not(protocol) is not None:
+        raise ValueError(f"{server.id} does not speak {protocol}: {server.why_not(protocol)}")
     env = app_env(
         app,
         server,
@@ -198,11 +222,15 @@ def serve(
     # An ASGI variant is served instead of the app's entry, from the app's directory.
     entries = {ASGI: variant.entry} if variant is not None and variant.entry else app.entries
     served_app = replace(app, entries=entries)
-    argv = server.argv(served_app, port, knobs, cpus or os.cpu_count() or 1, host)
+    argv = server.argv(
+        served_app, port, knobs, cpus or os.cpu_count() or 1, host, protocol, certificates
+    )
     argv[0] = str(bin_dir / argv[0])
     argv = [*(wrap or []), *argv]  # e.g. taskset -c 0: pins the server and its workers
     # Readiness is probed from here: an any-address bind answers on loopback too.
-    base_url = f"http://{LOOPBACK if host in ANY_ADDRESS else host}:{port}"
+    scheme = "https" if protocol in TLS else "http"
+    base_url = f"{scheme}://{LOOPBACK if host in ANY_ADDRESS else host}:{port}"
+    cafile = certificates.ca if certificates is not None else None
     process = ManagedProcess(
         argv,
         name=f"{server.id} ({app.id})",
@@ -212,10 +240,10 @@ def serve(
     )
     try:
         process.wait_until(
-            lambda: answers_health(base_url, path=app.health),
+            lambda: answers_health(base_url, path=app.health, cafile=cafile),
             ready_timeout,
             f"answering {app.health}",
         )
-        yield Served(app, server, base_url, argv, env, process)
+        yield Served(app, server, base_url, argv, env, process, protocol, certificates)
     finally:
         process.stop()

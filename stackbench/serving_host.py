@@ -25,10 +25,11 @@ from shared_fixtures.net import LOOPBACK, free_port
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
 from stackbench.app_database import AppDatabases
+from stackbench.certificates import LOOPBACK_NAMES, certificates
 from stackbench.matrix import get_pair
 from stackbench.options import OptionError
 from stackbench.server_process import ANY_ADDRESS, READY_TIMEOUT, Served, serve
-from stackbench.servers import Knobs
+from stackbench.servers import H1, TLS, Knobs
 from stackbench.stats_endpoint import stats_endpoint
 from stackbench.variants import get_variant
 from stackbench.watch import ServerWatch
@@ -48,6 +49,7 @@ class ServeOptions:
     ready_timeout: float = READY_TIMEOUT
     ready_file: Path | None = None  # the /info document, written once everything answers
     variant: str | None = None  # a bench variant served instead (stackbench/variants)
+    protocol: str = H1  # what the server speaks (stackbench/servers.py)
     reseed: bool = False  # with DATABASE_URL: may load the contract's seed there
 
 
@@ -86,6 +88,10 @@ def serving_host(app_id: str, server_id: str, options: ServeOptions) -> Iterator
         db = stack.enter_context(database(work_dir=work))
         upstream, upstream_url = start_upstream(work / "logs")
         stack.enter_context(upstream)
+        tls = None
+        if options.protocol in TLS:  # the names the load host may reach this one by
+            names = (*LOOPBACK_NAMES, _advertised(options.bind), options.bind)
+            tls = stack.enter_context(certificates(work, names))
         databases = AppDatabases(db, options.scale, reseed=options.reseed)
         database_url = databases.url_for(app, BIN_DIR, upstream_url)
         checksum, reseeded = databases.seed or ("", False)
@@ -104,6 +110,8 @@ def serving_host(app_id: str, server_id: str, options: ServeOptions) -> Iterator
                 host=options.bind,
                 port=options.port,
                 variant=get_variant(options.variant, [app.id]) if options.variant else None,
+                protocol=options.protocol,
+                certificates=tls,
             )
         )
         # Chosen once the server listens, so a free port cannot be the server's own.
@@ -116,9 +124,13 @@ def serving_host(app_id: str, server_id: str, options: ServeOptions) -> Iterator
             "app": app.id,
             "app_source": results.app_source(app),
             "contract": app.contract,
+            "health": app.health,
             "server": server.id,
             "interface": server.interface_for(app),
-            "app_url": f"http://{host}:{port}",
+            "app_url": f"{'https' if tls else 'http'}://{host}:{port}",
+            "protocol": options.protocol,
+            # The load host trusts this CA (a copy of the file: bench --cacert).
+            "ca_cert": str(tls.ca) if tls else None,
             "stats_url": f"http://{host}:{stats_port}",
             "server_pid": served.process.pid,
             "server_command": served.argv,

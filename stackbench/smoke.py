@@ -7,16 +7,18 @@ the app answers the contract's basics and the endpoints the scenarios will load.
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 Check = Callable[[int, str, str], str | None]
 
 
-def _get(url: str) -> tuple[int, str, str]:
+def _get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str, str]:
     try:
-        with urllib.request.urlopen(url, timeout=15) as response:
+        with urllib.request.urlopen(url, timeout=15, context=context) as response:
             return (
                 response.status,
                 response.headers.get("content-type", ""),
@@ -72,14 +74,23 @@ CHECKS: dict[str, Check] = {
 SLOW_CHECKS: dict[str, Check] = {"/slow/db?seconds=0": _ok, "/slow/http?seconds=0": _ok}
 
 
-def smoke_check(base_url: str, *, slow: bool, paths: tuple[str, ...] | None = None) -> list[str]:
+def smoke_check(
+    base_url: str,
+    *,
+    slow: bool,
+    paths: tuple[str, ...] | None = None,
+    cafile: Path | None = None,
+) -> list[str]:
     """Failures as 'path: what was wrong'; empty when the app looks right. ``paths``: only
-    these of the checks (an app that is not ours serves only part of the contract)."""
+    these of the checks (an app that is not ours serves only part of the contract);
+    ``cafile``: the CA an https:// app's certificate is checked against. (HTTP/1.1: what
+    an HTTP/2 server speaks is checked by stackbench/protocol_check.py.)"""
+    context = ssl.create_default_context(cafile=str(cafile)) if cafile else None
     failures = []
     for path, check in {**CHECKS, **(SLOW_CHECKS if slow else {})}.items():
         if paths is not None and path not in paths:
             continue
-        status, content_type, body = _get(base_url + path)
+        status, content_type, body = _get(base_url + path, context)
         try:
             problem = check(status, content_type, body)
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -28,6 +28,7 @@ from stackbench.documents import (
     ResultHeader,
     ResultRow,
     ServerSettings,
+    protocol_name,
 )
 from stackbench.loadrun import LoadError, aimed, loadgen_argv
 from stackbench.measure import Sampling, failed_rows, measure_subject
@@ -35,29 +36,50 @@ from stackbench.options import BenchOptions, OptionError
 from stackbench.progress import Progress
 from stackbench.sampler import ServerFigures
 from stackbench.server_process import ADMIN_USER, answers_health
+from stackbench.servers import H1, TLS, get_server
 
 
 class TargetError(RuntimeError):
     """The target or its stats endpoint cannot be used; one line for the user."""
 
 
-def check_url(text: str, what: str) -> str:
-    """An http:// URL with a host, without a trailing slash."""
+def check_url(text: str, what: str, scheme: str = "http") -> str:
+    """A ``scheme``:// URL with a host, without a trailing slash."""
     parts = urlsplit(text)
     try:
-        valid = parts.scheme == "http" and bool(parts.hostname) and parts.port != 0
+        valid = parts.scheme == scheme and bool(parts.hostname) and parts.port != 0
     except ValueError:  # a port that is not a number, or out of range
         valid = False
     if not valid or parts.query or parts.fragment:
-        raise OptionError(f"{what}: expected http://HOST:PORT[/prefix], got {text!r}")
+        raise OptionError(f"{what}: expected {scheme}://HOST:PORT[/prefix], got {text!r}")
     return text.rstrip("/")
 
 
-def connect(target_url: str, stats_url: str, agents: Agents | None = None) -> RemoteSubject:
-    """The served pair at ``target_url``, described by its stats endpoint."""
-    base_url = check_url(target_url, "--target")
+def connect(
+    target_url: str,
+    stats_url: str,
+    agents: Agents | None = None,
+    protocol: str = H1,
+    cacert: str | None = None,
+) -> RemoteSubject:
+    """The served pair at ``target_url``, described by its stats endpoint, which must
+    serve ``protocol`` (an https:// URL for a TLS one, its CA in ``cacert``)."""
+    base_url = check_url(target_url, "--target", "https" if protocol in TLS else "http")
+    if protocol in TLS and cacert is None:
+        raise OptionError(
+            f"--protocol {protocol} with --target needs --cacert FILE (serve prints it)"
+        )
     client = StatsClient(check_url(stats_url, "--target-stats"))
-    return RemoteSubject(base_url, client, client.info(), agents)
+    info = client.info()
+    served = info.get("protocol", H1)  # a serve from before protocols served HTTP/1.1
+    if served != protocol:
+        server = get_server(info["server"])
+        why = server.why_not(protocol)
+        said = (
+            f": {server.id} does not speak it ({why})" if why else f" (serve --protocol {protocol})"
+        )
+        raise OptionError(f"--protocol {protocol}: the target serves {served}{said}")
+    return RemoteSubject(base_url, client, info, agents, Path(cacert) if cacert else None)
 
 
 class StatsClient:
@@ -169,6 +191,7 @@ class RemoteSubject:
     client: StatsClient
     info: dict[str, Any]
     agents: Agents | None = None
+    cafile: Path | None = None  # its CA (bench --cacert), when it serves TLS
 
     @property
     def server_pid(self) -> int:
@@ -198,9 +221,13 @@ class RemoteSubject:
             return None
         return f"server exited with code {server['exit_code']} during the run (on the serving host)"
 
+    @property
+    def health_url(self) -> str:
+        parts = urlsplit(self.base_url)  # at the server's root, as locally
+        return f"{parts.scheme}://{parts.netloc}{self.info.get('health', '/health')}"
+
     def answers(self) -> bool:
-        parts = urlsplit(self.base_url)  # /health is at the server's root, as locally
-        return answers_health(f"{parts.scheme}://{parts.netloc}", timeout=5.0)
+        return answers_health(self.health_url, timeout=5.0, path="", cafile=self.cafile)
 
     def log_tail(self) -> str | None:
         return None  # the server's log is on the serving host
@@ -239,6 +266,7 @@ def result_base(info: dict[str, Any], run_dir: Path, label: str | None) -> Resul
         app=info["app"],
         server=info["server"],
         interface=info["interface"],  # checked by the schema when written
+        protocol=protocol_name(info.get("protocol", H1)),
         interpreter=info["interpreter"],
         server_command=list(info["server_command"]),
         server_env=dict(info["server_env"]),

@@ -23,7 +23,7 @@ from stackbench import matrix
 from stackbench.apps import APPS
 from stackbench.documents import CpuPerRequest, ResultRow, Summary
 from stackbench.judge import cpu_read_note, summary_cpu_read
-from stackbench.servers import SERVERS
+from stackbench.servers import PROTOCOLS, SERVERS
 
 ELLIPSIS = "…"  # what rich puts where it cuts a cell
 
@@ -350,3 +350,29 @@ def matrix_grid(width: int) -> RenderableType:
         "serve the app's interface (WSGI/ASGI)"
     )
     return Group(grid, Text(legend, overflow="fold"), *(Text(r, overflow="fold") for r in reasons))
+
+
+def protocol_lines() -> RenderableType:
+    """What each server speaks for ``bench --protocol`` (a server's, whichever app it
+    serves) and why each missing protocol is missing, servers with the same answer
+    together: a few lines under the grid, folded at any width, never cut (each caveat
+    too: ``matrix --json``, docs/servers.md)."""
+    everyone = [p for p in PROTOCOLS if all(s.why_not(p) is None for s in SERVERS.values())]
+    groups: dict[tuple[str, ...], dict[str, list[str]]] = {}
+    for server in SERVERS.values():
+        spoken = tuple(p for p in server.protocols() if p not in everyone)
+        # why the first protocol missing is (the others', in the JSON and docs/servers.md)
+        why = next((r for p in PROTOCOLS if (r := server.why_not(p)) is not None), "")
+        groups.setdefault(spoken, {}).setdefault(why, []).append(server.id)
+    lines = [f"protocols (bench --protocol): {', '.join(everyone)}: every server"]
+    for spoken, by_reason in sorted(groups.items(), key=lambda group: -len(group[0])):
+        missing = [p for p in PROTOCOLS if p not in everyone and p not in spoken]
+        label = ", ".join(spoken) if spoken else ""
+        if missing:
+            label = f"{label} (no {', '.join(missing)})" if spoken else f"no {', '.join(missing)}"
+        parts = [
+            f"{', '.join(servers)}" + (f": {why}" if why else "")
+            for why, servers in by_reason.items()
+        ]
+        lines.append(f"{label}: " + "; ".join(parts))
+    return Group(*(Text(line, overflow="fold") for line in lines))

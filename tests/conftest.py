@@ -32,8 +32,9 @@ from shared_fixtures.processes import OWNER, processes_owned_by
 from shared_fixtures.seed import seed
 from shared_fixtures.upstream import start_upstream
 from stackbench.apps import get_app
+from stackbench.certificates import certificates
 from stackbench.server_process import Served, serve
-from stackbench.servers import Knobs, get_server
+from stackbench.servers import H1, TLS, Certificates, Knobs, get_server
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -79,12 +80,23 @@ class AppServers:
     def __init__(self, db: Database, upstream_url: str, log_dir: Path) -> None:
         self._db, self._upstream, self._log_dir = db, upstream_url, log_dir
         self._stack = contextlib.ExitStack()
-        self._served: dict[tuple[str, str, bool], Served] = {}
+        self._served: dict[tuple[str, str, bool, str], Served] = {}
         self._refusing: socket.socket | None = None
         self._prepared: set[str] = set()  # apps whose setup commands have run on the database
+        self._certificates: Certificates | None = None
 
-    def get(self, app_id: str, server_id: str, *, strained: bool = False) -> Served:
-        key = (app_id, server_id, strained)
+    @property
+    def certificates(self) -> Certificates:
+        """The session's test CA and server certificate (made on first use)."""
+        if self._certificates is None:
+            self._certificates = self._stack.enter_context(certificates(self._log_dir.parent))
+        return self._certificates
+
+    def get(
+        self, app_id: str, server_id: str, *, strained: bool = False, protocol: str = H1
+    ) -> Served:
+        """``app_id`` under ``server_id`` speaking ``protocol`` (served once a session)."""
+        key = (app_id, server_id, strained, protocol)
         if key not in self._served:
             app = get_app(app_id)  # a declaration that is wrong (a lost file) fails, naming it
             self._served[key] = self._stack.enter_context(
@@ -94,11 +106,15 @@ class AppServers:
                     database_url=self._db.url,
                     upstream_url=self._refused_url() if strained else self._upstream,
                     bin_dir=BIN_DIR,
-                    log_dir=self._log_dir / "strained" if strained else self._log_dir,
+                    log_dir=self._log_dir.joinpath(
+                        *(["strained"] if strained else []), *([protocol] if protocol != H1 else [])
+                    ),
                     knobs=STRAINED_KNOBS if strained else Knobs(workers=1, pool_size=4),
                     cpus=1,
                     settings={"DB_POOL_TIMEOUT": str(STRAINED_POOL_TIMEOUT)} if strained else None,
                     prepared=app_id in self._prepared,
+                    protocol=protocol,
+                    certificates=self.certificates if protocol in TLS else None,
                 )
             )
             self._prepared.add(app_id)

@@ -15,6 +15,10 @@
 2. Accuracy: a server with a known 10 ms service time (``time.sleep`` per request in a
    thread per connection, which also reports what it really slept); loadgen (closed and
    open model), wrk and hey measure it; errors of p50 and p99 against 10 ms.
+3. HTTP/2: ``loadgen --h2`` against h2load on nginx, h2c and h2 over TLS (:mod:`.h2`),
+   ``--h2-connections`` x ``--h2-streams``; with ``--baseline`` before and after.
+   ``--only-h2`` measures this section alone and keeps sections 1 and 2 as the raw file
+   beside BENCHMARKS.md has them (each section says when and how it was measured).
 
 wrk/hey missing -> said clearly in the output and in the file, their rows skipped.
 """
@@ -28,12 +32,14 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from . import h2 as h2_section
 from .markdown import write_markdown
 from .tools import (
     HERE,
@@ -136,11 +142,25 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="also run the loadgen in DIR/loadgen, alternating with this one",
     )
+    ap.add_argument("--h2-connections", type=int, default=10, metavar="C")
+    ap.add_argument("--h2-streams", type=int, default=10, metavar="S")
+    ap.add_argument(
+        "--only-h2",
+        action="store_true",
+        help="measure section 3 (HTTP/2) only; sections 1 and 2 from the raw file beside --out",
+    )
     args = ap.parse_args(argv)
-    if args.from_json:
-        raw = json.loads(Path(args.from_json).read_text())
+    command = ["python", "-m", "benchmarks.loadgen.compare", *(argv or sys.argv[1:])]
+    if args.from_json or args.only_h2:
+        raw = json.loads(Path(args.from_json or Path(args.out).with_suffix(".json")).read_text())
         have = {t: t in raw["efficiency"]["rows"] for t in ("wrk", "hey")}
-        write_markdown(Path(args.out), raw["env"], raw["efficiency"], raw["accuracy"], args, have)
+        h2 = raw.get("h2")
+        if args.only_h2:
+            h2 = _measure_h2(args, command)
+        old = ap.parse_args(raw["env"]["command"][3:])  # the arguments sections 1-2 ran with
+        write_markdown(
+            Path(args.out), raw["env"], raw["efficiency"], raw["accuracy"], old, have, h2
+        )
         return 0
     have = {t: shutil.which(t) is not None for t in ("wrk", "hey")}
     for t, ok in have.items():
@@ -175,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_before": os.getloadavg(),
             "pinning": "server on CPU 1, client on CPU 0 (taskset)" if _pin(0) else "none",
             "bytecode": "loadgen packages byte-compiled before the trials (compileall)",
+            "command": command,
         }
         try:
             print(f"efficiency against {target} at {url}", flush=True)
@@ -183,11 +204,30 @@ def main(argv: list[str] | None = None) -> int:
             pr.stop()
     print("accuracy against a 10 ms service time", flush=True)
     acc = accuracy(args, have)
+    h2 = _measure_h2(args, command)
     env["loadavg_after"] = os.getloadavg()
     out = Path(args.out)
-    write_markdown(out, env, eff, acc, args, have)
+    write_markdown(out, env, eff, acc, args, have, h2)
     print(f"wrote {out}")
     return 0
+
+
+def _measure_h2(args: argparse.Namespace, command: list[str]) -> dict[str, Any] | None:
+    if not shutil.which("h2load"):
+        print("NOTE: h2load is not installed (apt-get install -y nghttp2-client): no section 3")
+        return None
+    for d in [REPO, *([args.baseline] if args.baseline else [])]:
+        compileall.compile_dir(str(Path(d) / "loadgen"), quiet=1)
+    before = os.getloadavg()
+    print("HTTP/2 against nginx (h2c, h2 over TLS)", flush=True)
+    h2 = h2_section.measure(args)
+    h2.update(
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        command=command,
+        loadavg_before=before,
+        loadavg_after=os.getloadavg(),
+    )
+    return h2
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,10 +111,52 @@ class AppTarget:
     name: str = ""
     log_path: Path | None = None  # the served app's output (server and app), when known
     strained_by: Callable[[], Strained] | None = None  # served on first use
+    cafile: Path | None = None  # an https:// app's CA (its certificate is checked against it)
+    http2: bool = False  # speak HTTP/2: by ALPN for https://, by prior knowledge for http://
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
-        self.client = httpx.Client(timeout=30.0, follow_redirects=False)
+        self.client = httpx.Client(
+            timeout=30.0,
+            follow_redirects=False,
+            verify=self.tls_context(),
+            http1=not (self.http2 and not self.tls),  # h2c: prior knowledge only
+            http2=self.http2,
+        )
+
+    def async_client(self, **options: object) -> httpx.AsyncClient:
+        """An asyncio client speaking what ``client`` speaks (for concurrent requests)."""
+        return httpx.AsyncClient(
+            verify=self.tls_context(),
+            http1=not (self.http2 and not self.tls),
+            http2=self.http2,
+            **options,  # type: ignore[arg-type]
+        )
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.base_url).scheme == "https"
+
+    def tls_context(self, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
+        """A client's TLS context trusting ``cafile`` (the system's CAs without one)."""
+        context = ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
+        if alpn:
+            context.set_alpn_protocols(list(alpn))
+        return context
+
+    @property
+    def protocol(self) -> str:
+        """What the suite speaks to the app: HTTP/1.1 or HTTP/2, cleartext or over TLS."""
+        return ("HTTP/2" if self.http2 else "HTTP/1.1") + (" over TLS" if self.tls else "")
+
+    def connect(self, timeout: float = 5.0, alpn: tuple[str, ...] = ()) -> socket.socket:
+        """A connection of its own to the app (over TLS for https://): for the requests an
+        HTTP client will not send."""
+        host, port = self.address
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if not self.tls:
+            return sock
+        return self.tls_context(alpn).wrap_socket(sock, server_hostname=host)
 
     @property
     def prefix(self) -> str:
@@ -128,7 +172,7 @@ class AppTarget:
     def address(self) -> tuple[str, int]:
         """Where a raw socket connects."""
         url = urlsplit(self.base_url)
-        return url.hostname or "127.0.0.1", url.port or 80
+        return url.hostname or "127.0.0.1", url.port or (443 if self.tls else 80)
 
     def strained(self) -> Strained:
         if self.strained_by is None:

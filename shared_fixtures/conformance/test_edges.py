@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -49,8 +48,12 @@ def _post_refused_troupe(target: AppTarget, content: bytes | Iterator[bytes]) ->
 
     A server may drop a connection whose unread body it will not drain (gunicorn 27 drains
     at most 64 KiB) after a keep-alive answer: a later request on it would meet the close.
+    HTTP/2 has no ``Connection`` header (RFC 9113 8.2.2: a request with one is malformed):
+    there, the refused stream ends alone and the connection goes on.
     """
-    headers = {"content-type": "application/json", "connection": "close"}
+    headers = {"content-type": "application/json"}
+    if not target.http2:
+        headers["connection"] = "close"
     return target.post("/api/troupes", content=content, headers=headers)
 
 
@@ -132,19 +135,30 @@ def test_troupe_chunked_body_too_large_is_413(target: AppTarget) -> None:
 
 def test_troupe_declared_too_large_is_413(target: AppTarget) -> None:
     body = b'{"name": "Big", "member_ids": [1]}' + b" " * MAX_BODY
+    if target.http2:  # the answer comes while the body is sent: read on the stream itself
+        path = f"{target.prefix}/api/troupes"
+        status, headers = _h2_declared(target, path, len(body), sent=len(body))
+        assert status == 413 and headers.get(b"content-type") == b"application/json", status
+        return
     assert_detail(_post_refused_troupe(target, body), 413)
 
 
 def test_troupe_too_large_refused_before_the_body_is_read(target: AppTarget) -> None:
     """A Content-Length of 50 MB is refused on the header: the answer comes while the
-    client has sent 1 KiB of the body (an app that waited for the rest would time out)."""
+    client has sent 1 KiB of the body (an app that waited for the rest would time out).
+    Over HTTP/2 the same request is a stream: its HEADERS, then 1 KiB of DATA."""
     url = urlsplit(target.base_url)
     declared = 50 * 1024 * 1024
+    if target.http2:
+        status, headers = _h2_declared(target, f"{url.path}/api/troupes", declared)
+        assert status == 413, (status, headers)
+        assert headers.get(b"content-type") == b"application/json", headers
+        return
     head = (
         f"POST {url.path}/api/troupes HTTP/1.1\r\nHost: {url.netloc}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
     ).encode()
-    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+    with target.connect() as sock:
         sock.sendall(head + b" " * 1024)
         received = b""
         try:
@@ -157,8 +171,54 @@ def test_troupe_too_large_refused_before_the_body_is_read(target: AppTarget) -> 
             pytest.fail(f"no answer within 5 s to a declared {declared}-byte body: read first?")
     status_line, _, rest = received.partition(b"\r\n")
     assert status_line.split()[1:2] == [b"413"], received[:300]
-    headers = rest.split(b"\r\n\r\n")[0].lower()
-    assert b"content-type: application/json" in headers, received[:300]
+    head = rest.split(b"\r\n\r\n")[0].lower()
+    assert b"content-type: application/json" in head, received[:300]
+
+
+def _h2_declared(
+    target: AppTarget, path: str, declared: int, sent: int = 1024
+) -> tuple[int, dict[bytes, bytes]]:
+    """POST ``path`` on an HTTP/2 stream declaring ``declared`` bytes and sending ``sent``
+    of them, as flow control lets them go (reading all the while): the response's status
+    and headers (0 and none when the stream was reset unanswered)."""
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection()
+    conn.initiate_connection()
+    with target.connect(alpn=("h2",)) as sock:
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(
+            stream,
+            [
+                (":method", "POST"),
+                (":scheme", "https" if target.tls else "http"),
+                (":authority", target.netloc),
+                (":path", path),
+                ("content-type", "application/json"),
+                ("content-length", str(declared)),
+            ],
+        )
+        left = sent
+        try:
+            while True:
+                # as much as the windows allow, then read (the server opens them as it reads)
+                while (window := min(left, conn.local_flow_control_window(stream), 16384)) > 0:
+                    left -= window
+                    last = sent - left == declared  # the whole declared body has gone
+                    conn.send_data(stream, b" " * window, end_stream=last)
+                sock.sendall(conn.data_to_send())
+                data = sock.recv(65536)
+                if not data:
+                    return 0, {}
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.ResponseReceived):
+                        headers = dict(event.headers)
+                        return int(headers.pop(b":status")), headers
+                    if isinstance(event, h2.events.StreamReset):
+                        return 0, {}
+        except TimeoutError:
+            pytest.fail(f"no answer within 5 s to a declared {declared}-byte body: read first?")
 
 
 # ---------------------------------------------------------------- integers and numbers
@@ -250,9 +310,9 @@ def _updates_rule_cases() -> list[tuple[int, int]]:
     return [(requests, 20), (4, 500)]
 
 
-async def _concurrent_gets(url: str, count: int) -> list[httpx.Response]:
+async def _concurrent_gets(target: AppTarget, url: str, count: int) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
-    async with httpx.AsyncClient(timeout=120.0, limits=limits) as client:
+    async with target.async_client(timeout=120.0, limits=limits) as client:
         return await asyncio.gather(*(client.get(url) for _ in range(count)))
 
 
@@ -265,7 +325,7 @@ def test_updates_as_techempower_counts_them(target: AppTarget, requests: int, qu
 
     def fire() -> None:
         url = f"{target.base_url}/updates?queries={queries}"
-        responses.extend(asyncio.run(_concurrent_gets(url, requests)))
+        responses.extend(asyncio.run(_concurrent_gets(target, url, requests)))
 
     world = target.counted(fire, f"{requests} x GET /updates", matching="%world%", timeout=60)
     updates = target.counts_now("update%world%")

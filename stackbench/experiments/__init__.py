@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stackbench.matrix import Pair, get_pair
+from stackbench.servers import H1, H1_TLS, H2, Knobs, get_server
 
 # The pairs python-versions compares unless told otherwise: one per kind of stack.
 VERSIONS_PAIRS = (
@@ -30,6 +31,15 @@ FEATURES_PAIRS = {
     "django-features": (Pair("django_sync", "gunicorn-gthread"), Pair("django_async", "uvicorn")),
     "fastapi-features": (Pair("fastapi_sqla", "uvicorn"),),
 }
+# protocol-costs (stackbench/experiments/protocols.py): one pair per server family that
+# speaks TLS, and HTTP/2 where it has it (uvicorn: TLS only).
+PROTOCOL_PAIRS = (
+    Pair("gino_style", "granian"),
+    Pair("gino_style", "hypercorn"),
+    Pair("django_async", "daphne"),
+    Pair("django_sync", "gunicorn-gthread"),
+    Pair("gino_style", "uvicorn"),
+)
 DELAY = 1.0  # seconds each slow endpoint waits (pg_sleep and/or the upstream)
 N, C = 10, 10  # 10 requests at concurrency 10, closed model: the blog post's load
 TOLERANCE = 0.15
@@ -190,6 +200,73 @@ def _django_async_orm() -> tuple[Cell, ...]:
     return tuple(cells)
 
 
+@dataclass(frozen=True)
+class Lane:
+    """One way protocol-costs loads a pair: a protocol, and HTTP/2's streams per
+    connection (the same requests in flight over 1/streams of the connections)."""
+
+    name: str
+    protocol: str
+    streams: int = 1
+
+
+def protocol_lanes(streams: int) -> tuple[Lane, ...]:
+    """h1 (the baseline), h1-tls, h2 with one stream per connection, h2 with ``streams``."""
+    return (
+        Lane("h1", H1),
+        Lane("h1-tls", H1_TLS),
+        Lane("h2", H2),
+        Lane(f"h2 x{streams}", H2, streams),
+    )
+
+
+# Where each server does TLS and HTTP/2: what its price follows from.
+_TLS_IN = {
+    "granian": ("rustls, in Rust", 0.95),
+    "daphne": ("pyOpenSSL's memory BIO under Twisted, a Python layer per read and write", 0.8),
+    "uvicorn": ("asyncio's SSL protocol (uvloop's), a layer over the transport", 0.8),
+    "hypercorn": ("asyncio's SSL protocol (uvloop's), a layer over the transport", 0.8),
+    "gunicorn-asgi": ("asyncio's SSL protocol (uvloop's), a layer over the transport", 0.8),
+    "gunicorn-uvicorn": ("asyncio's SSL protocol (uvloop's), a layer over the transport", 0.8),
+}
+_GUNICORN_TLS = ("OpenSSL on the worker's blocking socket, in C", 0.9)
+_H2_IN = {"granian": ("hyper, in Rust: framing and HPACK cost about what HTTP/1.1's do", 0.95)}
+_PYTHON_H2 = ("python-hyper's h2, in pure Python: frames, HPACK and flow control per request", 0.6)
+# gunicorn's gthread and gevent workers serve an HTTP/2 connection's streams one after the
+# other (gunicorn/workers/gthread.py and base_async.py, handle_http2); the others run them
+# as concurrent tasks.
+_SERIAL_STREAMS = ("gunicorn-gthread", "gunicorn-gevent", "gunicorn-gevent-blocking")
+
+
+def protocol_prediction(
+    server_id: str, lane: Lane, waits: bool, connections: int, cpus: int, knobs: Knobs
+) -> tuple[float, str]:
+    """What protocol-costs predicts for ``lane`` on ``server_id``, as a ratio to h1 over
+    the same requests in flight (``connections`` of h1's), and why. ``waits``: a slow-*
+    scenario (its requests wait, so the ratio is of req/s); else the ratio is of requests
+    per server CPU-second."""
+    if lane.protocol == H1:
+        return 1.0, "the baseline"
+    if waits:
+        if lane.streams > 1 and server_id in _SERIAL_STREAMS:
+            settings = get_server(server_id).resolve(knobs, cpus)
+            capacity = settings["workers"] * settings["threads"]
+            conns = max(1, connections // lane.streams)
+            ratio = min(conns, capacity) / min(connections, capacity)
+            return ratio, (
+                f"gunicorn serves a connection's streams one after another: {conns} "
+                f"connections wait at once, not {min(connections, capacity)}"
+            )
+        return 1.0, "the waits dominate; streams run concurrently, as connections do"
+    tls, tls_ratio = _TLS_IN.get(server_id, _GUNICORN_TLS)
+    if lane.protocol == H1_TLS:
+        return tls_ratio, f"one handshake per kept-alive connection, then {tls}"
+    h2, h2_ratio = _H2_IN.get(server_id, _PYTHON_H2)
+    if lane.streams > 1:  # fewer connections: fewer reads and writes for the same requests
+        return min(1.0, tls_ratio * h2_ratio + 0.05), f"{h2}; fewer, fuller reads and writes"
+    return tls_ratio * h2_ratio, f"{h2}, over TLS"
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
@@ -243,6 +320,16 @@ EXPERIMENTS: dict[str, Experiment] = {
             "by --techempower, only its database location changed) under the same server, "
             "pinning and load, as duets in one run directory, rounds alternating the order; "
             "median ratios ours / theirs with their range (docs/techempower.md).",
+        ),
+        Experiment(
+            "protocol-costs",
+            "What do TLS and HTTP/2 cost each server per request, and where does HTTP/2's "
+            "multiplexing change the answer?",
+            notes="Each pair under h1, h1-tls, h2 (one stream per connection) and h2 with N "
+            "streams over 1/N of the connections, the same requests in flight, served one "
+            "right after the other, rounds reversing the order; ratios to h1 of the same "
+            "round: requests per server CPU-second on db, requests per second on the slow-* "
+            "scenarios (their requests wait), beside the predicted ratio and its reason.",
         ),
     )
 }
@@ -309,4 +396,6 @@ def requirements(experiment: Experiment) -> list[tuple[str, str]]:
         return [(p.app, p.server) for p in FEATURES_PAIRS[experiment.name]]
     if experiment.name == "techempower":
         return [(p.app, p.server) for p in VERSIONS_PAIRS]  # the three with a counterpart
+    if experiment.name == "protocol-costs":
+        return [(p.app, p.server) for p in PROTOCOL_PAIRS]
     return sorted({(c.app, c.server) for c in experiment.cells})

@@ -11,6 +11,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from rich.console import Console
 from stackbench import callgrind, experiments
 from stackbench.bench import check_claims
 from stackbench.console import print_results
-from stackbench.experiments import EXPERIMENTS, features, techempower, versions
+from stackbench.experiments import EXPERIMENTS, features, protocols, techempower, versions
 from stackbench.experiments import report as experiment_report
 from stackbench.experiments import run as experiment_run
 from stackbench.matrix import Pair, pair_of, parse_pairs
@@ -32,6 +33,7 @@ from stackbench.options import (
     add_options,
     check_output,
     check_scenarios,
+    load_from,
     options_for_pairs,
     options_from,
     positive_int,
@@ -44,6 +46,14 @@ from stackbench.variants import VARIANTS
 # The duets (python-versions, the features experiments, techempower) alternate lanes in
 # rounds (--repeats) of shorter runs over two scenarios.
 DUETS = BenchOptions(scenarios=("db", "fortunes"), repeats=3, load=BENCH_LOAD.replace(duration=5.0))
+# protocol-costs: rounds of 5 s lanes on db (CPU per request) and slow-http (waits of
+# 0.25 s, where HTTP/2's streams may or may not overlap).
+PROTOCOL_COSTS = BenchOptions(
+    scenarios=("db", "slow-http"),
+    repeats=3,
+    load=BENCH_LOAD.replace(duration=5.0),
+)
+PROTOCOL_COSTS_WAIT = {"seconds": "0.25"}  # unless --scenario-option seconds=… says otherwise
 # The duets' load options: the bench's, but --requests (count mode) is --instructions'.
 DUET_LOAD = tuple(name for name in LOAD if name != "requests")
 Handler = Callable[[argparse.Namespace, Console, Progress], int]
@@ -78,6 +88,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     for name, experiment in EXPERIMENTS.items():
         if experiment.cells:
             add_options(add(name, _cells), "server", ["pool_size"])
+        elif name == protocols.NAME:
+            _add_protocol_costs(add(name, _protocol_costs, PROTOCOL_COSTS))
         else:
             _add_duet(add(name, _DUETS[name], DUETS), name)
 
@@ -104,6 +116,20 @@ def _add_duet(parser: argparse.ArgumentParser, name: str) -> None:
             "--variants", help="comma-separated bench variants (default: every one for the pairs)"
         )
     _add_instructions(parser)
+
+
+def _add_protocol_costs(parser: argparse.ArgumentParser) -> None:
+    add_options(
+        parser, "load (each lane; --repeats: rounds over the lanes)", DUET_LOAD, PROTOCOL_COSTS
+    )
+    add_options(parser, "server", ["pool_size", "server_cpus"], PROTOCOL_COSTS)
+    lanes = parser.add_argument_group("lanes")
+    lanes.add_argument("--pairs", help="app@server,... (default: one pair per server family)")
+    lanes.add_argument(
+        "--streams", dest="lane_streams", type=positive_int, default=8, metavar="N",
+        help="the multiplexed lane: N streams per HTTP/2 connection over 1/N of the "
+        "connections (8)",
+    )  # fmt: skip
 
 
 def _add_instructions(parser: argparse.ArgumentParser) -> None:
@@ -291,6 +317,29 @@ def _techempower(args: argparse.Namespace, console: Console, progress: Progress)
     write_atomic(outcome.run_dir / "experiment.md", markdown.encode())
     print_results(outcome.run_dir)
     return 1 if outcome.missing else 0
+
+
+def _protocol_costs(args: argparse.Namespace, console: Console, progress: Progress) -> int:
+    chosen = parse_pairs(args.pairs) if args.pairs else list(experiments.PROTOCOL_PAIRS)
+    connections = load_from(args, PROTOCOL_COSTS.load).concurrency
+    if args.lane_streams > connections:
+        raise OptionError(
+            f"--streams {args.lane_streams} needs at least as many --connections "
+            f"({connections}): the lanes keep the same requests in flight"
+        )
+    options = options_from(args, PROTOCOL_COSTS)  # last: it creates the output directory
+    waits = {**PROTOCOL_COSTS_WAIT, **options.load.scenario_options}
+    options = replace(options, load=options.load.replace(scenario_options=waits))
+    outcome = protocols.run_protocols(
+        pairs=chosen,
+        lanes=experiments.protocol_lanes(args.lane_streams),
+        options=options,
+        rounds=options.repeats,
+        progress=progress,
+    )
+    console.print(protocols.table(outcome))
+    markdown = protocols.markdown(outcome, _command())
+    return _finish(console, outcome.run_dir, outcome.failures, "not clean", markdown)
 
 
 _DUETS: dict[str, Handler] = {

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from benchmarks.loadgen.h2 import parse_h2load
 from benchmarks.loadgen.markdown import saturated_ratios
 from benchmarks.loadgen.tools import SATURATED, run_measured
 
@@ -61,3 +62,32 @@ def test_only_saturated_trials_count() -> None:
     ]
     assert saturated_ratios(lg, wrk, "per_cpu") == [0.9, 0.5]
     assert saturated_ratios([{"per_cpu": 1.0}], [{"per_cpu": 1.0}], "per_cpu") == []
+
+
+H2LOAD_OUT = """\
+starting benchmark...
+spawning thread #0: 2 total client(s). 2000 total requests
+Application protocol: h2c
+
+finished in 5.69s, 351.64 req/s, 11.75KB/s
+requests: 2000 total, 2000 started, 1990 done, 1985 succeeded, 5 failed, 0 errored, 0 timeout
+status codes: 1985 2xx, 0 3xx, 0 4xx, 0 5xx
+traffic: 66.85KB (68459) total, 10.10KB (10339) headers (space savings 94.73%), 3.91KB (4000) data
+                     min         max         mean         sd        +/- sd
+time for request:     1.23ms     71.11ms     22.70ms     14.40ms    56.60%
+time for connect:      152us       168us       160us         8us   100.00%
+"""
+
+
+def test_h2load_output_is_read_as_printed() -> None:
+    """The HTTP/2 anchor's own figures (section 3): requests done (not started), its rate,
+    and the mean time for a request, in seconds."""
+    got = parse_h2load(H2LOAD_OUT)
+    assert got == {
+        "requests": 1990,
+        "succeeded": 1985,
+        "rps": 351.64,
+        "mean": pytest.approx(0.0227),
+    }
+    with pytest.raises(AssertionError):  # an output it cannot read is not a zero
+        parse_h2load("finished in 1.0s, 0 req/s\n")

@@ -42,6 +42,10 @@ def test_every_definition_is_valid(name: str) -> None:
         assert {(c.ours.app, c.ours.server) for c in COUNTERPARTS.values()} == set(
             experiments.requirements(experiment)
         )
+    elif name == "protocol-costs":  # one pair per server family, each over every protocol
+        assert {(p.app, p.server) for p in experiments.PROTOCOL_PAIRS} == set(
+            experiments.requirements(experiment)
+        )
     else:
         assert experiment.cells and all(cell.why for cell in experiment.cells)
 
@@ -84,7 +88,7 @@ def test_unknown_experiment_lists_the_valid_ones() -> None:
     assert result.stderr.strip() == (
         "error: unknown experiment 'nope'; valid experiments: gevent-patching, "
         "wsgi-mounted-asgi, django-async-orm, python-versions, django-features, "
-        "fastapi-features, techempower"
+        "fastapi-features, techempower, protocol-costs"
     )
 
 

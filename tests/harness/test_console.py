@@ -201,6 +201,10 @@ def test_the_matrix_is_a_grid_in_one_screen(width: int) -> None:
     assert row.split()[1:] == switch and switch.count("✓") == 2  # django_sync, django_fastapi
     granian = next(line for line in lines if line.startswith("granian"))
     assert granian.split()[1:] == ["✓"] * 6
+    # the protocol dimension under the grid: what each server speaks, why not the rest
+    said = " ".join(result.stdout.split())
+    assert "protocols (bench --protocol): h1, h1-tls: every server" in said
+    assert "uvicorn: uvicorn has no HTTP/2" in said and "h2 (no h2c): daphne: " in said
 
 
 def test_the_matrix_grid_alone_at_any_width() -> None:

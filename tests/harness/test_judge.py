@@ -108,6 +108,7 @@ def test_a_clean_run_is_ok_with_no_flag() -> None:
         "client_saturated": False,
         "checks_failed": False,
         "worker_restarted": False,
+        "protocol_mismatch": False,
     }
 
 
@@ -294,3 +295,75 @@ def test_the_cpu_read_note_names_the_source_and_only_the_coarse_figures() -> Non
     ticks = cpu_read_note([("a", TICKS)])
     assert ticks.startswith("CPU time read from /proc/PID/stat's clock ticks (proc-stat) to 10 ms:")
     assert cpu_read_note([]) == ""
+
+
+# ------------------------------------------------------------ the protocol (bench --protocol)
+
+
+def _spoke(negotiated: dict[str, int], tls: bool, requested: str = "h2") -> dict[str, Any]:
+    """A report whose connections negotiated ``negotiated`` (loadgen's protocol block)."""
+    report = _report()
+    versions = {"TLSv1.3": sum(negotiated.values())} if tls else {}
+    report["protocol"] = {
+        "requested": requested,
+        "scheme": "https" if tls else "http",
+        "negotiated": negotiated,
+        "tls": {"versions": versions, "ciphers": {"TLS_AES_256_GCM_SHA384": 1}, "alpn": {}}
+        if tls
+        else None,
+    }
+    return report
+
+
+def test_every_connection_speaking_what_was_asked_is_ok() -> None:
+    verdict = judge([_repeat(_spoke({"h2": 8}, tls=True))] * 2, None, "h2")
+    assert verdict["status"] == "ok", verdict["reason"]
+    assert verdict["flags"]["protocol_mismatch"] is False
+    assert verdict["summary"] and verdict["summary"]["negotiated"] == {
+        "protocols": {"h2": 16},
+        "tls_versions": {"TLSv1.3": 16},
+        "ciphers": {"TLS_AES_256_GCM_SHA384": 2},
+    }
+    assert judge([_repeat(_spoke({"h2c": 4}, tls=False))], None, "h2c")["status"] == "ok"
+    assert judge([_repeat(_spoke({"http/1.1": 4}, tls=True))], None, "h1-tls")["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("asked", "negotiated", "tls", "said"),
+    [
+        ("h2", {"http/1.1": 8}, True, "asked h2 (h2): 8 of 8 connections spoke 8 http/1.1"),
+        ("h2", {"h2": 7, "http/1.1": 1}, True, "asked h2 (h2): 1 of 8 connections spoke"),
+        ("h2c", {"http/1.1": 4}, False, "asked h2c (h2c): 4 of 4 connections spoke 4 http/1.1"),
+        ("h2", {}, True, "asked h2 (h2): no connection spoke it"),
+        ("h1-tls", {"http/1.1": 4}, False, "asked h1-tls: no connection negotiated TLS"),
+        ("h1", {"http/1.1": 4}, True, "asked h1: 4 connections negotiated TLS"),
+    ],
+)
+def test_a_run_that_spoke_another_protocol_is_not_ok(
+    asked: str, negotiated: dict[str, int], tls: bool, said: str
+) -> None:
+    """The planted fault, as loadgen reports it: asked h2, some connection spoke HTTP/1.1
+    (a server started without its HTTP/2 switch), and its kin."""
+    verdict = judge([_repeat(_spoke(negotiated, tls))], None, asked)
+    assert verdict["status"] == "degraded", verdict
+    assert verdict["flags"]["protocol_mismatch"] is True
+    assert verdict["reason"] and verdict["reason"].startswith(said), verdict["reason"]
+
+
+def test_a_protocol_loadgen_did_not_report_is_not_ok_but_h1_is() -> None:
+    """A report without its protocol block: unknown for h2 (not ok); for h1 it is what
+    every loadgen before TLS and HTTP/2 spoke."""
+    verdict = judge([_repeat()], None, "h2")
+    assert verdict["status"] == "degraded" and verdict["flags"]["protocol_mismatch"] is True
+    assert verdict["reason"] == "asked h2: loadgen did not report what its connections negotiated"
+    assert verdict["summary"] and verdict["summary"]["negotiated"] is None
+    assert judge([_repeat()], None, "h1")["status"] == "ok"
+
+
+def test_nothing_answered_in_the_protocol_asked_says_so_first() -> None:
+    report = _spoke({}, tls=True)
+    report["summary"].update(ok=0, responses=0, requests=8, errors=8)
+    report["errors"] = {"h2_refused": 8}
+    verdict = judge([_repeat(report)], None, "h2")
+    assert verdict["status"] == "failed"
+    assert verdict["reason"] == "asked h2 (h2): no connection spoke it; no successful responses"

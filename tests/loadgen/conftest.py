@@ -1,27 +1,35 @@
-"""Fixtures: real servers on 127.0.0.1 in subprocesses, always stopped."""
+"""Fixtures: real servers on 127.0.0.1 in subprocesses, always stopped; for TLS, a test CA
+and a server certificate made once per session (trustme) in a directory removed after it."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 SERVERS = Path(__file__).with_name("servers.py")
+H2SERVER = Path(__file__).with_name("h2server.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
 class Server:
-    def __init__(self) -> None:
+    """``servers.py`` (HTTP/1.1; ``tls``: a PEM of key and chain to serve TLS with)."""
+
+    def __init__(self, *args: str, script: Path = SERVERS, tls: TLSFiles | None = None) -> None:
+        self.tls = tls
         self.proc = subprocess.Popen(
-            [sys.executable, str(SERVERS)],
+            [sys.executable, str(script), *args, *(["--tls", tls.server] if tls else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -32,14 +40,15 @@ class Server:
             self.stop()
             raise RuntimeError(f"test server did not start: {line!r}")
         self.port = int(line.split()[1])
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._stats_calls = 0
 
     def url(self, path: str) -> str:
         return self.base + path
 
     def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(self.url(path), timeout=5) as r:
+        context = ssl.create_default_context(cafile=self.tls.ca) if self.tls else None
+        with urllib.request.urlopen(self.url(path), timeout=5, context=context) as r:
             return r.read()
 
     def served(self) -> int:
@@ -61,6 +70,83 @@ class Server:
             except Exception:
                 p.kill()
                 p.wait(timeout=5)
+
+
+class H2Server(Server):
+    """``h2server.py``: HTTP/2 (h2c, or ALPN h2 with ``tls``); its counters on request."""
+
+    def __init__(self, *args: str, tls: TLSFiles | None = None) -> None:
+        super().__init__(*args, script=H2SERVER, tls=tls)
+
+    def stats(self) -> dict[str, int]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        return dict(json.loads(self.proc.stdout.readline()))
+
+
+class TLSFiles(SimpleNamespace):
+    ca: str  # the test CA's certificate (PEM): what --cacert trusts
+    server: str  # the server's key and certificate chain (PEM), for 127.0.0.1 and localhost
+
+
+@pytest.fixture(scope="session")
+def tls_files() -> Iterator[TLSFiles]:
+    """A CA made for this session and a server certificate it signed; never committed, the
+    directory removed after the session."""
+    trustme = pytest.importorskip("trustme", reason="trustme is in the test extra")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    with tempfile.TemporaryDirectory(prefix="loadgen-tls-") as d:
+        files = TLSFiles(ca=os.path.join(d, "ca.pem"), server=os.path.join(d, "server.pem"))
+        ca.cert_pem.write_to_path(files.ca)
+        cert.private_key_and_cert_chain_pem.write_to_path(files.server)
+        yield files
+
+
+@pytest.fixture(scope="session")
+def tls_server(tls_files: TLSFiles) -> Iterator[Server]:
+    """servers.py over TLS (ALPN http/1.1)."""
+    s = Server(tls=tls_files)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def h2c_server() -> Iterator[H2Server]:
+    s = H2Server()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def h2_tls_server(tls_files: TLSFiles) -> Iterator[H2Server]:
+    s = H2Server(tls=tls_files)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture()
+def start_h2_server() -> Iterator[Callable[..., H2Server]]:
+    """``start_h2_server(*args)``: an h2server.py of this test's own (its options, its
+    counters from zero), stopped after the test."""
+    started: list[H2Server] = []
+
+    def start(*args: str, tls: TLSFiles | None = None) -> H2Server:
+        started.append(H2Server(*args, tls=tls))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for s in started:
+            s.stop()
 
 
 @pytest.fixture(scope="session")

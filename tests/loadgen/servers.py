@@ -2,7 +2,8 @@
 
 Run as a subprocess: ``python servers.py`` prints ``PORT <n>`` once listening on
 127.0.0.1 (``--host ADDRESS`` to listen elsewhere, e.g. a network namespace's own
-address) and serves until killed (or stdin closes).  Routes:
+address; ``--tls PEM`` to speak TLS, ALPN ``http/1.1``, with the key and certificate
+chain in PEM) and serves until killed (or stdin closes).  Routes:
 
 * ``/fixed`` — 10 ms service time (``?ms=N`` to change), body ``ok``.
 * ``/fast`` — immediate ``ok``.
@@ -40,6 +41,7 @@ import contextlib
 import json
 import secrets
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -337,7 +339,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         while True:
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
+            except (asyncio.IncompleteReadError, OSError):  # OSError: also TLS
                 return
             lines = head.decode("latin-1").split("\r\n")
             method, target, _ = lines[0].split(" ", 2)
@@ -436,8 +438,13 @@ def _maybe_stall() -> None:
         time.sleep(STATE["stall_for"])  # block the whole server: a real stall
 
 
-async def main(host: str = "127.0.0.1") -> None:
-    server = await asyncio.start_server(handle, host, 0, backlog=1024)
+async def main(host: str = "127.0.0.1", tls: str | None = None) -> None:
+    ctx = None
+    if tls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(tls)
+        ctx.set_alpn_protocols(["http/1.1"])
+    server = await asyncio.start_server(handle, host, 0, backlog=1024, ssl=ctx)
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)
     loop = asyncio.get_running_loop()
@@ -449,6 +456,7 @@ async def main(host: str = "127.0.0.1") -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="HTTP/1.1 test servers for loadgen's tests")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--tls", metavar="PEM", help="serve TLS with this key and chain")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(args.host))
+        asyncio.run(main(args.host, args.tls))

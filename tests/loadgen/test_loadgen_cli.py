@@ -31,8 +31,7 @@ def one_line_error(p) -> str:
     [
         (["not a url"], "malformed URL"),
         (["http://"], "malformed URL"),
-        (["ftp://127.0.0.1/"], "scheme"),
-        (["https://127.0.0.1/"], "https"),
+        (["ftp://127.0.0.1/"], "scheme must be http or https"),
         (["http://127.0.0.1:99999/"], "malformed URL"),
         (["http://10.1.2.3/"], "non-loopback"),
         (["-R", "0", "http://127.0.0.1:1/"], "-R"),

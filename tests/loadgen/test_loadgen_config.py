@@ -5,6 +5,7 @@ parsers, what the command line refuses."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 
 import pytest
@@ -18,12 +19,15 @@ def read_back(argv: list[str]) -> Config:
     return config_from_args(build_parser().parse_args(argv))
 
 
-def odd() -> Config:
+@pytest.fixture()
+def odd(tls_files, tmp_path) -> Config:  # type: ignore[no-untyped-def]
     """A value off its default in every field, each as awkward as the field allows: a
     leading dash, '=' and ':' inside values, empty values, bytes that are not UTF-8, a
-    float that is not short in decimal, negative numbers."""
+    float that is not short in decimal, negative numbers, a file name with blanks."""
+    cacert = tmp_path / "the ca=1.pem"
+    shutil.copy(tls_files.ca, cacert)
     return Config(
-        url="http://[::1]:8123/fastapi?q=a%20b&r=-1",
+        url="https://[::1]:8123/fastapi?q=a%20b&r=-1",
         requests=12,
         duration=1 / 3,
         concurrency=8,
@@ -48,7 +52,11 @@ def odd() -> Config:
         thresholds=("p99<50ms", "errors<1%"),
         allow_remote=True,
         csv_path="-out.csv",
-        keepalive=False,
+        keepalive=True,  # the default, but HTTP/2 has no Connection: close (below)
+        h2=True,
+        streams=3,
+        cacert=str(cacert),
+        insecure=False,  # the default: with --cacert it is refused (below)
         max_queue=0,
         use_uvloop=False,
         use_httptools=True,
@@ -59,23 +67,30 @@ def odd() -> Config:
     )
 
 
-def test_every_field_is_off_its_default_in_the_odd_config() -> None:
-    config = odd()
-    same = [f.name for f in dataclasses.fields(Config) if getattr(config, f.name) == f.default]
-    assert same == [] and set(OPTIONS) == {f.name for f in dataclasses.fields(Config)}
+# the fields the odd Config leaves at their defaults, each written in the other one
+ODD_ELSEWHERE = {"keepalive": {"keepalive": False}, "insecure": {"insecure": True, "cacert": None}}
 
 
-def test_to_argv_reads_back_into_an_equal_config() -> None:
-    config = odd()
-    argv = config.to_argv()
-    assert read_back(argv) == config
+def test_every_field_is_off_its_default_in_the_odd_config(odd) -> None:
+    same = [f.name for f in dataclasses.fields(Config) if getattr(odd, f.name) == f.default]
+    assert same == list(ODD_ELSEWHERE)
+    assert set(OPTIONS) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_to_argv_reads_back_into_an_equal_config(odd) -> None:
+    for config in (odd, *(odd.replace(h2=False, streams=1, **c) for c in ODD_ELSEWHERE.values())):
+        argv = config.to_argv()
+        assert read_back(argv) == config
+        assert argv[-1] == config.url
     # each field came through its own flag, not by luck of a default
+    argv = odd.to_argv()
     assert "--no-uvloop" in argv and "--httptools" in argv and "--seed=-7" in argv
-    assert argv[-1] == config.url
+    assert "--h2" in argv and argv[argv.index("--streams") + 1] == "3"
+    assert odd.cacert in argv and "--insecure" in odd.replace(**ODD_ELSEWHERE["insecure"]).to_argv()
 
 
-def test_the_odd_config_is_also_valid() -> None:
-    config = odd().replace(agent=(0, 2), processes=1, scenario="db")
+def test_the_odd_config_is_also_valid(odd) -> None:
+    config = odd.replace(agent=(0, 2), processes=1, scenario="db")
     assert read_back(config.to_argv()).validate() == config
 
 

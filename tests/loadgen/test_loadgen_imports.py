@@ -1,6 +1,6 @@
 """loadgen's import graph: no cycle (counting every import: inside functions and under
 TYPE_CHECKING too), no internal import hidden in a function, nothing imported from
-outside loadgen but the standard library and the optional uvloop/httptools. (Module
+outside loadgen but the standard library and the optional packages below. (Module
 length: tests/test_architecture.py, for every package.)"""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "loadgen"
-# the fast engines, and JSON Schema for a scenario file's check.schema (imported by
-# loadgen/scenario_file.py only when a file uses it)
-OPTIONAL = {"uvloop", "httptools", "jsonschema"}
+# the fast engines, JSON Schema for a scenario file's check.schema (imported by
+# loadgen/scenario_file.py only when a file uses it) and h2 for --h2 (imported by
+# loadgen/h2protocol.py only when a run opens an HTTP/2 connection, with its hpack)
+OPTIONAL = {"uvloop", "httptools", "jsonschema", "h2", "hpack"}
 
 
 def _modules() -> dict[str, Path]:

@@ -83,9 +83,11 @@ def _too_large(start_response):  # type: ignore[no-untyped-def]
 def application(environ, start_response):  # type: ignore[no-untyped-def]
     """Route /fastapi/... to FastAPI (prefix moved to SCRIPT_NAME), the rest to Django.
 
-    Both halves read a body as CONTENT_LENGTH bytes of wsgi.input, so a chunked body (no
-    Content-Length; the server dechunks it) would read as empty: up to the limit it is read
-    here and handed on with its length. Past the limit, declared or not, it is a 413 here.
+    Both halves read a body as CONTENT_LENGTH bytes of wsgi.input, so a body without a
+    Content-Length would read as empty: a chunked one (HTTP/1.1; the server dechunks it), or
+    an HTTP/2 stream's (wsgi.input_terminated: the server ends the input with the body). Up
+    to the limit it is read here and handed on with its length. Past the limit, declared or
+    not, it is a 413 here.
     """
     limit = settings.MAX_REQUEST_BODY
     try:
@@ -96,7 +98,10 @@ def application(environ, start_response):  # type: ignore[no-untyped-def]
         if length > limit:
             return _too_large(start_response)
         environ["CONTENT_LENGTH"] = str(length)  # without leading zeros: both halves int() it
-    elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+    elif (
+        environ.get("wsgi.input_terminated")
+        or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    ):
         body = environ["wsgi.input"].read(limit + 1)
         if len(body) > limit:
             return _too_large(start_response)

@@ -59,10 +59,11 @@ def _answer(start_response, status: str, detail: str):  # type: ignore[no-untype
 def application(environ, start_response):  # type: ignore[no-untyped-def]
     """Django, given a chunked request body too, and a Content-Length it can read.
 
-    Django reads a request body as CONTENT_LENGTH bytes of wsgi.input, so a chunked body
-    (no Content-Length; the server dechunks it) would read as empty: up to the upload limit
-    it is read here and handed on with its length. Past the limit, declared or not, it is a
-    413 here.
+    Django reads a request body as CONTENT_LENGTH bytes of wsgi.input, so a body without a
+    Content-Length would read as empty: a chunked one (HTTP/1.1; the server dechunks it), or
+    an HTTP/2 stream's (the server marks wsgi.input as ending where the body does:
+    wsgi.input_terminated). Up to the upload limit it is read here and handed on with its
+    length. Past the limit, declared or not, it is a 413 here.
     """
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     try:
@@ -73,7 +74,10 @@ def application(environ, start_response):  # type: ignore[no-untyped-def]
         if length > limit:
             return _answer(start_response, "413 Content Too Large", "Request body too large.")
         environ["CONTENT_LENGTH"] = str(length)
-    elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+    elif (
+        environ.get("wsgi.input_terminated")
+        or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    ):
         body = environ["wsgi.input"].read(limit + 1)
         if len(body) > limit:
             return _answer(start_response, "413 Content Too Large", "Request body too large.")
