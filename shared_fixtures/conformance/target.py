@@ -122,6 +122,10 @@ class AppTarget:
             verify=self.tls_context(),
             http1=not (self.http2 and not self.tls),  # h2c: prior knowledge only
             http2=self.http2,
+            # A connection idle longer than this is not reused: a server closes an idle one
+            # after its keep-alive (hypercorn's 5 s, httpx's own default), and a request sent
+            # as it closes sees "Server disconnected" (seen on HTTP/2 under load).
+            limits=httpx.Limits(keepalive_expiry=1.0),
         )
 
     def async_client(self, **options: object) -> httpx.AsyncClient:
