@@ -15,6 +15,7 @@ from .api import run_sync
 from .config import (
     ENGINE,
     LOAD,
+    MISBEHAVING,
     OPTIONS,
     OUTPUT,
     REQUEST,
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(p, ["url"])
     sections = {}
-    for section in (LOAD, REQUEST, SCENARIOS, OUTPUT, ENGINE):
+    for section in (LOAD, REQUEST, SCENARIOS, MISBEHAVING, OUTPUT, ENGINE):
         sections[section] = p.add_argument_group(section)
         add_arguments(
             sections[section], [o.name for o in OPTIONS.values() if o.group == section and o.flags]

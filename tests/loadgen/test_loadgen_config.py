@@ -55,6 +55,9 @@ def odd() -> Config:
         check_target=False,
         agent=(1, 3),
         start_at=time.time() + 30.123456789,
+        misbehaving=(("stalled-body", 2), ("idle", 1)),
+        misbehaving_pace=1 / 7,
+        misbehaving_path="/-x?a=b%20c",
     )
 
 
@@ -74,7 +77,8 @@ def test_to_argv_reads_back_into_an_equal_config() -> None:
 
 
 def test_the_odd_config_is_also_valid() -> None:
-    config = odd().replace(agent=(0, 2), processes=1, scenario="db")
+    # misbehaving connections are held from one host: not beside --agent
+    config = odd().replace(agent=(0, 2), processes=1, scenario="db", misbehaving=())
     assert read_back(config.to_argv()).validate() == config
 
 
@@ -129,6 +133,18 @@ REFUSED = [
     ({"seed": 1.5}, "--seed"),
     ({"keepalive": "no"}, "--disable-keepalive must be True or False"),
     ({"url": "http://10.1.2.3/"}, "non-loopback"),
+    ({"misbehaving": (("idle", 0),)}, "--misbehaving must be positive"),
+    ({"misbehaving": (("sleepy", 1),)}, "unknown kind 'sleepy'"),
+    ({"misbehaving": (("idle", 1), ("idle", 2))}, "each KIND once"),
+    ({"misbehaving": (("idle", 600), ("slow-headers", 401))}, "at most 1000 connections"),
+    (
+        {"misbehaving": (("idle", 1),), "url": "http://10.1.2.3/", "allow_remote": True},
+        "--misbehaving: loopback targets only",
+    ),
+    ({"misbehaving": (("idle", 1),), "agent": (0, 1)}, "not with --agent"),
+    ({"misbehaving_pace": 0.0}, "--misbehaving-pace"),
+    ({"misbehaving_path": "no-slash"}, "--misbehaving-path must be a path"),
+    ({"misbehaving_path": "/a b"}, "--misbehaving-path must be a path"),
 ]
 
 
