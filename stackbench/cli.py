@@ -27,7 +27,18 @@ from stackbench import bench, experiments, matrix, serve_cli
 from stackbench.apps import UnknownAppError, get_app
 from stackbench.console import LiveProgress, changes_table, console, print_matrix, summary_table
 from stackbench.experiments import cli as experiment_cli
-from stackbench.options import DEFAULTS, HOSTS, LOAD, SERVER, OptionError, add_options, options_from
+from stackbench.options import (
+    DEFAULTS,
+    HOSTS,
+    LOAD,
+    MISBEHAVING,
+    PROXY,
+    SERVER,
+    OptionError,
+    add_options,
+    check_upstream,
+    options_from,
+)
 from stackbench.results import ResultsError
 from stackbench.run import RunReport
 from stackbench.servers import UnknownServerError, get_server
@@ -64,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-stats", metavar="URL", help="that serve's stats endpoint (it prints both)"
     )
     add_options(run, "load", LOAD)
+    add_options(run, "clients that misbehave, beside the load (loadgen's)", MISBEHAVING)
     add_options(run, "server", SERVER)
+    add_options(run, "a proxy in front", PROXY)
     add_options(run, "data", ["output"])
     add_options(run, "load from several hosts (with --target)", HOSTS)
     add_options(run, "profiling", ["profile"])
@@ -133,7 +146,7 @@ def run_report(args: argparse.Namespace) -> int:
 # What serve decides on the serving host; refused beside --target rather than ignored.
 _SERVE_SIDE = (
     "workers", "threads", "pool_size", "server_cpus", "scale", "ready_timeout", "profile",
-    "variant",
+    "variant", "proxy", "upstream",
 )  # fmt: skip
 
 
@@ -219,6 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = _chosen_pairs(args)
         if args.variant is not None:  # it must apply to every app the run serves
             get_variant(args.variant, [p.app for p in chosen] if chosen else args.app.split(","))
+        check_upstream(
+            args.upstream, [p.server for p in chosen] if chosen else args.server.split(",")
+        )
         options = options_from(args)
         if chosen is not None:
             report = bench.many_pairs(chosen, options, progress=LiveProgress())

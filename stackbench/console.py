@@ -50,12 +50,33 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def _cpu_split(per_request: CpuPerRequest | None) -> str:
-    """'120+35+40': server, database and client CPU µs per response ('?' where unknown)."""
+def _cpu_split(per_request: CpuPerRequest | None, proxied: bool = False) -> str:
+    """'120+35+40': server, database and client CPU µs per response ('?' where unknown);
+    '120+30+35+40' with the proxy's after the server's when a table has a proxy in front
+    ('–' for a row without one)."""
     if not per_request:
         return "–"
-    parts = (per_request["server"], per_request["database"], per_request["client"])
-    return "+".join("?" if part is None else f"{part:.0f}" for part in parts)
+    parts: tuple[float | str | None, ...] = (per_request["server"],)
+    if proxied:
+        parts += (per_request.get("proxy", "–"),)
+    parts += (per_request["database"], per_request["client"])
+    return "+".join(
+        part if isinstance(part, str) else "?" if part is None else f"{part:.0f}" for part in parts
+    )
+
+
+def _pair(row: ResultRow) -> str:
+    """'app @ server', and the proxy in front when there was one: '… via nginx (unix)'."""
+    front = row.get("proxy")
+    return f"{row['app']} @ {row['server']}" + (f" via {front}" if front else "")
+
+
+def _misbehaving(summary: Summary | dict[str, Any]) -> str:
+    """'idle 25: 22 held, 3 closed': the misbehaving connections beside the load."""
+    held = summary.get("misbehaving") or {}
+    return "; ".join(
+        f"{kind} {k['asked']}: {k['held']} held, {k['closed']} closed" for kind, k in held.items()
+    )
 
 
 def summary_table(rows: list[ResultRow], title: str) -> Table:
@@ -67,6 +88,8 @@ def summary_table(rows: list[ResultRow], title: str) -> Table:
     table = Table(
         title=title, title_justify="left", caption=cpu_read_note(reads), caption_justify="left"
     )
+    proxied = any(row.get("proxy") for row in rows)
+    misbehaving = any(row["summary"] and row["summary"].get("misbehaving") for row in rows)
     for column in (
         "pair",
         "scenario",
@@ -75,13 +98,17 @@ def summary_table(rows: list[ResultRow], title: str) -> Table:
         "p99 ms",
         "errors",
         "req/CPU-s",
-        "CPU µs/req srv+db+cli",
+        "CPU µs/req srv+prx+db+cli" if proxied else "CPU µs/req srv+db+cli",
         "RSS MB",
         "DB conns",
+        *(["misbehaving (held, closed by the server)"] if misbehaving else []),
         "status",
     ):
         table.add_column(
-            column, justify="left" if column in ("pair", "scenario", "status") else "right"
+            column,
+            justify="left"
+            if column in ("pair", "scenario", "status") or column.startswith("misbehaving")
+            else "right",
         )
     for row in rows:
         summary: Summary | dict[str, Any] = row["summary"] or {}
@@ -101,16 +128,17 @@ def summary_table(rows: list[ResultRow], title: str) -> Table:
             status += f": {row['reason'][:60]}"
         style = {"ok": "green", "degraded": "yellow", "failed": "red"}[row["status"]]
         table.add_row(
-            f"{row['app']} @ {row['server']}",
+            _pair(row),
             row["scenario"],
             _fmt(summary.get("rps")),
             _fmt(summary.get("p50_ms"), ".2f"),
             _fmt(summary.get("p99_ms"), ".2f"),
             f"{100 * summary['error_rate']:.2f}%" if summary else "–",
             _fmt(summary.get("requests_per_server_cpu_s"), ".0f"),
-            _cpu_split(summary.get("cpu_us_per_request")),
+            _cpu_split(summary.get("cpu_us_per_request"), proxied),
             _fmt(summary.get("peak_rss_mb")),
             _fmt(summary.get("peak_db_connections"), "d"),
+            *([_misbehaving(summary)] if misbehaving else []),
             f"[{style}]{status}[/{style}]",
         )
     return table

@@ -96,6 +96,23 @@ class SelfChecks(TypedDict):
     client_cpu: ClientCpu
 
 
+class MisbehavingKind(TypedDict):
+    """loadgen's report on one kind of misbehaving connection held beside the load."""
+
+    asked: Count
+    opened: Count
+    failed: Count
+    """could not connect"""
+    closed: Count
+    """closed by the server before the run ended"""
+    held: Count
+    """still open when the run ended"""
+    answered: dict[str, int]
+    """answers the server sent them, by status"""
+    closed_after_s: dict[str, float] | None
+    """seconds from connect to the server's close: min, median, max"""
+
+
 class LoadgenReport(TypedDict):
     version: int
     summary: LoadgenSummary
@@ -103,6 +120,7 @@ class LoadgenReport(TypedDict):
     errors: dict[str, int]
     checks: list[Check]
     self_checks: SelfChecks
+    misbehaving: NotRequired[dict[str, MisbehavingKind] | None]
 
 
 # -- the result document: one (app, server, scenario) in one run -------------------------
@@ -132,6 +150,8 @@ class LoadInfo(TypedDict):
     """count mode (-n): requests per repeat"""
     repeats: AtLeastOne
     processes: AtLeastOne
+    misbehaving: NotRequired[dict[str, int]]
+    """connections held beside the load, by kind (loadgen --misbehaving): none when empty"""
 
 
 class CpuRead(TypedDict):
@@ -145,6 +165,8 @@ class CpuRead(TypedDict):
 
 class CpuPerRequest(TypedDict):
     server: Annotated[float | None, Json(minimum=0)]
+    proxy: NotRequired[Annotated[float | None, Json(minimum=0)]]
+    """the proxy in front (bench --proxy); absent without one"""
     database: Annotated[float | None, Json(minimum=0)]
     client: Annotated[float | None, Json(minimum=0)]
 
@@ -184,6 +206,12 @@ class Summary(TypedDict):
     """CPU microseconds per successful response, by who spent them (median repeat)"""
     worker_exits: NotRequired[Count]
     """server processes that exited during the measured windows"""
+    proxy_cpu_s: NotRequired[float | None]
+    """CPU seconds of the proxy in front (bench --proxy) in the measured window (median repeat)"""
+    proxy_cpu_read: NotRequired[CpuRead | None]
+    """how the proxy's CPU figure was read (median repeat)"""
+    misbehaving: NotRequired[dict[str, MisbehavingKind] | None]
+    """the misbehaving connections held beside the load (median repeat), by kind"""
 
 
 class Flags(TypedDict):
@@ -216,6 +244,13 @@ class DatabaseFigures(TypedDict):
     cpu_read: NotRequired[CpuRead | None]
 
 
+class ProxyFigures(TypedDict):
+    """The proxy in front, over the measured window."""
+
+    cpu_s: float | None
+    cpu_read: CpuRead | None
+
+
 class ProfileDoc(TypedDict):
     raw: str | None
     summary: str | None
@@ -228,6 +263,8 @@ class Repeat(TypedDict):
     p99_ms: NonNegative
     server: ServerFiguresDoc
     database: NotRequired[DatabaseFigures]
+    proxy: NotRequired[ProxyFigures]
+    """bench --proxy: the proxy's CPU in the same window as the server's"""
     # loadgen's own schema says what a valid report is; a result only needs its head.
     loadgen: Annotated[
         LoadgenReport,
@@ -236,6 +273,23 @@ class Repeat(TypedDict):
     profile: NotRequired[Annotated[ProfileDoc, CLOSED]]
     """bench --profile: py-spy's on-CPU samples of the server in the measured window (files in
     profiles/), or why there are none"""
+
+
+class ProxyDoc(TypedDict):
+    """The proxy in front of the pair (bench --proxy): clients reached the server through it."""
+
+    name: str
+    version: str
+    client_protocol: str
+    """what clients spoke to the proxy: h1 (HTTP/1.1)"""
+    upstream: Literal["tcp", "unix"]
+    """how the proxy reached the server"""
+    upstream_address: str
+    """host:port or unix:PATH"""
+    workers: AtLeastOne
+    command: list[str]
+    config: str
+    """its configuration, relative to the run directory (written for this serving)"""
 
 
 class ResultHeader(TypedDict):
@@ -255,6 +309,8 @@ class ResultHeader(TypedDict):
     server_command: list[str]
     server_env: NotRequired[dict[str, str]]
     server_settings: ServerSettings
+    proxy: NotRequired[Annotated[ProxyDoc, CLOSED]]
+    """bench --proxy: the proxy in front of the server; absent when clients reached it directly"""
     started_at: str
 
 
@@ -292,6 +348,8 @@ class ResultRow(TypedDict):
     reason: str | None
     summary: Summary | None
     flags: Flags
+    proxy: NotRequired[str | None]
+    """the proxy in front and how it reached the server: 'nginx (unix)'"""
 
 
 # -- the manifest: one run directory's provenance ----------------------------------------
@@ -386,6 +444,8 @@ class Manifest(TypedDict):
     target: NotRequired[Annotated[Target, CLOSED]]
     """bench --target: the pair was served by `serve` on another host; its machine is here, the load
     host's is `machine`"""
+    proxy_configs: NotRequired[list[str]]
+    """bench --proxy: the proxy's configuration of each job, relative to the run directory"""
 
 
 def job(app: str, server: str, label: str | None, options: Mapping[str, Any]) -> Job:

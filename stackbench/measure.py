@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
 
 from shared_fixtures.db import Database
 from shared_fixtures.processes import ProcessError
-from stackbench import results
+from stackbench import proxy, results
 from stackbench.apps import App
 from stackbench.documents import (
     SCHEMA_VERSION,
@@ -22,6 +22,8 @@ from stackbench.documents import (
     Flags,
     LoadgenReport,
     LoadInfo,
+    ProxyDoc,
+    ProxyFigures,
     Repeat,
     ResultDocument,
     ResultHeader,
@@ -36,6 +38,7 @@ from stackbench.loadrun import LoadError, aimed, run_load
 from stackbench.matrix import Pair
 from stackbench.options import BENCH_LOAD, BenchOptions
 from stackbench.profiler import ProfiledSampler
+from stackbench.proxy import Proxied
 from stackbench.sampler import Sampler, ServerFigures
 from stackbench.server_process import Served, answers_health, serve
 from stackbench.servers import Server
@@ -84,16 +87,23 @@ class Subject(Protocol):
 
 @dataclass(frozen=True)
 class LocalSubject:
-    """A pair this process serves, its figures read from this host's /proc."""
+    """A pair this process serves (with a proxy in front, or not), its figures read from
+    this host's /proc."""
 
     served: Served
     db: Database
     prefix: str = ""
     profiles: Path | None = None  # bench --profile: py-spy's files go here
+    proxied: Proxied | None = None  # bench --proxy: the load goes through it
+
+    @property
+    def front_url(self) -> str:
+        """Where clients reach the app's root: the proxy, or the server itself."""
+        return self.proxied.base_url if self.proxied else self.served.base_url
 
     @property
     def base_url(self) -> str:
-        return self.served.base_url + self.prefix
+        return self.front_url + self.prefix
 
     @property
     def server_pid(self) -> int:
@@ -108,7 +118,12 @@ class LocalSubject:
         return "proc" if self._database_pid is not None else None
 
     def sampler(self, label: str) -> Sampling:
-        sampler = Sampler(self.server_pid, self.db.url, database_pid=self._database_pid)
+        sampler = Sampler(
+            self.server_pid,
+            self.db.url,
+            database_pid=self._database_pid,
+            proxy_pgid=self.proxied.process.pid if self.proxied else None,
+        )
         if self.profiles is None:
             return sampler.start()
         app_modules = {p.stem for p in self.served.app.directory.iterdir()}
@@ -120,6 +135,8 @@ class LocalSubject:
         return {**os.environ, "STACKBENCH_ADMIN_USER": user, "STACKBENCH_ADMIN_PASSWORD": password}
 
     def stopped(self) -> str | None:
+        if self.proxied is not None and (why := self.proxied.stopped()) is not None:
+            return why
         if self.served.process.running():
             return None
         code = self.served.process.popen.poll()
@@ -128,9 +145,11 @@ class LocalSubject:
         return f"server exited with code {code} during the run"
 
     def answers(self) -> bool:
-        return answers_health(self.served.base_url, timeout=5.0, path=self.served.app.ready_path)
+        return answers_health(self.front_url, timeout=5.0, path=self.served.app.ready_path)
 
     def log_tail(self) -> str | None:
+        if self.proxied is not None and self.proxied.stopped() is not None:
+            return self.proxied.log_tail()
         return self.served.process.log_tail()
 
     def gather(self, report: LoadgenReport) -> LoadgenReport:
@@ -147,7 +166,9 @@ def measure_pair(
     upstream_url: str,
     run_dir: Path,
     progress: Progress,
+    proxy_dir: Path | None = None,
 ) -> list[ResultRow]:
+    """``proxy_dir``: where the proxy's configuration and logs go (``options.proxy``)."""
     settings = server.resolve(options.knobs, options.server_cpu_count)
     base = _result_base(app, server, pair, run_dir, settings, label)
     served_variant = get_variant(options.variant, [app.id]) if options.variant else None
@@ -157,15 +178,20 @@ def measure_pair(
             "DJANGO_SETTINGS_MODULE": served_variant.settings,
         }
     try:
-        with serve_pair(app, server, options, db, upstream_url, run_dir / "logs") as served:
+        with serve_fronted(app, server, options, db, upstream_url, run_dir / "logs", proxy_dir) as (
+            served,
+            proxied,
+        ):
             base["server_command"] = served.argv
             # The server's own Python (its venv's), asked with the server's environment.
             base["interpreter"] = results.interpreter(
                 (options.bin_dir or BIN_DIR) / "python", served.env
             )
+            if proxied is not None:
+                base["proxy"] = proxy_doc(proxied, run_dir)
             # The load (and the smoke check) go to the app mounted at the prefix.
             profiles = run_dir / "profiles" if options.profile else None
-            subject = LocalSubject(served, db, options.prefix, profiles)
+            subject = LocalSubject(served, db, options.prefix, profiles, proxied)
             return measure_subject(subject, options, base, run_dir, progress, app.smoke_paths)
     except ProcessError as exc:
         reason, _, tail = str(exc).partition("; last log lines:\n")
@@ -180,10 +206,12 @@ def serve_pair(
     upstream_url: str,
     log_dir: Path,
     wrap: list[str] | None = None,
+    unix_socket: Path | None = None,
 ) -> AbstractContextManager[Served]:
     """``app`` under ``server`` as ``options`` say (variant, knobs, pinning), until the
-    block ends; ``wrap`` prefixes the server's command (after the pinning)."""
-    pinning = ["taskset", "-c", options.server_cpus] if options.server_cpus else []
+    block ends; ``wrap`` prefixes the server's command (after the pinning); it listens on
+    ``unix_socket`` when given (behind a proxy)."""
+    pinning = _pinning(options)
     return serve(
         app,
         server,
@@ -196,6 +224,57 @@ def serve_pair(
         ready_timeout=options.ready_timeout,
         wrap=[*pinning, *(wrap or [])] or None,
         variant=get_variant(options.variant, [app.id]) if options.variant else None,
+        unix_socket=unix_socket,
+    )
+
+
+def _pinning(options: BenchOptions) -> list[str]:
+    return ["taskset", "-c", options.server_cpus] if options.server_cpus else []
+
+
+@contextmanager
+def serve_fronted(
+    app: App,
+    server: Server,
+    options: BenchOptions,
+    db: Database,
+    upstream_url: str,
+    log_dir: Path,
+    proxy_dir: Path | None,
+) -> Iterator[tuple[Served, Proxied | None]]:
+    """The pair served as ``serve_pair`` serves it, with the proxy ``options`` ask for in
+    front (its files in ``proxy_dir``), pinned to the server's CPUs: the serving side."""
+    spec = options.front
+    if spec is None:
+        with serve_pair(app, server, options, db, upstream_url, log_dir) as served:
+            yield served, None
+        return
+    with proxy.runtime_dir() as runtime:
+        layout = proxy.Layout(proxy_dir or log_dir / "proxy", runtime)
+        socket = layout.socket if spec.upstream == proxy.UNIX else None
+        with (
+            serve_pair(
+                app, server, options, db, upstream_url, log_dir, unix_socket=socket
+            ) as served,
+            proxy.front(
+                served, spec, layout, wrap=_pinning(options), ready_timeout=options.ready_timeout
+            ) as proxied,
+        ):
+            yield served, proxied
+
+
+def proxy_doc(proxied: Proxied, run_dir: Path) -> ProxyDoc:
+    """What a result says about the proxy in front of its pair."""
+    config = proxied.layout.config
+    return ProxyDoc(
+        name=proxied.spec.name,
+        version=proxied.version,
+        client_protocol=proxied.spec.client_protocol,
+        upstream="unix" if proxied.spec.upstream == proxy.UNIX else "tcp",
+        upstream_address=proxied.upstream_address,
+        workers=proxied.spec.workers,
+        command=proxied.argv,
+        config=str(config.relative_to(run_dir)) if config.is_relative_to(run_dir) else str(config),
     )
 
 
@@ -274,6 +353,7 @@ def _load_info(options: BenchOptions, scenario: str) -> LoadInfo:
         requests=load.requests,
         repeats=options.repeats,
         processes=load.processes,
+        misbehaving=dict(load.misbehaving),
     )
 
 
@@ -303,8 +383,15 @@ def _write_result(
     label = base.get("label")
     name = f"{base['app']}--{base['server']}--{scenario}{f'--{label}' if label else ''}.json"
     results.write_json(run_dir / name, dict(document), "result")
+    front = base.get("proxy")
     return ResultRow(
-        **verdict, file=name, app=base["app"], server=base["server"], label=label, scenario=scenario
+        **verdict,
+        file=name,
+        app=base["app"],
+        server=base["server"],
+        label=label,
+        scenario=scenario,
+        proxy=None if front is None else f"{front['name']} ({front['upstream']})",
     )
 
 
@@ -369,6 +456,10 @@ def _run_scenario(
                 loadgen=report,
             )
         )
+        if figures.proxy_cpu_read is not None:  # a proxy in front: its CPU beside the server's
+            repeats[-1]["proxy"] = ProxyFigures(
+                cpu_s=figures.proxy_cpu_s, cpu_read=figures.proxy_cpu_read
+            )
         if figures.profile is not None:
             repeats[-1]["profile"] = figures.profile
         if stopped is not None:

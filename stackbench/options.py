@@ -27,8 +27,10 @@ from loadgen.config import OPTIONS, Config, ConfigError, add_arguments, given
 from loadgen.scenario import load_scenario
 from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
 from stackbench import results
+from stackbench.proxy import PROXIES, TCP, UNIX, UPSTREAMS, ProxyError, Spec
+from stackbench.proxy import check as check_proxy
 from stackbench.server_process import READY_TIMEOUT
-from stackbench.servers import DEFAULT_POOL_SIZE, Knobs
+from stackbench.servers import DEFAULT_POOL_SIZE, Knobs, get_server
 from stackbench.variants import VARIANTS
 
 T = TypeVar("T")
@@ -66,6 +68,10 @@ class BenchOptions:
     profile: bool = False  # py-spy on the server in each measured window (profiler.py)
     # A bench variant served instead of the app as shipped (stackbench/variants): its name.
     variant: str | None = None
+    # A proxy in front of the server (stackbench/proxy.py), and how it reaches the server:
+    # tcp (loopback) when None.
+    proxy: str | None = None
+    upstream: str | None = None
 
     @property
     def knobs(self) -> Knobs:
@@ -74,6 +80,14 @@ class BenchOptions:
     @property
     def server_cpu_count(self) -> int:
         return cpus_named(self.server_cpus) or os.cpu_count() or 1
+
+    @property
+    def front(self) -> Spec | None:
+        """The proxy in front, as stackbench/proxy.py runs it (None: clients reach the
+        server directly). Its workers: one per CPU the server may use."""
+        if self.proxy is None:
+            return None
+        return Spec(self.proxy, self.upstream or TCP, workers=self.server_cpu_count)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(replace(self, load=BENCH_LOAD))
@@ -90,6 +104,9 @@ class BenchOptions:
             scenario_options=dict(load.scenario_options),
             agent=list(load.agent) if load.agent else None,
             start_at=load.start_at,
+            misbehaving=dict(load.misbehaving),
+            misbehaving_pace=load.misbehaving_pace,
+            misbehaving_path=load.misbehaving_path,
         )
         data["output"] = str(self.output)
         data["scenarios"] = list(self.scenarios)
@@ -133,6 +150,7 @@ positive_int = _argument(values.positive_int, ConfigError)
 positive_number = _argument(values.positive_number, ConfigError)
 positive_duration = _argument(values.positive_duration, ConfigError)
 scale = _argument(validate_scale, SeedError)
+proxy_name = _argument(check_proxy, ProxyError)
 
 
 def cpus(text: str) -> str:
@@ -210,6 +228,16 @@ ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "agent_wait": _flags(
         "--agent-wait", type=positive_duration, metavar="D", help="how long to wait for them"
     ),
+    "proxy": _flags(
+        "--proxy", type=proxy_name, metavar="NAME",
+        help=f"a proxy in front of the server, production-shaped: {', '.join(PROXIES)}"
+        " (docs/bench.md, 'A proxy in front')",
+    ),
+    "upstream": _flags(
+        "--upstream", choices=UPSTREAMS,
+        help="how the proxy reaches the server: over loopback TCP or a unix socket"
+        f" (default {TCP})",
+    ),
 }  # fmt: skip
 
 # The option groups, by name: a Config field is loadgen's option, any other the harness's.
@@ -219,6 +247,8 @@ LOAD = (
 )  # fmt: skip
 SERVER = ("workers", "threads", "pool_size", "server_cpus", "ready_timeout", "scale", "variant")
 HOSTS = ("agent", "start_at", "agent_reports", "agent_wait")
+PROXY = ("proxy", "upstream")
+MISBEHAVING = ("misbehaving", "misbehaving_pace", "misbehaving_path")  # loadgen's
 
 
 def add_options(
@@ -253,8 +283,19 @@ def options_from(args: argparse.Namespace, defaults: BenchOptions = DEFAULTS) ->
     if not options.scenarios:
         options = replace(options, scenarios=defaults.scenarios)
     check_scenarios(options.scenarios, options.load.scenario_options.items())
+    if options.upstream is not None and options.proxy is None:
+        raise OptionError("--upstream says how a proxy reaches the server: give --proxy too")
     check_output(options.output)
     return options
+
+
+def check_upstream(upstream: str | None, server_ids: Iterable[str]) -> None:
+    """``--upstream unix``: every server named must be able to listen on a unix socket."""
+    if upstream != UNIX:
+        return
+    for server_id in server_ids:
+        if not get_server(server_id).binds_unix:
+            raise OptionError(f"--upstream unix: {server_id} cannot listen on a unix socket")
 
 
 def load_from(args: argparse.Namespace, base: Config = BENCH_LOAD) -> Config:

@@ -183,6 +183,7 @@ class BenchRun:
             label = options.variant
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label)
+        proxy_dir = self._proxy_dir(pair, label) if options.proxy else None
         rows = measure_pair(
             app,
             server,
@@ -193,10 +194,23 @@ class BenchRun:
             self._upstream(options.scenarios),
             self.run_dir,
             self.progress,
+            proxy_dir,
         )
+        if proxy_dir is not None and (config := proxy_dir / "nginx.conf").exists():
+            configs = self._manifest.setdefault("proxy_configs", [])
+            configs.append(str(config.relative_to(self.run_dir)))
         self.report.rows.extend(rows)
         self._manifest["results"].extend(row["file"] for row in rows)
         return rows
+
+    def _proxy_dir(self, pair: Pair, label: str | None) -> Path:
+        """Where a job's proxy keeps its configuration and logs: one directory per job."""
+        name = f"{pair.app}--{pair.server}" + (f"--{label}" if label else "")
+        path, count = self.run_dir / "proxy" / name, 1
+        while path.exists():
+            count += 1
+            path = self.run_dir / "proxy" / f"{name}-{count}"
+        return path
 
     @contextlib.contextmanager
     def serving(

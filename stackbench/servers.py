@@ -7,6 +7,7 @@ from it. Defaults are each server's production-style setup for the CPUs it is gi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stackbench.apps import ASGI, WSGI, App
 
@@ -23,11 +24,32 @@ class Knobs:
 
 
 @dataclass(frozen=True)
+class Listen:
+    """How a server is told where to listen: its TCP bind, and its unix-socket bind (a proxy
+    in front reaches it there: ``--upstream unix``), with ``{host}``, ``{port}`` and
+    ``{path}`` filled in; ``unix`` None: it cannot bind one."""
+
+    tcp: tuple[str, ...]
+    unix: tuple[str, ...] | None
+
+    def words(self, host: str, port: int, unix_socket: Path | None = None) -> list[str]:
+        if unix_socket is None:
+            return [word.format(host=host, port=port) for word in self.tcp]
+        if self.unix is None:
+            raise ValueError("this server cannot listen on a unix socket")
+        return [word.format(path=unix_socket) for word in self.unix]
+
+
+GUNICORN_LISTEN = Listen(("-b", "{host}:{port}"), ("-b", "unix:{path}"))
+
+
+@dataclass(frozen=True)
 class Server:
     id: str
     interfaces: tuple[str, ...]
     requirements: tuple[str, ...]
     notes: str
+    listen: Listen = GUNICORN_LISTEN  # every gunicorn worker class binds as gunicorn does
     # Environment that selects the app's driver/patching under this server (django_sync).
     env: dict[str, str] = field(default_factory=dict)
     # Needs its green-thread-capable driver: only apps that read DJANGO_DB_DRIVER can honour it.
@@ -49,17 +71,31 @@ class Server:
         threads = knobs.threads or default_threads(self.id, knobs.pool_size)
         return {"workers": workers, "threads": threads, "pool_size": knobs.pool_size}
 
+    @property
+    def binds_unix(self) -> bool:
+        """It can listen on a unix socket (``--upstream unix`` behind a proxy)."""
+        return self.listen.unix is not None
+
     def argv(
-        self, app: App, port: int, knobs: Knobs, cpus: int, host: str = "127.0.0.1"
+        self,
+        app: App,
+        port: int,
+        knobs: Knobs,
+        cpus: int,
+        host: str = "127.0.0.1",
+        unix_socket: Path | None = None,
     ) -> list[str]:
-        """The server's command line, listening on ``host:port`` (loopback by default)."""
+        """The server's command line, listening on ``host:port`` (loopback by default), or
+        on ``unix_socket`` instead when given."""
         interface = self.interface_for(app)
         if interface is None:
             raise ValueError(f"{self.id} cannot serve {app.id}")
+        if unix_socket is not None and not self.binds_unix:
+            raise ValueError(f"{self.id} cannot listen on a unix socket")
         entry = app.entries[interface]
         settings = self.resolve(knobs, cpus)
         workers, threads = str(settings["workers"]), str(settings["threads"])
-        bind = f"{host}:{port}"
+        where = self.listen.words(host, port, unix_socket)
         # Django has no lifespan handler; servers that probe for one get it switched off.
         lifespan_off = app.django
         if self.id.startswith("gunicorn-"):
@@ -85,8 +121,7 @@ class Server:
                 *worker_class,
                 "-w",
                 workers,
-                "-b",
-                bind,
+                *where,
                 "--no-control-socket",
                 "--graceful-timeout",
                 "5",
@@ -95,10 +130,7 @@ class Server:
         if self.id == "uvicorn":
             return [
                 "uvicorn",
-                "--host",
-                host,
-                "--port",
-                str(port),
+                *where,
                 "--workers",
                 workers,
                 "--loop",
@@ -111,9 +143,9 @@ class Server:
                 entry,
             ]
         if self.id == "hypercorn":
-            return ["hypercorn", "-k", "uvloop", "-w", workers, "-b", bind, entry]
+            return ["hypercorn", "-k", "uvloop", "-w", workers, *where, entry]
         if self.id == "daphne":
-            return ["daphne", "-b", host, "-p", str(port), entry]
+            return ["daphne", *where, entry]
         if self.id == "granian":
             granian_interface = interface
             if interface == ASGI and lifespan_off:
@@ -123,10 +155,7 @@ class Server:
                 "granian",
                 "--interface",
                 granian_interface,
-                "--host",
-                host,
-                "--port",
-                str(port),
+                *where,
                 "--workers",
                 workers,
                 *extra,
@@ -208,7 +237,11 @@ SERVERS: dict[str, Server] = {
             needs_driver_switch=True,
         ),
         Server(
-            "uvicorn", (ASGI,), ("uvicorn>=0.30", *_FAST_LOOP), "uvloop + httptools, --workers N"
+            "uvicorn",
+            (ASGI,),
+            ("uvicorn>=0.30", *_FAST_LOOP),
+            "uvloop + httptools, --workers N",
+            Listen(("--host", "{host}", "--port", "{port}"), ("--uds", "{path}")),
         ),
         Server(
             "gunicorn-uvicorn",
@@ -222,13 +255,26 @@ SERVERS: dict[str, Server] = {
             ("gunicorn>=27", "uvloop>=0.19"),
             "gunicorn's own asyncio ASGI worker (-k asgi, beta), uvloop, lifespan off for Django",
         ),
-        Server("hypercorn", (ASGI,), ("hypercorn>=0.17", "uvloop>=0.19"), "uvloop worker class"),
-        Server("daphne", (ASGI,), ("daphne>=4",), "Django's own ASGI server, one process"),
+        Server(
+            "hypercorn",
+            (ASGI,),
+            ("hypercorn>=0.17", "uvloop>=0.19"),
+            "uvloop worker class",
+            Listen(("-b", "{host}:{port}"), ("-b", "unix:{path}")),
+        ),
+        Server(
+            "daphne",
+            (ASGI,),
+            ("daphne>=4",),
+            "Django's own ASGI server, one process",
+            Listen(("-b", "{host}", "-p", "{port}"), ("-u", "{path}")),
+        ),
         Server(
             "granian",
             (ASGI, WSGI),
             ("granian>=2",),
             "Rust server; --interface asgi (asginl for Django) or wsgi",
+            Listen(("--host", "{host}", "--port", "{port}"), ("--uds", "{path}")),
             free_threading=True,
         ),
     )
