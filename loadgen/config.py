@@ -339,9 +339,7 @@ class Config:
                     f"refusing non-loopback target {t.connect_host!r} (pass --allow-remote)"
                 )
             if self.misbehaving and not is_loopback_host(t.connect_host):
-                raise ConfigError(
-                    f"--misbehaving: loopback targets only, not {t.connect_host!r}"
-                )
+                raise ConfigError(f"--misbehaving: loopback targets only, not {t.connect_host!r}")
         options.check(self)
         if self.processes > self.concurrency:
             raise ConfigError(

@@ -207,7 +207,9 @@ def misbehaving(r: Outcome) -> list[str]:
         line = f"  {kind}:\t{k['opened']} of {k['asked']} opened, {k['held']} held to the end"
         if k["closed"]:
             after = k["closed_after_s"]
-            line += f", {k['closed']} closed by the server after {after['min']:g}-{after['max']:g} s"
+            line += (
+                f", {k['closed']} closed by the server after {after['min']:g}-{after['max']:g} s"
+            )
         if k["failed"]:
             line += f", {k['failed']} could not connect"
         if k["answered"]:

@@ -185,16 +185,17 @@ key_value = parse_option
 
 def misbehaving(value: str | tuple[str, int]) -> tuple[str, int]:
     """Misbehaving connections: 'KIND=N' -> (KIND, N), KIND one of loadgen.misbehave's."""
+    count: str | int
     if isinstance(value, str):
         kind, sep, count = value.partition("=")
         if not sep:
             raise ConfigError(f"expected KIND=N (KIND: {', '.join(KINDS)}), got {value!r}")
-        kind = kind.strip()
+        kind, count = kind.strip(), count.strip()
     else:
         kind, count = value
     if kind not in KINDS:
         raise ConfigError(f"unknown kind {kind!r} in {value!r}; kinds: {', '.join(KINDS)}")
-    return kind, positive_int(count.strip() if isinstance(count, str) else count)
+    return kind, positive_int(count)
 
 
 def request_path(value: str) -> str:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from shared_fixtures.net import LOOPBACK, free_port
 from shared_fixtures.processes import ManagedProcess, ProcessError, owner_tag
-from stackbench.server_process import READY_TIMEOUT, Served, answers_health
+from stackbench.server_process import ANY_ADDRESS, READY_TIMEOUT, Served, answers_health
 
 NGINX = "nginx"
 PROXIES = (NGINX,)  # --proxy NAME
@@ -85,10 +85,12 @@ class Tls:
     key: Path
 
 
-def listen_lines(port: int, client_protocol: str, tls: Tls | None) -> list[str]:
+def listen_lines(
+    port: int, client_protocol: str, tls: Tls | None, host: str = LOOPBACK
+) -> list[str]:
     """The server block's listen lines for what clients speak. HTTP/2 is switched on in the
     listen line in nginx 1.22 (``http2 on;`` is 1.25.1's)."""
-    address = f"{LOOPBACK}:{port}"
+    address = f"{host}:{port}"
     if client_protocol == "h1":
         return [f"listen {address};"]
     if client_protocol not in TLS_PROTOCOLS:
@@ -145,10 +147,11 @@ def nginx_conf(
     client_protocol: str = "h1",
     tls: Tls | None = None,
     user: tuple[str, str] | None = None,
+    host: str = LOOPBACK,
 ) -> str:
-    """nginx's configuration for one serving: listen on loopback ``port``, pass everything
-    to ``upstream`` (``127.0.0.1:PORT`` or ``unix:PATH``). ``user``: (user, group) the
-    workers run as when the master is root."""
+    """nginx's configuration for one serving: listen on ``host:port`` (loopback unless
+    ``serve --bind`` says otherwise), pass everything to ``upstream`` (``127.0.0.1:PORT``
+    or ``unix:PATH``). ``user``: (user, group) the workers run as when the master is root."""
     temp = layout.runtime
     lines = [
         f"# {title}",
@@ -197,7 +200,7 @@ def nginx_conf(
         "    }",
         "",
         "    server {",
-        *(f"        {line}" for line in listen_lines(port, client_protocol, tls)),
+        *(f"        {line}" for line in listen_lines(port, client_protocol, tls, host)),
         "        location / {",
         "            proxy_pass http://app;",
         "            proxy_http_version 1.1;",
@@ -303,14 +306,16 @@ def front(
     *,
     wrap: list[str] | None = None,
     ready_timeout: float = READY_TIMEOUT,
+    host: str = LOOPBACK,
     port: int | None = None,
 ) -> Iterator[Proxied]:
-    """nginx in front of ``served``, listening on loopback (``port`` or a free one),
-    configured per ``spec``, its files per ``layout``; stopped on exit, whatever happened."""
+    """nginx in front of ``served``, listening on ``host`` (loopback unless ``serve --bind``
+    says otherwise) and ``port`` (a free one by default), configured per ``spec``, its
+    files per ``layout``; stopped on exit, whatever happened."""
     check(spec.name)
     if served.unix_socket is not None:
         open_socket_to_workers(served.unix_socket)
-    port = port or free_port(LOOPBACK)
+    port = port or free_port(host)
     upstream = upstream_of(served)
     user = _worker_user()
     layout.prefix.mkdir(parents=True, exist_ok=True)
@@ -322,6 +327,7 @@ def front(
         workers=spec.workers,
         client_protocol=spec.client_protocol,
         user=user,
+        host=host,
     )
     layout.config.write_text(text)
     binary = shutil.which(NGINX) or NGINX
@@ -339,7 +345,8 @@ def front(
         "-g",
         f"env {owner_tag()};",
     ]
-    base_url = f"http://{LOOPBACK}:{port}"
+    # Readiness is probed from here: an any-address listen answers on loopback too.
+    base_url = f"http://{LOOPBACK if host == ANY_ADDRESS[0] else host}:{port}"
     process = ManagedProcess(
         argv, name=f"nginx (in front of {served.server.id})", log_path=layout.prefix / "nginx.out"
     )

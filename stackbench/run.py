@@ -36,7 +36,7 @@ from stackbench.measure import Progress, measure_pair, needs_upstream, serve_pai
 from stackbench.options import BenchOptions
 from stackbench.server_process import Served
 from stackbench.servers import Server, get_server
-from stackbench.target import RemoteSubject, measure_target
+from stackbench.target import TARGET_PROXY_CONFIG, RemoteSubject, measure_target
 
 
 @dataclass
@@ -153,6 +153,8 @@ class BenchRun:
         if pair not in manifest["pairs"]:
             manifest["pairs"].append(pair)
         rows = measure_target(self.target, options, label, self.run_dir, self.progress)
+        if (self.run_dir / TARGET_PROXY_CONFIG).exists():  # serve --proxy on the serving host
+            manifest["proxy_configs"] = [str(TARGET_PROXY_CONFIG)]
         self.report.rows.extend(rows)
         manifest["results"].extend(row["file"] for row in rows)
         return rows

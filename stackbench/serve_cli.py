@@ -21,9 +21,17 @@ from shared_fixtures.db import DatabaseError
 from shared_fixtures.net import LOOPBACK, PortError
 from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import SeedError
-from stackbench import matrix, serving_host
+from stackbench import matrix, proxy, serving_host
 from stackbench.apps import UnknownAppError
-from stackbench.options import SERVER, OptionError, add_options, cpus_named, positive_int
+from stackbench.options import (
+    PROXY,
+    SERVER,
+    OptionError,
+    add_options,
+    check_upstream,
+    cpus_named,
+    positive_int,
+)
 from stackbench.results import ResultsError
 from stackbench.servers import Knobs, UnknownServerError
 from stackbench.variants import VariantError, get_variant
@@ -64,31 +72,45 @@ def add_parser(commands: Any) -> None:
         help="write serve's /info JSON here once everything answers (removed on exit)",
     )
     add_options(serve, "server", SERVER)
+    add_options(
+        serve, "a proxy in front (it listens where --bind says; the server behind it)", PROXY
+    )
 
 
 def options_from(args: argparse.Namespace) -> serving_host.ServeOptions:
     if args.port is not None and args.port == args.stats_port:
         raise OptionError("--port and --stats-port must differ")
+    if args.upstream is not None and args.proxy is None:
+        raise OptionError("--upstream says how a proxy reaches the server: give --proxy too")
+    check_upstream(args.upstream, [args.server])
+    server_cpu_count = cpus_named(args.server_cpus) or os.cpu_count() or 1
+    front = None
+    if args.proxy is not None:
+        front = proxy.Spec(args.proxy, args.upstream or proxy.TCP, workers=server_cpu_count)
     return serving_host.ServeOptions(
         bind=serving_host.bind_address(args.bind),
         port=args.port,
         stats_port=args.stats_port,
         knobs=Knobs(workers=args.workers, threads=args.threads, pool_size=args.pool_size),
         server_cpus=args.server_cpus,
-        server_cpu_count=cpus_named(args.server_cpus) or os.cpu_count() or 1,
+        server_cpu_count=server_cpu_count,
         scale=args.scale,
         ready_timeout=args.ready_timeout,
         ready_file=args.ready_file,
         variant=args.variant,
+        front=front,
     )
 
 
 def _announce(info: dict[str, Any]) -> None:
     settings = info["server_settings"]
+    front = info.get("proxy")
+    behind = f" behind {front['name']} ({front['upstream']})" if front else ""
     lines = [
-        f"serving {info['app']} @ {info['server']}: {settings['workers']} worker(s), "
+        f"serving {info['app']} @ {info['server']}{behind}: {settings['workers']} worker(s), "
         f"{settings['threads']} thread(s), pool {settings['pool_size']}",
-        f"  app:          {info['app_url']}",
+        f"  app:          {info['app_url']}" + (f"  (through {front['name']})" if front else ""),
+        *([f"  {front['name']}:        {front['config']}"] if front else []),
         f"  stats:        {info['stats_url']}/stats  (read-only: /info, /stats, /statements)",
         f"  DATABASE_URL: {info['database']['url']}",
         f"  bench it:     python -m stackbench bench --target {info['app_url']} "

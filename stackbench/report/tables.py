@@ -76,13 +76,16 @@ def flags(result: LoadedResult) -> list[str]:
 
 
 CPU_PARTS = ("server", "database", "client")
+PROXIED_CPU_PARTS = ("server", "proxy", "database", "client")  # a table with a proxy in front
 
 
-def cpu_per_request(summary: Mapping[str, Any] | None) -> list[float | None]:
-    """CPU µs per successful response: server, database, client; None where unknown
-    (older results have no split at all)."""
+def cpu_per_request(
+    summary: Mapping[str, Any] | None, parts: tuple[str, ...] = CPU_PARTS
+) -> list[float | None]:
+    """CPU µs per successful response: server, (proxy,) database, client; None where
+    unknown (older results have no split at all; a pair without a proxy has no proxy's)."""
     split = (summary or {}).get("cpu_us_per_request") or {}
-    return [split.get(part) for part in CPU_PARTS]
+    return [split.get(part) for part in parts]
 
 
 def cpu_note(items: list[LoadedResult]) -> str:
@@ -156,8 +159,13 @@ SCENARIO_HEADERS = [
 
 
 def scenario_table(items: list[LoadedResult]) -> Table:
-    """One row per pair measured in one scenario."""
-    table = Table(list(SCENARIO_HEADERS), right=set(range(1, 16)), caption=cpu_note(items))
+    """One row per pair measured in one scenario; a proxy's CPU column when any pair had
+    a proxy in front."""
+    parts = PROXIED_CPU_PARTS if any(r.proxy for r in items) else CPU_PARTS
+    headers = list(SCENARIO_HEADERS)
+    if parts is PROXIED_CPU_PARTS:
+        headers.insert(headers.index("CPU µs/req server") + 1, "CPU µs/req proxy")
+    table = Table(headers, right=set(range(1, len(headers) - 1)), caption=cpu_note(items))
     ordered = sort_results(items)
     best = max((r.rps for r in ordered if r.rps), default=None)
     for result in ordered:
@@ -179,7 +187,7 @@ def scenario_table(items: list[LoadedResult]) -> Table:
                 fmt(s.get("requests_per_server_cpu_s"), ",.0f"),
                 fmt(s.get("peak_rss_mb"), ",.0f"),
                 fmt(s.get("peak_db_connections"), "d"),
-                *(fmt(us, ",.0f") for us in cpu_per_request(result.summary)),
+                *(fmt(us, ",.0f") for us in cpu_per_request(result.summary, parts)),
                 "; ".join(flags(result)) or "",
             ]
         )

@@ -145,9 +145,7 @@ def test_slow_headers_send_one_byte_at_a_time_and_never_finish() -> None:
 def test_a_stalled_body_sends_half_and_the_servers_answer_is_counted() -> None:
     policy = Policy(silence=0.3, on_silence=b"HTTP/1.1 408 Request Timeout\r\n\r\n")
     with planted(policy) as url:
-        report = load(
-            url, misbehaving=(("stalled-body", 2),), misbehaving_path="/api/troupes?x=1"
-        )
+        report = load(url, misbehaving=(("stalled-body", 2),), misbehaving_path="/api/troupes?x=1")
     stalled = report["misbehaving"]["stalled-body"]
     assert (stalled["opened"], stalled["closed"], stalled["held"]) == (2, 2, 0)
     assert stalled["answered"] == {"408": 2}

@@ -156,7 +156,8 @@ def write_run(
     names = []
     for document in documents:
         document = {**document, "run_id": run_id}
-        name = f"{document['app']}--{document['server']}--{document['scenario']}.json"
+        label = f"--{document['label']}" if document.get("label") else ""
+        name = f"{document['app']}--{document['server']}--{document['scenario']}{label}.json"
         results.write_json(run_dir / name, document, "result")
         names.append(name)
     manifest = {

@@ -103,3 +103,41 @@ def test_a_worker_restart_is_flagged_beside_the_other_flags(tmp_path: Path) -> N
     }
     assert "worker restarted (2 exits)" in page
     assert "**worker restarted**" in section(markdown, "## How to read this report")
+
+
+def test_a_proxy_in_front_gets_its_own_cpu_column_and_is_named_in_the_pair(
+    tmp_path: Path,
+) -> None:
+    proxied = result(
+        "x",
+        "gino_style",
+        "uvicorn",
+        4_000,
+        cpu_us={"server": 200.0, "proxy": 60.4, "database": 90.0, "client": 40.0},
+    )
+    proxied["label"] = "nginx"
+    proxied["proxy"] = {
+        "name": "nginx",
+        "version": "1.22.1",
+        "client_protocol": "h1",
+        "upstream": "unix",
+        "upstream_address": "unix:/tmp/stackbench-nginx-x/app.sock",
+        "workers": 2,
+        "command": ["nginx", "-c", "nginx.conf"],
+        "config": "proxy/gino_style--uvicorn/nginx.conf",
+    }
+    direct = result("x", "gino_style", "uvicorn", 5_000)  # the same pair, reached directly
+    markdown, page = _report(tmp_path, [proxied, direct])
+    cells = _cells(markdown)
+    headers = ["CPU µs/req server", "CPU µs/req proxy", "CPU µs/req db", "CPU µs/req client"]
+    split = {pair: [row[h] for h in headers] for pair, row in cells.items()}
+    assert split == {
+        "gino_style @ uvicorn via nginx (unix)": ["200", "60", "90", "40"],
+        "gino_style @ uvicorn": ["250", "–", "90", "40"],
+    }
+    assert "CPU µs/req proxy" in page and "via nginx (unix)" in page
+
+
+def test_no_proxy_column_without_a_proxy(tmp_path: Path) -> None:
+    markdown, _ = _report(tmp_path, [result("x", "gino_style", "uvicorn", 5_000)])
+    assert "CPU µs/req proxy" not in markdown

@@ -1,0 +1,384 @@
+"""A proxy in front (``bench --proxy nginx``, stackbench/proxy.py): the configuration it
+writes (checked by nginx itself), nginx in front of a planted server (ready through it, its
+workers unprivileged when root, found by the leak check, its CPU sampled and split out per
+request), bad input refused before anything starts, and one real bench through it for each
+upstream (slow)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared_fixtures.processes import ManagedProcess, processes_owned_by
+from stackbench import cli, proxy, servers
+from stackbench.apps import App, get_app
+from stackbench.judge import judge
+from stackbench.sampler import Sampler
+from stackbench.server_process import Served
+from tests.harness.runs import ROOT, bench_process, only_run_dir, result_documents
+from tests.harness.test_judge import _repeat
+
+NO_NGINX = shutil.which("nginx") is None
+needs_nginx = pytest.mark.skipif(NO_NGINX, reason=f"nginx is not installed ({proxy.INSTALL})")
+NOWHERE = "postgresql://127.0.0.1:1/none"  # the sampler's connection count: refused at once
+
+
+# ---------------------------------------------------------------- the configuration
+
+
+def _layout(tmp_path: Path) -> proxy.Layout:
+    return proxy.Layout(tmp_path / "prefix", tmp_path / "runtime")
+
+
+def test_the_configuration_is_production_shaped(tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    text = proxy.nginx_conf(
+        title="t", port=8123, upstream="unix:/tmp/x/app.sock", layout=layout, workers=2
+    )
+    lines = [line.split("#")[0].strip() for line in text.splitlines()]
+    for line in (
+        "daemon off;",
+        "worker_processes 2;",
+        "listen 127.0.0.1:8123;",  # loopback only
+        "server unix:/tmp/x/app.sock;",
+        "keepalive 64;",  # HTTP/1.1 keep-alive to the app server ...
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";',  # ... which a "Connection: close" would end
+        "proxy_request_buffering on;",  # whole requests before the app sees them
+        "proxy_buffering on;",
+        "client_header_timeout 60s;",
+        f"pid {layout.pid};",
+        f"error_log {layout.error_log} warn;",
+        f"client_body_temp_path {layout.runtime / 'client_body'};",
+        f"proxy_temp_path {layout.runtime / 'proxy'};",
+    ):
+        assert line in lines, line
+    assert not any(line.startswith("user ") for line in lines)  # not root: nginx runs as us
+    rooted = proxy.nginx_conf(
+        title="t", port=1, upstream="127.0.0.1:2", layout=layout, user=("nobody", "nogroup")
+    )
+    assert "user nobody nogroup;" in rooted.splitlines()
+
+
+def test_tls_and_http2_slot_in_as_client_protocols(tmp_path: Path) -> None:
+    tls = proxy.Tls(tmp_path / "cert.pem", tmp_path / "key.pem")
+    assert proxy.listen_lines(443, "h1", None) == ["listen 127.0.0.1:443;"]
+    assert proxy.listen_lines(443, "h1-tls", tls)[0] == "listen 127.0.0.1:443 ssl;"
+    h2 = proxy.listen_lines(443, "h2", tls)
+    assert h2[0] == "listen 127.0.0.1:443 ssl http2;"  # nginx 1.22: not `http2 on;`
+    assert f"ssl_certificate {tls.certificate};" in h2
+    with pytest.raises(ValueError, match="needs a certificate"):
+        proxy.listen_lines(443, "h2", None)
+    with pytest.raises(ValueError, match="unknown client protocol"):
+        proxy.listen_lines(443, "h3", tls)
+
+
+def _nginx_accepts(text: str, layout: proxy.Layout) -> subprocess.CompletedProcess[str]:
+    layout.prefix.mkdir(parents=True, exist_ok=True)
+    layout.runtime.mkdir(parents=True, exist_ok=True)
+    layout.config.write_text(text)
+    return subprocess.run(
+        ["nginx", "-t", "-p", str(layout.prefix), "-c", str(layout.config), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@needs_nginx
+def test_nginx_itself_accepts_each_client_protocol(tmp_path: Path) -> None:
+    """``nginx -t`` on the configuration written for h1, h1-tls and h2 (a throwaway
+    self-signed certificate for the TLS ones), and refuses a planted broken one."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate for the TLS configurations")
+    tls = proxy.Tls(tmp_path / "cert.pem", tmp_path / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=127.0.0.1", "-keyout", str(tls.key), "-out", str(tls.certificate)],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    user = ("nobody", "nogroup") if os.geteuid() == 0 else None
+    for protocol in ("h1", "h1-tls", "h2"):
+        layout = _layout(tmp_path / protocol)
+        text = proxy.nginx_conf(
+            title=protocol,
+            port=8443,
+            upstream="127.0.0.1:9",
+            layout=layout,
+            client_protocol=protocol,
+            tls=tls if protocol != "h1" else None,
+            user=user,
+        )
+        checked = _nginx_accepts(text, layout)
+        assert checked.returncode == 0, checked.stderr
+    broken = _nginx_accepts(text.replace("proxy_buffering on;", "proxy_buffering maybe;"), layout)
+    assert broken.returncode != 0 and "proxy_buffering" in broken.stderr
+
+
+# ---------------------------------------------------------------- in front of a planted server
+
+
+class _Health(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = b'{"status": "ok"}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class _App:
+    id: str = "planted"
+    ready_path: str = "/health"
+
+
+@contextlib.contextmanager
+def planted_server() -> Iterator[Served]:
+    """An HTTP server in this process that answers /health, as a Served (the process field
+    is this process: nothing to stop)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield Served(_App(), servers.get_server("uvicorn"), url, [], {}, None)  # type: ignore[arg-type]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _uid(pid: int) -> int:
+    line = next(
+        line
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("Uid:")
+    )
+    return int(line.split()[1])
+
+
+@needs_nginx
+def test_nginx_in_front_answers_runs_unprivileged_and_is_found_by_the_leak_check(
+    tmp_path: Path,
+) -> None:
+    with planted_server() as served, proxy.runtime_dir() as runtime:
+        layout = proxy.Layout(tmp_path / "proxy", runtime)
+        with proxy.front(served, proxy.Spec(workers=2), layout) as proxied:
+            with urllib.request.urlopen(proxied.base_url + "/health", timeout=5) as answer:
+                assert answer.status == 200
+            master = proxied.process.pid
+            owned = {pid for pid, _ in processes_owned_by()}
+            group = [
+                int(p.name)
+                for p in Path("/proc").iterdir()
+                if p.name.isdigit() and _pgid(int(p.name)) == master
+            ]
+            workers = [pid for pid in group if pid != master]
+            assert master in owned and len(workers) == 2 and set(workers) <= owned
+            expected = 65534 if os.geteuid() == 0 else os.geteuid()  # nobody when root
+            assert {_uid(pid) for pid in workers} == {expected}
+            assert proxied.upstream_address == served.base_url.split("//")[1]
+            assert layout.config.read_text().startswith("# nginx in front of planted @ uvicorn")
+        assert not any(Path(f"/proc/{pid}").exists() for pid in group)
+    assert not runtime.exists()  # its temporary files and sockets went with it
+    assert "HTTP/1.1 200" in layout.access_log.read_text()  # the readiness probe, through it
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError):
+        return None
+
+
+@needs_nginx
+def test_the_proxys_cpu_is_sampled_apart_from_the_servers(tmp_path: Path) -> None:
+    """The server's group is a process that does nothing; nginx's CPU for 400 requests is
+    the proxy's figure, and a sampler without a proxy has none."""
+    idle = ManagedProcess(["sleep", "60"], name="idle", log_path=tmp_path / "idle.log")
+    with (
+        idle,
+        planted_server() as served,
+        proxy.runtime_dir() as runtime,
+        proxy.front(served, proxy.Spec(), proxy.Layout(tmp_path / "p", runtime)) as proxied,
+    ):
+        sampler = Sampler(idle.pid, NOWHERE, proxy_pgid=proxied.process.pid).start()
+        direct = Sampler(idle.pid, NOWHERE).start()
+        sampler.mark()
+        direct.mark()
+        for _ in range(400):
+            with urllib.request.urlopen(proxied.base_url + "/health", timeout=5) as answer:
+                answer.read()
+        figures, without = sampler.stop(), direct.stop()
+    assert figures.proxy_cpu_s is not None and figures.proxy_cpu_s > 0
+    assert figures.proxy_cpu_read is not None
+    assert figures.cpu_s is not None and figures.cpu_s < figures.proxy_cpu_s  # sleep's
+    assert without.proxy_cpu_s is None and without.proxy_cpu_read is None
+
+
+def test_cpu_per_request_names_the_proxy_only_when_there_is_one() -> None:
+    proxied = _repeat(cpu_s=1.0)
+    proxied["proxy"] = {"cpu_s": 0.25, "cpu_read": {"source": "cpu-clock", "resolution_s": 1e-9}}
+    summary = judge([proxied], None)["summary"]
+    assert summary is not None
+    split = summary["cpu_us_per_request"]
+    assert split is not None and split["proxy"] == 250.0 and split["server"] == 1000.0
+    assert summary["proxy_cpu_s"] == 0.25
+    plain = judge([_repeat(cpu_s=1.0)], None)["summary"]
+    assert plain is not None and "proxy" not in (plain["cpu_us_per_request"] or {})
+    assert "proxy_cpu_s" not in plain
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2
+
+
+def _bench(
+    tmp_path: Path, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stackbench", "bench", "--app", "gino_style",
+         "--server", "uvicorn", "--output", str(tmp_path / "out"), *argv],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+
+
+def _one_line(done: subprocess.CompletedProcess[str], says: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unknown_proxy_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    _one_line(_bench(tmp_path, "--proxy", "haproxy"), "unknown proxy 'haproxy'; proxies: nginx")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_nginx_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """PATH without nginx (only the venv's tools, and no /usr/sbin)."""
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    done = _bench(tmp_path, "--proxy", "nginx", env=env)
+    _one_line(done, "nginx is not installed here (Debian: apt-get install nginx-light)")
+    assert not (tmp_path / "out").exists()
+    serve = subprocess.run(
+        [sys.executable, "-m", "stackbench", "serve", "--app", "gino_style", "--server",
+         "uvicorn", "--proxy", "nginx"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    _one_line(serve, "nginx is not installed here")
+
+
+def test_upstream_without_a_proxy_is_refused(tmp_path: Path) -> None:
+    _one_line(_bench(tmp_path, "--upstream", "unix"), "--upstream says how a proxy reaches")
+    assert not (tmp_path / "out").exists()
+
+
+@needs_nginx
+def test_a_server_that_cannot_bind_a_unix_socket_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A planted server definition without a unix-socket bind: bench and serve refuse
+    ``--upstream unix`` for it in one line (exit 2), and start nothing."""
+    tcp_only = replace(
+        servers.SERVERS["uvicorn"], listen=servers.Listen(("--port", "{port}"), None)
+    )
+    monkeypatch.setitem(servers.SERVERS, "uvicorn", tcp_only)
+    owner = uuid.uuid4().hex
+    monkeypatch.setenv("STACKBENCH_OWNER", owner)
+    out = tmp_path / "out"
+    argv = ["--app", "gino_style", "--server", "uvicorn", "--proxy", "nginx", "--upstream", "unix"]
+    assert cli.main(["bench", *argv, "--output", str(out)]) == 2
+    assert cli.main(["serve", *argv]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["error: --upstream unix: uvicorn cannot listen on a unix socket"] * 2
+    assert not out.exists() and processes_owned_by(owner) == []
+    with pytest.raises(ValueError, match="cannot listen on a unix socket"):
+        tcp_only.argv(_asgi_app(), 1, servers.Knobs(), 1, unix_socket=tmp_path / "s")
+
+
+def _asgi_app() -> App:
+    return get_app("gino_style")
+
+
+def test_every_server_declares_how_it_binds_a_unix_socket() -> None:
+    """Each registered server's unix-socket bind, as its command line says it."""
+    app = _asgi_app()
+    socket = Path("/tmp/s.sock")
+    words = {
+        "uvicorn": ["--uds", str(socket)],
+        "hypercorn": ["-b", f"unix:{socket}"],
+        "daphne": ["-u", str(socket)],
+        "granian": ["--uds", str(socket)],
+        "gunicorn-uvicorn": ["-b", f"unix:{socket}"],
+    }
+    for server_id, expected in words.items():
+        argv = servers.get_server(server_id).argv(app, 8000, servers.Knobs(), 1, unix_socket=socket)
+        assert _contains(argv, expected), (server_id, argv)
+        assert "8000" not in " ".join(argv), server_id  # no TCP port beside it
+    assert all(server.binds_unix for server in servers.SERVERS.values())
+
+
+def _contains(argv: list[str], words: list[str]) -> bool:
+    return any(argv[i : i + len(words)] == words for i in range(len(argv)))
+
+
+# ---------------------------------------------------------------- one real bench through it
+
+
+@pytest.mark.slow
+@needs_nginx
+@pytest.mark.parametrize(
+    ("app", "server", "upstream"),
+    [("gino_style", "uvicorn", "unix"), ("django_sync", "gunicorn-sync", "tcp")],
+)
+def test_bench_through_nginx(tmp_path: Path, app: str, server: str, upstream: str) -> None:
+    """The load reached the server through nginx (its access log has every response), the
+    result names the proxy and splits out its CPU, the manifest lists its configuration,
+    and nothing is left running."""
+    owner = uuid.uuid4().hex
+    process = bench_process(
+        app, server, tmp_path, "--scenarios", "db", "--proxy", "nginx", "--upstream", upstream,
+        owner=owner,
+    )  # fmt: skip
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, out + err
+    run_dir = only_run_dir(tmp_path)
+    (document,) = result_documents(run_dir)
+    front = document["proxy"]
+    assert (front["name"], front["upstream"], front["client_protocol"]) == ("nginx", upstream, "h1")
+    assert front["upstream_address"].startswith("unix:" if upstream == "unix" else "127.0.0.1:")
+    summary = document["summary"]
+    assert summary is not None and summary["proxy_cpu_s"] and summary["proxy_cpu_s"] > 0
+    split = summary["cpu_us_per_request"]
+    assert split is not None and split["proxy"] and split["server"]
+    config = run_dir / front["config"]
+    assert config.is_file() and f"server {front['upstream_address']};" in config.read_text()
+    manifest = results_manifest(run_dir)
+    assert manifest["proxy_configs"] == [front["config"]]
+    logged = (config.parent / "access.log").read_text().splitlines()
+    answered = sum(r["loadgen"]["summary"]["responses"] for r in document["repeats"])
+    assert sum(line.startswith("HTTP/1.1 200") for line in logged) >= answered
+    assert "nginx" in out  # the summary names the proxy beside the pair (rich may wrap it)
+    assert processes_owned_by(owner) == []
+
+
+def results_manifest(run_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((run_dir / "manifest.json").read_text()))
