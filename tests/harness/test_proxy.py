@@ -30,6 +30,7 @@ from stackbench.judge import judge
 from stackbench.sampler import Sampler
 from stackbench.server_process import Served
 from tests.harness.runs import ROOT, bench_process, only_run_dir, result_documents
+from tests.harness.serving import bench_target, serving
 from tests.harness.test_judge import _repeat
 
 NO_NGINX = shutil.which("nginx") is None
@@ -382,3 +383,39 @@ def test_bench_through_nginx(tmp_path: Path, app: str, server: str, upstream: st
 
 def results_manifest(run_dir: Path) -> dict[str, Any]:
     return dict(json.loads((run_dir / "manifest.json").read_text()))
+
+
+@pytest.mark.slow
+@needs_nginx
+def test_serve_through_nginx_and_bench_it_as_a_target(tmp_path: Path) -> None:
+    """serve --proxy nginx: its app URL is nginx's, its stats windows carry nginx's CPU, and
+    a bench --target records the proxy (its configuration copied into the run directory);
+    Ctrl-C (SIGTERM here) stops nginx with everything else."""
+    owner = uuid.uuid4().hex
+    with serving(
+        "gino_style",
+        "uvicorn",
+        tmp_path,
+        "--proxy",
+        "nginx",
+        "--upstream",
+        "unix",
+        "--ready-timeout",
+        "90s",
+        owner=owner,
+    ) as target:
+        front = target.info["proxy"]
+        assert front["upstream"] == "unix" and front["config_text"].startswith("# nginx in front")
+        assert any(cmd.startswith("nginx: master") for _, cmd in processes_owned_by(owner))
+        done = bench_target(target, tmp_path / "out", "--scenarios", "db", owner=owner)
+        assert done.returncode == 0, done.stdout + done.stderr
+        target.process.terminate()
+        target.process.communicate(timeout=60)
+    run_dir = only_run_dir(tmp_path / "out")
+    (document,) = result_documents(run_dir)
+    assert document["proxy"]["upstream_address"] == front["upstream_address"]
+    assert (run_dir / document["proxy"]["config"]).read_text() == front["config_text"]
+    assert results_manifest(run_dir)["proxy_configs"] == [document["proxy"]["config"]]
+    summary = document["summary"]
+    assert summary is not None and summary["proxy_cpu_s"] and summary["proxy_cpu_s"] > 0
+    assert processes_owned_by(owner) == []
