@@ -147,6 +147,7 @@ def _argument(parse: Callable[[str], T], error: type[Exception]) -> Callable[[st
 
 # loadgen's parsers (loadgen/values.py) for the harness's own options: one rule each.
 positive_int = _argument(values.positive_int, ConfigError)
+non_negative_int = _argument(values.non_negative_int, ConfigError)
 positive_number = _argument(values.positive_number, ConfigError)
 positive_duration = _argument(values.positive_duration, ConfigError)
 scale = _argument(validate_scale, SeedError)

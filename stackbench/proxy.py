@@ -58,7 +58,7 @@ def missing(name: str = NGINX) -> str | None:
     if name not in PROXIES:
         return f"unknown proxy {name!r}; proxies: {', '.join(PROXIES)}"
     if shutil.which(NGINX) is None:
-        return f"--proxy {name}: nginx is not installed here ({INSTALL})"
+        return f"nginx is not installed here ({INSTALL})"
     return None
 
 
