@@ -1,9 +1,11 @@
 """slow-clients: what clients that stay idle or send slowly cost each server, with and
 without nginx in front (``experiment slow-clients``; README, "Experiments").
 
-For each pair, reached directly and through ``--proxy nginx``: the normal ``/db`` load
-alone, then beside 25 and 200 connections of each kind (idle, slow-headers: loadgen's
-``--misbehaving``) held from before the warm-up to the end. Each cell is one bench job
+For each pair, reached directly and through ``--proxy nginx``: the normal ``/db`` load (at a
+fixed rate, the open model: a stall shows in the corrected p99 and in the throughput, where a
+closed model's stuck connections would only send less) alone, then beside 25 and 200
+connections of each kind (idle, slow-headers: loadgen's ``--misbehaving``) held from before
+the warm-up to the end. Each cell is one bench job
 (its own server start, so no cell inherits another's held threads), and each is judged
 against the same pair and front without them: its throughput and p99 beside the
 prediction of the concurrency model.
@@ -25,13 +27,14 @@ from pathlib import Path
 from rich.table import Table
 
 from loadgen.misbehave import STALLED_BODY
-from stackbench.documents import ResultRow, Summary
+from stackbench.documents import MisbehavingKind, ResultRow
 from stackbench.experiments import EXPERIMENTS, SLOW_CLIENTS_PAIRS
 from stackbench.experiments.report import markdown_table, terminal_table
 from stackbench.matrix import Pair, get_pair
 from stackbench.measure import Progress
 from stackbench.options import BenchOptions
 from stackbench.proxy import NGINX
+from stackbench.results import read_result
 from stackbench.run import BenchRun
 
 NAME = "slow-clients"
@@ -57,6 +60,11 @@ class Cell:
     def label(self) -> str:
         return f"{self.front}-{self.kind}{self.count}" if self.count else f"{self.front}-alone"
 
+    @property
+    def front_of(self) -> tuple[Pair, str]:
+        """The baseline's key: this pair, reached this way."""
+        return self.pair, self.front
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -79,7 +87,12 @@ def predict(cell: Cell, settings: dict[str, int], connections: int) -> Predictio
         return _held(cell.count >= workers, f"{workers} sync workers, each held by one of them")
     if server == "gunicorn-gthread":
         slots = workers * threads
-        return _held(cell.count >= slots, f"{workers} workers x {threads} threads = {slots}")
+        # gunicorn 27 gives a silent new connection its thread for 5 s, then parks it in its
+        # poller; a slow head keeps its thread for as long as it trickles.
+        hold = "for 5 s each" if cell.kind == "idle" else "as long as they send"
+        return _held(
+            cell.count >= slots, f"{workers} workers x {threads} threads = {slots}, held {hold}"
+        )
     if server in GREEN_POOL:
         slots = workers * threads
         return _held(
@@ -96,33 +109,62 @@ def _held(stalls: bool, capacity: str) -> Prediction:
     return Prediction(UNAFFECTED, f"{capacity}: some left for the load")
 
 
+@dataclass(frozen=True)
+class Figures:
+    """What a cell measured of the normal load (its result's repeats)."""
+
+    answered_per_s: float  # successful responses per second of loadgen's measured windows
+    p99_ms: float | None  # None: nothing was answered
+    error_rate: float
+    misbehaving: dict[str, MisbehavingKind]  # the held connections, by kind (median repeat)
+    status: str
+    reason: str | None = None
+
+
+def figures_of(result: ResultRow | None, run_dir: Path) -> Figures | None:
+    """A result's figures; None when nothing was measured (the server did not start)."""
+    if result is None or result["summary"] is None:
+        return None
+    summary = result["summary"]
+    document = read_result(run_dir / result["file"])
+    reports = [repeat["loadgen"]["summary"] for repeat in document["repeats"]]
+    elapsed = sum(float(report["elapsed_s"]) for report in reports)
+    answered = sum(int(report["ok"]) for report in reports)
+    return Figures(
+        answered_per_s=round(answered / elapsed, 1) if elapsed else 0.0,
+        p99_ms=summary["p99_ms"] if answered else None,
+        error_rate=summary["error_rate"],
+        misbehaving=dict(summary.get("misbehaving") or {}),
+        status=result["status"],
+        reason=result["reason"],
+    )
+
+
 @dataclass
 class Row:
     cell: Cell
     prediction: Prediction
-    result: ResultRow | None
-    baseline: Summary | None = None  # the same pair and front, nothing held
-
-    @property
-    def summary(self) -> Summary | None:
-        return self.result["summary"] if self.result else None
+    figures: Figures | None
+    baseline: Figures | None = None  # the same pair and front, nothing held
 
     @property
     def verdict(self) -> str | None:
-        """Measured against the baseline: stalled (no answer, or under half its throughput,
-        or a p99 over 10 x its own and over 1 s), unaffected (at least 80 % of its
-        throughput and a p99 within 2 x or 20 ms of it), slowed in between; None without a
-        baseline."""
+        """Measured against the baseline: stalled (nothing answered, or under half its
+        throughput, or a p99 over 10 x its own and over 1 s), unaffected (at least 80 % of
+        its throughput and a p99 within 2 x or 20 ms of it), slowed in between; None
+        without a baseline or a measurement."""
         base = self.baseline
-        if base is None or not base["rps"]:
+        if base is None or not base.answered_per_s or base.p99_ms is None:
             return None
-        summary = self.summary
-        if summary is None or summary["rps"] == 0 or summary["responses"] == 0:
+        found = self.figures
+        if found is None:
+            return None  # not measured: the server did not start, or the load broke
+        if found.p99_ms is None or not found.answered_per_s:
             return STALLED
-        rps, p99 = summary["rps"] / base["rps"], summary["p99_ms"]
-        if rps < 0.5 or p99 > max(10 * base["p99_ms"], 1000.0):
+        throughput, p99 = found.answered_per_s / base.answered_per_s, found.p99_ms
+        if throughput < 0.5 or p99 > max(10 * base.p99_ms, 1000.0):
             return STALLED
-        if rps >= 0.8 and p99 <= max(2 * base["p99_ms"], base["p99_ms"] + 20):
+        if throughput >= 0.8 and p99 <= max(2 * base.p99_ms, base.p99_ms + 20):
             return UNAFFECTED
         return SLOWED
 
@@ -135,6 +177,7 @@ class Row:
 class Outcome:
     run_dir: Path
     rows: list[Row] = field(default_factory=list)
+    unmeasured: list[str] = field(default_factory=list)
 
 
 def cells(
@@ -170,17 +213,18 @@ def run_slow_clients(
     measure = job or _job
     with BenchRun(NAME, output=options.output, experiment=NAME, progress=progress) as run:
         outcome = Outcome(run.run_dir)
-        baselines: dict[tuple[Pair, str], Summary | None] = {}
+        baselines: dict[tuple[Pair, str], Figures | None] = {}
         for cell in cells(pairs, counts, kinds, fronts):
             _, server = get_pair(cell.pair.app, cell.pair.server)
             settings = server.resolve(options.knobs, options.server_cpu_count)
             prediction = predict(cell, settings, options.load.concurrency)
             found = measure(run, cell, options)
-            result = found[0] if found else None
+            figures = figures_of(found[0] if found else None, run.run_dir)
             if cell.count == 0:
-                baselines[(cell.pair, cell.front)] = result["summary"] if result else None
-            baseline = baselines.get((cell.pair, cell.front))
-            outcome.rows.append(Row(cell, prediction, result, baseline))
+                baselines[(cell.pair, cell.front)] = figures
+            outcome.rows.append(Row(cell, prediction, figures, baselines.get(cell.front_of)))
+            if not found:
+                outcome.unmeasured.append(f"{cell.pair.app} @ {cell.pair.server}: {cell.label}")
     return outcome
 
 
@@ -202,7 +246,7 @@ def _job(run: BenchRun, cell: Cell, options: BenchOptions) -> list[ResultRow]:
 
 
 HEADERS = [
-    "pair", "front", "held", "predicted", "measured", "req/s", "× alone", "p99 ms",
+    "pair", "front", "held", "predicted", "measured", "answered/s", "× alone", "p99 ms",
     "errors", "held at the end / closed by the server", "why",
 ]  # fmt: skip
 
@@ -210,30 +254,32 @@ HEADERS = [
 def _body(outcome: Outcome) -> list[list[str]]:
     body = []
     for row in outcome.rows:
-        cell, summary = row.cell, row.summary
+        cell, found, base = row.cell, row.figures, row.baseline
         held = f"{cell.count} {cell.kind}" if cell.count else "0"
-        base = row.baseline
-        ratio = (
-            f"{summary['rps'] / base['rps']:.2f}"
-            if summary and base and base["rps"] and cell.count
-            else "–"
-        )
-        measured = row.verdict or (row.result["status"] if row.result else "not measured")
-        if cell.count and row.verdict and not row.as_predicted:
-            measured += " ⚠"
-        kinds = (summary.get("misbehaving") if summary else None) or {}
-        server_side = "; ".join(f"{k['held']} / {k['closed']}" for k in kinds.values())
+        ratio = "–"
+        if found and base and base.answered_per_s and cell.count:
+            ratio = f"{found.answered_per_s / base.answered_per_s:.2f}"
+        if found is None:
+            measured = "not measured"
+        elif not cell.count:
+            measured = "baseline"
+        else:
+            measured = row.verdict or "no baseline"
+            if row.verdict and not row.as_predicted:
+                measured += " ⚠"
+        kinds = found.misbehaving.values() if found else ()
+        server_side = "; ".join(f"{k['held']} / {k['closed']}" for k in kinds)
         body.append(
             [
                 f"{cell.pair.app} @ {cell.pair.server}",
                 cell.front,
                 held,
                 row.prediction.verdict if cell.count else "–",
-                measured if cell.count else "baseline",
-                f"{summary['rps']:,.0f}" if summary else "0",
+                measured,
+                f"{found.answered_per_s:,.0f}" if found else "–",
                 ratio,
-                f"{summary['p99_ms']:,.1f}" if summary and summary["responses"] else "–",
-                f"{100 * summary['error_rate']:.1f}%" if summary else "–",
+                f"{found.p99_ms:,.1f}" if found and found.p99_ms is not None else "–",
+                f"{100 * found.error_rate:.1f}%" if found else "–",
                 server_side or "–",
                 row.prediction.why,
             ]
@@ -247,7 +293,7 @@ def table(outcome: Outcome) -> Table:
 
 def markdown(outcome: Outcome, command: str) -> str:
     experiment = EXPERIMENTS[NAME]
-    missed = [row for row in outcome.rows if row.cell.count and not row.as_predicted]
+    missed = [row for row in outcome.rows if row.verdict and not row.as_predicted]
     lines = [
         f"### {NAME}",
         "",
@@ -257,7 +303,9 @@ def markdown(outcome: Outcome, command: str) -> str:
         "",
         *markdown_table(HEADERS, _body(outcome), labels=5),
         "",
-        "Measured against the same pair and front with nothing held (× alone: its req/s): "
+        "answered/s: successful responses per second of the measured windows; p99: corrected "
+        "for coordinated omission (the load is offered at a fixed rate). "
+        "Measured against the same pair and front with nothing held (× alone: its answered/s): "
         "**stalled** under half its throughput, no answer, or a p99 over 10 × its own and "
         "over 1 s; **unaffected** at least 80 % of it and a p99 within 2 × (or 20 ms); "
         "**slowed** in between. ⚠: not as predicted. held at the end / closed by the "
@@ -273,10 +321,10 @@ def markdown(outcome: Outcome, command: str) -> str:
 
 
 def failures(outcome: Outcome) -> list[str]:
-    """Cells that could not be judged: a baseline that did not measure."""
-    return [
-        f"{row.cell.pair.app} @ {row.cell.pair.server} {row.cell.front}: no baseline "
-        f"({row.result['reason'] if row.result else 'not measured'})"
+    """Cells that could not be judged: not measured, or their baseline answered nothing."""
+    unjudged = [
+        f"{row.cell.pair.app} @ {row.cell.pair.server}: {row.cell.label}: no baseline"
         for row in outcome.rows
-        if row.cell.count == 0 and (row.summary is None or not row.summary["rps"])
+        if row.cell.count and row.figures is not None and row.verdict is None
     ]
+    return [f"{cell}: not measured" for cell in outcome.unmeasured] + unjudged

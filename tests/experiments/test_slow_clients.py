@@ -20,10 +20,12 @@ from stackbench.experiments.slow_clients import (
     STALLED,
     UNAFFECTED,
     Cell,
+    Figures,
     Outcome,
     Row,
     cell_options,
     cells,
+    failures,
     markdown,
     predict,
 )
@@ -67,46 +69,41 @@ def test_behind_nginx_nothing_is_predicted_to_stall() -> None:
         assert prediction.verdict == UNAFFECTED and "nginx" in prediction.why
 
 
-def _summary(rps: float, p99_ms: float, responses: int = 1000, **more: Any) -> dict[str, Any]:
-    return {"rps": rps, "p99_ms": p99_ms, "responses": responses, "error_rate": 0.0, **more}
+def _figures(answered: float, p99_ms: float | None, **more: Any) -> Figures:
+    return Figures(answered, p99_ms, error_rate=0.0, misbehaving=more, status="ok")
 
 
-BASE = _summary(1000.0, 10.0)
+BASE = _figures(1000.0, 10.0)
+GTHREAD_SETTINGS = {"workers": 2, "threads": 10}
+
+
+def _row(figures: Figures | None, baseline: Figures | None = BASE, pair: Pair = GTHREAD) -> Row:
+    cell = _cell(pair, 25)
+    return Row(cell, predict(cell, GTHREAD_SETTINGS, 32), figures, baseline)
 
 
 @pytest.mark.parametrize(
-    ("summary", "verdict"),
+    ("figures", "verdict"),
     [
-        (None, STALLED),  # no summary: nothing answered (the judge's failed)
-        (_summary(0.0, 0.0, responses=0), STALLED),
-        (_summary(400.0, 12.0), STALLED),  # under half the throughput
-        (_summary(900.0, 2500.0), STALLED),  # p99 over 10x and over 1 s
-        (_summary(950.0, 12.0), UNAFFECTED),
-        (_summary(850.0, 29.0), UNAFFECTED),  # within 20 ms of the baseline's p99
-        (_summary(650.0, 40.0), SLOWED),
-        (_summary(950.0, 90.0), SLOWED),
+        (_figures(0.0, None), STALLED),  # nothing answered
+        (_figures(400.0, 12.0), STALLED),  # under half the throughput
+        (_figures(900.0, 2500.0), STALLED),  # p99 over 10x and over 1 s
+        (_figures(950.0, 12.0), UNAFFECTED),
+        (_figures(850.0, 29.0), UNAFFECTED),  # within 20 ms of the baseline's p99
+        (_figures(650.0, 40.0), SLOWED),
+        (_figures(950.0, 90.0), SLOWED),
     ],
 )
-def test_each_verdict_from_planted_figures(summary: dict[str, Any] | None, verdict: str) -> None:
-    result: Any = None if summary is None else {"summary": summary, "status": "ok"}
-    row = Row(
-        _cell(GTHREAD, 25),
-        predict(_cell(GTHREAD, 25), {"workers": 2, "threads": 10}, 32),
-        result,
-        BASE,
-    )  # type: ignore[arg-type]
+def test_each_verdict_from_planted_figures(figures: Figures, verdict: str) -> None:
+    row = _row(figures)
     assert row.verdict == verdict
-    assert row.as_predicted is (verdict == STALLED)
+    assert row.as_predicted is (verdict == STALLED)  # gthread at 25: predicted stalled
 
 
-def test_no_verdict_without_a_baseline() -> None:
-    row = Row(
-        _cell(UVICORN, 25),
-        predict(_cell(UVICORN, 25), {"workers": 1, "threads": 1}, 32),
-        {"summary": BASE, "status": "ok"},
-        None,
-    )  # type: ignore[arg-type]
-    assert row.verdict is None and not row.as_predicted
+def test_no_verdict_without_a_baseline_or_a_measurement() -> None:
+    assert _row(BASE, baseline=None).verdict is None
+    assert _row(BASE, baseline=_figures(0.0, None)).verdict is None  # the baseline answered nothing
+    assert _row(None).verdict is None and not _row(None).as_predicted  # not measured
 
 
 def test_the_cells_put_each_baseline_first() -> None:
@@ -129,20 +126,23 @@ def test_a_cells_options_say_its_front_and_what_it_holds() -> None:
 
 
 def test_the_table_marks_a_cell_not_as_predicted(tmp_path: Path) -> None:
-    held = {"idle": {"asked": 25, "opened": 25, "failed": 0, "closed": 3, "held": 22,
-                     "answered": {}, "closed_after_s": None}}  # fmt: skip
-    settings = {"workers": 2, "threads": 10}
+    held = {"asked": 25, "opened": 25, "failed": 0, "closed": 3, "held": 22,
+            "answered": {}, "closed_after_s": None}  # fmt: skip
     outcome = Outcome(tmp_path)
-    baseline: Any = {"summary": BASE, "status": "ok", "reason": None}
-    surprise: Any = {"summary": _summary(990.0, 11.0, misbehaving=held), "status": "ok"}
+    baseline, surprise = BASE, _figures(990.0, 11.0, idle=held)
+    gone = Cell(GTHREAD, "nginx", "idle", 25)
     outcome.rows = [
-        Row(_cell(GTHREAD, 0), predict(_cell(GTHREAD, 0), settings, 32), baseline, BASE),  # type: ignore[arg-type]
-        Row(_cell(GTHREAD, 25), predict(_cell(GTHREAD, 25), settings, 32), surprise, BASE),  # type: ignore[arg-type]
+        Row(_cell(GTHREAD, 0), predict(_cell(GTHREAD, 0), GTHREAD_SETTINGS, 32), baseline, BASE),
+        _row(surprise),
+        Row(gone, predict(gone, GTHREAD_SETTINGS, 32), None, BASE),
     ]
+    outcome.unmeasured.append("django_sync @ gunicorn-gthread: nginx-idle25")
     text = markdown(outcome, "python -m stackbench experiment slow-clients")
-    row = next(line for line in text.splitlines() if "| 25 idle |" in line)
-    assert "| stalled | unaffected ⚠ |" in row and "| 0.99 |" in row and "| 22 / 3 |" in row
+    row = next(line for line in text.splitlines() if "| direct | 25 idle |" in line)
+    assert "| stalled | unaffected ⚠ | 990 | 0.99 | 11.0 |" in row and "| 22 / 3 |" in row
+    assert "| nginx | 25 idle | unaffected | not measured |" in text
     assert "1 cell(s) not as predicted." in text
+    assert failures(outcome) == ["django_sync @ gunicorn-gthread: nginx-idle25: not measured"]
 
 
 # ---------------------------------------------------------------- the command line
@@ -186,7 +186,8 @@ def test_sync_workers_stall_behind_idle_clients_but_not_behind_nginx(tmp_path: P
     done = subprocess.run(
         [sys.executable, "-m", "stackbench", "experiment", "slow-clients",
          "--pairs", "django_sync@gunicorn-sync", "--counts", "0,25", "--kinds", "idle",
-         "--duration", "2s", "--warmup", "1s", "--output", str(tmp_path)],
+         "--rate", "50", "--duration", "2s", "--warmup", "1s", "--ready-timeout", "90s",
+         "--output", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
