@@ -151,8 +151,9 @@ class Row:
     def verdict(self) -> str | None:
         """Measured against the baseline: stalled (nothing answered, or under half its
         throughput, or a p99 over 10 x its own and over 1 s), unaffected (at least 80 % of
-        its throughput and a p99 within 2 x or 20 ms of it), slowed in between; None
-        without a baseline or a measurement."""
+        its throughput, a p99 within 2 x or 20 ms of it and no more errors: a request still
+        waiting when the run ended is one), slowed in between; None without a baseline or a
+        measurement."""
         base = self.baseline
         if base is None or not base.answered_per_s or base.p99_ms is None:
             return None
@@ -164,7 +165,8 @@ class Row:
         throughput, p99 = found.answered_per_s / base.answered_per_s, found.p99_ms
         if throughput < 0.5 or p99 > max(10 * base.p99_ms, 1000.0):
             return STALLED
-        if throughput >= 0.8 and p99 <= max(2 * base.p99_ms, base.p99_ms + 20):
+        unanswered = found.error_rate > base.error_rate  # stuck past the end, or refused
+        if throughput >= 0.8 and p99 <= max(2 * base.p99_ms, base.p99_ms + 20) and not unanswered:
             return UNAFFECTED
         return SLOWED
 
@@ -307,7 +309,8 @@ def markdown(outcome: Outcome, command: str) -> str:
         "for coordinated omission (the load is offered at a fixed rate). "
         "Measured against the same pair and front with nothing held (× alone: its answered/s): "
         "**stalled** under half its throughput, no answer, or a p99 over 10 × its own and "
-        "over 1 s; **unaffected** at least 80 % of it and a p99 within 2 × (or 20 ms); "
+        "over 1 s; **unaffected** at least 80 % of it, a p99 within 2 × (or 20 ms) and no "
+        "more errors (a request still waiting when the run ended is one); "
         "**slowed** in between. ⚠: not as predicted. held at the end / closed by the "
         "server: the misbehaving connections still open when the load ended, and those the "
         "server (or nginx) closed.",
