@@ -46,7 +46,7 @@ TCP, UNIX = UPSTREAMS
 CLIENT_PROTOCOLS = ("h1",)
 TLS_PROTOCOLS = ("h1-tls", "h2")
 WORKER_USER = "nobody"  # nginx's own default for its workers when the master is root
-INSTALL = "Debian: apt-get install nginx-light"
+INSTALL = "Debian: apt-get install nginx-light, which puts it in /usr/sbin"
 
 
 class ProxyError(ValueError):
@@ -58,7 +58,7 @@ def missing(name: str = NGINX) -> str | None:
     if name not in PROXIES:
         return f"unknown proxy {name!r}; proxies: {', '.join(PROXIES)}"
     if shutil.which(NGINX) is None:
-        return f"nginx is not installed here ({INSTALL})"
+        return f"nginx is not installed here, or not on PATH ({INSTALL})"
     return None
 
 

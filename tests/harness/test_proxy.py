@@ -277,7 +277,7 @@ def test_a_missing_nginx_is_refused_before_anything_starts(tmp_path: Path) -> No
     """PATH without nginx (only the venv's tools, and no /usr/sbin)."""
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
     done = _bench(tmp_path, "--proxy", "nginx", env=env)
-    _one_line(done, "nginx is not installed here (Debian: apt-get install nginx-light)")
+    _one_line(done, f"nginx is not installed here, or not on PATH ({proxy.INSTALL})")
     assert not (tmp_path / "out").exists()
     serve = subprocess.run(
         [sys.executable, "-m", "stackbench", "serve", "--app", "gino_style", "--server",
