@@ -156,8 +156,7 @@ def write_run(
     names = []
     for document in documents:
         document = {**document, "run_id": run_id}
-        label = f"--{document['label']}" if document.get("label") else ""
-        name = f"{document['app']}--{document['server']}--{document['scenario']}{label}.json"
+        name = f"{document['app']}--{document['server']}--{document['scenario']}.json"
         results.write_json(run_dir / name, document, "result")
         names.append(name)
     manifest = {
