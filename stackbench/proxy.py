@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared_fixtures.net import LOOPBACK, free_port
-from shared_fixtures.processes import ManagedProcess, ProcessError, owner_tag
+from shared_fixtures.processes import OWNER, ManagedProcess, ProcessError, owner_tag
 from stackbench.server_process import ANY_ADDRESS, READY_TIMEOUT, Served, answers_health
 
 NGINX = "nginx"
@@ -231,11 +231,22 @@ def _worker_user() -> tuple[str, str] | None:
     return entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name
 
 
+def _runtime_prefix(owner: str) -> str:
+    # The owner's tag in the name: a leak check finds what one run left (a socket path
+    # stays far below its 108 bytes).
+    return f"stackbench-nginx-{owner[:12]}-"
+
+
+def runtime_dirs(owner: str = OWNER) -> list[Path]:
+    """The runtime directories of ``owner``'s proxies that exist now (none, after a run)."""
+    return sorted(Path(tempfile.gettempdir()).glob(_runtime_prefix(owner) + "*"))
+
+
 @contextlib.contextmanager
 def runtime_dir() -> Iterator[Path]:
     """A directory for what nginx's workers touch while they run, theirs alone; removed
     afterwards, whatever happened."""
-    path = Path(tempfile.mkdtemp(prefix="stackbench-nginx-"))
+    path = Path(tempfile.mkdtemp(prefix=_runtime_prefix(OWNER)))
     try:
         user = _worker_user()
         if user is not None:

@@ -10,23 +10,28 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from shared_fixtures.processes import ManagedProcess, processes_owned_by
+from shared_fixtures.db import Database
+from shared_fixtures.processes import ManagedProcess, ProcessError, processes_owned_by
 from stackbench import cli, proxy, servers
 from stackbench.apps import App, get_app
 from stackbench.judge import judge
+from stackbench.measure import LocalSubject
 from stackbench.sampler import Sampler
 from stackbench.server_process import Served
 from tests.harness.runs import ROOT, bench_process, only_run_dir, result_documents
@@ -211,42 +216,121 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie holds nothing: its parent reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _gone(pids: set[int], within: float = 5.0) -> bool:
+    """True once none of ``pids`` runs (a SIGKILLed process dies when next scheduled)."""
+    deadline = time.monotonic() + within
+    while any(_alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _nginx_group(config: Path) -> set[int]:
+    """The live nginx master started with ``config`` and its process group (its workers)."""
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    masters = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if str(config).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                masters.add(pid)
+    return {pid for pid in pids if (pid in masters or _pgid(pid) in masters) and _alive(pid)}
+
+
+@contextlib.contextmanager
+def _watching(config: Path) -> Iterator[set[int]]:
+    """Every process of the nginx started with ``config``, seen while the block runs."""
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.02):
+            seen.update(_nginx_group(config))
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        thread.join(timeout=5)
+
+
 @needs_nginx
-def test_the_proxys_cpu_is_sampled_apart_from_the_servers(tmp_path: Path) -> None:
-    """The server's group is a process that does nothing; nginx's CPU for 400 requests is
-    the proxy's figure, and a sampler without a proxy has none."""
-    idle = ManagedProcess(["sleep", "60"], name="idle", log_path=tmp_path / "idle.log")
+def test_nginx_that_cannot_listen_fails_in_one_error_and_leaves_nothing(tmp_path: Path) -> None:
+    """Planted: nginx's port is taken. It exits, the error says why (nginx's own words),
+    and neither a process nor its runtime directory is left."""
+    config = tmp_path / "proxy" / "nginx.conf"
     with (
-        idle,
+        socket.socket() as taken,
         planted_server() as served,
+        _watching(config) as seen,
+        pytest.raises(ProcessError) as caught,
         proxy.runtime_dir() as runtime,
-        proxy.front(served, proxy.Spec(), proxy.Layout(tmp_path / "p", runtime)) as proxied,
     ):
-        sampler = Sampler(idle.pid, NOWHERE, proxy_pgid=proxied.process.pid).start()
-        direct = Sampler(idle.pid, NOWHERE).start()
-        sampler.mark()
-        direct.mark()
-        for _ in range(400):
-            with urllib.request.urlopen(proxied.base_url + "/health", timeout=5) as answer:
-                answer.read()
-        figures, without = sampler.stop(), direct.stop()
-    assert figures.proxy_cpu_s is not None and figures.proxy_cpu_s > 0
-    assert figures.proxy_cpu_read is not None
-    assert figures.cpu_s is not None and figures.cpu_s < figures.proxy_cpu_s  # sleep's
-    assert without.proxy_cpu_s is None and without.proxy_cpu_read is None
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        layout = proxy.Layout(config.parent, runtime)
+        with proxy.front(served, proxy.Spec(), layout, port=taken.getsockname()[1]):
+            pytest.fail("nginx answered on a port that was taken")
+    first, *tail = str(caught.value).splitlines()
+    assert first.startswith("nginx (in front of uvicorn) exited with code 1 before answering")
+    assert any("Address already in use" in line for line in tail), tail
+    assert seen  # it did start ...
+    assert _gone(seen) and _nginx_group(config) == set()  # ... and nothing of it is left
+    assert not runtime.exists() and proxy.runtime_dirs() == []
 
 
-def test_cpu_per_request_names_the_proxy_only_when_there_is_one() -> None:
-    proxied = _repeat(cpu_s=1.0)
-    proxied["proxy"] = {"cpu_s": 0.25, "cpu_read": {"source": "cpu-clock", "resolution_s": 1e-9}}
-    summary = judge([proxied], None)["summary"]
-    assert summary is not None
-    split = summary["cpu_us_per_request"]
-    assert split is not None and split["proxy"] == 250.0 and split["server"] == 1000.0
-    assert summary["proxy_cpu_s"] == 0.25
-    plain = judge([_repeat(cpu_s=1.0)], None)["summary"]
-    assert plain is not None and "proxy" not in (plain["cpu_us_per_request"] or {})
-    assert "proxy_cpu_s" not in plain
+@needs_nginx
+def test_nginx_never_ready_is_stopped_with_its_workers(tmp_path: Path) -> None:
+    """Planted: the server behind nginx is gone (nginx answers 502). Readiness gives up
+    after its timeout, says so with nginx's error log, and stops nginx's master and
+    workers; its runtime directory goes too."""
+    with planted_server() as gone:
+        pass  # its port now refuses connections
+    config = tmp_path / "proxy" / "nginx.conf"
+    with (
+        _watching(config) as seen,
+        pytest.raises(ProcessError) as caught,
+        proxy.runtime_dir() as runtime,
+    ):
+        layout = proxy.Layout(config.parent, runtime)
+        with proxy.front(gone, proxy.Spec(workers=2), layout, ready_timeout=3):
+            pytest.fail("nginx was ready in front of nothing")
+    first, *tail = str(caught.value).splitlines()
+    assert first.startswith("nginx (in front of uvicorn) not answering /health through it after 3 s")
+    assert any("Connection refused" in line for line in tail), tail
+    assert len(seen) == 3  # the master and its two workers were up ...
+    assert _gone(seen)  # ... and none is now
+    assert not runtime.exists() and proxy.runtime_dirs() == []
+
+
+@needs_nginx
+def test_a_killed_nginx_is_said_and_its_orphaned_workers_are_stopped(tmp_path: Path) -> None:
+    """Planted: nginx's master is SIGKILLed mid-run. The run says nginx stopped (the
+    subject's reason and log tail are nginx's), and leaving the block still stops the
+    workers it left behind: they keep its process group."""
+    with planted_server() as served, proxy.runtime_dir() as runtime:
+        layout = proxy.Layout(tmp_path / "proxy", runtime)
+        with proxy.front(served, proxy.Spec(workers=2), layout) as proxied:
+            group = _nginx_group(layout.config)
+            master = proxied.process.pid
+            assert master in group and len(group) == 3
+            os.kill(master, signal.SIGKILL)
+            proxied.process.popen.wait(timeout=10)
+            subject = LocalSubject(served, cast(Database, None), proxied=proxied)
+            assert subject.stopped() == "nginx exited with code -9 during the run"
+            assert subject.log_tail() == proxied.log_tail()
+        assert _gone(group)
+    assert not runtime.exists() and proxy.runtime_dirs() == []
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2
@@ -353,7 +437,7 @@ def _contains(argv: list[str], words: list[str]) -> bool:
 def test_bench_through_nginx(tmp_path: Path, app: str, server: str, upstream: str) -> None:
     """The load reached the server through nginx (its access log has every response), the
     result names the proxy and splits out its CPU, the manifest lists its configuration,
-    and nothing is left running."""
+    and nothing is left running (nginx's process group, its runtime directory)."""
     owner = uuid.uuid4().hex
     process = bench_process(
         app, server, tmp_path, "--scenarios", "db", "--proxy", "nginx", "--upstream", upstream,
@@ -378,7 +462,7 @@ def test_bench_through_nginx(tmp_path: Path, app: str, server: str, upstream: st
     answered = sum(r["loadgen"]["summary"]["responses"] for r in document["repeats"])
     assert sum(line.startswith("HTTP/1.1 200") for line in logged) >= answered
     assert "nginx" in out  # the summary names the proxy beside the pair (rich may wrap it)
-    assert processes_owned_by(owner) == []
+    assert processes_owned_by(owner) == [] and proxy.runtime_dirs(owner) == []
 
 
 def results_manifest(run_dir: Path) -> dict[str, Any]:
@@ -418,4 +502,4 @@ def test_serve_through_nginx_and_bench_it_as_a_target(tmp_path: Path) -> None:
     assert results_manifest(run_dir)["proxy_configs"] == [document["proxy"]["config"]]
     summary = document["summary"]
     assert summary is not None and summary["proxy_cpu_s"] and summary["proxy_cpu_s"] > 0
-    assert processes_owned_by(owner) == []
+    assert processes_owned_by(owner) == [] and proxy.runtime_dirs(owner) == []
