@@ -13,6 +13,7 @@ import tempfile
 import time
 from typing import Any
 
+from . import scenario_file
 from .config import Config, ConfigError, LoadgenError, TargetUnreachable
 from .csvout import concat_parts
 from .fastpath import FastRun
@@ -52,8 +53,13 @@ def make_run(
 
 def _scenario(config: Config) -> Scenario | None:
     if config.scenario is None:
+        if config.scenario_file is not None:
+            names = ", ".join(scenario_file.read(config.scenario_file).names)
+            raise ConfigError(
+                f"--scenario-file: name one of its scenarios with --scenario ({names})"
+            )
         return None
-    return load_scenario(config.scenario, dict(config.scenario_options))
+    return load_scenario(config.scenario, dict(config.scenario_options), config.scenario_file)
 
 
 async def probe(config: Config) -> None:

@@ -11,6 +11,7 @@ import os
 import sys
 from typing import NoReturn
 
+from . import scenario_file
 from .api import run_sync
 from .config import (
     ENGINE,
@@ -46,7 +47,9 @@ scenarios:
   Built-ins: health json plaintext db queries updates fortunes colleges
   college-detail troupes troupe-detail slow-db slow-http slow-both slow-fanout mix
   django-admin-login.  Options: --scenario-option seconds=2 or 'slow-db?seconds=2'.
-  A .py file path loads a scenario file (see loadgen/README.md).
+  A .py file path loads a Python scenario (see loadgen/README.md).
+  --scenario-file FILE --scenario NAME runs the scenario NAME of a TOML scenario file
+  (named requests, templated ids, weights, expected statuses, body checks: README).
 
 thresholds (repeatable, exit 99 if any fails):
   'p99<50ms' 'p99.9<200ms' 'uncorrected.p50<5ms' 'mean<10ms' 'max<1s'
@@ -89,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-D", metavar="FILE", help="request body from FILE")
     r.add_argument("-T", metavar="TYPE", help="Content-Type of the body")
     sections[SCENARIOS].add_argument(
-        "--list-scenarios", action="store_true", help="list built-in scenarios"
+        "--list-scenarios",
+        action="store_true",
+        help="list built-in scenarios (with --scenario-file: the file's)",
     )
     o = sections[OUTPUT]
     o.add_argument("--json", metavar="FILE", help="write the JSON report ('-' = stdout)")
@@ -140,6 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     a = p.parse_args(args)
     if a.list_scenarios:
+        listed = given(a).get("scenario_file")
+        if listed is not None:
+            try:
+                declared = scenario_file.read(listed)
+            except LoadgenError as ex:
+                _die(str(ex))
+            for name in declared.names:
+                print(f"{name:<20} {declared.descriptions[name]}".rstrip())
+            return 0
         for name, (_f, defaults) in BUILTINS.items():
             opts = " ".join(f"{k}={v}" for k, v in defaults.items())
             print(f"{name:<20} {opts}")

@@ -198,6 +198,10 @@ class Config:
         None, "--scenario", parse=values.text, group=SCENARIOS, metavar="NAME",
         help="built-in scenario NAME or a scenario .py FILE (the URL is then a base URL)",
     )  # fmt: skip
+    scenario_file: str | None = option(
+        None, "--scenario-file", parse=values.text, group=SCENARIOS, metavar="FILE",
+        help="a TOML file of named requests (loadgen/README.md): the scenarios named are its",
+    )  # fmt: skip
     scenario_options: Mapping[str, str] = option(
         {}, "--scenario-option", parse=values.key_value, repeated=True, group=SCENARIOS,
         write=lambda kv: f"{kv[0]}={kv[1]}", metavar="KEY=VALUE",

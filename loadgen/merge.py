@@ -96,7 +96,12 @@ def _scenario(d: dict[str, Any]) -> Any:
     endpoints = [True] if sc["kind"] == "endpoints" else []
     flows = [True] if sc["kind"] == "flows" else []
     return SimpleNamespace(
-        name=sc["name"], kind=sc["kind"], options=sc["options"], endpoints=endpoints, flows=flows
+        name=sc["name"],
+        kind=sc["kind"],
+        options=sc["options"],
+        endpoints=endpoints,
+        flows=flows,
+        file_sha256=sc.get("file_sha256"),
     )
 
 

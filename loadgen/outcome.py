@@ -41,6 +41,15 @@ def latency_block(h: Histogram, with_buckets: bool = True) -> dict[str, Any]:
     return d
 
 
+def scenario_block(sc: Any) -> dict[str, Any]:
+    """The report's ``scenario``; a scenario file's carries the file's digest (``merge``
+    refuses agents that ran different files)."""
+    block = {"name": sc.name, "kind": sc.kind, "options": mask_secrets(sc.options)}
+    if getattr(sc, "file_sha256", None):
+        block["file_sha256"] = sc.file_sha256
+    return block
+
+
 class Outcome:
     """What a run measured and what follows from it (see :class:`loadgen.report.Result`,
     its subclass that :func:`loadgen.run` returns)."""
@@ -294,11 +303,7 @@ class Outcome:
             },
             "config": self.config.to_dict(),
             "model": "open" if self.open else "closed",
-            "scenario": (
-                None
-                if sc is None
-                else {"name": sc.name, "kind": sc.kind, "options": mask_secrets(sc.options)}
-            ),
+            "scenario": None if sc is None else scenario_block(sc),
             "summary": {
                 "requests": self.requests,
                 "responses": self.responses,

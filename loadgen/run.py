@@ -161,8 +161,9 @@ class BaseRun:
             self.csv_row = self.csv.row
         now = _pc()
         self.t0 = t0 if t0 is not None else now
-        if self.t0 > now:
+        while now < self.t0:  # uvloop's timers may fire up to 1 ms early: sleep again
             await asyncio.sleep((self.t0 - now) / NS)
+            now = _pc()
         self._setup_limits()
         if self.csv is not None:
             self.csv.m_start = self.m_start

@@ -44,6 +44,7 @@ class Scenario:
     flows: list[tuple[float, FlowFn]] = field(default_factory=list)
     options: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    file_sha256: str | None = None  # a scenario file's (loadgen.scenario_file): its digest
 
     @property
     def kind(self) -> str:

@@ -250,10 +250,12 @@ def _start_in(base: Path, bin_dir: Path, user: str | None, timeout: float) -> Da
 
 
 def stop_embedded(db: Database) -> None:
-    if db.process is not None:
-        db.process.stop(timeout=15)
-    if db.data_dir is not None:
-        shutil.rmtree(db.data_dir, ignore_errors=True)
+    try:
+        if db.process is not None:
+            db.process.stop(timeout=15)
+    finally:  # the data directory goes whatever interrupted the stop
+        if db.data_dir is not None:
+            shutil.rmtree(db.data_dir, ignore_errors=True)
 
 
 def _accepts(url: str) -> bool:

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 OWNER_VAR = "STACKBENCH_OWNER"
@@ -121,6 +121,29 @@ class ManagedProcess:
 def owner_tag(owner: str = OWNER) -> str:
     """``STACKBENCH_OWNER=<owner>``: what marks a process as started by ``owner``."""
     return f"{OWNER_VAR}={owner}"
+
+
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM stop the block: the first raises KeyboardInterrupt, later ones are
+    only noted, so that stopping what was started is never itself cut short. (In a
+    terminal, Ctrl-C reaches nox and the harness, and nox follows it with a SIGTERM of its
+    own; an impatient user presses Ctrl-C twice.) Yields the signals received, in order.
+    SIGINT is taken over also when the process started with it ignored (a background job).
+    Main thread only."""
+    received: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def processes_owned_by(owner: str = OWNER) -> list[tuple[int, str]]:

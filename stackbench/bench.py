@@ -10,8 +10,8 @@ stackbench/measure.py).
 from __future__ import annotations
 
 from stackbench.matrix import Pair, get_pair
-from stackbench.measure import Progress
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.run import BenchRun, RunReport
 from stackbench.target import Agents, connect
 
@@ -24,6 +24,7 @@ def many_pairs(
         get_pair(pair.app, pair.server)  # every pair is checked before anything starts
     label = "-".join(sorted({p.app for p in pairs})) if len(pairs) <= 2 else f"{len(pairs)}-pairs"
     with BenchRun(label, output=options.output, scale=options.scale, progress=progress) as run:
+        run.progress.jobs = len(pairs)
         for pair in pairs:
             run.job(pair, options)
     assert run.report is not None
@@ -38,6 +39,7 @@ def single_pair(
     with BenchRun(
         f"{app}-{server}", output=options.output, scale=options.scale, progress=progress
     ) as run:
+        run.progress.jobs = 1
         run.job(Pair(app, server), options)
     assert run.report is not None
     return run.report
@@ -59,6 +61,7 @@ def remote_pair(
     with BenchRun(
         label, output=options.output, scale=options.scale, progress=progress, target=subject
     ) as run:
+        run.progress.jobs = 1
         run.remote_job(options)
     assert run.report is not None
     return run.report

@@ -5,6 +5,7 @@
     python -m stackbench bench --target http://HOST:PORT --target-stats http://HOST:PORT
     python -m stackbench matrix [--json]
     python -m stackbench report RUN_DIR [RUN_DIR...] [--baseline RUN_DIR] [--output DIR]
+    python -m stackbench show RUN_DIR          # a run's table again
     python -m stackbench experiment gevent-patching
 
 Bad input is one line on stderr and exit code 2; a failed run exits 1; Ctrl-C exits 130
@@ -25,7 +26,14 @@ from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import SeedError
 from stackbench import bench, experiments, matrix, serve_cli
 from stackbench.apps import UnknownAppError, get_app
-from stackbench.console import LiveProgress, changes_table, console, print_matrix, summary_table
+from stackbench.console import (
+    console,
+    print_matrix,
+    print_report,
+    print_run_end,
+    progress_display,
+    show_run,
+)
 from stackbench.experiments import cli as experiment_cli
 from stackbench.options import (
     DEFAULTS,
@@ -86,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
     listing.add_argument("--json", action="store_true", help="machine-readable, for CI")
     add_report_parser(commands)
+    show = commands.add_parser("show", help="a run's summary table again, from its directory")
+    show.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     return parser
 
 
@@ -135,11 +145,7 @@ def run_report(args: argparse.Namespace) -> int:
         return 1
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if outcome.changes:
-        console.print(changes_table(outcome.changes))
-    console.print(f"report: {outcome.markdown}")
-    console.print(f"html:   {outcome.html}")
-    console.print(f"charts: {len(outcome.images)} PNGs in {outcome.output}")
+    print_report(outcome)
     return 0
 
 
@@ -206,12 +212,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_report(args)
     if args.command == "serve":
         return serve_cli.run(args)
+    if args.command == "show":
+        return show_run(args.run_dir)
     try:
         if args.command == "matrix":
             print_matrix(args.json)
             return 0
         if args.command == "experiment":
-            return experiment_cli.run(args, console, LiveProgress())
+            return experiment_cli.run(args, console, progress_display())
         _check_agents(args)
         if args.target is not None:
             _check_target(args)
@@ -226,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 print(agent_command(options, args.target), flush=True)
             report = bench.remote_pair(
-                args.target, args.target_stats, options, progress=LiveProgress()
+                args.target, args.target_stats, options, progress=progress_display()
             )
             return _summarize(report)
         chosen = _chosen_pairs(args)
@@ -237,15 +245,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         options = options_from(args)
         if chosen is not None:
-            report = bench.many_pairs(chosen, options, progress=LiveProgress())
+            report = bench.many_pairs(chosen, options, progress=progress_display())
         elif len(apps := args.app.split(",")) == len(servers := args.server.split(",")) == 1:
-            report = bench.single_pair(apps[0], servers[0], options, progress=LiveProgress())
+            report = bench.single_pair(apps[0], servers[0], options, progress=progress_display())
         else:  # every valid combination, side by side in one run
             candidates = [matrix.Pair(a, s) for a in apps for s in servers]
             chosen = [p for p in candidates if matrix.is_valid(p)]
             if not chosen:
                 matrix.get_pair(apps[0], servers[0])  # raises the one-line reason
-            report = bench.many_pairs(chosen, options, progress=LiveProgress())
+            report = bench.many_pairs(chosen, options, progress=progress_display())
     except (
         OptionError,
         matrix.PairError,
@@ -266,6 +274,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _summarize(report: RunReport) -> int:
-    console.print(summary_table(report.rows, f"run {report.run_dir.name}"))
-    console.print(f"results: {report.run_dir}")
+    print_run_end(report.run_dir, report.rows, report.status)
     return 0 if report.status == "ok" else 1

@@ -1,30 +1,54 @@
-"""What the harness shows a person: the live progress of a run, its summary table, the
-matrix, and a report's changes against its baseline (rich, in a terminal or a CI log)."""
+"""What the harness shows a person as a run goes: each setup step as it begins, the load's
+progress (a bar in a terminal, plain lines in a log or a file), the summary table, where
+the results are and the command to type next (rich, in a terminal or a CI log)."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
-from rich.table import Table
+from rich.text import Text
 
-from stackbench import matrix
-from stackbench.documents import CpuPerRequest, ResultRow, Summary
-from stackbench.judge import cpu_read_note, summary_cpu_read
-from stackbench.measure import Progress
+from stackbench import matrix, results
+from stackbench.documents import Manifest, ResultRow
+from stackbench.progress import Progress
+from stackbench.terminal_tables import changes_table, matrix_grid, summary_table
 
-# Logs and CI are not terminals; a summary is still read there, at full width.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+# A terminal's own width (or COLUMNS); a log or a file without COLUMNS: 150 columns.
+_SIZED = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+console = Console(highlight=False, width=None if _SIZED else 150)
+
+PLAIN_EVERY_S = 5.0  # a plain progress line at most this often while a load runs
 
 
-class LiveProgress(Progress):
-    """A bar per measured run, moving with time (runs are bounded by duration)."""
+class _Steps(Progress):
+    """Setup steps as lines, each with the seconds since the run's first one."""
 
     def __init__(self) -> None:
+        super().__init__()
+        self._began: float | None = None
+
+    def _elapsed(self) -> str:
+        if self._began is None:
+            self._began = time.monotonic()
+        return f"{time.monotonic() - self._began:5.1f}s"
+
+    def step(self, text: str) -> None:
+        console.print(Text.assemble((self._elapsed(), "dim"), " ", text, overflow="fold"))
+
+
+class LiveProgress(_Steps):
+    """A terminal: a bar per measured repeat, moving with time (runs are bounded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self._progress = RichProgress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -35,8 +59,9 @@ class LiveProgress(Progress):
         self._task: Any = None
 
     def start(self, label: str, seconds: float) -> Callable[[float], None]:
+        self.step(label)
         self._progress.start()
-        self._task = self._progress.add_task(label, total=seconds)
+        self._task = self._progress.add_task(label.split(": ", 1)[-1], total=seconds)
         return lambda elapsed: self._progress.update(self._task, completed=min(elapsed, seconds))
 
     def done(self) -> None:
@@ -46,138 +71,99 @@ class LiveProgress(Progress):
         self._progress.stop()
 
 
-def _fmt(value: Any, spec: str = ".1f") -> str:
-    return "–" if value is None else format(value, spec)
+class PlainProgress(_Steps):
+    """A log, CI or a file: a line as each repeat starts, then one every few seconds."""
+
+    def __init__(self, every: float = PLAIN_EVERY_S) -> None:
+        super().__init__()
+        self.every = every
+
+    def start(self, label: str, seconds: float) -> Callable[[float], None]:
+        self.step(f"{label} ({seconds:g} s)")
+        said = [0.0]
+
+        def tick(elapsed: float) -> None:
+            if elapsed - said[0] >= self.every and elapsed < seconds:
+                said[0] = elapsed
+                console.print(f"{'':6} … {elapsed:.0f} of {seconds:g} s")
+
+        return tick
 
 
-def _cpu_split(per_request: CpuPerRequest | None, proxied: bool = False) -> str:
-    """'120+35+40': server, database and client CPU µs per response ('?' where unknown);
-    '120+30+35+40' with the proxy's after the server's when a table has a proxy in front
-    ('–' for a row without one)."""
-    if not per_request:
-        return "–"
-    parts: tuple[float | str | None, ...] = (per_request["server"],)
-    if proxied:
-        parts += (per_request.get("proxy", "–"),)
-    parts += (per_request["database"], per_request["client"])
-    return "+".join(
-        part if isinstance(part, str) else "?" if part is None else f"{part:.0f}" for part in parts
-    )
+def progress_display() -> Progress:
+    """A bar where a person watches a terminal; plain lines where output is kept."""
+    return LiveProgress() if console.is_terminal else PlainProgress()
 
 
-def _pair(row: ResultRow) -> str:
-    """'app @ server', and the proxy in front when there was one: '… via nginx (unix)'."""
-    front = row.get("proxy")
-    return f"{row['app']} @ {row['server']}" + (f" via {front}" if front else "")
+def shown(path: Path) -> str:
+    """``path`` as a person types it: relative to the working directory when under it."""
+    path = path.absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
-def _misbehaving(summary: Summary | dict[str, Any]) -> str:
-    """'idle 25: 22 held, 3 closed': the misbehaving connections beside the load."""
-    held = summary.get("misbehaving") or {}
-    return "; ".join(
-        f"{kind} {k['asked']}: {k['held']} held, {k['closed']} closed" for kind, k in held.items()
-    )
+def print_whole(text: str) -> None:
+    """A line that must copy and paste whole (a path, a command): never wrapped by rich."""
+    console.print(Text(text), soft_wrap=True)
 
 
-def summary_table(rows: list[ResultRow], title: str) -> Table:
-    reads = [
-        (f"{row['app']} @ {row['server']} {row['scenario']}", summary_cpu_read(row["summary"]))
-        for row in rows
-        if row["summary"]
-    ]
-    table = Table(
-        title=title, title_justify="left", caption=cpu_read_note(reads), caption_justify="left"
-    )
-    proxied = any(row.get("proxy") for row in rows)
-    misbehaving = any(row["summary"] and row["summary"].get("misbehaving") for row in rows)
-    for column in (
-        "pair",
-        "scenario",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "req/CPU-s",
-        "CPU µs/req srv+prx+db+cli" if proxied else "CPU µs/req srv+db+cli",
-        "RSS MB",
-        "DB conns",
-        *(["misbehaving (held, closed by the server)"] if misbehaving else []),
-        "status",
-    ):
-        table.add_column(
-            column,
-            justify="left"
-            if column in ("pair", "scenario", "status") or column.startswith("misbehaving")
-            else "right",
-        )
-    for row in rows:
-        summary: Summary | dict[str, Any] = row["summary"] or {}
-        flags = [
-            name
-            for name in (
-                "noisy",
-                "client_saturated",
-                "checks_failed",
-                "worker_restarted",
-                "profiled",
-            )
-            if row["flags"].get(name)
-        ]
-        status = row["status"] + (f" ({', '.join(flags)})" if flags else "")
-        if row["status"] != "ok" and row["reason"]:
-            status += f": {row['reason'][:60]}"
-        style = {"ok": "green", "degraded": "yellow", "failed": "red"}[row["status"]]
-        table.add_row(
-            _pair(row),
-            row["scenario"],
-            _fmt(summary.get("rps")),
-            _fmt(summary.get("p50_ms"), ".2f"),
-            _fmt(summary.get("p99_ms"), ".2f"),
-            f"{100 * summary['error_rate']:.2f}%" if summary else "–",
-            _fmt(summary.get("requests_per_server_cpu_s"), ".0f"),
-            _cpu_split(summary.get("cpu_us_per_request"), proxied),
-            _fmt(summary.get("peak_rss_mb")),
-            _fmt(summary.get("peak_db_connections"), "d"),
-            *([_misbehaving(summary)] if misbehaving else []),
-            f"[{style}]{status}[/{style}]",
-        )
-    return table
+def print_results(run_dir: Path) -> None:
+    """Where a run's files are and, when it wrote result documents, what to type next."""
+    console.print("results:")
+    print_whole(shown(run_dir))
+    if any(run_dir.glob("*--*.json")):
+        console.print("next, its report (Markdown, charts, one HTML page):")
+        print_whole(f"nox -s report -- {shown(run_dir)}")
+
+
+def print_run_end(run_dir: Path, rows: list[ResultRow], status: str) -> None:
+    """The run's table, where its files are, and what to type next."""
+    console.print(summary_table(rows, f"run {run_dir.name}: {status}", console.width))
+    print_results(run_dir)
+
+
+def print_report(outcome: Any) -> None:
+    """A report's changes against its baseline, if any, and where its files are."""
+    if outcome.changes:
+        console.print(changes_table(outcome.changes, console.width))
+    console.print("report (Markdown), then the same as one HTML page to open in a browser:")
+    print_whole(shown(outcome.markdown))
+    print_whole(shown(outcome.html))
+    console.print(f"charts: {len(outcome.images)} PNGs beside them")
 
 
 def print_matrix(as_json: bool) -> None:
     if as_json:
         print(matrix.as_json())
         return
-    table = Table(title="bench pairs", title_justify="left")
-    table.add_column("session")
-    for pair in matrix.pairs():
-        table.add_row(pair.session)
-    console.print(table)
-    missing = Table(title="missing pairs", title_justify="left")
-    for column in ("app", "server", "why"):
-        missing.add_column(column)
-    for row in matrix.missing():
-        missing.add_row(*row)
-    console.print(missing)
+    console.print(matrix_grid(console.width))
 
 
-def changes_table(changes: list[Any]) -> Table:
-    """Each change against the baseline with its noise bound and verdict."""
-    table = Table(title="change against the baseline", title_justify="left")
-    for column in ("scenario", "pair", "req/s", "change", "bound", "p99 ms", "change", "bound"):
-        table.add_column(column, justify="left" if column in ("scenario", "pair") else "right")
-    table.add_column("verdict")
-    for c in changes:
-        a, b = (r.summary if r else None for r in (c.base, c.new))
-        table.add_row(
-            c.scenario,
-            c.pair,
-            f"{a['rps']:,.0f} → {b['rps']:,.0f}" if a and b else "–",
-            _fmt(None if c.rps_change is None else 100 * c.rps_change, "+.1f") + "%",
-            f"±{100 * c.rps_bound:.0f}%",
-            f"{a['p99_ms']:,.1f} → {b['p99_ms']:,.1f}" if a and b else "–",
-            _fmt(None if c.p99_change is None else 100 * c.p99_change, "+.1f") + "%",
-            f"±{100 * c.p99_bound:.0f}%",
-            f"[red]{c.verdict}[/red]" if c.flagged else c.verdict,
-        )
-    return table
+def show_run(run_dir: Path) -> int:
+    """``python -m stackbench show RUN_DIR``: a run's table again, from its files. A file
+    that cannot be read is a warning naming it; no run at all is one line and exit 2."""
+    manifest: Manifest | None = None
+    try:
+        manifest = results.read_manifest(run_dir / "manifest.json")
+    except results.ResultsError as exc:
+        if run_dir.is_dir():
+            print(f"warning: {exc}", file=sys.stderr)
+    names = list(manifest["results"]) if manifest else []
+    names = list(dict.fromkeys([*names, *sorted(p.name for p in run_dir.glob("*--*.json"))]))
+    rows = []
+    for name in names:
+        try:
+            rows.append(results.row_of(results.read_result(run_dir / name), name))
+        except results.ResultsError as exc:
+            print(f"warning: {exc}", file=sys.stderr)
+    if not run_dir.is_dir() or (not rows and manifest is None):
+        why = "no such directory" if not run_dir.is_dir() else "no readable manifest or result"
+        print(f"error: {run_dir}: not a run directory ({why})", file=sys.stderr)
+        return 2
+    status: str = manifest["status"] if manifest else "status unknown (no manifest)"
+    if manifest and manifest.get("reason"):
+        status += f" ({manifest['reason']})"
+    print_run_end(run_dir, rows, status)
+    return 0

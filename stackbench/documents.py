@@ -225,6 +225,21 @@ class Flags(TypedDict):
     """bench --profile: a sampling profiler paused the server; its figures are not for comparison"""
 
 
+class Sample(TypedDict):
+    """One reading of the sampler in the measured window."""
+
+    t_s: NonNegative
+    """seconds since the measured window began"""
+    cpu_s: float | None
+    """the server's CPU seconds since the window began"""
+    database_cpu_s: float | None
+    """the embedded database's CPU seconds since the window began (null: not read here)"""
+    rss_mb: float | None
+    """the server's resident memory, every process of its group"""
+    db_connections: int | None
+    """client connections to the database (null: not read)"""
+
+
 class ServerFiguresDoc(TypedDict):
     cpu_s: float | None
     peak_rss_mb: float | None
@@ -236,6 +251,9 @@ class ServerFiguresDoc(TypedDict):
     """wall seconds the CPU figures cover"""
     cpu_read: NotRequired[CpuRead | None]
     """how cpu_s was read"""
+    samples: NotRequired[list[Annotated[Sample, CLOSED]]]
+    """the sampler's readings over the measured window (every 0.25 s): what the report charts
+    over time; absent when the figures came from another host's stats endpoint"""
 
 
 class DatabaseFigures(TypedDict):
@@ -317,6 +335,8 @@ class ResultHeader(TypedDict):
 class ResultDocument(ResultHeader):
     scenario: str
     scenario_options: NotRequired[dict[str, str]]
+    scenario_file: NotRequired[str]
+    """the scenario file the scenario is declared in (loadgen's --scenario-file), if any"""
     status: Status
     reason: str | None
     log_tail: str | None

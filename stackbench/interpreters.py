@@ -19,6 +19,7 @@ directly (``$PYENV_ROOT/versions/*/bin``).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import re
@@ -27,6 +28,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MINIMUM = (3, 11)
 # Free-threaded builds exist from 3.13 on; the lane asks for one of these names.
@@ -152,6 +154,80 @@ def find_interpreters(
     return sorted(chosen.values(), key=lambda i: (i.version, i.free_threaded, i.implementation))
 
 
+class ProbeCache:
+    """``probe`` (or ``ask``), answering from a JSON file for a candidate already asked.
+
+    nox imports the noxfile for every command (``nox -l`` too), and asking each interpreter
+    costs a subprocess per candidate each time. An answer is kept under the candidate's
+    path and its file's identity (device, inode, size, modification time): a reinstalled
+    or upgraded interpreter is another file and is asked again. ``save()`` keeps the
+    answers of this search only, so an uninstalled interpreter is forgotten.
+    """
+
+    def __init__(self, path: Path, ask: Callable[[Path], Interpreter | None] = probe) -> None:
+        self.path, self._ask = path, ask
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = {}
+        self._known: dict[str, Any] = known if isinstance(known, dict) else {}
+        self._seen: dict[str, Any] = {}
+
+    def __call__(self, candidate: Path) -> Interpreter | None:
+        try:
+            st = candidate.stat()
+        except OSError:
+            return None
+        key = f"{candidate}\0{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        if key in self._known:
+            with contextlib.suppress(KeyError, TypeError, ValueError):  # a damaged entry
+                answer = self._known[key]
+                found = None if answer is None else _from_json(answer)
+                self._seen[key] = answer
+                return found
+        found = self._ask(candidate)
+        self._seen[key] = None if found is None else _as_json(found)
+        return found
+
+    def save(self) -> None:
+        """Written atomically: concurrent nox commands may do the same."""
+        if self._seen == self._known:
+            return
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            temporary.write_text(json.dumps(self._seen, indent=1, sort_keys=True))
+            os.replace(temporary, self.path)
+
+
+def _as_json(found: Interpreter) -> dict[str, Any]:
+    return {
+        "path": str(found.path),
+        "version": list(found.version),
+        "implementation": found.implementation,
+        "free_threaded": found.free_threaded,
+    }
+
+
+def _from_json(answer: dict[str, Any]) -> Interpreter:
+    major, minor, micro = (int(part) for part in answer["version"])
+    return Interpreter(
+        Path(answer["path"]),
+        (major, minor, micro),
+        answer["implementation"],
+        answer["free_threaded"],
+    )
+
+
+def installed(search_path: Iterable[Path | str], cache: Path) -> list[Interpreter]:
+    """``find_interpreters`` on ``search_path``, running only the candidates ``cache`` has
+    no answer for."""
+    probe_cache = ProbeCache(cache)
+    found = find_interpreters(search_path, ask=probe_cache)
+    probe_cache.save()
+    return found
+
+
 def find(interpreters: Iterable[Interpreter], tag: str) -> Interpreter | None:
     """The newest CPython for ``3.13`` (the default build) or ``3.13t`` (free-threaded)."""
     matching = [i for i in interpreters if i.tag == tag and i.implementation == "CPython"]
@@ -209,28 +285,6 @@ def link_directory(interpreters: Iterable[Interpreter], directory: Path) -> Path
 
 
 FREE_THREADED_LANE = "free-threaded"
-_SESSION_FLAGS = ("-s", "--session", "--sessions", "-e")
-_PYTHON_FLAGS = ("-P", "--force-python", "--extra-python", "--extra-pythons")
-_LIST_FLAGS = ("-l", "--list", "--list-sessions", "--usage", "-h", "--help", "--version")
-_SELECT_FLAGS = ("-k", "--keywords", "-t", "--tags", "-p", "--python", "--pythons")
-
-
-def _values(argv: list[str], flags: tuple[str, ...]) -> list[str]:
-    """Every value given to ``flags``: ``-s a b``, ``--session=a``, ``-Pa``-free forms."""
-    values: list[str] = []
-    taking = False
-    for arg in argv[1:]:
-        if arg == "--":
-            break
-        if arg.startswith("-"):
-            name, eq, value = arg.partition("=")
-            taking = name in flags and not eq
-            if name in flags and eq:
-                values.append(value)
-            continue
-        if taking:
-            values.append(arg)
-    return values
 
 
 def as_tag(spec: str) -> str | None:
@@ -241,27 +295,21 @@ def as_tag(spec: str) -> str | None:
 
 
 def check_requested(
-    argv: list[str],
+    sessions: Iterable[str],
+    pythons: Iterable[str],
     interpreters: list[Interpreter],
     needs: Mapping[str, str],
-    default_sessions: Iterable[str],
 ) -> str | None:
-    """One line for a nox command line that asks for an interpreter not installed, else None.
+    """One line when nox is asked for an interpreter not installed here, else None.
 
-    ``needs`` maps a session's name to the interpreter tag it runs on (``3.13``), or to
-    ``FREE_THREADED_LANE``. Checked: ``-P``/``--force-python``/``--extra-python(s)``
-    values, and the sessions named with ``-s`` (or the default sessions when none is
-    selected). Listing (``-l``) is never refused: it says why a lane is missing instead.
+    ``pythons``: the ``-P``/``--force-python``/``--extra-python(s)`` values; ``sessions``:
+    the sessions that will run. ``needs`` maps a session's name to the interpreter tag it
+    runs on (``3.13``), or to ``FREE_THREADED_LANE``.
     """
-    if any(arg.partition("=")[0] in _LIST_FLAGS for arg in argv[1:] if arg != "--"):
-        return None
-    for spec in _values(argv, _PYTHON_FLAGS):
+    for spec in pythons:
         tag = as_tag(spec)
         if tag is not None and find(interpreters, tag) is None:
             return missing_interpreter(tag, interpreters)
-    named = _values(argv, _SESSION_FLAGS)
-    selecting = any(arg.partition("=")[0] in _SELECT_FLAGS for arg in argv[1:])
-    sessions = named or ([] if selecting else list(default_sessions))
     for session in sessions:
         base = re.split(r"[-(]", session, maxsplit=1)[0]
         tag = needs.get(base)

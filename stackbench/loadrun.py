@@ -12,6 +12,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from loadgen.config import Config, is_loopback_host
+from loadgen.scenario import options_for
 from shared_fixtures.processes import ManagedProcess, ProcessError
 from stackbench.documents import LoadgenReport
 
@@ -24,7 +25,13 @@ def aimed(load: Config, scenario: str, base_url: str) -> Config:
     """``load`` for one scenario at ``base_url``. Only a target on another host
     (``bench --target``) lifts loadgen's loopback guard."""
     remote = not is_loopback_host(urlsplit(base_url).hostname or "")
-    return load.replace(url=base_url, scenario=scenario, allow_remote=load.allow_remote or remote)
+    return load.replace(
+        url=base_url,
+        scenario=scenario,
+        allow_remote=load.allow_remote or remote,
+        # One run's options go to the scenarios that read them (seconds: slow-db, not db).
+        scenario_options=options_for(scenario, load.scenario_options, load.scenario_file),
+    )
 
 
 def start_wait(load: Config) -> float:

@@ -12,7 +12,6 @@ an app quietly left out of the matrix, the noxfile's installs or the tests.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Iterable
@@ -175,32 +174,25 @@ _SESSION = re.compile(r"(?:bench|serve)\(app='([^']*)', server='([^']*)'\)")
 PAIR_SESSIONS = ("bench", "serve")  # the noxfile's sessions parametrized by pair
 
 
-def check_requested_sessions(argv: list[str]) -> str | None:
-    """A clear error for a ``bench(...)`` or ``serve(...)`` session nox would not find,
-    else None.
+def session_pair(name: str) -> Pair | None:
+    """The pair a ``bench(app='A', server='S')`` (or ``serve(...)``) session names, or None."""
+    match = _SESSION.fullmatch(name)
+    return Pair(*match.groups()) if match else None
 
-    A registered app missing its files is an error for any session: every session's
-    parametrization or installs are built from the registry.
-    """
-    try:
-        check_apps()
-    except AppFilesMissingError as exc:
-        return str(exc)
-    requested = [
-        name
-        for flag, name in itertools.pairwise(argv)
-        if flag in ("-s", "--session", "--sessions", "-e")
-    ]
+
+def check_requested_sessions(names: Iterable[str]) -> str | None:
+    """A clear error for a ``bench(...)`` or ``serve(...)`` session nox would not find,
+    else None."""
     valid = {p.session.replace("bench", kind, 1) for p in pairs() for kind in PAIR_SESSIONS}
-    for name in requested:
+    for name in names:
         kind = name.partition("(")[0]
         if kind not in PAIR_SESSIONS or "(" not in name or name in valid:
             continue
-        match = _SESSION.fullmatch(name)
-        if match is None:
+        pair = session_pair(name)
+        if pair is None:
             return f"{kind} session {name!r} is not of the form {kind}(app='APP', server='SERVER')"
         try:
-            get_pair(*match.groups())
+            get_pair(pair.app, pair.server)
         except (PairError, ValueError) as exc:
             return str(exc)
     return None

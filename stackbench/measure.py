@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
 
+from loadgen.scenario import options_for
 from shared_fixtures.db import Database
 from shared_fixtures.processes import ProcessError
 from stackbench import proxy, results
@@ -38,6 +39,7 @@ from stackbench.loadrun import LoadError, aimed, run_load
 from stackbench.matrix import Pair
 from stackbench.options import BENCH_LOAD, BenchOptions
 from stackbench.profiler import ProfiledSampler
+from stackbench.progress import Progress
 from stackbench.proxy import Proxied
 from stackbench.sampler import Sampler, ServerFigures
 from stackbench.server_process import Served, answers_health, serve
@@ -48,18 +50,12 @@ from stackbench.variants import get_variant
 BIN_DIR = Path(sys.executable).parent
 
 
-class Progress:
-    """What a run shows while it measures; the CLI swaps in a rich display."""
-
-    def start(self, label: str, seconds: float) -> Callable[[float], None]:
-        return lambda elapsed: None
-
-    def done(self) -> None:
-        pass
-
-
-def needs_upstream(scenarios: tuple[str, ...]) -> bool:
-    return any(s.startswith("slow") or s == "mix" for s in scenarios)
+def needs_upstream(options: BenchOptions) -> bool:
+    """The contract's scenarios that call the upstream service (a scenario file's are
+    named by their author: theirs are not the contract's ``slow-*``)."""
+    if options.load.scenario_file is not None:
+        return False
+    return any(s.startswith("slow") or s == "mix" for s in options.scenarios)
 
 
 class Sampling(Protocol):
@@ -177,6 +173,7 @@ def measure_pair(
             **base.get("server_env", {}),
             "DJANGO_SETTINGS_MODULE": served_variant.settings,
         }
+    progress.step(f"{progress.where()} · server: starting {app.id} under {server.id}")
     try:
         with serve_fronted(app, server, options, db, upstream_url, run_dir / "logs", proxy_dir) as (
             served,
@@ -288,14 +285,16 @@ def measure_subject(
 ) -> list[ResultRow]:
     """Smoke-check the subject (``smoke_paths`` only, if given), then measure each
     scenario; one result document each."""
-    slow = needs_upstream(options.scenarios)
+    slow = needs_upstream(options)
+    progress.step(f"{progress.where()} · smoke check at {subject.base_url}")
     failures = smoke_check(subject.base_url, slow=slow, paths=smoke_paths)
     if failures:
         reason = "smoke check failed: " + "; ".join(failures)
         return failed_rows(base, options, run_dir, reason, None)
     rows = []
-    for scenario in options.scenarios:
-        rows.append(_run_scenario(subject, scenario, options, base, run_dir, progress))
+    for index, scenario in enumerate(options.scenarios):
+        where = f"{progress.where()} · scenario {index + 1} of {len(options.scenarios)}"
+        rows.append(_run_scenario(subject, scenario, options, base, run_dir, progress, where))
         if rows[-1]["status"] == "failed" and not subject.answers():
             break  # the server is gone or hung: the other scenarios cannot run
     return rows
@@ -370,7 +369,9 @@ def _write_result(
     document = ResultDocument(
         **base,
         scenario=scenario,
-        scenario_options=dict(options.load.scenario_options),
+        scenario_options=options_for(
+            scenario, options.load.scenario_options, options.load.scenario_file
+        ),
         status=verdict["status"],
         reason=verdict["reason"],
         log_tail=log_tail,
@@ -380,19 +381,12 @@ def _write_result(
         repeats=repeats,
         finished_at=results.now(),
     )
+    if options.load.scenario_file is not None:
+        document["scenario_file"] = options.load.scenario_file
     label = base.get("label")
     name = f"{base['app']}--{base['server']}--{scenario}{f'--{label}' if label else ''}.json"
     results.write_json(run_dir / name, dict(document), "result")
-    front = base.get("proxy")
-    return ResultRow(
-        **verdict,
-        file=name,
-        app=base["app"],
-        server=base["server"],
-        label=label,
-        scenario=scenario,
-        proxy=None if front is None else f"{front['name']} ({front['upstream']})",
-    )
+    return results.row_of(document, name)
 
 
 def _run_scenario(
@@ -402,19 +396,21 @@ def _run_scenario(
     base: ResultHeader,
     run_dir: Path,
     progress: Progress,
+    where: str,
 ) -> ResultRow:
     load = aimed(options.load, scenario, subject.base_url)
     env = subject.loadgen_env()
     repeats: list[Repeat] = []
     reason: str | None = None
-    label = f"{base['app']} @ {base['server']}: {scenario}"
+    tag = f" [{base['label']}]" if base.get("label") else ""
+    label = f"{base['app']} @ {base['server']}: {scenario}{tag}"
     for index in range(options.repeats):
         sampler = subject.sampler(f"{base['app']}--{base['server']}--{scenario}--{index + 1}")
         figures = ServerFigures(None, None, None)
         try:
-            tick = progress.start(
-                f"{label} ({index + 1}/{options.repeats})", load.warmup + (load.duration or 0.0)
-            )
+            repeat = f" · repeat {index + 1} of {options.repeats}" if options.repeats > 1 else ""
+            seconds = load.warmup + (load.duration or 0.0)
+            tick = progress.start(f"{where}{repeat}: {label}", seconds)
             report = run_load(
                 load,
                 run_dir / "logs",
@@ -447,6 +443,7 @@ def _run_scenario(
                     exited_pids=list(figures.exited_pids),
                     window_s=figures.window_s,
                     cpu_read=figures.cpu_read,
+                    samples=list(figures.samples),
                 ),
                 database=DatabaseFigures(
                     cpu_s=figures.database_cpu_s,

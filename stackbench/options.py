@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from loadgen import values
+from loadgen import scenario_file, values
 from loadgen.config import OPTIONS, Config, ConfigError, add_arguments, given
-from loadgen.scenario import load_scenario
+from loadgen.scenario import load_scenario, option_names, options_for
 from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
 from stackbench import results
 from stackbench.proxy import PROXIES, TCP, UNIX, UPSTREAMS, ProxyError, Spec
@@ -102,6 +102,7 @@ class BenchOptions:
             timeout=load.timeout,
             requests=load.requests,
             scenario_options=dict(load.scenario_options),
+            scenario_file=load.scenario_file,
             agent=list(load.agent) if load.agent else None,
             start_at=load.start_at,
             misbehaving=dict(load.misbehaving),
@@ -185,7 +186,8 @@ def _flags(*flags: str, **how: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
 ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "scenarios": _flags(
         "--scenario", "--scenarios", type=scenario_list, metavar="A,B",
-        help="comma-separated loadgen scenarios",
+        help="comma-separated loadgen scenarios (with --scenario-file, the file's: all of"
+        " them unless named)",
     ),
     "repeats": _flags(
         "--repeats", type=positive_int, metavar="N",
@@ -243,8 +245,8 @@ ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 
 # The option groups, by name: a Config field is loadgen's option, any other the harness's.
 LOAD = (
-    "scenarios", "scenario_options", "duration", "warmup", "concurrency", "rate", "repeats",
-    "processes", "timeout", "requests", "client_cpus",
+    "scenarios", "scenario_file", "scenario_options", "duration", "warmup", "concurrency",
+    "rate", "repeats", "processes", "timeout", "requests", "client_cpus",
 )  # fmt: skip
 SERVER = ("workers", "threads", "pool_size", "server_cpus", "ready_timeout", "scale", "variant")
 HOSTS = ("agent", "start_at", "agent_reports", "agent_wait")
@@ -277,13 +279,25 @@ def add_options(
         )
 
 
-def options_from(args: argparse.Namespace, defaults: BenchOptions = DEFAULTS) -> BenchOptions:
-    """The options a command line asks for, checked: a bad one raises OptionError."""
+def options_from(
+    args: argparse.Namespace,
+    defaults: BenchOptions = DEFAULTS,
+    scenario_file: str | os.PathLike[str] | None = None,
+) -> BenchOptions:
+    """The options a command line asks for, checked: a bad one raises OptionError.
+    ``scenario_file``: the scenario file to use when --scenario-file is not given (an
+    app's declared one); its scenarios are then --scenarios', or all of them."""
     chosen = {name: getattr(args, name) for name in ARGUMENTS if hasattr(args, name)}
     options = replace(defaults, load=load_from(args, defaults.load), **chosen)
-    if not options.scenarios:
-        options = replace(options, scenarios=defaults.scenarios)
-    check_scenarios(options.scenarios, options.load.scenario_options.items())
+    file = options.load.scenario_file or scenario_file
+    if file is not None:
+        # argparse leaves the default object itself where --scenarios was not typed
+        named = () if options.scenarios is defaults.scenarios else options.scenarios
+        options = with_scenario_file(options, file, named)
+    else:
+        if not options.scenarios:
+            options = replace(options, scenarios=defaults.scenarios)
+        check_scenarios(options.scenarios, options.load.scenario_options.items())
     if options.upstream is not None and options.proxy is None:
         raise OptionError("--upstream says how a proxy reaches the server: give --proxy too")
     check_output(options.output)
@@ -297,6 +311,25 @@ def check_upstream(upstream: str | None, server_ids: Iterable[str]) -> None:
     for server_id in server_ids:
         if not get_server(server_id).binds_unix:
             raise OptionError(f"--upstream unix: {server_id} cannot listen on a unix socket")
+
+
+def with_scenario_file(
+    options: BenchOptions, path: str | os.PathLike[str], names: Sequence[str] = ()
+) -> BenchOptions:
+    """``options`` measuring the scenarios ``names`` of the scenario file at ``path`` (all
+    of the file's, in its order, when ``names`` is empty), each built as loadgen will
+    build it. A file that cannot be read or holds a mistake, a name it does not have, a
+    scenario option its scenarios refuse: OptionError, one line naming the file. The
+    file's path is made absolute: loadgen reads it from wherever it runs."""
+    file = str(Path(path).absolute())
+    try:
+        declared = scenario_file.read(file).names
+    except ConfigError as exc:
+        raise OptionError(str(exc)) from None
+    scenarios = tuple(names) or tuple(declared)
+    load = options.load.replace(scenario_file=file)
+    check_scenarios(scenarios, load.scenario_options.items(), file)
+    return replace(options, scenarios=scenarios, load=load)
 
 
 def load_from(args: argparse.Namespace, base: Config = BENCH_LOAD) -> Config:
@@ -316,13 +349,43 @@ def load_from(args: argparse.Namespace, base: Config = BENCH_LOAD) -> Config:
     return load
 
 
-def check_scenarios(scenarios: Sequence[str], options: Iterable[tuple[str, str]]) -> None:
-    """Each scenario built as loadgen will build it, with its options."""
+def _known(scenario: str, file: str | None) -> str:
+    """'slow-db takes sample, seconds': what a message names."""
+    names = option_names(scenario, file)
+    if names is None:
+        return f"{scenario} takes any (its file declares no OPTIONS)"
+    plain = sorted(name for name in names if "." not in name)
+    prefixed = ", ENDPOINT.KEY" if any("." in name for name in names) else ""
+    return f"{scenario} takes " + (", ".join(plain) or "none") + prefixed
+
+
+def check_scenarios(
+    scenarios: Sequence[str], options: Iterable[tuple[str, str]], file: str | None = None
+) -> None:
+    """Each scenario built as loadgen will build it (of the scenario file ``file`` if
+    given), with the options it reads; an option that no scenario of the run reads is
+    refused, naming each scenario's options (a misspelt key would otherwise run with the
+    default and be recorded as if applied)."""
+    given = dict(options)
     for scenario in scenarios:
         try:
-            load_scenario(scenario, dict(options))
+            option_names(scenario, file)  # an unknown scenario or an unreadable file
         except ConfigError as exc:
             raise OptionError(f"--scenarios: {exc}") from None
+    for key, value in given.items():
+        if not any(options_for(scenario, {key: value}, file) for scenario in scenarios):
+            known = "; ".join(_known(scenario, file) for scenario in scenarios)
+            raise OptionError(
+                f"--scenario-option {key}={value}: scenario option {key!r} is read by no "
+                f"scenario of this run ({known})"
+            )
+    for scenario in scenarios:
+        try:
+            load_scenario(scenario, options_for(scenario, given, file), file)
+        except ConfigError as exc:
+            raise OptionError(
+                f"--scenario-option: {scenario}: {exc} ({_known(scenario, file)})"
+            ) from None
 
 
 def check_output(path: Path) -> None:

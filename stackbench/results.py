@@ -33,6 +33,7 @@ from stackbench.documents import (
     Manifest,
     PythonInfo,
     ResultDocument,
+    ResultRow,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,6 +141,28 @@ def upgraded(document: Any, name: str) -> Any:
 def read_result(path: Path) -> ResultDocument:
     """A result document, validated against its schema."""
     return cast(ResultDocument, read_json(path, "result"))
+
+
+def row_of(document: ResultDocument, file: str) -> ResultRow:
+    """A result as a run's summary table lists it (``file``: its name in the run directory)."""
+    return ResultRow(
+        file=file,
+        app=document["app"],
+        server=document["server"],
+        label=document.get("label"),
+        scenario=document["scenario"],
+        status=document["status"],
+        reason=document["reason"],
+        summary=document["summary"],
+        flags=document["flags"],
+        proxy=proxy_named(document),
+    )
+
+
+def proxy_named(document: ResultDocument) -> str | None:
+    """'nginx (unix)': the proxy clients reached the pair through; None when none."""
+    front = document.get("proxy")
+    return None if front is None else f"{front['name']} ({front['upstream']})"
 
 
 def read_manifest(path: Path) -> Manifest:

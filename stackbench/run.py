@@ -4,7 +4,6 @@ the run's verdict; everything stopped on the way out, whatever happened."""
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from shared_fixtures.db import database
+from shared_fixtures.processes import stopped_by_signals
 from shared_fixtures.seed import ensure_seeded
 from shared_fixtures.upstream import start_upstream
 from stackbench import results
@@ -32,8 +32,9 @@ from stackbench.documents import (
     job,
 )
 from stackbench.matrix import Pair, get_pair
-from stackbench.measure import Progress, measure_pair, needs_upstream, serve_pair
+from stackbench.measure import measure_pair, needs_upstream, serve_pair
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.server_process import Served
 from stackbench.servers import Server, get_server
 from stackbench.target import TARGET_PROXY_CONFIG, RemoteSubject, measure_target
@@ -54,7 +55,8 @@ class BenchRun:
 
     A job serves one pair with one set of options and measures its scenarios; experiments
     run several jobs (and may choose the next from the last one's rows). Leaving the block
-    stops everything and writes the manifest, also on Ctrl-C or SIGTERM.
+    stops everything and writes the manifest, also on Ctrl-C or SIGTERM (the first one
+    stops the run; later ones wait for the stopping to finish).
     """
 
     def __init__(
@@ -75,7 +77,10 @@ class BenchRun:
         # otherwise the run's verdict is its results'.
         self._verdict: tuple[RunStatus, str | None] | None = None
         self._stack = contextlib.ExitStack()
+        self._signals = contextlib.ExitStack()  # left last: after the manifest is written
+        self._received: list[int] = []  # SIGINT/SIGTERM received while the run was open
         self._upstream_url: str | None = None
+        self._set_up = True  # False when the database or its seed failed: no run to record
         self._manifest = Manifest(
             schema_version=SCHEMA_VERSION,
             kind="stackbench.manifest",
@@ -109,21 +114,26 @@ class BenchRun:
         self.report = RunReport(run_dir, "ok")
         self._manifest["run_id"] = run_dir.name
         try:
-            # SIGTERM unwinds like Ctrl-C, so every context below stops what it started.
-            previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-            self._stack.callback(signal.signal, signal.SIGTERM, previous)
+            # SIGTERM unwinds like Ctrl-C, so every context below stops what it started; a
+            # second signal (nox's SIGTERM after a terminal's Ctrl-C) cannot cut that short.
+            self._received = self._signals.enter_context(stopped_by_signals())
             if self.target is not None:
                 self._describe_target(self.target)
                 return self
             work = Path(
                 self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stackbench-run-"))
             )
+            self.progress.step("database: starting")
             self.db = self._stack.enter_context(database(work_dir=work))
             self._manifest["database"] = cast(DatabaseInfo, self.db.server_info())
+            self.progress.step(f"seed: checking scale {self.scale} at {self.db.display_url}")
             with self.db.connect() as conn:
                 checksum, reseeded = ensure_seeded(conn, self.scale)
             self._manifest["seed"] = Seed(scale=self.scale, checksum=checksum, reseeded=reseeded)
         except BaseException as exc:
+            # No database, nothing measured: a run directory holding only a manifest would
+            # say nothing the error line does not (an interrupted run keeps its manifest).
+            self._set_up = isinstance(exc, KeyboardInterrupt)
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise
         return self
@@ -149,6 +159,7 @@ class BenchRun:
             client_cpus=options.client_cpus,
         )
         self._jobs.append(job(info["app"], info["server"], label, options.as_dict()))
+        self.progress.job += 1
         pair = PairRef(app=info["app"], server=info["server"])
         if pair not in manifest["pairs"]:
             manifest["pairs"].append(pair)
@@ -159,10 +170,11 @@ class BenchRun:
         manifest["results"].extend(row["file"] for row in rows)
         return rows
 
-    def _upstream(self, scenarios: tuple[str, ...]) -> str:
-        if not needs_upstream(scenarios):
+    def _upstream(self, options: BenchOptions) -> str:
+        if not needs_upstream(options):
             return self._upstream_url or "http://127.0.0.1:9"  # discard: nothing calls it
         if self._upstream_url is None:
+            self.progress.step("upstream: starting the slow upstream service")
             process, self._upstream_url = start_upstream(self.run_dir / "logs")
             self._stack.enter_context(process)
         return self._upstream_url
@@ -186,6 +198,7 @@ class BenchRun:
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label)
         proxy_dir = self._proxy_dir(pair, label) if options.proxy else None
+        upstream = self._upstream(options)
         rows = measure_pair(
             app,
             server,
@@ -193,7 +206,7 @@ class BenchRun:
             options,
             label,
             self.db,
-            self._upstream(options.scenarios),
+            upstream,
             self.run_dir,
             self.progress,
             proxy_dir,
@@ -228,7 +241,7 @@ class BenchRun:
         assert self.report is not None, "use BenchRun as a context manager"
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label if label is not None else options.variant)
-        upstream = self._upstream(options.scenarios)
+        upstream = self._upstream(options)
         with serve_pair(
             app, server, options, self.db, upstream, self.run_dir / "logs", wrap
         ) as served:
@@ -254,6 +267,7 @@ class BenchRun:
         return self._manifest["options"].setdefault("jobs", [])
 
     def _record_job(self, pair: Pair, options: BenchOptions, label: str | None) -> None:
+        self.progress.job += 1
         manifest = self._manifest
         if not self._jobs:
             manifest["pinning"] = Pinning(
@@ -268,10 +282,12 @@ class BenchRun:
         try:
             self._stack.close()  # upstream, database, temporary files: in reverse order
         finally:
-            if report is not None:
-                if exc_type is None:
+            if report is not None and not self._set_up and _removed_if_empty(report.run_dir):
+                pass  # the database never came up: nothing ran, nothing to record
+            elif report is not None:
+                if exc_type is None and not self._received:
                     report.status, manifest["reason"] = self._verdict or run_verdict(report.rows)
-                elif issubclass(exc_type, KeyboardInterrupt):
+                elif self._received or issubclass(exc_type, KeyboardInterrupt):
                     report.status = "interrupted"
                     manifest["reason"] = "interrupted (SIGINT/SIGTERM); completed results are kept"
                 else:
@@ -281,6 +297,15 @@ class BenchRun:
                 manifest["finished_at"] = results.now()
                 with contextlib.suppress(results.ResultsError):
                     results.write_json(report.run_dir / "manifest.json", manifest, "manifest")
+            self._signals.close()
+
+
+def _removed_if_empty(path: Path) -> bool:
+    try:
+        path.rmdir()
+    except OSError:
+        return False
+    return True
 
 
 def run_verdict(rows: list[ResultRow]) -> tuple[RunStatus, str | None]:

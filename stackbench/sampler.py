@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from stackbench.documents import CpuRead, CpuSource, ProfileDoc
+from stackbench.documents import CpuRead, CpuSource, ProfileDoc, Sample
 
 TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")  # /proc/PID/stat's CPU unit: 10 ms here
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -70,6 +70,7 @@ class ServerFigures:
     database_cpu_read: CpuRead | None = None
     proxy_cpu_s: float | None = None  # a proxy in front (bench --proxy): its process group
     proxy_cpu_read: CpuRead | None = None  # None: no proxy was sampled
+    samples: tuple[Sample, ...] = ()  # each reading over the measured window
 
 
 def _all_processes() -> dict[int, tuple[int, ProcessUsage]]:
@@ -269,6 +270,7 @@ class Sampler:
         self._marked_at = 0.0
         self._peak_rss = 0
         self._peak_connections: int | None = None
+        self._samples: list[Sample] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
 
@@ -281,15 +283,29 @@ class Sampler:
         return server_cpu, database_cpu, proxy_cpu, sum(u.rss_bytes for u in live.values())
 
     def _sample(self, conn: psycopg.Connection | None) -> None:
-        *_, rss = self._read()
+        server_cpu, database_cpu, _, rss = self._read()
         if self._at_mark is None:
             return
         self._peak_rss = max(self._peak_rss, rss)
+        count = None
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
                 row = conn.execute(CONNECTIONS_QUERY).fetchone()
                 count = int(row[0]) if row else 0
                 self._peak_connections = max(self._peak_connections or 0, count)
+        server_at_mark, database_at_mark, _ = self._at_mark
+        database_s = None
+        if database_cpu is not None and database_at_mark is not None:
+            database_s = round((database_cpu.ns - database_at_mark.ns) / 1e9, 6)
+        self._samples.append(
+            Sample(
+                t_s=round(time.monotonic() - self._marked_at, 3),
+                cpu_s=round((server_cpu.ns - server_at_mark.ns) / 1e9, 6),
+                database_cpu_s=database_s,
+                rss_mb=round(rss / 1024 / 1024, 1) if rss else None,
+                db_connections=count,
+            )
+        )
 
     def _run(self) -> None:
         conn = None
@@ -339,4 +355,5 @@ class Sampler:
             database_cpu_read=database_read,
             proxy_cpu_s=proxy_s,
             proxy_cpu_read=proxy_read,
+            samples=tuple(self._samples),
         )

@@ -19,7 +19,7 @@ from typing import Any
 
 from shared_fixtures.db import DatabaseError
 from shared_fixtures.net import LOOPBACK, PortError
-from shared_fixtures.processes import ProcessError
+from shared_fixtures.processes import ProcessError, stopped_by_signals
 from shared_fixtures.seed import SeedError
 from stackbench import matrix, proxy, serving_host
 from stackbench.apps import UnknownAppError
@@ -35,8 +35,6 @@ from stackbench.options import (
 from stackbench.results import ResultsError
 from stackbench.servers import Knobs, UnknownServerError
 from stackbench.variants import VariantError, get_variant
-
-_received: list[int] = []  # the signal that stopped serve, for its exit code
 
 
 def _port(text: str) -> int:
@@ -121,6 +119,7 @@ def _announce(info: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stopped_by: list[int] = []  # the signal that stopped serve, for its exit code
     try:
         options = options_from(args)
         matrix.get_pair(args.app, args.server)  # one line for a pair that cannot be served
@@ -136,12 +135,8 @@ def run(args: argparse.Namespace) -> int:
             )
         # Ctrl-C is serve's documented stop, also when a shell started it as a background
         # job with SIGINT ignored (which Python would otherwise keep).
-        previous = {sig: signal.signal(sig, _note_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with stopped_by_signals() as stopped_by:
             code, tail = serving_host.serve_until_stopped(args.app, args.server, options, _announce)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
     except (
         OptionError,
         matrix.PairError,
@@ -156,12 +151,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         print("stopped: everything serve started was stopped", file=sys.stderr)
-        return 128 + (_received[-1] if _received else signal.SIGINT)
+        return 128 + (stopped_by[0] if stopped_by else signal.SIGINT)
     print(f"error: the server exited with code {code}; the rest was stopped", file=sys.stderr)
     print(tail, file=sys.stderr)
     return 1
-
-
-def _note_stop(signum: int, frame: object) -> None:
-    _received.append(signum)
-    raise KeyboardInterrupt

@@ -31,8 +31,9 @@ from stackbench.documents import (
     ServerSettings,
 )
 from stackbench.loadrun import LoadError, aimed, loadgen_argv
-from stackbench.measure import Progress, Sampling, failed_rows, measure_subject
+from stackbench.measure import Sampling, failed_rows, measure_subject
 from stackbench.options import BenchOptions, OptionError
+from stackbench.progress import Progress
 from stackbench.sampler import ServerFigures
 from stackbench.server_process import ADMIN_USER, answers_health
 
@@ -124,6 +125,7 @@ class RemoteSampler:
             database_cpu_read=window.get("database_cpu_read"),
             proxy_cpu_s=window.get("proxy_cpu_s"),
             proxy_cpu_read=window.get("proxy_cpu_read"),
+            samples=tuple(window.get("samples", ())),
         )
 
 

@@ -204,4 +204,19 @@ class ServerWatch:
             "peak_rss_mb": max(r.server_rss_mb for r in readings) or None,
             "peak_db_connections": max(connections) if connections else None,
             "exited_pids": exited,
+            "samples": [_sample(first, r) for r in readings[1:]],
         }
+
+
+def _sample(first: Reading, reading: Reading) -> dict[str, Any]:
+    """A reading as the sampler's ``Sample``: its figures since the window's first reading."""
+    database_cpu_s = None
+    if reading.database_cpu_ns is not None and first.database_cpu_ns is not None:
+        database_cpu_s = round((reading.database_cpu_ns - first.database_cpu_ns) / 1e9, 6)
+    return {
+        "t_s": round(reading.monotonic_s - first.monotonic_s, 3),
+        "cpu_s": round((reading.server_cpu_ns - first.server_cpu_ns) / 1e9, 6),
+        "database_cpu_s": database_cpu_s,
+        "rss_mb": reading.server_rss_mb or None,
+        "db_connections": reading.db_connections,
+    }

@@ -6,8 +6,18 @@ session; after the last teardown the session fails if any process it started is 
 
 from __future__ import annotations
 
-import contextlib
 import os
+import uuid
+
+# Under pytest-xdist each worker is a test session of its own, with its own database,
+# upstream and app servers. What it starts gets an owner tag of its own, set before
+# shared_fixtures.processes reads it at import, so that each worker's leak check (below)
+# sees what that worker started, not what a worker still running has up.
+if (_worker := os.environ.get("PYTEST_XDIST_WORKER")) is not None:
+    os.environ["STACKBENCH_OWNER"] = f"{uuid.uuid4().hex}-{_worker}"
+
+import contextlib
+import re
 import signal
 import socket
 import sys
@@ -126,8 +136,43 @@ def app_servers(db: Database, upstream_url: str, work_dir: Path) -> Iterator[App
         servers.close()
 
 
+# A conformance test's target in its id: app@server/prefix ("/" at the root).
+_TARGET = re.compile(r"[a-z_]+@[a-z0-9-]+/[a-z_]*(?=[-\]])")
+
+
+def work_unit(nodeid: str) -> str:
+    """What one pytest-xdist worker runs together (docs/testing.md): a test file, so that
+    its module fixtures start once; in the conformance suite, one target (an app under a
+    server at a mount point), so that its ~1,800 tests spread over the workers while each
+    target's server and statement counts stay on one."""
+    path, _, test = nodeid.partition("::")
+    if path.endswith("test_conformance.py") and (target := _TARGET.search(test)):
+        return f"{path}[{target.group(0)}]"
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile`` by ``work_unit``. (``--dist loadgroup`` with marks would say the
+    same, but with pytest 9.2 it silently stops grouping: pytest-xdist issue #1386.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByWorkUnit(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)  # type: ignore[arg-type]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """After every fixture is torn down: nothing this session started may still run."""
+    """After every fixture is torn down: nothing this session started may still run.
+
+    Under xdist each worker checks its own; the controller starts nothing (and the idle
+    workers carry its tag)."""
+    if session.config.pluginmanager.has_plugin("dsession"):
+        return
     leftovers = processes_owned_by(OWNER)
     if not leftovers:
         return

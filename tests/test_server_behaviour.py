@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from shared_fixtures.conformance.raw import CLOSED, OPEN, RESET, Exchange, exchange
-from stackbench.serve import Served
+from stackbench.server_process import Served
 from stackbench.servers import get_server
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "servers.md"

@@ -334,8 +334,10 @@ _ENDPOINTS: dict[str, tuple[Factory, dict[str, str]]] = {
     "slow-fanout": (_slow("fanout"), {**_SAMPLE, "seconds": "1", "n": "10"}),
 }
 
+MIXABLE = _ENDPOINTS  # what mix draws from: the endpoint scenarios
+
 BUILTINS: dict[str, tuple[Factory, dict[str, str]]] = {
     **_ENDPOINTS,
     "mix": (_mix, {"sample": "16", "weights": _MIX_DEFAULT}),
-    "django-admin-login": (admin_login, {"username": "", "password": ""}),
+    "django-admin-login": (admin_login, {"username": "", "password": "", "sample": "1"}),
 }

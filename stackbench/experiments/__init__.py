@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stackbench.matrix import Pair, get_pair
@@ -309,10 +310,10 @@ def validate(experiment: Experiment) -> Experiment:
 _SESSION = re.compile(r"experiment\(name='([^']*)'\)")
 
 
-def check_requested_sessions(argv: list[str]) -> str | None:
+def check_requested_sessions(names: Iterable[str]) -> str | None:
     """A clear error for an ``experiment(...)`` session nox would not find, else None."""
-    for flag, name in itertools.pairwise(argv):
-        if flag in ("-s", "--session", "--sessions", "-e") and name.startswith("experiment("):
+    for name in names:
+        if name.startswith("experiment("):
             match = _SESSION.fullmatch(name)
             if match is None or match.group(1) not in EXPERIMENTS:
                 return f"unknown experiment session {name!r}; valid: " + ", ".join(

@@ -20,11 +20,11 @@ from rich.console import Console
 from loadgen.misbehave import KINDS, MAX_HELD
 from stackbench import callgrind, experiments, proxy
 from stackbench.apps import get_app
+from stackbench.console import print_results
 from stackbench.experiments import EXPERIMENTS, features, slow_clients, techempower, versions
 from stackbench.experiments import report as experiment_report
 from stackbench.experiments import run as experiment_run
 from stackbench.matrix import Pair, parse_pairs
-from stackbench.measure import Progress
 from stackbench.options import (
     BENCH_LOAD,
     DEFAULTS,
@@ -41,6 +41,7 @@ from stackbench.options import (
     positive_int,
     positive_number,
 )
+from stackbench.progress import Progress
 from stackbench.proxy import NGINX
 from stackbench.results import write_atomic
 from stackbench.servers import get_server
@@ -263,7 +264,7 @@ def _cells(args: argparse.Namespace, console: Console, progress: Progress) -> in
     write_atomic(
         outcome.run_dir / "experiment.md", experiment_report.cells_markdown(outcome).encode()
     )
-    console.print(f"results: {outcome.run_dir}")
+    print_results(outcome.run_dir)
     return 0 if all(row.measured_s is not None for row in outcome.rows) else 1
 
 
@@ -297,7 +298,7 @@ def _shootout(args: argparse.Namespace, console: Console, progress: Progress) ->
     console.print(markdown)
     console.print(f"chart: {chart}")
     write_atomic(outcome.run_dir / "experiment.md", markdown.encode())
-    console.print(f"results: {outcome.run_dir}")
+    print_results(outcome.run_dir)
     return 0 if all(entry["sustainable_rate"] for entry in outcome.shootout) else 1
 
 
@@ -341,7 +342,7 @@ def _versions(args: argparse.Namespace, console: Console, progress: Progress) ->
         console.print(f"[yellow]not clean:[/yellow] {failure}")
     command = "nox -s \"experiment(name='python-versions')\""
     write_atomic(outcome.run_dir / "experiment.md", versions.markdown(outcome, command).encode())
-    console.print(f"results: {outcome.run_dir}")
+    print_results(outcome.run_dir)
     return 0 if not outcome.failures else 1
 
 
@@ -381,7 +382,7 @@ def _finish(console: Console, run_dir: Path, failures: list[str], what: str, md:
     for failure in failures:
         console.print(f"[yellow]{what}:[/yellow] {failure}")
     write_atomic(run_dir / "experiment.md", md.encode())
-    console.print(f"results: {run_dir}")
+    print_results(run_dir)
     return 0 if not failures else 1
 
 
@@ -448,7 +449,7 @@ def _techempower(args: argparse.Namespace, console: Console, progress: Progress)
     markdown = techempower.markdown(outcome, _command())
     console.print(markdown)
     write_atomic(outcome.run_dir / "experiment.md", markdown.encode())
-    console.print(f"results: {outcome.run_dir}")
+    print_results(outcome.run_dir)
     return 1 if outcome.missing else 0
 
 

@@ -38,8 +38,8 @@ from stackbench.experiments.duets import (
 )
 from stackbench.experiments.report import markdown_table, terminal_table
 from stackbench.matrix import Pair
-from stackbench.measure import Progress
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.results import write_atomic
 from stackbench.run import BenchRun
 from stackbench.variants import VARIANTS, get_variant

@@ -11,8 +11,8 @@ from loadgen.config import Config
 from stackbench.documents import ResultRow
 from stackbench.experiments import DELAY, EXPERIMENTS, TOLERANCE, C, Cell, Experiment, N
 from stackbench.matrix import Pair, pairs
-from stackbench.measure import Progress
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.results import read_result
 from stackbench.run import BenchRun
 from stackbench.servers import DEFAULT_POOL_SIZE
@@ -67,6 +67,7 @@ def run_cells(
         by_config: dict[tuple[str, str, int, str], list[Cell]] = {}
         for cell in experiment.cells:
             by_config.setdefault(cell.config, []).append(cell)
+        run.progress.jobs = len(by_config)  # a job per server configuration
         for (app, server, workers, prefix), cells in by_config.items():
             options = BenchOptions(
                 scenarios=tuple(c.endpoint for c in cells),

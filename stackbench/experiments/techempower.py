@@ -28,8 +28,8 @@ from stackbench.experiments.duets import Measured, append_round, count_job, medi
 from stackbench.experiments.report import markdown_table
 from stackbench.experiments.their_venv import build_venv
 from stackbench.matrix import Pair
-from stackbench.measure import Progress
 from stackbench.options import BenchOptions, OptionError
+from stackbench.progress import Progress
 from stackbench.run import BenchRun
 
 NAME = "techempower"

@@ -22,8 +22,8 @@ from stackbench.experiments import EXPERIMENTS
 from stackbench.experiments.duets import paired_ratio
 from stackbench.experiments.report import markdown_table, terminal_table
 from stackbench.matrix import Pair
-from stackbench.measure import Progress
 from stackbench.options import BenchOptions
+from stackbench.progress import Progress
 from stackbench.run import BenchRun
 
 

@@ -9,6 +9,7 @@ runs. With ``baseline`` it also compares the runs against the baseline's.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from stackbench import results
 from stackbench.matrix import REFERENCE_PAIR
-from stackbench.report import across, charts, latency_charts
+from stackbench.report import across, charts, latency_charts, over_time
 from stackbench.report.chart_style import palette
 from stackbench.report.compare import (
     P99_MIN_BOUND,
@@ -24,9 +25,11 @@ from stackbench.report.compare import (
     Change,
     changes_table,
     compare,
+    nothing_shared,
+    package_diff,
     provenance_diff,
 )
-from stackbench.report.document import Bullets, Heading, Image, Page, Text
+from stackbench.report.document import Bullets, Contents, Heading, Image, Page, Text, anchor
 from stackbench.report.load import (
     LoadedResult,
     LoadedRun,
@@ -37,7 +40,10 @@ from stackbench.report.load import (
     pairs_measured,
     scenarios,
 )
+from stackbench.report.summary import summary
 from stackbench.report.tables import (
+    conditions,
+    cost_table,
     machine,
     pairs_table,
     ratio_table,
@@ -48,6 +54,8 @@ from stackbench.report.tables import (
 from stackbench.results import write_atomic
 
 DEFAULT_OUTPUT = results.ROOT / "results" / "reports"
+PACKAGES_SHOWN = 5  # more package changes than this are listed at the end of the report
+PACKAGES_HEADING = "Packages that differ from the baseline"
 
 
 @dataclass
@@ -117,6 +125,8 @@ def make_report(
             + ": "
             + "; ".join(warnings)
         )
+    if base_items and (why := nothing_shared(base_items, items)):
+        raise ReportError(why)
     output = Path(output) if output else default_output(runs, base_runs)
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -130,6 +140,9 @@ def make_report(
         title += " against " + ", ".join(r.run_id for r in base_runs)
     page = Page(title)
     outcome = ReportOutcome(output, output / "report.md", output / "report.html", warnings=warnings)
+    if base_runs:
+        outcome.changes = compare(base_items, items, across_interpreters=across_interpreters)
+    page.add(*summary(runs, items, outcome.changes if base_runs else None, warnings), Contents())
     if warnings:
         page.add(
             Heading("Warnings"),
@@ -139,7 +152,6 @@ def make_report(
     page.add(Heading("Runs"), runs_table(runs))
     if base_runs:
         page.add(Text("Baseline:"), runs_table(base_runs))
-        outcome.changes = compare(base_items, items, across_interpreters=across_interpreters)
         _comparison(page, outcome, base_runs, runs, output)
     measured = [run for run in runs if run.results]
     if len(measured) == 1:  # one run: one machine, raw numbers compare
@@ -150,6 +162,8 @@ def make_report(
     else:
         _across_runs(page, outcome, measured, colours)
     page.add(Heading("How each pair was served"), pairs_table(items))
+    if base_runs and len(packages := package_diff(base_runs, runs)) > PACKAGES_SHOWN:
+        page.add(Heading(PACKAGES_HEADING), Bullets(packages))
     page.add(Heading("How to read this report"), *_how_to_read())
     write_atomic(outcome.markdown, page.markdown().encode())
     write_atomic(outcome.html, page.html().encode())
@@ -164,17 +178,29 @@ def _scenario(
     slug: str,
     colours: dict[str, Any],
 ) -> None:
-    """One scenario's rows of one run: the table ranked by raw req/s, and its charts."""
+    """One scenario's rows of one run: the tables ranked by raw req/s, and its charts (a
+    throughput chart only for more than one bar: one pair's req/s is in the table)."""
     scenario = chosen[0].scenario
-    page.add(heading, scenario_table(chosen))
-    for name, draw in (
-        ("throughput", lambda p: charts.throughput(chosen, scenario, p)),
-        ("latency", lambda p: latency_charts.latency_spectrum(chosen, scenario, p, colours)),
-        ("timeseries", lambda p: latency_charts.time_series(chosen, scenario, p, colours)),
-    ):
+    page.add(heading, Text(conditions(chosen)), scenario_table(chosen), cost_table(chosen))
+    drawn: list[tuple[str, str, Callable[[Path], Path]]] = []
+    if sum(1 for r in chosen if r.summary) > 1:
+        drawn.append(("throughput", "throughput", lambda p: charts.throughput(chosen, scenario, p)))
+    drawn += [
+        (
+            "latency",
+            "latency by percentile",
+            lambda p: latency_charts.latency_spectrum(chosen, scenario, p, colours),
+        ),
+        (
+            "timeseries",
+            "over time: req/s, p99, CPU, memory, connections",
+            lambda p: over_time.over_time(chosen, scenario, p, colours),
+        ),
+    ]
+    for name, alt, draw in drawn:
         path = draw(outcome.output / f"{name}-{slug}.png")
         outcome.images.append(path)
-        page.add(Image(path, f"{name.replace('timeseries', 'time series')}, {scenario}"))
+        page.add(Image(path, f"{alt}, {scenario}"))
 
 
 def _across_runs(
@@ -207,6 +233,7 @@ def _across_runs(
         page.add(Heading(f"Across runs: scenario `{scenario}`"))
         if rows:
             page.add(ratio_table(rows))
+        if sum(1 for row in rows if row.rps is not None) > 1:  # one bar says nothing more
             path = charts.reference_ratios(rows, scenario, outcome.output / f"ratio-{slug}.png")
             outcome.images.append(path)
             page.add(Image(path, f"req/s relative to the reference, {scenario}"))
@@ -252,10 +279,19 @@ def _comparison(
         )
     )
     differences = provenance_diff(base_runs, runs)
+    packages = package_diff(base_runs, runs)
+    if len(packages) > PACKAGES_SHOWN:
+        named = ", ".join(line.split()[0] for line in packages[:PACKAGES_SHOWN])
+        differences.append(
+            f"{len(packages)} packages differ ({named}, …): every one is listed at the end, "
+            f"under [{PACKAGES_HEADING}](#{anchor(PACKAGES_HEADING)})"
+        )
+    else:
+        differences += packages
     if differences:
-        page.add(Text("What changed in the environment:"), Bullets(differences[:40]))
+        page.add(Text("What changed in the environment:"), Bullets(differences))
     page.add(changes_table(outcome.changes))
-    if any(c.rps_change is not None for c in outcome.changes):
+    if sum(1 for c in outcome.changes if c.rps_change is not None) > 1:  # not one bar
         path = charts.comparison(outcome.changes, output / "compare.png")
         outcome.images.append(path)
         page.add(Image(path, "req/s change against the baseline"))
@@ -265,9 +301,10 @@ def _how_to_read() -> list[Text | Bullets]:
     return [
         Bullets(
             [
-                "**req/s** is the median over the repeats; **× best** divides it by the best "
-                "pair of the same scenario in the same run: on a small shared machine compare "
-                "these ratios within one run, not absolute numbers across machines or days.",
+                "**req/s** is the median over the repeats; **× best** (where a scenario has "
+                "more than one pair) divides it by the best pair of the same scenario in the "
+                "same run: on a small shared machine compare these ratios within one run, not "
+                "absolute numbers across machines or days.",
                 "**spread** = (max − min) / median of req/s over the repeats; above 10% the "
                 "row is flagged **noisy** and small differences mean nothing.",
                 "**p50 … p99.9** are the latency percentiles (ms) of the median-throughput "
@@ -295,7 +332,9 @@ def _how_to_read() -> list[Text | Bullets]:
                 "measured in the same run and scenario, the only numbers ranked across runs.",
                 "Latency charts: x is the percentile on a log scale of 1/(1−p), so 90%, 99%, "
                 "99.9% are evenly spaced; a curve that turns up sharply at the right has a "
-                "long tail. Time series: one point per second, repeats back to back.",
+                "long tail. Over time: req/s and p99 one point per second, CPU (cores busy: "
+                "server solid, database dashed), the server's memory and the database "
+                "connections one point per sampler reading (0.25 s), repeats back to back.",
             ]
         )
     ]

@@ -191,14 +191,15 @@ def changes_table(changes: list[Change]) -> Table:
     return table
 
 
+def _one_manifest(runs: list[LoadedRun]) -> Mapping[str, Any] | None:
+    manifests = [r.manifest for r in runs if r.manifest]
+    return manifests[0] if len(manifests) == 1 else None
+
+
 def provenance_diff(base: list[LoadedRun], new: list[LoadedRun]) -> list[str]:
-    """What changed between the runs' environments: Python, commit, packages, machine."""
-
-    def one(runs: list[LoadedRun]) -> Mapping[str, Any] | None:
-        manifests = [r.manifest for r in runs if r.manifest]
-        return manifests[0] if len(manifests) == 1 else None
-
-    a, b = one(base), one(new)
+    """What changed between the runs' environments: Python, commit, machine (packages:
+    ``package_diff``)."""
+    a, b = _one_manifest(base), _one_manifest(new)
     if a is None or b is None:
         return []
     lines = []
@@ -211,9 +212,42 @@ def provenance_diff(base: list[LoadedRun], new: list[LoadedRun]) -> list[str]:
     for key in ("cpu_model", "cpu_count"):
         if a["machine"][key] != b["machine"][key]:
             lines.append(f"machine {key} {a['machine'][key]} → {b['machine'][key]}")
+    return lines
+
+
+def package_diff(base: list[LoadedRun], new: list[LoadedRun]) -> list[str]:
+    """Each installed package whose version differs between the runs: 'name 1.0 → 1.1'."""
+    a, b = _one_manifest(base), _one_manifest(new)
+    if a is None or b is None:
+        return []
     packages_a, packages_b = a["packages"], b["packages"]
+    lines = []
     for name in sorted(set(packages_a) | set(packages_b)):
         va, vb = packages_a.get(name), packages_b.get(name)
         if va != vb:
             lines.append(f"{name} {va or '(absent)'} → {vb or '(absent)'}")
     return lines
+
+
+def nothing_shared(base: list[LoadedResult], new: list[LoadedResult]) -> str | None:
+    """Why ``new`` cannot be compared with ``base``, when they measured nothing alike: the
+    pairs in neither's common, and the command that measures them side by side; None when
+    some (pair, scenario) is in both."""
+    if {r.key[:3] for r in base} & {r.key[:3] for r in new}:
+        return None
+    pairs_base = list(dict.fromkeys(f"{r.app}@{r.server}" for r in base))
+    pairs_new = list(dict.fromkeys(f"{r.app}@{r.server}" for r in new))
+    if set(pairs_base) & set(pairs_new):
+        scenarios_base = ",".join(dict.fromkeys(r.scenario for r in base))
+        scenarios_new = ",".join(dict.fromkeys(r.scenario for r in new))
+        return (
+            f"nothing to compare: the baseline measured scenarios {scenarios_base}, the run "
+            f"{scenarios_new}, none in both; measure the same --scenarios in both runs"
+        )
+    both = ",".join(dict.fromkeys([*pairs_base, *pairs_new]))
+    return (
+        f"nothing to compare: the baseline measured {', '.join(pairs_base)}, the run "
+        f"{', '.join(pairs_new)}, no pair in both (a comparison is of one pair in two runs); "
+        f"to rank these pairs, measure them side by side in one run: "
+        f"nox -s bench_pairs -- --pairs {both}"
+    )

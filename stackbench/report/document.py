@@ -2,7 +2,8 @@
 HTML page. ("Document" is the harness's word for a JSON file: stackbench/documents.py.)
 
 Both renderings come from the same blocks, so the page and the Markdown never disagree.
-Text blocks use a tiny subset of Markdown inline markup: ``**bold**`` and ```code```.
+Text blocks use a tiny subset of Markdown inline markup: ``**bold**``, ```code``` and
+``[text](#anchor)`` (a link to a heading of the page).
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ class Image:
     alt: str
 
 
-Block = Heading | Text | Bullets | Table | Image
+@dataclass
+class Contents:
+    """Links to every second-level heading after it (a table of contents)."""
+
+    title: str = "Contents"
+
+
+Block = Heading | Text | Bullets | Table | Image | Contents
 
 
 @dataclass
@@ -48,6 +56,15 @@ class Page:
 
     def add(self, *blocks: Block) -> None:
         self.blocks.extend(blocks)
+
+    def _contents(self, contents: Contents) -> list[str]:
+        """'[heading](#anchor)' of each level-2 heading after ``contents``."""
+        after = self.blocks[self.blocks.index(contents) + 1 :]
+        return [
+            f"[{block.text}](#{anchor(block.text)})"
+            for block in after
+            if isinstance(block, Heading) and block.level == 2
+        ]
 
     # ---------------------------------------------------------------- Markdown
 
@@ -66,6 +83,9 @@ class Page:
                 out += [block.markdown(), ""]
             elif isinstance(block, Image):
                 out += [f"![{block.alt}]({block.path.name})", ""]
+            elif isinstance(block, Contents):
+                out += [f"**{block.title}**", ""]
+                out += [f"- {link}" for link in self._contents(block)] + [""]
         return "\n".join(out).rstrip() + "\n"
 
     # ---------------------------------------------------------------- HTML
@@ -75,8 +95,7 @@ class Page:
         for block in self.blocks:
             if isinstance(block, Heading):
                 level = min(block.level, 6)
-                anchor = re.sub(r"[^a-z0-9]+", "-", block.text.lower()).strip("-")
-                body.append(f'<h{level} id="{anchor}">{_inline(block.text)}</h{level}>')
+                body.append(f'<h{level} id="{anchor(block.text)}">{_inline(block.text)}</h{level}>')
             elif isinstance(block, Text):
                 body.append(f"<p>{_inline(block.text)}</p>")
             elif isinstance(block, Bullets):
@@ -84,6 +103,12 @@ class Page:
                 body.append(f"<ul>{items}</ul>")
             elif isinstance(block, Table):
                 body.append(_table(block))
+            elif isinstance(block, Contents):
+                links = "".join(f"<li>{_inline(link)}</li>" for link in self._contents(block))
+                body.append(
+                    f'<nav class="contents"><strong>{_inline(block.title)}</strong>'
+                    f"<ol>{links}</ol></nav>"
+                )
             elif isinstance(block, Image):
                 data = base64.b64encode(block.path.read_bytes()).decode("ascii")
                 body.append(
@@ -94,10 +119,17 @@ class Page:
         return PAGE.format(title=html.escape(self.title), body="\n".join(body))
 
 
+def anchor(heading: str) -> str:
+    """A heading's id in the HTML page, and its link target in both renderings."""
+    return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+
+
 def _inline(text: str) -> str:
     escaped = html.escape(text, quote=False)
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    # [text](#anchor): a link within the page, nothing else (the page fetches nothing).
+    return re.sub(r"\[([^\]]+)\]\(#([a-z0-9-]+)\)", r'<a href="#\2">\1</a>', escaped)
 
 
 def _table(table: Table) -> str:
@@ -141,6 +173,10 @@ tbody tr:nth-child(even) {{ background: #fafbfc; }}
 figure {{ margin: 1.2em 0; }}
 figure img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
 figcaption {{ color: #555; font-size: 13px; }}
+nav.contents {{ background: #f5f6f8; border: 1px solid #ddd; border-radius: 4px;
+               padding: .5em 1em; margin: 1em 0; font-size: 14px; }}
+nav.contents ol {{ margin: .3em 0; columns: 2; }}
+a {{ color: #1f5fa8; }}
 </style>
 </head>
 <body>

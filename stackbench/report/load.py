@@ -54,8 +54,7 @@ class LoadedResult:
     @property
     def proxy(self) -> str:
         """The proxy clients reached the server through: 'nginx (unix)'; '' when none."""
-        front = self.doc.get("proxy")
-        return f"{front['name']} ({front['upstream']})" if front else ""
+        return results.proxy_named(self.doc) or ""
 
     @property
     def pair(self) -> str:

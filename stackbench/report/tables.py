@@ -137,36 +137,14 @@ def sort_results(items: list[LoadedResult]) -> list[LoadedResult]:
     return sorted(items, key=lambda r: (r.rps is None, -(r.rps or 0.0), r.pair))
 
 
-SCENARIO_HEADERS = [
-    "pair",
-    "req/s",
-    "× best",
-    "spread",
-    "p50 ms",
-    "p90 ms",
-    "p99 ms",
-    "p99.9 ms",
-    "errors",
-    "server CPU s",
-    "req per CPU-s",
-    "peak RSS MB",
-    "peak DB conns",
-    "CPU µs/req server",
-    "CPU µs/req db",
-    "CPU µs/req client",
-    "flags",
-]
-
-
 def scenario_table(items: list[LoadedResult]) -> Table:
-    """One row per pair measured in one scenario; a proxy's CPU column when any pair had
-    a proxy in front."""
-    parts = PROXIED_CPU_PARTS if any(r.proxy for r in items) else CPU_PARTS
-    headers = list(SCENARIO_HEADERS)
-    if parts is PROXIED_CPU_PARTS:
-        headers.insert(headers.index("CPU µs/req server") + 1, "CPU µs/req proxy")
-    table = Table(headers, right=set(range(1, len(headers) - 1)), caption=cpu_note(items))
+    """One row per pair measured in one scenario: throughput and latency, best first
+    (``× best`` only where there is more than one pair to divide by)."""
     ordered = sort_results(items)
+    ranked = sum(1 for r in ordered if r.rps) > 1
+    headers = ["pair", "req/s", *(["× best"] if ranked else [])]
+    headers += ["spread", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "errors", "flags"]
+    table = Table(headers, right=set(range(1, len(headers) - 1)))  # all but pair and flags
     best = max((r.rps for r in ordered if r.rps), default=None)
     for result in ordered:
         s: Mapping[str, Any] = result.summary or {}
@@ -176,19 +154,60 @@ def scenario_table(items: list[LoadedResult]) -> Table:
             [
                 result.pair,
                 fmt(rps, ",.0f"),
-                fmt(rps / best if rps is not None and best else None, ".2f"),
+                *([fmt(rps / best if rps is not None and best else None, ".2f")] if ranked else []),
                 fmt(100 * s["spread"] if repeats > 1 and s else None, ".1f", "%"),
                 ms(s.get("p50_ms")),
                 ms(s.get("p90_ms")),
                 ms(s.get("p99_ms")),
                 ms(s.get("p999_ms")),
                 errors_cell(result.summary),
-                fmt(s.get("server_cpu_s"), ".2f"),
+                "; ".join(flags(result)) or "",
+            ]
+        )
+    return table
+
+
+COST_HEADERS = [
+    "pair",
+    "CPU µs/req server",
+    "CPU µs/req db",
+    "CPU µs/req client",
+    "CPU µs/req total",
+    "req per CPU-s",
+    "server CPU s",
+    "peak RSS MB",
+    "peak DB conns",
+]
+
+
+def cpu_total(summary: Mapping[str, Any] | None) -> float | None:
+    """Server + (proxy +) database + client CPU µs per response: None unless each is
+    known (the proxy's counts only for a pair that had one in front)."""
+    proxied = "proxy" in ((summary or {}).get("cpu_us_per_request") or {})
+    parts = cpu_per_request(summary, PROXIED_CPU_PARTS if proxied else CPU_PARTS)
+    return None if None in parts else sum(part for part in parts if part is not None)
+
+
+def cost_table(items: list[LoadedResult]) -> Table:
+    """What each pair's responses cost, in the same order: CPU per request by who spent
+    it (a proxy's column when any pair had one in front), efficiency, memory and database
+    connections."""
+    parts = PROXIED_CPU_PARTS if any(r.proxy for r in items) else CPU_PARTS
+    headers = list(COST_HEADERS)
+    if parts is PROXIED_CPU_PARTS:
+        headers.insert(headers.index("CPU µs/req server") + 1, "CPU µs/req proxy")
+    table = Table(headers, right=set(range(1, len(headers))), caption=cpu_note(items))
+    for result in sort_results(items):
+        s: Mapping[str, Any] = result.summary or {}
+        table.rows.append(
+            [
+                result.pair,
+                *(fmt(us, ",.0f") for us in cpu_per_request(result.summary, parts)),
+                fmt(cpu_total(result.summary), ",.0f"),
                 fmt(s.get("requests_per_server_cpu_s"), ",.0f"),
+                fmt(s.get("server_cpu_s"), ".2f"),
                 fmt(s.get("peak_rss_mb"), ",.0f"),
                 fmt(s.get("peak_db_connections"), "d"),
-                *(fmt(us, ",.0f") for us in cpu_per_request(result.summary, parts)),
-                "; ".join(flags(result)) or "",
             ]
         )
     return table

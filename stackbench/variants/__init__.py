@@ -18,8 +18,8 @@ start. Standard library only: the noxfile may import it.
 
 from __future__ import annotations
 
-import itertools
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,9 +171,7 @@ def get_variant(name: str, apps: list[str] | tuple[str, ...] = ()) -> Variant:
     return variant
 
 
-def requirements_for(argv: list[str] | tuple[str, ...]) -> list[str]:
-    """What the variant named in ``argv`` (``--variant NAME`` or ``--variant=NAME``) needs
-    installed beside the app; none for an unknown name (the bench refuses it itself)."""
-    names = [b for a, b in itertools.pairwise(argv) if a == "--variant"]
-    names += [a.partition("=")[2] for a in argv if a.startswith("--variant=")]
+def requirements_for(names: Iterable[str]) -> list[str]:
+    """What the variants ``names`` need installed beside the app; none for an unknown name
+    (the bench refuses it itself)."""
     return [req for name in names if name in VARIANTS for req in VARIANTS[name].requirements]

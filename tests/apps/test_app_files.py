@@ -9,13 +9,15 @@ one clear error naming the file, never skip or leave the app out.
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from stackbench import apps, matrix
+from stackbench import apps, matrix, nox_command, nox_sessions
 from stackbench.apps import APPS, get_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,10 +60,17 @@ def noxfile() -> Iterator[ModuleType]:
 
 
 def _import_noxfile() -> ModuleType:
+    """The noxfile imported as nox imports it; what it sets for nox's process (PATH, the
+    SIGTERM handler) is put back for this one."""
     spec = importlib.util.spec_from_file_location("stackbench_noxfile", ROOT / "noxfile.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    path, on_sigterm = os.environ.get("PATH", ""), signal.getsignal(signal.SIGTERM)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        os.environ["PATH"] = path
+        signal.signal(signal.SIGTERM, on_sigterm)
     return module
 
 
@@ -73,8 +82,8 @@ def test_every_registered_app_has_its_files() -> None:
     assert {p.app for p in matrix.pairs()} == set(APPS)
 
 
-def test_the_noxfile_installs_every_app(noxfile: ModuleType) -> None:
-    requirements = noxfile._app_requirements()
+def test_the_noxfile_installs_every_app() -> None:
+    requirements = nox_sessions.app_requirements()
     assert requirements[::2] == ["-r"] * len(APPS)
     assert requirements[1::2] == [str(app.requirements) for app in APPS.values()]
 
@@ -92,18 +101,21 @@ def test_a_lost_requirements_file_fails_the_matrix(lost_requirements: Path) -> N
     assert "tortoise" in {p.app for p in matrix.pairs(check_files=False)}
     # The noxfile asks this before nox looks for any session, `lint` included.
     for session in ("lint", "tests", "bench(app='tortoise', server='uvicorn')"):
-        error = matrix.check_requested_sessions(["nox", "-s", session])
-        assert error is not None and LOST in error, session
+        command = nox_command.NoxCommand.parse(["nox", "-s", session])
+        refused = nox_command.refusal(command, [], [])
+        assert refused is not None and LOST in refused.message and refused.code == 1, session
 
 
 def test_a_lost_requirements_file_fails_the_noxfile(
-    noxfile: ModuleType, lost_requirements: Path
+    noxfile: ModuleType, lost_requirements: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert LOST in _error(noxfile._app_requirements)
+    assert LOST in _error(nox_sessions.app_requirements)
     with pytest.raises(SystemExit) as exited:
         _import_noxfile()
-    assert str(exited.value).startswith("nox: error: registered app files are missing: ")
-    assert LOST in str(exited.value)
+    assert exited.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nox: error: registered app files are missing: ")
+    assert LOST in lines[0]
 
 
 def test_a_lost_requirements_file_fails_the_app_servers(

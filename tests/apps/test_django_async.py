@@ -43,6 +43,7 @@ def test_list_pages_take_a_fixed_number_of_statements(base_url: str, db: Databas
         target.close()
 
 
+@pytest.mark.serial  # concurrent or serial, told by the time taken
 def test_pg_sleep_does_not_block_the_loop(base_url: str) -> None:
     """4 x pg_sleep(0.6) at once on one worker: each runs in its request's thread."""
     url = f"{base_url}/slow/db?seconds=0.6"
@@ -60,6 +61,7 @@ def test_pg_sleep_does_not_block_the_loop(base_url: str) -> None:
         assert pending.result().status_code == 200
 
 
+@pytest.mark.serial  # concurrent or serial, told by the time taken
 def test_upstream_calls_are_concurrent(base_url: str) -> None:
     elapsed, responses = at_once(f"{base_url}/slow/http?seconds=1", 10)
     assert all(r.status_code == 200 for r in responses)
@@ -68,6 +70,7 @@ def test_upstream_calls_are_concurrent(base_url: str) -> None:
     assert elapsed < 5.0, f"{elapsed:.2f} s for 10 x 1 s"
 
 
+@pytest.mark.serial  # concurrent or serial, told by the time taken
 def test_fanout_is_asyncio_gather(base_url: str) -> None:
     started = time.perf_counter()
     response = httpx.get(f"{base_url}/slow/fanout?n=20&seconds=0.5", timeout=60)

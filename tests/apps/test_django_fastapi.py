@@ -276,6 +276,7 @@ def test_queries_clamp_to_500_rows(served: Served, prefix: str) -> None:
 # ---------------------------------------------------------------- gevent: the WSGI entry
 
 
+@pytest.mark.serial  # concurrent or serial, told by the time taken
 @pytest.mark.skipif(importlib.util.find_spec("gevent") is None, reason="gevent not installed")
 @pytest.mark.parametrize("prefix", PREFIXES, ids=["django", "fastapi"])
 def test_slow_db_is_concurrent_under_gevent_wsgi(app_servers, prefix: str) -> None:  # type: ignore[no-untyped-def]

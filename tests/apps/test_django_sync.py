@@ -113,6 +113,7 @@ def test_psycopg2_under_gthread(custom, db: Database) -> None:  # type: ignore[n
 SLEEP, CALLS = 0.6, 4  # 4 x pg_sleep(0.6): about 0.6 s when concurrent, >= 2.4 s when serial
 
 
+@pytest.mark.serial  # cooperative or serial, told by the time taken
 @pytest.mark.skipif(not GEVENT, reason="gevent not installed")
 def test_gevent_with_psycopg3_is_cooperative(app_servers) -> None:  # type: ignore[no-untyped-def]
     served = app_servers.get(APP.id, "gunicorn-gevent")
@@ -138,6 +139,7 @@ def test_gevent_with_unpatched_psycopg2_serializes(app_servers) -> None:  # type
     assert fanout.headers["x-fanout-concurrency"] == "gevent"  # sockets are still green
 
 
+@pytest.mark.serial  # cooperative or serial, told by the time taken
 @pytest.mark.skipif(
     not (GEVENT and PSYCOPG2 and importlib.util.find_spec("psycogreen")),
     reason="gevent, psycopg2 or psycogreen not installed",

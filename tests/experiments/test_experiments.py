@@ -149,12 +149,9 @@ def test_instructions_without_valgrind_is_one_line(tmp_path: Path) -> None:
 
 
 def test_noxfile_names_an_unknown_experiment_session() -> None:
-    error = experiments.check_requested_sessions(["nox", "-s", "experiment(name='x')"])
+    error = experiments.check_requested_sessions(["experiment(name='x')"])
     assert error is not None and "experiment(name='gevent-patching')" in error
-    assert (
-        experiments.check_requested_sessions(["nox", "-s", "experiment(name='gevent-patching')"])
-        is None
-    )
+    assert experiments.check_requested_sessions(["experiment(name='gevent-patching')"]) is None
 
 
 @pytest.mark.slow

@@ -117,6 +117,9 @@ def _master(owner: str, executable: str) -> int:
     return pid
 
 
+# Serial: the kill is timed to land 1 s into the measured window; beside other tests the
+# warm-up starts late and the kill lands in it (CI's parallel lane: "ok", not "degraded").
+@pytest.mark.serial
 def test_a_worker_killed_mid_window_is_flagged_and_counted_once(tmp_path: Path) -> None:
     owner = uuid.uuid4().hex
     # A long warm-up gives the doomed worker CPU from before the window: counted twice, it

@@ -7,6 +7,7 @@ one would: the detection runs it exactly as it runs a real interpreter.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from stackbench import interpreters
 from stackbench.interpreters import FREE_THREADED_LANE, Interpreter
+from stackbench.nox_command import NoxCommand
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,7 +141,13 @@ DEFAULTS = ["lint", "tests", "conformance"]
 def test_a_request_for_a_missing_interpreter_is_one_line(
     argv: list[str], installed: tuple[str, ...], message: str | None
 ) -> None:
-    error = interpreters.check_requested(argv, _installed(*installed), NEEDS, DEFAULTS)
+    command = NoxCommand.parse(argv, environ={}, stdin_is_terminal=False)
+    if command.listing:  # listing says why instead of refusing: not even asked
+        assert message is None
+        return
+    error = interpreters.check_requested(
+        command.requested(DEFAULTS), command.pythons, _installed(*installed), NEEDS
+    )
     if message is None:
         assert error is None
     else:
@@ -200,3 +208,46 @@ def test_nox_refuses_a_missing_free_threaded_lane_in_one_line() -> None:
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "the free-threaded lane is missing here" in lines[0], run.stderr
     assert "installed: CPython 3." in lines[0]
+
+
+def _counting(directory: Path, name: str, version: str, log: Path) -> Path:
+    """A stub that also notes each time it is run."""
+    path = stub(directory, name, version)
+    path.write_text(path.read_text().replace("#!/bin/sh\n", f"#!/bin/sh\necho run >> {log}\n"))
+    return path
+
+
+def test_each_installation_is_asked_once_then_remembered(tmp_path: Path) -> None:
+    """`nox -l` imports the noxfile: no interpreter runs again until it is replaced."""
+    log, cache = tmp_path / "runs.log", tmp_path / "cache" / "probed.json"
+    bin_dir = tmp_path / "bin"
+    _counting(bin_dir, "python3.13", "3.13.0", log)
+    python312 = _counting(bin_dir, "python3.12", "3.12.1", log)
+
+    def runs() -> int:
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    first = interpreters.installed([bin_dir], cache)
+    assert [i.tag for i in first] == ["3.12", "3.13"] and runs() == 2
+    assert interpreters.installed([bin_dir], cache) == first and runs() == 2  # remembered
+    # An upgrade is another file: asked again, and only it.
+    _counting(bin_dir, "python3.12", "3.12.2", log)
+    os.utime(python312, ns=(1, 1))
+    again = interpreters.installed([bin_dir], cache)
+    assert [i.describe for i in again] == ["CPython 3.12.2", "CPython 3.13.0"] and runs() == 3
+    # An uninstalled interpreter is forgotten, not remembered.
+    python312.unlink()
+    assert [i.tag for i in interpreters.installed([bin_dir], cache)] == ["3.13"]
+    assert "python3.12" not in cache.read_text()
+
+
+def test_a_damaged_cache_is_asked_again(tmp_path: Path) -> None:
+    log, cache = tmp_path / "runs.log", tmp_path / "probed.json"
+    _counting(tmp_path / "bin", "python3.13", "3.13.0", log)
+    for damage in ("not json", "[]", "{}"):
+        cache.write_text(damage)
+        assert [i.tag for i in interpreters.installed([tmp_path / "bin"], cache)] == ["3.13"]
+    key = next(iter(json.loads(cache.read_text())))
+    cache.write_text(json.dumps({key: {"version": "x"}}))  # an entry of the wrong shape
+    assert [i.tag for i in interpreters.installed([tmp_path / "bin"], cache)] == ["3.13"]
+    assert len(log.read_text().splitlines()) == 4  # each damage: asked once more

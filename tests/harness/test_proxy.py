@@ -306,7 +306,7 @@ def test_nginx_never_ready_is_stopped_with_its_workers(tmp_path: Path) -> None:
         with proxy.front(gone, proxy.Spec(workers=2), layout, ready_timeout=3):
             pytest.fail("nginx was ready in front of nothing")
     first, *tail = str(caught.value).splitlines()
-    assert first.startswith("nginx (in front of uvicorn) not answering /health through it after 3 s")
+    assert first.startswith("nginx (in front of uvicorn) not answering /health through it after 3")
     assert any("Connection refused" in line for line in tail), tail
     assert len(seen) == 3  # the master and its two workers were up ...
     assert _gone(seen)  # ... and none is now
@@ -331,6 +331,44 @@ def test_a_killed_nginx_is_said_and_its_orphaned_workers_are_stopped(tmp_path: P
             assert subject.log_tail() == proxied.log_tail()
         assert _gone(group)
     assert not runtime.exists() and proxy.runtime_dirs() == []
+
+
+@needs_nginx
+def test_the_proxys_cpu_is_sampled_apart_from_the_servers(tmp_path: Path) -> None:
+    """The server's group is a process that does nothing; nginx's CPU for 400 requests is
+    the proxy's figure, and a sampler without a proxy has none."""
+    idle = ManagedProcess(["sleep", "60"], name="idle", log_path=tmp_path / "idle.log")
+    with (
+        idle,
+        planted_server() as served,
+        proxy.runtime_dir() as runtime,
+        proxy.front(served, proxy.Spec(), proxy.Layout(tmp_path / "p", runtime)) as proxied,
+    ):
+        sampler = Sampler(idle.pid, NOWHERE, proxy_pgid=proxied.process.pid).start()
+        direct = Sampler(idle.pid, NOWHERE).start()
+        sampler.mark()
+        direct.mark()
+        for _ in range(400):
+            with urllib.request.urlopen(proxied.base_url + "/health", timeout=5) as answer:
+                answer.read()
+        figures, without = sampler.stop(), direct.stop()
+    assert figures.proxy_cpu_s is not None and figures.proxy_cpu_s > 0
+    assert figures.proxy_cpu_read is not None
+    assert figures.cpu_s is not None and figures.cpu_s < figures.proxy_cpu_s  # sleep's
+    assert without.proxy_cpu_s is None and without.proxy_cpu_read is None
+
+
+def test_cpu_per_request_names_the_proxy_only_when_there_is_one() -> None:
+    proxied = _repeat(cpu_s=1.0)
+    proxied["proxy"] = {"cpu_s": 0.25, "cpu_read": {"source": "cpu-clock", "resolution_s": 1e-9}}
+    summary = judge([proxied], None)["summary"]
+    assert summary is not None
+    split = summary["cpu_us_per_request"]
+    assert split is not None and split["proxy"] == 250.0 and split["server"] == 1000.0
+    assert summary["proxy_cpu_s"] == 0.25
+    plain = judge([_repeat(cpu_s=1.0)], None)["summary"]
+    assert plain is not None and "proxy" not in (plain["cpu_us_per_request"] or {})
+    assert "proxy_cpu_s" not in plain
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2

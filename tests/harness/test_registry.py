@@ -167,15 +167,15 @@ def test_noxfile_parametrization_equals_the_matrix() -> None:
 
 
 def test_noxfile_names_an_invalid_bench_session_clearly() -> None:
-    error = matrix.check_requested_sessions(["nox", "-s", "bench(app='gino_style', server='x')"])
+    error = matrix.check_requested_sessions(["bench(app='gino_style', server='x')"])
     assert error is not None and "valid servers" in error
-    error = matrix.check_requested_sessions(["nox", "-s", "serve(app='nope', server='uvicorn')"])
+    error = matrix.check_requested_sessions(["serve(app='nope', server='uvicorn')"])
     assert error is not None and "nope" in error
-    error = matrix.check_requested_sessions(["nox", "-s", "serve(gino_style)"])
+    error = matrix.check_requested_sessions(["serve(gino_style)"])
     assert error is not None and "serve(app='APP', server='SERVER')" in error
     valid = "serve(app='gino_style', server='uvicorn')"
-    assert matrix.check_requested_sessions(["nox", "-s", valid]) is None
-    assert matrix.check_requested_sessions(["nox", "-s", "tests"]) is None
+    assert matrix.check_requested_sessions([valid]) is None
+    assert matrix.check_requested_sessions(["tests"]) is None
 
 
 def test_loadgen_command_line_follows_the_load() -> None:

@@ -11,6 +11,7 @@ window, and the figures say which they were read with.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -387,3 +388,32 @@ def test_a_process_whose_clock_cannot_be_read_falls_back_to_ticks_and_says_so(
     end, members = cpu.read()
     assert members[busy.process.pid].source == PROC_STAT
     assert cpu_window(start, end, CPU_CLOCK)[1] == {"source": CPU_CLOCK, "resolution_s": TICK_S}
+
+
+@needs_clock
+@pytest.mark.serial  # its verdict counts readings 50 ms apart: tests beside it delay them
+def test_the_readings_over_the_window_are_kept_for_the_report(busy: Busy, db) -> None:
+    """Each reading after the mark is a sample: seconds since the mark, CPU since the mark
+    (it rises while the process burns, and never goes down), RSS and connections."""
+    sampling = Sampler(busy.process.pid, db.url, interval=0.05).start()
+    time.sleep(0.2)  # readings before the mark are not the window's
+    sampling.mark()
+    time.sleep(0.2)
+    burned = busy.burn(0.4)
+    time.sleep(0.2)
+    figures = sampling.stop()
+    samples = figures.samples
+    assert len(samples) >= 10, samples
+    times = [s["t_s"] for s in samples]
+    cpu = [s["cpu_s"] for s in samples]
+    assert times == sorted(times) and 0 <= times[0] < 0.2 and times[-1] <= figures.window_s
+    assert cpu == sorted(cpu) and cpu[0] is not None and cpu[0] < 0.05  # idle at first
+    assert cpu[-1] == pytest.approx(burned / 1e9, abs=0.06)
+    assert cpu[-1] <= figures.cpu_s + 1e-6  # samples are to the µs
+    # The burn rises over several readings (a curve over time, not one step at the end),
+    # and the readings after it stay flat: idle again.
+    steps = [b["cpu_s"] - a["cpu_s"] for a, b in itertools.pairwise(samples)]
+    assert sum(step > 0.01 for step in steps) >= 3, steps
+    assert steps[-1] < 0.01, steps
+    assert all(s["rss_mb"] and s["rss_mb"] > 1 for s in samples)
+    assert all(s["db_connections"] is not None for s in samples)

@@ -22,6 +22,7 @@ from shared_fixtures.processes import processes_owned_by
 from stackbench import results
 from stackbench.apps import get_app
 from stackbench.measure import BIN_DIR
+from stackbench.nox_command import SessionArgs
 from stackbench.server_process import Served, app_env, serve
 from stackbench.servers import Knobs, get_server
 from stackbench.variants import OVERLAYS, VARIANTS, VariantError, get_variant, requirements_for
@@ -161,7 +162,7 @@ def test_psycopg2_applies_to_django_sync_only(name: str) -> None:
 )
 def test_a_sessions_posargs_name_what_its_variant_needs(argv: list[str], needs: list[str]) -> None:
     """The noxfile installs these beside the app for `bench` and `serve`."""
-    assert requirements_for(argv) == needs
+    assert requirements_for(SessionArgs.parse(argv).variants) == needs
 
 
 def test_an_overlay_refuses_to_remove_what_the_app_lacks() -> None:

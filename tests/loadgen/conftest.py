@@ -47,6 +47,10 @@ class Server:
         self._stats_calls += 1
         return int(json.loads(self.get("/__stats"))["requests"]) - self._stats_calls
 
+    def targets(self) -> dict[str, int]:
+        """How many times each request target was served so far (/__ routes aside)."""
+        return {k: int(v) for k, v in json.loads(self.get("/__targets")).items()}
+
     def stop(self) -> None:
         p = self.proc
         if p.poll() is None:

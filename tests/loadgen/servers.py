@@ -18,6 +18,10 @@ address) and serves until killed (or stdin closes).  Routes:
 * ``/__stall?after=S&for=D`` — arm a ONE-OFF stall: the first request arriving S
   seconds from now blocks the whole server (``time.sleep``) for D seconds.
 * ``/__stats`` — JSON counters (requests served).
+* ``/__targets`` — JSON: how many times each request target (path and query) was served,
+  ``/__`` routes aside.
+* ``/echo`` — JSON of the request: ``method``, ``target``, ``headers`` (names lower-cased)
+  and ``body`` (text).
 * A fake of the contract endpoints (``/json``, ``/plaintext``, ``/health``, ``/db``,
   ``/queries``, ``/updates``, ``/fortunes``, ``/api/colleges[/{id}]``,
   ``/api/troupes[/{id}]``, ``/slow/*``); under the prefix ``/wrong`` they answer with
@@ -45,6 +49,7 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD = "secret"
 
 STATE = {"requests": 0, "stall_at": None, "stall_for": 0.0, "stalled": 0}
+TARGETS: dict[str, int] = {}  # request target -> times served (/__targets)
 
 FORTUNES = [
     (1, "fortune: No such file or directory"),
@@ -349,6 +354,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             _maybe_stall()
             u = urlsplit(target)
             path, qs = u.path, parse_qs(u.query)
+            if not path.startswith("/__"):
+                TARGETS[target] = TARGETS.get(target, 0) + 1
             keep = headers.get("connection", "").lower() != "close"
             if path == "/fixed":
                 await asyncio.sleep(float(qs.get("ms", ["10"])[0]) / 1000)
@@ -398,6 +405,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 STATE["stall_at"] = time.monotonic() + after
                 STATE["stall_for"] = float(qs.get("for", ["1"])[0])
                 writer.write(_resp(200, b"armed"))
+            elif path == "/__targets":
+                writer.write(_json(TARGETS))
+            elif path == "/echo":
+                echoed = {"method": method, "target": target, "headers": headers}
+                writer.write(_json({**echoed, "body": body.decode("utf-8", "replace")}))
             elif path == "/__stats":
                 writer.write(_json({k: STATE[k] for k in ("requests", "stalled")}))
             else:

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "loadgen"
-OPTIONAL = {"uvloop", "httptools"}
+# the fast engines, and JSON Schema for a scenario file's check.schema (imported by
+# loadgen/scenario_file.py only when a file uses it)
+OPTIONAL = {"uvloop", "httptools", "jsonschema"}
 
 
 def _modules() -> dict[str, Path]:

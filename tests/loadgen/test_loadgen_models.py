@@ -28,6 +28,7 @@ def test_closed_n_smaller_than_c(server) -> None:
     assert r.requests == 3 and r.status_codes == {200: 3}
 
 
+@pytest.mark.serial  # a measured time: other tests beside it stretch it
 def test_closed_duration_stops_on_time(server, engine) -> None:
     t = time.monotonic()
     r = loadgen.run_sync(
@@ -87,6 +88,7 @@ def test_deadline_aborts_are_charged_to_the_request_in_flight(server, engine, tm
     assert by_name["fast"].n_responses > 8  # most connections sent "fast" ones first
 
 
+@pytest.mark.serial  # a measured time: other tests beside it stretch it
 @pytest.mark.slow
 def test_open_model_rate_and_service_time(server, engine) -> None:
     """Well below capacity: achieved rate within 2 % of target, p50 close to 10 ms."""
@@ -107,6 +109,7 @@ def test_open_model_rate_and_service_time(server, engine) -> None:
     assert d["open_model"]["dropped"] == 0
 
 
+@pytest.mark.serial  # a measured time: other tests beside it stretch it
 @pytest.mark.slow
 def test_coordinated_omission_is_corrected(fresh_server, engine) -> None:
     """The server stalls ~1 s once: corrected p99 shows it, uncorrected does not."""
@@ -144,6 +147,7 @@ def test_processes_give_the_same_totals(server) -> None:
     assert sum(s["completed"] for s in two.to_dict()["series"]) == 1000
 
 
+@pytest.mark.serial  # a measured time: other tests beside it stretch it
 @pytest.mark.slow
 def test_processes_open_model_share_one_schedule(server) -> None:
     r = loadgen.run_sync(

@@ -148,7 +148,11 @@ def _repeat(rps: float, p99_ms: float, duration: float) -> dict[str, Any]:
 
 
 def write_run(
-    base: Path, run_id: str, documents: list[dict[str, Any]], cpu: tuple[str, int] = ("CPU", 2)
+    base: Path,
+    run_id: str,
+    documents: list[dict[str, Any]],
+    cpu: tuple[str, int] = ("CPU", 2),
+    packages: dict[str, str] | None = None,
 ) -> Path:
     """A run directory: the documents (their run_id set to this run's) and a manifest."""
     run_dir = base / run_id
@@ -171,7 +175,7 @@ def write_run(
         "command": ["python", "-m", "stackbench", "bench", "--pairs"],
         "git": {"commit": "0123456789abcdef", "dirty": False},
         "python": {"version": "3.11.7", "implementation": "CPython", "executable": "python"},
-        "packages": {},
+        "packages": packages or {},
         "machine": machine(*cpu),
         "pinning": {"server_cpus": None, "client_cpus": None},
         "database": {"embedded": True, "url": "postgresql://x", "settings": {}},

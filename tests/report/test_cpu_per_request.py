@@ -25,10 +25,21 @@ def _report(tmp_path: Path, documents: list[dict]) -> tuple[str, str]:
 
 
 def _cells(markdown: str) -> dict[str, dict[str, str]]:
+    """Each pair's cells in the scenario's tables (throughput and latency; cost), by header."""
     text = section(markdown, "## Scenario `db`")
-    header_line = next(line for line in text.splitlines() if line.startswith("| pair |"))
-    headers = [cell.strip() for cell in header_line.strip("|").split("|")]
-    return {row[0]: dict(zip(headers, row, strict=True)) for row in table_rows(text)}
+    cells: dict[str, dict[str, str]] = {}
+    for chunk in text.split("\n| pair |")[1:]:
+        table = "| pair |" + chunk
+        headers = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
+        for row in table_rows(table):
+            cells.setdefault(row[0], {}).update(zip(headers, row, strict=True))
+    return cells
+
+
+def _note(markdown: str) -> str:
+    """The paragraph above the cost table: what its CPU figures need said."""
+    before = section(markdown, "## Scenario `db`").split("| pair | CPU µs/req server", 1)[0]
+    return before.strip().split("\n\n")[-1]
 
 
 def test_cpu_per_request_is_split_and_unknowns_are_explained(tmp_path: Path) -> None:
@@ -60,7 +71,7 @@ def test_cpu_per_request_is_split_and_unknowns_are_explained(tmp_path: Path) -> 
         "tortoise @ uvicorn": ["310", "–", "55"],
         "fastapi_sqla @ uvicorn": ["–", "–", "–"],
     }
-    note = section(markdown, "## Scenario `db`").split("| pair |", 1)[0]
+    note = _note(markdown)
     assert EXTERNAL in note and LEGACY in note
     for text in (*HEADERS, "the database was external (DATABASE_URL)", "recorded before"):
         assert text in page
@@ -71,7 +82,7 @@ def test_no_note_when_every_cpu_split_is_known(tmp_path: Path) -> None:
     assert [_cells(markdown)["gino_style @ uvicorn"][h] for h in HEADERS] == ["250", "90", "40"]
     assert EXTERNAL not in markdown and LEGACY not in markdown
     # Only how the CPU was read, which the report always says.
-    note = section(markdown, "## Scenario `db`").split("| pair |", 1)[0]
+    note = _note(markdown)
     assert CLOCK + "." in note and "only for" not in note and "no finer" not in note
 
 
@@ -84,7 +95,7 @@ def test_the_report_says_how_cpu_was_read_and_which_figures_are_coarse(tmp_path:
             result("x", "django_sync", "gunicorn-gthread", 1_500, cpu_resolution_s=None),
         ],
     )
-    note = section(markdown, "## Scenario `db`").split("| pair |", 1)[0]
+    note = _note(markdown)
     assert CLOCK + "; to 10 ms only for tortoise @ uvicorn (a process reaped a child" in note
     assert "over a short window is no finer than that" in note
     assert "django_sync @ gunicorn-gthread: recorded before stackbench said how" in note

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from stackbench import results
-from stackbench.report.latency_charts import per_second, timeline
 from stackbench.report.load import LoadedResult
+from stackbench.report.over_time import per_second, timeline
 from tests.report import synthetic
 
 REQUESTED = 6.0  # the result's load.duration_s

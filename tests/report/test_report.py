@@ -24,7 +24,8 @@ from stackbench.report.load import LoadedResult, load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-KINDS = ("throughput", "latency", "timeseries")
+# One pair per scenario: no throughput chart (one bar), its req/s is in the tables.
+KINDS = ("latency", "timeseries")
 
 
 def _results(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -63,13 +64,18 @@ def test_report_of_a_real_run(bench_run: Path, tmp_path: Path) -> None:
     for document in documents.values():
         scenario, summary = document["scenario"], document["summary"]
         section = markdown.split(f"## Scenario `{scenario}`", 1)[1].split("\n## ", 1)[0]
-        (row,) = [line for line in section.splitlines() if line.startswith("| gino_style")]
-        cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[0] == "gino_style @ uvicorn"
-        assert cells[1] == f"{summary['rps']:,.0f}"  # req/s: the median over repeats
-        assert cells[2] == "1.00"  # the only pair is the best
-        assert cells[10] == f"{summary['requests_per_server_cpu_s']:,.0f}"
-        assert float(cells[6]) == pytest.approx(summary["p99_ms"], rel=0.01)
+        figures, cost = [
+            [c.strip() for c in line.strip("|").split("|")]
+            for line in section.splitlines()
+            if line.startswith("| gino_style")
+        ]
+        assert figures[0] == cost[0] == "gino_style @ uvicorn"
+        assert figures[1] == f"{summary['rps']:,.0f}"  # req/s: the median over repeats
+        assert float(figures[5]) == pytest.approx(summary["p99_ms"], rel=0.01)  # no × best
+        assert "× best" not in section  # one pair: nothing to divide by
+        split = summary["cpu_us_per_request"]
+        assert cost[1:4] == [f"{split[part]:,.0f}" for part in ("server", "database", "client")]
+        assert cost[5] == f"{summary['requests_per_server_cpu_s']:,.0f}"
         for kind in KINDS:
             image = outcome.output / f"{kind}-{scenario}.png"
             assert f"]({image.name})" in markdown
@@ -79,7 +85,9 @@ def test_report_of_a_real_run(bench_run: Path, tmp_path: Path) -> None:
     assert "## How each pair was served" in markdown and "uvicorn" in markdown
     page = outcome.html.read_text()
     assert page.count('src="data:image/png;base64,') == 2 * len(KINDS)
-    assert page.count("<table>") == 4  # runs, two scenarios, how served
+    assert not list(outcome.output.glob("throughput-*.png"))
+    assert page.count("<table>") == 7  # summary, runs, two scenarios × 2, how served
+    assert markdown.split("\n## ", 2)[1].startswith("Summary")  # the report opens with it
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "the page fetches nothing"
 
 
@@ -101,7 +109,7 @@ def test_a_missing_result_is_named_and_the_rest_is_reported(run_copy: Path, tmp_
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "## Warnings" in markdown and "gino_style--uvicorn--db.json: missing" in markdown
     assert "## Scenario `json`" in markdown and "## Scenario `db`" not in markdown
-    assert (tmp_path / "out" / "throughput-json.png").exists()
+    assert (tmp_path / "out" / "timeseries-json.png").exists()
     assert "report.html" in done.stdout
 
 

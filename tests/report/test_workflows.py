@@ -90,6 +90,7 @@ def test_ci_runs_lint_and_tests_through_nox() -> None:
     commands = {name: " ".join(s.get("run", "") for s in j["steps"]) for name, j in jobs.items()}
     assert "nox --non-interactive -s lint" in commands["lint"]
     assert "nox --non-interactive -s tests" in commands["tests"]
+    assert "nox --non-interactive -s tests_slow" in commands["tests_slow"]  # the slow lane
     assert all("pip install" in c and "nox" in c and "uv" in c for c in commands.values())
 
 

@@ -1,0 +1,169 @@
+"""What each nox session installs and runs, so that the noxfile only declares them; the
+command line is read in ``nox_command``. Standard library only, as the noxfile needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+from stackbench import experiments, interpreters, matrix, variants
+from stackbench.apps import APPS
+from stackbench.nox_command import SessionArgs
+from stackbench.servers import SERVERS
+
+# Interrupted (Ctrl-C in a terminal, or SIGINT/SIGTERM to nox alone: the noxfile makes
+# SIGTERM interrupt nox as Ctrl-C does), nox waits interrupt_timeout for the harness to exit
+# by itself, then sends it SIGTERM: the harness stops on the first of the two signals and
+# only notes the second (shared_fixtures.processes.stopped_by_signals). It then has
+# terminate_timeout to stop its load, servers and database and write the manifest (each
+# process it stops gets 10 s, then SIGKILL) before nox kills it. nox's default of 0.2 s
+# there killed the harness mid-way: PostgreSQL orphaned, its directory and no manifest left.
+HARNESS_STOP = {"interrupt_timeout": 0.3, "terminate_timeout": 90.0}
+
+
+def app_requirements() -> list[str]:
+    """``-r`` for every registered app; a lost app file raises, naming it (no app is dropped)."""
+    matrix.check_apps()
+    return [arg for app in APPS.values() for arg in ("-r", str(app.requirements))]
+
+
+def server_requirements(servers: Iterable[str]) -> list[str]:
+    return sorted({req for server in servers for req in SERVERS[server].requirements})
+
+
+def pair_requirements(app: str, server: str, args: SessionArgs) -> list[str]:
+    """What a bench or serve session installs beside the harness: the app, the server and
+    the bench variant named after --."""
+    return [
+        "-r",
+        str(APPS[app].requirements),
+        *SERVERS[server].requirements,
+        *variants.requirements_for(args.variants),
+    ]
+
+
+def experiment_requirements(name: str) -> list[str]:
+    """One venv for all the experiment's apps and servers (eventlet's gunicorn pin, 25.3,
+    wins), and what the bench variants of the features experiments' apps need."""
+    pairs = experiments.requirements(experiments.EXPERIMENTS[name])
+    apps = {app for app, _ in pairs}
+    app_files = sorted({str(APPS[app].requirements) for app in apps})
+    extra = {
+        req
+        for variant in variants.VARIANTS.values()
+        if name in experiments.FEATURES_PAIRS and set(variant.apps) & apps
+        for req in variant.requirements
+    }
+    servers = sorted(set(server_requirements(server for _, server in pairs)) | extra)
+    return [*(arg for path in app_files for arg in ("-r", path)), *servers]
+
+
+# The suite in two lanes (docs/testing.md): `tests` runs every test not marked slow,
+# `tests_slow` the slow ones (whole experiment runs, end-to-end runs of the CLI); .ci/run
+# runs both. A lane spreads its tests over pytest-xdist workers, each a test session of
+# its own (its own database, upstream and app servers), a test file (a conformance target)
+# on one worker; then, one at a time, its tests marked serial, whose verdict is a time or
+# a count that tests beside it would disturb. Twice as many workers as cores: the tests
+# wait (for servers to start, loads to end, statements to settle) as much as they compute.
+LANES = {"tests": "not slow", "tests_slow": "slow"}
+# Units of work in test-file order: test_conformance.py, split by target, comes last and
+# fills the workers' tails (tests/conftest.py, work_unit). --durations names the slowest
+# tests in CI's log, where the 15-minute budget is kept.
+PARALLEL = ("--dist", "loadfile", "--no-loadscope-reorder", "--durations=15")
+
+
+class PytestRun(NamedTuple):
+    argv: list[str]
+    success_codes: list[int]
+
+
+def xdist_workers(cpus: int | None = None) -> int:
+    """pytest-xdist workers: two per core, at least 2, at most 8 (each runs a database)."""
+    return max(2, min(8, 2 * (cpus if cpus is not None else os.cpu_count() or 1)))
+
+
+def lane_runs(lane: str, args: Iterable[str]) -> list[PytestRun]:
+    """The lane's pytest commands: its parallel part, then its serial tests. Arguments
+    after -- to `tests` run exactly what they name in one process, slow and serial tests
+    included (`nox -s tests -- tests/harness/test_bench.py -x`); to `tests_slow` (or
+    `conformance`) they are added to each command."""
+    args = list(args)
+    if lane == "tests" and args:
+        return [PytestRun(["pytest", *args], [0])]
+    workers = ["-n", str(xdist_workers()), *PARALLEL]
+    if lane == "conformance":
+        return [PytestRun(["pytest", CONFORMANCE, *workers, *args], [0])]
+    marker = LANES[lane]
+    return [
+        PytestRun(["pytest", "-m", f"{marker} and not serial", *workers, *args], [0]),
+        # 5: nothing selected (arguments after -- may select no serial test)
+        PytestRun(["pytest", "-m", f"{marker} and serial", *args], [0, 5]),
+    ]
+
+
+# The harness, as every session that measures or serves runs it.
+HARNESS = ("python", "-m", "stackbench")
+# The conformance suite alone, as the conformance session runs it on Python 3.13.
+CONFORMANCE = "tests/test_conformance.py"
+
+
+def required_pairs(args: SessionArgs) -> list[matrix.Pair]:
+    """bench_pairs: the pairs of --pairs; ValueError (one line) when missing or invalid."""
+    if not args.pairs:
+        raise ValueError("--pairs is required: --pairs app@server,app@server")
+    return matrix.parse_pairs(args.pairs)
+
+
+def free_threaded_pairs(args: SessionArgs) -> list[matrix.Pair]:
+    """The free-threaded lane's pairs: --pairs, else every gunicorn-gthread and granian
+    pair; ValueError (one line) for a pair whose server cannot run without the GIL."""
+    chosen = (
+        matrix.parse_pairs(args.pairs)
+        if args.pairs
+        else [p for p in matrix.pairs() if SERVERS[p.server].free_threading]
+    )
+    if not all(SERVERS[p.server].free_threading for p in chosen):
+        raise ValueError("the free-threaded lane runs gunicorn-gthread and granian pairs only")
+    return chosen
+
+
+def gil_off(pairs: Iterable[matrix.Pair]) -> dict[str, str]:
+    """The environment that runs the pairs' servers (and the harness) with the GIL off."""
+    return {k: v for p in pairs for k, v in SERVERS[p.server].gil_env(True).items()}
+
+
+def free_threaded_description(installed: list[interpreters.Interpreter]) -> str:
+    """The freethreaded session's line in `nox -l`: whether the lane can run here."""
+    lane = interpreters.free_threaded(installed)
+    if lane is None:
+        missing = interpreters.free_threaded_lane_missing(installed)
+        return f"Free-threaded lane: MISSING here, {missing}"
+    return (
+        f"Free-threaded lane on {lane.describe}: gunicorn-gthread and granian "
+        "pairs with PYTHON_GIL=0 (-- --pairs a@s,... to choose)"
+    )
+
+
+def versions_pairs(args: SessionArgs) -> list[matrix.Pair]:
+    """python-versions: the pairs of --pairs, else one per kind of stack."""
+    return matrix.parse_pairs(args.pairs) if args.pairs else list(experiments.VERSIONS_PAIRS)
+
+
+def interpreter_lanes(
+    installed: list[interpreters.Interpreter], nox_dir: Path
+) -> list[tuple[interpreters.Interpreter, Path]]:
+    """python-versions: the default build of each installed minor version, oldest first,
+    each with the virtualenv the session builds for it under ``nox_dir``."""
+    minors = sorted(
+        {i.minor for i in installed if not i.free_threaded},
+        key=lambda minor: tuple(int(part) for part in minor.split(".")),
+    )
+    lanes = []
+    for minor in minors:
+        lane = interpreters.find(installed, minor)
+        if lane is not None:
+            lanes.append((lane, nox_dir / f"lane-{minor}"))
+    return lanes
