@@ -68,8 +68,7 @@ class BenchOptions:
     profile: bool = False  # py-spy on the server in each measured window (profiler.py)
     # A bench variant served instead of the app as shipped (stackbench/variants): its name.
     variant: str | None = None
-    # A proxy in front of the server (stackbench/proxy.py), and how it reaches the server:
-    # tcp (loopback) when None.
+    # A proxy in front (stackbench/proxy.py), how it reaches the server (None: tcp).
     proxy: str | None = None
     upstream: str | None = None
 

@@ -182,7 +182,6 @@ PROXIED_CPU = Column(
 )
 # Widest first: every column; two figures stacked in one cell; then columns left out
 # (what a person can do without first: the median, memory, connections, errors).
-# The misbehaving clients' column, only when a row held some, goes before the others.
 SUMMARY_LAYOUTS: list[list[tuple[str, ...]]] = [
     [(name,) for name in SUMMARY_COLUMNS],
     [("pair", "scenario"), ("rps", "errors"), ("p50", "p99"), ("per_cpu", "cpu"),
