@@ -150,6 +150,13 @@ def test_a_proxy_in_front_gets_its_own_cpu_column_and_is_named_in_the_pair(
         "tortoise @ uvicorn": ["250", "–", "90", "40"],
     }
     assert "CPU µs/req proxy" in page and "via nginx (unix)" in page
+    # The summary's headline: the proxy's part has a column and counts in the total.
+    headline = section(markdown, "## Summary")
+    header = next(line for line in headline.splitlines() if line.startswith("| pair |"))
+    assert "| server | proxy | db | client |" in header
+    rows = {row[0]: row for row in table_rows(headline)}
+    assert rows["gino_style @ uvicorn via nginx (unix)"][4:9] == ["390", "200", "60", "90", "40"]
+    assert rows["tortoise @ uvicorn"][4:9] == ["380", "250", "–", "90", "40"]
 
 
 def test_no_proxy_column_without_a_proxy(tmp_path: Path) -> None:
