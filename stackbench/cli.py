@@ -240,9 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = _chosen_pairs(args)
         if args.variant is not None:  # it must apply to every app the run serves
             get_variant(args.variant, [p.app for p in chosen] if chosen else args.app.split(","))
-        check_upstream(
-            args.upstream, [p.server for p in chosen] if chosen else args.server.split(",")
-        )
+        named = [p.server for p in chosen] if chosen else args.server.split(",")
+        check_upstream(args.upstream, named, proxied=args.proxy is not None)
         options = options_from(args)
         if chosen is not None:
             report = bench.many_pairs(chosen, options, progress=progress_display())

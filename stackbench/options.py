@@ -297,14 +297,14 @@ def options_from(
         if not options.scenarios:
             options = replace(options, scenarios=defaults.scenarios)
         check_scenarios(options.scenarios, options.load.scenario_options.items())
-    if options.upstream is not None and options.proxy is None:
-        raise OptionError("--upstream says how a proxy reaches the server: give --proxy too")
     check_output(options.output)
     return options
 
 
-def check_upstream(upstream: str | None, server_ids: Iterable[str]) -> None:
-    """``--upstream unix``: every server named must be able to listen on a unix socket."""
+def check_upstream(upstream: str | None, server_ids: Iterable[str], proxied: bool) -> None:
+    """``--upstream`` only with a proxy in front; ``unix`` only for servers that bind one."""
+    if upstream is not None and not proxied:
+        raise OptionError("--upstream says how a proxy reaches the server: none is in front")
     if upstream != UNIX:
         return
     for server_id in server_ids:

@@ -78,9 +78,7 @@ def add_parser(commands: Any) -> None:
 def options_from(args: argparse.Namespace) -> serving_host.ServeOptions:
     if args.port is not None and args.port == args.stats_port:
         raise OptionError("--port and --stats-port must differ")
-    if args.upstream is not None and args.proxy is None:
-        raise OptionError("--upstream says how a proxy reaches the server: give --proxy too")
-    check_upstream(args.upstream, [args.server])
+    check_upstream(args.upstream, [args.server], proxied=args.proxy is not None)
     server_cpu_count = cpus_named(args.server_cpus) or os.cpu_count() or 1
     front = None
     if args.proxy is not None:

@@ -306,7 +306,7 @@ def _slow_clients(args: argparse.Namespace, console: Console, progress: Progress
     chosen = parse_pairs(args.pairs) if args.pairs else list(slow_clients.PAIRS)
     if NGINX in args.fronts and (absent := proxy.missing(NGINX)) is not None:
         raise OptionError(f"--fronts {NGINX}: {absent}")
-    check_upstream(args.upstream, [pair.server for pair in chosen])
+    check_upstream(args.upstream, [pair.server for pair in chosen], proxied=NGINX in args.fronts)
     # --upstream is for the cells behind nginx: the options are each cell's (cell_options).
     without = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "upstream"})
     options = options_from(without, SLOW_CLIENTS)

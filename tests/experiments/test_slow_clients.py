@@ -163,6 +163,7 @@ def _experiment(*argv: str, env: dict[str, str] | None = None) -> subprocess.Com
         (["--counts", "0,5000"], "counts from 0 to 1000"),
         (["--fronts", "haproxy"], "unknown front haproxy; fronts: direct, nginx"),
         (["--pairs", "django_sync@nope"], "nope"),
+        (["--fronts", "direct", "--upstream", "unix"], "--upstream says how a proxy reaches"),
     ],
 )
 def test_bad_input_is_one_line(argv: list[str], says: str, tmp_path: Path) -> None:
