@@ -13,6 +13,7 @@ Sessions:
     nox -s "serve(app='gino_style', server='uvicorn')" [-- --bind ADDRESS]
                                                   one pair served for load from other hosts
     nox -s matrix [-- --json]                     the pairs, and why others are missing
+    nox -s "capacity(app='django_sync')"          each server's sustainable rate at an SLO
     nox -s "experiment(name='gevent-patching')"   one experiment, its answer as a table
     nox -s report -- RUN_DIR [RUN_DIR...] [--baseline RUN_DIR] [--output DIR]
 """
@@ -182,6 +183,20 @@ def serve(session: nox.Session, app: str, server: str) -> None:
         *session.posargs,
         **HARNESS_STOP,
     )
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("app", sessions.capacity_apps())
+def capacity(session: nox.Session, app: str) -> None:
+    """Every server of one app searched for its sustainable rate at an SLO (docs/capacity.md).
+
+    One run directory; -- --servers a,b for those servers; -- --help for the options."""
+    try:
+        requirements = sessions.capacity_requirements(app, SessionArgs.parse(session.posargs))
+    except ValueError as exc:  # refused before nox starts (nox_command); here for -k, -t
+        session.error(str(exc))
+    session.install("-e", ".[harness,fast]", *requirements)
+    session.run(*sessions.HARNESS, "capacity", "--app", app, *session.posargs, **HARNESS_STOP)
 
 
 @nox.session(python=PYTHON)

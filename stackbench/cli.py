@@ -6,6 +6,7 @@
     python -m stackbench matrix [--json]
     python -m stackbench report RUN_DIR [RUN_DIR...] [--baseline RUN_DIR] [--output DIR]
     python -m stackbench show RUN_DIR          # a run's table again
+    python -m stackbench capacity --app django_sync [--budget 'p99<100ms'] [--servers a,b]
     python -m stackbench experiment gevent-patching
 
 Bad input is one line on stderr and exit code 2; a failed run exits 1; Ctrl-C exits 130
@@ -24,7 +25,7 @@ from loadgen.config import given
 from shared_fixtures.db import DatabaseError
 from shared_fixtures.processes import ProcessError
 from shared_fixtures.seed import SeedError
-from stackbench import bench, experiments, matrix, serve_cli
+from stackbench import bench, capacity_cli, experiments, matrix, serve_cli
 from stackbench.apps import UnknownAppError, get_app
 from stackbench.console import (
     console,
@@ -36,7 +37,6 @@ from stackbench.console import (
 )
 from stackbench.experiments import cli as experiment_cli
 from stackbench.options import (
-    DEFAULTS,
     HOSTS,
     LOAD,
     MISBEHAVING,
@@ -46,6 +46,7 @@ from stackbench.options import (
     add_options,
     check_upstream,
     options_from,
+    refuse_serve_options,
 )
 from stackbench.results import ResultsError
 from stackbench.run import RunReport
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(run, "load from several hosts (with --target)", HOSTS)
     add_options(run, "profiling", ["profile"])
     serve_cli.add_parser(commands)
+    capacity_cli.add_parser(commands)
     experiment_cli.add_parser(commands)
     listing = commands.add_parser("matrix", help="the valid pairs, and why others are missing")
     listing.add_argument("--json", action="store_true", help="machine-readable, for CI")
@@ -149,22 +151,12 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-# What serve decides on the serving host; refused beside --target rather than ignored.
-_SERVE_SIDE = (
-    "workers", "threads", "pool_size", "server_cpus", "scale", "ready_timeout", "profile",
-    "variant", "proxy", "upstream",
-)  # fmt: skip
-
-
 def _check_target(args: argparse.Namespace) -> None:
     if not args.target_stats:
         raise OptionError("--target needs --target-stats URL (serve prints both)")
     if args.server:
         raise OptionError("--target measures the pair serve runs: drop --server")
-    for name in _SERVE_SIDE:
-        if getattr(args, name) != getattr(DEFAULTS, name):
-            flag = "--" + name.replace("_", "-")
-            raise OptionError(f"{flag} is serve's option: give it to serve on the serving host")
+    refuse_serve_options(args)
 
 
 def _check_agents(args: argparse.Namespace) -> None:
@@ -220,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "experiment":
             return experiment_cli.run(args, console, progress_display())
+        if args.command == "capacity":
+            return capacity_cli.run(args, console, progress_display())
         _check_agents(args)
         if args.target is not None:
             _check_target(args)

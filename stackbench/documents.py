@@ -21,7 +21,39 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, NotRequired, TypedDict, cast, get_args
 
-# The version of the result and of the manifest: which words their keys are in.
+from stackbench.loadgen_document import (
+    Check as Check,
+)
+from stackbench.loadgen_document import (
+    ClientCpu as ClientCpu,
+)
+from stackbench.loadgen_document import (
+    Latency as Latency,
+)
+from stackbench.loadgen_document import (
+    LatencyBlock as LatencyBlock,
+)
+from stackbench.loadgen_document import (
+    LoadgenReport as LoadgenReport,
+)
+from stackbench.loadgen_document import (
+    LoadgenSummary as LoadgenSummary,
+)
+from stackbench.loadgen_document import (
+    MisbehavingKind as MisbehavingKind,
+)
+from stackbench.loadgen_document import (
+    OpenModel as OpenModel,
+)
+from stackbench.loadgen_document import (
+    SchedulerLag as SchedulerLag,
+)
+from stackbench.loadgen_document import (
+    SelfChecks as SelfChecks,
+)
+
+# The version of the result, the manifest and the capacity document: which words their
+# keys are in (the capacity document was new in 2).
 # 1 → 2: a job's label is "label" (was "variant", while the manifest's jobs named the
 #        served bench variant "served_variant", now "variant"); the result summary's count
 #        of responses is "responses" (was "requests", which in loadgen's report counts sends).
@@ -56,71 +88,6 @@ def interface(name: str | None) -> Interface:
         if name == known:
             return known  # typed Any: get_args cannot say it is one of Interface
     raise ValueError(f"not an app interface: {name!r}")
-
-
-# -- loadgen's JSON report, as far as the harness reads it ------------------------------
-class LoadgenSummary(TypedDict):
-    requests: int  # sent
-    responses: int  # received (ok + failed)
-    ok: int
-    failed: int
-    errors: int
-    elapsed_s: float
-    rps: float
-
-
-class LatencyBlock(TypedDict):
-    percentiles_ns: dict[str, float]
-    histogram: NotRequired[dict[str, Any]]
-
-
-class Latency(TypedDict):
-    headline: Literal["corrected", "uncorrected"]
-    uncorrected: LatencyBlock
-    corrected: LatencyBlock | None
-
-
-class Check(TypedDict):
-    name: str
-    passes: int
-    fails: int
-
-
-class ClientCpu(TypedDict):
-    cpu_per_wall_s: float
-    cpu_per_wall_s_per_process: float
-    ok: bool
-
-
-class SelfChecks(TypedDict):
-    client_cpu: ClientCpu
-
-
-class MisbehavingKind(TypedDict):
-    """loadgen's report on one kind of misbehaving connection held beside the load."""
-
-    asked: Count
-    opened: Count
-    failed: Count
-    """could not connect"""
-    closed: Count
-    """closed by the server before the run ended"""
-    held: Count
-    """still open when the run ended"""
-    answered: dict[str, int]
-    """answers the server sent them, by status"""
-    closed_after_s: dict[str, float] | None
-    """seconds from connect to the server's close: min, median, max"""
-
-
-class LoadgenReport(TypedDict):
-    version: int
-    summary: LoadgenSummary
-    latency: Latency
-    errors: dict[str, int]
-    checks: list[Check]
-    self_checks: SelfChecks
-    misbehaving: NotRequired[dict[str, MisbehavingKind] | None]
 
 
 # -- the result document: one (app, server, scenario) in one run -------------------------
@@ -477,6 +444,140 @@ def job(app: str, server: str, label: str | None, options: Mapping[str, Any]) ->
     return cast(Job, {**Job(app=app, server=server, label=label), **options})
 
 
+# -- the capacity document: one capacity run's answer (capacity.json) --------------------
+ProbeOutcome = Literal["pass", "latency", "errors", "rate", "client_saturated", "failed"]
+SearchStatus = Literal["resolved", "client_limited", "above_max", "below_lowest", "failed"]
+PairVerdict = Literal["best", "tied", "worse", "unranked"]
+Rate = Annotated[float, Json(exclusiveMinimum=0)]
+Fraction = Annotated[float, Json(minimum=0, maximum=1)]
+Range = Annotated[list[float], Json(minItems=2, maxItems=2)]
+
+
+class LatencyLimitDoc(TypedDict):
+    rule: str
+    """as given, e.g. 'p99<100ms'"""
+    percentile: str
+    """a key of loadgen's percentiles_ns: '99', '99.9'"""
+    limit_ms: Annotated[float, Json(exclusiveMinimum=0)]
+    inclusive: bool
+    """'<=' rather than '<'"""
+
+
+class SloDoc(TypedDict):
+    """What every repeat of a passing probe held (stackbench/capacity_search.py)."""
+
+    rules: list[str]
+    latency: list[Annotated[LatencyLimitDoc, CLOSED]]
+    error_budget: Fraction
+    """the largest share of requests that may fail (failed statuses, transport errors)"""
+    errors_inclusive: bool
+    min_achieved: Fraction
+    """a repeat must answer at least this share of the offered rate over loadgen's window"""
+
+
+class ProbeRepeat(TypedDict):
+    outcome: ProbeOutcome
+    achieved_rate: NonNegative
+    """responses per second over loadgen's measured window (elapsed_s)"""
+    latency_ms: dict[str, float]
+    """corrected latency by percentile, each the SLO names"""
+    error_rate: Fraction
+    wrong_responses: Count
+    client_cpu_saturated: bool
+    """loadgen's client-CPU self-check failed (above 0.9 CPU-s per wall second)"""
+    client_lag_p50_ms: NonNegative
+    """how late loadgen's scheduler sent (median): a client that keeps up is late by its
+    machine's scheduling noise only"""
+    client_lag_p99_ms: NonNegative
+
+
+class ProbeDoc(TypedDict):
+    rate: Rate
+    """offered, req/s (open model)"""
+    outcome: ProbeOutcome
+    """pass when most repeats held the SLO; else why it failed"""
+    reason: str | None
+    result: str | None
+    """the result document of this probe, in the run directory"""
+    achieved_rate: float | None
+    """median over the repeats"""
+    achieved_range: Range | None
+    """[lowest, highest] over the repeats"""
+    latency_ms: dict[str, float]
+    """median over the repeats, by percentile"""
+    latency_range_ms: dict[str, Range]
+    """[lowest, highest] over the repeats, by percentile: the spread"""
+    error_rate: Annotated[float | None, Json(minimum=0, maximum=1)]
+    repeats: list[Annotated[ProbeRepeat, CLOSED]]
+
+
+class AtSustainable(TypedDict):
+    """The pair's figures at its sustainable rate (the highest passing probe)."""
+
+    rate: Rate
+    p99_ms: float | None
+    p999_ms: float | None
+    server_cpu_us_per_request: Annotated[float | None, Json(minimum=0)]
+    database_cpu_us_per_request: Annotated[float | None, Json(minimum=0)]
+    rss_mb_per_worker: Annotated[float | None, Json(minimum=0)]
+    """the server's peak RSS over its workers"""
+    workers: AtLeastOne
+
+
+class PairCapacity(TypedDict):
+    app: str
+    server: str
+    status: SearchStatus
+    """resolved; client_limited (the lowest failing probe's client was saturated);
+    above_max (every rate passed); below_lowest (the first rate failed); failed (a
+    measurement broke)"""
+    reason: str | None
+    sustainable_rate: Annotated[float | None, Json(exclusiveMinimum=0)]
+    """the highest passing offered rate; null when none passed"""
+    bracket: Annotated[list[float | None], Json(minItems=2, maxItems=2)]
+    """[highest passing, lowest failing] offered rate; null where there is none"""
+    verdict: PairVerdict
+    """among the app's pairs at this SLO: best, tied (overlapping brackets), worse"""
+    rank: str | None
+    """among the app's pairs: '1', or '2=' for pairs whose brackets overlap (a tie); null when
+    unranked"""
+    at_sustainable: Annotated[AtSustainable, CLOSED] | None
+    slo: Annotated[SloDoc, CLOSED]
+    probes: list[Annotated[ProbeDoc, CLOSED]]
+    """in the order they ran"""
+
+
+class SearchDoc(TypedDict):
+    """How the search ran: its rates and each probe's load."""
+
+    scenario: str
+    scenario_options: dict[str, str]
+    start_rate: Rate
+    step: Annotated[float, Json(exclusiveMinimum=1)]
+    precision: Annotated[float, Json(exclusiveMinimum=0, exclusiveMaximum=1)]
+    max_rate: Rate
+    probe_duration_s: Annotated[float, Json(exclusiveMinimum=0)]
+    warmup_s: NonNegative
+    repeats: AtLeastOne
+    connections: AtLeastOne
+    timeout_s: NonNegative
+    unseen_overload: NonNegative
+    """the tightest latency limit over a probe's warm-up and duration: a rate less than this
+    share above capacity queues too little work in one probe to fail it, and may pass"""
+
+
+class CapacityDocument(TypedDict):
+    schema_version: Version
+    kind: Literal["stackbench.capacity"]
+    run_id: RunId
+    started_at: str
+    finished_at: str
+    slo: Annotated[SloDoc, CLOSED]
+    search: Annotated[SearchDoc, CLOSED]
+    pairs: list[Annotated[PairCapacity, CLOSED]]
+    """in the order of the first round (later rounds alternate it)"""
+
+
 # -- the files on disk ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Schema:
@@ -491,4 +592,9 @@ class Schema:
 SCHEMAS: Final = (
     Schema("result", ResultDocument, "stackbench result: one (app, server, scenario) in one run"),
     Schema("manifest", Manifest, "stackbench run manifest: provenance of one run directory"),
+    Schema(
+        "capacity",
+        CapacityDocument,
+        "stackbench capacity: each pair's sustainable rate at an SLO, in one run",
+    ),
 )

@@ -112,15 +112,17 @@ def checks(report: LoadgenReport | dict[str, Any]) -> list[dict[str, Any]]:
     return list(found)
 
 
+def body_checks(report: LoadgenReport) -> list[dict[str, Any]]:
+    """loadgen's checks that look at the body (the status checks are the error rate's)."""
+    return [check for check in checks(report) if not _STATUS_CHECK.search(str(check["name"]))]
+
+
 def _failed_body_checks(reports: list[LoadgenReport]) -> list[str]:
     """'name (fails of total)' for every body check that failed in any repeat."""
     fails: dict[str, list[int]] = {}
     for report in reports:
-        for check in checks(report):
-            name = str(check["name"])
-            if _STATUS_CHECK.search(name):
-                continue
-            counts = fails.setdefault(name, [0, 0])
+        for check in body_checks(report):
+            counts = fails.setdefault(str(check["name"]), [0, 0])
             counts[0] += int(check["fails"])
             counts[1] += int(check["fails"]) + int(check["passes"])
     return [f"{name} ({bad} of {total})" for name, (bad, total) in fails.items() if bad]

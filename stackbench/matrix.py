@@ -139,6 +139,31 @@ def requirements(chosen: list[Pair]) -> list[str]:
     return [*(arg for path in files for arg in ("-r", path)), *specs]
 
 
+def shared_venv_servers(app: App) -> list[str]:
+    """The app's servers that can share one virtualenv: a server that pins a distribution
+    exactly (gunicorn-eventlet's gunicorn 25.3) would change what the others run there, so
+    it is left out (a capacity run measures it when named)."""
+    return [
+        server.id
+        for server in SERVERS.values()
+        if why_missing(app, server) is None and not server.pins
+    ]
+
+
+def app_servers(app: App, named: str | None) -> list[str]:
+    """The servers a capacity run of ``app`` searches: those ``named`` (``--servers a,b``),
+    each checked against the app, else ``shared_venv_servers``; PairError (one line) for
+    an unknown server, a missing pair or an empty list."""
+    if not named:
+        return shared_venv_servers(app)
+    chosen = list(dict.fromkeys(s.strip() for s in named.split(",") if s.strip()))
+    if not chosen:
+        raise PairError("--servers: name at least one server")
+    for server in chosen:
+        get_pair(app.id, server)
+    return chosen
+
+
 def is_valid(pair: Pair) -> bool:
     """True for a pair that exists; unknown apps or servers raise."""
     return why_missing(get_app(pair.app), get_server(pair.server)) is None
@@ -171,7 +196,9 @@ def as_json() -> str:
 
 
 _SESSION = re.compile(r"(?:bench|serve)\(app='([^']*)', server='([^']*)'\)")
+_APP_SESSION = re.compile(r"capacity\(app='([^']*)'\)")
 PAIR_SESSIONS = ("bench", "serve")  # the noxfile's sessions parametrized by pair
+APP_SESSION = "capacity"  # the noxfile's session parametrized by app
 
 
 def session_pair(name: str) -> Pair | None:
@@ -180,12 +207,25 @@ def session_pair(name: str) -> Pair | None:
     return Pair(*match.groups()) if match else None
 
 
+def session_app(name: str) -> str | None:
+    """The app a ``capacity(app='A')`` session names, or None."""
+    match = _APP_SESSION.fullmatch(name)
+    return match.group(1) if match else None
+
+
 def check_requested_sessions(names: Iterable[str]) -> str | None:
-    """A clear error for a ``bench(...)`` or ``serve(...)`` session nox would not find,
-    else None."""
+    """A clear error for a ``bench(...)``, ``serve(...)`` or ``capacity(...)`` session nox
+    would not find, else None."""
     valid = {p.session.replace("bench", kind, 1) for p in pairs() for kind in PAIR_SESSIONS}
     for name in names:
         kind = name.partition("(")[0]
+        if kind == APP_SESSION and "(" in name:
+            app = session_app(name)
+            if app is None:
+                return f"{kind} session {name!r} is not of the form {kind}(app='APP')"
+            if app not in APPS:
+                return f"unknown app {app!r} in {name}; valid apps: {', '.join(APPS)}"
+            continue
         if kind not in PAIR_SESSIONS or "(" not in name or name in valid:
             continue
         pair = session_pair(name)

@@ -5,6 +5,7 @@ beside them, judged, and written as one result document each."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -384,9 +385,18 @@ def _write_result(
     if options.load.scenario_file is not None:
         document["scenario_file"] = options.load.scenario_file
     label = base.get("label")
-    name = f"{base['app']}--{base['server']}--{scenario}{f'--{label}' if label else ''}.json"
+    name = f"{base['app']}--{base['server']}--{_file_part(scenario)}"
+    name += f"{f'--{label}' if label else ''}.json"
     results.write_json(run_dir / name, dict(document), "result")
     return results.row_of(document, name)
+
+
+def _file_part(scenario: str) -> str:
+    """A scenario as part of a file name: a scenario file by its name without .py, any
+    character a file name should not hold replaced (the document keeps it as given)."""
+    if scenario.endswith(".py") or os.sep in scenario:
+        scenario = Path(scenario).name.removesuffix(".py")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", scenario)
 
 
 def _run_scenario(
@@ -405,7 +415,8 @@ def _run_scenario(
     tag = f" [{base['label']}]" if base.get("label") else ""
     label = f"{base['app']} @ {base['server']}: {scenario}{tag}"
     for index in range(options.repeats):
-        sampler = subject.sampler(f"{base['app']}--{base['server']}--{scenario}--{index + 1}")
+        window = f"{base['app']}--{base['server']}--{_file_part(scenario)}--{index + 1}"
+        sampler = subject.sampler(window)
         figures = ServerFigures(None, None, None)
         try:
             repeat = f" · repeat {index + 1} of {options.repeats}" if options.repeats > 1 else ""

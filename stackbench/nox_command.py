@@ -3,11 +3,12 @@
 * ``NoxCommand``: nox's own arguments (the sessions named, the interpreters forced,
   listing or not, the arguments after ``--``);
 * ``SessionArgs``: the arguments after ``--`` a session passes on, as far as the noxfile
-  must know them (pairs, variants, ``--profile``, ``--json``); the harness parses them in
-  full;
+  must know them (pairs, a capacity run's servers, variants, ``--profile``, ``--json``);
+  the harness parses them in full;
 * ``enforce``: one line and an exit before anything starts, for a session nox would not
   find, an interpreter that is not installed, options that contradict a session's own
-  pair, or a bare ``nox -s bench`` (41 sessions) that nobody confirmed.
+  pair or app, servers a capacity session's app does not have, or a bare ``nox -s
+  bench`` (41 sessions) that nobody confirmed.
 
 Standard library only: the noxfile imports it before any virtualenv exists.
 """
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from stackbench import experiments, interpreters, matrix
+from stackbench.apps import APPS, get_app
 
 # nox's flags that name sessions, interpreters, a selection, or only list.
 _SESSION_FLAGS = ("-s", "--session", "--sessions", "-e")
@@ -117,6 +119,7 @@ class SessionArgs:
 
     app: tuple[str, ...] = ()  # every --app value (the last one wins in the harness)
     server: tuple[str, ...] = ()
+    servers: str | None = None  # capacity's --servers a,b
     pairs: str | None = None
     target: str | None = None
     variants: tuple[str, ...] = ()
@@ -144,6 +147,7 @@ class SessionArgs:
         return cls(
             app=tuple(found.get("--app", ())),
             server=tuple(found.get("--server", ())),
+            servers=found.get("--servers", [None])[-1],
             pairs=found.get("--pairs", [None])[-1],
             target=found.get("--target", [None])[-1],
             variants=tuple(found.get("--variant", ())),
@@ -153,12 +157,15 @@ class SessionArgs:
 
 
 _OPTIONS = ("--app", "--server", "--pairs", "--target", "--variant", "--profile", "--json")
+# Taken whole only: every shorter spelling is --server itself or ambiguous beside
+# --server-cpus, in capacity's parser as in bench's.
+_WHOLE = ("--servers",)
 
 
 def _option(name: str) -> str | None:
     """The option ``name`` spells, abbreviations included as the harness's argparse takes
     them (``--ap`` is ``--app``); a prefix argparse finds ambiguous it refuses itself."""
-    if name in _OPTIONS:
+    if name in _OPTIONS or name in _WHOLE:
         return name
     if len(name) >= 4:
         matches = [option for option in _OPTIONS if option.startswith(name)]
@@ -196,6 +203,8 @@ def refusal(
         return Refusal(error)
     if (error := contradiction(command)) is not None:
         return Refusal(error)
+    if (error := capacity_servers(command)) is not None:
+        return Refusal(error)
     return None
 
 
@@ -206,6 +215,10 @@ def contradiction(command: NoxCommand) -> str | None:
     given = SessionArgs.parse(command.posargs)
     for name in command.sessions:
         kind, _, rest = name.partition("(")
+        if kind == matrix.APP_SESSION:
+            if (error := _capacity_contradiction(name, given)) is not None:
+                return error
+            continue
         if kind not in matrix.PAIR_SESSIONS:
             continue
         own = matrix.session_pair(name) if rest else None
@@ -230,6 +243,49 @@ def contradiction(command: NoxCommand) -> str | None:
     return None
 
 
+def _capacity_contradiction(name: str, given: SessionArgs) -> str | None:
+    """A capacity session names its app; its servers are --servers, and a served pair is
+    searched with the harness's own --target (the load host has no session to build)."""
+    own = matrix.session_app(name)
+    wrong = [app for app in given.app if app != own]
+    if wrong:
+        return (
+            f"--app {wrong[0]} after -- contradicts the session's own app: capacity sessions "
+            f"name their app, e.g. nox -s \"capacity(app='{given.app[-1]}')\""
+        )
+    if given.server or given.pairs is not None:
+        option = "--server" if given.server else "--pairs"
+        return (
+            f"{option} after -- is not capacity's: a capacity session searches its app's "
+            "servers, or those of --servers a,b"
+        )
+    if given.target is not None:
+        return (
+            "--target after -- contradicts the capacity session's own app: search the pair "
+            "serve runs with python -m stackbench capacity --target URL --target-stats URL "
+            "(docs/distributed.md)"
+        )
+    return None
+
+
+def capacity_servers(command: NoxCommand) -> str | None:
+    """One line when --servers after -- names a server that a selected capacity session's
+    app does not have (or no server), else None."""
+    given = SessionArgs.parse(command.posargs)
+    if given.servers is None:
+        return None
+    for name in command.sessions:
+        if name.partition("(")[0] != matrix.APP_SESSION:
+            continue
+        own = matrix.session_app(name)
+        for app in [own] if own else list(APPS):  # a bare `capacity`: every app's session
+            try:
+                matrix.app_servers(get_app(app), given.servers)
+            except ValueError as exc:
+                return str(exc)
+    return None
+
+
 def _session_for(kind: str, given: SessionArgs, own: matrix.Pair | None) -> str:
     """The session that measures what the options after -- asked for, as near as exists."""
     app = given.app[-1] if given.app else own.app if own else None
@@ -250,6 +306,7 @@ def many_sessions(command: NoxCommand) -> str | None:
         "bench": len(matrix.pairs(check_files=False)),
         "serve": len(matrix.pairs(check_files=False)),
         "experiment": len(experiments.EXPERIMENTS),
+        matrix.APP_SESSION: len(APPS),
     }
     found = [(name, counts[name]) for name in command.sessions if counts.get(name, 1) > 1]
     if not found:
@@ -264,6 +321,12 @@ def many_sessions(command: NoxCommand) -> str | None:
             )
         elif name == "serve":
             parts.append(f"`-s serve` selects {count} sessions, each serving until Ctrl-C")
+        elif name == matrix.APP_SESSION:
+            parts.append(
+                f"`-s {name}` selects {count} sessions, one per app, each searching every "
+                "server of its app: half an hour or more each with the defaults "
+                "(docs/capacity.md)"
+            )
         else:
             parts.append(
                 f"`-s experiment` selects {count} sessions, every experiment "

@@ -45,6 +45,22 @@ def pair_requirements(app: str, server: str, args: SessionArgs) -> list[str]:
     ]
 
 
+def capacity_apps() -> list[str]:
+    """The capacity session's parametrization: one session per app."""
+    return list(APPS)
+
+
+def capacity_requirements(app: str, args: SessionArgs) -> list[str]:
+    """What a capacity session installs beside the harness: the app, the servers it
+    searches (--servers, else every one that shares a venv) and the bench variant named;
+    ValueError (one line) for a server the app does not have."""
+    servers = matrix.app_servers(APPS[app], args.servers)
+    return [
+        *matrix.requirements([matrix.Pair(app, server) for server in servers]),
+        *variants.requirements_for(args.variants),
+    ]
+
+
 def experiment_requirements(name: str) -> list[str]:
     """One venv for all the experiment's apps and servers (eventlet's gunicorn pin, 25.3,
     wins), and what the bench variants of the features experiments' apps need."""

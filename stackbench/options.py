@@ -253,6 +253,15 @@ PROXY = ("proxy", "upstream")
 MISBEHAVING = ("misbehaving", "misbehaving_pace", "misbehaving_path")  # loadgen's
 
 
+def refuse_serve_options(args: argparse.Namespace, defaults: BenchOptions = DEFAULTS) -> None:
+    """Beside ``--target`` the pair is the one ``serve`` runs: its server options are
+    serve's, refused rather than ignored."""
+    for name in (*SERVER, *PROXY, "profile"):
+        if hasattr(args, name) and getattr(args, name) != getattr(defaults, name):
+            flag = "--" + name.replace("_", "-")
+            raise OptionError(f"{flag} is serve's option: give it to serve on the serving host")
+
+
 def add_options(
     parser: argparse.ArgumentParser,
     title: str,

@@ -27,6 +27,7 @@ import jsonschema
 
 from stackbench.documents import (
     SCHEMA_VERSION,
+    CapacityDocument,
     Git,
     Interpreter,
     Machine,
@@ -37,6 +38,7 @@ from stackbench.documents import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+CAPACITY_FILE = "capacity.json"  # a capacity run's answer, beside its manifest
 
 
 class ResultsError(RuntimeError):
@@ -168,6 +170,11 @@ def proxy_named(document: ResultDocument) -> str | None:
 def read_manifest(path: Path) -> Manifest:
     """A manifest, validated against its schema."""
     return cast(Manifest, read_json(path, "manifest"))
+
+
+def read_capacity(path: Path) -> CapacityDocument:
+    """A capacity run's answer, validated against its schema."""
+    return cast(CapacityDocument, read_json(path, "capacity"))
 
 
 # ---------------------------------------------------------------- provenance

@@ -58,6 +58,12 @@ class Server:
     # concurrency is threads in one process, which is what free-threading speeds up.
     free_threading: bool = False
 
+    @property
+    def pins(self) -> bool:
+        """Its requirements pin a distribution to one version (gunicorn-eventlet's
+        gunicorn 25.3): in a venv shared with other servers, that pin is what they run."""
+        return any("==" in requirement for requirement in self.requirements)
+
     def interface_for(self, app: App) -> str | None:
         """The app interface this server would serve (ASGI preferred), or None."""
         for interface in (ASGI, WSGI):

@@ -5,7 +5,8 @@ An experiment is data (this module, standard library only, so the noxfile can re
 cells of (app, server, workers, endpoint) under one load shape,
 each with the total time the concurrency model predicts and the reason in one line. It
 runs through the bench machinery into one run directory and answers with a table of
-measured beside predicted. ``server-shootout`` steps an open-model rate per pair instead.
+measured beside predicted. (The server shootout became the ``capacity`` command:
+stackbench/capacity.py.)
 """
 
 from __future__ import annotations
@@ -268,13 +269,12 @@ EXPERIMENTS: dict[str, Experiment] = {
             "worker or a gthread thread; a gevent worker's pool bounds the connections it "
             "accepts; an event loop pays a socket; nginx passes on only whole requests).",
         ),
-        Experiment(
-            "server-shootout",
-            "For each app, which server gives the most throughput at a p99 budget?",
-            notes="Open model, stepping the rate until p99 exceeds the budget or errors "
-            "pass 1%; the highest passing rate is the pair's sustainable rate.",
-        ),
     )
+}
+# Experiments that became something else: their name says where they went.
+RETIRED = {
+    "server-shootout": "server-shootout is now the capacity command: python -m stackbench "
+    "capacity --app APP (nox -s \"capacity(app='APP')\"; docs/capacity.md)",
 }
 
 
@@ -283,6 +283,8 @@ class UnknownExperimentError(ValueError):
 
 
 def get_experiment(name: str) -> Experiment:
+    if name in RETIRED:
+        raise UnknownExperimentError(RETIRED[name])
     try:
         experiment = EXPERIMENTS[name]
     except KeyError:
@@ -315,6 +317,8 @@ def check_requested_sessions(names: Iterable[str]) -> str | None:
     for name in names:
         if name.startswith("experiment("):
             match = _SESSION.fullmatch(name)
+            if match is not None and match.group(1) in RETIRED:
+                return RETIRED[match.group(1)]
             if match is None or match.group(1) not in EXPERIMENTS:
                 return f"unknown experiment session {name!r}; valid: " + ", ".join(
                     f"experiment(name='{e}')" for e in EXPERIMENTS
@@ -324,10 +328,6 @@ def check_requested_sessions(names: Iterable[str]) -> str | None:
 
 def requirements(experiment: Experiment) -> list[tuple[str, str]]:
     """The (app, server) pairs whose packages an experiment's environment needs."""
-    from stackbench.matrix import pairs
-
-    if experiment.name == "server-shootout":
-        return [(p.app, p.server) for p in pairs()]
     if experiment.name == "python-versions":
         return [(p.app, p.server) for p in VERSIONS_PAIRS]
     if experiment.name in FEATURES_PAIRS:

@@ -1,8 +1,8 @@
 """``python -m stackbench experiment NAME [options]``: run one experiment, print its answer.
 
 Each experiment is a subcommand with only its own options: the bench's option groups
-(stackbench/options.py) with the experiment's defaults where they differ (``DUETS``,
-``SHOOTOUT``), and what is the experiment's alone. ``experiment NAME --help`` lists them.
+(stackbench/options.py) with the experiment's defaults where they differ (``DUETS``),
+and what is the experiment's alone. ``experiment NAME --help`` lists them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from rich.console import Console
 
 from loadgen.misbehave import KINDS, MAX_HELD
 from stackbench import callgrind, experiments, proxy
-from stackbench.apps import get_app
 from stackbench.console import print_results
 from stackbench.experiments import EXPERIMENTS, features, slow_clients, techempower, versions
 from stackbench.experiments import report as experiment_report
@@ -37,31 +36,17 @@ from stackbench.options import (
     check_upstream,
     non_negative_int,
     options_from,
-    positive_duration,
     positive_int,
-    positive_number,
 )
 from stackbench.progress import Progress
 from stackbench.proxy import NGINX
 from stackbench.results import write_atomic
-from stackbench.servers import get_server
 from stackbench.variants import VARIANTS
-
-
-def _multiplier(text: str) -> float:
-    value = positive_number(text)
-    if value <= 1:
-        raise argparse.ArgumentTypeError(f"must be above 1 for the rate to climb: {text!r}")
-    return value
-
 
 # Each experiment's options where they differ from the bench's (stackbench/options.py).
 # The duets (python-versions, the features experiments, techempower) alternate lanes in
-# rounds (--repeats) of shorter runs over two scenarios; the shootout loads harder.
+# rounds (--repeats) of shorter runs over two scenarios.
 DUETS = BenchOptions(scenarios=("db", "fortunes"), repeats=3, load=BENCH_LOAD.replace(duration=5.0))
-SHOOTOUT = BenchOptions(
-    scenarios=("db",), load=BENCH_LOAD.replace(warmup=1.0, concurrency=256, timeout=10.0)
-)
 # The duets' load options: the bench's, but --requests (count mode) is --instructions'.
 DUET_LOAD = tuple(name for name in LOAD if name != "requests")
 # slow-clients: /db at a fixed rate (the open model: a stalled server shows in the corrected
@@ -101,33 +86,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     for name, experiment in EXPERIMENTS.items():
         if experiment.cells:
             add_options(add(name, _cells), "server", ["pool_size"])
-        elif name == "server-shootout":
-            _add_shootout(add(name, _shootout, SHOOTOUT))
         elif name == slow_clients.NAME:
             _add_slow_clients(add(name, _slow_clients, SLOW_CLIENTS))
         else:
             _add_duet(add(name, _DUETS[name], DUETS), name)
-
-
-def _add_shootout(parser: argparse.ArgumentParser) -> None:
-    steps = parser.add_argument_group("rate steps")
-    steps.add_argument(
-        "--budget-ms", type=positive_number, default=100.0, metavar="MS", help="p99 budget (100)"
-    )
-    steps.add_argument(
-        "--start-rate", type=positive_number, default=50.0, metavar="RATE", help="req/s (50)"
-    )
-    steps.add_argument(
-        "--step", type=_multiplier, default=1.5, metavar="X", help="rate multiplier per step (1.5)"
-    )
-    steps.add_argument(
-        "--step-duration", type=positive_duration, default=4.0, metavar="D",
-        help="seconds per step (4s)",
-    )  # fmt: skip
-    steps.add_argument("--apps", help="comma-separated apps to include (default: all)")
-    steps.add_argument("--servers", help="comma-separated servers to include")
-    add_options(parser, "load", SHOOTOUT_LOAD, SHOOTOUT)
-    add_options(parser, "server", ["pool_size", "server_cpus"], SHOOTOUT)
 
 
 def _counts(text: str) -> tuple[int, ...]:
@@ -202,13 +164,6 @@ def _add_duet(parser: argparse.ArgumentParser, name: str) -> None:
     _add_instructions(parser)
 
 
-# The shootout's load options: it sets the rate and the duration of each step itself.
-SHOOTOUT_LOAD = (
-    "scenarios", "scenario_options", "warmup", "concurrency", "timeout", "processes",
-    "client_cpus",
-)  # fmt: skip
-
-
 def _add_instructions(parser: argparse.ArgumentParser) -> None:
     counted = parser.add_argument_group("--instructions")
     counted.add_argument(
@@ -266,40 +221,6 @@ def _cells(args: argparse.Namespace, console: Console, progress: Progress) -> in
     )
     print_results(outcome.run_dir)
     return 0 if all(row.measured_s is not None for row in outcome.rows) else 1
-
-
-def _shootout(args: argparse.Namespace, console: Console, progress: Progress) -> int:
-    apps = set(args.apps.split(",")) if args.apps else None
-    servers = set(args.servers.split(",")) if args.servers else None
-    for app in apps or ():
-        get_app(app)  # an unknown name is one line listing the valid ones
-    for server in servers or ():
-        get_server(server)
-    options = options_from(args, SHOOTOUT)  # last: it creates the output directory
-    if len(options.scenarios) != 1:
-        raise OptionError("server-shootout steps the rate of one scenario: give one --scenario")
-
-    def wanted(pair: Pair) -> bool:
-        return (apps is None or pair.app in apps) and (servers is None or pair.server in servers)
-
-    outcome = experiment_run.run_shootout(
-        options,
-        budget_ms=args.budget_ms,
-        start_rate=args.start_rate,
-        step=args.step,
-        duration=args.step_duration,
-        pair_filter=wanted,
-        progress=progress,
-    )
-    markdown = experiment_report.shootout_markdown(outcome, args.budget_ms)
-    chart = experiment_report.shootout_chart(
-        outcome, outcome.run_dir / "shootout.png", args.budget_ms
-    )
-    console.print(markdown)
-    console.print(f"chart: {chart}")
-    write_atomic(outcome.run_dir / "experiment.md", markdown.encode())
-    print_results(outcome.run_dir)
-    return 0 if all(entry["sustainable_rate"] for entry in outcome.shootout) else 1
 
 
 def _slow_clients(args: argparse.Namespace, console: Console, progress: Progress) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 from stackbench import results
 from stackbench.matrix import REFERENCE_PAIR
-from stackbench.report import across, charts, latency_charts, over_time
+from stackbench.report import across, capacity, charts, latency_charts, over_time
 from stackbench.report.chart_style import palette
 from stackbench.report.compare import (
     P99_MIN_BOUND,
@@ -83,6 +83,8 @@ def split_baseline(run_dirs: list[Path], baseline: list[Path]) -> tuple[list[Pat
     if baseline or len(run_dirs) != 2:
         return run_dirs, baseline
     first, second = load_all(run_dirs)
+    if first.capacity is not None or second.capacity is not None:
+        return run_dirs, baseline  # capacity runs are reported side by side, not compared
     shared = pairs_measured(first) & pairs_measured(second)
     same = {r.key for r in first.results} == {r.key for r in second.results}
     if shared or (same and first.results):
@@ -117,8 +119,11 @@ def make_report(
     runs, base_runs = load_all(run_dirs), load_all(base_dirs)
     warnings = [w for run in [*base_runs, *runs] for w in run.warnings]
     label_interpreters([*runs, *base_runs])
-    items, base_items = merge(runs), merge(base_runs)
-    if not items:
+    # A capacity run's results are its search's probes: its section reports them.
+    searched = [run for run in runs if run.capacity is not None]
+    runs_measured = [run for run in runs if run.capacity is None]
+    items, base_items = merge(runs_measured), merge(base_runs)
+    if not items and not searched:
         raise ReportError(
             "no readable result in "
             + ", ".join(str(p) for p in run_dirs)
@@ -153,21 +158,41 @@ def make_report(
     if base_runs:
         page.add(Text("Baseline:"), runs_table(base_runs))
         _comparison(page, outcome, base_runs, runs, output)
-    measured = [run for run in runs if run.results]
+    for run in searched:
+        _capacity(page, outcome, run)
+    measured = [run for run in runs_measured if run.results]
     if len(measured) == 1:  # one run: one machine, raw numbers compare
         for scenario in scenarios(items):
             chosen = [r for r in items if r.scenario == scenario]
             heading = Heading(f"Scenario `{scenario}`")
             _scenario(page, outcome, chosen, heading, _slug(scenario), colours)
-    else:
+    elif measured:
         _across_runs(page, outcome, measured, colours)
-    page.add(Heading("How each pair was served"), pairs_table(items))
+    if items:
+        page.add(Heading("How each pair was served"), pairs_table(items))
     if base_runs and len(packages := package_diff(base_runs, runs)) > PACKAGES_SHOWN:
         page.add(Heading(PACKAGES_HEADING), Bullets(packages))
-    page.add(Heading("How to read this report"), *_how_to_read())
+    if items:
+        page.add(Heading("How to read this report"), *_how_to_read())
     write_atomic(outcome.markdown, page.markdown().encode())
     write_atomic(outcome.html, page.html().encode())
     return outcome
+
+
+def _capacity(page: Page, outcome: ReportOutcome, run: LoadedRun) -> None:
+    """A capacity run: each app's table, the chart with the brackets, every probe."""
+    document = run.capacity
+    assert document is not None
+    page.add(Heading(f"Capacity at the SLO: run `{run.run_id}`"))
+    for table in capacity.tables(document):
+        page.add(table)
+    said = capacity.notes(document)
+    if said:
+        page.add(Bullets(said))
+    page.add(Text(capacity.HOW_TO_READ))
+    path = capacity.chart(document, outcome.output / f"capacity-{_slug(run.run_id)}.png")
+    outcome.images.append(path)
+    page.add(Image(path, "p99 against the offered rate; shaded: each pair's bracket"))
 
 
 def _scenario(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackbench import results
-from stackbench.documents import Manifest, Repeat, ResultDocument, Summary
+from stackbench.documents import CapacityDocument, Manifest, Repeat, ResultDocument, Summary
 from stackbench.judge import median_index
 from stackbench.matrix import REFERENCE_APP, REFERENCE_SERVER
 
@@ -104,6 +104,8 @@ class LoadedRun:
     manifest: Manifest | None
     results: list[LoadedResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # A capacity run's answer (capacity.json); its results are the search's probes.
+    capacity: CapacityDocument | None = None
 
     @property
     def run_id(self) -> str:
@@ -119,6 +121,11 @@ def load_run(path: Path) -> LoadedRun:
         run.manifest = results.read_manifest(path / "manifest.json")
     except results.ResultsError as exc:
         run.warnings.append(f"{exc}; provenance unknown, results read from the directory")
+    if (path / results.CAPACITY_FILE).exists():
+        try:
+            run.capacity = results.read_capacity(path / results.CAPACITY_FILE)
+        except results.ResultsError as exc:
+            run.warnings.append(str(exc))
     listed = [str(name) for name in (run.manifest["results"] if run.manifest else [])]
     names = list(dict.fromkeys([*listed, *sorted(p.name for p in path.glob("*--*.json"))]))
     if not names:

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from stackbench import experiments, results
+from stackbench import experiments
 from stackbench.cli import build_parser
 from stackbench.experiments import Cell, Experiment, UnknownExperimentError
 from stackbench.experiments.report import cells_markdown
-from stackbench.experiments.run import achieved_rate, run_cells
+from stackbench.experiments.run import run_cells
 from stackbench.matrix import get_pair
 from stackbench.options import BENCH_LOAD
 from stackbench.options import load_from as options_from_args
 from stackbench.variants import VARIANTS
-from tests.report import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +48,7 @@ def test_every_definition_is_valid(name: str) -> None:
         assert {(p.app, p.server) for p in pairs} == set(experiments.requirements(experiment))
         for pair in pairs:
             get_pair(pair.app, pair.server)
-    elif name != "server-shootout":
+    else:
         assert experiment.cells and all(cell.why for cell in experiment.cells)
 
 
@@ -93,8 +90,15 @@ def test_unknown_experiment_lists_the_valid_ones() -> None:
     assert result.stderr.strip() == (
         "error: unknown experiment 'nope'; valid experiments: gevent-patching, "
         "wsgi-mounted-asgi, django-async-orm, python-versions, django-features, "
-        "fastapi-features, techempower, slow-clients, server-shootout"
+        "fastapi-features, techempower, slow-clients"
     )
+
+
+def test_the_retired_shootout_says_where_it_went() -> None:
+    with pytest.raises(UnknownExperimentError, match="server-shootout is now the capacity command"):
+        experiments.get_experiment("server-shootout")
+    error = experiments.check_requested_sessions(["experiment(name='server-shootout')"])
+    assert error is not None and 'nox -s "capacity(app=' in error
 
 
 def _features_cli(
@@ -170,25 +174,6 @@ def test_one_cell_runs_end_to_end(tmp_path: Path) -> None:
     assert "| gino_style @ uvicorn | 1 | slow-db | 1.0 |" in table
 
 
-def test_the_shootouts_achieved_rate_is_over_the_measured_window(tmp_path: Path) -> None:
-    """A 4 s step whose window loadgen measured as 8 s (the server stalled, the last
-    requests drained late): 600 responses are 75 per second, not the 150 that dividing
-    by the asked-for 4 s would claim."""
-    document = synthetic.result("run", "gino_style", "uvicorn", 100.0)
-    document["load"].update(model="open", rate=150.0, duration_s=4.0, repeats=1)
-    document["repeats"] = document["repeats"][:1]
-    document["repeats"][0]["loadgen"]["summary"]["elapsed_s"] = 8.0
-    document["summary"]["responses"] = 600
-    results.write_json(tmp_path / "step.json", document, "result")
-    row: Any = {"file": "step.json", "summary": document["summary"], "status": "ok"}
-    assert achieved_rate(row, tmp_path) == 75.0
-    # two repeats: their windows add up (600 responses over 8 s + 4 s)
-    document["repeats"].append(copy.deepcopy(document["repeats"][0]))
-    document["repeats"][1]["loadgen"]["summary"]["elapsed_s"] = 4.0
-    results.write_json(tmp_path / "two.json", document, "result")
-    assert achieved_rate({**row, "file": "two.json"}, tmp_path) == 50.0
-
-
 def _experiment_help(*argv: str) -> str:
     with contextlib.redirect_stdout(io.StringIO()) as out, pytest.raises(SystemExit):
         build_parser().parse_args(["experiment", *argv, "--help"])
@@ -198,10 +183,6 @@ def _experiment_help(*argv: str) -> str:
 EXPERIMENT_OPTIONS = {
     # name: options its --help shows, options it must not (another experiment's)
     "gevent-patching": ({"--pool-size", "--output"}, {"--duration", "--budget-ms", "--pairs"}),
-    "server-shootout": (
-        {"--budget-ms", "--step-duration", "--scenario", "--connections", "--apps"},
-        {"--interpreter", "--variants", "--instructions", "--duration", "--techempower"},
-    ),
     "python-versions": (
         {"--interpreter", "--pairs", "--duration", "--repeats", "--server-cpus"},
         {"--budget-ms", "--variants", "--instructions", "--techempower"},
@@ -228,7 +209,5 @@ def test_experiment_defaults_are_the_benchs_options_with_their_own_values() -> N
     # the same options as bench (loadgen's table), each experiment's default shown
     assert "(default 5s)" in _experiment_help("python-versions")  # DUETS
     assert "(default db,fortunes)" in _experiment_help("django-features")
-    shootout = _experiment_help("server-shootout")
-    assert "(default 256)" in shootout and "(default 10s)" in shootout  # SHOOTOUT
     bench = build_parser().parse_args(["bench", "--app", "a", "--server", "b"])
     assert options_from_args(bench) == BENCH_LOAD  # nothing typed: the bench's own load

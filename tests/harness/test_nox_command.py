@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from stackbench import experiments, matrix, nox_command
+from stackbench.apps import APPS
 from stackbench.nox_command import CONFIRM_VAR, NoxCommand, SessionArgs
 
 ROOT = Path(__file__).resolve().parents[2]
 PAIR = "bench(app='fastapi_sqla', server='uvicorn')"
+CAPACITY = "capacity(app='django_sync')"
 
 
 def _command(*argv: str, interactive: bool = False) -> NoxCommand:
@@ -52,6 +54,9 @@ def test_nox_command_line_is_read_once_into_its_parts() -> None:
         # Ambiguous to argparse (--server, --server-cpus), which refuses it: refused either way.
         (["--se", "x"], SessionArgs(server=("x",))),
         (["--target", "http://h:1"], SessionArgs(target="http://h:1")),
+        # capacity's --servers, whole: every shorter spelling is --server or ambiguous
+        (["--servers", "a,b", "--server", "s"], SessionArgs(server=("s",), servers="a,b")),
+        (["--servers=a"], SessionArgs(servers="a")),
     ],
 )
 def test_session_arguments_are_read_once(args: list[str], expected: SessionArgs) -> None:
@@ -71,6 +76,12 @@ def test_session_arguments_are_read_once(args: list[str], expected: SessionArgs)
         (["-s", PAIR, "--", "--pairs", "gino_style@uvicorn"], "nox -s bench_pairs"),
         (["-s", PAIR.replace("bench", "serve"), "--", "--app", "x"], "--app x after --"),
         (["-s", "lint", PAIR, "--", "--target", "http://10.0.0.5:8000"], "--target after --"),
+        # a capacity session names its app; its servers are --servers
+        (["-s", CAPACITY, "--", "--app", "gino_style"], "capacity(app='gino_style')"),
+        (["-s", "capacity", "--", "--app", "gino_style"], "--app gino_style after --"),
+        (["-s", CAPACITY, "--", "--server", "uvicorn"], "--server after -- is not capacity's"),
+        (["-s", CAPACITY, "--", "--pairs", "a@b"], "--pairs after -- is not capacity's"),
+        (["-s", CAPACITY, "--", "--target", "http://h:1"], "python -m stackbench capacity"),
     ],
 )
 def test_options_that_contradict_the_sessions_pair_are_refused(
@@ -95,7 +106,9 @@ def test_the_refusal_names_the_session_that_measures_what_was_asked() -> None:
         ["-s", PAIR, "--", "--app", "fastapi_sqla", "--server", "uvicorn", "--duration", "5s"],
         ["-s", PAIR, "--", "--server-cpus", "0", "--scenarios", "db"],
         ["-s", "bench_pairs", "--", "--pairs", "gino_style@uvicorn"],
-        ["-s", "experiment(name='server-shootout')", "--", "--apps", "gino_style"],
+        ["-s", "experiment(name='gevent-patching')", "--", "--duration", "5s"],
+        ["-s", CAPACITY, "--", "--app", "django_sync", "--servers", "gunicorn-sync"],
+        ["-s", CAPACITY, "--", "--server-cpus", "0", "--budget", "p99<50ms"],
         ["-s", "tests", "--", "--app", "x"],  # not a pair session: pytest's to judge
     ],
 )
@@ -113,6 +126,8 @@ def test_a_bare_bench_says_how_many_sessions_and_how_long() -> None:
     assert error is not None and f"selects {len(experiments.EXPERIMENTS)} sessions" in error
     error = nox_command.confirm_many(_command("-e", "serve"), environ={})
     assert error is not None and "each serving until Ctrl-C" in error
+    error = nox_command.confirm_many(_command("-s", "capacity"), environ={})
+    assert error is not None and f"selects {len(APPS)} sessions, one per app" in error
 
 
 @pytest.mark.parametrize(
@@ -123,10 +138,35 @@ def test_a_bare_bench_says_how_many_sessions_and_how_long() -> None:
         ["-s", "experiment(name='gevent-patching')"],
         ["-s", "bench", "-l"],  # listing starts nothing
         ["-s", "lint", "tests", "bench_pairs"],
+        ["-s", CAPACITY],
     ],
 )
 def test_sessions_named_one_by_one_need_no_confirmation(argv: list[str]) -> None:
     assert nox_command.confirm_many(_command(*argv), environ={}) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-s", CAPACITY, "--", "--servers", "uvicorn"], "no pair (django_sync, uvicorn)"),
+        (["-s", CAPACITY, "--", "--servers=nope"], "unknown server 'nope'"),
+        (["-s", CAPACITY, "--", "--servers", ","], "--servers: name at least one server"),
+        # a bare `capacity` runs every app's session: each must have the servers named
+        (["-s", "capacity", "--", "--servers", "granian"], None),
+        (["-s", "capacity", "--", "--servers", "gunicorn-sync"], "no pair (django_async, "),
+        (["-s", CAPACITY, "--", "--servers", "gunicorn-sync,granian"], None),
+        (["-s", CAPACITY], None),
+        (["-s", PAIR, "--", "--servers", "nope"], None),  # not capacity's: the harness refuses
+    ],
+)
+def test_a_capacity_sessions_servers_are_checked_before_it_starts(
+    argv: list[str], message: str | None
+) -> None:
+    error = nox_command.capacity_servers(_command(*argv))
+    if message is None:
+        assert error is None, error
+    else:
+        assert error is not None and message in error and "\n" not in error, error
 
 
 def test_many_sessions_go_on_when_confirmed() -> None:
@@ -185,3 +225,13 @@ def test_nox_refuses_a_bare_bench_without_a_confirmation() -> None:
     listed = _nox("-s", "bench", "-l", "--json")
     assert listed.returncode == 0, listed
     assert len(json.loads(listed.stdout)) == len(matrix.pairs())
+
+
+def test_nox_refuses_a_capacity_session_with_servers_its_app_lacks() -> None:
+    before = _venvs()
+    run = _nox("-s", CAPACITY, "--", "--servers", "gunicorn-sync,uvicorn")
+    assert run.returncode == 2, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nox: error: no pair (django_sync, uvicorn)")
+    assert "Running session" not in run.stderr + run.stdout
+    assert _venvs() == before

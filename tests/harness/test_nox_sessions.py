@@ -52,3 +52,21 @@ def test_a_file_is_one_unit_and_the_conformance_suite_one_per_target() -> None:
     # a test of the file that serves no target is a unit of its own
     plain = "tests/test_conformance.py::test_statement_count_fails_without_pg_stat_statements"
     assert work_unit(plain) == "tests/test_conformance.py"
+
+
+def test_a_capacity_session_installs_the_servers_it_searches() -> None:
+    from stackbench.nox_command import SessionArgs
+    from stackbench.servers import SERVERS
+
+    default = nox_sessions.capacity_requirements("django_sync", SessionArgs())
+    pinned = [r for r in SERVERS["gunicorn-eventlet"].requirements if "==" in r]
+    assert pinned and not set(pinned) & set(default)  # a pinned server only when named
+    assert set(SERVERS["granian"].requirements) <= set(default)
+    assert "reference_apps/django_sync/requirements.txt" in " ".join(default)
+    named = nox_sessions.capacity_requirements(
+        "django_sync", SessionArgs(servers="gunicorn-eventlet")
+    )
+    assert set(pinned) <= set(named) and not set(SERVERS["granian"].requirements) & set(named)
+    with pytest.raises(ValueError, match=r"no pair \(django_sync, uvicorn\)"):
+        nox_sessions.capacity_requirements("django_sync", SessionArgs(servers="uvicorn"))
+    assert nox_sessions.capacity_apps()[0] == "django_sync"

@@ -113,12 +113,7 @@ def test_an_unusable_output_is_exit_2(kind: str, tmp_path: Path) -> None:
 
 
 EXPERIMENT_ERRORS = [
-    (["server-shootout", "--step", "1"], "--step"),
-    (["server-shootout", "--step-duration", "0"], "--step-duration"),
-    (["server-shootout", "--budget-ms", "-5"], "--budget-ms"),
-    (["server-shootout", "--scenario", "nope"], "unknown scenario 'nope'"),
-    (["server-shootout", "--apps", "nope"], "unknown app 'nope'"),
-    (["server-shootout", "--servers", "nope"], "unknown server 'nope'"),
+    (["django-features", "--scenario", "nope"], "unknown scenario 'nope'"),
     (["gevent-patching", "--pool-size", "0"], "--pool-size"),
     (["no-such-experiment"], "no-such-experiment"),
 ]

@@ -1,0 +1,276 @@
+"""``python -m stackbench capacity``: bad input is one line and exit 2 before anything
+starts (DATABASE_URL points where nothing listens, so a command that started anything
+would fail with exit 1 and leave a run directory); a budget the lowest rate already fails
+is one line and exit 1, with the run's answer written."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stackbench import capacity, matrix, results
+from stackbench.apps import APPS, get_app
+from stackbench.capacity_cli import CAPACITY, _warned, plan_from
+from stackbench.cli import build_parser, main
+from stackbench.matrix import shared_venv_servers
+from stackbench.servers import SERVERS
+
+ROOT = Path(__file__).resolve().parents[2]
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
+STACKBENCH = (sys.executable, "-m", "stackbench")
+
+
+def _capacity(output: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[str]]:
+    """main() in this process: its exit code and its lines on stderr."""
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(["capacity", "--output", str(output), *args])
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+    return code, err.getvalue().strip().splitlines()
+
+
+USAGE_ERRORS = [
+    (["--app", "gino_style", "--budget", "p99<<100ms"], "not a budget 'p99<<100ms'"),
+    (["--app", "gino_style", "--budget", "rps>100"], "a budget is an upper bound"),
+    (["--app", "gino_style", "--budget", "p97<10ms"], "loadgen reports p10"),
+    (["--app", "gino_style", "--budget", "p99<1s", "--budget", "p99<2s"], "p99 given twice"),
+    (["--app", "gino_style", "--precision", "0"], "argument --precision: must be above 0"),
+    (["--app", "gino_style", "--precision", "1"], "argument --precision: must be above 0"),
+    (["--app", "gino_style", "--precision", "100%"], "argument --precision: must be above 0"),
+    (["--app", "gino_style", "--precision", "150%"], "argument --precision: must be above 0"),
+    (["--app", "gino_style", "--step", "1"], "must be above 1 for the rate to climb"),
+    (["--app", "gino_style", "--start-rate", "900", "--max-rate", "100"], "at most --max-rate"),
+    (["--app", "gino_style", "--probe-duration", "0"], "--probe-duration"),
+    (["--app", "gino_style", "--scenarios", "db,json"], "loads one scenario"),
+    (["--app", "gino_style", "--scenario", "nope"], "unknown scenario 'nope'"),
+    (["--app", "gino_style", "--repeats", "0"], "--repeats"),
+    (["--app", "nope"], "unknown app 'nope'"),
+    (["--app", "gino_style", "--servers", "nope"], "unknown server 'nope'"),
+    (["--app", "django_sync", "--servers", "uvicorn"], "no pair (django_sync, uvicorn)"),
+    (["--app", "gino_style", "--target-stats", "http://h:1"], "--target-stats goes with"),
+    (["--target", "http://10.0.0.5:8000"], "--target needs --target-stats"),
+    (
+        ["--target", "http://h:8000", "--target-stats", "http://h:8001", "--workers", "2"],
+        "--workers is serve's option",
+    ),
+    (
+        ["--target", "http://h:8000", "--target-stats", "http://h:8001", "--servers", "uvicorn"],
+        "drop --servers",
+    ),
+    (["--target", "ftp://h:8000", "--target-stats", "http://h:8001"], "--target: expected"),
+    (["--app", "gino_style", "--target", "http://h:1"], "not allowed with argument"),
+    ([], "one of the arguments --app --target is required"),
+]
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"), USAGE_ERRORS, ids=[" ".join(e) or "nothing" for e, _ in USAGE_ERRORS]
+)
+def test_bad_input_is_one_line_and_exit_2_before_anything_starts(
+    extra: list[str], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = tmp_path / "results"
+    code, lines = _capacity(output, *extra, monkeypatch=monkeypatch)
+    assert code == 2, lines
+    assert len(lines) == 1 and says in lines[0], lines
+    assert not output.exists()  # refused before the results folder was made
+
+
+def test_the_real_command_line_refuses_a_budget_that_does_not_parse(tmp_path: Path) -> None:
+    output = tmp_path / "results"
+    argv = [*STACKBENCH, "capacity", "--app", "gino_style", "--budget", "p99 under 100ms"]
+    done = subprocess.run(
+        [*argv, "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DATABASE_URL": UNREACHABLE},
+    )
+    assert done.returncode == 2 and not output.exists()
+    assert done.stderr.strip().splitlines() == [
+        "python -m stackbench capacity: error: argument --budget: not a budget "
+        "'p99 under 100ms' (e.g. 'p99<100ms', 'p99.9<250ms', 'errors<1%') (see --help)"
+    ]
+
+
+def test_the_default_servers_leave_a_pinned_server_out_unless_named() -> None:
+    django_sync = shared_venv_servers(get_app("django_sync"))
+    assert "gunicorn-eventlet" not in django_sync and SERVERS["gunicorn-eventlet"].pins
+    assert {"gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent", "granian"} <= set(django_sync)
+    assert not any(SERVERS[s].pins for s in django_sync)
+    assert shared_venv_servers(get_app("gino_style"))[0] == "uvicorn"
+    django_fastapi = shared_venv_servers(get_app("django_fastapi"))  # both interfaces
+    assert "gunicorn-asgi" in django_fastapi and "gunicorn-eventlet" not in django_fastapi
+
+
+def test_a_probe_too_short_for_the_precision_is_warned_about(tmp_path: Path) -> None:
+    args = build_parser().parse_args(
+        [
+            "capacity",
+            "--app",
+            "gino_style",
+            "--probe-duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--precision",
+            "2%",
+            "--output",
+            str(tmp_path),
+        ]
+    )
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        planned = _warned(plan_from(args))
+    assert planned.unseen_overload == pytest.approx(0.1)  # 100 ms over 1 s
+    assert err.getvalue() == (
+        "warning: a probe of 1 s (warm-up + --probe-duration) may pass a rate up to 10.0% "
+        "above capacity (100 ms of queue over 1 s), more than --precision 2.0%: give longer "
+        "probes\n"
+    )
+    quiet = io.StringIO()
+    with contextlib.redirect_stderr(quiet):
+        _warned(plan_from(build_parser().parse_args(["capacity", "--app", "gino_style"])))
+    assert quiet.getvalue() == ""  # the defaults: 7 s see 1.4 %, inside 5 %
+
+
+def test_the_plan_is_the_benchs_options_with_the_capacity_defaults(tmp_path: Path) -> None:
+    args = build_parser().parse_args(
+        [
+            "capacity",
+            "--app",
+            "gino_style",
+            "--workers",
+            "2",
+            "--scenario-option",
+            "queries=5",
+            "--scenario",
+            "queries",
+            "--output",
+            str(tmp_path),
+        ]
+    )
+    planned = plan_from(args)
+    load = planned.options.load
+    assert planned.scenario == "queries" and planned.options.workers == 2
+    assert (load.duration, load.warmup, load.concurrency, load.timeout) == (5.0, 2.0, 256, 10.0)
+    assert load.warmup == CAPACITY.load.warmup and planned.options.repeats == 3
+    assert dict(load.scenario_options) == {"queries": "5"} and load.rate is None
+    assert planned.slo.rules == ["p99<100ms", "errors<1%"] and planned.spec.precision == 0.05
+    probe = capacity.probe_options(planned.options, 141.4)
+    assert probe.load.rate == 141.4 and probe.load.duration == 5.0
+
+
+@pytest.mark.slow
+def test_a_budget_the_lowest_rate_fails_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """A real run: the first probe cannot hold p99 under a microsecond. The search stops
+    there, says so in one line, and still writes its answer."""
+    output = tmp_path / "results"
+    done = subprocess.run(
+        [
+            *STACKBENCH,
+            "capacity",
+            "--app",
+            "gino_style",
+            "--servers",
+            "uvicorn",
+            "--workers",
+            "1",
+            "--budget",
+            "p99<0.001ms",
+            "--start-rate",
+            "20",
+            "--probe-duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--repeats",
+            "1",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: gino_style @ uvicorn: fails at the lowest rate 20 req/s: p99 ")
+    assert last.endswith(" ms > 0.001 ms"), last
+    (run_dir,) = output.iterdir()
+    answer = results.read_capacity(run_dir / "capacity.json")
+    (pair,) = answer["pairs"]
+    assert (pair["status"], pair["bracket"], pair["verdict"]) == (
+        "below_lowest",
+        [None, 20.0],
+        "unranked",
+    )
+    assert [p["rate"] for p in pair["probes"]] == [20.0]
+    assert (run_dir / "capacity.png").stat().st_size > 0
+    assert "| uvicorn | fails at 20 |" in (run_dir / "capacity.md").read_text()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "fails at the lowest rate" in manifest["reason"]
+
+
+def test_one_nox_session_per_app_and_an_unknown_app_named() -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "--list", "--json", "-k", "capacity"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    sessions = {s["session"] for s in json.loads(listed.stdout)}
+    assert sessions == {f"capacity(app='{app}')" for app in APPS}
+    error = matrix.check_requested_sessions(["capacity(app='nope')"])
+    assert error is not None and error.startswith("unknown app 'nope' in capacity(app='nope')")
+    error = matrix.check_requested_sessions(["capacity(gino_style)"])
+    assert error == "capacity session 'capacity(gino_style)' is not of the form capacity(app='APP')"
+    assert matrix.check_requested_sessions(["capacity(app='gino_style')", "capacity"]) is None
+
+
+def test_a_scenario_file_loads_the_one_scenario_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any bench scenario: a scenario file's too, one of its scenarios by name."""
+    from tests.harness.test_bench_scenario_files import FILE
+
+    path = tmp_path / "scenarios.toml"
+    path.write_text(FILE)
+    output = tmp_path / "results"
+    code, lines = _capacity(
+        output, "--app", "gino_style", "--scenario-file", str(path), monkeypatch=monkeypatch
+    )
+    assert (code, lines) == (
+        2,
+        ["error: a capacity search loads one scenario: name the file's (--scenario)"],
+    )
+    assert not output.exists()
+    args = build_parser().parse_args(
+        [
+            "capacity",
+            "--app",
+            "gino_style",
+            "--scenario-file",
+            str(path),
+            "--scenario",
+            "right",
+            "--output",
+            str(output),
+        ]
+    )
+    planned = plan_from(args)
+    assert planned.scenario == "right" and planned.options.load.scenario_file == str(path)
