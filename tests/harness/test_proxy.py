@@ -414,6 +414,18 @@ def test_upstream_without_a_proxy_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("given", [["--proxy", "nginx"], ["--upstream", "unix"]])
+def test_a_proxy_beside_target_is_serves_option(
+    given: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """bench --target measures what serve runs: the proxy in front is serve's to start."""
+    argv = ["bench", "--target", "http://127.0.0.1:1", "--target-stats", "http://127.0.0.1:1"]
+    assert cli.main([*argv, *given]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {given[0]} is serve's option: give it to serve on the serving host"
+    ]
+
+
 @needs_nginx
 def test_a_server_that_cannot_bind_a_unix_socket_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
