@@ -40,6 +40,19 @@ PROTOCOL_PAIRS = (
     Pair("django_sync", "gunicorn-gthread"),
     Pair("gino_style", "uvicorn"),
 )
+# slow-clients (stackbench/experiments/slow_clients.py): each WSGI worker class of gunicorn
+# and every ASGI server, on a thin app of each interface.
+SLOW_CLIENTS_PAIRS = (
+    Pair("django_sync", "gunicorn-sync"),
+    Pair("django_sync", "gunicorn-gthread"),
+    Pair("django_sync", "gunicorn-gevent"),
+    Pair("gino_style", "uvicorn"),
+    Pair("gino_style", "gunicorn-uvicorn"),
+    Pair("gino_style", "gunicorn-asgi"),
+    Pair("gino_style", "hypercorn"),
+    Pair("gino_style", "daphne"),
+    Pair("gino_style", "granian"),
+)
 DELAY = 1.0  # seconds each slow endpoint waits (pg_sleep and/or the upstream)
 N, C = 10, 10  # 10 requests at concurrency 10, closed model: the blog post's load
 TOLERANCE = 0.15
@@ -331,6 +344,18 @@ EXPERIMENTS: dict[str, Experiment] = {
             "round: requests per server CPU-second on db, requests per second on the slow-* "
             "scenarios (their requests wait), beside the predicted ratio and its reason.",
         ),
+        Experiment(
+            "slow-clients",
+            "What do clients that stay idle or send slowly cost each server, and does nginx "
+            "in front take that cost away?",
+            notes="Each WSGI worker class and each ASGI server, reached directly and through "
+            "--proxy nginx: the /db load alone, then beside 25 and 200 idle or slow-headers "
+            "connections (loadgen --misbehaving) held from before the warm-up to the end, "
+            "each cell its own server start; p99 and req/s against the same pair alone, "
+            "beside what the concurrency model predicts (a held connection holds a sync "
+            "worker or a gthread thread; a gevent worker's pool bounds the connections it "
+            "accepts; an event loop pays a socket; nginx passes on only whole requests).",
+        ),
     )
 }
 # Experiments that became something else: their name says where they went.
@@ -398,4 +423,6 @@ def requirements(experiment: Experiment) -> list[tuple[str, str]]:
         return [(p.app, p.server) for p in VERSIONS_PAIRS]  # the three with a counterpart
     if experiment.name == "protocol-costs":
         return [(p.app, p.server) for p in PROTOCOL_PAIRS]
+    if experiment.name == "slow-clients":
+        return [(p.app, p.server) for p in SLOW_CLIENTS_PAIRS]
     return sorted({(c.app, c.server) for c in experiment.cells})
