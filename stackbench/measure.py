@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
+from urllib.parse import urlsplit
 
 from loadgen.scenario import options_for
 from shared_fixtures.db import Database
@@ -78,6 +79,8 @@ class Subject(Protocol):
     def database_cpu_source(self) -> str | None: ...  # "proc": read from /proc
     @property
     def cafile(self) -> Path | None: ...  # the CA a TLS client trusts (None: cleartext)
+    @property
+    def health_url(self) -> str: ...  # the app's health path at the front's root
 
     def sampler(self, label: str) -> Sampling: ...  # started; mark() opens the window
     def loadgen_env(self) -> dict[str, str]: ...
@@ -125,6 +128,10 @@ class LocalSubject:
         """What a client of the front trusts: the proxy's CA, or the server's."""
         return self.proxied.cafile if self.proxied else self.served.cafile
 
+    @property
+    def health_url(self) -> str:
+        return self.front_url + self.served.app.health
+
     def sampler(self, label: str) -> Sampling:
         sampler = Sampler(
             self.server_pid,
@@ -153,9 +160,7 @@ class LocalSubject:
         return f"server exited with code {code} during the run"
 
     def answers(self) -> bool:
-        return answers_health(
-            self.front_url, timeout=5.0, path=self.served.app.health, cafile=self.cafile
-        )
+        return answers_health(self.health_url, timeout=5.0, path="", cafile=self.cafile)
 
     def log_tail(self) -> str | None:
         if self.proxied is not None and self.proxied.stopped() is not None:
@@ -327,8 +332,11 @@ def measure_subject(
     if failures:
         reason = "smoke check failed: " + "; ".join(failures)
         return failed_rows(base, options, run_dir, reason, None)
-    # The protocol asked, spoken on one connection of its own before the load.
-    spoken = check_protocol(subject.base_url, options.protocol, subject.cafile, "/json")
+    # The protocol asked, spoken on one connection of its own before the load, on the path
+    # every app answers (its health path: an app of its own has no /json).
+    health = urlsplit(subject.health_url)
+    root = f"{health.scheme}://{health.netloc}"
+    spoken = check_protocol(root, options.protocol, subject.cafile, health.path)
     if isinstance(spoken, str):
         return failed_rows(base, options, run_dir, f"protocol check failed: {spoken}", None)
     base["protocol_check"] = ProtocolCheck(

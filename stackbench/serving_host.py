@@ -152,6 +152,7 @@ def serving_host(app_id: str, server_id: str, options: ServeOptions) -> Iterator
             "app": app.id,
             "app_source": results.app_source(app),
             "contract": app.contract,
+            "health": app.health,
             "server": server.id,
             "interface": server.interface_for(app),
             "app_url": f"{'https' if tls else 'http'}://{host}:{port}",

@@ -229,9 +229,13 @@ class RemoteSubject:
             return None
         return f"server exited with code {server['exit_code']} during the run (on the serving host)"
 
+    @property
+    def health_url(self) -> str:
+        parts = urlsplit(self.base_url)  # at the server's root, as locally
+        return f"{parts.scheme}://{parts.netloc}{self.info.get('health', '/health')}"
+
     def answers(self) -> bool:
-        parts = urlsplit(self.base_url)  # /health is at the server's root, as locally
-        return answers_health(f"{parts.scheme}://{parts.netloc}", timeout=5.0, cafile=self.cafile)
+        return answers_health(self.health_url, timeout=5.0, path="", cafile=self.cafile)
 
     def log_tail(self) -> str | None:
         return None  # the server's log is on the serving host

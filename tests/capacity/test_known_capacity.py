@@ -21,7 +21,7 @@ from stackbench import capacity, results
 from stackbench.capacity_cli import CAPACITY
 from stackbench.capacity_search import SearchSpec
 from stackbench.slo import slo_from
-from tests.capacity.known_capacity import CAPPED_CLIENT, SERVER, paced_app
+from tests.capacity.known_capacity import APP_DIR, CAPPED_CLIENT, SERVER, paced_app
 
 PRECISION = 0.05
 
@@ -59,7 +59,7 @@ def test_the_search_lands_on_a_known_capacity(
     assert at is not None and at["workers"] == 1 and at["server_cpu_us_per_request"]
     # every probe is a result document of the run, and the run's answer is on disk
     assert {p["result"] for p in pair["probes"]} == {
-        path.name for path in outcome.run_dir.glob("paced--gunicorn-sync--plaintext--r*.json")
+        path.name for path in outcome.run_dir.glob(f"{APP_DIR.name}--{SERVER}--plaintext--r*.json")
     }
     assert results.read_capacity(outcome.run_dir / "capacity.json") == outcome.document
     manifest = results.read_manifest(outcome.run_dir / "manifest.json")
@@ -67,6 +67,7 @@ def test_the_search_lands_on_a_known_capacity(
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # the client's own ceiling is CPU: busy neighbours lower it mid-search
 def test_a_capped_client_brings_the_answer_down_and_is_named(tmp_path: Path) -> None:
     """The same server (100 req/s) loaded by a client that holds its event loop 25 ms per
     request: it cannot offer more than 40 req/s, so no rate it cannot see as an overload

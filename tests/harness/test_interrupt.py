@@ -18,6 +18,7 @@ SIGINT back to its default first, or the test would prove nothing.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pty
 import signal
@@ -58,10 +59,18 @@ class Run:
     owner: str
     output: Path
     terminal: int | None  # the pseudo-terminal's master side
-    transcript: bytearray
+    transcript: bytearray  # what the terminal showed; without one, nox's log file's
+    log: Path | None = None
 
     def text(self) -> str:
-        return self.transcript.decode(errors="replace")
+        """What nox and the harness printed so far, and each result's status and reason."""
+        printed = self.log.read_bytes() if self.log is not None else self.transcript
+        statuses = [
+            f"{path.parent.name}: {doc.get('status')}: {doc.get('reason')}"
+            for path in sorted(self.output.glob("*/manifest.json"))
+            for doc in [json.loads(path.read_text())]
+        ]
+        return "\n".join([printed.decode(errors="replace"), *statuses])
 
 
 def _drain(fd: int, into: bytearray) -> None:
@@ -92,7 +101,7 @@ def bench_under_nox(tmp_path: Path, *, terminal: bool) -> Iterator[Run]:
     options = ["--scenarios", "db", "--duration", "120s", "--warmup", "1s", "--output", str(output)]
     argv = [sys.executable, "-c", LAUNCH, "terminal" if terminal else "alone", *nox, *options]
     transcript = bytearray()
-    master = None
+    master = log = None
     if terminal:
         master, slave = pty.openpty()
         process = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave)
@@ -110,7 +119,7 @@ def bench_under_nox(tmp_path: Path, *, terminal: bool) -> Iterator[Run]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # only the signals the test sends
             )
-    run = Run(process, owner, output, master, transcript)
+    run = Run(process, owner, output, master, transcript, log)
     try:
         yield run
     finally:
@@ -120,8 +129,6 @@ def bench_under_nox(tmp_path: Path, *, terminal: bool) -> Iterator[Run]:
         for pid, _ in processes_owned_by(owner):  # a failed test leaves nothing either
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if not terminal:
-            transcript.extend((tmp_path / "nox.log").read_bytes())
         if master is not None:
             time.sleep(0.2)  # the reader takes the last output
             os.close(master)

@@ -162,13 +162,15 @@ def test_a_silent_client_is_let_go(endpoint: tuple[str, int], sent: bytes) -> No
 
 
 def test_idle_clients_do_not_hold_up_the_others(endpoint: tuple[str, int]) -> None:
+    """An endpoint that served one connection at a time would answer after the 50 idle
+    ones' timeouts (50 s); 3 s leaves a loaded machine's stalls room (1.1 s was seen)."""
     idle = [socket.create_connection(endpoint, timeout=5) for _ in range(50)]
     try:
         for sock in idle[::2]:
             sock.sendall(b"GET /in")
         started = time.monotonic()
         ex = exchange(endpoint, _request("GET /info HTTP/1.1"))
-        assert ex.statuses == [200] and time.monotonic() - started < 1.0, ex.describe()
+        assert ex.statuses == [200] and time.monotonic() - started < 3 * IDLE, ex.describe()
     finally:
         for sock in idle:
             sock.close()
