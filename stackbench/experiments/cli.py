@@ -27,6 +27,7 @@ from stackbench.experiments import (
     protocols,
     slow_clients,
     techempower,
+    tls_termination,
     versions,
 )
 from stackbench.experiments import report as experiment_report
@@ -51,6 +52,7 @@ from stackbench.options import (
 from stackbench.progress import Progress
 from stackbench.proxy import NGINX
 from stackbench.results import write_atomic
+from stackbench.servers import H1_TLS, get_server
 from stackbench.variants import VARIANTS
 
 # Each experiment's options where they differ from the bench's (stackbench/options.py).
@@ -72,6 +74,10 @@ DUET_LOAD = tuple(name for name in LOAD if name != "requests")
 # pair sustains alone on a 2-core machine; the misbehaving connections are the experiment's.
 SLOW_CLIENTS = BenchOptions(scenarios=("db",), load=BENCH_LOAD.replace(rate=200.0, concurrency=64))
 SLOW_CLIENTS_LOAD = tuple(name for name in LOAD if name != "requests")
+# tls-termination: rounds of 5 s lanes on db, whose figure is requests per total CPU-second.
+TLS_TERMINATION = BenchOptions(
+    scenarios=("db",), repeats=3, load=BENCH_LOAD.replace(duration=5.0)
+)
 Handler = Callable[[argparse.Namespace, Console, Progress], int]
 
 
@@ -108,6 +114,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             _add_protocol_costs(add(name, _protocol_costs, PROTOCOL_COSTS))
         elif name == slow_clients.NAME:
             _add_slow_clients(add(name, _slow_clients, SLOW_CLIENTS))
+        elif name == tls_termination.NAME:
+            _add_tls_termination(add(name, _tls_termination, TLS_TERMINATION))
         else:
             _add_duet(add(name, _DUETS[name], DUETS), name)
 
@@ -158,6 +166,19 @@ def _add_slow_clients(parser: argparse.ArgumentParser) -> None:
     add_options(
         parser, "server", ["pool_size", "server_cpus", "ready_timeout", "upstream"], SLOW_CLIENTS
     )
+
+
+def _add_tls_termination(parser: argparse.ArgumentParser) -> None:
+    add_options(
+        parser, "load (each lane; --repeats: rounds over the lanes)", DUET_LOAD, TLS_TERMINATION
+    )
+    add_options(
+        parser, "server", ["pool_size", "server_cpus", "ready_timeout", "upstream"], TLS_TERMINATION
+    )
+    parser.add_argument_group("lanes").add_argument(
+        "--pairs", help="app@server,... (default: gino_style and django_sync under the servers "
+        "that end TLS themselves)",
+    )  # fmt: skip
 
 
 def _add_duet(parser: argparse.ArgumentParser, name: str) -> None:
@@ -262,14 +283,12 @@ def _slow_clients(args: argparse.Namespace, console: Console, progress: Progress
     if NGINX in args.fronts and (absent := proxy.missing(NGINX)) is not None:
         raise OptionError(f"--fronts {NGINX}: {absent}")
     check_upstream(args.upstream, [pair.server for pair in chosen], proxied=NGINX in args.fronts)
-    # --upstream is for the cells behind nginx: the options are each cell's (cell_options).
-    without = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "upstream"})
-    options = options_from(without, SLOW_CLIENTS)
+    options = _options_behind(args, SLOW_CLIENTS)
     if len(options.scenarios) != 1:
         raise OptionError("slow-clients measures one scenario per cell: give one --scenario")
     outcome = slow_clients.run_slow_clients(
         chosen,
-        replace(options, upstream=args.upstream),
+        options,
         counts=args.counts,
         kinds=args.kinds,
         fronts=args.fronts,
@@ -280,6 +299,39 @@ def _slow_clients(args: argparse.Namespace, console: Console, progress: Progress
     return _finish(
         console, outcome.run_dir, slow_clients.failures(outcome), "not measured", markdown
     )
+
+
+def _options_behind(args: argparse.Namespace, defaults: BenchOptions) -> BenchOptions:
+    """``options_from`` for an experiment whose jobs are direct and behind a proxy:
+    --upstream is for the jobs behind it, each job's options say whether one is in front
+    (slow_clients.cell_options, protocols.lane_options). It creates the output directory."""
+    without = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "upstream"})
+    return replace(options_from(without, defaults), upstream=args.upstream)
+
+
+def _tls_termination(args: argparse.Namespace, console: Console, progress: Progress) -> int:
+    chosen = parse_pairs(args.pairs) if args.pairs else list(experiments.TLS_TERMINATION_PAIRS)
+    for pair in chosen:
+        if (why := get_server(pair.server).why_not(H1_TLS)) is not None:
+            raise OptionError(
+                f"{pair.app}@{pair.server} cannot end TLS itself ({why}): tls-termination "
+                "compares the server's TLS with nginx's"
+            )
+    if (absent := proxy.missing(NGINX)) is not None:
+        raise OptionError(f"tls-termination: {absent}")
+    check_upstream(args.upstream, [pair.server for pair in chosen], proxied=True)
+    options = _options_behind(args, TLS_TERMINATION)  # last: it creates the output directory
+    outcome = protocols.run_protocols(
+        pairs=chosen,
+        lanes=tls_termination.lanes(),
+        options=options,
+        rounds=options.repeats,
+        progress=progress,
+        experiment=tls_termination.NAME,
+    )
+    console.print(tls_termination.table(outcome))
+    markdown = tls_termination.markdown(outcome, _command())
+    return _finish(console, outcome.run_dir, outcome.failures, "not clean", markdown)
 
 
 def _versions(args: argparse.Namespace, console: Console, progress: Progress) -> int:

@@ -208,6 +208,7 @@ def _all_baselines(by_variant: dict[str, Measured]) -> Measured:
             merged.rps += m.rps
             merged.per_server_cpu += m.per_server_cpu
             merged.per_stack_cpu += m.per_stack_cpu
+            merged.per_total_cpu += m.per_total_cpu
             merged.p99_ms += m.p99_ms
     return merged
 
