@@ -75,9 +75,7 @@ DUET_LOAD = tuple(name for name in LOAD if name != "requests")
 SLOW_CLIENTS = BenchOptions(scenarios=("db",), load=BENCH_LOAD.replace(rate=200.0, concurrency=64))
 SLOW_CLIENTS_LOAD = tuple(name for name in LOAD if name != "requests")
 # tls-termination: rounds of 5 s lanes on db, whose figure is requests per total CPU-second.
-TLS_TERMINATION = BenchOptions(
-    scenarios=("db",), repeats=3, load=BENCH_LOAD.replace(duration=5.0)
-)
+TLS_TERMINATION = BenchOptions(scenarios=("db",), repeats=3, load=BENCH_LOAD.replace(duration=5.0))
 Handler = Callable[[argparse.Namespace, Console, Progress], int]
 
 

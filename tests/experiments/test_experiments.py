@@ -47,8 +47,11 @@ def test_every_definition_is_valid(name: str) -> None:
         assert {(p.app, p.server) for p in experiments.PROTOCOL_PAIRS} == set(
             experiments.requirements(experiment)
         )
-    elif name == "slow-clients":  # pairs: each valid, each the nox session installs
-        pairs = experiments.SLOW_CLIENTS_PAIRS
+    elif name in ("slow-clients", "tls-termination"):  # pairs: each valid and installed
+        pairs = {
+            "slow-clients": experiments.SLOW_CLIENTS_PAIRS,
+            "tls-termination": experiments.TLS_TERMINATION_PAIRS,
+        }[name]
         assert {(p.app, p.server) for p in pairs} == set(experiments.requirements(experiment))
         for pair in pairs:
             get_pair(pair.app, pair.server)
@@ -94,7 +97,7 @@ def test_unknown_experiment_lists_the_valid_ones() -> None:
     assert result.stderr.strip() == (
         "error: unknown experiment 'nope'; valid experiments: gevent-patching, "
         "wsgi-mounted-asgi, django-async-orm, python-versions, django-features, "
-        "fastapi-features, techempower, protocol-costs, slow-clients"
+        "fastapi-features, techempower, protocol-costs, slow-clients, tls-termination"
     )
 
 

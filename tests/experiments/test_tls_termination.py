@@ -177,7 +177,8 @@ def test_a_lane_not_spoken_is_said_missing_and_nginx_is_the_only_end(tmp_path: P
     assert table["h2 at nginx"][11] == "only nginx: uvicorn has no HTTP/2"
     # The server's TLS lane was not measured cleanly: no ratio, no decision, a failure said.
     assert table["h1-tls at nginx"][7] == "–" and table["h1-tls at nginx"][10] == "–"
-    assert outcome.failures == ["gino_style @ uvicorn db h1-tls at server, round 1: degraded: planted"]
+    (failure,) = outcome.failures
+    assert failure == "gino_style @ uvicorn db h1-tls at server, round 1: degraded: planted"
     assert "Not measured cleanly" in tls.markdown(outcome, "python -m stackbench experiment x")
 
 
