@@ -208,6 +208,17 @@ def test_bad_input_is_one_line_before_anything(argv: list[str], says: str, tmp_p
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
+def test_nginx_missing_is_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no nginx on it
+    done = _experiment("--output", str(tmp_path / "out"), env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "error: tls-termination: nginx is not installed here, or not on PATH "
+        "(Debian: apt-get install nginx-light, which puts it in /usr/sbin)"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_server_that_speaks_no_tls_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
