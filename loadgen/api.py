@@ -21,6 +21,7 @@ from .dial import Dialer, describe_failure
 from .fastpath import FastRun
 from .flows import FlowRun
 from .h2slot import greet
+from .misbehave import Asked, held_beside
 from .report import Result
 from .run import BaseRun, Part
 from .scenario import load_scenario
@@ -87,20 +88,40 @@ async def run(config: Config) -> Result:
     scenario = _scenario(config)
     if config.check_target:
         await probe(config)
-    if config.processes > 1:
-        loop = asyncio.get_running_loop()
-        stats = await loop.run_in_executor(None, _run_processes, config)
-    else:
-        r = make_run(config, asyncio.get_running_loop(), part_for(config, 0), scenario)
-        await r.prepare()
-        t0 = None
-        if config.start_at is not None:  # --start-at: the schedule starts then
-            now = time.perf_counter_ns()
-            t0 = max(now, now + round(config.start_at * 1e9) - time.time_ns())
-        stats = await r.run(t0)
+    misbehaving: dict[str, Any] = {}
+    # Held by this process, beside the load (its workers' too): open before the warm-up.
+    async with held_beside(misbehaving_asked(config), misbehaving):
+        if config.processes > 1:
+            loop = asyncio.get_running_loop()
+            stats = await loop.run_in_executor(None, _run_processes, config)
+        else:
+            r = make_run(config, asyncio.get_running_loop(), part_for(config, 0), scenario)
+            await r.prepare()
+            t0 = None
+            if config.start_at is not None:  # --start-at: the schedule starts then
+                now = time.perf_counter_ns()
+                t0 = max(now, now + round(config.start_at * 1e9) - time.time_ns())
+            stats = await r.run(t0)
+    stats.misbehaving = misbehaving or None
     stats.wall_offset_ns = time.time_ns() - time.perf_counter_ns()
     stats.host = socket.gethostname()
     return Result(config, stats, scenario)
+
+
+def misbehaving_asked(config: Config) -> Asked | None:
+    """What ``--misbehaving`` asks of this run (None: nothing)."""
+    if not config.misbehaving:
+        return None
+    target = config.target
+    return Asked(
+        counts=dict(config.misbehaving),
+        host=target.connect_host,
+        port=target.port,
+        host_header=target.host_header,
+        path=config.misbehaving_path or target.path_qs,
+        pace=config.misbehaving_pace,
+        connect_timeout=config.effective_connect_timeout,
+    )
 
 
 def part_for(config: Config, p: int) -> Part:

@@ -16,6 +16,7 @@ from .api import run_sync
 from .config import (
     ENGINE,
     LOAD,
+    MISBEHAVING,
     OPTIONS,
     OUTPUT,
     PROTOCOL,
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(p, ["url"])
     sections = {}
-    for section in (LOAD, REQUEST, PROTOCOL, SCENARIOS, OUTPUT, ENGINE):
+    for section in (LOAD, REQUEST, PROTOCOL, SCENARIOS, MISBEHAVING, OUTPUT, ENGINE):
         sections[section] = p.add_argument_group(section)
         add_arguments(
             sections[section], [o.name for o in OPTIONS.values() if o.group == section and o.flags]

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import options, values
 from .errors import ConfigError, LoadgenError, TargetUnreachable
+from .misbehave import IDLE, MAX_HELD
 from .options import Option, option
 from .target import Target, is_loopback_host, parse_url
 from .values import parse_duration, parse_header
@@ -53,6 +54,7 @@ def _env_pure() -> bool:
 
 LOAD, REQUEST, SCENARIOS, OUTPUT, ENGINE = "load", "request", "scenarios", "output", "engine"
 PROTOCOL = "TLS and HTTP/2"
+MISBEHAVING = "clients that misbehave"
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,23 @@ class Config:
         help="start the run at TIME: +DELAY (+5s), Unix seconds or ISO-8601"
         " (at most 10 minutes away), to line up agents on several hosts",
     )  # fmt: skip
+    # -- clients that misbehave, held beside the load (loadgen/misbehave.py) ---------------
+    misbehaving: tuple[tuple[str, int], ...] = option(
+        (), "--misbehaving", parse=values.misbehaving, repeated=True, group=MISBEHAVING,
+        write=lambda kv: f"{kv[0]}={kv[1]}", metavar="KIND=N",
+        help="beside the load, hold N connections of KIND from before the warm-up to the"
+        " end: idle (sends nothing), slow-headers (its request head a byte at a time),"
+        f" stalled-body (a head and half its body, then nothing); repeatable, at most"
+        f" {MAX_HELD} in all, loopback targets only",
+    )  # fmt: skip
+    misbehaving_pace: float = option(
+        1.0, "--misbehaving-pace", parse=values.positive_duration, write=values.seconds_text,
+        group=MISBEHAVING, metavar="D", help="slow-headers: one byte every D",
+    )  # fmt: skip
+    misbehaving_path: str | None = option(
+        None, "--misbehaving-path", parse=values.request_path, group=MISBEHAVING,
+        metavar="PATH", help="the path the misbehaving requests name (default: the URL's)",
+    )  # fmt: skip
 
     # -- derived ---------------------------------------------------------------------
     @property
@@ -275,6 +294,8 @@ class Config:
                 raise ConfigError(
                     f"refusing non-loopback target {t.connect_host!r} (pass --allow-remote)"
                 )
+            if self.misbehaving and not is_loopback_host(t.connect_host):
+                raise ConfigError(f"--misbehaving: loopback targets only, not {t.connect_host!r}")
         options.check(self)
         self._check_protocol(tls)
         if self.processes > self.concurrency:
@@ -284,6 +305,19 @@ class Config:
         n = self.n_total
         if n is not None and self.processes > n:
             raise ConfigError(f"--processes ({self.processes}) cannot exceed -n ({n})")
+        kinds = [kind for kind, _ in self.misbehaving]
+        if len(set(kinds)) != len(kinds):
+            raise ConfigError("--misbehaving: each KIND once (give its N as one number)")
+        if sum(count for _, count in self.misbehaving) > MAX_HELD:
+            raise ConfigError(f"--misbehaving: at most {MAX_HELD} connections in all")
+        if self.misbehaving and self.agent is not None:
+            raise ConfigError("--misbehaving holds connections from one host: not with --agent")
+        talking = [kind for kind, _ in self.misbehaving if kind != IDLE]
+        if talking and (tls or self.h2):
+            raise ConfigError(
+                f"--misbehaving {talking[0]} sends HTTP/1.1 in cleartext: not with https:// "
+                "or --h2 (idle connections are held on any)"
+            )
         if self.agent is not None:
             slots = self.agent[1] * self.processes
             if slots > self.concurrency:

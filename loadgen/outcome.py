@@ -339,6 +339,7 @@ class Outcome:
             "open_model": open_block,
             "series": [st.series[t].to_dict() for t in sorted(st.series)],
             "self_checks": self.self_checks(),
+            "misbehaving": st.misbehaving,
             "thresholds": self.thresholds,
             "passed": self.passed,
         }

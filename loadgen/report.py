@@ -260,6 +260,27 @@ def flow_errors(r: Outcome) -> list[str]:
     return out
 
 
+def misbehaving(r: Outcome) -> list[str]:
+    held = r.stats.misbehaving
+    if not held:
+        return []
+    pace = f", a byte every {r.config.misbehaving_pace:g} s" if "slow-headers" in held else ""
+    out = [f"Misbehaving connections (held beside the load from before the warm-up{pace}):"]
+    for kind, k in held.items():
+        line = f"  {kind}:\t{k['opened']} of {k['asked']} opened, {k['held']} held to the end"
+        if k["closed"]:
+            after = k["closed_after_s"]
+            line += (
+                f", {k['closed']} closed by the server after {after['min']:g}-{after['max']:g} s"
+            )
+        if k["failed"]:
+            line += f", {k['failed']} could not connect"
+        if k["answered"]:
+            line += " (answers: " + ", ".join(f"{s} x{n}" for s, n in k["answered"].items()) + ")"
+        out.append(line)
+    return out
+
+
 def self_checks(r: Outcome) -> list[str]:
     st = r.stats
     sc = r.self_checks()
@@ -312,6 +333,7 @@ SECTIONS: tuple[Callable[[Outcome], list[str]], ...] = (
     by_name,
     checks,
     flow_errors,
+    misbehaving,
     self_checks,
     thresholds,
 )

@@ -230,6 +230,8 @@ class Stats:
     # set by loadgen.api after the run (not merged): wall clock = perf_counter_ns + this
     wall_offset_ns: int = 0
     host: str = ""
+    # set by loadgen.api after the run (not merged): --misbehaving's report, by kind
+    misbehaving: dict[str, Any] | None = None
     # cumulative (failed, errors, bytes) at the last fold, for per-second deltas
     _snap: tuple[int, int, int] = (0, 0, 0)
 

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from .errors import ConfigError
+from .misbehave import KINDS
 from .thresholds import parse_threshold
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "integer",
     "key_value",
     "method",
+    "misbehaving",
     "non_negative_int",
     "parse_agent",
     "parse_duration",
@@ -39,6 +41,7 @@ __all__ = [
     "positive_duration",
     "positive_int",
     "positive_number",
+    "request_path",
     "seconds_text",
     "start_time",
     "text",
@@ -180,6 +183,28 @@ def parse_option(value: str | tuple[str, str]) -> tuple[str, str]:
 
 
 key_value = parse_option
+
+
+def misbehaving(value: str | tuple[str, int]) -> tuple[str, int]:
+    """Misbehaving connections: 'KIND=N' -> (KIND, N), KIND one of loadgen.misbehave's."""
+    count: str | int
+    if isinstance(value, str):
+        kind, sep, count = value.partition("=")
+        if not sep:
+            raise ConfigError(f"expected KIND=N (KIND: {', '.join(KINDS)}), got {value!r}")
+        kind, count = kind.strip(), count.strip()
+    else:
+        kind, count = value
+    if kind not in KINDS:
+        raise ConfigError(f"unknown kind {kind!r} in {value!r}; kinds: {', '.join(KINDS)}")
+    return kind, positive_int(count)
+
+
+def request_path(value: str) -> str:
+    """An origin-form request target: '/' then no blank or control character."""
+    if not isinstance(value, str) or not re.fullmatch(r"/[\x21-\x7e]*", value):
+        raise ConfigError(f"must be a path starting with '/', no blanks, got {value!r}")
+    return value
 
 
 def body(value: str | bytes) -> bytes:

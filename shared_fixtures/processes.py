@@ -118,6 +118,11 @@ class ManagedProcess:
         self.stop()
 
 
+def owner_tag(owner: str = OWNER) -> str:
+    """``STACKBENCH_OWNER=<owner>``: what marks a process as started by ``owner``."""
+    return f"{OWNER_VAR}={owner}"
+
+
 @contextlib.contextmanager
 def stopped_by_signals() -> Iterator[list[int]]:
     """SIGINT and SIGTERM stop the block: the first raises KeyboardInterrupt, later ones are
@@ -142,25 +147,32 @@ def stopped_by_signals() -> Iterator[list[int]]:
 
 
 def processes_owned_by(owner: str = OWNER) -> list[tuple[int, str]]:
-    """(pid, command line) of every live process tagged with ``owner`` (Linux /proc)."""
-    found = []
-    marker = f"{OWNER_VAR}={owner}".encode()
+    """(pid, command line) of every live process tagged with ``owner`` (Linux /proc): in
+    its environment, or in its command line (a process that overwrites its environment
+    with its title, as nginx does, carries the tag in its arguments), and every process in
+    the process group such a process leads (nginx's workers: no tag left anywhere)."""
+    marker = owner_tag(owner).encode()
     skip = _self_and_ancestors()
+    tagged: list[tuple[int, str]] = []
+    groups: dict[int, list[tuple[int, str]]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in skip:
             continue
         try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] == "Z":  # a zombie holds no resources; its parent reaps it
+                continue
             environ = (entry / "environ").read_bytes()
-            if marker not in environ.split(b"\0"):
-                continue
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state == "Z":  # a zombie holds no resources; its parent reaps it
-                continue
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-        except OSError:
+            raw = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError):
             continue
-        found.append((int(entry.name), cmdline))
-    return found
+        process = (int(entry.name), raw.replace(b"\0", b" ").decode(errors="replace").strip())
+        if marker in environ.split(b"\0") or marker in raw:
+            tagged.append(process)
+        else:
+            groups.setdefault(int(fields[2]), []).append(process)
+    led = [member for pid, _ in tagged for member in groups.get(pid, [])]
+    return sorted(tagged + led)
 
 
 def _self_and_ancestors() -> set[int]:

@@ -40,10 +40,14 @@ from stackbench.options import (
     DATA,
     HOSTS,
     LOAD,
+    MISBEHAVING,
     PROTOCOL,
+    PROXY,
     SERVER,
     OptionError,
     add_options,
+    check_protocol,
+    check_upstream,
     options_for_pairs,
     options_from,
     refuse_serve_options,
@@ -84,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-stats", metavar="URL", help="that serve's stats endpoint (it prints both)"
     )
     add_options(run, "load", LOAD)
+    add_options(run, "clients that misbehave, beside the load (loadgen's)", MISBEHAVING)
     add_options(run, "server", SERVER)
     add_options(run, "protocol (TLS and HTTP/2)", PROTOCOL)
+    add_options(run, "a proxy in front (it ends the protocol; HTTP/1.1 to the server)", PROXY)
     add_options(run, "data", DATA)
     add_options(run, "load from several hosts (with --target)", HOSTS)
     add_options(run, "profiling", ["profile"])
@@ -247,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = _chosen_pairs(args)
         if args.variant is not None:  # it must apply to every app the run serves
             get_variant(args.variant, [p.app for p in chosen])
-        matrix.check_protocol([p.server for p in chosen], args.protocol)  # each must speak it
+        named, proxied = [p.server for p in chosen], args.proxy is not None
+        check_upstream(args.upstream, named, proxied=proxied)
+        check_protocol(args.protocol, named, proxied=proxied)  # what faces the load speaks it
         options = options_for_pairs(args, chosen)
         if args.pairs is None and len(chosen) == 1:
             (pair,) = chosen

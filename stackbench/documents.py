@@ -21,37 +21,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, NotRequired, TypedDict, cast, get_args
 
+from stackbench import capacity_document as _capacity
+from stackbench import document_types as _types
 from stackbench import loadgen_report as _loadgen
 from stackbench import protocol_documents as _protocol
 
-# The version of the result, the manifest and the capacity document: which words their
-# keys are in (the capacity document was new in 2).
-# 1 → 2: a job's label is "label" (was "variant", while the manifest's jobs named the
-#        served bench variant "served_variant", now "variant"); the result summary's count
-#        of responses is "responses" (was "requests", which in loadgen's report counts sends).
-SCHEMA_VERSION: Final = 2
-
-
-class Json:
-    """JSON Schema keywords a Python type cannot say, merged into the schema generated for
-    the annotated key: ``Annotated[float, Json(minimum=0)]``. With ``replace=True`` the
-    keywords are the key's whole schema (a document validated elsewhere)."""
-
-    def __init__(self, *, replace: bool = False, **keywords: Any) -> None:
-        self.replace = replace
-        self.keywords = keywords
-
-
-Count = Annotated[int, Json(minimum=0)]
-AtLeastOne = Annotated[int, Json(minimum=1)]
-NonNegative = Annotated[float, Json(minimum=0)]
-Status = Literal["ok", "degraded", "failed"]
-CpuSource = Literal["cpu-clock", "proc-stat"]
-RunStatus = Literal["ok", "degraded", "failed", "interrupted"]
-Interface = Literal["asgi", "wsgi"]
-Version = Annotated[int, Json(const=SCHEMA_VERSION)]
-CLOSED = Json(additionalProperties=False)  # no key but the TypedDict's
-RunId = Annotated[str, Json(minLength=1)]
+# -- the types the documents' keys share (stackbench/document_types.py)
+SCHEMA_VERSION = _types.SCHEMA_VERSION
+Json = _types.Json
+Count = _types.Count
+AtLeastOne = _types.AtLeastOne
+NonNegative = _types.NonNegative
+Status = _types.Status
+CpuSource = _types.CpuSource
+RunStatus = _types.RunStatus
+Interface = _types.Interface
+Version = _types.Version
+CLOSED = _types.CLOSED
+RunId = _types.RunId
 
 
 def interface(name: str | None) -> Interface:
@@ -78,6 +65,7 @@ LoadgenProtocol = _loadgen.LoadgenProtocol
 LoadgenReport = _loadgen.LoadgenReport
 LoadgenSummary = _loadgen.LoadgenSummary
 LoadgenTls = _loadgen.LoadgenTls
+MisbehavingKind = _loadgen.MisbehavingKind
 OpenModel = _loadgen.OpenModel
 SchedulerLag = _loadgen.SchedulerLag
 SelfChecks = _loadgen.SelfChecks
@@ -110,6 +98,8 @@ class LoadInfo(TypedDict):
     """count mode (-n): requests per repeat"""
     repeats: AtLeastOne
     processes: AtLeastOne
+    misbehaving: NotRequired[dict[str, int]]
+    """connections held beside the load, by kind (loadgen --misbehaving): none when empty"""
 
 
 class CpuRead(TypedDict):
@@ -123,6 +113,8 @@ class CpuRead(TypedDict):
 
 class CpuPerRequest(TypedDict):
     server: Annotated[float | None, Json(minimum=0)]
+    proxy: NotRequired[Annotated[float | None, Json(minimum=0)]]
+    """the proxy in front (bench --proxy); absent without one"""
     database: Annotated[float | None, Json(minimum=0)]
     client: Annotated[float | None, Json(minimum=0)]
 
@@ -165,6 +157,12 @@ class Summary(TypedDict):
     negotiated: NotRequired[Annotated[Negotiated | None, CLOSED]]
     """what the load's connections negotiated (loadgen's protocol block, summed over the
     repeats); null when loadgen did not say"""
+    proxy_cpu_s: NotRequired[float | None]
+    """CPU seconds of the proxy in front (bench --proxy) in the measured window (median repeat)"""
+    proxy_cpu_read: NotRequired[CpuRead | None]
+    """how the proxy's CPU figure was read (median repeat)"""
+    misbehaving: NotRequired[dict[str, MisbehavingKind] | None]
+    """the misbehaving connections held beside the load (median repeat), by kind"""
 
 
 class Flags(TypedDict):
@@ -217,6 +215,13 @@ class DatabaseFigures(TypedDict):
     cpu_read: NotRequired[CpuRead | None]
 
 
+class ProxyFigures(TypedDict):
+    """The proxy in front, over the measured window."""
+
+    cpu_s: float | None
+    cpu_read: CpuRead | None
+
+
 class ProfileDoc(TypedDict):
     raw: str | None
     summary: str | None
@@ -229,6 +234,8 @@ class Repeat(TypedDict):
     p99_ms: NonNegative
     server: ServerFiguresDoc
     database: NotRequired[DatabaseFigures]
+    proxy: NotRequired[ProxyFigures]
+    """bench --proxy: the proxy's CPU in the same window as the server's"""
     # loadgen's own schema says what a valid report is; a result only needs its head.
     loadgen: Annotated[
         LoadgenReport,
@@ -257,6 +264,23 @@ class AppSource(TypedDict):
     differs from it; both null outside a repository"""
 
 
+class ProxyDoc(TypedDict):
+    """The proxy in front of the pair (bench --proxy): clients reached the server through it."""
+
+    name: str
+    version: str
+    client_protocol: Protocol
+    """what clients spoke to the proxy (bench --protocol); it spoke HTTP/1.1 to the server"""
+    upstream: Literal["tcp", "unix"]
+    """how the proxy reached the server"""
+    upstream_address: str
+    """host:port or unix:PATH"""
+    workers: AtLeastOne
+    command: list[str]
+    config: str
+    """its configuration, relative to the run directory (written for this serving)"""
+
+
 class ResultHeader(TypedDict):
     """What a result says about its pair before anything is measured."""
 
@@ -281,6 +305,8 @@ class ResultHeader(TypedDict):
     server_command: list[str]
     server_env: NotRequired[dict[str, str]]
     server_settings: ServerSettings
+    proxy: NotRequired[Annotated[ProxyDoc, CLOSED]]
+    """bench --proxy: the proxy in front of the server; absent when clients reached it directly"""
     started_at: str
 
 
@@ -320,6 +346,8 @@ class ResultRow(TypedDict):
     reason: str | None
     summary: Summary | None
     flags: Flags
+    proxy: NotRequired[str | None]
+    """the proxy in front and how it reached the server: 'nginx (unix)'"""
 
 
 # -- the manifest: one run directory's provenance ----------------------------------------
@@ -424,6 +452,8 @@ class Manifest(TypedDict):
     host's is `machine`"""
     protocols: NotRequired[list[Annotated[JobProtocol, CLOSED]]]
     """each job's protocol, asked and negotiated"""
+    proxy_configs: NotRequired[list[str]]
+    """bench --proxy: the proxy's configuration of each job, relative to the run directory"""
 
 
 def job(app: str, server: str, label: str | None, options: Mapping[str, Any]) -> Job:
@@ -435,138 +465,18 @@ def job(app: str, server: str, label: str | None, options: Mapping[str, Any]) ->
     return cast(Job, {**Job(app=app, server=server, label=label), **options})
 
 
-# -- the capacity document: one capacity run's answer (capacity.json) --------------------
-ProbeOutcome = Literal["pass", "latency", "errors", "rate", "client_saturated", "failed"]
-SearchStatus = Literal["resolved", "client_limited", "above_max", "below_lowest", "failed"]
-PairVerdict = Literal["best", "tied", "worse", "unranked"]
-Rate = Annotated[float, Json(exclusiveMinimum=0)]
-Fraction = Annotated[float, Json(minimum=0, maximum=1)]
-Range = Annotated[list[float], Json(minItems=2, maxItems=2)]
-
-
-class LatencyLimitDoc(TypedDict):
-    rule: str
-    """as given, e.g. 'p99<100ms'"""
-    percentile: str
-    """a key of loadgen's percentiles_ns: '99', '99.9'"""
-    limit_ms: Annotated[float, Json(exclusiveMinimum=0)]
-    inclusive: bool
-    """'<=' rather than '<'"""
-
-
-class SloDoc(TypedDict):
-    """What every repeat of a passing probe held (stackbench/capacity_search.py)."""
-
-    rules: list[str]
-    latency: list[Annotated[LatencyLimitDoc, CLOSED]]
-    error_budget: Fraction
-    """the largest share of requests that may fail (failed statuses, transport errors)"""
-    errors_inclusive: bool
-    min_achieved: Fraction
-    """a repeat must answer at least this share of the offered rate over loadgen's window"""
-
-
-class ProbeRepeat(TypedDict):
-    outcome: ProbeOutcome
-    achieved_rate: NonNegative
-    """responses per second over loadgen's measured window (elapsed_s)"""
-    latency_ms: dict[str, float]
-    """corrected latency by percentile, each the SLO names"""
-    error_rate: Fraction
-    wrong_responses: Count
-    client_cpu_saturated: bool
-    """loadgen's client-CPU self-check failed (above 0.9 CPU-s per wall second)"""
-    client_lag_p50_ms: NonNegative
-    """how late loadgen's scheduler sent (median): a client that keeps up is late by its
-    machine's scheduling noise only"""
-    client_lag_p99_ms: NonNegative
-
-
-class ProbeDoc(TypedDict):
-    rate: Rate
-    """offered, req/s (open model)"""
-    outcome: ProbeOutcome
-    """pass when most repeats held the SLO; else why it failed"""
-    reason: str | None
-    result: str | None
-    """the result document of this probe, in the run directory"""
-    achieved_rate: float | None
-    """median over the repeats"""
-    achieved_range: Range | None
-    """[lowest, highest] over the repeats"""
-    latency_ms: dict[str, float]
-    """median over the repeats, by percentile"""
-    latency_range_ms: dict[str, Range]
-    """[lowest, highest] over the repeats, by percentile: the spread"""
-    error_rate: Annotated[float | None, Json(minimum=0, maximum=1)]
-    repeats: list[Annotated[ProbeRepeat, CLOSED]]
-
-
-class AtSustainable(TypedDict):
-    """The pair's figures at its sustainable rate (the highest passing probe)."""
-
-    rate: Rate
-    p99_ms: float | None
-    p999_ms: float | None
-    server_cpu_us_per_request: Annotated[float | None, Json(minimum=0)]
-    database_cpu_us_per_request: Annotated[float | None, Json(minimum=0)]
-    rss_mb_per_worker: Annotated[float | None, Json(minimum=0)]
-    """the server's peak RSS over its workers"""
-    workers: AtLeastOne
-
-
-class PairCapacity(TypedDict):
-    app: str
-    server: str
-    status: SearchStatus
-    """resolved; client_limited (the lowest failing probe's client was saturated);
-    above_max (every rate passed); below_lowest (the first rate failed); failed (a
-    measurement broke)"""
-    reason: str | None
-    sustainable_rate: Annotated[float | None, Json(exclusiveMinimum=0)]
-    """the highest passing offered rate; null when none passed"""
-    bracket: Annotated[list[float | None], Json(minItems=2, maxItems=2)]
-    """[highest passing, lowest failing] offered rate; null where there is none"""
-    verdict: PairVerdict
-    """among the app's pairs at this SLO: best, tied (overlapping brackets), worse"""
-    rank: str | None
-    """among the app's pairs: '1', or '2=' for pairs whose brackets overlap (a tie); null when
-    unranked"""
-    at_sustainable: Annotated[AtSustainable, CLOSED] | None
-    slo: Annotated[SloDoc, CLOSED]
-    probes: list[Annotated[ProbeDoc, CLOSED]]
-    """in the order they ran"""
-
-
-class SearchDoc(TypedDict):
-    """How the search ran: its rates and each probe's load."""
-
-    scenario: str
-    scenario_options: dict[str, str]
-    start_rate: Rate
-    step: Annotated[float, Json(exclusiveMinimum=1)]
-    precision: Annotated[float, Json(exclusiveMinimum=0, exclusiveMaximum=1)]
-    max_rate: Rate
-    probe_duration_s: Annotated[float, Json(exclusiveMinimum=0)]
-    warmup_s: NonNegative
-    repeats: AtLeastOne
-    connections: AtLeastOne
-    timeout_s: NonNegative
-    unseen_overload: NonNegative
-    """the tightest latency limit over a probe's warm-up and duration: a rate less than this
-    share above capacity queues too little work in one probe to fail it, and may pass"""
-
-
-class CapacityDocument(TypedDict):
-    schema_version: Version
-    kind: Literal["stackbench.capacity"]
-    run_id: RunId
-    started_at: str
-    finished_at: str
-    slo: Annotated[SloDoc, CLOSED]
-    search: Annotated[SearchDoc, CLOSED]
-    pairs: list[Annotated[PairCapacity, CLOSED]]
-    """in the order of the first round (later rounds alternate it)"""
+# -- the capacity document (stackbench/capacity_document.py): one capacity run's answer
+AtSustainable = _capacity.AtSustainable
+CapacityDocument = _capacity.CapacityDocument
+LatencyLimitDoc = _capacity.LatencyLimitDoc
+PairCapacity = _capacity.PairCapacity
+PairVerdict = _capacity.PairVerdict
+ProbeDoc = _capacity.ProbeDoc
+ProbeOutcome = _capacity.ProbeOutcome
+ProbeRepeat = _capacity.ProbeRepeat
+SearchDoc = _capacity.SearchDoc
+SearchStatus = _capacity.SearchStatus
+SloDoc = _capacity.SloDoc
 
 
 # -- the files on disk ------------------------------------------------------------------

@@ -209,6 +209,7 @@ def _summary(repeats: list[Repeat]) -> Summary:
             errors[kind] = errors.get(kind, 0) + int(count)
     server_cpu = _median_or_none([r["server"]["cpu_s"] for r in repeats if r["server"]["cpu_s"]])
     database = repeats[middle].get("database") or DatabaseFigures(cpu_s=None, source=None)
+    front = repeats[middle].get("proxy")  # a proxy in front (bench --proxy)
     client_cpu = _client_cpu_s(measured)
     ok = int(measured["summary"]["ok"])
     rss = [r["server"]["peak_rss_mb"] for r in repeats if r["server"]["peak_rss_mb"]]
@@ -217,7 +218,7 @@ def _summary(repeats: list[Repeat]) -> Summary:
         for r in repeats
         if r["server"]["peak_db_connections"] is not None
     ]
-    return Summary(
+    summary = Summary(
         responses=responses,
         rps=round(median_rps, 1),
         rps_min=round(min(rps), 1),
@@ -237,16 +238,39 @@ def _summary(repeats: list[Repeat]) -> Summary:
         server_cpu_read=coarsest([r["server"].get("cpu_read") for r in repeats]),
         database_cpu_read=database.get("cpu_read"),
         client_cpu_s=client_cpu,
-        cpu_us_per_request=CpuPerRequest(
-            server=_per_request_us(server["cpu_s"] or None, ok),
-            database=_per_request_us(database["cpu_s"], ok),
-            client=_per_request_us(client_cpu, ok),
+        cpu_us_per_request=_cpu_per_request(
+            _per_request_us(server["cpu_s"] or None, ok),
+            None if front is None else _per_request_us(front["cpu_s"], ok),
+            _per_request_us(database["cpu_s"], ok),
+            _per_request_us(client_cpu, ok),
+            proxied=front is not None,
         ),
         peak_rss_mb=max(rss) if rss else None,
         peak_db_connections=max(conns) if conns else None,
         client_cpu_per_wall_s=round(max(_client_cpu_per_process(r) for r in reports), 3),
         worker_exits=sum(int(r["server"].get("worker_exits", 0)) for r in repeats),
     )
+    if front is not None:
+        summary["proxy_cpu_s"] = front["cpu_s"]
+        summary["proxy_cpu_read"] = front["cpu_read"]
+    if measured.get("misbehaving"):
+        summary["misbehaving"] = measured.get("misbehaving")
+    return summary
+
+
+def _cpu_per_request(
+    server: float | None,
+    proxy: float | None,
+    database: float | None,
+    client: float | None,
+    *,
+    proxied: bool,
+) -> CpuPerRequest:
+    """Who spent the CPU of a response: the proxy only when there was one in front."""
+    split = CpuPerRequest(server=server, database=database, client=client)
+    if proxied:
+        split["proxy"] = proxy
+    return split
 
 
 def coarsest(reads: list[CpuRead | None]) -> CpuRead | None:
@@ -257,8 +281,14 @@ def coarsest(reads: list[CpuRead | None]) -> CpuRead | None:
 
 
 def summary_cpu_read(summary: Summary | Mapping[str, Any]) -> CpuRead | None:
-    """How a summary's CPU figures were read, the coarser of server and database."""
-    return coarsest([summary.get("server_cpu_read"), summary.get("database_cpu_read")])
+    """How a summary's CPU figures were read, the coarsest of server, proxy and database."""
+    return coarsest(
+        [
+            summary.get("server_cpu_read"),
+            summary.get("proxy_cpu_read"),
+            summary.get("database_cpu_read"),
+        ]
+    )
 
 
 def cpu_read_note(figures: list[tuple[str, CpuRead | None]]) -> str:

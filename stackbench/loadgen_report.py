@@ -62,6 +62,23 @@ class LoadgenProtocol(TypedDict):
     tls: LoadgenTls | None
 
 
+class MisbehavingKind(TypedDict):
+    """loadgen's report on one kind of misbehaving connection held beside the load."""
+
+    asked: int
+    opened: int
+    failed: int
+    """could not connect"""
+    closed: int
+    """closed by the server before the run ended"""
+    held: int
+    """still open when the run ended"""
+    answered: dict[str, int]
+    """answers the server sent them, by status"""
+    closed_after_s: dict[str, float] | None
+    """seconds from connect to the server's close: min, median, max"""
+
+
 class SchedulerLag(TypedDict):
     p50: int
     p99: int
@@ -79,4 +96,5 @@ class LoadgenReport(TypedDict):
     checks: list[Check]
     self_checks: SelfChecks
     protocol: NotRequired[LoadgenProtocol]
+    misbehaving: NotRequired[dict[str, MisbehavingKind] | None]
     open_model: OpenModel | None

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 from loadgen.scenario import options_for
 from shared_fixtures.db import Database
 from shared_fixtures.processes import ProcessError
-from stackbench import results
+from stackbench import proxy, results
 from stackbench.apps import App
 from stackbench.documents import (
     SCHEMA_VERSION,
@@ -25,6 +26,8 @@ from stackbench.documents import (
     LoadgenReport,
     LoadInfo,
     ProtocolCheck,
+    ProxyDoc,
+    ProxyFigures,
     Repeat,
     ResultDocument,
     ResultHeader,
@@ -42,9 +45,10 @@ from stackbench.options import BENCH_LOAD, BenchOptions
 from stackbench.profiler import ProfiledSampler
 from stackbench.progress import Progress
 from stackbench.protocol_check import check as check_protocol
+from stackbench.proxy import Proxied
 from stackbench.sampler import Sampler, ServerFigures
 from stackbench.server_process import Served, answers_health, serve
-from stackbench.servers import Certificates, Server
+from stackbench.servers import TLS, Certificates, Server
 from stackbench.smoke import smoke_check
 from stackbench.variants import get_variant
 
@@ -76,7 +80,7 @@ class Subject(Protocol):
     @property
     def cafile(self) -> Path | None: ...  # the CA a TLS client trusts (None: cleartext)
     @property
-    def health_url(self) -> str: ...  # the app's health path at the server's root
+    def health_url(self) -> str: ...  # the app's health path at the front's root
 
     def sampler(self, label: str) -> Sampling: ...  # started; mark() opens the window
     def loadgen_env(self) -> dict[str, str]: ...
@@ -88,17 +92,24 @@ class Subject(Protocol):
 
 @dataclass(frozen=True)
 class LocalSubject:
-    """A pair this process serves, its figures read from this host's /proc."""
+    """A pair this process serves (with a proxy in front, or not), its figures read from
+    this host's /proc."""
 
     served: Served
     db: Database
     database_url: str  # the app's database in it (its connections are counted there)
     prefix: str = ""
     profiles: Path | None = None  # bench --profile: py-spy's files go here
+    proxied: Proxied | None = None  # bench --proxy: the load goes through it
+
+    @property
+    def front_url(self) -> str:
+        """Where clients reach the app's root: the proxy, or the server itself."""
+        return self.proxied.base_url if self.proxied else self.served.base_url
 
     @property
     def base_url(self) -> str:
-        return self.served.base_url + self.prefix
+        return self.front_url + self.prefix
 
     @property
     def server_pid(self) -> int:
@@ -114,14 +125,20 @@ class LocalSubject:
 
     @property
     def cafile(self) -> Path | None:
-        return self.served.cafile
+        """What a client of the front trusts: the proxy's CA, or the server's."""
+        return self.proxied.cafile if self.proxied else self.served.cafile
 
     @property
     def health_url(self) -> str:
-        return self.served.base_url + self.served.app.health
+        return self.front_url + self.served.app.health
 
     def sampler(self, label: str) -> Sampling:
-        sampler = Sampler(self.server_pid, self.database_url, database_pid=self._database_pid)
+        sampler = Sampler(
+            self.server_pid,
+            self.database_url,
+            database_pid=self._database_pid,
+            proxy_pgid=self.proxied.process.pid if self.proxied else None,
+        )
         if self.profiles is None:
             return sampler.start()
         app_modules = {p.stem for p in self.served.app.directory.iterdir()}
@@ -133,6 +150,8 @@ class LocalSubject:
         return {**os.environ, "STACKBENCH_ADMIN_USER": user, "STACKBENCH_ADMIN_PASSWORD": password}
 
     def stopped(self) -> str | None:
+        if self.proxied is not None and (why := self.proxied.stopped()) is not None:
+            return why
         if self.served.process.running():
             return None
         code = self.served.process.popen.poll()
@@ -144,6 +163,8 @@ class LocalSubject:
         return answers_health(self.health_url, timeout=5.0, path="", cafile=self.cafile)
 
     def log_tail(self) -> str | None:
+        if self.proxied is not None and self.proxied.stopped() is not None:
+            return self.proxied.log_tail()
         return self.served.process.log_tail()
 
     def gather(self, report: LoadgenReport) -> LoadgenReport:
@@ -162,9 +183,12 @@ def measure_pair(
     run_dir: Path,
     progress: Progress,
     certificates: Certificates | None = None,
+    proxy_dir: Path | None = None,
 ) -> list[ResultRow]:
     """Serve ``app`` under ``server`` on ``database_url`` (its database in ``db``) and
-    measure each scenario; one row each."""
+    measure each scenario; one row each. ``certificates``: a TLS protocol's (the server's,
+    or the proxy's in front); ``proxy_dir``: where the proxy's configuration and logs go
+    (``options.proxy``)."""
     settings = server.resolve(options.knobs, options.server_cpu_count)
     base = _result_base(app, server, pair, run_dir, settings, label, options.protocol)
     served_variant = get_variant(options.variant, [app.id]) if options.variant else None
@@ -176,17 +200,19 @@ def measure_pair(
     progress.step(f"{progress.where()} · server: starting {app.id} under {server.id}")
     try:
         logs = run_dir / "logs"
-        with serve_pair(
-            app, server, options, database_url, upstream_url, logs, certificates=certificates
-        ) as served:
+        with serve_fronted(
+            app, server, options, database_url, upstream_url, logs, proxy_dir, certificates
+        ) as (served, proxied):
             base["server_command"] = served.argv
             # The server's own Python (its venv's), asked with the server's environment.
             base["interpreter"] = results.interpreter(
                 (options.bin_dir or BIN_DIR) / "python", served.env
             )
+            if proxied is not None:
+                base["proxy"] = proxy_doc(proxied, run_dir)
             # The load (and the smoke check) go to the app mounted at the prefix.
             profiles = run_dir / "profiles" if options.profile else None
-            subject = LocalSubject(served, db, database_url, options.prefix, profiles)
+            subject = LocalSubject(served, db, database_url, options.prefix, profiles, proxied)
             # An app of its own is checked by its scenarios' checks alone.
             smoke_paths = app.smoke_paths if app.contract else ()
             return measure_subject(subject, options, base, run_dir, progress, smoke_paths)
@@ -204,11 +230,15 @@ def serve_pair(
     log_dir: Path,
     wrap: list[str] | None = None,
     certificates: Certificates | None = None,
+    unix_socket: Path | None = None,
 ) -> AbstractContextManager[Served]:
     """``app`` under ``server`` as ``options`` say (variant, knobs, pinning, protocol),
     until the block ends; ``wrap`` prefixes the server's command (after the pinning);
-    ``certificates``: a TLS protocol's."""
-    pinning = ["taskset", "-c", options.server_cpus] if options.server_cpus else []
+    ``certificates``: a TLS protocol's. Behind a proxy (``options.proxy``) the server
+    speaks HTTP/1.1 (the proxy ends the protocol) and listens on ``unix_socket`` when
+    given."""
+    pinning = _pinning(options)
+    protocol = options.server_protocol
     return serve(
         app,
         server,
@@ -221,8 +251,68 @@ def serve_pair(
         ready_timeout=options.ready_timeout,
         wrap=[*pinning, *(wrap or [])] or None,
         variant=get_variant(options.variant, [app.id]) if options.variant else None,
-        protocol=options.protocol,
-        certificates=certificates,
+        protocol=protocol,
+        certificates=certificates if protocol in TLS else None,
+        unix_socket=unix_socket,
+    )
+
+
+def _pinning(options: BenchOptions) -> list[str]:
+    return ["taskset", "-c", options.server_cpus] if options.server_cpus else []
+
+
+@contextmanager
+def serve_fronted(
+    app: App,
+    server: Server,
+    options: BenchOptions,
+    database_url: str,
+    upstream_url: str,
+    log_dir: Path,
+    proxy_dir: Path | None,
+    certificates: Certificates | None = None,
+) -> Iterator[tuple[Served, Proxied | None]]:
+    """The pair served as ``serve_pair`` serves it, with the proxy ``options`` ask for in
+    front (its files in ``proxy_dir``), pinned to the server's CPUs: the serving side. A
+    TLS protocol's ``certificates`` are the proxy's when there is one, else the server's."""
+    spec = options.front
+    if spec is None:
+        with serve_pair(
+            app, server, options, database_url, upstream_url, log_dir, certificates=certificates
+        ) as served:
+            yield served, None
+        return
+    with proxy.runtime_dir() as runtime:
+        layout = proxy.Layout(proxy_dir or log_dir / "proxy", runtime)
+        socket = layout.socket if spec.upstream == proxy.UNIX else None
+        with (
+            serve_pair(
+                app, server, options, database_url, upstream_url, log_dir, unix_socket=socket
+            ) as served,
+            proxy.front(
+                served,
+                spec,
+                layout,
+                wrap=_pinning(options),
+                ready_timeout=options.ready_timeout,
+                certificates=certificates,
+            ) as proxied,
+        ):
+            yield served, proxied
+
+
+def proxy_doc(proxied: Proxied, run_dir: Path) -> ProxyDoc:
+    """What a result says about the proxy in front of its pair."""
+    config = proxied.layout.config
+    return ProxyDoc(
+        name=proxied.spec.name,
+        version=proxied.version,
+        client_protocol=protocol_name(proxied.spec.client_protocol),
+        upstream="unix" if proxied.spec.upstream == proxy.UNIX else "tcp",
+        upstream_address=proxied.upstream_address,
+        workers=proxied.spec.workers,
+        command=proxied.argv,
+        config=str(config.relative_to(run_dir)) if config.is_relative_to(run_dir) else str(config),
     )
 
 
@@ -319,6 +409,7 @@ def _load_info(options: BenchOptions, scenario: str) -> LoadInfo:
         requests=load.requests,
         repeats=options.repeats,
         processes=load.processes,
+        misbehaving=dict(load.misbehaving),
     )
 
 
@@ -429,6 +520,10 @@ def _run_scenario(
                 loadgen=report,
             )
         )
+        if figures.proxy_cpu_read is not None:  # a proxy in front: its CPU beside the server's
+            repeats[-1]["proxy"] = ProxyFigures(
+                cpu_s=figures.proxy_cpu_s, cpu_read=figures.proxy_cpu_read
+            )
         if figures.profile is not None:
             repeats[-1]["profile"] = figures.profile
         if stopped is not None:

@@ -28,8 +28,11 @@ from loadgen.scenario import load_scenario, option_names, options_for
 from shared_fixtures.seed import MAX_SCALE, SeedError, validate_scale
 from stackbench import results
 from stackbench.matrix import Pair, scenario_file_of
+from stackbench.matrix import check_protocol as check_servers_speak
+from stackbench.proxy import CLIENT_PROTOCOLS, PROXIES, TCP, UNIX, UPSTREAMS, ProxyError, Spec
+from stackbench.proxy import check as check_proxy
 from stackbench.server_process import READY_TIMEOUT
-from stackbench.servers import DEFAULT_POOL_SIZE, H1, HTTP2, PROTOCOLS, Knobs
+from stackbench.servers import DEFAULT_POOL_SIZE, H1, HTTP2, PROTOCOLS, Knobs, get_server
 from stackbench.variants import VARIANTS
 
 T = TypeVar("T")
@@ -70,9 +73,14 @@ class BenchOptions:
     profile: bool = False  # py-spy on the server in each measured window (profiler.py)
     # A bench variant served instead of the app as shipped (stackbench/variants): its name.
     variant: str | None = None
-    # What the load speaks to the server (stackbench/servers.py, PROTOCOLS); the load's
-    # --h2 follows from it (options_from), a TLS one's CA from the run's certificates.
+    # What the load speaks to the server (stackbench/servers.py, PROTOCOLS), or to the
+    # proxy in front of it; the load's --h2 follows from it (options_from), a TLS one's CA
+    # from the run's certificates.
     protocol: str = H1
+    # A proxy in front (stackbench/proxy.py), how it reaches the server (None: tcp). It
+    # ends --protocol toward the clients and speaks HTTP/1.1 to the server.
+    proxy: str | None = None
+    upstream: str | None = None
 
     @property
     def knobs(self) -> Knobs:
@@ -81,6 +89,24 @@ class BenchOptions:
     @property
     def server_cpu_count(self) -> int:
         return cpus_named(self.server_cpus) or os.cpu_count() or 1
+
+    @property
+    def front(self) -> Spec | None:
+        """The proxy in front, as stackbench/proxy.py runs it (None: clients reach the
+        server directly). Its workers: one per CPU the server may use."""
+        if self.proxy is None:
+            return None
+        return Spec(
+            self.proxy,
+            self.upstream or TCP,
+            client_protocol=self.protocol,
+            workers=self.server_cpu_count,
+        )
+
+    @property
+    def server_protocol(self) -> str:
+        """What the server itself speaks: the load's protocol, or HTTP/1.1 behind a proxy."""
+        return self.protocol if self.proxy is None else H1
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(replace(self, load=BENCH_LOAD))
@@ -99,6 +125,9 @@ class BenchOptions:
             agent=list(load.agent) if load.agent else None,
             start_at=load.start_at,
             streams=load.streams,
+            misbehaving=dict(load.misbehaving),
+            misbehaving_pace=load.misbehaving_pace,
+            misbehaving_path=load.misbehaving_path,
         )
         data["output"] = str(self.output)
         data["scenarios"] = list(self.scenarios)
@@ -139,9 +168,11 @@ def _argument(parse: Callable[[str], T], error: type[Exception]) -> Callable[[st
 
 # loadgen's parsers (loadgen/values.py) for the harness's own options: one rule each.
 positive_int = _argument(values.positive_int, ConfigError)
+non_negative_int = _argument(values.non_negative_int, ConfigError)
 positive_number = _argument(values.positive_number, ConfigError)
 positive_duration = _argument(values.positive_duration, ConfigError)
 scale = _argument(validate_scale, SeedError)
+proxy_name = _argument(check_proxy, ProxyError)
 
 
 def cpus(text: str) -> str:
@@ -230,6 +261,16 @@ ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "agent_wait": _flags(
         "--agent-wait", type=positive_duration, metavar="D", help="how long to wait for them"
     ),
+    "proxy": _flags(
+        "--proxy", type=proxy_name, metavar="NAME",
+        help=f"a proxy in front of the server, production-shaped: {', '.join(PROXIES)}"
+        " (docs/bench.md, 'A proxy in front')",
+    ),
+    "upstream": _flags(
+        "--upstream", choices=UPSTREAMS,
+        help="how the proxy reaches the server: over loopback TCP or a unix socket"
+        f" (default {TCP})",
+    ),
 }  # fmt: skip
 
 # The option groups, by name: a Config field is loadgen's option, any other the harness's.
@@ -241,12 +282,14 @@ SERVER = ("workers", "threads", "pool_size", "server_cpus", "ready_timeout", "sc
 PROTOCOL = ("protocol", "streams")  # TLS and HTTP/2: bench and serve
 DATA = ("output", "reseed")
 HOSTS = ("agent", "start_at", "agent_reports", "agent_wait", "cacert")
+PROXY = ("proxy", "upstream")
+MISBEHAVING = ("misbehaving", "misbehaving_pace", "misbehaving_path")  # loadgen's
 
 
 def refuse_serve_options(args: argparse.Namespace, defaults: BenchOptions = DEFAULTS) -> None:
     """Beside ``--target`` the pair is the one ``serve`` runs: its server options are
     serve's, refused rather than ignored."""
-    for name in (*SERVER, "profile", "reseed"):
+    for name in (*SERVER, *PROXY, "profile", "reseed"):
         if hasattr(args, name) and getattr(args, name) != getattr(defaults, name):
             flag = "--" + name.replace("_", "-")
             raise OptionError(f"{flag} is serve's option: give it to serve on the serving host")
@@ -309,6 +352,29 @@ def options_for_pairs(
     names one."""
     declared = None if given(args).get("scenario_file") else scenario_file_of(pairs)
     return options_from(args, defaults, scenario_file=declared)
+
+
+def check_upstream(upstream: str | None, server_ids: Iterable[str], proxied: bool) -> None:
+    """``--upstream`` only with a proxy in front; ``unix`` only for servers that bind one."""
+    if upstream is not None and not proxied:
+        raise OptionError("--upstream says how a proxy reaches the server: none is in front")
+    if upstream != UNIX:
+        return
+    for server_id in server_ids:
+        if not get_server(server_id).binds_unix:
+            raise OptionError(f"--upstream unix: {server_id} cannot listen on a unix socket")
+
+
+def check_protocol(protocol: str, server_ids: Iterable[str], proxied: bool) -> None:
+    """``protocol`` spoken by what faces the load: each server, or the proxy in front (which
+    ends it and speaks HTTP/1.1 to the server, so any server will do)."""
+    if not proxied:
+        check_servers_speak(server_ids, protocol)
+    elif protocol not in CLIENT_PROTOCOLS:
+        raise OptionError(
+            f"--protocol {protocol} with --proxy: nginx ends {', '.join(CLIENT_PROTOCOLS)} "
+            "toward clients (its cleartext HTTP/2 port would answer no HTTP/1.1)"
+        )
 
 
 def with_scenario_file(

@@ -159,7 +159,14 @@ def row_of(document: ResultDocument, file: str) -> ResultRow:
         reason=document["reason"],
         summary=document["summary"],
         flags=document["flags"],
+        proxy=proxy_named(document),
     )
+
+
+def proxy_named(document: ResultDocument) -> str | None:
+    """'nginx (unix)': the proxy clients reached the pair through; None when none."""
+    front = document.get("proxy")
+    return None if front is None else f"{front['name']} ({front['upstream']})"
 
 
 def read_manifest(path: Path) -> Manifest:

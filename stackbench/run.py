@@ -42,7 +42,7 @@ from stackbench.options import BenchOptions
 from stackbench.progress import Progress
 from stackbench.server_process import Served
 from stackbench.servers import TLS, Certificates, Server, get_server
-from stackbench.target import RemoteSubject, measure_target
+from stackbench.target import TARGET_PROXY_CONFIG, RemoteSubject, measure_target
 
 
 @dataclass
@@ -172,6 +172,8 @@ class BenchRun:
         if pair not in manifest["pairs"]:
             manifest["pairs"].append(pair)
         rows = measure_target(self.target, options, label, self.run_dir, self.progress)
+        if (self.run_dir / TARGET_PROXY_CONFIG).exists():  # serve --proxy on the serving host
+            manifest["proxy_configs"] = [str(TARGET_PROXY_CONFIG)]
         self.report.rows.extend(rows)
         manifest["results"].extend(row["file"] for row in rows)
         self._record_protocol(Pair(info["app"], info["server"]), options, label, rows)
@@ -218,6 +220,7 @@ class BenchRun:
             label = options.variant
         app, server = self._app_and_server(pair, app)
         self._record_job(pair, options, label)
+        proxy_dir = self._proxy_dir(pair, label) if options.proxy else None
         upstream = self._upstream(app, options)
         rows = measure_pair(
             app,
@@ -231,7 +234,11 @@ class BenchRun:
             self.run_dir,
             self.progress,
             self._tls(options),
+            proxy_dir,
         )
+        if proxy_dir is not None and (config := proxy_dir / "nginx.conf").exists():
+            configs = self._manifest.setdefault("proxy_configs", [])
+            configs.append(str(config.relative_to(self.run_dir)))
         self.report.rows.extend(rows)
         self._manifest["results"].extend(row["file"] for row in rows)
         self._record_protocol(pair, options, label, rows)
@@ -263,6 +270,15 @@ class BenchRun:
                 negotiated=spoken,
             )
         )
+
+    def _proxy_dir(self, pair: Pair, label: str | None) -> Path:
+        """Where a job's proxy keeps its configuration and logs: one directory per job."""
+        name = f"{pair.app}--{pair.server}" + (f"--{label}" if label else "")
+        path, count = self.run_dir / "proxy" / name, 1
+        while path.exists():
+            count += 1
+            path = self.run_dir / "proxy" / f"{name}-{count}"
+        return path
 
     @contextlib.contextmanager
     def serving(

@@ -1,7 +1,7 @@
-"""Figures taken beside the load: CPU time of the server's process group and of the
-database's process tree (from the kernel, to the nanosecond where it can be, each CPU
-second counted once), server processes that exited, peak server RSS, and peak client
-connections to the database."""
+"""Figures taken beside the load: CPU time of the server's process group (and of a proxy's
+in front of it) and of the database's process tree (from the kernel, to the nanosecond
+where it can be, each CPU second counted once), server processes that exited, peak server
+RSS, and peak client connections to the database."""
 
 from __future__ import annotations
 
@@ -68,6 +68,8 @@ class ServerFigures:
     profile: ProfileDoc | None = None  # bench --profile: py-spy over the same window
     cpu_read: CpuRead | None = None  # how cpu_s was read: source, resolution
     database_cpu_read: CpuRead | None = None
+    proxy_cpu_s: float | None = None  # a proxy in front (bench --proxy): its process group
+    proxy_cpu_read: CpuRead | None = None  # None: no proxy was sampled
     samples: tuple[Sample, ...] = ()  # each reading over the measured window
 
 
@@ -234,8 +236,10 @@ class Sampler:
     ``mark()`` starts the measured window (after warm-up): CPU is counted from there, and
     peaks and exited server processes are taken over the measured window too.
     ``database_pid`` is the embedded PostgreSQL's postmaster; None when the database is
-    elsewhere and its CPU cannot be read. ``cpu_source`` is how own CPU times are read
-    (this host's finest unless a test plants another).
+    elsewhere and its CPU cannot be read. ``proxy_pgid``: the process group of a proxy in
+    front of the server (nginx's master and workers), sampled as the server's is.
+    ``cpu_source`` is how own CPU times are read (this host's finest unless a test plants
+    another).
     """
 
     def __init__(
@@ -245,6 +249,7 @@ class Sampler:
         interval: float = 0.25,
         *,
         database_pid: int | None = None,
+        proxy_pgid: int | None = None,
         cpu_source: CpuSource | None = None,
     ) -> None:
         self.database_url, self.interval = database_url, interval
@@ -255,8 +260,13 @@ class Sampler:
             if database_pid is not None
             else None
         )
+        self._proxy = (
+            GroupCPU(partial(group_usage, proxy_pgid), self.cpu_source)
+            if proxy_pgid is not None
+            else None
+        )
         self._lock = threading.Lock()
-        self._at_mark: tuple[CpuTotal, CpuTotal | None] | None = None
+        self._at_mark: tuple[CpuTotal, CpuTotal | None, CpuTotal | None] | None = None
         self._marked_at = 0.0
         self._peak_rss = 0
         self._peak_connections: int | None = None
@@ -264,15 +274,16 @@ class Sampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
 
-    def _read(self) -> tuple[CpuTotal, CpuTotal | None, int]:
-        """(server CPU, database CPU, server RSS bytes) now."""
+    def _read(self) -> tuple[CpuTotal, CpuTotal | None, CpuTotal | None, int]:
+        """(server CPU, database CPU, proxy CPU, server RSS bytes) now."""
         with self._lock:
             server_cpu, live = self._server.read()
             database_cpu = self._database.read()[0] if self._database else None
-        return server_cpu, database_cpu, sum(u.rss_bytes for u in live.values())
+            proxy_cpu = self._proxy.read()[0] if self._proxy else None
+        return server_cpu, database_cpu, proxy_cpu, sum(u.rss_bytes for u in live.values())
 
     def _sample(self, conn: psycopg.Connection | None) -> None:
-        server_cpu, database_cpu, rss = self._read()
+        server_cpu, database_cpu, _, rss = self._read()
         if self._at_mark is None:
             return
         self._peak_rss = max(self._peak_rss, rss)
@@ -282,7 +293,7 @@ class Sampler:
                 row = conn.execute(CONNECTIONS_QUERY).fetchone()
                 count = int(row[0]) if row else 0
                 self._peak_connections = max(self._peak_connections or 0, count)
-        server_at_mark, database_at_mark = self._at_mark
+        server_at_mark, database_at_mark, _ = self._at_mark
         database_s = None
         if database_cpu is not None and database_at_mark is not None:
             database_s = round((database_cpu.ns - database_at_mark.ns) / 1e9, 6)
@@ -313,10 +324,10 @@ class Sampler:
         return self
 
     def mark(self) -> None:
-        server_cpu, database_cpu, _ = self._read()
+        server_cpu, database_cpu, proxy_cpu, _ = self._read()
         with self._lock:
             self._server.exited.clear()  # exits during warm-up are not the window's
-        self._at_mark = (server_cpu, database_cpu)
+        self._at_mark = (server_cpu, database_cpu, proxy_cpu)
         self._marked_at = time.monotonic()
 
     def stop(self) -> ServerFigures:
@@ -324,12 +335,15 @@ class Sampler:
         self._thread.join(5)
         if self._at_mark is None:
             return ServerFigures(None, None, self._peak_connections)
-        server_cpu, database_cpu, _ = self._read()
-        server_at_mark, database_at_mark = self._at_mark
+        server_cpu, database_cpu, proxy_cpu, _ = self._read()
+        server_at_mark, database_at_mark, proxy_at_mark = self._at_mark
         cpu_s, cpu_read = cpu_window(server_at_mark, server_cpu, self.cpu_source)
         database_s, database_read = None, None
         if database_cpu is not None and database_at_mark is not None:
             database_s, database_read = cpu_window(database_at_mark, database_cpu, self.cpu_source)
+        proxy_s, proxy_read = None, None
+        if proxy_cpu is not None and proxy_at_mark is not None:
+            proxy_s, proxy_read = cpu_window(proxy_at_mark, proxy_cpu, self.cpu_source)
         return ServerFigures(
             cpu_s=cpu_s,
             peak_rss_mb=round(self._peak_rss / 1024 / 1024, 1) if self._peak_rss else None,
@@ -339,5 +353,7 @@ class Sampler:
             window_s=round(time.monotonic() - self._marked_at, 3),
             cpu_read=cpu_read,
             database_cpu_read=database_read,
+            proxy_cpu_s=proxy_s,
+            proxy_cpu_read=proxy_read,
             samples=tuple(self._samples),
         )

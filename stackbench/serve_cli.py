@@ -21,14 +21,17 @@ from shared_fixtures.db import DatabaseError
 from shared_fixtures.net import LOOPBACK, PortError
 from shared_fixtures.processes import ProcessError, stopped_by_signals
 from shared_fixtures.seed import SeedError
-from stackbench import bench, matrix, serving_host
+from stackbench import bench, matrix, proxy, serving_host
 from stackbench.apps import DeclarationError, UnknownAppError, get_app
 from stackbench.measure import BIN_DIR
 from stackbench.options import (
     DEFAULTS,
+    PROXY,
     SERVER,
     OptionError,
     add_options,
+    check_protocol,
+    check_upstream,
     cpus_named,
     positive_int,
 )
@@ -73,34 +76,51 @@ def add_parser(commands: Any) -> None:
     )
     add_options(serve, "server", SERVER)
     add_options(serve, "protocol (TLS and HTTP/2)", ["protocol"])
+    add_options(
+        serve, "a proxy in front (it listens where --bind says; the server behind it)", PROXY
+    )
     add_options(serve, "data", ["reseed"])
 
 
 def options_from(args: argparse.Namespace) -> serving_host.ServeOptions:
     if args.port is not None and args.port == args.stats_port:
         raise OptionError("--port and --stats-port must differ")
+    check_upstream(args.upstream, [args.server], proxied=args.proxy is not None)
+    server_cpu_count = cpus_named(args.server_cpus) or os.cpu_count() or 1
+    front = None
+    if args.proxy is not None:
+        front = proxy.Spec(
+            args.proxy,
+            args.upstream or proxy.TCP,
+            client_protocol=args.protocol,
+            workers=server_cpu_count,
+        )
     return serving_host.ServeOptions(
         bind=serving_host.bind_address(args.bind),
         port=args.port,
         stats_port=args.stats_port,
         knobs=Knobs(workers=args.workers, threads=args.threads, pool_size=args.pool_size),
         server_cpus=args.server_cpus,
-        server_cpu_count=cpus_named(args.server_cpus) or os.cpu_count() or 1,
+        server_cpu_count=server_cpu_count,
         scale=args.scale,
         ready_timeout=args.ready_timeout,
         ready_file=args.ready_file,
         variant=args.variant,
         protocol=args.protocol,
         reseed=args.reseed,
+        front=front,
     )
 
 
 def _announce(info: dict[str, Any]) -> None:
     settings = info["server_settings"]
+    front = info.get("proxy")
+    behind = f" behind {front['name']} ({front['upstream']})" if front else ""
     lines = [
-        f"serving {info['app']} @ {info['server']}: {settings['workers']} worker(s), "
+        f"serving {info['app']} @ {info['server']}{behind}: {settings['workers']} worker(s), "
         f"{settings['threads']} thread(s), pool {settings['pool_size']}",
-        f"  app:          {info['app_url']}",
+        f"  app:          {info['app_url']}" + (f"  (through {front['name']})" if front else ""),
+        *([f"  {front['name']}:        {front['config']}"] if front else []),
         f"  stats:        {info['stats_url']}/stats  (read-only: /info, /stats, /statements)",
         f"  DATABASE_URL: {info['database']['url']}",
         f"  bench it:     python -m stackbench bench --target {info['app_url']} "
@@ -125,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         options = options_from(args)
         # One line for a pair that cannot be served, or an entry point that does not import.
         bench.check_entries(matrix.parse_pairs(f"{args.app}@{args.server}"), BIN_DIR)
-        matrix.check_protocol([args.server], options.protocol)
+        check_protocol(options.protocol, [args.server], proxied=options.front is not None)
         server = get_server(args.server)
         if options.protocol in server.speaks.loopback_only and not serving_host.is_loopback(
             options.bind

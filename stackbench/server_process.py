@@ -5,8 +5,10 @@ other hosts."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import secrets
+import socket
 import ssl
 import subprocess
 import urllib.error
@@ -35,12 +37,13 @@ ADMIN_PASSWORD = os.environ.get("STACKBENCH_ADMIN_PASSWORD") or secrets.token_ur
 class Served:
     app: App
     server: Server
-    base_url: str
+    base_url: str  # "unix:PATH" when it listens on a unix socket: reached through a proxy
     argv: list[str]
     env: dict[str, str]
     process: ManagedProcess
     protocol: str = H1  # what the server was started to speak (stackbench/servers.py)
     certificates: Certificates | None = None  # its TLS material (h1-tls, h2)
+    unix_socket: Path | None = None  # where it listens instead of a port (behind a proxy)
 
     @property
     def cafile(self) -> Path | None:
@@ -156,16 +159,42 @@ def prepare(app: App, env: dict[str, str], bin_dir: Path) -> None:
 READY_TIMEOUT = 30.0  # seconds a server may take to answer /health after its start
 
 
+UNIX = "unix:"  # a base URL that is a unix socket's path: "unix:/tmp/.../app.sock"
+
+
 def trusting(cafile: Path | str | None) -> ssl.SSLContext | None:
     """A client TLS context trusting ``cafile`` (a run's test CA); None without one."""
     return ssl.create_default_context(cafile=str(cafile)) if cafile else None
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over a unix socket (a server behind a proxy, ``--upstream unix``)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
 
 
 def answers_health(
     base_url: str, timeout: float = 1.0, path: str = "/health", cafile: Path | None = None
 ) -> bool:
     """True when the app answers GET ``path`` (/health) with 200 within ``timeout``
-    (over HTTP/1.1, with TLS for an https:// URL, trusting ``cafile``)."""
+    (over HTTP/1.1, with TLS for an https:// URL, trusting ``cafile``); a ``unix:PATH``
+    base URL is asked over that socket."""
+    if base_url.startswith(UNIX):
+        connection = _UnixConnection(base_url[len(UNIX) :], timeout)
+        try:
+            connection.request("GET", path)
+            return connection.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            connection.close()
     try:
         with urllib.request.urlopen(
             base_url + path, timeout=timeout, context=trusting(cafile)
@@ -195,14 +224,16 @@ def serve(
     prepared: bool = False,
     protocol: str = H1,
     certificates: Certificates | None = None,
+    unix_socket: Path | None = None,
 ) -> Iterator[Served]:
     """Start ``app`` under ``server`` listening on ``host:port`` (loopback and a free port
-    by default); stop it (and its workers) on exit, whatever happened. ``settings``: more
-    of the app's environment for this serving only (e.g. DB_POOL_TIMEOUT); ``prepared``:
-    the database already has what the app's setup commands make (the app was served on
-    it before), so they are not run again. ``protocol``: what the server speaks
-    (stackbench/servers.py), TLS ones with ``certificates``; every server also answers
-    HTTP/1.1 on the same port (over TLS for TLS ones), which is how readiness is probed."""
+    by default), or on ``unix_socket`` instead (for a proxy in front, HTTP/1.1 only); stop
+    it (and its workers) on exit, whatever happened. ``settings``: more of the app's
+    environment for this serving only (e.g. DB_POOL_TIMEOUT); ``prepared``: the database
+    already has what the app's setup commands make (the app was served on it before), so
+    they are not run again. ``protocol``: what the server speaks (stackbench/servers.py),
+    TLS ones with ``certificates``; every server also answers HTTP/1.1 on the same port
+    (over TLS for TLS ones), which is how readiness is probed."""
     knobs = knobs or Knobs()
     if server.why_not(protocol) is not None:
         raise ValueError(f"{server.id} does not speak {protocol}: {server.why_not(protocol)}")
@@ -218,18 +249,27 @@ def serve(
     env.update(settings or {})
     if not prepared:
         prepare(app, env, bin_dir)
-    port = port or free_port(host)
+    port = port or (0 if unix_socket else free_port(host))
     # An ASGI variant is served instead of the app's entry, from the app's directory.
     entries = {ASGI: variant.entry} if variant is not None and variant.entry else app.entries
     served_app = replace(app, entries=entries)
     argv = server.argv(
-        served_app, port, knobs, cpus or os.cpu_count() or 1, host, protocol, certificates
+        served_app,
+        port,
+        knobs,
+        cpus or os.cpu_count() or 1,
+        host,
+        protocol,
+        certificates,
+        unix_socket=unix_socket,
     )
     argv[0] = str(bin_dir / argv[0])
     argv = [*(wrap or []), *argv]  # e.g. taskset -c 0: pins the server and its workers
     # Readiness is probed from here: an any-address bind answers on loopback too.
     scheme = "https" if protocol in TLS else "http"
     base_url = f"{scheme}://{LOOPBACK if host in ANY_ADDRESS else host}:{port}"
+    if unix_socket is not None:
+        base_url = f"{UNIX}{unix_socket}"
     cafile = certificates.ca if certificates is not None else None
     process = ManagedProcess(
         argv,
@@ -244,6 +284,6 @@ def serve(
             ready_timeout,
             f"answering {app.health}",
         )
-        yield Served(app, server, base_url, argv, env, process, protocol, certificates)
+        yield Served(app, server, base_url, argv, env, process, protocol, certificates, unix_socket)
     finally:
         process.stop()

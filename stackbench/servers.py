@@ -82,11 +82,32 @@ class Knobs:
 
 
 @dataclass(frozen=True)
+class Listen:
+    """How a server is told where to listen: its TCP bind, and its unix-socket bind (a proxy
+    in front reaches it there: ``--upstream unix``), with ``{host}``, ``{port}`` and
+    ``{path}`` filled in; ``unix`` None: it cannot bind one."""
+
+    tcp: tuple[str, ...]
+    unix: tuple[str, ...] | None
+
+    def words(self, host: str, port: int, unix_socket: Path | None = None) -> list[str]:
+        if unix_socket is None:
+            return [word.format(host=host, port=port) for word in self.tcp]
+        if self.unix is None:
+            raise ValueError("this server cannot listen on a unix socket")
+        return [word.format(path=unix_socket) for word in self.unix]
+
+
+GUNICORN_LISTEN = Listen(("-b", "{host}:{port}"), ("-b", "unix:{path}"))
+
+
+@dataclass(frozen=True)
 class Server:
     id: str
     interfaces: tuple[str, ...]
     requirements: tuple[str, ...]
     notes: str
+    listen: Listen = GUNICORN_LISTEN  # every gunicorn worker class binds as gunicorn does
     # Environment that selects the app's driver/patching under this server, for apps that
     # declare a driver switch (django_sync, django_fastapi).
     env: dict[str, str] = field(default_factory=dict)
@@ -151,6 +172,11 @@ class Server:
         threads = knobs.threads or default_threads(self.id, knobs.pool_size)
         return {"workers": workers, "threads": threads, "pool_size": knobs.pool_size}
 
+    @property
+    def binds_unix(self) -> bool:
+        """It can listen on a unix socket (``--upstream unix`` behind a proxy)."""
+        return self.listen.unix is not None
+
     def argv(
         self,
         app: App,
@@ -160,17 +186,23 @@ class Server:
         host: str = "127.0.0.1",
         protocol: str = H1,
         certificates: Certificates | None = None,
+        unix_socket: Path | None = None,
     ) -> list[str]:
-        """The server's command line, listening on ``host:port`` (loopback by default),
-        speaking ``protocol`` (TLS ones with ``certificates``)."""
+        """The server's command line, listening on ``host:port`` (loopback by default), or
+        on ``unix_socket`` instead when given (behind a proxy: HTTP/1.1 only), speaking
+        ``protocol`` (TLS ones with ``certificates``)."""
         interface = self.interface_for(app)
         if interface is None:
             raise ValueError(f"{self.id} cannot serve {app.id}")
+        if unix_socket is not None and not self.binds_unix:
+            raise ValueError(f"{self.id} cannot listen on a unix socket")
+        if unix_socket is not None and protocol != H1:
+            raise ValueError(f"on a unix socket (behind a proxy) {self.id} speaks {H1} only")
         speaking = self.protocol_flags(protocol, certificates, host, port)
         entry = app.entries[interface]
         settings = self.resolve(knobs, cpus)
         workers, threads = str(settings["workers"]), str(settings["threads"])
-        bind = f"{host}:{port}"
+        where = self.listen.words(host, port, unix_socket)
         # An app without a lifespan handler (Django) gets it switched off where servers probe.
         lifespan_off = not app.lifespan
         if self.id.startswith("gunicorn-"):
@@ -196,8 +228,7 @@ class Server:
                 *worker_class,
                 "-w",
                 workers,
-                "-b",
-                bind,
+                *where,
                 "--no-control-socket",
                 "--graceful-timeout",
                 "5",
@@ -207,10 +238,7 @@ class Server:
         if self.id == "uvicorn":
             return [
                 "uvicorn",
-                "--host",
-                host,
-                "--port",
-                str(port),
+                *where,
                 "--workers",
                 workers,
                 "--loop",
@@ -224,9 +252,9 @@ class Server:
                 entry,
             ]
         if self.id == "hypercorn":
-            return ["hypercorn", "-k", "uvloop", "-w", workers, "-b", bind, *speaking, entry]
+            return ["hypercorn", "-k", "uvloop", "-w", workers, *where, *speaking, entry]
         if self.id == "daphne":  # its TLS is a Twisted endpoint, which binds instead of -b/-p
-            listen = speaking if protocol in TLS else ["-b", host, "-p", str(port)]
+            listen = speaking if protocol in TLS else where
             return ["daphne", *listen, entry]
         if self.id == "granian":
             granian_interface = interface
@@ -237,10 +265,7 @@ class Server:
                 "granian",
                 "--interface",
                 granian_interface,
-                "--host",
-                host,
-                "--port",
-                str(port),
+                *where,
                 "--workers",
                 workers,
                 *extra,
@@ -375,6 +400,7 @@ SERVERS: dict[str, Server] = {
             (ASGI,),
             ("uvicorn>=0.30", *_FAST_LOOP),
             "uvloop + httptools, --workers N",
+            Listen(("--host", "{host}", "--port", "{port}"), ("--uds", "{path}")),
             speaks=_no_http2(
                 "uvicorn has no HTTP/2", tls=("--ssl-certfile", "{cert}", "--ssl-keyfile", "{key}")
             ),
@@ -399,6 +425,7 @@ SERVERS: dict[str, Server] = {
             (ASGI,),
             ("hypercorn>=0.17", "uvloop>=0.19"),
             "uvloop worker class",
+            Listen(("-b", "{host}:{port}"), ("-b", "unix:{path}")),
             # h2 (a dependency of hypercorn) by ALPN and h2c by prior knowledge, always on
             speaks=Speaks(tls=("--certfile", "{cert}", "--keyfile", "{key}"), h2=(), h2c=()),
         ),
@@ -407,6 +434,7 @@ SERVERS: dict[str, Server] = {
             (ASGI,),
             ("daphne>=4",),
             "Django's own ASGI server, one process",
+            Listen(("-b", "{host}", "-p", "{port}"), ("-u", "{path}")),
             # Twisted's TLS endpoint; its HTTP/2 is on by ALPN once its http2 extra is there
             speaks=Speaks(
                 tls=(
@@ -424,6 +452,7 @@ SERVERS: dict[str, Server] = {
             (ASGI, WSGI),
             ("granian>=2",),
             "Rust server; --interface asgi (asginl for Django) or wsgi",
+            Listen(("--host", "{host}", "--port", "{port}"), ("--uds", "{path}")),
             free_threading=True,
             # --http auto (its default): HTTP/2 by ALPN over TLS, by prior knowledge in
             # cleartext, HTTP/1.1 otherwise

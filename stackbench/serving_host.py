@@ -23,7 +23,7 @@ from typing import Any
 from shared_fixtures.db import database
 from shared_fixtures.net import LOOPBACK, free_port
 from shared_fixtures.upstream import start_upstream
-from stackbench import results
+from stackbench import proxy, results
 from stackbench.app_database import AppDatabases
 from stackbench.certificates import LOOPBACK_NAMES, certificates
 from stackbench.matrix import get_pair
@@ -49,16 +49,21 @@ class ServeOptions:
     ready_timeout: float = READY_TIMEOUT
     ready_file: Path | None = None  # the /info document, written once everything answers
     variant: str | None = None  # a bench variant served instead (stackbench/variants)
-    protocol: str = H1  # what the server speaks (stackbench/servers.py)
+    protocol: str = H1  # what clients speak: to the server, or to the proxy in front
     reseed: bool = False  # with DATABASE_URL: may load the contract's seed there
+    front: proxy.Spec | None = None  # serve --proxy: it faces clients, the server behind it
 
 
 @dataclass(frozen=True)
 class ServingHost:
-    """What serve runs: its /info document and the server process."""
+    """What serve runs: its /info document, the server process and the proxy in front."""
 
     info: dict[str, Any]
     served: Served
+    proxied: proxy.Proxied | None = None
+
+    def proxy_running(self) -> bool:
+        return self.proxied is None or self.proxied.process.running()
 
 
 def bind_address(text: str) -> str:
@@ -95,6 +100,10 @@ def serving_host(app_id: str, server_id: str, options: ServeOptions) -> Iterator
         databases = AppDatabases(db, options.scale, reseed=options.reseed)
         database_url = databases.url_for(app, BIN_DIR, upstream_url)
         checksum, reseeded = databases.seed or ("", False)
+        front, layout = options.front, None
+        if front is not None:  # the proxy faces clients; the server listens behind it
+            layout = proxy.Layout(work / "proxy", stack.enter_context(proxy.runtime_dir()))
+        pinning = ["taskset", "-c", options.server_cpus] if options.server_cpus else None
         served: Served = stack.enter_context(
             serve(
                 app,
@@ -106,18 +115,37 @@ def serving_host(app_id: str, server_id: str, options: ServeOptions) -> Iterator
                 knobs=options.knobs,
                 cpus=options.server_cpu_count,
                 ready_timeout=options.ready_timeout,
-                wrap=["taskset", "-c", options.server_cpus] if options.server_cpus else None,
-                host=options.bind,
-                port=options.port,
+                wrap=pinning,
+                host=options.bind if front is None else LOOPBACK,
+                port=options.port if front is None else None,
                 variant=get_variant(options.variant, [app.id]) if options.variant else None,
-                protocol=options.protocol,
-                certificates=tls,
+                # Behind a proxy the server speaks HTTP/1.1: the proxy ends the protocol.
+                protocol=options.protocol if front is None else H1,
+                certificates=tls if front is None else None,
+                unix_socket=layout.socket
+                if layout and front and front.upstream == proxy.UNIX
+                else None,
             )
         )
+        proxied: proxy.Proxied | None = None
+        if front is not None and layout is not None:
+            proxied = stack.enter_context(
+                proxy.front(
+                    served,
+                    front,
+                    layout,
+                    wrap=pinning,
+                    ready_timeout=options.ready_timeout,
+                    host=options.bind,
+                    port=options.port,
+                    certificates=tls,
+                )
+            )
+        facing = proxied.base_url if proxied else served.base_url
         # Chosen once the server listens, so a free port cannot be the server's own.
         stats_port = options.stats_port or free_port(options.bind)
         host = _advertised(options.bind)
-        port = served.base_url.rsplit(":", 1)[1]
+        port = facing.rsplit(":", 1)[1]
         database_pid = db.process.pid if db.embedded and db.process else None
         info: dict[str, Any] = {
             "kind": "stackbench.serve",
@@ -146,19 +174,37 @@ def serving_host(app_id: str, server_id: str, options: ServeOptions) -> Iterator
             "pinning": {"server_cpus": options.server_cpus},
             "started_at": results.now(),
         }
+        if proxied is not None:
+            info["proxy"] = {
+                "name": proxied.spec.name,
+                "version": proxied.version,
+                "client_protocol": proxied.spec.client_protocol,
+                "upstream": proxied.spec.upstream,
+                "upstream_address": proxied.upstream_address,
+                "workers": proxied.spec.workers,
+                "command": proxied.argv,
+                "config": str(proxied.layout.config),
+                "config_text": proxied.layout.config.read_text(),
+            }
         watch = stack.enter_context(
             ServerWatch(
                 served.process.pid,
                 database_url,
                 database_pid=database_pid,
                 server_state=lambda: (served.process.running(), served.process.popen.poll()),
+                proxy_pgid=proxied.process.pid if proxied else None,
+                proxy_state=(
+                    (lambda: (proxied.process.running(), proxied.process.popen.poll()))
+                    if proxied
+                    else None
+                ),
             )
         )
         stack.enter_context(stats_endpoint((options.bind, stats_port), watch, info, database_url))
         if options.ready_file is not None:
             results.write_atomic(options.ready_file, json.dumps(info, indent=1).encode())
             stack.callback(options.ready_file.unlink, missing_ok=True)  # never a stale one
-        yield ServingHost(info, served)
+        yield ServingHost(info, served, proxied)
 
 
 def serve_until_stopped(
@@ -173,6 +219,9 @@ def serve_until_stopped(
     with serving_host(app_id, server_id, options) as host:
         announce(host.info)
         process = host.served.process
-        while process.running():
+        while process.running() and host.proxy_running():
             time.sleep(0.5)
-        return process.popen.returncode, process.log_tail(5)
+        if not process.running():
+            return process.popen.returncode, process.log_tail(5)
+        assert host.proxied is not None
+        return host.proxied.process.popen.returncode, host.proxied.log_tail(5)

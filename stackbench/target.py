@@ -25,6 +25,7 @@ from stackbench import results
 from stackbench.documents import (
     SCHEMA_VERSION,
     LoadgenReport,
+    ProxyDoc,
     ResultHeader,
     ResultRow,
     ServerSettings,
@@ -144,6 +145,8 @@ class RemoteSampler:
             # A serve from before CPU was read to the ns does not say how it read it.
             cpu_read=window.get("server_cpu_read"),
             database_cpu_read=window.get("database_cpu_read"),
+            proxy_cpu_s=window.get("proxy_cpu_s"),
+            proxy_cpu_read=window.get("proxy_cpu_read"),
             samples=tuple(window.get("samples", ())),
         )
 
@@ -214,9 +217,14 @@ class RemoteSubject:
 
     def stopped(self) -> str | None:
         try:
-            server = self.client.stats()["server"]
+            stats = self.client.stats()
         except TargetError as exc:
             return f"the serving host stopped answering: {exc}"
+        server, front = stats["server"], stats.get("proxy")
+        if front is not None and not front["running"]:
+            return (
+                f"nginx exited with code {front['exit_code']} during the run (on the serving host)"
+            )
         if server["running"]:
             return None
         return f"server exited with code {server['exit_code']} during the run (on the serving host)"
@@ -257,8 +265,9 @@ def agent_command(options: BenchOptions, target_url: str) -> str:
 
 
 def result_base(info: dict[str, Any], run_dir: Path, label: str | None) -> ResultHeader:
-    """The result header a local run writes, from what ``serve`` says it serves."""
-    return ResultHeader(
+    """The result header a local run writes, from what ``serve`` says it serves; a proxy in
+    front (serve --proxy) with its configuration copied into the run directory."""
+    base = ResultHeader(
         label=label,
         schema_version=SCHEMA_VERSION,
         kind="stackbench.result",
@@ -277,6 +286,27 @@ def result_base(info: dict[str, Any], run_dir: Path, label: str | None) -> Resul
         ),
         started_at=results.now(),
     )
+    front = info.get("proxy")
+    if front is not None:
+        config = run_dir / TARGET_PROXY_CONFIG
+        if not config.exists():
+            config.parent.mkdir(parents=True, exist_ok=True)
+            results.write_atomic(config, str(front["config_text"]).encode())
+        base["proxy"] = ProxyDoc(
+            name=front["name"],
+            version=front["version"],
+            client_protocol=protocol_name(front["client_protocol"]),
+            upstream=front["upstream"],
+            upstream_address=front["upstream_address"],
+            workers=front["workers"],
+            command=list(front["command"]),
+            config=str(TARGET_PROXY_CONFIG),
+        )
+    return base
+
+
+# serve --proxy's configuration, as the serving host sent it, in the bench's run directory.
+TARGET_PROXY_CONFIG = Path("proxy") / "target" / "nginx.conf"
 
 
 def measure_target(

@@ -95,12 +95,37 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def _cpu_split(per_request: CpuPerRequest | None) -> str:
-    """'120+35+40': server, database and client CPU µs per response ('?' where unknown)."""
+def _cpu_split(per_request: CpuPerRequest | None, proxied: bool = False) -> str:
+    """'120+35+40': server, database and client CPU µs per response ('?' where unknown);
+    '120+30+35+40' with the proxy's after the server's when a table has a proxy in front
+    ('–' for a row without one)."""
     if not per_request:
         return "–"
-    parts = (per_request["server"], per_request["database"], per_request["client"])
-    return "+".join("?" if part is None else f"{part:.0f}" for part in parts)
+    parts: tuple[float | str | None, ...] = (per_request["server"],)
+    if proxied:
+        parts += (per_request.get("proxy", "–"),)
+    parts += (per_request["database"], per_request["client"])
+    return "+".join(
+        part if isinstance(part, str) else "?" if part is None else f"{part:.0f}" for part in parts
+    )
+
+
+def _cpu_parts(proxied: bool) -> str:
+    return "srv+prx+db+cli" if proxied else "srv+db+cli"
+
+
+def _pair(row: ResultRow) -> str:
+    """'app @ server', and the proxy in front when there was one: '… via nginx (unix)'."""
+    front = row.get("proxy")
+    return f"{row['app']} @ {row['server']}" + (f" via {front}" if front else "")
+
+
+def _misbehaving(summary: Summary | dict[str, Any]) -> str:
+    """'idle 25: 22 held, 3 closed': the misbehaving connections beside the load."""
+    held = summary.get("misbehaving") or {}
+    return "; ".join(
+        f"{kind} {k['asked']}: {k['held']} held, {k['closed']} closed" for kind, k in held.items()
+    )
 
 
 FLAG_NAMES = ("noisy", "client_saturated", "checks_failed", "worker_restarted", "profiled")
@@ -128,7 +153,7 @@ class Column:
 
 
 SUMMARY_COLUMNS = {
-    "pair": Column("pair", lambda row, s: f"{row['app']} @ {row['server']}", numeric=False),
+    "pair": Column("pair", lambda row, s: _pair(row), numeric=False),
     "scenario": Column(
         "scenario",
         lambda row, s: row["scenario"] + (f" [{row['label']}]" if row.get("label") else ""),
@@ -139,34 +164,54 @@ SUMMARY_COLUMNS = {
     "p99": Column("p99 ms", lambda row, s: _fmt(s.get("p99_ms"), ".2f")),
     "errors": Column("errors", lambda row, s: f"{100 * s['error_rate']:.2f}%" if s else "–"),
     "per_cpu": Column("req/CPU-s", lambda row, s: _fmt(s.get("requests_per_server_cpu_s"), ".0f")),
-    "cpu": Column("CPU µs/req\nsrv+db+cli", lambda row, s: _cpu_split(s.get("cpu_us_per_request"))),
+    "cpu": Column(
+        f"CPU µs/req\n{_cpu_parts(False)}", lambda row, s: _cpu_split(s.get("cpu_us_per_request"))
+    ),
     "rss": Column("RSS MB", lambda row, s: _fmt(s.get("peak_rss_mb"))),
     "conns": Column("DB conns", lambda row, s: _fmt(s.get("peak_db_connections"), "d")),
+    "misbehaving": Column(
+        "misbehaving\n(held, closed by the server)",
+        lambda row, s: _misbehaving(s),
+        numeric=False,
+    ),
     "status": Column("status", lambda row, s: _status(row), numeric=False),
 }
+PROXIED_CPU = Column(
+    f"CPU µs/req\n{_cpu_parts(True)}",
+    lambda row, s: _cpu_split(s.get("cpu_us_per_request"), proxied=True),
+)
 # Widest first: every column; two figures stacked in one cell; then columns left out
 # (what a person can do without first: the median, memory, connections, errors).
 SUMMARY_LAYOUTS: list[list[tuple[str, ...]]] = [
     [(name,) for name in SUMMARY_COLUMNS],
     [("pair", "scenario"), ("rps", "errors"), ("p50", "p99"), ("per_cpu", "cpu"),
-     ("rss", "conns"), ("status",)],
+     ("rss", "conns"), ("misbehaving",), ("status",)],
     [("pair", "scenario"), ("rps", "errors"), ("p99",), ("per_cpu", "cpu"), ("status",)],
     [("pair", "scenario"), ("rps", "p99"), ("cpu",), ("status",)],
 ]  # fmt: skip
 
 
+def _summary_columns(rows: list[ResultRow]) -> dict[str, Column]:
+    """The summary's columns for these rows: the proxy's CPU when a row had one in front,
+    the misbehaving clients when a row held some."""
+    columns = dict(SUMMARY_COLUMNS)
+    if any(row.get("proxy") for row in rows):
+        columns["cpu"] = PROXIED_CPU
+    if not any(row["summary"] and row["summary"].get("misbehaving") for row in rows):
+        del columns["misbehaving"]
+    return columns
+
+
 def _summary_layout(rows: list[ResultRow], title: str, stacks: list[tuple[str, ...]]) -> Table:
     reads = [
-        (f"{row['app']} @ {row['server']} {row['scenario']}", summary_cpu_read(row["summary"]))
+        (f"{_pair(row)} {row['scenario']}", summary_cpu_read(row["summary"]))
         for row in rows
         if row["summary"]
     ]
+    columns = _summary_columns(rows)
+    stacks = [kept for stack in stacks if (kept := tuple(n for n in stack if n in columns))]
     shown = {name for stack in stacks for name in stack}
-    left_out = [
-        SUMMARY_COLUMNS[name].header.replace("\n", " ")
-        for name in SUMMARY_COLUMNS
-        if name not in shown
-    ]
+    left_out = [columns[name].header.replace("\n", " ") for name in columns if name not in shown]
     notes = [cpu_read_note(reads)]
     if left_out:
         notes.append(
@@ -187,14 +232,14 @@ def _summary_layout(rows: list[ResultRow], title: str, stacks: list[tuple[str, .
         summary: Summary | dict[str, Any] = row["summary"] or {}
         cells = []
         for stack in stacks:
-            parts = [SUMMARY_COLUMNS[name].cell(row, summary) for name in stack]
+            parts = [columns[name].cell(row, summary) for name in stack]
             texts = [part if isinstance(part, Text) else Text(part) for part in parts]
             cells.append(texts[0] if len(texts) == 1 else Text("\n").join(texts))
         grid.append(cells)
     for stack in stacks:
-        columns = [SUMMARY_COLUMNS[name] for name in stack]
-        header = "\n".join(column.header for column in columns)
-        if all(column.numeric for column in columns):
+        stacked = [columns[name] for name in stack]
+        header = "\n".join(column.header for column in stacked)
+        if all(column.numeric for column in stacked):
             table.add_column(header, justify="right", no_wrap=True)  # never wrapped nor cut
         elif "status" in stack:  # prose: a long word (a path) may fold
             words = [cell_len(word) for row in rows for word in _verdict(row).split()]
@@ -218,10 +263,13 @@ def _summary_cards(rows: list[ResultRow], title: str) -> Text:
             f"{SUMMARY_COLUMNS['pair'].cell(row, s)} · {SUMMARY_COLUMNS['scenario'].cell(row, s)}"
         )
         lines.append(Text.assemble(head, " · ", _status(row)))
+        proxied = bool(row.get("proxy"))
         figures = [
             f"{_fmt(s.get('rps'))} req/s",
             f"p99 {_fmt(s.get('p99_ms'), '.2f')} ms",
-            f"CPU µs/req {_cpu_split(s.get('cpu_us_per_request'))} (srv+db+cli)",
+            f"CPU µs/req {_cpu_split(s.get('cpu_us_per_request'), proxied)} "
+            f"({_cpu_parts(proxied)})",
+            *([f"misbehaving {held}"] if (held := _misbehaving(s)) else []),
         ]
         lines.append(Text("  " + " · ".join(figures)))
     return Text("\n").join(lines)

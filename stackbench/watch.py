@@ -1,7 +1,8 @@
 """The serving host's figures while ``serve`` runs, for a bench on another host.
 
 A remote bench cannot read this host's /proc, so ``serve`` samples what ``bench`` samples
-locally (stackbench/sampler.py) without pause: the server's and the database's CPU time
+locally (stackbench/sampler.py) without pause: the server's, the database's (and a proxy's in
+front) CPU time
 (to the nanosecond where this host can, each second counted once), the server's RSS and
 the database's client connections. Each
 reading has a sequence number; the bench reads one when its measured window opens and asks
@@ -50,12 +51,16 @@ class Reading:
     # a process read in ticks): a window in which it moved is resolved to a tick only.
     server_cpu_tick_moves: int
     database_cpu_tick_moves: int | None
+    # serve --proxy: the proxy's process group, read as the server's is
+    proxy_cpu_ns: int | None = None
+    proxy_cpu_tick_moves: int | None = None
 
 
 class ServerWatch:
     """Readings of one served pair every ``interval`` seconds, in a thread.
 
-    ``server_state`` says whether the server still runs and, if not, its exit code.
+    ``server_state`` says whether the server still runs and, if not, its exit code;
+    ``proxy_pgid`` and ``proxy_state`` the same of a proxy in front (serve --proxy).
     """
 
     def __init__(
@@ -67,13 +72,21 @@ class ServerWatch:
         server_state: Callable[[], tuple[bool, int | None]],
         interval: float = 0.25,
         cpu_source: CpuSource | None = None,
+        proxy_pgid: int | None = None,
+        proxy_state: Callable[[], tuple[bool, int | None]] | None = None,
     ) -> None:
         self.database_url, self.interval, self.server_state = database_url, interval, server_state
+        self.proxy_state = proxy_state
         self.cpu_source = cpu_source or host_cpu_source()
         self._server = GroupCPU(partial(group_usage, pgid), self.cpu_source)
         self._database = (
             GroupCPU(partial(tree_usage, database_pid), self.cpu_source)
             if database_pid is not None
+            else None
+        )
+        self._proxy = (
+            GroupCPU(partial(group_usage, proxy_pgid), self.cpu_source)
+            if proxy_pgid is not None
             else None
         )
         self._lock = threading.Lock()
@@ -115,6 +128,7 @@ class ServerWatch:
             before = len(self._server.exited)
             server_cpu, live = self._server.read()
             database_cpu = self._database.read()[0] if self._database else None
+            proxy_cpu = self._proxy.read()[0] if self._proxy else None
             seq = self._readings[-1].seq + 1 if self._readings else 0
             self._exits += [(seq, pid) for pid in self._server.exited[before:]]
             reading = Reading(
@@ -128,6 +142,8 @@ class ServerWatch:
                 cpu_source=self.cpu_source,
                 server_cpu_tick_moves=server_cpu.tick_moves,
                 database_cpu_tick_moves=None if database_cpu is None else database_cpu.tick_moves,
+                proxy_cpu_ns=None if proxy_cpu is None else proxy_cpu.ns,
+                proxy_cpu_tick_moves=None if proxy_cpu is None else proxy_cpu.tick_moves,
             )
             self._readings.append(reading)
             return reading
@@ -142,6 +158,9 @@ class ServerWatch:
             "reading": asdict(now),
             "server": {"running": running, "exit_code": exit_code},
         }
+        if self.proxy_state is not None:
+            running, exit_code = self.proxy_state()
+            document["proxy"] = {"running": running, "exit_code": exit_code}
         if since is not None:
             document["window"] = self._window(since, now)
         return document
@@ -166,9 +185,18 @@ class ServerWatch:
                 CpuTotal(now.database_cpu_ns, now.database_cpu_tick_moves or 0),
                 now.cpu_source,
             )
+        proxy_cpu, proxy_read = None, None
+        if now.proxy_cpu_ns is not None and first.proxy_cpu_ns is not None:
+            proxy_cpu, proxy_read = cpu_window(
+                CpuTotal(first.proxy_cpu_ns, first.proxy_cpu_tick_moves or 0),
+                CpuTotal(now.proxy_cpu_ns, now.proxy_cpu_tick_moves or 0),
+                now.cpu_source,
+            )
         return {
             "since": since,
             "window_s": round(now.monotonic_s - first.monotonic_s, 3),
+            "proxy_cpu_s": proxy_cpu,
+            "proxy_cpu_read": proxy_read,
             "server_cpu_s": server_cpu,
             "server_cpu_read": server_read,
             "database_cpu_s": database_cpu,

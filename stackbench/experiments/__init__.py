@@ -40,6 +40,27 @@ PROTOCOL_PAIRS = (
     Pair("django_sync", "gunicorn-gthread"),
     Pair("gino_style", "uvicorn"),
 )
+# slow-clients (stackbench/experiments/slow_clients.py): each WSGI worker class of gunicorn
+# and every ASGI server, on a thin app of each interface.
+SLOW_CLIENTS_PAIRS = (
+    Pair("django_sync", "gunicorn-sync"),
+    Pair("django_sync", "gunicorn-gthread"),
+    Pair("django_sync", "gunicorn-gevent"),
+    Pair("gino_style", "uvicorn"),
+    Pair("gino_style", "gunicorn-uvicorn"),
+    Pair("gino_style", "gunicorn-asgi"),
+    Pair("gino_style", "hypercorn"),
+    Pair("gino_style", "daphne"),
+    Pair("gino_style", "granian"),
+)
+# tls-termination (stackbench/experiments/tls_termination.py): two apps, each under the
+# servers that end TLS themselves (uvicorn: no HTTP/2, its h2 lane at the server says so).
+TLS_TERMINATION_PAIRS = (
+    Pair("gino_style", "uvicorn"),
+    Pair("gino_style", "hypercorn"),
+    Pair("gino_style", "granian"),
+    Pair("django_sync", "gunicorn-gthread"),
+)
 DELAY = 1.0  # seconds each slow endpoint waits (pg_sleep and/or the upstream)
 N, C = 10, 10  # 10 requests at concurrency 10, closed model: the blog post's load
 TOLERANCE = 0.15
@@ -202,12 +223,20 @@ def _django_async_orm() -> tuple[Cell, ...]:
 
 @dataclass(frozen=True)
 class Lane:
-    """One way protocol-costs loads a pair: a protocol, and HTTP/2's streams per
-    connection (the same requests in flight over 1/streams of the connections)."""
+    """One way protocol-costs or tls-termination loads a pair: a protocol, HTTP/2's streams
+    per connection (the same requests in flight over 1/streams of the connections), and
+    what ends the protocol toward the clients: the server (``front`` None) or the proxy
+    named (which speaks HTTP/1.1 to the server)."""
 
     name: str
     protocol: str
     streams: int = 1
+    front: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The lane in its results' file names: 'h2x8', 'h1-tls-nginx'."""
+        return self.name.replace(" at ", "-").replace(" ", "")
 
 
 def protocol_lanes(streams: int) -> tuple[Lane, ...]:
@@ -331,6 +360,28 @@ EXPERIMENTS: dict[str, Experiment] = {
             "round: requests per server CPU-second on db, requests per second on the slow-* "
             "scenarios (their requests wait), beside the predicted ratio and its reason.",
         ),
+        Experiment(
+            "slow-clients",
+            "What do clients that stay idle or send slowly cost each server, and does nginx "
+            "in front take that cost away?",
+            notes="Each WSGI worker class and each ASGI server, reached directly and through "
+            "--proxy nginx: the /db load alone, then beside 25 and 200 idle or slow-headers "
+            "connections (loadgen --misbehaving) held from before the warm-up to the end, "
+            "each cell its own server start; p99 and req/s against the same pair alone, "
+            "beside what the concurrency model predicts (a held connection holds a sync "
+            "worker or a gthread thread; a gevent worker's pool bounds the connections it "
+            "accepts; an event loop pays a socket; nginx passes on only whole requests).",
+        ),
+        Experiment(
+            "tls-termination",
+            "Where should TLS and HTTP/2 end: at the app server or at nginx in front?",
+            notes="Each pair under h1 direct (the baseline), h1-tls and h2 ended at the server "
+            "(where it speaks them) and at nginx (which speaks HTTP/1.1 to the server), "
+            "served one right after the other, rounds reversing the order; each lane's "
+            "requests per total CPU-second (server + proxy + database + client) and p99, "
+            "its ratio to the same protocol ended at the other place in the same round, "
+            "beside the predicted ratio and its reason.",
+        ),
     )
 }
 # Experiments that became something else: their name says where they went.
@@ -398,4 +449,8 @@ def requirements(experiment: Experiment) -> list[tuple[str, str]]:
         return [(p.app, p.server) for p in VERSIONS_PAIRS]  # the three with a counterpart
     if experiment.name == "protocol-costs":
         return [(p.app, p.server) for p in PROTOCOL_PAIRS]
+    if experiment.name == "slow-clients":
+        return [(p.app, p.server) for p in SLOW_CLIENTS_PAIRS]
+    if experiment.name == "tls-termination":
+        return [(p.app, p.server) for p in TLS_TERMINATION_PAIRS]
     return sorted({(c.app, c.server) for c in experiment.cells})

@@ -17,10 +17,19 @@ from typing import Any
 
 from rich.console import Console
 
-from stackbench import callgrind, experiments
+from loadgen.misbehave import KINDS, MAX_HELD
+from stackbench import callgrind, experiments, proxy
 from stackbench.bench import check_claims
 from stackbench.console import print_results
-from stackbench.experiments import EXPERIMENTS, features, protocols, techempower, versions
+from stackbench.experiments import (
+    EXPERIMENTS,
+    features,
+    protocols,
+    slow_clients,
+    techempower,
+    tls_termination,
+    versions,
+)
 from stackbench.experiments import report as experiment_report
 from stackbench.experiments import run as experiment_run
 from stackbench.matrix import Pair, pair_of, parse_pairs
@@ -33,13 +42,17 @@ from stackbench.options import (
     add_options,
     check_output,
     check_scenarios,
+    check_upstream,
     load_from,
+    non_negative_int,
     options_for_pairs,
     options_from,
     positive_int,
 )
 from stackbench.progress import Progress
+from stackbench.proxy import NGINX
 from stackbench.results import write_atomic
+from stackbench.servers import H1_TLS, get_server
 from stackbench.variants import VARIANTS
 
 # Each experiment's options where they differ from the bench's (stackbench/options.py).
@@ -56,6 +69,13 @@ PROTOCOL_COSTS = BenchOptions(
 PROTOCOL_COSTS_WAIT = {"seconds": "0.25"}  # unless --scenario-option seconds=… says otherwise
 # The duets' load options: the bench's, but --requests (count mode) is --instructions'.
 DUET_LOAD = tuple(name for name in LOAD if name != "requests")
+# slow-clients: /db at a fixed rate (the open model: a stalled server shows in the corrected
+# p99 and in the throughput, where the closed model would only send less), below what every
+# pair sustains alone on a 2-core machine; the misbehaving connections are the experiment's.
+SLOW_CLIENTS = BenchOptions(scenarios=("db",), load=BENCH_LOAD.replace(rate=200.0, concurrency=64))
+SLOW_CLIENTS_LOAD = tuple(name for name in LOAD if name != "requests")
+# tls-termination: rounds of 5 s lanes on db, whose figure is requests per total CPU-second.
+TLS_TERMINATION = BenchOptions(scenarios=("db",), repeats=3, load=BENCH_LOAD.replace(duration=5.0))
 Handler = Callable[[argparse.Namespace, Console, Progress], int]
 
 
@@ -90,8 +110,73 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             add_options(add(name, _cells), "server", ["pool_size"])
         elif name == protocols.NAME:
             _add_protocol_costs(add(name, _protocol_costs, PROTOCOL_COSTS))
+        elif name == slow_clients.NAME:
+            _add_slow_clients(add(name, _slow_clients, SLOW_CLIENTS))
+        elif name == tls_termination.NAME:
+            _add_tls_termination(add(name, _tls_termination, TLS_TERMINATION))
         else:
             _add_duet(add(name, _DUETS[name], DUETS), name)
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    """'0,25,200' -> (0, 25, 200): how many connections each cell holds."""
+    try:
+        counts = tuple(sorted({non_negative_int(part) for part in text.split(",") if part}))
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} in {text!r}") from None
+    if not counts or max(counts) > MAX_HELD:
+        raise argparse.ArgumentTypeError(f"counts from 0 to {MAX_HELD}, e.g. 0,25,200")
+    return counts
+
+
+def _choices(valid: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        chosen = tuple(part for part in text.split(",") if part)
+        unknown = [part for part in chosen if part not in valid]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(unknown) or repr(text)}; {what}s: {', '.join(valid)}"
+            )
+        return chosen
+
+    return parse
+
+
+def _add_slow_clients(parser: argparse.ArgumentParser) -> None:
+    held = parser.add_argument_group("the cells")
+    held.add_argument(
+        "--pairs", help="app@server,... (default: each gunicorn worker class, each ASGI server)"
+    )
+    held.add_argument(
+        "--counts", type=_counts, default=slow_clients.COUNTS, metavar="N,N",
+        help="connections held beside the load in each cell, 0 alone (0,25,200)",
+    )  # fmt: skip
+    held.add_argument(
+        "--kinds", type=_choices(KINDS, "kind"), default=slow_clients.KINDS, metavar="K,K",
+        help=f"what they do: {', '.join(KINDS)} (idle,slow-headers)",
+    )  # fmt: skip
+    held.add_argument(
+        "--fronts", type=_choices(slow_clients.FRONTS, "front"), default=slow_clients.FRONTS,
+        metavar="F,F", help="reached directly and/or through nginx (direct,nginx)",
+    )  # fmt: skip
+    add_options(parser, "load (each cell)", SLOW_CLIENTS_LOAD, SLOW_CLIENTS)
+    add_options(parser, "slow-headers", ["misbehaving_pace"], SLOW_CLIENTS)
+    add_options(
+        parser, "server", ["pool_size", "server_cpus", "ready_timeout", "upstream"], SLOW_CLIENTS
+    )
+
+
+def _add_tls_termination(parser: argparse.ArgumentParser) -> None:
+    add_options(
+        parser, "load (each lane; --repeats: rounds over the lanes)", DUET_LOAD, TLS_TERMINATION
+    )
+    add_options(
+        parser, "server", ["pool_size", "server_cpus", "ready_timeout", "upstream"], TLS_TERMINATION
+    )
+    parser.add_argument_group("lanes").add_argument(
+        "--pairs", help="app@server,... (default: gino_style and django_sync under the servers "
+        "that end TLS themselves)",
+    )  # fmt: skip
 
 
 def _add_duet(parser: argparse.ArgumentParser, name: str) -> None:
@@ -189,6 +274,62 @@ def _cells(args: argparse.Namespace, console: Console, progress: Progress) -> in
     )
     print_results(outcome.run_dir)
     return 0 if all(row.measured_s is not None for row in outcome.rows) else 1
+
+
+def _slow_clients(args: argparse.Namespace, console: Console, progress: Progress) -> int:
+    chosen = parse_pairs(args.pairs) if args.pairs else list(slow_clients.PAIRS)
+    if NGINX in args.fronts and (absent := proxy.missing(NGINX)) is not None:
+        raise OptionError(f"--fronts {NGINX}: {absent}")
+    check_upstream(args.upstream, [pair.server for pair in chosen], proxied=NGINX in args.fronts)
+    options = _options_behind(args, SLOW_CLIENTS)
+    if len(options.scenarios) != 1:
+        raise OptionError("slow-clients measures one scenario per cell: give one --scenario")
+    outcome = slow_clients.run_slow_clients(
+        chosen,
+        options,
+        counts=args.counts,
+        kinds=args.kinds,
+        fronts=args.fronts,
+        progress=progress,
+    )
+    console.print(slow_clients.table(outcome))
+    markdown = slow_clients.markdown(outcome, _command())
+    return _finish(
+        console, outcome.run_dir, slow_clients.failures(outcome), "not measured", markdown
+    )
+
+
+def _options_behind(args: argparse.Namespace, defaults: BenchOptions) -> BenchOptions:
+    """``options_from`` for an experiment whose jobs are direct and behind a proxy:
+    --upstream is for the jobs behind it, each job's options say whether one is in front
+    (slow_clients.cell_options, protocols.lane_options). It creates the output directory."""
+    without = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "upstream"})
+    return replace(options_from(without, defaults), upstream=args.upstream)
+
+
+def _tls_termination(args: argparse.Namespace, console: Console, progress: Progress) -> int:
+    chosen = parse_pairs(args.pairs) if args.pairs else list(experiments.TLS_TERMINATION_PAIRS)
+    for pair in chosen:
+        if (why := get_server(pair.server).why_not(H1_TLS)) is not None:
+            raise OptionError(
+                f"{pair.app}@{pair.server} cannot end TLS itself ({why}): tls-termination "
+                "compares the server's TLS with nginx's"
+            )
+    if (absent := proxy.missing(NGINX)) is not None:
+        raise OptionError(f"tls-termination: {absent}")
+    check_upstream(args.upstream, [pair.server for pair in chosen], proxied=True)
+    options = _options_behind(args, TLS_TERMINATION)  # last: it creates the output directory
+    outcome = protocols.run_protocols(
+        pairs=chosen,
+        lanes=tls_termination.lanes(),
+        options=options,
+        rounds=options.repeats,
+        progress=progress,
+        experiment=tls_termination.NAME,
+    )
+    console.print(tls_termination.table(outcome))
+    markdown = tls_termination.markdown(outcome, _command())
+    return _finish(console, outcome.run_dir, outcome.failures, "not clean", markdown)
 
 
 def _versions(args: argparse.Namespace, console: Console, progress: Progress) -> int:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from shared_fixtures.processes import ProcessError
 from stackbench import callgrind
 from stackbench.apps import App
-from stackbench.documents import Summary
+from stackbench.documents import CpuPerRequest, Summary
 from stackbench.matrix import Pair
 from stackbench.options import BenchOptions
 from stackbench.run import BenchRun
@@ -28,16 +28,20 @@ from stackbench.run import BenchRun
 @dataclass
 class Measured:
     """One side (pair, scenario, side), per round: req/s, req per server CPU-s, req per
-    server+database CPU-s and p99 (None where a round was not measured)."""
+    server+database CPU-s, req per total CPU-s (server, proxy, database and client) and p99
+    (None where a round was not measured)."""
 
     rps: list[float | None] = field(default_factory=list)
     per_server_cpu: list[float | None] = field(default_factory=list)
     per_stack_cpu: list[float | None] = field(default_factory=list)
+    per_total_cpu: list[float | None] = field(default_factory=list)
     p99_ms: list[float | None] = field(default_factory=list)
 
     def record(self, summary: Summary | None, round_: int) -> None:
         """Round ``round_``'s figures from a result's summary (None: not measured)."""
-        series = (self.rps, self.per_server_cpu, self.per_stack_cpu, self.p99_ms)
+        series = (
+            self.rps, self.per_server_cpu, self.per_stack_cpu, self.per_total_cpu, self.p99_ms
+        )  # fmt: skip
         for values in series:  # a side that missed a round keeps the slots aligned
             values.extend([None] * (round_ - len(values)))
         split = summary.get("cpu_us_per_request") if summary else None
@@ -45,7 +49,21 @@ class Measured:
         self.rps.append(summary["rps"] if summary else None)
         self.per_server_cpu.append(summary["requests_per_server_cpu_s"] if summary else None)
         self.per_stack_cpu.append(round(1e6 / stack_us, 1) if stack_us else None)
+        total_us = total_cpu_us(split) if split else None
+        self.per_total_cpu.append(round(1e6 / total_us, 1) if total_us else None)
         self.p99_ms.append(summary["p99_ms"] if summary else None)
+
+
+def total_cpu_us(split: CpuPerRequest) -> float | None:
+    """CPU microseconds per request of everything that served it: server, proxy (when one
+    was in front), database and client; None when one of them was not read (a total
+    missing a part would flatter its side)."""
+    parts = [split["server"], split["database"], split["client"]]
+    if "proxy" in split:
+        parts.append(split["proxy"])
+    if any(part is None for part in parts):
+        return None
+    return sum(part for part in parts if part is not None)
 
 
 def append_round(series: list[float | None], round_: int, value: float | None) -> None:

@@ -205,10 +205,8 @@ def _all_baselines(by_variant: dict[str, Measured]) -> Measured:
     merged = Measured()
     for key, m in by_variant.items():
         if key.startswith(f"{BASELINE}:"):
-            merged.rps += m.rps
-            merged.per_server_cpu += m.per_server_cpu
-            merged.per_stack_cpu += m.per_stack_cpu
-            merged.p99_ms += m.p99_ms
+            for series in ("rps", "per_server_cpu", "per_stack_cpu", "per_total_cpu", "p99_ms"):
+                getattr(merged, series).extend(getattr(m, series))
     return merged
 
 

@@ -46,13 +46,25 @@ class ProtocolsOutcome:
 
 
 def lane_options(options: BenchOptions, lane: Lane) -> BenchOptions:
-    """``options`` for one lane: its protocol, and HTTP/2's streams over 1/N of the
-    connections (the same requests in flight as h1's)."""
+    """``options`` for one lane: its protocol, HTTP/2's streams over 1/N of the
+    connections (the same requests in flight as h1's), and the proxy that ends the
+    protocol when the lane has one in front (reached as ``options.upstream`` says)."""
     connections = max(1, options.load.concurrency // lane.streams)
     load = options.load.replace(
         h2=lane.protocol in HTTP2, streams=lane.streams, concurrency=connections
     )
-    return replace(options, protocol=lane.protocol, load=load, repeats=1)
+    upstream = options.upstream if lane.front else None
+    return replace(
+        options, protocol=lane.protocol, load=load, repeats=1, proxy=lane.front, upstream=upstream
+    )
+
+
+def missing_lanes(server_id: str, lanes: tuple[Lane, ...]) -> dict[str, str]:
+    """The lanes ``server_id`` cannot be loaded in, each with why (stackbench/servers.py).
+    A lane with a proxy in front needs only HTTP/1.1 of the server: the proxy ends the rest."""
+    server = get_server(server_id)
+    missing = {lane.name: None if lane.front else server.why_not(lane.protocol) for lane in lanes}
+    return {name: why for name, why in missing.items() if why}
 
 
 def run_protocols(
@@ -62,16 +74,18 @@ def run_protocols(
     options: BenchOptions,
     rounds: int,
     progress: Progress | None = None,
+    experiment: str = NAME,
 ) -> ProtocolsOutcome:
-    """Every pair in every lane its server speaks, ``rounds`` times (see the module)."""
-    with BenchRun(NAME, output=options.output, experiment=NAME, progress=progress) as run:
+    """Every pair in every lane it can be loaded in, ``rounds`` times (see the module), in
+    one run directory of ``experiment`` (protocol-costs, or tls-termination's lanes)."""
+    with BenchRun(
+        experiment, output=options.output, experiment=experiment, progress=progress
+    ) as run:
         outcome = ProtocolsOutcome(
             run.run_dir, lanes, options.load.concurrency, options.server_cpu_count, options
         )
         for pair in pairs:
-            server = get_server(pair.server)
-            missing = {lane.name: server.why_not(lane.protocol) for lane in lanes}
-            outcome.skipped[(pair.app, pair.server)] = {k: v for k, v in missing.items() if v}
+            outcome.skipped[(pair.app, pair.server)] = missing_lanes(pair.server, lanes)
         for round_ in range(rounds):
             for pair in pairs:
                 spoken = [
@@ -81,13 +95,13 @@ def run_protocols(
                 ]
                 order = spoken if round_ % 2 == 0 else spoken[::-1]
                 for lane in order:
-                    label = f"{lane.name.replace(' ', '')}-r{round_ + 1}"
+                    label = f"{lane.label}-r{round_ + 1}"
                     for row in run.job(pair, lane_options(options, lane), label=label):
-                        _record(outcome, lane, row, round_)
+                        record(outcome, lane, row, round_)
     return outcome
 
 
-def _record(outcome: ProtocolsOutcome, lane: Lane, row: ResultRow, round_: int) -> None:
+def record(outcome: ProtocolsOutcome, lane: Lane, row: ResultRow, round_: int) -> None:
     key = (row["app"], row["server"], row["scenario"])
     measured = outcome.measured.setdefault(key, {}).setdefault(lane.name, Measured())
     summary = row["summary"] if row["status"] == "ok" else None  # a degraded round: none

@@ -354,9 +354,10 @@ def _how_to_read() -> list[Text | Bullets]:
                 "process tree: efficiency, which survives noisy neighbours better than req/s.",
                 "**CPU µs/req server | db | client** is CPU time per successful response, "
                 "split by who spent it: the server's process tree, the embedded PostgreSQL's "
-                "processes, the load generator. Their sum is the request's whole cost on this "
-                "machine; – is unknown (an external database, or a result recorded before the "
-                "split).",
+                "processes, the load generator (and **proxy**, nginx's master and workers, "
+                "for a pair measured `via nginx`: bench --proxy). Their sum is the request's "
+                "whole cost on this machine; – is unknown (an external database, no proxy in "
+                "front, or a result recorded before the split).",
                 "CPU time is read from each process's CPU-time clock, to the nanosecond; a "
                 "child reaped inside the window arrives in whole clock ticks (10 ms here), as "
                 "does everything on a host without that clock. The note under each table says "

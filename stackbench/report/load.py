@@ -61,14 +61,21 @@ class LoadedResult:
         return minor + ("" if found["gil_enabled"] else "t")
 
     @property
+    def proxy(self) -> str:
+        """The proxy clients reached the server through: 'nginx (unix)'; '' when none."""
+        return results.proxy_named(self.doc) or ""
+
+    @property
     def pair(self) -> str:
-        label = f"{self.app} @ {self.server}"
+        label = f"{self.app} @ {self.server}" + (f" via {self.proxy}" if self.proxy else "")
         return f"{label} · py{self.python}" if self.show_python and self.python else label
 
     @property
     def key(self) -> tuple[str, str, str, str]:
-        """What a result is the measurement of: pairs on two Pythons are two rows."""
-        return (self.scenario, self.app, self.server, self.python)
+        """What a result is the measurement of: pairs on two Pythons are two rows, a pair
+        reached directly and through a proxy too."""
+        server = self.server + (f" via {self.proxy}" if self.proxy else "")
+        return (self.scenario, self.app, server, self.python)
 
     @property
     def is_reference(self) -> bool:

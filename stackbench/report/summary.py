@@ -10,7 +10,16 @@ from typing import Any
 from stackbench.report.compare import Change
 from stackbench.report.document import Bullets, Heading, Text
 from stackbench.report.load import LoadedResult, LoadedRun, scenarios
-from stackbench.report.tables import Table, cpu_per_request, cpu_total, fmt, ms, sort_results
+from stackbench.report.tables import (
+    CPU_PARTS,
+    PROXIED_CPU_PARTS,
+    Table,
+    cpu_per_request,
+    cpu_total,
+    fmt,
+    ms,
+    sort_results,
+)
 
 HEADING = "Summary"
 FLAGGED_SHOWN = 5  # changes beyond noise named in the summary; the comparison has them all
@@ -59,16 +68,20 @@ def _status(result: LoadedResult) -> str:
 def headline_table(items: list[LoadedResult], by_run: bool) -> Table:
     """Every result's headline figures, scenario by scenario, fastest first: narrow enough
     that CPU per request is in view on a laptop's screen."""
+    proxied = any(r.proxy for r in items)  # a proxy's column when a pair had one in front
+    parts = PROXIED_CPU_PARTS if proxied else CPU_PARTS
     headers = ["pair", "scenario", *(["run"] if by_run else []), "req/s", "p99 ms"]
-    headers += ["CPU µs/req", "server", "db", "client", "status"]
-    first = 2 + by_run  # req/s, then the five columns after it: figures, right-aligned
+    headers += ["CPU µs/req", "server", *(["proxy"] if proxied else []), "db", "client"]
+    first = 2 + by_run  # req/s, then the columns after it up to status: figures, right-aligned
     table = Table(
-        headers,
-        right=set(range(first, first + 6)),
+        [*headers, "status"],
+        right=set(range(first, len(headers))),
         caption=(
-            "CPU µs/req: CPU time per successful response, server + database + client "
-            "(– where one is unknown); it moves much less than req/s with whatever else "
-            "runs on the machine. Every figure and flag: each scenario's section."
+            "CPU µs/req: CPU time per successful response, server + "
+            + ("proxy (for a pair via nginx) + " if proxied else "")
+            + "database + client (– where one is unknown); it moves much less than req/s "
+            "with whatever else runs on the machine. Every figure and flag: each scenario's "
+            "section."
         ),
     )
     for scenario in scenarios(items):
@@ -82,7 +95,7 @@ def headline_table(items: list[LoadedResult], by_run: bool) -> Table:
                     fmt(s.get("rps"), ",.0f"),
                     ms(s.get("p99_ms")),
                     fmt(cpu_total(result.summary), ",.0f"),
-                    *(fmt(us, ",.0f") for us in cpu_per_request(result.summary)),
+                    *(fmt(us, ",.0f") for us in cpu_per_request(result.summary, parts)),
                     _status(result),
                 ]
             )

@@ -76,13 +76,16 @@ def flags(result: LoadedResult) -> list[str]:
 
 
 CPU_PARTS = ("server", "database", "client")
+PROXIED_CPU_PARTS = ("server", "proxy", "database", "client")  # a table with a proxy in front
 
 
-def cpu_per_request(summary: Mapping[str, Any] | None) -> list[float | None]:
-    """CPU µs per successful response: server, database, client; None where unknown
-    (older results have no split at all)."""
+def cpu_per_request(
+    summary: Mapping[str, Any] | None, parts: tuple[str, ...] = CPU_PARTS
+) -> list[float | None]:
+    """CPU µs per successful response: server, (proxy,) database, client; None where
+    unknown (older results have no split at all; a pair without a proxy has no proxy's)."""
     split = (summary or {}).get("cpu_us_per_request") or {}
-    return [split.get(part) for part in CPU_PARTS]
+    return [split.get(part) for part in parts]
 
 
 def cpu_note(items: list[LoadedResult]) -> str:
@@ -178,23 +181,28 @@ COST_HEADERS = [
 
 
 def cpu_total(summary: Mapping[str, Any] | None) -> float | None:
-    """Server + database + client CPU µs per response: None unless all three are known."""
-    parts = cpu_per_request(summary)
+    """Server + (proxy +) database + client CPU µs per response: None unless each is
+    known (the proxy's counts only for a pair that had one in front)."""
+    proxied = "proxy" in ((summary or {}).get("cpu_us_per_request") or {})
+    parts = cpu_per_request(summary, PROXIED_CPU_PARTS if proxied else CPU_PARTS)
     return None if None in parts else sum(part for part in parts if part is not None)
 
 
 def cost_table(items: list[LoadedResult]) -> Table:
     """What each pair's responses cost, in the same order: CPU per request by who spent
-    it, efficiency, memory and database connections."""
-    table = Table(
-        list(COST_HEADERS), right=set(range(1, len(COST_HEADERS))), caption=cpu_note(items)
-    )
+    it (a proxy's column when any pair had one in front), efficiency, memory and database
+    connections."""
+    parts = PROXIED_CPU_PARTS if any(r.proxy for r in items) else CPU_PARTS
+    headers = list(COST_HEADERS)
+    if parts is PROXIED_CPU_PARTS:
+        headers.insert(headers.index("CPU µs/req server") + 1, "CPU µs/req proxy")
+    table = Table(headers, right=set(range(1, len(headers))), caption=cpu_note(items))
     for result in sort_results(items):
         s: Mapping[str, Any] = result.summary or {}
         table.rows.append(
             [
                 result.pair,
-                *(fmt(us, ",.0f") for us in cpu_per_request(result.summary)),
+                *(fmt(us, ",.0f") for us in cpu_per_request(result.summary, parts)),
                 fmt(cpu_total(result.summary), ",.0f"),
                 fmt(s.get("requests_per_server_cpu_s"), ",.0f"),
                 fmt(s.get("server_cpu_s"), ".2f"),

@@ -17,6 +17,7 @@ from stackbench.cli import build_parser
 from stackbench.experiments import Cell, Experiment, UnknownExperimentError
 from stackbench.experiments.report import cells_markdown
 from stackbench.experiments.run import run_cells
+from stackbench.matrix import get_pair
 from stackbench.options import BENCH_LOAD
 from stackbench.options import load_from as options_from_args
 from stackbench.variants import VARIANTS
@@ -46,6 +47,14 @@ def test_every_definition_is_valid(name: str) -> None:
         assert {(p.app, p.server) for p in experiments.PROTOCOL_PAIRS} == set(
             experiments.requirements(experiment)
         )
+    elif name in ("slow-clients", "tls-termination"):  # pairs: each valid and installed
+        pairs = {
+            "slow-clients": experiments.SLOW_CLIENTS_PAIRS,
+            "tls-termination": experiments.TLS_TERMINATION_PAIRS,
+        }[name]
+        assert {(p.app, p.server) for p in pairs} == set(experiments.requirements(experiment))
+        for pair in pairs:
+            get_pair(pair.app, pair.server)
     else:
         assert experiment.cells and all(cell.why for cell in experiment.cells)
 
@@ -88,7 +97,7 @@ def test_unknown_experiment_lists_the_valid_ones() -> None:
     assert result.stderr.strip() == (
         "error: unknown experiment 'nope'; valid experiments: gevent-patching, "
         "wsgi-mounted-asgi, django-async-orm, python-versions, django-features, "
-        "fastapi-features, techempower, protocol-costs"
+        "fastapi-features, techempower, protocol-costs, slow-clients, tls-termination"
     )
 
 

@@ -46,10 +46,10 @@ def test_each_lane_is_paired_with_h1_of_its_round(tmp_path: Path) -> None:
     outcome = _outcome(tmp_path, "hypercorn")
     # db: the figure is requests per server CPU-second. Round 2's machine is slower for all.
     for round_, scale in enumerate((1.0, 0.5)):
-        costs._record(outcome, LANES[0], _row("hypercorn", "db", 900, 1000 * scale), round_)
-        costs._record(outcome, LANES[1], _row("hypercorn", "db", 800, 800 * scale), round_)
-        costs._record(outcome, LANES[2], _row("hypercorn", "db", 500, 500 * scale), round_)
-        costs._record(outcome, LANES[3], _row("hypercorn", "db", None, None), round_)
+        costs.record(outcome, LANES[0], _row("hypercorn", "db", 900, 1000 * scale), round_)
+        costs.record(outcome, LANES[1], _row("hypercorn", "db", 800, 800 * scale), round_)
+        costs.record(outcome, LANES[2], _row("hypercorn", "db", 500, 500 * scale), round_)
+        costs.record(outcome, LANES[3], _row("hypercorn", "db", None, None), round_)
     table = {(row[1], row[2]): row for row in costs.rows(outcome)}
     assert table[("db", "h1-tls")][7] == "0.80 (0.80–0.80)"  # paired: the drift cancels
     assert table[("db", "h1-tls")][8] == "0.80" and "asyncio's SSL" in table[("db", "h1-tls")][9]
@@ -63,28 +63,28 @@ def test_a_measurement_far_from_its_prediction_is_marked(tmp_path: Path) -> None
     outcome = _outcome(tmp_path, "gunicorn-gthread")
     # slow-http: the figure is requests per second. Planted: the multiplexed lane as fast
     # as h1 on gunicorn, whose streams run one after another (predicted 4/20 = 0.2).
-    costs._record(outcome, LANES[0], _row("gunicorn-gthread", "slow-http", 80, 5), 0)
-    costs._record(outcome, LANES[3], _row("gunicorn-gthread", "slow-http", 80, 5), 0)
+    costs.record(outcome, LANES[0], _row("gunicorn-gthread", "slow-http", 80, 5), 0)
+    costs.record(outcome, LANES[3], _row("gunicorn-gthread", "slow-http", 80, 5), 0)
     table = {row[2]: row for row in costs.rows(outcome)}
     assert table["h2 x8"][8] == "0.20", table["h2 x8"]
     assert table["h2 x8"][7] == "1.00 (1.00–1.00) ⚠"
     assert "one after another" in table["h2 x8"][9]
-    costs._record(outcome, LANES[3], _row("gunicorn-gthread", "slow-http", 16, 5), 1)
-    costs._record(outcome, LANES[0], _row("gunicorn-gthread", "slow-http", 80, 5), 1)
+    costs.record(outcome, LANES[3], _row("gunicorn-gthread", "slow-http", 16, 5), 1)
+    costs.record(outcome, LANES[0], _row("gunicorn-gthread", "slow-http", 80, 5), 1)
     outcome.measured = {
         key: {name: m for name, m in lanes.items()} for key, lanes in outcome.measured.items()
     }
     fine = _outcome(tmp_path, "gunicorn-gthread")
-    costs._record(fine, LANES[0], _row("gunicorn-gthread", "slow-http", 80, 5), 0)
-    costs._record(fine, LANES[3], _row("gunicorn-gthread", "slow-http", 17, 5), 0)
+    costs.record(fine, LANES[0], _row("gunicorn-gthread", "slow-http", 80, 5), 0)
+    costs.record(fine, LANES[3], _row("gunicorn-gthread", "slow-http", 17, 5), 0)
     row = {row[2]: row for row in costs.rows(fine)}["h2 x8"]
     assert row[7] == "0.21 (0.21–0.21)", row  # within 15 % of 0.20: no mark
 
 
 def test_a_lane_the_server_does_not_speak_says_why(tmp_path: Path) -> None:
     outcome = _outcome(tmp_path, "uvicorn")
-    costs._record(outcome, LANES[0], _row("uvicorn", "db", 900, 1000), 0)
-    costs._record(outcome, LANES[1], _row("uvicorn", "db", 800, 800), 0)
+    costs.record(outcome, LANES[0], _row("uvicorn", "db", 900, 1000), 0)
+    costs.record(outcome, LANES[1], _row("uvicorn", "db", 800, 800), 0)
     table = {row[2]: row for row in costs.rows(outcome)}
     assert table["h2"][9] == "uvicorn has no HTTP/2" and table["h2"][4] == "–"
     assert table["h2 x8"][9] == "uvicorn has no HTTP/2"

@@ -21,7 +21,7 @@ import sys
 import termios
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from rich.console import Console
@@ -283,3 +283,37 @@ def test_plain_progress_says_how_far_a_long_repeat_is() -> None:
     lines = [line.strip() for line in captured.get().splitlines()]
     assert lines[0].endswith("scenario 1 of 1: a @ b: db (12 s)")
     assert lines[1:] == ["… 5 of 12 s", "… 10 of 12 s"]
+
+
+def _text(renderable: Any, width: int) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    with console.capture() as captured:
+        console.print(renderable)
+    return captured.get()
+
+
+def test_a_pair_via_nginx_shows_the_proxys_cpu_and_what_was_held() -> None:
+    """A row through nginx is named so and its CPU split has the proxy's part after the
+    server's ('–' for a row without one in the same table); a row that held misbehaving
+    clients says how many were held and closed. A table without either has neither."""
+    from stackbench import results
+    from stackbench.documents import ResultDocument
+
+    proxied = synthetic.result(
+        "run", "gino_style", "uvicorn", 4_000.0,
+        cpu_us={"server": 200.0, "proxy": 61.0, "database": 90.0, "client": 40.0},
+    )  # fmt: skip
+    proxied["proxy"] = {"name": "nginx", "upstream": "unix"}
+    proxied["summary"]["misbehaving"] = {
+        "idle": {"asked": 25, "opened": 25, "failed": 0, "closed": 3, "held": 22,
+                 "answered": {}, "closed_after_s": None},
+    }  # fmt: skip
+    direct = synthetic.result("run", "tortoise", "uvicorn", 5_000.0, cpu_us=CPU)
+    rows = [results.row_of(cast(ResultDocument, d), "x.json") for d in (proxied, direct)]
+    text = _text(summary_table(rows, "run", 250), 250)
+    assert "gino_style @ uvicorn via nginx (unix)" in text
+    assert "srv+prx+db+cli" in text and "200+61+90+40" in text and "1279+–+142+88" in text
+    assert "idle 25: 22 held, 3 closed" in text
+    plain = _text(summary_table(rows[1:], "run", 250), 250)
+    assert "srv+db+cli" in plain and "srv+prx" not in plain and "1279+142+88" in plain
+    assert "misbehaving" not in plain and "via" not in plain

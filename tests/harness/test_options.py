@@ -159,6 +159,22 @@ def test_the_bench_hands_loadgen_the_load_it_was_given(tmp_path: Path) -> None:
         assert (counted.requests, counted.duration, counted.warmup) == (9, None, BENCH_LOAD.warmup)
 
 
+def test_the_bench_hands_loadgen_its_misbehaving_clients(tmp_path: Path) -> None:
+    """bench --misbehaving (loadgen's options, declared once in its Config) → loadgen's
+    command line → the same Config; a bad one is loadgen's one line, exit 2."""
+    typed = ["--misbehaving", "idle=3", "--misbehaving", "slow-headers=2"]
+    typed += ["--misbehaving-pace", "0.5s", "--misbehaving-path", "/api/troupes"]
+    args = build_parser().parse_args(
+        ["bench", "--app", "gino_style", "--server", "uvicorn", "--output", str(tmp_path), *typed]
+    )
+    load = aimed(options_from(args).load, "db", "http://127.0.0.1:9/")
+    argv = loadgen_argv(load, tmp_path / "r.json", None)
+    back = loadgen_cli.config_from_args(loadgen_cli.build_parser().parse_args(argv[3:]))
+    assert back == load and back.misbehaving == (("idle", 3), ("slow-headers", 2))
+    assert (back.misbehaving_pace, back.misbehaving_path) == (0.5, "/api/troupes")
+    assert options_from(args).as_dict()["misbehaving"] == {"idle": 3, "slow-headers": 2}
+
+
 def test_each_scenario_gets_and_records_only_the_options_it_reads() -> None:
     from loadgen.scenario import options_for
     from stackbench.options import check_scenarios

@@ -64,6 +64,9 @@ def odd(tls_files, tmp_path) -> Config:  # type: ignore[no-untyped-def]
         check_target=False,
         agent=(1, 3),
         start_at=time.time() + 30.123456789,
+        misbehaving=(("stalled-body", 2), ("idle", 1)),
+        misbehaving_pace=1 / 7,
+        misbehaving_path="/-x?a=b%20c",
     )
 
 
@@ -90,7 +93,8 @@ def test_to_argv_reads_back_into_an_equal_config(odd) -> None:
 
 
 def test_the_odd_config_is_also_valid(odd) -> None:
-    config = odd.replace(agent=(0, 2), processes=1, scenario="db")
+    # misbehaving connections are held from one host: not beside --agent
+    config = odd.replace(agent=(0, 2), processes=1, scenario="db", misbehaving=())
     assert read_back(config.to_argv()).validate() == config
 
 
@@ -145,6 +149,23 @@ REFUSED = [
     ({"seed": 1.5}, "--seed"),
     ({"keepalive": "no"}, "--disable-keepalive must be True or False"),
     ({"url": "http://10.1.2.3/"}, "non-loopback"),
+    ({"misbehaving": (("idle", 0),)}, "--misbehaving must be positive"),
+    ({"misbehaving": (("sleepy", 1),)}, "unknown kind 'sleepy'"),
+    ({"misbehaving": (("idle", 1), ("idle", 2))}, "each KIND once"),
+    ({"misbehaving": (("idle", 600), ("slow-headers", 401))}, "at most 1000 connections"),
+    (
+        {"misbehaving": (("idle", 1),), "url": "http://10.1.2.3/", "allow_remote": True},
+        "--misbehaving: loopback targets only",
+    ),
+    ({"misbehaving": (("idle", 1),), "agent": (0, 1)}, "not with --agent"),
+    ({"misbehaving_pace": 0.0}, "--misbehaving-pace"),
+    ({"misbehaving_path": "no-slash"}, "--misbehaving-path must be a path"),
+    ({"misbehaving_path": "/a b"}, "--misbehaving-path must be a path"),
+    (
+        {"misbehaving": (("slow-headers", 1),), "url": "https://127.0.0.1:8000/"},
+        "--misbehaving slow-headers sends HTTP/1.1 in cleartext",
+    ),
+    ({"misbehaving": (("stalled-body", 1),), "h2": True}, "not with https:// or --h2"),
 ]
 
 
@@ -159,6 +180,12 @@ def test_validate_refuses_what_the_command_line_refuses(changes: dict, says: str
     with pytest.raises(ConfigError) as refused:
         VALID.replace(**changes).validate()
     assert says in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_idle_misbehaving_connections_are_held_on_tls_and_http2_too() -> None:
+    """An idle connection sends nothing, so it is one on any protocol (a TLS server waits
+    for its handshake): only the kinds that send cleartext HTTP/1.1 are refused there."""
+    VALID.replace(misbehaving=(("idle", 2),), url="https://127.0.0.1:8000/", h2=True).validate()
 
 
 def test_validate_without_a_target_checks_the_rest() -> None:

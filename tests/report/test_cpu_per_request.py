@@ -4,8 +4,11 @@ in the report's tables (Markdown and HTML), from synthetic results with chosen v
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
+from stackbench.documents import ResultDocument
 from stackbench.report import make_report
+from stackbench.report.load import LoadedResult
 from tests.report.synthetic import result, write_run
 from tests.report.test_across_runs import section, table_rows
 
@@ -114,3 +117,61 @@ def test_a_worker_restart_is_flagged_beside_the_other_flags(tmp_path: Path) -> N
     }
     assert "worker restarted (2 exits)" in page
     assert "**worker restarted**" in section(markdown, "## How to read this report")
+
+
+def test_a_proxy_in_front_gets_its_own_cpu_column_and_is_named_in_the_pair(
+    tmp_path: Path,
+) -> None:
+    proxied = result(
+        "x",
+        "gino_style",
+        "uvicorn",
+        4_000,
+        cpu_us={"server": 200.0, "proxy": 60.4, "database": 90.0, "client": 40.0},
+    )
+    proxied["proxy"] = {
+        "name": "nginx",
+        "version": "1.22.1",
+        "client_protocol": "h1",
+        "upstream": "unix",
+        "upstream_address": "unix:/tmp/stackbench-nginx-x/app.sock",
+        "workers": 2,
+        "command": ["nginx", "-c", "nginx.conf"],
+        "config": "proxy/gino_style--uvicorn/nginx.conf",
+    }
+    # Another pair reached directly: a run's result files are named by pair and scenario.
+    direct = result("x", "tortoise", "uvicorn", 5_000)
+    markdown, page = _report(tmp_path, [proxied, direct])
+    cells = _cells(markdown)
+    headers = ["CPU µs/req server", "CPU µs/req proxy", "CPU µs/req db", "CPU µs/req client"]
+    split = {pair: [row[h] for h in headers] for pair, row in cells.items()}
+    assert split == {
+        "gino_style @ uvicorn via nginx (unix)": ["200", "60", "90", "40"],
+        "tortoise @ uvicorn": ["250", "–", "90", "40"],
+    }
+    assert "CPU µs/req proxy" in page and "via nginx (unix)" in page
+    # The summary's headline: the proxy's part has a column and counts in the total.
+    headline = section(markdown, "## Summary")
+    header = next(line for line in headline.splitlines() if line.startswith("| pair |"))
+    assert "| server | proxy | db | client |" in header
+    rows = {row[0]: row for row in table_rows(headline)}
+    assert rows["gino_style @ uvicorn via nginx (unix)"][4:9] == ["390", "200", "60", "90", "40"]
+    assert rows["tortoise @ uvicorn"][4:9] == ["380", "250", "–", "90", "40"]
+
+
+def test_no_proxy_column_without_a_proxy(tmp_path: Path) -> None:
+    markdown, _ = _report(tmp_path, [result("x", "gino_style", "uvicorn", 5_000)])
+    assert "CPU µs/req proxy" not in markdown
+
+
+def test_a_pair_through_a_proxy_is_another_measurement_than_the_pair_direct() -> None:
+    """Across runs (comparisons, baselines) a result is matched by its key: the pair
+    reached through nginx must not be matched with the pair reached directly."""
+    direct = result("x", "gino_style", "uvicorn", 5_000)
+    proxied = {**direct, "proxy": {"name": "nginx", "upstream": "tcp"}}
+    one, other = (
+        LoadedResult(cast(ResultDocument, doc), Path("x.json")) for doc in (direct, proxied)
+    )
+    assert one.key != other.key
+    assert other.pair == "gino_style @ uvicorn via nginx (tcp)"
+    assert one.pair == "gino_style @ uvicorn"
