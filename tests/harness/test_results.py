@@ -94,9 +94,17 @@ def test_read_names_a_missing_or_corrupt_file(tmp_path: Path) -> None:
 
 # -- files of older versions: read in this version's words, never rewritten --------------
 PUBLISHED = sorted((results.ROOT / "results" / "published").glob("*/manifest.json"))
+VERSION_1 = [p for p in PUBLISHED if json.loads(p.read_text())["schema_version"] == 1]
 
 
 @pytest.mark.parametrize("path", PUBLISHED, ids=[p.parent.name for p in PUBLISHED])
+def test_every_published_manifest_reads_in_this_version(path: Path) -> None:
+    manifest = results.read_manifest(path)
+    assert manifest["schema_version"] == SCHEMA_VERSION and manifest["status"] == "ok"
+    assert VERSION_1, "the version-1 runs the next test reads are published"
+
+
+@pytest.mark.parametrize("path", VERSION_1, ids=[p.parent.name for p in VERSION_1])
 def test_a_version_1_manifest_reads_with_its_jobs_keys_renamed(path: Path) -> None:
     """Version 1 named a job's label "variant" and the bench variant it served
     "served_variant" (the published runs were written so)."""
