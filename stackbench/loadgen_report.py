@@ -15,6 +15,7 @@ class LoadgenSummary(TypedDict):
     ok: int
     failed: int
     errors: int
+    dropped: int  # open model: due sends never made (no connection came free in time)
     elapsed_s: float
     rps: float
 

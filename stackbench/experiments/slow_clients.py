@@ -27,7 +27,7 @@ from pathlib import Path
 from rich.table import Table
 
 from loadgen.misbehave import STALLED_BODY
-from stackbench.documents import MisbehavingKind, ResultRow
+from stackbench.documents import LoadgenSummary, MisbehavingKind, ResultRow
 from stackbench.experiments import EXPERIMENTS, SLOW_CLIENTS_PAIRS
 from stackbench.experiments.report import markdown_table, terminal_table
 from stackbench.matrix import Pair, get_pair
@@ -115,7 +115,7 @@ class Figures:
 
     answered_per_s: float  # successful responses per second of loadgen's measured windows
     p99_ms: float | None  # None: nothing was answered
-    error_rate: float
+    unanswered: float  # the share of the window's sends not answered 2xx/3xx
     misbehaving: dict[str, MisbehavingKind]  # the held connections, by kind (median repeat)
     status: str
     reason: str | None = None
@@ -133,11 +133,21 @@ def figures_of(result: ResultRow | None, run_dir: Path) -> Figures | None:
     return Figures(
         answered_per_s=round(answered / elapsed, 1) if elapsed else 0.0,
         p99_ms=summary["p99_ms"] if answered else None,
-        error_rate=summary["error_rate"],
+        unanswered=unanswered_share(reports),
         misbehaving=dict(summary.get("misbehaving") or {}),
         status=result["status"],
         reason=result["reason"],
     )
+
+
+def unanswered_share(reports: list[LoadgenSummary]) -> float:
+    """The share of the measured sends not answered 2xx/3xx: failed, errors (a request still
+    waiting at the end is one) and the sends dropped because no connection came free, which
+    a server holding every connection turns all of its load into (loadgen's error rate
+    leaves them out: there, a stalled server shows no errors at all)."""
+    offered = sum(report["requests"] + report["dropped"] for report in reports)
+    answered = sum(report["ok"] for report in reports)
+    return (offered - answered) / offered if offered else 0.0
 
 
 @dataclass
@@ -151,8 +161,8 @@ class Row:
     def verdict(self) -> str | None:
         """Measured against the baseline: stalled (nothing answered, or under half its
         throughput, or a p99 over 10 x its own and over 1 s), unaffected (at least 80 % of
-        its throughput, a p99 within 2 x or 20 ms of it and no more errors: a request still
-        waiting when the run ended is one), slowed in between; None without a baseline or a
+        its throughput, a p99 within 2 x or 20 ms of it and no more unanswered: a request
+        still waiting when the run ended is one), slowed in between; None without a baseline or a
         measurement."""
         base = self.baseline
         if base is None or not base.answered_per_s or base.p99_ms is None:
@@ -165,7 +175,7 @@ class Row:
         throughput, p99 = found.answered_per_s / base.answered_per_s, found.p99_ms
         if throughput < 0.5 or p99 > max(10 * base.p99_ms, 1000.0):
             return STALLED
-        unanswered = found.error_rate > base.error_rate  # stuck past the end, or refused
+        unanswered = found.unanswered > base.unanswered  # stuck past the end, or refused
         if throughput >= 0.8 and p99 <= max(2 * base.p99_ms, base.p99_ms + 20) and not unanswered:
             return UNAFFECTED
         return SLOWED
@@ -227,6 +237,8 @@ def run_slow_clients(
             outcome.rows.append(Row(cell, prediction, figures, baselines.get(cell.front_of)))
             if not found:
                 outcome.unmeasured.append(f"{cell.pair.app} @ {cell.pair.server}: {cell.label}")
+        # A stalled cell answered nothing: that is its measurement, not the run failing.
+        run.judge_by(failures(outcome))
     return outcome
 
 
@@ -249,7 +261,7 @@ def _job(run: BenchRun, cell: Cell, options: BenchOptions) -> list[ResultRow]:
 
 HEADERS = [
     "pair", "front", "held", "predicted", "measured", "answered/s", "× alone", "p99 ms",
-    "errors", "held at the end / closed by the server", "why",
+    "unanswered", "held at the end / closed by the server", "why",
 ]  # fmt: skip
 
 
@@ -281,7 +293,7 @@ def _body(outcome: Outcome) -> list[list[str]]:
                 f"{found.answered_per_s:,.0f}" if found else "–",
                 ratio,
                 f"{found.p99_ms:,.1f}" if found and found.p99_ms is not None else "–",
-                f"{100 * found.error_rate:.1f}%" if found else "–",
+                f"{100 * found.unanswered:.1f}%" if found else "–",
                 server_side or "–",
                 row.prediction.why,
             ]
@@ -310,8 +322,10 @@ def markdown(outcome: Outcome, command: str) -> str:
         "Measured against the same pair and front with nothing held (× alone: its answered/s): "
         "**stalled** under half its throughput, no answer, or a p99 over 10 × its own and "
         "over 1 s; **unaffected** at least 80 % of it, a p99 within 2 × (or 20 ms) and no "
-        "more errors (a request still waiting when the run ended is one); "
-        "**slowed** in between. ⚠: not as predicted. held at the end / closed by the "
+        "more unanswered; "
+        "**slowed** in between. ⚠: not as predicted. unanswered: the window's sends not "
+        "answered 2xx/3xx (errors, those still waiting when the run ended, and those "
+        "dropped for want of a free connection).  held at the end / closed by the "
         "server: the misbehaving connections still open when the load ended, and those the "
         "server (or nginx) closed.",
         "",

@@ -5,6 +5,7 @@ connections held directly, and do not behind nginx."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from stackbench.experiments.slow_clients import (
     failures,
     markdown,
     predict,
+    unanswered_share,
 )
 from stackbench.matrix import Pair
 from stackbench.options import BenchOptions
@@ -70,7 +72,7 @@ def test_behind_nginx_nothing_is_predicted_to_stall() -> None:
 
 
 def _figures(answered: float, p99_ms: float | None, **more: Any) -> Figures:
-    return Figures(answered, p99_ms, error_rate=0.0, misbehaving=more, status="ok")
+    return Figures(answered, p99_ms, unanswered=0.0, misbehaving=more, status="ok")
 
 
 BASE = _figures(1000.0, 10.0)
@@ -99,6 +101,19 @@ def test_each_verdict_from_planted_figures(figures: Figures, verdict: str) -> No
     row = _row(figures)
     assert row.verdict == verdict
     assert row.as_predicted is (verdict == STALLED)  # gthread at 25: predicted stalled
+
+
+def _report(requests: int, ok: int, dropped: int) -> dict[str, int]:
+    return {"requests": requests, "ok": ok, "dropped": dropped}
+
+
+def test_sends_dropped_behind_held_connections_are_unanswered() -> None:
+    # Seen in a real run: gunicorn-sync behind 25 idle clients took the warm-up's requests
+    # on every connection and answered none; the window's 1,200 sends were all dropped,
+    # and loadgen's error rate (errors over requests) read 0 %.
+    assert unanswered_share([_report(0, 0, 1200)]) == 1.0
+    assert unanswered_share([_report(1000, 1000, 0), _report(990, 985, 10)]) == 15 / 2000
+    assert unanswered_share([_report(0, 0, 0)]) == 0.0  # nothing offered: nothing missed
 
 
 def test_no_verdict_without_a_baseline_or_a_measurement() -> None:
@@ -194,6 +209,10 @@ def test_sync_workers_stall_behind_idle_clients_but_not_behind_nginx(tmp_path: P
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     (run_dir,) = tmp_path.iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    # The direct cell answered nothing: a measured stall, so the run is ok (it once said
+    # failed, "no successful responses", while the command exited 0).
+    assert (manifest["status"], manifest["reason"]) == ("ok", None), manifest["reason"]
     text = (run_dir / "experiment.md").read_text()
     rows = {
         tuple(cell.strip() for cell in line.strip("|").split("|")[1:3]): line
@@ -205,6 +224,8 @@ def test_sync_workers_stall_behind_idle_clients_but_not_behind_nginx(tmp_path: P
     assert behind[3] == "unaffected"  # predicted
     # Measured: nginx kept the load answered. Its throughput and errors, not its p99: in a
     # 2 s window one slow request on a loaded machine is the p99 (seen: 1 s, "stalled").
-    answered, ratio, errors = behind[5], float(behind[6]), behind[8]
-    assert ratio >= 0.8 and errors == "0.0%", behind
+    answered, ratio, unanswered = behind[5], float(behind[6]), behind[8]
+    assert ratio >= 0.8 and unanswered == "0.0%", behind
+    direct = [cell.strip() for cell in rows[("direct", "25 idle")].strip("|").split("|")]
+    assert direct[5] == "0" and float(direct[8].rstrip("%")) > 90, direct  # dropped, counted
     assert answered != "0"
