@@ -19,6 +19,7 @@ from pathlib import Path
 
 from stackbench import results
 from stackbench.apps import App
+from stackbench.bench import check_apps
 from stackbench.capacity_search import (
     Probe,
     Search,
@@ -42,7 +43,7 @@ from stackbench.documents import (
     SloDoc,
 )
 from stackbench.judge import body_checks, headline
-from stackbench.matrix import Pair
+from stackbench.matrix import Pair, pair_of
 from stackbench.options import BenchOptions
 from stackbench.progress import Progress
 from stackbench.results import read_result
@@ -162,9 +163,13 @@ def run_app(
     progress: Progress | None = None,
     on_probe: OnProbe | None = None,
 ) -> CapacityOutcome:
-    """Each of ``servers`` serving ``app``, searched in turns, in one run directory."""
+    """Each of ``servers`` serving ``app``, searched in turns, in one run directory. An
+    app from outside reference_apps/ is checked first, as the bench checks it
+    (``bench.check_apps``: its entries import, a contract it claims holds)."""
     plan.spec.check()
     options, started_at = plan.options, results.now()
+    pairs = [pair_of(app, server) for server in servers]
+    check_apps(pairs, options)
     with BenchRun(
         f"{app.id}-capacity", output=options.output, scale=options.scale, progress=progress
     ) as run:
@@ -176,7 +181,6 @@ def run_app(
 
             return probe
 
-        pairs = [Pair(app.id, server) for server in servers]
         probers = {pair: prober(pair) for pair in pairs}
         searches = search_in_turns(probers, plan, run.run_dir, on_probe)
         return _finish(run, searches, plan, started_at)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -23,7 +23,7 @@ from rich.console import Console
 from stackbench import capacity
 from stackbench.apps import App, get_app
 from stackbench.capacity_search import Probe, SearchSpec, parse_precision
-from stackbench.matrix import Pair, app_servers
+from stackbench.matrix import Pair, app_servers, pair_of, scenario_file_of
 from stackbench.options import (
     BENCH_LOAD,
     SERVER,
@@ -31,7 +31,7 @@ from stackbench.options import (
     OptionError,
     add_options,
     load_from,
-    options_from,
+    options_for_pairs,
     positive_duration,
     positive_number,
     refuse_serve_options,
@@ -128,13 +128,16 @@ def add_parser(commands: Any) -> None:
 
 
 def app_named(text: str) -> App:
-    """The app ``--app`` names (the one place an app directory will be read from)."""
+    """The app ``--app`` names: a reference app's id, or an app's directory, read as the
+    bench reads it (its declared scenario file and entries: ``plan_from``,
+    ``capacity.run_app``)."""
     return get_app(text)
 
 
-def plan_from(args: argparse.Namespace) -> capacity.CapacityPlan:
+def plan_from(args: argparse.Namespace, pairs: Sequence[Pair] = ()) -> capacity.CapacityPlan:
     """Everything checked that can be checked before anything starts; the output
-    directory is made last."""
+    directory is made last. ``pairs``: those searched here, whose apps' declared scenario
+    file the search loads (as ``bench --app PATH`` does: ``options_for_pairs``)."""
     try:
         slo = slo_from(args.budget)
         spec = SearchSpec(args.start_rate, args.step, args.precision, args.max_rate).check()
@@ -143,9 +146,10 @@ def plan_from(args: argparse.Namespace) -> capacity.CapacityPlan:
     if len(args.scenarios or CAPACITY.scenarios) != 1:
         raise OptionError("a capacity search loads one scenario: give one --scenario")
     typed = load_from(args, CAPACITY.load)  # checked as the bench checks it
-    if typed.scenario_file is not None and args.scenarios is CAPACITY.scenarios:
+    declared = typed.scenario_file is None and scenario_file_of(list(pairs)) is not None
+    if (typed.scenario_file is not None or declared) and args.scenarios is CAPACITY.scenarios:
         raise OptionError("a capacity search loads one scenario: name the file's (--scenario)")
-    options = options_from(args, CAPACITY)
+    options = options_for_pairs(args, list(pairs), CAPACITY)
     load = options.load.replace(duration=args.probe_duration, requests=None)
     return capacity.CapacityPlan(slo, spec, replace(options, load=load))
 
@@ -168,7 +172,7 @@ def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
             raise OptionError("--target-stats goes with --target")
         app = app_named(args.app)
         servers = app_servers(app, args.servers)
-        plan = _warned(plan_from(args))
+        plan = _warned(plan_from(args, [pair_of(app, server) for server in servers]))
         outcome = capacity.run_app(app, servers, plan, progress, on_probe=_printer(console))
     return _answer(outcome, console)
 
