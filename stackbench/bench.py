@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from shared_fixtures.db import database
+from stackbench.agents import Agents
 from stackbench.app_database import AppDatabases
 from stackbench.apps import App, DeclarationError
 from stackbench.matrix import Pair, app_of, distinct, parse_pairs, resolve
@@ -26,7 +27,7 @@ from stackbench.run import BenchRun, RunReport
 from stackbench.server_process import app_env, serve
 from stackbench.servers import Knobs, get_server
 from stackbench.smoke import smoke_check
-from stackbench.target import Agents, connect
+from stackbench.target import connect
 
 
 def many_pairs(

@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
 from stackbench import results
+from stackbench.agents import AgentHosts
 from stackbench.apps import App
 from stackbench.bench import check_apps
 from stackbench.capacity_search import (
@@ -63,6 +65,13 @@ class CapacityPlan:
     slo: Slo
     spec: SearchSpec
     options: BenchOptions
+    # capacity --target --agents N: agents 1..N-1 started on their hosts for every repeat
+    # (this host agent 0: options.load.agent); None: the load from this host alone.
+    agents: AgentHosts | None = None
+
+    @property
+    def agent_count(self) -> int:
+        return self.agents.count if self.agents is not None else 1
 
     @property
     def scenario(self) -> str:
@@ -196,7 +205,7 @@ def run_target(
     """The pair ``serve`` runs at ``target_url`` (its figures from ``stats_url``), searched
     from here; the server is the one ``serve`` started, for every probe."""
     plan.spec.check()
-    subject = connect(target_url, stats_url)  # an unreachable target: one line, first
+    subject = connect(target_url, stats_url, plan.agents)  # unreachable: one line, first
     pair = Pair(subject.info["app"], subject.info["server"])
     options, started_at = plan.options, results.now()
     with BenchRun(
@@ -254,9 +263,7 @@ def capacity_document(
     assert load.duration is not None
     shown = [*SHOWN_PERCENTILES, *(lim.percentile for lim in plan.slo.latency)]
     percentiles = list(dict.fromkeys(shown))
-    pairs = [
-        _pair(pair, search, plan.slo, run_dir, percentiles) for pair, search in searches.items()
-    ]
+    pairs = [_pair(pair, search, plan, run_dir, percentiles) for pair, search in searches.items()]
     for app in dict.fromkeys(p["app"] for p in pairs):
         mine = [p for p in pairs if p["app"] == app]
         found = standings({index: _bracket(p) for index, p in enumerate(mine)})
@@ -282,6 +289,7 @@ def capacity_document(
             connections=load.concurrency,
             timeout_s=load.timeout,
             unseen_overload=round(plan.unseen_overload, 4),
+            agents=plan.agent_count,
         ),
         pairs=pairs,
     )
@@ -294,8 +302,9 @@ def _bracket(entry: PairCapacity) -> tuple[float | None, float | None]:
 
 
 def _pair(
-    pair: Pair, search: Search, slo: Slo, run_dir: Path, percentiles: list[str]
+    pair: Pair, search: Search, plan: CapacityPlan, run_dir: Path, percentiles: list[str]
 ) -> PairCapacity:
+    slo = plan.slo
     low, high = search.bracket
     passing = next((p for p in search.probes if p.passed and p.rate == low), None)
     return PairCapacity(
@@ -309,8 +318,21 @@ def _pair(
         rank=None,
         at_sustainable=_at(passing, run_dir) if passing else None,
         slo=slo_doc(slo),
-        probes=[_probe_doc(probe, percentiles, slo) for probe in search.probes],
+        probes=[
+            _probe_doc(probe, percentiles, _agents_merged(probe, run_dir, plan.agent_count))
+            for probe in search.probes
+        ],
     )
+
+
+def _agents_merged(probe: Probe, run_dir: Path, asked: int) -> int:
+    """The agents whose reports every measured repeat of ``probe`` merged (loadgen's merge
+    lists them); ``asked`` when no repeat was measured."""
+    if probe.result is None:
+        return asked
+    repeats = read_result(run_dir / probe.result)["repeats"]
+    merged = [len(cast(dict[str, Any], r["loadgen"]).get("agents") or ()) or 1 for r in repeats]
+    return min(merged, default=asked)
 
 
 def _at(probe: Probe, run_dir: Path) -> AtSustainable:
@@ -331,7 +353,7 @@ def _at(probe: Probe, run_dir: Path) -> AtSustainable:
     )
 
 
-def _probe_doc(probe: Probe, percentiles: list[str], slo: Slo) -> ProbeDoc:
+def _probe_doc(probe: Probe, percentiles: list[str], agents: int) -> ProbeDoc:
     achieved = probe.achieved_range
     ranges = {p: probe.latency_range(p) for p in percentiles}
     return ProbeDoc(
@@ -359,6 +381,7 @@ def _probe_doc(probe: Probe, percentiles: list[str], slo: Slo) -> ProbeDoc:
             )
             for r, outcome in zip(probe.readings, probe.outcomes, strict=True)
         ],
+        agents=agents,
     )
 
 

@@ -40,6 +40,7 @@ def _capacity(output: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> tupl
     return code, err.getvalue().strip().splitlines()
 
 
+TARGET = ["--target", "http://h:8000", "--target-stats", "http://h:8001"]
 USAGE_ERRORS = [
     (["--app", "gino_style", "--budget", "p99<<100ms"], "not a budget 'p99<<100ms'"),
     (["--app", "gino_style", "--budget", "rps>100"], "a budget is an upper bound"),
@@ -70,6 +71,22 @@ USAGE_ERRORS = [
     ),
     (["--target", "ftp://h:8000", "--target-stats", "http://h:8001"], "--target: expected"),
     (["--app", "gino_style", "--target", "http://h:1"], "not allowed with argument"),
+    # several load agents per probe: --target's, each option with the other
+    (["--app", "gino_style", "--agents", "2"], "--agents and --agent-via go with --target"),
+    (
+        ["--app", "gino_style", "--agent-via", "ssh l{i} -- python"],
+        "--agents and --agent-via go with --target",
+    ),
+    ([*TARGET, "--agents", "0"], "argument --agents: must be positive, got '0'"),
+    ([*TARGET, "--agents", "2"], "--agents 2 needs --agent-via TEMPLATE"),
+    ([*TARGET, "--agent-via", "ssh l{i} -- python"], "give --agents N > 1"),
+    ([*TARGET, "--agents", "1", "--agent-via", "ssh l{i} -- python"], "give --agents N > 1"),
+    ([*TARGET, "--agents", "2", "--agent-via", "ssh load -- python"], "needs {i} for it"),
+    ([*TARGET, "--agents", "2", "--agent-via", "ssh 'l{i} python"], "No closing quotation"),
+    (
+        [*TARGET, "--agents", "3", "--agent-via", "ssh l{i} -- python", "-c", "2"],
+        "--agents 3: agents x processes (3) cannot exceed -c (2)",
+    ),
     ([], "one of the arguments --app --target is required"),
 ]
 
