@@ -1,7 +1,8 @@
 """The load spread over agents on several hosts (docs/distributed.md): this process runs
-agent 0's share (``loadgen --agent 0/N``), the other agents' reports are merged into its
-own with loadgen's merge (``loadgen.merge.merge_reports``, the one definition), and the
-merged report is what a repeat is judged on.
+one agent's share (``loadgen --agent I/N``; agent 0 when it starts the others), the other
+agents' reports are merged into its own with loadgen's merge
+(``loadgen.merge.merge_reports``, the one definition), and the merged report is what a
+repeat is judged on.
 
 Two ways to have the others:
 
