@@ -15,6 +15,7 @@ Sessions:
                                                   one pair served for load from other hosts
     nox -s matrix [-- --json]                     the pairs, and why others are missing
     nox -s "capacity(app='django_sync')"          each server's sustainable rate at an SLO
+    nox -s capacity_app -- PATH [--servers A,B]   your app's servers, the same search
     nox -s "experiment(name='gevent-patching')"   one experiment, its answer as a table
     nox -s report -- RUN_DIR [RUN_DIR...] [--baseline RUN_DIR] [--output DIR]
 """
@@ -232,6 +233,22 @@ def bench_app(session: nox.Session) -> None:
     session.install("-e", f".[{extras}]", *matrix.requirements(chosen))
     rest = session.posargs[1:]  # the path goes to the harness as --app, absolute
     session.run(*sessions.HARNESS, "bench", "--app", str(path), *rest, **HARNESS_STOP)
+
+
+@nox.session(python=PYTHON)
+def capacity_app(session: nox.Session) -> None:
+    """Your app's servers searched for their sustainable rate at an SLO (docs/capacity.md):
+    a directory with a stackbench.toml, in a venv of its own requirement files.
+
+    nox -s capacity_app -- ../mysite --servers gunicorn-gthread,uvicorn --scenario home
+    """
+    try:
+        path, chosen = sessions.capacity_app_pairs(session.posargs, Path(session.invoked_from))
+    except ValueError as exc:
+        session.error(str(exc))
+    session.install("-e", ".[harness,fast]", *matrix.requirements(chosen))
+    rest = session.posargs[1:]  # the path goes to the harness as --app, absolute
+    session.run(*sessions.HARNESS, "capacity", "--app", str(path), *rest, **HARNESS_STOP)
 
 
 @nox.session(name="matrix", python=PYTHON)

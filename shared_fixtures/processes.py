@@ -26,7 +26,8 @@ class ProcessError(RuntimeError):
 
 
 class ManagedProcess:
-    """A subprocess in its own process group, its output in a log file."""
+    """A subprocess in its own process group, its output in a log file (its stdout in
+    ``stdout_path`` instead, when given: what it answers, apart from what it says)."""
 
     def __init__(
         self,
@@ -38,6 +39,7 @@ class ManagedProcess:
         cwd: Path | None = None,
         user: str | None = None,
         stop_signal: int = signal.SIGTERM,
+        stdout_path: Path | None = None,
     ) -> None:
         self.argv = list(argv)
         self.name = name
@@ -47,13 +49,16 @@ class ManagedProcess:
         full_env[OWNER_VAR] = OWNER
         log_path.parent.mkdir(parents=True, exist_ok=True)
         # Kept open only for the child's lifetime; the child owns a dup of it.
-        with open(log_path, "ab") as log:
+        with (
+            open(log_path, "ab") as log,
+            open(stdout_path, "wb") if stdout_path else contextlib.nullcontext() as out,
+        ):
             try:
                 self.popen = subprocess.Popen(
                     self.argv,
                     stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+                    stdout=out if out is not None else log,
+                    stderr=log if out is not None else subprocess.STDOUT,
                     env=full_env,
                     cwd=cwd,
                     user=user,

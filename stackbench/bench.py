@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from shared_fixtures.db import database
+from stackbench.agents import Agents
 from stackbench.app_database import AppDatabases
 from stackbench.apps import App, DeclarationError
 from stackbench.matrix import Pair, app_of, distinct, parse_pairs, resolve
@@ -26,7 +27,7 @@ from stackbench.run import BenchRun, RunReport
 from stackbench.server_process import app_env, serve
 from stackbench.servers import Knobs, get_server
 from stackbench.smoke import smoke_check
-from stackbench.target import Agents, connect
+from stackbench.target import connect
 
 
 def many_pairs(
@@ -35,8 +36,7 @@ def many_pairs(
     """Several pairs side by side in one run directory, with the same options."""
     for pair in distinct(pairs):
         resolve(pair)  # every pair is checked before anything starts
-    check_entries(pairs, options.bin_dir or BIN_DIR)
-    check_claims(pairs, options)
+    check_apps(pairs, options)
     label = "-".join(sorted({p.app for p in pairs})) if len(pairs) <= 2 else f"{len(pairs)}-pairs"
     with BenchRun(
         label,
@@ -58,8 +58,7 @@ def single_pair(
     """The bench session: one pair (``app`` a reference app's id or a directory), one
     options set, one run directory."""
     (pair,) = parse_pairs(f"{app}@{server}")  # an invalid pair is refused before anything starts
-    check_entries([pair], options.bin_dir or BIN_DIR)
-    check_claims([pair], options)
+    check_apps([pair], options)
     with BenchRun(
         f"{pair.app}-{server}",
         output=options.output,
@@ -98,6 +97,15 @@ def remote_pair(
         run.remote_job(options)
     assert run.report is not None
     return run.report
+
+
+def check_apps(pairs: list[Pair], options: BenchOptions) -> None:
+    """The apps from outside reference_apps/ that ``pairs`` serve, checked before anything
+    starts, by every command that serves them (bench, capacity): each entry imports
+    (``check_entries``) and a contract it claims holds (``check_claims``); a failure is its
+    declaration's error, one line and exit 2."""
+    check_entries(pairs, options.bin_dir or BIN_DIR)
+    check_claims(pairs, options)
 
 
 # Imports the entry's module and reads its attribute, as a server would; nothing else of

@@ -16,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
 from stackbench import results
+from stackbench.agents import AgentHosts
 from stackbench.apps import App
+from stackbench.bench import check_apps
 from stackbench.capacity_search import (
     Probe,
     Search,
@@ -42,7 +45,7 @@ from stackbench.documents import (
     SloDoc,
 )
 from stackbench.judge import body_checks, headline
-from stackbench.matrix import Pair
+from stackbench.matrix import Pair, pair_of
 from stackbench.options import BenchOptions
 from stackbench.progress import Progress
 from stackbench.results import read_result
@@ -62,6 +65,13 @@ class CapacityPlan:
     slo: Slo
     spec: SearchSpec
     options: BenchOptions
+    # capacity --target --agents N: agents 1..N-1 started on their hosts for every repeat
+    # (this host agent 0: options.load.agent); None: the load from this host alone.
+    agents: AgentHosts | None = None
+
+    @property
+    def agent_count(self) -> int:
+        return self.agents.count if self.agents is not None else 1
 
     @property
     def scenario(self) -> str:
@@ -162,9 +172,13 @@ def run_app(
     progress: Progress | None = None,
     on_probe: OnProbe | None = None,
 ) -> CapacityOutcome:
-    """Each of ``servers`` serving ``app``, searched in turns, in one run directory."""
+    """Each of ``servers`` serving ``app``, searched in turns, in one run directory. An
+    app from outside reference_apps/ is checked first, as the bench checks it
+    (``bench.check_apps``: its entries import, a contract it claims holds)."""
     plan.spec.check()
     options, started_at = plan.options, results.now()
+    pairs = [pair_of(app, server) for server in servers]
+    check_apps(pairs, options)
     with BenchRun(
         f"{app.id}-capacity", output=options.output, scale=options.scale, progress=progress
     ) as run:
@@ -176,7 +190,6 @@ def run_app(
 
             return probe
 
-        pairs = [Pair(app.id, server) for server in servers]
         probers = {pair: prober(pair) for pair in pairs}
         searches = search_in_turns(probers, plan, run.run_dir, on_probe)
         return _finish(run, searches, plan, started_at)
@@ -192,7 +205,7 @@ def run_target(
     """The pair ``serve`` runs at ``target_url`` (its figures from ``stats_url``), searched
     from here; the server is the one ``serve`` started, for every probe."""
     plan.spec.check()
-    subject = connect(target_url, stats_url)  # an unreachable target: one line, first
+    subject = connect(target_url, stats_url, plan.agents)  # unreachable: one line, first
     pair = Pair(subject.info["app"], subject.info["server"])
     options, started_at = plan.options, results.now()
     with BenchRun(
@@ -250,9 +263,7 @@ def capacity_document(
     assert load.duration is not None
     shown = [*SHOWN_PERCENTILES, *(lim.percentile for lim in plan.slo.latency)]
     percentiles = list(dict.fromkeys(shown))
-    pairs = [
-        _pair(pair, search, plan.slo, run_dir, percentiles) for pair, search in searches.items()
-    ]
+    pairs = [_pair(pair, search, plan, run_dir, percentiles) for pair, search in searches.items()]
     for app in dict.fromkeys(p["app"] for p in pairs):
         mine = [p for p in pairs if p["app"] == app]
         found = standings({index: _bracket(p) for index, p in enumerate(mine)})
@@ -278,6 +289,7 @@ def capacity_document(
             connections=load.concurrency,
             timeout_s=load.timeout,
             unseen_overload=round(plan.unseen_overload, 4),
+            agents=plan.agent_count,
         ),
         pairs=pairs,
     )
@@ -290,8 +302,9 @@ def _bracket(entry: PairCapacity) -> tuple[float | None, float | None]:
 
 
 def _pair(
-    pair: Pair, search: Search, slo: Slo, run_dir: Path, percentiles: list[str]
+    pair: Pair, search: Search, plan: CapacityPlan, run_dir: Path, percentiles: list[str]
 ) -> PairCapacity:
+    slo = plan.slo
     low, high = search.bracket
     passing = next((p for p in search.probes if p.passed and p.rate == low), None)
     return PairCapacity(
@@ -305,8 +318,21 @@ def _pair(
         rank=None,
         at_sustainable=_at(passing, run_dir) if passing else None,
         slo=slo_doc(slo),
-        probes=[_probe_doc(probe, percentiles, slo) for probe in search.probes],
+        probes=[
+            _probe_doc(probe, percentiles, _agents_merged(probe, run_dir, plan.agent_count))
+            for probe in search.probes
+        ],
     )
+
+
+def _agents_merged(probe: Probe, run_dir: Path, asked: int) -> int:
+    """The agents whose reports every measured repeat of ``probe`` merged (loadgen's merge
+    lists them); ``asked`` when no repeat was measured."""
+    if probe.result is None:
+        return asked
+    repeats = read_result(run_dir / probe.result)["repeats"]
+    merged = [len(cast(dict[str, Any], r["loadgen"]).get("agents") or ()) or 1 for r in repeats]
+    return min(merged, default=asked)
 
 
 def _at(probe: Probe, run_dir: Path) -> AtSustainable:
@@ -327,7 +353,7 @@ def _at(probe: Probe, run_dir: Path) -> AtSustainable:
     )
 
 
-def _probe_doc(probe: Probe, percentiles: list[str], slo: Slo) -> ProbeDoc:
+def _probe_doc(probe: Probe, percentiles: list[str], agents: int) -> ProbeDoc:
     achieved = probe.achieved_range
     ranges = {p: probe.latency_range(p) for p in percentiles}
     return ProbeDoc(
@@ -355,6 +381,7 @@ def _probe_doc(probe: Probe, percentiles: list[str], slo: Slo) -> ProbeDoc:
             )
             for r, outcome in zip(probe.readings, probe.outcomes, strict=True)
         ],
+        agents=agents,
     )
 
 

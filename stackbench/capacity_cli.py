@@ -4,6 +4,7 @@
         [--budget 'p99.9<250ms'] [--budget 'errors<1%'] [--precision 5%]
         [--probe-duration 5s] [--repeats 3] [load, server and data options]
     python -m stackbench capacity --target URL --target-stats URL [search and load options]
+        [--agents N --agent-via 'ssh -o BatchMode=yes load-{i} -- .venv/bin/python']
 
 Prints each app's table, writes capacity.json, capacity.md and capacity.png in the run
 directory. Bad input is one line and exit 2, before anything starts; a pair that fails at
@@ -14,16 +15,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from rich.console import Console
 
 from stackbench import capacity
+from stackbench.agents import AgentHosts, via_words
 from stackbench.apps import App, get_app
 from stackbench.capacity_search import Probe, SearchSpec, parse_precision
-from stackbench.matrix import Pair, app_servers
+from stackbench.matrix import Pair, app_servers, pair_of, scenario_file_of
 from stackbench.options import (
     BENCH_LOAD,
     SERVER,
@@ -31,8 +33,9 @@ from stackbench.options import (
     OptionError,
     add_options,
     load_from,
-    options_from,
+    options_for_pairs,
     positive_duration,
+    positive_int,
     positive_number,
     refuse_serve_options,
 )
@@ -123,18 +126,32 @@ def add_parser(commands: Any) -> None:
         help=f"a pair passing here is reported as at least this (default {SEARCH.max_rate:g})",
     )  # fmt: skip
     add_options(parser, "load (each probe)", CAPACITY_LOAD, CAPACITY)
+    hosts = parser.add_argument_group("load from several hosts (with --target)")
+    hosts.add_argument(
+        "--agents", type=positive_int, metavar="N",
+        help="every repeat's load from N agents: this host is agent 0, --agent-via starts "
+        "agents 1..N-1 on one start time, their reports merged (default 1)",
+    )  # fmt: skip
+    hosts.add_argument(
+        "--agent-via", metavar="TEMPLATE",
+        help="the command that runs Python on agent i's host, {i} its index, e.g. "
+        "'ssh -o BatchMode=yes load-{i} -- .venv/bin/python' (docs/distributed.md)",
+    )  # fmt: skip
     add_options(parser, "server", SERVER, CAPACITY)
     add_options(parser, "data", ["output"], CAPACITY)
 
 
 def app_named(text: str) -> App:
-    """The app ``--app`` names (the one place an app directory will be read from)."""
+    """The app ``--app`` names: a reference app's id, or an app's directory, read as the
+    bench reads it (its declared scenario file and entries: ``plan_from``,
+    ``capacity.run_app``)."""
     return get_app(text)
 
 
-def plan_from(args: argparse.Namespace) -> capacity.CapacityPlan:
+def plan_from(args: argparse.Namespace, pairs: Sequence[Pair] = ()) -> capacity.CapacityPlan:
     """Everything checked that can be checked before anything starts; the output
-    directory is made last."""
+    directory is made last. ``pairs``: those searched here, whose apps' declared scenario
+    file the search loads (as ``bench --app PATH`` does: ``options_for_pairs``)."""
     try:
         slo = slo_from(args.budget)
         spec = SearchSpec(args.start_rate, args.step, args.precision, args.max_rate).check()
@@ -143,11 +160,41 @@ def plan_from(args: argparse.Namespace) -> capacity.CapacityPlan:
     if len(args.scenarios or CAPACITY.scenarios) != 1:
         raise OptionError("a capacity search loads one scenario: give one --scenario")
     typed = load_from(args, CAPACITY.load)  # checked as the bench checks it
-    if typed.scenario_file is not None and args.scenarios is CAPACITY.scenarios:
+    declared = typed.scenario_file is None and scenario_file_of(list(pairs)) is not None
+    if (typed.scenario_file is not None or declared) and args.scenarios is CAPACITY.scenarios:
         raise OptionError("a capacity search loads one scenario: name the file's (--scenario)")
-    options = options_from(args, CAPACITY)
+    hosts = agent_hosts(args)
+    if hosts is not None:
+        try:
+            hosts.first(typed)
+        except ValueError as exc:
+            raise OptionError(str(exc)) from None
+    options = options_for_pairs(args, list(pairs), CAPACITY)
     load = options.load.replace(duration=args.probe_duration, requests=None)
-    return capacity.CapacityPlan(slo, spec, replace(options, load=load))
+    if hosts is not None:  # this host is agent 0 of N in every probe
+        load = hosts.first(load)
+    return capacity.CapacityPlan(slo, spec, replace(options, load=load), hosts)
+
+
+def agent_hosts(args: argparse.Namespace) -> AgentHosts | None:
+    """The agents --agents and --agent-via start on other hosts for every probe; None when
+    the load is this host's alone. Each option without the other is refused."""
+    count, via = args.agents, args.agent_via
+    if args.target is None and (count, via) != (None, None):
+        raise OptionError("--agents and --agent-via go with --target (the pair serve runs)")
+    if via is not None and (count or 1) == 1:
+        raise OptionError("--agent-via starts agents 1..N-1 on their hosts: give --agents N > 1")
+    if (count or 1) == 1:
+        return None
+    if via is None:
+        raise OptionError(
+            f"--agents {count} needs --agent-via TEMPLATE: the command that runs Python on "
+            "agent i's host, e.g. 'ssh -o BatchMode=yes load-{i} -- .venv/bin/python'"
+        )
+    try:
+        return AgentHosts(count, via_words(via))
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
 
 
 def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
@@ -157,6 +204,7 @@ def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
         if args.servers:
             raise OptionError("--target searches the pair serve runs: drop --servers")
         refuse_serve_options(args, CAPACITY)
+        agent_hosts(args)  # before the URLs: said first when the agents are wrong
         check_url(args.target, "--target")
         check_url(args.target_stats, "--target-stats")
         plan = _warned(plan_from(args))
@@ -166,9 +214,10 @@ def run(args: argparse.Namespace, console: Console, progress: Progress) -> int:
     else:
         if args.target_stats:
             raise OptionError("--target-stats goes with --target")
+        agent_hosts(args)  # refused without --target
         app = app_named(args.app)
         servers = app_servers(app, args.servers)
-        plan = _warned(plan_from(args))
+        plan = _warned(plan_from(args, [pair_of(app, server) for server in servers]))
         outcome = capacity.run_app(app, servers, plan, progress, on_probe=_printer(console))
     return _answer(outcome, console)
 

@@ -5,7 +5,7 @@ documents.py stays under the line limit. (No ``from __future__ import annotation
 TypedDict reads the evaluated annotations.)
 """
 
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Literal, NotRequired, TypedDict
 
 from stackbench.document_types import CLOSED, AtLeastOne, Count, Json, NonNegative, RunId, Version
 
@@ -73,6 +73,9 @@ class ProbeDoc(TypedDict):
     """[lowest, highest] over the repeats, by percentile: the spread"""
     error_rate: Annotated[float | None, Json(minimum=0, maximum=1)]
     repeats: list[Annotated[ProbeRepeat, CLOSED]]
+    agents: NotRequired[AtLeastOne]
+    """the load agents whose reports every measured repeat merged (capacity --agents: one
+    per host); without a measured repeat, the agents asked; absent before agents: one"""
 
 
 class AtSustainable(TypedDict):
@@ -128,6 +131,9 @@ class SearchDoc(TypedDict):
     unseen_overload: NonNegative
     """the tightest latency limit over a probe's warm-up and duration: a rate less than this
     share above capacity queues too little work in one probe to fail it, and may pass"""
+    agents: NotRequired[AtLeastOne]
+    """the load agents of every probe, each on its host, this one agent 0 (capacity --target
+    --agents N); absent in runs from before agents: one"""
 
 
 class CapacityDocument(TypedDict):

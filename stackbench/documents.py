@@ -98,8 +98,12 @@ class LoadInfo(TypedDict):
     """count mode (-n): requests per repeat"""
     repeats: AtLeastOne
     processes: AtLeastOne
+    """loadgen's processes on each load host"""
     misbehaving: NotRequired[dict[str, int]]
     """connections held beside the load, by kind (loadgen --misbehaving): none when empty"""
+    agents: NotRequired[AtLeastOne]
+    """the load agents, each on its host, whose reports every repeat merged (bench --agent
+    I/N, capacity --agents N); absent in results from before agents: one"""
 
 
 class CpuRead(TypedDict):

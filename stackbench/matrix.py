@@ -229,7 +229,7 @@ def app_servers(app: App, named: str | None) -> list[str]:
     if not chosen:
         raise PairError("--servers: name at least one server")
     for server in chosen:
-        get_pair(app.id, server)
+        get_pair(app, server)  # the app itself: one in a directory has no id to look up
     return chosen
 
 

@@ -8,22 +8,23 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
+from loadgen.config import Config
 from loadgen.scenario import options_for
 from shared_fixtures.db import Database
 from shared_fixtures.processes import ProcessError
 from stackbench import proxy, results
+from stackbench.agents import Alone, Spread
 from stackbench.apps import App
 from stackbench.documents import (
     SCHEMA_VERSION,
     DatabaseFigures,
     Flags,
-    LoadgenReport,
     LoadInfo,
     ProtocolCheck,
     ProxyDoc,
@@ -87,7 +88,10 @@ class Subject(Protocol):
     def stopped(self) -> str | None: ...  # None while the server runs, else why not
     def answers(self) -> bool: ...  # /health answers: the next scenario can run
     def log_tail(self) -> str | None: ...
-    def gather(self, report: LoadgenReport) -> LoadgenReport: ...  # + other hosts' agents
+    # This host's share of one repeat's load, and the whole load's report (stackbench/agents.py)
+    def spread(
+        self, load: Config, logs: Path, env: dict[str, str]
+    ) -> AbstractContextManager[Spread]: ...
 
 
 @dataclass(frozen=True)
@@ -167,8 +171,10 @@ class LocalSubject:
             return self.proxied.log_tail()
         return self.served.process.log_tail()
 
-    def gather(self, report: LoadgenReport) -> LoadgenReport:
-        return report  # all the load ran here
+    def spread(
+        self, load: Config, logs: Path, env: dict[str, str]
+    ) -> AbstractContextManager[Spread]:
+        return nullcontext(Alone(load))  # all the load runs here
 
 
 def measure_pair(
@@ -410,6 +416,7 @@ def _load_info(options: BenchOptions, scenario: str) -> LoadInfo:
         repeats=options.repeats,
         processes=load.processes,
         misbehaving=dict(load.misbehaving),
+        agents=load.agent[1] if load.agent else 1,
     )
 
 
@@ -478,15 +485,16 @@ def _run_scenario(
             repeat = f" · repeat {index + 1} of {options.repeats}" if options.repeats > 1 else ""
             seconds = load.warmup + (load.duration or 0.0)
             tick = progress.start(f"{where}{repeat}: {label}", seconds)
-            report = run_load(
-                load,
-                run_dir / "logs",
-                env=env,
-                client_cpus=options.client_cpus,
-                on_warm=sampler.mark,
-                on_tick=tick,
-            )
-            report = subject.gather(report)
+            with subject.spread(load, run_dir / "logs", env) as spread:
+                report = run_load(
+                    spread.load,
+                    run_dir / "logs",
+                    env=env,
+                    client_cpus=options.client_cpus,
+                    on_warm=sampler.mark,
+                    on_tick=tick,
+                )
+                report = spread.merged(report)
         except LoadError as exc:
             reason = str(exc)
             break

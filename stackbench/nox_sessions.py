@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from stackbench import experiments, interpreters, matrix, variants
-from stackbench.apps import APPS, load_app
+from stackbench.apps import APPS, App, load_app
 from stackbench.nox_command import SessionArgs
 from stackbench.servers import SERVERS
 
@@ -141,13 +141,14 @@ def required_pairs(args: SessionArgs) -> list[matrix.Pair]:
     return matrix.parse_pairs(args.pairs)
 
 
-def app_pairs(posargs: Sequence[str], invoked_from: Path) -> tuple[Path, list[matrix.Pair]]:
-    """bench_app (``-- PATH --server S[,S...] [bench options]``): the app's directory,
-    relative to where nox was invoked, and its pairs, each checked; ValueError (one line)
-    when the path or --server is missing, or a pair does not exist."""
-    usage = "nox -s bench_app -- PATH --server SERVER[,SERVER] [bench options]"
+def _app_directory(
+    session: str, usage: str, posargs: Sequence[str], invoked_from: Path
+) -> tuple[App, SessionArgs]:
+    """The app whose directory comes first after -- (relative to where nox was invoked),
+    and the options after it; ValueError (one line) when the path is missing, or an option
+    would name the app (or a target) beside it."""
     if not posargs or posargs[0].startswith("-"):
-        raise ValueError(f"bench_app needs the app's directory first: {usage}")
+        raise ValueError(f"{session} needs the app's directory first: {usage}")
     given = SessionArgs.parse(posargs[1:])
     for option, value in (
         ("--app", given.app),
@@ -155,13 +156,35 @@ def app_pairs(posargs: Sequence[str], invoked_from: Path) -> tuple[Path, list[ma
         ("--target", given.target),
     ):
         if value:  # the harness would take it over the path (or beside it): silently
-            raise ValueError(f"bench_app names its app by the path first, so no {option}: {usage}")
+            raise ValueError(f"{session} names its app by the path first, so no {option}: {usage}")
+    return load_app(invoked_from / Path(posargs[0]).expanduser()), given
+
+
+def app_pairs(posargs: Sequence[str], invoked_from: Path) -> tuple[Path, list[matrix.Pair]]:
+    """bench_app (``-- PATH --server S[,S...] [bench options]``): the app's directory,
+    relative to where nox was invoked, and its pairs, each checked; ValueError (one line)
+    when the path or --server is missing, or a pair does not exist."""
+    usage = "nox -s bench_app -- PATH --server SERVER[,SERVER] [bench options]"
+    app, given = _app_directory("bench_app", usage, posargs, invoked_from)
     servers = given.server
     if not servers:
         raise ValueError(f"bench_app needs --server: {usage}")
-    app = load_app(invoked_from / Path(posargs[0]).expanduser())
     pairs = [matrix.pair_of(matrix.get_pair(app, s)[0], s) for s in servers[-1].split(",")]
     return app.directory, matrix.distinct(pairs)
+
+
+def capacity_app_pairs(
+    posargs: Sequence[str], invoked_from: Path
+) -> tuple[Path, list[matrix.Pair]]:
+    """capacity_app (``-- PATH [--servers A,B] [capacity options]``): the app's directory
+    and the pairs its search serves (``matrix.app_servers``, as ``capacity --app`` chooses
+    them); ValueError (one line) as for bench_app, or for --server (capacity's is
+    --servers)."""
+    usage = "nox -s capacity_app -- PATH [--servers A,B] [capacity options]"
+    app, given = _app_directory("capacity_app", usage, posargs, invoked_from)
+    if given.server:
+        raise ValueError(f"capacity_app searches --servers A,B (not --server): {usage}")
+    return app.directory, [matrix.pair_of(app, s) for s in matrix.app_servers(app, given.servers)]
 
 
 def free_threaded_pairs(args: SessionArgs) -> list[matrix.Pair]:

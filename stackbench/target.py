@@ -8,30 +8,30 @@ the serving host's own clock. The result documents and the manifest are a local 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
-import time
 import urllib.error
 import urllib.request
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
-from loadgen.config import ConfigError
-from loadgen.merge import load_report, merge_reports
+from loadgen.config import Config
 from stackbench import results
+from stackbench.agents import AgentHosts, Agents, Alone, Spread
 from stackbench.documents import (
     SCHEMA_VERSION,
-    LoadgenReport,
     ProxyDoc,
     ResultHeader,
     ResultRow,
     ServerSettings,
     protocol_name,
 )
-from stackbench.loadrun import LoadError, aimed, loadgen_argv
+from stackbench.loadrun import aimed, loadgen_argv
 from stackbench.measure import Sampling, failed_rows, measure_subject
 from stackbench.options import BenchOptions, OptionError
 from stackbench.progress import Progress
@@ -59,7 +59,7 @@ def check_url(text: str, what: str, scheme: str = "http") -> str:
 def connect(
     target_url: str,
     stats_url: str,
-    agents: Agents | None = None,
+    agents: Agents | AgentHosts | None = None,
     protocol: str = H1,
     cacert: str | None = None,
 ) -> RemoteSubject:
@@ -152,48 +152,13 @@ class RemoteSampler:
 
 
 @dataclass(frozen=True)
-class Agents:
-    """This run's loadgen is agent ``index`` of ``count``; the other agents (started on
-    their hosts by SSH, a Kubernetes Job, CI) leave their JSON reports in ``reports``."""
-
-    index: int
-    count: int
-    reports: Path
-    wait_s: float  # how long to wait for them (bench --agent-wait)
-
-    def others(self, deadline: float) -> list[tuple[str, dict[str, Any]]]:
-        """The other agents' reports, once all are there (at most until ``deadline``)."""
-        while True:
-            found = self._found()
-            missing = sorted(set(range(self.count)) - {self.index} - set(found))
-            if not missing:
-                return list(found.values())
-            if time.monotonic() > deadline:
-                names = ", ".join(f"{i}/{self.count}" for i in missing)
-                raise LoadError(
-                    f"agents {names}: no report in {self.reports} within {self.wait_s:g} s"
-                )
-            time.sleep(0.5)
-
-    def _found(self) -> dict[int, tuple[str, dict[str, Any]]]:
-        found = {}
-        for path in sorted(self.reports.glob("*.json")):
-            try:
-                report = load_report(str(path))
-            except ConfigError:
-                continue  # not (yet) a complete agent report: written while we look
-            found[int(report["agent"]["index"])] = (str(path), report)
-        return found
-
-
-@dataclass(frozen=True)
 class RemoteSubject:
     """A pair served by ``serve`` elsewhere: load to ``base_url``, figures from ``client``."""
 
     base_url: str
     client: StatsClient
     info: dict[str, Any]
-    agents: Agents | None = None
+    agents: Agents | AgentHosts | None = None
     cafile: Path | None = None  # its CA (bench --cacert), when it serves TLS
 
     @property
@@ -240,17 +205,14 @@ class RemoteSubject:
     def log_tail(self) -> str | None:
         return None  # the server's log is on the serving host
 
-    def gather(self, report: LoadgenReport) -> LoadgenReport:
-        """With agents on other hosts: their reports merged with this one, exactly as
-        ``loadgen merge`` merges them (a report of another run is refused by the merge)."""
-        if self.agents is None or self.agents.count == 1:
-            return report
-        others = self.agents.others(time.monotonic() + self.agents.wait_s)
-        try:
-            _, merged = merge_reports([("this host", dict(report)), *others])
-        except ConfigError as exc:
-            raise LoadError(f"the agents' reports do not merge: {exc}") from None
-        return cast(LoadgenReport, merged)
+    def spread(
+        self, load: Config, logs: Path, env: dict[str, str]
+    ) -> AbstractContextManager[Spread]:
+        """With agents on other hosts: this host's share, their reports merged with its
+        own (stackbench/agents.py)."""
+        if self.agents is None:
+            return contextlib.nullcontext(Alone(load))
+        return self.agents.spread(load, logs, env)
 
 
 def agent_command(options: BenchOptions, target_url: str) -> str:

@@ -192,6 +192,7 @@ def chart(document: CapacityDocument, path: Path) -> Path:
     )
     limits = {lim["percentile"]: lim["limit_ms"] for lim in document["slo"]["latency"]}
     for ax, app in zip(axes[:, 0], apps, strict=True):
+        drawn = False  # a p99 measured: else the log axes need limits of their own
         for entry in (p for p in document["pairs"] if p["app"] == app):
             colour = colours[f"{app} @ {entry['server']}"]
             probes = sorted(
@@ -200,6 +201,7 @@ def chart(document: CapacityDocument, path: Path) -> Path:
             rates = [p["rate"] for p in probes]
             p99 = [max(p["latency_ms"]["99"], 0.01) for p in probes]
             ax.plot(rates, p99, color=colour, linewidth=1.2, label=entry["server"])
+            drawn = drawn or bool(probes)
             for probe, y in zip(probes, p99, strict=True):
                 spread = probe["latency_range_ms"].get("99")
                 if spread and spread[0] != spread[1]:
@@ -217,6 +219,11 @@ def chart(document: CapacityDocument, path: Path) -> Path:
                 f"p99 limit {limits['99']:g} ms", xy=(0.01, limits["99"]),
                 xycoords=("axes fraction", "data"), fontsize=8, color="#c0392b", va="bottom",
             )  # fmt: skip
+        if not drawn:  # every probe broke before it measured (an agent failed, say)
+            tried = [p["rate"] for e in document["pairs"] if e["app"] == app for p in e["probes"]]
+            rate = min(tried, default=document["search"]["start_rate"])
+            ax.set_xlim(rate / 2, rate * 2)
+            ax.set_ylim(1, 10 * max(limits.values(), default=100.0))
         ax.set_xscale("log")
         ax.set_yscale("log")
         log_ms_axis(ax.xaxis)  # plain numbers (1, 2, 5, 10, ...), for req/s as for ms

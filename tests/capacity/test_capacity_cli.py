@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,7 @@ def _capacity(output: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> tupl
     return code, err.getvalue().strip().splitlines()
 
 
+TARGET = ["--target", "http://h:8000", "--target-stats", "http://h:8001"]
 USAGE_ERRORS = [
     (["--app", "gino_style", "--budget", "p99<<100ms"], "not a budget 'p99<<100ms'"),
     (["--app", "gino_style", "--budget", "rps>100"], "a budget is an upper bound"),
@@ -69,6 +71,22 @@ USAGE_ERRORS = [
     ),
     (["--target", "ftp://h:8000", "--target-stats", "http://h:8001"], "--target: expected"),
     (["--app", "gino_style", "--target", "http://h:1"], "not allowed with argument"),
+    # several load agents per probe: --target's, each option with the other
+    (["--app", "gino_style", "--agents", "2"], "--agents and --agent-via go with --target"),
+    (
+        ["--app", "gino_style", "--agent-via", "ssh l{i} -- python"],
+        "--agents and --agent-via go with --target",
+    ),
+    ([*TARGET, "--agents", "0"], "argument --agents: must be positive, got '0'"),
+    ([*TARGET, "--agents", "2"], "--agents 2 needs --agent-via TEMPLATE"),
+    ([*TARGET, "--agent-via", "ssh l{i} -- python"], "give --agents N > 1"),
+    ([*TARGET, "--agents", "1", "--agent-via", "ssh l{i} -- python"], "give --agents N > 1"),
+    ([*TARGET, "--agents", "2", "--agent-via", "ssh load -- python"], "needs {i} for it"),
+    ([*TARGET, "--agents", "2", "--agent-via", "ssh 'l{i} python"], "No closing quotation"),
+    (
+        [*TARGET, "--agents", "3", "--agent-via", "ssh l{i} -- python", "-c", "2"],
+        "--agents 3: agents x processes (3) cannot exceed -c (2)",
+    ),
     ([], "one of the arguments --app --target is required"),
 ]
 
@@ -234,7 +252,7 @@ def test_one_nox_session_per_app_and_an_unknown_app_named() -> None:
     )
     assert listed.returncode == 0, listed.stderr
     sessions = {s["session"] for s in json.loads(listed.stdout)}
-    assert sessions == {f"capacity(app='{app}')" for app in APPS}
+    assert sessions == {f"capacity(app='{app}')" for app in APPS} | {"capacity_app"}
     error = matrix.check_requested_sessions(["capacity(app='nope')"])
     assert error is not None and error.startswith("unknown app 'nope' in capacity(app='nope')")
     error = matrix.check_requested_sessions(["capacity(gino_style)"])
@@ -274,3 +292,134 @@ def test_a_scenario_file_loads_the_one_scenario_named(
     )
     planned = plan_from(args)
     assert planned.scenario == "right" and planned.options.load.scenario_file == str(path)
+
+
+# -- an app's directory, read as the bench reads it (issue 21) -------------------------------
+PACED_SCENARIOS = """\
+# What stackbench sends to this app (its own scenarios: it does not serve the contract).
+[scenarios.hello]
+description = "the paced answer"
+
+[[scenarios.hello.requests]]
+name = "hello"
+path = "/hello"
+check.regex = "^Hello, World!$"
+
+[scenarios.health]
+description = "the health path, unpaced"
+
+[[scenarios.health.requests]]
+name = "health"
+path = "/health"
+"""
+
+
+def paced_copy(where: Path) -> Path:
+    """The paced app copied outside the repository, with a scenario file of its own beside
+    its declaration (as docs/your-app.md tells an app's author to write one)."""
+    from tests.capacity.known_capacity import APP_DIR
+
+    app = where / "paced"
+    shutil.copytree(APP_DIR, app, ignore=shutil.ignore_patterns("__pycache__"))
+    (app / "scenarios.toml").write_text(PACED_SCENARIOS)
+    return app
+
+
+def test_an_app_directory_loads_its_declared_scenario(tmp_path: Path) -> None:
+    """capacity --app PATH plans the app's declared scenario, from its own file, as
+    bench --app PATH does (options_for_pairs): nothing is started to plan it."""
+    app = paced_copy(tmp_path)
+    argv = ["capacity", "--app", str(app), "--servers", "gunicorn-sync", "--scenario", "hello"]
+    args = build_parser().parse_args([*argv, "--output", str(tmp_path / "results")])
+    pairs = [matrix.pair_of(get_app(args.app), "gunicorn-sync")]
+    planned = plan_from(args, pairs)
+    assert planned.scenario == "hello"
+    assert planned.options.load.scenario_file == str(app / "scenarios.toml")
+    assert pairs[0].home == app and pairs[0].app == "paced"
+
+
+def _break_import(app: Path) -> str:
+    (app / "app.py").write_text("import not_installed_here\n" + (app / "app.py").read_text())
+    return "ModuleNotFoundError: No module named 'not_installed_here'"
+
+
+def _unlinked(path: Path, says: str) -> str:
+    path.unlink()
+    return says
+
+
+APP_DIRECTORY_ERRORS = {
+    "a scenario the declaration lacks": (
+        ["--scenario", "nope"],
+        lambda app: f"{app / 'scenarios.toml'} has no scenario 'nope' (it has: hello, health)",
+    ),
+    "no scenario named, the file declaring two": ([], lambda app: "name the file's (--scenario)"),
+    "an entry that does not import": (["--scenario", "hello"], _break_import),
+    "no scenario file declared": (
+        ["--scenario", "hello"],
+        lambda app: _unlinked(app / "scenarios.toml", "declares no scenario file"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(APP_DIRECTORY_ERRORS))
+def test_a_planted_fault_in_an_app_directory_is_refused_before_anything_starts(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra, plant = APP_DIRECTORY_ERRORS[case]
+    app = paced_copy(tmp_path)
+    says = plant(app)
+    output = tmp_path / "results"
+    args = ["--app", str(app), "--servers", "gunicorn-sync", *extra]
+    code, lines = _capacity(output, *args, monkeypatch=monkeypatch)
+    assert code == 2, lines
+    assert len(lines) == 1 and says in lines[0], lines
+    assert not output.exists() or not any(output.iterdir())  # no run directory
+
+
+def test_the_same_app_directory_unplanted_gets_past_the_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control: the same command, nothing planted, gets to the database (exit 1)."""
+    app = paced_copy(tmp_path)
+    args = ["--app", str(app), "--servers", "gunicorn-sync", "--scenario", "hello"]
+    code, lines = _capacity(tmp_path / "results", *args, monkeypatch=monkeypatch)
+    assert code == 1 and "cannot connect to DATABASE_URL" in lines[-1], lines
+
+
+@pytest.mark.slow
+@pytest.mark.serial  # a rate at a latency: busy neighbours would lower it
+def test_an_app_directory_outside_the_repository_is_searched_on_its_scenario(
+    tmp_path: Path,
+) -> None:
+    """A real, short search of the paced app (100 req/s by construction), copied outside
+    the repository, on the scenario its own file declares."""
+    app = paced_copy(tmp_path)
+    output = tmp_path / "results"
+    done = subprocess.run(
+        [
+            *STACKBENCH, "capacity", "--app", str(app), "--servers", "gunicorn-sync",
+            "--scenario", "hello", "--workers", "1", "--start-rate", "60", "--precision", "10%",
+            "--probe-duration", "2s", "--warmup", "1s", "--repeats", "1", "--timeout", "1s",
+            "--output", str(output),
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=400,
+        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    (run_dir,) = output.iterdir()
+    answer = results.read_capacity(run_dir / "capacity.json")
+    (pair,) = answer["pairs"]
+    probes = [(p["rate"], p["outcome"], p["reason"]) for p in pair["probes"]]
+    assert (pair["app"], pair["status"], answer["search"]["scenario"]) == (
+        "paced",
+        "resolved",
+        "hello",
+    ), probes
+    low, high = pair["bracket"]
+    assert low is not None and high is not None and high <= low * 1.10, probes
+    assert low <= 100 * (1 + answer["search"]["unseen_overload"] + 0.10), probes
+    document = results.read_result(run_dir / pair["probes"][0]["result"])
+    assert document["scenario"] == "hello"
+    assert document.get("scenario_file") == str(app / "scenarios.toml")
+    assert document["app_source"]["path"] == str(app)

@@ -13,7 +13,14 @@ import pytest
 
 from stackbench import capacity, results
 from stackbench.capacity_cli import CAPACITY
-from stackbench.capacity_search import Probe, SearchSpec, judge_probe, run_search
+from stackbench.capacity_search import (
+    Probe,
+    Search,
+    SearchSpec,
+    failed_probe,
+    judge_probe,
+    run_search,
+)
 from stackbench.documents import ResultRow
 from stackbench.matrix import Pair
 from stackbench.report import capacity as capacity_report
@@ -193,6 +200,33 @@ def test_the_report_draws_each_bracket_and_tables_the_capacity(tmp_path: Path) -
     assert (
         row in markdown and "- gino_style @ granian: 100 ✓, 200 ✓, 400 ✓, 800 latency" in markdown
     )
+
+
+def test_a_search_whose_only_probe_broke_is_written_tabled_and_charted(tmp_path: Path) -> None:
+    """A probe that broke before it measured anything (an agent of capacity --agents that
+    failed, say): no p99 to draw, and the run's answer, table and chart are still made."""
+    run_dir = tmp_path / "20250101T000000Z-gino_style-uvicorn-target-capacity-abcd"
+    run_dir.mkdir()
+    spec = SearchSpec(start_rate=20.0)
+    options = replace(CAPACITY, load=CAPACITY.load.replace(duration=2.0, agent=(0, 2)))
+    reason = "agent 1/2 exited with code 1: nothing on stderr"
+    search = Search(spec)
+    search.record(failed_probe(20.0, reason))
+    plan = capacity.CapacityPlan(SLO, spec, options)
+    searches = {Pair("gino_style", "uvicorn"): search}
+    document = capacity.capacity_document(run_dir, searches, plan, "2025-01-01T00:00:00+00:00")
+    results.write_json(run_dir / results.CAPACITY_FILE, document, "capacity")
+    (pair,) = results.read_capacity(run_dir / "capacity.json")["pairs"]
+    assert (pair["status"], pair["reason"]) == (
+        "failed",
+        f"the measurement broke at 20 req/s: {reason}",
+    )
+    assert [(p["rate"], p["outcome"], p.get("agents")) for p in pair["probes"]] == [
+        (20.0, "failed", 1)  # no AgentHosts in this plan: one agent asked
+    ]
+    (table,) = capacity_report.tables(document)
+    assert table.rows[0][0] == "uvicorn"
+    assert capacity_report.chart(document, tmp_path / "capacity.png").stat().st_size > 0
 
 
 def test_the_pairs_take_turns_the_order_reversed_every_round(tmp_path: Path) -> None:

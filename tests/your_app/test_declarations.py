@@ -202,6 +202,47 @@ def test_bench_app_session_installs_the_apps_own_requirements(tmp_path: Path) ->
         noxfile.bench_app(Session("notes", "--server", "gunicorn-sync"))
 
 
+def test_capacity_app_session_installs_the_apps_own_requirements(tmp_path: Path) -> None:
+    """nox -s capacity_app -- PATH [--servers A,B]: bench_app's installs for the servers
+    the search serves (those capacity --app chooses), then capacity with the rest."""
+    app_dir = notes_app(tmp_path)
+    noxfile = _noxfile()
+
+    class Session:
+        def __init__(self, *posargs: str) -> None:
+            self.invoked_from, self.posargs = str(tmp_path), list(posargs)
+            self.installed: list[str] = []
+            self.ran: list[str] = []
+
+        def install(self, *args: str) -> None:
+            self.installed += args
+
+        def run(self, *args: str, **how: object) -> None:
+            self.ran += args
+
+        def error(self, message: str) -> None:
+            raise SystemExit(message)
+
+    session = Session("notes", "--servers", "uvicorn,granian", "--scenario", "note")
+    noxfile.capacity_app(session)
+    assert ["-r", str(app_dir / "requirements.txt")] == session.installed[2:4]
+    for server in ("uvicorn", "granian"):
+        assert set(SERVERS[server].requirements) <= set(session.installed)
+    assert session.ran[3:] == ["capacity", "--app", str(app_dir), *session.posargs[1:]]
+    every = Session("notes", "--scenario", "note")  # no --servers: every shared-venv one
+    noxfile.capacity_app(every)
+    for server in matrix.shared_venv_servers(load_app(app_dir)):
+        assert set(SERVERS[server].requirements) <= set(every.installed)
+    with pytest.raises(SystemExit, match="capacity_app needs the app's directory first"):
+        noxfile.capacity_app(Session("--servers", "uvicorn"))
+    with pytest.raises(SystemExit, match="capacity_app searches --servers A,B"):
+        noxfile.capacity_app(Session("notes", "--server", "uvicorn"))
+    with pytest.raises(SystemExit, match="by the path first, so no --target"):
+        noxfile.capacity_app(Session("notes", "--target=http://x"))
+    with pytest.raises(SystemExit, match=r"no pair \(notes, gunicorn-sync\)"):
+        noxfile.capacity_app(Session("notes", "--servers", "gunicorn-sync"))
+
+
 def _noxfile():  # type: ignore[no-untyped-def]
     """The noxfile imported as nox imports it; what it sets for nox's own process (PATH,
     the SIGTERM handler) is put back for this one."""
