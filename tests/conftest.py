@@ -183,6 +183,7 @@ def work_unit(nodeid: str) -> str:
 # each) near the end, where they even out the workers' tails. A name covers a file and
 # its parts; a name that no longer matches anything is skipped.
 LONGEST_FIRST = (
+    "tests/apps/test_copies.py",  # six copies side by side: 165 s
     "tests/experiments/test_features.py",  # slow: 40 + 37 + 35 s and a fourth
     "tests/your_app/test_copy_priced.py",  # slow: 57 + 48 s
     "tests/apps/test_openapi.py",  # slow: its parts, 82-93 s each
@@ -192,7 +193,6 @@ LONGEST_FIRST = (
     "tests/apps/test_django_admin.py",  # 34 + 19 s of setup
     "tests/harness/test_serve.py",  # slow: 50 s
     "tests/apps/test_app_config.py",  # 29 + 18 s
-    "tests/apps/test_copies.py",  # 165 s
     "tests/distributed/test_capacity_across_hosts.py",  # slow: 44 s
     "tests/experiments/test_tls_termination.py",  # slow: 42 s
     "tests/apps/test_django_async.py",  # 32 s of setup

@@ -28,7 +28,8 @@ def test_each_lane_runs_in_parallel_then_its_serial_tests() -> None:
     (parallel, serial) = lane_runs("tests", [])
     assert parallel.argv[:3] == ["pytest", "-m", "not slow and not serial"]
     assert parallel.argv[3:5] == ["-n", workers] and "loadfile" in parallel.argv
-    assert serial.argv == ["pytest", "-m", "not slow and serial"] and 5 in serial.success_codes
+    assert serial.argv[:3] == ["pytest", "-m", "not slow and serial"]
+    assert "--durations=15" in serial.argv and 5 in serial.success_codes
     assert parallel.success_codes == [0]  # a parallel part that selects nothing fails
     (parallel, serial) = lane_runs("tests_slow", ["-k", "features"])
     assert parallel.argv[:3] == ["pytest", "-m", "slow and not serial"]
@@ -67,13 +68,16 @@ def test_a_file_is_one_unit_and_the_conformance_suite_one_per_target() -> None:
 
 
 def test_independent_long_tests_are_units_of_their_own() -> None:
-    """test_openapi one unit per app, the protocol suite one per target
-    (with the HTTP/2 header test of that target); each file's other tests, its own unit."""
+    """test_openapi one unit per app, the protocol suite one per target (with the HTTP/2
+    header test of that target); each file's other tests, its own unit. test_copies stays
+    whole: its module fixture prepares every selected app's copy, side by side."""
     openapi = "tests/apps/test_openapi.py"
     for app, _ in OPENAPI_TARGETS:
         nodeid = f"{openapi}::test_schemathesis_finds_nothing[{app}]"
         assert work_unit(nodeid) == f"{openapi}[{app}]"
     assert work_unit(f"{openapi}::test_a_schema_that_lies_fails_the_run") == openapi
+    copies = "tests/apps/test_copies.py"
+    assert {work_unit(f"{copies}::test_a_copy_stands_alone[{app}]") for app in APPS} == {copies}
     protocols = "tests/test_conformance_protocols.py"
     for app, server, protocol in PROTOCOL_TARGETS:
         target = f"{app}@{server}~{protocol}"
