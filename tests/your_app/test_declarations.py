@@ -8,6 +8,7 @@ reference app in reference_apps/ is a new app in every nox session with no other
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -162,26 +163,32 @@ def test_two_directories_with_one_name_are_refused_in_one_run(tmp_path: Path) ->
         matrix.parse_pairs(f"{first}@uvicorn,{second}@hypercorn")
 
 
+class RecordingSession:
+    """What a nox session function asks nox for: its installs and its commands, recorded;
+    its errors raised."""
+
+    def __init__(self, invoked_from: Path, *posargs: str) -> None:
+        self.invoked_from, self.posargs = str(invoked_from), list(posargs)
+        self.installed: list[str] = []
+        self.ran: list[str] = []
+
+    def install(self, *args: str) -> None:
+        self.installed += args
+
+    def run(self, *args: str, **how: object) -> None:
+        self.ran += args
+
+    def error(self, message: str) -> None:
+        raise SystemExit(message)
+
+
 def test_bench_app_session_installs_the_apps_own_requirements(tmp_path: Path) -> None:
     """nox -s bench_app -- PATH --server S: the app's requirement files, the servers'
     packages, then the bench with the rest of the arguments (a recording session)."""
     app_dir = notes_app(tmp_path)
     noxfile = _noxfile()
 
-    class Session:
-        def __init__(self, *posargs: str) -> None:
-            self.invoked_from, self.posargs = str(tmp_path), list(posargs)
-            self.installed: list[str] = []
-            self.ran: list[str] = []
-
-        def install(self, *args: str) -> None:
-            self.installed += args
-
-        def run(self, *args: str, **how: object) -> None:
-            self.ran += args
-
-        def error(self, message: str) -> None:
-            raise SystemExit(message)
+    Session = functools.partial(RecordingSession, tmp_path)
 
     session = Session("notes", "--server", "uvicorn,granian", "--duration", "1s")
     noxfile.bench_app(session)
@@ -208,20 +215,7 @@ def test_capacity_app_session_installs_the_apps_own_requirements(tmp_path: Path)
     app_dir = notes_app(tmp_path)
     noxfile = _noxfile()
 
-    class Session:
-        def __init__(self, *posargs: str) -> None:
-            self.invoked_from, self.posargs = str(tmp_path), list(posargs)
-            self.installed: list[str] = []
-            self.ran: list[str] = []
-
-        def install(self, *args: str) -> None:
-            self.installed += args
-
-        def run(self, *args: str, **how: object) -> None:
-            self.ran += args
-
-        def error(self, message: str) -> None:
-            raise SystemExit(message)
+    Session = functools.partial(RecordingSession, tmp_path)
 
     session = Session("notes", "--servers", "uvicorn,granian", "--scenario", "note")
     noxfile.capacity_app(session)
