@@ -83,8 +83,8 @@ TEST_SERVER_REQUIREMENTS = sessions.server_requirements(TEST_SERVERS)
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The suite on a real PostgreSQL, in parallel, all but its slow lane: fixtures, loadgen,
-    every app, the harness (-- PYTEST_ARGS: exactly those, slow tests included)."""
+    """The suite on a real PostgreSQL in parallel, without the slow lane (-- PYTEST_ARGS:
+    exactly those, slow tests included)."""
     session.install(*TEST_INSTALL, *sessions.app_requirements(), *TEST_SERVER_REQUIREMENTS)
     for run in sessions.lane_runs("tests", session.posargs):
         session.run(*run.argv, success_codes=run.success_codes)
@@ -218,8 +218,8 @@ def bench_pairs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench_app(session: nox.Session) -> None:
-    """Your app: a directory with a stackbench.toml, under one server or several, in a venv
-    of its own requirement files and the servers' packages (docs/your-app.md).
+    """Your app (a directory with a stackbench.toml) under one server or several, in a
+    venv of its own (docs/your-app.md).
 
     nox -s bench_app -- ../mysite --server gunicorn-gthread,uvicorn --scenarios home --duration 5s
     """
@@ -237,8 +237,8 @@ def bench_app(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def capacity_app(session: nox.Session) -> None:
-    """Your app's servers searched for their sustainable rate at an SLO (docs/capacity.md):
-    a directory with a stackbench.toml, in a venv of its own requirement files.
+    """Your app's servers searched for their sustainable rate at an SLO, in a venv of
+    its own (docs/capacity.md).
 
     nox -s capacity_app -- ../mysite --servers gunicorn-gthread,uvicorn --scenario home
     """
