@@ -88,20 +88,15 @@ def experiment_requirements(name: str) -> list[str]:
 # The suite in two lanes (docs/testing.md): `tests` runs every test not marked slow,
 # `tests_slow` the slow ones (whole experiment runs, end-to-end runs of the CLI); .ci/run
 # runs both. A lane spreads its tests over pytest-xdist workers, each a test session of
-# its own (its own database, upstream and app servers), a test file (or a part of one: a
-# conformance target, an app) on one worker; then, one at a time, its tests marked serial,
-# whose verdict is a time or a count that tests beside it would disturb. Twice as many
-# workers as cores: the tests wait (for servers to start, loads to end, statements to
-# settle) as much as they compute.
+# its own (its own database, upstream and app servers), a test file (a conformance target)
+# on one worker; then, one at a time, its tests marked serial, whose verdict is a time or
+# a count that tests beside it would disturb. Twice as many workers as cores: the tests
+# wait (for servers to start, loads to end, statements to settle) as much as they compute.
 LANES = {"tests": "not slow", "tests_slow": "slow"}
-# The slowest tests in CI's log, where the 15-minute budget is kept (and where the units
-# handed out first, below, are read from): the parallel part's and the serial part's.
-DURATIONS = "--durations=15"
-# Units of work (tests/conftest.py, work_unit): a test file, or a part of one that SPLIT
-# names; the units of a minute or more handed out first (LONGEST_FIRST), the others in
-# file order (--no-loadscope-reorder: not by their number of tests), so that the
-# conformance targets, near the end, even out the workers' tails.
-PARALLEL = ("--dist", "loadfile", "--no-loadscope-reorder", DURATIONS)
+# Units of work in test-file order: test_conformance.py, split by target, comes last and
+# fills the workers' tails (tests/conftest.py, work_unit). --durations names the slowest
+# tests in CI's log, where the 15-minute budget is kept.
+PARALLEL = ("--dist", "loadfile", "--no-loadscope-reorder", "--durations=15")
 
 
 class PytestRun(NamedTuple):
@@ -129,7 +124,7 @@ def lane_runs(lane: str, args: Iterable[str]) -> list[PytestRun]:
     return [
         PytestRun(["pytest", "-m", f"{marker} and not serial", *workers, *args], [0]),
         # 5: nothing selected (arguments after -- may select no serial test)
-        PytestRun(["pytest", "-m", f"{marker} and serial", DURATIONS, *args], [0, 5]),
+        PytestRun(["pytest", "-m", f"{marker} and serial", *args], [0, 5]),
     ]
 
 

@@ -150,69 +150,25 @@ def app_servers(db: Database, upstream_url: str, work_dir: Path) -> Iterator[App
         servers.close()
 
 
-# What pytest-xdist hands one worker at a time (docs/testing.md, "In parallel"): a test
-# file, so that its module fixtures start once, unless the file is below. There each test
-# whose id names a part (a pattern's match) is in that part's unit: the file's tests are
-# independent part by part and each part starts its own servers anyway, so a split starts
-# nothing twice and spreads minutes of work over the workers. The file's other tests stay
-# one unit, the file's.
-SPLIT = {
-    # a target: an app under a server at a mount point, app@server/prefix (its server and
-    # statement counts on one worker; ~330 tests a target)
-    "tests/test_conformance.py": re.compile(r"[a-z_]+@[a-z0-9-]+/[a-z_]*(?=[-\]])"),
-    # a target: app@server~protocol (its server, served for that protocol, on one worker)
-    "tests/test_conformance_protocols.py": re.compile(r"[a-z_]+@[a-z0-9-]+~(?:h1-tls|h2)(?=[-\]])"),
-    # an app: schemathesis against it, 80-95 s each (its own server, a function fixture)
-    "tests/apps/test_openapi.py": re.compile(r"(?<=^test_schemathesis_finds_nothing\[)\w+(?=\]$)"),
-}
+# A conformance test's target in its id: app@server/prefix ("/" at the root).
+_TARGET = re.compile(r"[a-z_]+@[a-z0-9-]+/[a-z_]*(?=[-\]])")
 
 
 def work_unit(nodeid: str) -> str:
-    """What one pytest-xdist worker runs together: a test file, or one part of a file that
-    SPLIT names (``path[part]``)."""
+    """What one pytest-xdist worker runs together (docs/testing.md): a test file, so that
+    its module fixtures start once; in the conformance suite, one target (an app under a
+    server at a mount point), so that its ~1,800 tests spread over the workers while each
+    target's server and statement counts stay on one."""
     path, _, test = nodeid.partition("::")
-    if (pattern := SPLIT.get(path)) and (part := pattern.search(test)):
-        return f"{path}[{part.group(0)}]"
+    if path.endswith("test_conformance.py") and (target := _TARGET.search(test)):
+        return f"{path}[{target.group(0)}]"
     return path
-
-
-# Units handed out first, longest first (seconds from CI's --durations on 2 cores, e512dd3;
-# the slow lane's and the tests lane's in one list, a lane skipping what it does not
-# have): a unit of a minute or two handed out last runs alone while the other workers
-# wait. Every other unit follows in file order, the conformance targets (under a minute
-# each) near the end, where they even out the workers' tails. A name covers a file and
-# its parts; a name that no longer matches anything is skipped.
-LONGEST_FIRST = (
-    "tests/apps/test_copies.py",  # six copies side by side: 165 s
-    "tests/experiments/test_features.py",  # slow: 40 + 37 + 35 s and a fourth
-    "tests/your_app/test_copy_priced.py",  # slow: 57 + 48 s
-    "tests/apps/test_openapi.py",  # slow: its parts, 82-93 s each
-    "tests/experiments/test_techempower.py",  # slow: 45 + 45 s
-    "tests/experiments/test_slow_clients.py",  # slow: 83 s
-    "tests/test_server_behaviour.py",  # its one fixture probes every server: 53 s
-    "tests/apps/test_django_admin.py",  # 34 + 19 s of setup
-    "tests/harness/test_serve.py",  # slow: 50 s
-    "tests/apps/test_app_config.py",  # 29 + 18 s
-    "tests/distributed/test_capacity_across_hosts.py",  # slow: 44 s
-    "tests/experiments/test_tls_termination.py",  # slow: 42 s
-    "tests/apps/test_django_async.py",  # 32 s of setup
-    "tests/harness/test_proxy.py",  # 20 s
-)
-
-
-def first_rank(unit: str) -> int:
-    """Where ``unit`` goes in the queue: its rank in LONGEST_FIRST, else after them all."""
-    for rank, name in enumerate(LONGEST_FIRST):
-        if unit == name or unit.startswith(name + "["):
-            return rank
-    return len(LONGEST_FIRST)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-    """``--dist loadfile`` by ``work_unit``, LONGEST_FIRST first. (``--dist loadgroup``
-    with marks would say the same, but with pytest 9.2 it silently stops grouping:
-    pytest-xdist issue #1386. The controller, which schedules, sees test ids, not marks.)"""
+    """``--dist loadfile`` by ``work_unit``. (``--dist loadgroup`` with marks would say the
+    same, but with pytest 9.2 it silently stops grouping: pytest-xdist issue #1386.)"""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
@@ -220,16 +176,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     class ByWorkUnit(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
-
-        def _assign_work_unit(self, node: object) -> None:
-            # The queue is in file order (--no-loadscope-reorder); a stable sort by rank
-            # keeps that order within a rank. Sorted once, before the first unit goes.
-            if not getattr(self, "_ranked", False):
-                ranked = sorted(self.workqueue.items(), key=lambda unit: first_rank(unit[0]))
-                self.workqueue.clear()
-                self.workqueue.update(ranked)
-                self._ranked = True
-            super()._assign_work_unit(node)  # type: ignore[arg-type]
 
     return ByWorkUnit(config, log)  # type: ignore[arg-type]
 

@@ -152,11 +152,7 @@ CONNECTION_HEADER = {
 H2_FAMILIES = [(app, server) for app, server in FAMILIES if (app, server, H2) in TARGETS]
 
 
-# Each id names its target (app@server~h2): pytest-xdist runs it beside that target's rows,
-# on the worker that serves it (tests/conftest.py, SPLIT).
-@pytest.mark.parametrize(
-    ("app", "server"), H2_FAMILIES, ids=[f"{app}@{server}~{H2}" for app, server in H2_FAMILIES]
-)
+@pytest.mark.parametrize(("app", "server"), H2_FAMILIES, ids=[s for _, s in H2_FAMILIES])
 def test_a_connection_specific_header_on_http2(app_servers, app: str, server: str) -> None:
     served = app_servers.get(app, server, protocol=H2)
     judged = AppTarget(served.base_url, cafile=served.cafile, http2=True)
