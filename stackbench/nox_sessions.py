@@ -95,8 +95,9 @@ def experiment_requirements(name: str) -> list[str]:
 LANES = {"tests": "not slow", "tests_slow": "slow"}
 # Units of work in test-file order: test_conformance.py, split by target, comes last and
 # fills the workers' tails (tests/conftest.py, work_unit). --durations names the slowest
-# tests in CI's log, where the 15-minute budget is kept.
-PARALLEL = ("--dist", "loadfile", "--no-loadscope-reorder", "--durations=15")
+# tests in CI's log, where the 15-minute budget is kept, for the serial part too.
+DURATIONS = "--durations=15"
+PARALLEL = ("--dist", "loadfile", "--no-loadscope-reorder", DURATIONS)
 
 
 class PytestRun(NamedTuple):
@@ -124,7 +125,7 @@ def lane_runs(lane: str, args: Iterable[str]) -> list[PytestRun]:
     return [
         PytestRun(["pytest", "-m", f"{marker} and not serial", *workers, *args], [0]),
         # 5: nothing selected (arguments after -- may select no serial test)
-        PytestRun(["pytest", "-m", f"{marker} and serial", *args], [0, 5]),
+        PytestRun(["pytest", "-m", f"{marker} and serial", DURATIONS, *args], [0, 5]),
     ]
 
 
