@@ -1,14 +1,17 @@
 """``python -m stackbench capacity``: the command line of stackbench/capacity.py.
 
-    python -m stackbench capacity --app django_sync [--servers a,b] [--budget 'p99<100ms']
-        [--budget 'p99.9<250ms'] [--budget 'errors<1%'] [--precision 5%]
-        [--probe-duration 5s] [--repeats 3] [load, server and data options]
-    python -m stackbench capacity --target URL --target-stats URL [search and load options]
-        [--agents N --agent-via 'ssh -o BatchMode=yes load-{i} -- .venv/bin/python']
+  python -m stackbench capacity --app django_sync [--servers a,b]
+      [--budget 'p99<100ms'] [--budget 'p99.9<250ms'] [--budget 'errors<1%']
+      [--precision 5%] [--probe-duration 5s] [--repeats 3]
+      [load, server and data options]
+  python -m stackbench capacity --target URL --target-stats URL
+      [search and load options]
+      [--agents N --agent-via 'ssh load-{i} -- .venv/bin/python']
 
-Prints each app's table, writes capacity.json, capacity.md and capacity.png in the run
-directory. Bad input is one line and exit 2, before anything starts; a pair that fails at
-the lowest rate, or whose measurement broke, is one line each and exit 1.
+Prints each app's table, writes capacity.json, capacity.md and capacity.png in
+the run directory. Bad input is one line and exit 2, before anything starts; a
+pair that fails at the lowest rate, or whose measurement broke, is one line each
+and exit 1.
 """
 
 from __future__ import annotations
