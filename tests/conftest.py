@@ -150,17 +150,20 @@ def app_servers(db: Database, upstream_url: str, work_dir: Path) -> Iterator[App
         servers.close()
 
 
-# A conformance test's target in its id: app@server/prefix ("/" at the root).
-_TARGET = re.compile(r"[a-z_]+@[a-z0-9-]+/[a-z_]*(?=[-\]])")
+# A conformance test's target in its id: app@server/prefix ("/" at the root), and in the
+# protocol rows app@server~protocol.
+_TARGET = re.compile(r"[a-z_]+@[a-z0-9-]+(/[a-z_]*|~(h1-tls|h2c|h2|h1))(?=[-\]])")
+_SPLIT_BY_TARGET = ("test_conformance.py", "test_conformance_protocols.py")
 
 
 def work_unit(nodeid: str) -> str:
     """What one pytest-xdist worker runs together (docs/testing.md): a test file, so that
     its module fixtures start once; in the conformance suite, one target (an app under a
     server at a mount point), so that its ~1,800 tests spread over the workers while each
-    target's server and statement counts stay on one."""
+    target's server and statement counts stay on one. The protocol rows likewise, one
+    target (a pair on a protocol) each."""
     path, _, test = nodeid.partition("::")
-    if path.endswith("test_conformance.py") and (target := _TARGET.search(test)):
+    if path.endswith(_SPLIT_BY_TARGET) and (target := _TARGET.search(test)):
         return f"{path}[{target.group(0)}]"
     return path
 

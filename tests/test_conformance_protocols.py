@@ -9,10 +9,13 @@ speaks. Where a server answers differently over HTTP/2, docs/servers.md says so 
 test here holds it. The pairs are the fewest that cover every family (gunicorn, uvicorn,
 hypercorn, daphne, granian) on each protocol, each family with another app, so that the
 six apps are met too: the suite's time is bounded (this module's cost: docs/servers.md).
+``STACKBENCH_PROTOCOL_PAIRS=all`` runs the same rows against every pair instead, on every
+protocol its server speaks (docs/servers.md gives the command and its last result).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import httpx
@@ -54,6 +57,7 @@ from shared_fixtures.conformance.test_edges import (  # noqa: F401  (collected h
     test_wrong_method_is_405_json,
 )
 from shared_fixtures.db import Database
+from stackbench import matrix
 from stackbench.servers import H1_TLS, H2, HTTP2, get_server
 
 # Nine servers and about 400 rows: minutes on two cores (docs/servers.md, "TLS and HTTP/2").
@@ -67,10 +71,16 @@ FAMILIES = (
     ("django_async", "daphne"),
     ("tortoise", "granian"),
 )
+# Every pair instead, each on every protocol its server speaks (docs/servers.md, "TLS and
+# HTTP/2": the command, its time and its last result): STACKBENCH_PROTOCOL_PAIRS=all.
+EVERY_PAIR = os.environ.get("STACKBENCH_PROTOCOL_PAIRS", "families")
+if EVERY_PAIR not in ("all", "families"):
+    raise pytest.UsageError(f"STACKBENCH_PROTOCOL_PAIRS={EVERY_PAIR!r}: say all or families")
+PAIRS = [(p.app, p.server) for p in matrix.pairs()] if EVERY_PAIR == "all" else FAMILIES
 TARGETS = [
     (app, server, protocol)
     for protocol in (H1_TLS, H2)
-    for app, server in FAMILIES
+    for app, server in PAIRS
     if get_server(server).why_not(protocol) is None
 ]
 

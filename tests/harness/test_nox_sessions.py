@@ -56,6 +56,22 @@ def test_a_file_is_one_unit_and_the_conformance_suite_one_per_target() -> None:
     assert work_unit(plain) == "tests/test_conformance.py"
 
 
+def test_the_protocol_rows_are_one_unit_per_pair_and_protocol() -> None:
+    from tests.test_conformance_protocols import TARGETS as PROTOCOL_TARGETS
+
+    path = "tests/test_conformance_protocols.py"
+    ids = [f"{app}@{server}~{protocol}" for app, server, protocol in PROTOCOL_TARGETS]
+    nodeids = [f"{path}::test_health[{target}]" for target in ids]
+    # a row's own parameters after the target stay in its unit (h1-tls-2 is not a protocol)
+    nodeids += [f"{path}::test_queries_lengths[{target}-2-2]" for target in ids]
+    nodeids += [f"{path}::test_framing_and_date[{target}-/db]" for target in ids]
+    units = {work_unit(nodeid) for nodeid in nodeids}
+    assert units == {f"{path}[{target}]" for target in ids}
+    assert len(units) == len(set(PROTOCOL_TARGETS)) > 1
+    plain = f"{path}::test_a_connection_specific_header_on_http2[hypercorn]"
+    assert work_unit(plain) == path
+
+
 def test_a_capacity_session_installs_the_servers_it_searches() -> None:
     from stackbench.nox_command import SessionArgs
     from stackbench.servers import SERVERS
