@@ -56,7 +56,7 @@ thresholds (repeatable, exit 99 if any fails):
   'p99<50ms' 'p99.9<200ms' 'uncorrected.p50<5ms' 'mean<10ms' 'max<1s'
   'errors<1%' 'errors<5' 'checks>99%' 'rps>1000'
 
-environment: LOADGEN_PURE=1 disables uvloop, httptools and h2wire (same as --pure);
+environment: LOADGEN_PURE=1 is --pure (no uvloop, no httptools, no h2wire);
 LOADGEN_NO_MEMO=1 is --no-memo.
 """
 
