@@ -215,6 +215,28 @@ def test_settings_are_acked_and_move_the_open_streams_windows(make) -> None:
     assert c.window(1) == 100_000 - 16384
 
 
+def test_the_servers_header_table_size_reaches_our_encoder(make) -> None:
+    """SETTINGS_HEADER_TABLE_SIZE 0: our next block starts with the size update, and
+    every block still decodes to the request on the server's side (the encoder's memo
+    did not hand out a block made for the old table)."""
+    c, decoder = connect(make), hpack.Decoder()
+
+    def sent() -> list[bytes]:
+        return [bytes(f.data) for f in frames(c.data_to_send()) if isinstance(f, HeadersFrame)]
+
+    c.send_headers(1, GET, True)
+    c.send_headers(3, GET, True)
+    blocks = sent()
+    c.receive(serialize(SettingsFrame(0, {SettingCodes.HEADER_TABLE_SIZE: 0})))
+    c.send_headers(5, GET, True)
+    c.send_headers(7, GET, True)
+    blocks += sent()
+    assert blocks[2][0] == 0x20 and blocks[3][0] != 0x20  # "table size 0", once
+    for block in blocks:
+        assert [tuple(h) for h in decoder.decode(block, raw=True)] == GET
+    assert decoder.header_table_size == 0
+
+
 def test_the_receive_windows_are_replenished_past_half(make) -> None:
     """A body of several windows' worth: a WINDOW_UPDATE (stream and connection) each
     time more than half a window is consumed, and every byte counted."""
@@ -383,9 +405,12 @@ def test_the_decoder_memo_matches_hpack_through_evictions_and_resizes() -> None:
 
 
 # -- both engines, the same server bytes ---------------------------------------------------
-def _record(n: int) -> tuple[list[tuple[str, Any]], list[bytes]]:
-    """A conversation with h2 as the server: our steps (requests, resets) and the server's
-    bytes after each. Bodies of several sizes, trailers, a reset, a PING, SETTINGS."""
+def _record(n: int) -> tuple[list[tuple[str, Any, Any]], list[bytes]]:
+    """A conversation with h2 as the server: our steps (requests, and the streams we reset
+    before reading the answers already on their way) and the server's bytes after each.
+    Bodies of several sizes, padded or not, trailers, RST_STREAM, a header block too big
+    for one frame (CONTINUATION; it also empties the HPACK table), PING, SETTINGS, and
+    a GOAWAY at the end."""
     client = h2wire.Connection(WINDOW)
     client.start()
     server = H2Connection(H2Configuration(client_side=False, header_encoding=None))
@@ -394,7 +419,7 @@ def _record(n: int) -> tuple[list[tuple[str, Any]], list[bytes]]:
     )
     server.initiate_connection()
     server.receive_data(client.data_to_send())
-    steps: list[tuple[str, Any]] = [("start", None)]
+    steps: list[tuple[str, Any, Any]] = [("start", [], [])]
     replies = [server.data_to_send()]
     client.receive(replies[-1])
     sid = 1
@@ -404,44 +429,56 @@ def _record(n: int) -> tuple[list[tuple[str, Any]], list[bytes]]:
             client.send_headers(sid, GET, True)
             ids.append(sid)
             sid += 2
-        steps.append(("requests", ids))
         for ev in server.receive_data(client.data_to_send()):
             if isinstance(ev, DataReceived):
                 server.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-            if not isinstance(ev, StreamEnded):  # a request's end: answer it
-                continue
-            s = ev.stream_id
-            size = (s * 997) % 40_000 if s % 3 else 0
-            head = [(b":status", b"200"), (b"content-length", b"%d" % size), (b"x-n", b"%d" % s)]
-            server.send_headers(s, head, end_stream=False)
-            body = bytes(size)
-            while body:
-                server.send_data(s, body[:16384])
-                body = body[16384:]
-            if s % 7 == 0:
-                server.reset_stream(s, 2)
-            elif s % 5 == 0:
-                server.send_headers(s, [(b"x-trailer", b"t")], end_stream=True)
-            else:
-                server.end_stream(s)
+            if isinstance(ev, StreamEnded):  # a request's end: answer it
+                _answer(server, ev.stream_id)
         if batch == n // 2:
             server.ping(b"pingpong")
             server.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+        if batch == n - 1:
+            server.close_connection(0, last_stream_id=ids[-1])
+        reset = [ids[1]] if batch % 4 == 1 else []  # its answer is on its way already
+        for s in reset:
+            client.reset_stream(s, h2wire.CANCEL)
+        steps.append(("requests", ids, reset))
         replies.append(server.data_to_send())
         client.receive(replies[-1])
         server.receive_data(client.data_to_send())
     return steps, replies
 
 
-def _replay(make: Any, steps: list[tuple[str, Any]], replies: list[bytes]) -> list[Any]:
+def _answer(server: H2Connection, s: int) -> None:
+    size = (s * 997) % 40_000 if s % 3 else 0
+    head = [(b":status", b"200"), (b"content-length", b"%d" % size), (b"x-n", b"%d" % s)]
+    if s % 11 == 0:
+        head.append((b"x-big", b"v" * 20_000))
+    server.send_headers(s, head, end_stream=False)
+    body, chunk, pad = bytes(size), 16384, {}
+    if s % 4 == 1:
+        chunk, pad = 16000, {"pad_length": 100}
+    while body:
+        server.send_data(s, body[:chunk], **pad)
+        body = body[chunk:]
+    if s % 7 == 0:
+        server.reset_stream(s, 2)
+    elif s % 5 == 0:
+        server.send_headers(s, [(b"x-trailer", b"t")], end_stream=True)
+    else:
+        server.end_stream(s)
+
+
+def _replay(make: Any, steps: list[tuple[str, Any, Any]], replies: list[bytes]) -> list[Any]:
     c = make(WINDOW)
     events = []
-    for (step, ids), data in zip(steps, replies, strict=True):
+    for (step, ids, reset), data in zip(steps, replies, strict=True):
         if step == "start":
             c.start()
-        else:
-            for sid in ids:
-                c.send_headers(sid, GET, True)
+        for sid in ids:
+            c.send_headers(sid, GET, True)
+        for sid in reset:
+            c.reset_stream(sid, h2wire.CANCEL)
         c.data_to_send()
         for i in range(0, len(data), 5000):  # in reads that split frames
             events += norm(c.receive(data[i : i + 5000]))
@@ -468,6 +505,9 @@ def test_both_engines_give_the_same_events_for_the_same_bytes() -> None:
     kinds = {kind for kind, _, _ in lean}
     assert kinds >= {RESPONSE_RECEIVED, DATA_RECEIVED, TRAILERS_RECEIVED, STREAM_ENDED}
     assert STREAM_RESET in kinds and SETTINGS_CHANGED in kinds
+    assert CONNECTION_TERMINATED in kinds
+    big = [v for kind, _, v in lean if kind == RESPONSE_RECEIVED and len(v) == 4]
+    assert big and all(v[3] == (b"x-big", b"v" * 20_000) for v in big)
     ended = sum(1 for kind, _, _ in lean if kind == STREAM_ENDED)
     reset = sum(1 for kind, _, _ in lean if kind == STREAM_RESET)
-    assert ended + reset == 60
+    assert ended + reset + 3 == 60  # 3 streams reset by us: nothing of them reported
