@@ -253,7 +253,9 @@ class H2Conn(asyncio.Protocol):
         self._flush()
 
     def _status(self, slot: Any, headers: Sequence[tuple[bytes, bytes]]) -> bool:
-        k, v = headers[0]  # inbound validation puts :status first
+        # the engine's validation puts :status first (else a connection error); its three
+        # digits are checked here, alike for both engines (h2 does not): a stream error
+        k, v = headers[0]
         if k != b":status" or not v.isdigit() or len(v) != 3:
             return False
         slot.status = int(v)

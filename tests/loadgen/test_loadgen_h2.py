@@ -145,6 +145,22 @@ def test_processes_and_agents_merge_on_h2(h2c_server, tmp_path, engine) -> None:
     assert served(h2c_server, before)["requests"] == 500
 
 
+def test_the_engine_is_the_lean_one_unless_pure(cli, h2c_server) -> None:
+    """--pure and LOADGEN_PURE=1 mean the reference engines, h2 for HTTP/2, as they mean
+    the pure parser for HTTP/1.1; a flag given says which, whatever the environment."""
+    url = h2c_server.url("/ok")
+    for args, env, parser in [
+        ((), {}, "h2wire"),
+        (("--pure",), {}, "h2"),
+        ((), {"LOADGEN_PURE": "1"}, "h2"),
+        (("--h2wire",), {"LOADGEN_PURE": "1"}, "h2wire"),
+        (("--no-h2wire",), {}, "h2"),
+    ]:
+        p = cli("--h2", *args, "-n", "20", "--json", "-", "-q", url, env=env)
+        d = json.loads(p.stdout)
+        assert d["tool"]["parser"] == parser and d["summary"]["requests"] == 20, (args, env)
+
+
 # -- planted faults: each counted and reported, never a hang --------------------------------
 def test_no_h2c_is_one_line_before_the_run(cli, server, engine) -> None:
     pure = () if engine["use_h2wire"] else ("--pure",)
