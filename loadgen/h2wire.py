@@ -66,7 +66,7 @@ CANCEL, COMPRESSION_ERROR = 0x8, 0x9
 HEADER_TABLE_SIZE, ENABLE_PUSH, MAX_CONCURRENT_STREAMS = 0x1, 0x2, 0x3
 INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 0x4, 0x5
 
-_MAX_WINDOW = (1 << 31) - 1
+_MAX_WINDOW = _ID_MASK = (1 << 31) - 1  # a window's bound; a stream id's 31 bits
 _DEFAULT_WINDOW = 65535
 _DEFAULT_FRAME = 16384  # our SETTINGS_MAX_FRAME_SIZE (we never raise it)
 _HEAD = struct.Struct(">BHBBL")  # length (24 bits: 8 + 16), type, flags, stream id
@@ -198,7 +198,7 @@ class Connection:
                 break
             payload = buf[pos + 9 : end]
             pos = end
-            sid &= _MAX_WINDOW  # the reserved bit
+            sid &= _ID_MASK  # the reserved bit cleared
             if self.held is not None and ftype != _CONTINUATION:
                 raise self._error("a frame between HEADERS and its CONTINUATION")
             if ftype == _DATA:
@@ -327,7 +327,7 @@ class Connection:
                 raise self._error("GOAWAY shorter than 8 bytes", FRAME_SIZE_ERROR)
             last, code = _GOAWAY_BODY.unpack_from(payload)
             self.goaway = True
-            events.append((CONNECTION_TERMINATED, last & _MAX_WINDOW, code))
+            events.append((CONNECTION_TERMINATED, last & _ID_MASK, code))
         elif ftype == _PUSH_PROMISE:
             raise self._error("PUSH_PROMISE (we disabled push)")
         elif ftype == _PRIORITY and len(payload) != 5:
@@ -366,7 +366,7 @@ class Connection:
     def _window_update(self, sid: int, payload: bytes, events: list[Any]) -> None:
         if len(payload) != 4:
             raise self._error("WINDOW_UPDATE not of 4 bytes", FRAME_SIZE_ERROR)
-        inc = _U32.unpack(payload)[0] & _MAX_WINDOW
+        inc = _U32.unpack(payload)[0] & _ID_MASK  # 31 bits, as a stream id
         if not inc:
             raise self._error(f"a WINDOW_UPDATE of 0 on stream {sid}")
         if not sid:
