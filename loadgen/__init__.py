@@ -1,4 +1,4 @@
-"""loadgen: a pure-asyncio HTTP/1.1 load generator (closed and open models).
+"""loadgen: a pure-asyncio HTTP/1.1 and HTTP/2 load generator (closed and open models).
 
 Library API::
 
@@ -9,6 +9,8 @@ Library API::
 
 Only the standard library is required; uvloop and httptools are used when importable
 (``LOADGEN_PURE=1`` or ``Config(use_uvloop=False, use_httptools=False)`` disables them).
+HTTP/2 (``h2=True``) needs python-hyper's h2 and hpack: its lean engine by default,
+h2 itself, the reference, under ``LOADGEN_PURE=1`` or ``use_h2wire=False``.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ async def probe(config: Config) -> None:
     loop = asyncio.get_running_loop()
     try:
         if config.h2:
-            await greet(loop, dialer)
+            await greet(loop, dialer, config.h2wire_enabled)
         else:
             transport = await dialer.open(loop, asyncio.Protocol())
             transport.close()

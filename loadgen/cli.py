@@ -56,7 +56,7 @@ thresholds (repeatable, exit 99 if any fails):
   'p99<50ms' 'p99.9<200ms' 'uncorrected.p50<5ms' 'mean<10ms' 'max<1s'
   'errors<1%' 'errors<5' 'checks>99%' 'rps>1000'
 
-environment: LOADGEN_PURE=1 disables uvloop and httptools (same as --pure);
+environment: LOADGEN_PURE=1 is --pure (no uvloop, no httptools, no h2wire);
 LOADGEN_NO_MEMO=1 is --no-memo.
 """
 
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     o.add_argument("-q", "--quiet", action="store_true", help="no text report")
     e = sections[ENGINE]
-    e.add_argument("--pure", action="store_true", help="--no-uvloop --no-httptools")
+    e.add_argument("--pure", action="store_true", help="--no-uvloop --no-httptools --no-h2wire")
     e.add_argument(
         "--no-memo",
         action="store_true",
@@ -133,7 +133,7 @@ def config_from_args(a: argparse.Namespace) -> Config:
     if a.T:
         changes["headers"] = (*changes.get("headers", ()), ("Content-Type", a.T))
     if a.pure:
-        changes.update(use_uvloop=False, use_httptools=False)
+        changes.update(use_uvloop=False, use_httptools=False, use_h2wire=False)
     if a.no_memo:
         os.environ["LOADGEN_NO_MEMO"] = "1"  # read by the fast path, here and in workers
     return Config(**changes)

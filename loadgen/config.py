@@ -184,6 +184,11 @@ class Config:
         None, "--httptools", toggle=True, group=ENGINE,
         help="httptools' parser (default: if importable and LOADGEN_PURE is unset)",
     )  # fmt: skip
+    use_h2wire: bool | None = option(
+        None, "--h2wire", toggle=True, group=ENGINE,
+        help="--h2: loadgen's lean HTTP/2 engine; --no-h2wire: python-hyper's h2, the"
+        " reference (default: the lean one unless LOADGEN_PURE is set)",
+    )  # fmt: skip
     seed: int | None = option(
         None, "--seed", parse=values.integer, group=SCENARIOS, metavar="N",
         help="random seed for scenarios",
@@ -258,6 +263,12 @@ class Config:
     def httptools_enabled(self) -> bool:
         if self.use_httptools is not None:
             return self.use_httptools
+        return not _env_pure()
+
+    @property
+    def h2wire_enabled(self) -> bool:
+        if self.use_h2wire is not None:
+            return self.use_h2wire
         return not _env_pure()
 
     def replace(self, **kw: Any) -> Config:

@@ -1,4 +1,4 @@
-"""The HTTP/2 client connection (``--h2``), driven by python-hyper's sans-IO ``h2``.
+"""The HTTP/2 client connection (``--h2``): an asyncio protocol driving a sans-IO engine.
 
 An :class:`H2Conn` is one connection (TLS with ALPN ``h2`` for ``https://``, prior
 knowledge, h2c, for ``http://``) carrying the streams of up to ``--streams`` request slots
@@ -6,9 +6,15 @@ knowledge, h2c, for ``http://``) carrying the streams of up to ``--streams`` req
 :class:`~loadgen.protocol.Conn`). It is ready once the server's SETTINGS came; it
 reconnects, as a Conn does, when a request finds it closed.
 
-The hot path: one ``receive_data`` per read, its events dispatched by class (data, end
-of stream and response headers first), every request sent while reading batched into
-one write at the end of the read. Requests are built once
+The engine holds the connection's HTTP/2 state (frames, windows, HPACK): loadgen's own
+lean engine (:mod:`loadgen.h2wire`) by default, python-hyper's ``h2``
+(:mod:`loadgen.h2ref`, the reference engine) under ``--pure`` or ``LOADGEN_PURE=1``, as
+the HTTP/1.1 path takes httptools or the pure parser. Both give the same events (tuples
+``(kind, stream id, value)``), so this module has one code path for either.
+
+The hot path: one ``receive`` per read, its events dispatched by kind (data, end of
+stream and response headers first), every request sent while reading batched into one
+write at the end of the read. Requests are built once
 (:class:`~loadgen.request.H2Request`) and their headers not re-validated per request;
 the server's are (its malformed headers are its protocol error).
 
@@ -25,12 +31,12 @@ as ``limited``, the limit reported.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from . import connstats
+from . import connstats, h2ref, h2wire
 from .connstats import ConnStats
 from .dial import Dialer, NotHTTP2, failure_kind
 from .errorkinds import (
@@ -41,123 +47,47 @@ from .errorkinds import (
     RESET,
     STREAM_RESET,
 )
+from .h2wire import (
+    CANCEL,
+    CONNECTION_TERMINATED,
+    DATA_RECEIVED,
+    INITIAL_WINDOW_SIZE,
+    MAX_CONCURRENT_STREAMS,
+    RESPONSE_RECEIVED,
+    SETTINGS_CHANGED,
+    STREAM_ENDED,
+    TRAILERS_RECEIVED,
+    WINDOW_UPDATED,
+    ProtocolError,
+    error_name,
+)
+from .h2wire import STREAM_RESET as RST_RECEIVED
 
-__all__ = ["H2Conn", "load_h2"]
+__all__ = ["H2Conn", "engine_for"]
 
 _pc = time.perf_counter_ns
 WINDOW = (1 << 30) - 1  # our receive windows (stream and connection), as h2load's default
 MAX_STREAM_ID = (1 << 31) - 1
 
-# h2's names, imported by the first HTTP/2 connection (load_h2): an HTTP/1.1 run never
-# pays for importing h2, an optional dependency (loadgen's h2 extra).
-H2ProtocolError: Any = None
-ConnectionTerminated: Any = None
-DataReceived: Any = None
-RemoteSettingsChanged: Any = None
-ResponseReceived: Any = None
-StreamEnded: Any = None
-StreamReset: Any = None
-TrailersReceived: Any = None
-WindowUpdated: Any = None
-ErrorCodes: Any = None
-SettingCodes: Any = None
-Settings: Any = None
-_Client: Any = None
-_CONFIG: Any = None
-_OURS: Any = None
-_Encoder: Any = None
 
-
-def load_h2() -> None:
-    """Import h2 (once) into this module's names."""
-    global H2ProtocolError, ConnectionTerminated, DataReceived, RemoteSettingsChanged
-    global ResponseReceived, StreamEnded, StreamReset, TrailersReceived, WindowUpdated
-    global ErrorCodes, SettingCodes, Settings, _Client, _CONFIG, _OURS, _Encoder
-    if _Client is not None:
-        return
-    from h2 import events
-    from h2.config import H2Configuration
-    from h2.connection import ConnectionState, H2Connection
-    from h2.errors import ErrorCodes
-    from h2.exceptions import ProtocolError as H2ProtocolError
-    from h2.settings import SettingCodes, Settings
-    from hpack import Encoder
-
-    ConnectionTerminated, DataReceived = events.ConnectionTerminated, events.DataReceived
-    RemoteSettingsChanged = events.RemoteSettingsChanged
-    ResponseReceived, StreamEnded = events.ResponseReceived, events.StreamEnded
-    StreamReset, TrailersReceived = events.StreamReset, events.TrailersReceived
-    WindowUpdated = events.WindowUpdated
-
-    class Client(H2Connection):
-        """h2's client connection, but a GOAWAY received leaves it open: h2 closes its state
-        machine on one (python-hyper/h2#1181), which would refuse the frames of the streams
-        the server still finishes (RFC 9113 6.8), even later ones in the same read."""
-
-        goaway = False  # a GOAWAY came in the last receive_data
-
-        def _receive_goaway_frame(self, frame: Any) -> Any:
-            done = super()._receive_goaway_frame(frame)
-            self.state_machine.state = ConnectionState.CLIENT_OPEN
-            self.goaway = True
-            return done
-
-    class MemoEncoder(Encoder):
-        """hpack's encoder, reusing the block of a header list it encoded before while its
-        dynamic table is as it was: HPACK's output depends on nothing else, and a block
-        that left the table unchanged (every field found in it) leaves it unchanged again.
-        A request built once (H2Request) is then encoded once per connection, as HTTP/1.1
-        sends its prebuilt bytes. (h2 hands it a fresh list each time: keyed by content.)"""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.blocks: dict[tuple[Any, ...], bytes] = {}
-            self.state: Any = None
-
-        def table(self) -> Any:
-            t = self.header_table  # an add always leaves a new tuple first in the deque
-            d = t.dynamic_entries
-            return (len(d), id(d[0]) if d else 0, t.maxsize, t.resized)
-
-        def encode(self, headers: Any, huffman: bool = True) -> bytes:
-            state = self.table()
-            if state != self.state:
-                self.blocks.clear()
-                self.state = state
-            key = tuple(headers)
-            block = self.blocks.get(key)
-            if block is None:
-                block = super().encode(key, huffman)
-                if self.table() != state:
-                    self.blocks.clear()
-                    self.state = self.table()
-                elif len(self.blocks) < 64:
-                    self.blocks[key] = block
-            return block
-
-    _Client = Client
-    _Encoder = MemoEncoder
-    # no push, no stream opened by the server (a client never accepts one); big windows
-    _OURS = {
-        SettingCodes.ENABLE_PUSH: 0,
-        SettingCodes.MAX_CONCURRENT_STREAMS: 0,
-        SettingCodes.INITIAL_WINDOW_SIZE: WINDOW,
-    }
-    _CONFIG = H2Configuration(
-        client_side=True,
-        header_encoding=None,  # bytes in, bytes out: nothing decoded per request
-        validate_outbound_headers=False,  # built and checked once (build_h2_request)
-        normalize_outbound_headers=False,
-        normalize_inbound_headers=False,  # joins a request's cookie crumbs: not a response's
-    )  # the server's headers are still validated (validate_inbound_headers)
+def engine_for(lean: bool) -> Callable[[int], Any]:
+    """The HTTP/2 engine's connection class: the lean one (h2wire), or python-hyper's h2
+    (h2ref, the reference: ``--pure``). Run.__init__ decides which, from the Config."""
+    return h2wire.Connection if lean else h2ref.Connection
 
 
 class H2Conn(asyncio.Protocol):
     """One HTTP/2 connection; reconnects (as a Conn does) when a request finds it closed."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, dialer: Dialer, streams: int) -> None:
-        load_h2()
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        dialer: Dialer,
+        streams: int,
+        engine: Callable[[int], Any] = h2wire.Connection,
+    ) -> None:
         self.loop = loop
+        self.engine = engine  # makes each connection's HTTP/2 state (engine_for)
         self.dialer = dialer
         self.stats: ConnStats = dialer.stats
         self.asked = streams  # --streams
@@ -168,7 +98,7 @@ class H2Conn(asyncio.Protocol):
         self.streams: dict[int, Any] = {}
         self.waiting: deque[Any] = deque()
         self.transport: asyncio.Transport | None = None
-        self.h2: Any = None
+        self.h2: Any = None  # this connection's engine state (h2wire's interface)
         self.ready = self.connecting = self.going_away = self.closed = self.in_read = False
         self.first = b""  # the server's first bytes, until they show a SETTINGS frame
         self.next_id = 1
@@ -194,7 +124,7 @@ class H2Conn(asyncio.Protocol):
             return
         slot.stream_id = 0
         if self.streams.pop(sid, None) is not None:
-            self._reset(sid, ErrorCodes.CANCEL)
+            self._reset(sid, CANCEL)
             self._flush()
         self._next()
 
@@ -246,11 +176,8 @@ class H2Conn(asyncio.Protocol):
         self.first = b""
         self.next_id = 1
         self.limit = self.asked
-        h = self.h2 = _Client(config=_CONFIG)
-        h.encoder = _Encoder()
-        h.local_settings = Settings(client=True, initial_values=_OURS)
-        h.initiate_connection()
-        h.increment_flow_control_window(WINDOW - 65535)  # the connection's window
+        h = self.h2 = self.engine(WINDOW)
+        h.start()
         self.transport.write(h.data_to_send())
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -288,8 +215,8 @@ class H2Conn(asyncio.Protocol):
         h = self.h2
         self.in_read = True
         try:
-            events = h.receive_data(data)
-        except H2ProtocolError:
+            events = h.receive(data)  # the engine replenishes our receive windows
+        except ProtocolError:
             self.in_read = False
             self._broken()
             return
@@ -298,18 +225,15 @@ class H2Conn(asyncio.Protocol):
             self._goaway(events)
         now = _pc()
         streams = self.streams
-        for ev in events:
-            cls = ev.__class__
-            if cls is DataReceived:
-                slot = streams.get(ev.stream_id)
+        for kind, sid, value in events:
+            if kind == DATA_RECEIVED:
+                slot = streams.get(sid)
                 if slot is not None:
-                    slot.nbody += len(ev.data)
+                    slot.nbody += len(value)
                     if slot.keep_body:
-                        slot.body_parts.append(ev.data)
-                # (also a stream we reset: its data counted against the window)
-                h.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-            elif cls is StreamEnded:
-                slot = streams.pop(ev.stream_id, None)
+                        slot.body_parts.append(value)
+            elif kind == STREAM_ENDED:
+                slot = streams.pop(sid, None)
                 if slot is not None:
                     slot.now = now
                     slot.busy = False
@@ -317,19 +241,21 @@ class H2Conn(asyncio.Protocol):
                     slot.owner.on_response(slot)  # may submit this slot's next request
                     if self.waiting or self.going_away:
                         self._next()
-            elif cls is ResponseReceived:
-                slot = streams.get(ev.stream_id)
+            elif kind == RESPONSE_RECEIVED:
+                slot = streams.get(sid)
                 if slot is not None:
                     slot.t_first = slot.now = now
-                    if not self._status(slot, ev.headers):
-                        self._stream_failed(ev.stream_id, BAD_RESPONSE)
+                    if not self._status(slot, value):
+                        self._stream_failed(sid, BAD_RESPONSE)
             else:
-                self._event(ev)
+                self._event(kind, sid, value)
         self.in_read = False
         self._flush()
 
-    def _status(self, slot: Any, headers: list[tuple[bytes, bytes]]) -> bool:
-        k, v = headers[0]  # inbound validation puts :status first
+    def _status(self, slot: Any, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        # the engine's validation puts :status first (else a connection error); its three
+        # digits are checked here, alike for both engines (h2 does not): a stream error
+        k, v = headers[0]
         if k != b":status" or not v.isdigit() or len(v) != 3:
             return False
         slot.status = int(v)
@@ -358,7 +284,7 @@ class H2Conn(asyncio.Protocol):
         slot.stream_id = sid
         self.streams[sid] = slot
         body = req.body
-        self.h2.send_headers(sid, req.headers, end_stream=not body)
+        self.h2.send_headers(sid, req.headers, not body)
         if body:
             self._send_body(slot, memoryview(body))
         slot.t_written = _pc()
@@ -370,10 +296,10 @@ class H2Conn(asyncio.Protocol):
         h = self.h2
         sid = slot.stream_id
         while body:
-            n = min(len(body), h.local_flow_control_window(sid), h.max_outbound_frame_size)
+            n = min(len(body), h.window(sid), h.max_outbound_frame_size)
             if n <= 0:
                 break
-            h.send_data(sid, body[:n], end_stream=n == len(body))
+            h.send_data(sid, body[:n], n == len(body))
             body = body[n:]
         slot.unsent = body if body else None
 
@@ -407,31 +333,36 @@ class H2Conn(asyncio.Protocol):
         self._drop()
         return None
 
-    def _event(self, ev: Any) -> None:
-        cls = ev.__class__
-        if cls is RemoteSettingsChanged:
-            self._settings(ev.changed_settings)
-        elif cls is StreamReset:
-            code = _name(ev.error_code)
+    def _event(self, kind: int, sid: int, value: Any) -> None:
+        if kind == SETTINGS_CHANGED:
+            self._settings(value)
+        elif kind == RST_RECEIVED:
+            code = error_name(value)
             self.stats.count(connstats.RST_STREAM, code)
-            kind = REFUSED_STREAM if code == "REFUSED_STREAM" else STREAM_RESET
-            self._stream_failed(ev.stream_id, kind, reset=False)
-        elif cls is TrailersReceived:
-            slot = self.streams.get(ev.stream_id)
+            failed = REFUSED_STREAM if code == "REFUSED_STREAM" else STREAM_RESET
+            self._stream_failed(sid, failed, reset=False)
+        elif kind == TRAILERS_RECEIVED:
+            slot = self.streams.get(sid)
             if slot is not None and slot.full:
-                slot.headers.extend(ev.headers)
-        elif cls is WindowUpdated:
-            for slot in list(self.streams.values()):
-                if slot.unsent is not None:
-                    self._send_body(slot, slot.unsent)
+                slot.headers.extend(value)
+        elif kind == WINDOW_UPDATED:
+            self._resume_bodies()
 
-    def _settings(self, changed: dict[int, Any]) -> None:
-        limit = changed.get(SettingCodes.MAX_CONCURRENT_STREAMS)
+    def _resume_bodies(self) -> None:
+        """The bodies flow control held back, as far as the windows now allow."""
+        for slot in list(self.streams.values()):
+            if slot.unsent is not None:
+                self._send_body(slot, slot.unsent)
+
+    def _settings(self, changed: dict[int, int]) -> None:
+        limit = changed.get(MAX_CONCURRENT_STREAMS)
         if limit is not None:
-            self.stats.count(connstats.MAX_STREAMS, str(limit.new_value))
-            if limit.new_value < self.asked and self.limit == self.asked:
+            self.stats.count(connstats.MAX_STREAMS, str(limit))
+            if limit < self.asked and self.limit == self.asked:
                 self.stats.count(connstats.H2, "limited")
-            self.limit = max(1, min(self.asked, limit.new_value))
+            self.limit = max(1, min(self.asked, limit))
+        if INITIAL_WINDOW_SIZE in changed:  # it moved the open streams' windows
+            self._resume_bodies()
         if not self.ready:  # the server's first SETTINGS: the connection is ready
             self.ready = True
             self.first = b""
@@ -444,26 +375,26 @@ class H2Conn(asyncio.Protocol):
                 self._ready.set_result(None)
         self._next()
 
-    def _goaway(self, events: list[Any]) -> None:
+    def _goaway(self, events: list[tuple[int, int, Any]]) -> None:
         """A GOAWAY: no new stream here; the streams above its last id were not processed
         (those at or below it finish; the waiting requests go on a new connection)."""
-        for ev in events:
-            if ev.__class__ is ConnectionTerminated:
-                self.stats.count(connstats.GOAWAY, _name(ev.error_code))
+        for kind, last, code in events:
+            if kind == CONNECTION_TERMINATED:
+                self.stats.count(connstats.GOAWAY, error_name(code))
                 self.going_away = True
-                for sid in [s for s in self.streams if s > ev.last_stream_id]:
+                for sid in [s for s in self.streams if s > last]:
                     self._stream_failed(sid, GOAWAY, reset=False)
 
     def _stream_failed(self, sid: int, kind: str, reset: bool = True) -> None:
         slot = self.streams.pop(sid, None)
         if reset:
-            self._reset(sid, ErrorCodes.PROTOCOL_ERROR)
+            self._reset(sid, h2wire.PROTOCOL_ERROR)
         if slot is not None:
             self._fail(slot, kind)
         self._next()
 
     def _broken(self) -> None:
-        """The server broke HTTP/2: h2 has queued our GOAWAY; send it, close, fail what
+        """The server broke HTTP/2: the engine has queued our GOAWAY; send it, close, fail what
         was in flight (the waiting requests reconnect)."""
         self.stats.count(connstats.H2, "protocol_error")
         self.going_away = True
@@ -475,17 +406,12 @@ class H2Conn(asyncio.Protocol):
         for slot in lost:
             self._fail(slot, PROTOCOL_ERROR)
 
-    def _reset(self, sid: int, code: Any) -> None:
+    def _reset(self, sid: int, code: int) -> None:
         if self.transport is not None:
-            with contextlib.suppress(H2ProtocolError):  # the stream was closed already
-                self.h2.reset_stream(sid, code)
+            self.h2.reset_stream(sid, code)  # nothing if the stream was closed already
 
     def _fail(self, slot: Any, kind: str) -> None:
         slot.stream_id = 0
         if slot.busy:
             slot.busy = False
             slot.owner.on_error(slot, kind)
-
-
-def _name(code: Any) -> str:
-    return getattr(code, "name", None) or f"0x{int(code):x}"

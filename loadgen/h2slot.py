@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from .dial import Dialer
-from .h2protocol import H2Conn
+from .h2protocol import H2Conn, engine_for
 from .request import H2Request
 
 __all__ = ["H2Pool", "H2Slot", "greet"]
@@ -95,26 +95,30 @@ class H2Slot:
 
 class H2Pool:
     """The HTTP/2 connections of one run: each new slot goes on the last connection while
-    it has fewer than ``streams`` slots, else on a new connection."""
+    it has fewer than ``streams`` slots, else on a new connection. ``lean``: the lean
+    engine (h2wire), else the reference (h2)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, dialer: Dialer, streams: int) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, dialer: Dialer, streams: int, lean: bool = True
+    ) -> None:
         self.loop = loop
         self.dialer = dialer
         self.streams = streams
+        self.engine = engine_for(lean)
         self.conns: list[H2Conn] = []
 
     def new_slot(self, owner: Any, full: bool = False) -> H2Slot:
         if not self.conns or len(self.conns[-1].slots) >= self.streams:
-            self.conns.append(H2Conn(self.loop, self.dialer, self.streams))
+            self.conns.append(H2Conn(self.loop, self.dialer, self.streams, self.engine))
         conn = self.conns[-1]
         slot = H2Slot(owner, conn, full)
         conn.slots.append(slot)
         return slot
 
 
-async def greet(loop: asyncio.AbstractEventLoop, dialer: Dialer) -> None:
+async def greet(loop: asyncio.AbstractEventLoop, dialer: Dialer, lean: bool = True) -> None:
     """One HTTP/2 connection up to the server's SETTINGS, then closed (the target probe)."""
-    conn = H2Conn(loop, dialer, 1)
+    conn = H2Conn(loop, dialer, 1, engine_for(lean))
     try:
         await conn.connect()
     finally:

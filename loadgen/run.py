@@ -84,9 +84,11 @@ class BaseRun:
         self.stats.loop = type(loop).__module__.split(".")[0]
         self.dialer = Dialer(config, self.stats.conn)
         # --h2: slots are streams, --streams of them on each of the -c connections
-        self.pool = H2Pool(loop, self.dialer, config.streams) if config.h2 else None
+        # (the lean engine, h2wire, unless --pure asks for the reference: h2)
+        lean = config.h2wire_enabled
+        self.pool = H2Pool(loop, self.dialer, config.streams, lean) if config.h2 else None
         if self.pool is not None:
-            self.stats.parser = "h2"
+            self.stats.parser = "h2wire" if lean else "h2"
         self.c = self._share_conns() * config.streams
         self.timeout_ns = int(config.timeout * NS) if config.timeout else 0
         self.inflight = 0

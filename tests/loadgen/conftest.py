@@ -179,9 +179,11 @@ def closed_port() -> int:
 
 @pytest.fixture(params=["fast", "pure"])
 def engine(request: pytest.FixtureRequest) -> dict[str, bool]:
-    """Both engines must give the same results: uvloop+httptools, and pure stdlib."""
+    """Both engines must give the same results: uvloop+httptools (and over HTTP/2
+    loadgen's lean engine, h2wire), and the reference ones (--pure: the stdlib loop, the
+    pure-Python parser, python-hyper's h2)."""
     on = request.param == "fast"
-    return {"use_uvloop": on, "use_httptools": on}
+    return {"use_uvloop": on, "use_httptools": on, "use_h2wire": on}
 
 
 def _run_cli(

@@ -60,6 +60,7 @@ def odd(tls_files, tmp_path) -> Config:  # type: ignore[no-untyped-def]
         max_queue=0,
         use_uvloop=False,
         use_httptools=True,
+        use_h2wire=False,
         seed=-7,
         check_target=False,
         agent=(1, 3),
@@ -88,6 +89,7 @@ def test_to_argv_reads_back_into_an_equal_config(odd) -> None:
     # each field came through its own flag, not by luck of a default
     argv = odd.to_argv()
     assert "--no-uvloop" in argv and "--httptools" in argv and "--seed=-7" in argv
+    assert "--no-h2wire" in argv
     assert "--h2" in argv and argv[argv.index("--streams") + 1] == "3"
     assert odd.cacert in argv and "--insecure" in odd.replace(**ODD_ELSEWHERE["insecure"]).to_argv()
 

@@ -92,12 +92,13 @@ def served(request, real_server: str, tls_files) -> Iterator[Served]:  # type: i
         s.stop()
 
 
-def test_the_server_counts_exactly_what_loadgen_sent(served: Served, tls_files) -> None:
+def test_the_server_counts_exactly_what_loadgen_sent(served: Served, tls_files, engine) -> None:
+    """On both HTTP/2 engines (the conftest's engine: [fast] the lean one, [pure] h2)."""
     before = served.count()
     cacert = tls_files.ca if served.context else None
     r = loadgen.run_sync(
         Config(url=served.base + "/x", h2=True, requests=600, concurrency=3, streams=4,
-               cacert=cacert)
+               cacert=cacert, **engine)
     )  # fmt: skip
     assert r.requests == r.responses == 600 and r.errors == {}
     assert served.count() - before == 600
