@@ -33,12 +33,14 @@ from .report import Result
 from .scenarios import BUILTINS
 from .version import __version__
 
-USAGE = "python -m loadgen [options] URL | python -m loadgen merge A.json B.json ... [--json OUT]"
+USAGE = """python -m loadgen [options] URL
+       python -m loadgen merge A.json B.json ... [--json OUT]"""
 
 EPILOG = """\
 models:
-  closed (default): -c connections, each sends its next request when the previous
-    response is read; stops after -n requests (default 200) or -z duration (-z wins).
+  closed (default): -c connections, each sends its next request when the
+    previous response is read; stops after -n requests (default 200) or -z
+    duration (-z wins).
   open (-R RATE): RATE is the TOTAL request rate, from one global schedule of
     intended send times; latency is reported corrected (from the intended time,
     the headline) and uncorrected (from the actual send), side by side.
@@ -46,11 +48,13 @@ models:
 scenarios:
   --scenario NAME makes URL a BASE URL (http://127.0.0.1:8000 or .../fastapi).
   Built-ins: health json plaintext db queries updates fortunes colleges
-  college-detail troupes troupe-detail slow-db slow-http slow-both slow-fanout mix
-  django-admin-login.  Options: --scenario-option seconds=2 or 'slow-db?seconds=2'.
+  college-detail troupes troupe-detail slow-db slow-http slow-both slow-fanout
+  mix django-admin-login.
+  Options: --scenario-option seconds=2 or 'slow-db?seconds=2'.
   A .py file path loads a Python scenario (see loadgen/README.md).
-  --scenario-file FILE --scenario NAME runs the scenario NAME of a TOML scenario file
-  (named requests, templated ids, weights, expected statuses, body checks: README).
+  --scenario-file FILE --scenario NAME runs the scenario NAME of a TOML
+  scenario file (named requests, templated ids, weights, expected statuses,
+  body checks: README).
 
 thresholds (repeatable, exit 99 if any fails):
   'p99<50ms' 'p99.9<200ms' 'uncorrected.p50<5ms' 'mean<10ms' 'max<1s'

@@ -1,16 +1,20 @@
 """``python -m stackbench``: what the nox sessions run.
 
     python -m stackbench bench --app fastapi_sqla --server uvicorn [options]
-    python -m stackbench serve --app gino_style --server uvicorn [--bind ADDRESS]
-    python -m stackbench bench --target http://HOST:PORT --target-stats http://HOST:PORT
+    python -m stackbench serve --app gino_style --server uvicorn
+        [--bind ADDRESS]
+    python -m stackbench bench --target http://HOST:PORT
+        --target-stats http://HOST:PORT
     python -m stackbench matrix [--json]
-    python -m stackbench report RUN_DIR [RUN_DIR...] [--baseline RUN_DIR] [--output DIR]
+    python -m stackbench report RUN_DIR [RUN_DIR...] [--baseline RUN_DIR]
+        [--output DIR]
     python -m stackbench show RUN_DIR          # a run's table again
-    python -m stackbench capacity --app django_sync [--budget 'p99<100ms'] [--servers a,b]
+    python -m stackbench capacity --app django_sync [--budget 'p99<100ms']
+        [--servers a,b]
     python -m stackbench experiment gevent-patching
 
-Bad input is one line on stderr and exit code 2; a failed run exits 1; Ctrl-C exits 130
-after stopping everything it started.
+Bad input is one line on stderr and exit code 2; a failed run exits 1; Ctrl-C
+exits 130 after stopping everything it started.
 """
 
 from __future__ import annotations

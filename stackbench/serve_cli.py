@@ -1,11 +1,13 @@
 """``python -m stackbench serve``: the command line of stackbench/serving_host.py.
 
-    python -m stackbench serve --app gino_style --server uvicorn [--bind ADDRESS]
-        [--port N] [--stats-port N] [--ready-file PATH] [server options, --variant NAME]
+    python -m stackbench serve --app gino_style --server uvicorn
+        [--bind ADDRESS] [--port N] [--stats-port N] [--ready-file PATH]
+        [server options, --variant NAME]
 
-Prints the app's URL, the stats endpoint's URL and DATABASE_URL, then serves until Ctrl-C
-or SIGTERM (exit 130 / 143 after stopping everything), or until the server exits (exit 1,
-with its last log lines). Bad input is one line and exit 2.
+Prints the app's URL, the stats endpoint's URL and DATABASE_URL, then serves
+until Ctrl-C or SIGTERM (exit 130 / 143 after stopping everything), or until
+the server exits (exit 1, with its last log lines). Bad input is one line and
+exit 2.
 """
 
 from __future__ import annotations

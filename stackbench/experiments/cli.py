@@ -100,7 +100,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
 
     def add(name: str, handler: Handler, defaults: BenchOptions = DEFAULTS) -> Any:
-        sub = names.add_parser(name, help=EXPERIMENTS[name].question)
+        # a short usage line: the options, grouped, are listed below it (argparse aligns
+        # a long one under this long prog, in about 25 columns at 80)
+        sub = names.add_parser(name, help=EXPERIMENTS[name].question, usage="%(prog)s [options]")
         sub.set_defaults(handler=handler)
         add_options(sub, "data", ["output"], defaults)
         return sub
