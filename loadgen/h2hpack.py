@@ -9,6 +9,13 @@ the decoder's table is as it was (:class:`MemoDecoder`). Each memo keeps only bl
 left its table unchanged, and is emptied when a block changes the table (an insertion, an
 eviction, a size update): the same bytes may then mean other headers.
 
+A server that indexes its answer's fields anew each time (nginx: ``server``, ``date``,
+``content-type``, ``content-length``, each a literal with incremental indexing) changes
+the table with every block, so no block would be seen twice in one state. Such a block
+refers to nothing in the dynamic table: it decodes to the same list whatever the table
+holds, and inserts the same fields. The decoder keeps those apart, with the fields they
+insert, and replays the insertions on the table when the block comes again.
+
 The decoded list is validated once, with the block (RFC 9113 8.2 and 8.3, as h2 checks a
 response): its verdict is memoized beside it. The codec is python-hyper's ``hpack`` (a
 dependency of ``h2``: loadgen's h2 extra), imported when the first encoder or decoder is
@@ -126,17 +133,28 @@ def validate(headers: Headers) -> tuple[bool, bool]:
 
 
 class MemoDecoder:
-    """hpack's decoder, returning the :class:`Response` of a block it decoded before
-    while its dynamic table is as it was. Raises hpack's errors (HPACKError) on a
-    malformed block (a COMPRESSION_ERROR)."""
+    """hpack's decoder, returning the :class:`Response` of a block it decoded before: a
+    block that refers to nothing in the dynamic table whatever the table holds (its
+    insertions replayed), any other while the table is as it was. Raises hpack's errors
+    (HPACKError) on a malformed block (a COMPRESSION_ERROR)."""
 
     def __init__(self) -> None:
         self.decoder = _hpack().Decoder()
-        self.blocks: dict[bytes, Response] = {}
+        self.blocks: dict[bytes, Response] = {}  # valid in self.state only
         self.state: Any = None
+        self.standalone: dict[bytes, tuple[Response, Headers]] = {}  # always valid
 
     def decode(self, block: bytes) -> Response:
         table = self.decoder.header_table
+        known = self.standalone.get(block)
+        if known is not None:
+            response, inserted = known
+            if inserted:  # what decoding it again would do to the table
+                for name, value in inserted:
+                    table.add(name, value)
+                self.blocks.clear()
+                self.state = _table_state(table)
+            return response
         state = _table_state(table)
         if state == self.state:
             memo = self.blocks.get(block)
@@ -146,9 +164,77 @@ class MemoDecoder:
             self.blocks.clear()
             self.state = state
         response = Response(tuple(self.decoder.decode(block, raw=True)))
+        fields = standalone_fields(block)
+        headers = response.headers
+        if fields is not None and len(fields) == len(headers) and len(self.standalone) < _MEMO_SIZE:
+            pairs = zip(headers, fields, strict=True)
+            inserted = tuple((h[0], h[1]) for h, insert in pairs if insert)
+            self.standalone[block] = (response, inserted)
         if _table_state(table) != state:  # the block changed the table: not kept
             self.blocks.clear()
             self.state = _table_state(table)
         elif len(self.blocks) < _MEMO_SIZE:
             self.blocks[block] = response
         return response
+
+
+_STATIC = 61  # entries in HPACK's static table (RFC 7541, appendix A)
+
+
+def standalone_fields(block: bytes) -> list[bool] | None:
+    """For a header block that refers to nothing in the dynamic table (every index, of a
+    field or of a name, in the static table) and updates no table size: whether each of
+    its fields is inserted into the table (a literal with incremental indexing). None for
+    any other block, or one cut short (hpack then says what is wrong with it)."""
+    fields: list[bool] = []
+    pos, n = 0, len(block)
+    try:
+        while pos < n:
+            first = block[pos]
+            if first & 0x80:  # an indexed field
+                index, pos = _integer(block, pos, 7)
+                if not 0 < index <= _STATIC:
+                    return None
+                fields.append(False)
+                continue
+            if first & 0x40:  # a literal with incremental indexing
+                prefix, insert = 6, True
+            elif first & 0x20:  # a dynamic table size update
+                return None
+            else:  # a literal without indexing, or never indexed
+                prefix, insert = 4, False
+            index, pos = _integer(block, pos, prefix)
+            if index > _STATIC:
+                return None
+            if not index:  # the name is a literal too
+                pos = _string_end(block, pos)
+            pos = _string_end(block, pos)
+            if pos > n:
+                return None
+            fields.append(insert)
+    except IndexError:
+        return None
+    return fields
+
+
+def _integer(block: bytes, pos: int, prefix: int) -> tuple[int, int]:
+    """An HPACK integer with a ``prefix``-bit prefix at ``pos``: (value, next position)."""
+    mask = (1 << prefix) - 1
+    value = block[pos] & mask
+    pos += 1
+    if value < mask:
+        return value, pos
+    shift = 0
+    while True:
+        byte = block[pos]
+        pos += 1
+        value += (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _string_end(block: bytes, pos: int) -> int:
+    """Where the HPACK string at ``pos`` (Huffman-coded or not) ends."""
+    length, pos = _integer(block, pos, 7)
+    return pos + length

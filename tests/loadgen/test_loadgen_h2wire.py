@@ -30,7 +30,7 @@ from hyperframe.frame import (
 )
 
 from loadgen import h2ref, h2wire
-from loadgen.h2hpack import MemoDecoder
+from loadgen.h2hpack import MemoDecoder, standalone_fields
 from loadgen.h2protocol import WINDOW
 from loadgen.h2wire import (
     CONNECTION_TERMINATED,
@@ -402,6 +402,55 @@ def test_the_decoder_memo_matches_hpack_through_evictions_and_resizes() -> None:
         block = server.encode(lists[rng.randrange(len(lists)) if rng.random() < 0.3 else 0])
         want = [tuple(h) for h in plain.decode(block, raw=True)]
         assert [tuple(h) for h in memo.decode(block).headers] == want, i
+
+
+def _indexing_anew(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A block as nginx sends each answer: every field not in the static table a literal
+    with incremental indexing (a fresh encoder's first block), so that each one changes
+    the table although it refers to nothing in it."""
+    return hpack.Encoder().encode(headers)
+
+
+def test_a_block_indexed_anew_each_time_is_decoded_once_and_its_insertions_replayed() -> None:
+    """The same bytes again and again, each inserting its fields: decoded once (the same
+    Response back), while the table follows as if each were decoded, which a block naming
+    a dynamic entry (62: the newest, 63, 64) then shows. Without the replayed insertions
+    those would decode to older fields than a plain decoder's."""
+    ok = _indexing_anew([(b":status", b"200"), (b"server", b"nginx"), (b"date", b"Mon")])
+    other = _indexing_anew([(b":status", b"404"), (b"x-other", b"1"), (b"date", b"Tue")])
+    assert standalone_fields(ok) == [False, True, True]
+    memo, plain = MemoDecoder(), hpack.Decoder()
+    seq = [ok, ok, other, ok, bytes([0x88, 0x80 | 62]), other, other]
+    seq += [bytes([0x88, 0x80 | 63, 0x80 | 64]), ok, bytes([0x88, 0x80 | 62, 0x80 | 63])]
+    for i, block in enumerate(seq):
+        want = [tuple(h) for h in plain.decode(block, raw=True)]
+        assert [tuple(h) for h in memo.decode(block).headers] == want, i
+        assert list(memo.decoder.header_table.dynamic_entries) == list(
+            plain.header_table.dynamic_entries
+        ), i
+    assert memo.decode(ok) is memo.decode(ok)  # decoded once, the table changed between
+
+
+@pytest.mark.parametrize(
+    ("block", "fields"),
+    [
+        (bytes([0x88]), [False]),  # :status 200, static
+        (bytes([0x80 | 61]), [False]),  # the last static entry
+        (bytes([0x80 | 62]), None),  # the first dynamic one
+        (bytes([0x3F, 0xE1, 0x1F]), None),  # a table size update (4096)
+        (bytes([0x40 | 54, 0x01]) + b"x", [True]),  # server: x, indexed anew
+        (bytes([0x7F, 0x00, 0x01]) + b"x", None),  # name index 63: dynamic (6-bit prefix)
+        (bytes([0x0F, 0x2F, 0x01]) + b"x", None),  # name index 62: without indexing
+        (bytes([0x10, 0x01]) + b"a" + bytes([0x01]) + b"b", [False]),  # never indexed, a: b
+        (bytes([0x40, 0x01]) + b"a" + bytes([0x7F, 0x01]) + b"v" * 128, [True]),  # long value
+        (bytes([0x40, 0x01]) + b"a" + bytes([0x05]) + b"vv", None),  # cut short
+        (bytes([0x40 | 54, 0x7F]), None),  # a length's continuation missing
+    ],
+)
+def test_which_blocks_refer_to_nothing_in_the_dynamic_table(
+    block: bytes, fields: list[bool] | None
+) -> None:
+    assert standalone_fields(block) == fields
 
 
 # -- both engines, the same server bytes ---------------------------------------------------
