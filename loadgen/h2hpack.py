@@ -5,16 +5,19 @@ HPACK's output depends only on its input and on the dynamic table. A request bui
 (:class:`~loadgen.request.H2Request`) therefore encodes to the same block while the
 encoder's table is as it was (:class:`MemoEncoder`), and a server answering the same
 request the same way sends the same block, which decodes to the same header list while
-the decoder's table is as it was (:class:`MemoDecoder`). Each memo keeps only blocks that
-left its table unchanged, and is emptied when a block changes the table (an insertion, an
-eviction, a size update): the same bytes may then mean other headers.
+the decoder's table is as it was (:class:`MemoDecoder`). Whether a block changed the table
+(an insertion, a size update) is read from the block itself (:func:`scan`), never guessed
+from the table: each memo keeps only blocks that left its table unchanged, and is emptied
+when one changes it (the same bytes may then mean other headers).
 
 A server that indexes its answer's fields anew each time (nginx: ``server``, ``date``,
 ``content-type``, ``content-length``, each a literal with incremental indexing) changes
 the table with every block, so no block would be seen twice in one state. Such a block
 refers to nothing in the dynamic table: it decodes to the same list whatever the table
 holds, and inserts the same fields. The decoder keeps those apart, with the fields they
-insert, and replays the insertions on the table when the block comes again.
+insert, and owes the table those insertions: they are applied only when a block that
+needs the table comes (never, from nginx), the ones that table would have evicted
+already dropped, so what is owed stays within one table's size.
 
 The decoded list is validated once, with the block (RFC 9113 8.2 and 8.3, as h2 checks a
 response): its verdict is memoized beside it. The codec is python-hyper's ``hpack`` (a
@@ -24,12 +27,13 @@ made, so that an HTTP/1.1 run never imports it.
 
 from __future__ import annotations
 
-from typing import Any
+from collections import deque
+from typing import Any, NamedTuple
 
-__all__ = ["MemoDecoder", "MemoEncoder", "Response", "validate"]
+__all__ = ["MemoDecoder", "MemoEncoder", "Response", "Scan", "scan", "validate"]
 
 Headers = tuple[tuple[bytes, bytes], ...]
-_MEMO_SIZE = 64  # distinct blocks kept per table state (a run sends and gets a few)
+_MEMO_SIZE = 64  # distinct blocks kept (a run sends and gets a few)
 
 # RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2
 _CONNECTION_FIELDS = frozenset(
@@ -45,22 +49,13 @@ def _hpack() -> Any:
     return hpack
 
 
-def _table_state(table: Any) -> tuple[int, int, int, bool]:
-    """What changes whenever hpack's dynamic table does: an insertion leaves a new tuple
-    first in the deque (made while the entry it may evict still lives, so never at its
-    address), an eviction shortens it, a resize changes maxsize or sets ``resized``."""
-    d = table.dynamic_entries
-    return (len(d), id(d[0]) if d else 0, table.maxsize, table.resized)
-
-
 class MemoEncoder:
     """hpack's encoder, reusing the block of a header list it encoded before while its
     dynamic table is as it was. (h2 hands it a fresh list each time: keyed by content.)"""
 
     def __init__(self) -> None:
         self.encoder = _hpack().Encoder()
-        self.blocks: dict[Headers, bytes] = {}
-        self.state: Any = None
+        self.blocks: dict[Headers, bytes] = {}  # valid while the table is unchanged
 
     @property
     def header_table_size(self) -> int:
@@ -69,20 +64,16 @@ class MemoEncoder:
     @header_table_size.setter
     def header_table_size(self, value: int) -> None:  # the peer's SETTINGS_HEADER_TABLE_SIZE
         self.encoder.header_table_size = value
+        self.blocks.clear()  # the next block starts with a size update
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
-        table = self.encoder.header_table
-        state = _table_state(table)
-        if state != self.state:
-            self.blocks.clear()
-            self.state = state
         key = tuple(headers)
         block = self.blocks.get(key)
         if block is None:
             block = self.encoder.encode(key, huffman)
-            if _table_state(table) != state:
+            read = scan(block)
+            if read is None or read.changes:  # the same list may now encode otherwise
                 self.blocks.clear()
-                self.state = _table_state(table)
             elif len(self.blocks) < _MEMO_SIZE:
                 self.blocks[key] = block
         return block
@@ -135,86 +126,117 @@ def validate(headers: Headers) -> tuple[bool, bool]:
 class MemoDecoder:
     """hpack's decoder, returning the :class:`Response` of a block it decoded before: a
     block that refers to nothing in the dynamic table whatever the table holds (its
-    insertions replayed), any other while the table is as it was. Raises hpack's errors
-    (HPACKError) on a malformed block (a COMPRESSION_ERROR)."""
+    insertions owed to the table), any other while the table is as it was. Raises
+    hpack's errors (HPACKError) on a malformed block (a COMPRESSION_ERROR)."""
 
     def __init__(self) -> None:
         self.decoder = _hpack().Decoder()
-        self.blocks: dict[bytes, Response] = {}  # valid in self.state only
-        self.state: Any = None
-        self.standalone: dict[bytes, tuple[Response, Headers]] = {}  # always valid
+        self.table = self.decoder.header_table
+        self.blocks: dict[bytes, Response] = {}  # valid while the table is unchanged
+        self.standalone: dict[bytes, tuple[Response, Entries]] = {}  # valid always
+        self.owed: deque[Entry] = deque()  # insertions not yet applied to the table
+        self.owed_size = 0
 
     def decode(self, block: bytes) -> Response:
-        table = self.decoder.header_table
         known = self.standalone.get(block)
         if known is not None:
             response, inserted = known
-            if inserted:  # what decoding it again would do to the table
-                for name, value in inserted:
-                    table.add(name, value)
-                self.blocks.clear()
-                self.state = _table_state(table)
+            if inserted:
+                self._owe(inserted)
             return response
-        state = _table_state(table)
-        if state == self.state:
-            memo = self.blocks.get(block)
-            if memo is not None:
-                return memo
-        else:
-            self.blocks.clear()
-            self.state = state
+        memo = self.blocks.get(block)
+        if memo is not None:
+            return memo
+        self.settle()
         response = Response(tuple(self.decoder.decode(block, raw=True)))
-        fields = standalone_fields(block)
-        headers = response.headers
-        if fields is not None and len(fields) == len(headers) and len(self.standalone) < _MEMO_SIZE:
-            pairs = zip(headers, fields, strict=True)
-            inserted = tuple((h[0], h[1]) for h, insert in pairs if insert)
-            self.standalone[block] = (response, inserted)
-        if _table_state(table) != state:  # the block changed the table: not kept
+        read = scan(block)
+        if read is None or len(read.inserted) != len(response.headers):
+            self.blocks.clear()  # hpack read it otherwise: nothing is assumed
+            return response
+        if read.changes:
             self.blocks.clear()
-            self.state = _table_state(table)
-        elif len(self.blocks) < _MEMO_SIZE:
+        if not read.dynamic:
+            if len(self.standalone) < _MEMO_SIZE:
+                pairs = zip(response.headers, read.inserted, strict=True)
+                entries = tuple((h[0], h[1], 32 + len(h[0]) + len(h[1])) for h, i in pairs if i)
+                self.standalone[block] = (response, entries)
+        elif not read.changes and len(self.blocks) < _MEMO_SIZE:
             self.blocks[block] = response
         return response
 
+    def _owe(self, inserted: Entries) -> None:
+        """Insertions for the table, kept until a block needs it. An entry that the newer
+        ones owed would evict anyway (they overfill the table without it) is dropped:
+        then so would every entry the table holds be, and add() in order evicts them. (An
+        entry over the table's size empties the table when applied, as decoding did.)"""
+        self.blocks.clear()
+        owed, limit = self.owed, self.table.maxsize
+        for entry in inserted:
+            owed.append(entry)
+            self.owed_size += entry[2]
+            while len(owed) > 1 and self.owed_size - owed[0][2] > limit:
+                self.owed_size -= owed.popleft()[2]
 
+    def settle(self) -> None:
+        """Apply the insertions owed, in order, as decoding their blocks would have."""
+        add = self.table.add
+        for name, value, _ in self.owed:
+            add(name, value)
+        self.owed.clear()
+        self.owed_size = 0
+
+
+Entry = tuple[bytes, bytes, int]  # a field inserted into the dynamic table, and its size
+Entries = tuple[Entry, ...]
 _STATIC = 61  # entries in HPACK's static table (RFC 7541, appendix A)
 
 
-def standalone_fields(block: bytes) -> list[bool] | None:
-    """For a header block that refers to nothing in the dynamic table (every index, of a
-    field or of a name, in the static table) and updates no table size: whether each of
-    its fields is inserted into the table (a literal with incremental indexing). None for
-    any other block, or one cut short (hpack then says what is wrong with it)."""
-    fields: list[bool] = []
+class Scan(NamedTuple):
+    """What a header block does with the dynamic table, read without decoding it."""
+
+    inserted: tuple[bool, ...]  # per field: a literal with incremental indexing
+    dynamic: bool  # an index into the dynamic table, or a table size update
+    resized: bool  # a table size update
+
+    @property
+    def changes(self) -> bool:
+        return self.resized or any(self.inserted)
+
+
+def scan(block: bytes) -> Scan | None:
+    """Each field's representation (RFC 7541 6): indexed, a literal with or without
+    incremental indexing, never indexed, or a dynamic table size update, with the index
+    it names. None for a block cut short (hpack then says what is wrong with it)."""
+    inserted: list[bool] = []
+    dynamic = resized = False
     pos, n = 0, len(block)
     try:
         while pos < n:
             first = block[pos]
             if first & 0x80:  # an indexed field
                 index, pos = _integer(block, pos, 7)
-                if not 0 < index <= _STATIC:
-                    return None
-                fields.append(False)
+                dynamic |= index > _STATIC
+                inserted.append(False)
                 continue
             if first & 0x40:  # a literal with incremental indexing
                 prefix, insert = 6, True
             elif first & 0x20:  # a dynamic table size update
-                return None
+                _, pos = _integer(block, pos, 5)
+                dynamic = resized = True
+                continue
             else:  # a literal without indexing, or never indexed
                 prefix, insert = 4, False
             index, pos = _integer(block, pos, prefix)
-            if index > _STATIC:
-                return None
+            dynamic |= index > _STATIC
             if not index:  # the name is a literal too
                 pos = _string_end(block, pos)
             pos = _string_end(block, pos)
             if pos > n:
                 return None
-            fields.append(insert)
+            inserted.append(insert)
     except IndexError:
         return None
-    return fields
+    return Scan(tuple(inserted), dynamic, resized)
 
 
 def _integer(block: bytes, pos: int, prefix: int) -> tuple[int, int]:

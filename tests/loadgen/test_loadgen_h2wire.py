@@ -30,7 +30,7 @@ from hyperframe.frame import (
 )
 
 from loadgen import h2ref, h2wire
-from loadgen.h2hpack import MemoDecoder, standalone_fields
+from loadgen.h2hpack import MemoDecoder, MemoEncoder, Scan, scan
 from loadgen.h2protocol import WINDOW
 from loadgen.h2wire import (
     CONNECTION_TERMINATED,
@@ -411,46 +411,86 @@ def _indexing_anew(headers: list[tuple[bytes, bytes]]) -> bytes:
     return hpack.Encoder().encode(headers)
 
 
-def test_a_block_indexed_anew_each_time_is_decoded_once_and_its_insertions_replayed() -> None:
+def test_a_block_indexed_anew_each_time_is_decoded_once_and_its_insertions_owed() -> None:
     """The same bytes again and again, each inserting its fields: decoded once (the same
     Response back), while the table follows as if each were decoded, which a block naming
-    a dynamic entry (62: the newest, 63, 64) then shows. Without the replayed insertions
-    those would decode to older fields than a plain decoder's."""
+    a dynamic entry (62: the newest, 63, 64) then shows. Without the insertions owed and
+    applied, those would decode to older fields than a plain decoder's."""
     ok = _indexing_anew([(b":status", b"200"), (b"server", b"nginx"), (b"date", b"Mon")])
     other = _indexing_anew([(b":status", b"404"), (b"x-other", b"1"), (b"date", b"Tue")])
-    assert standalone_fields(ok) == [False, True, True]
+    assert scan(ok) == Scan((False, True, True), dynamic=False, resized=False)
     memo, plain = MemoDecoder(), hpack.Decoder()
     seq = [ok, ok, other, ok, bytes([0x88, 0x80 | 62]), other, other]
     seq += [bytes([0x88, 0x80 | 63, 0x80 | 64]), ok, bytes([0x88, 0x80 | 62, 0x80 | 63])]
     for i, block in enumerate(seq):
         want = [tuple(h) for h in plain.decode(block, raw=True)]
         assert [tuple(h) for h in memo.decode(block).headers] == want, i
-        assert list(memo.decoder.header_table.dynamic_entries) == list(
-            plain.header_table.dynamic_entries
-        ), i
     assert memo.decode(ok) is memo.decode(ok)  # decoded once, the table changed between
+    plain.decode(ok, raw=True)
+    plain.decode(ok, raw=True)
+    memo.settle()
+    assert list(memo.table.dynamic_entries) == list(plain.header_table.dynamic_entries)
+
+
+@pytest.mark.parametrize("size", [40, 100, 4096])
+def test_what_is_owed_to_the_table_stays_within_its_size(size: int) -> None:
+    """A thousand answers indexed anew: what is owed is at most a table's worth (one entry
+    more), and applied it leaves the table a plain decoder has, whatever evicted what
+    (at 40 bytes, each entry evicts the one before; an entry over the size empties it)."""
+    update = hpack.Encoder()
+    update.header_table_size = size
+    resize = update.encode([(b":status", b"200")])  # a size update, then :status
+    memo, plain = MemoDecoder(), hpack.Decoder()
+    blocks = [
+        _indexing_anew([(b":status", b"200"), (b"server", b"nginx"), (b"date", b"Mon")]),
+        _indexing_anew([(b":status", b"200"), (b"x-big", b"v" * 60)]),  # 97 bytes
+        _indexing_anew([(b":status", b"200"), (b"date", b"Tue")]),
+    ]
+    for block in [resize, *[blocks[i % 3] for i in range(1000)], bytes([0x88, 0x80 | 62])]:
+        want = [tuple(h) for h in plain.decode(block, raw=True)]
+        assert [tuple(h) for h in memo.decode(block).headers] == want
+        assert memo.owed_size <= size + 97 and len(memo.owed) <= size // 32 + 1
+    memo.settle()
+    assert list(memo.table.dynamic_entries) == list(plain.header_table.dynamic_entries)
 
 
 @pytest.mark.parametrize(
-    ("block", "fields"),
+    ("block", "read"),
     [
-        (bytes([0x88]), [False]),  # :status 200, static
-        (bytes([0x80 | 61]), [False]),  # the last static entry
-        (bytes([0x80 | 62]), None),  # the first dynamic one
-        (bytes([0x3F, 0xE1, 0x1F]), None),  # a table size update (4096)
-        (bytes([0x40 | 54, 0x01]) + b"x", [True]),  # server: x, indexed anew
-        (bytes([0x7F, 0x00, 0x01]) + b"x", None),  # name index 63: dynamic (6-bit prefix)
-        (bytes([0x0F, 0x2F, 0x01]) + b"x", None),  # name index 62: without indexing
-        (bytes([0x10, 0x01]) + b"a" + bytes([0x01]) + b"b", [False]),  # never indexed, a: b
-        (bytes([0x40, 0x01]) + b"a" + bytes([0x7F, 0x01]) + b"v" * 128, [True]),  # long value
+        (bytes([0x88]), Scan((False,), False, False)),  # :status 200, static
+        (bytes([0x80 | 61]), Scan((False,), False, False)),  # the last static entry
+        (bytes([0x80 | 62]), Scan((False,), True, False)),  # the first dynamic one
+        (bytes([0x3F, 0xE1, 0x1F, 0x88]), Scan((False,), True, True)),  # size 4096, then 200
+        (bytes([0x40 | 54, 0x01]) + b"x", Scan((True,), False, False)),  # server: x, indexed
+        (bytes([0x7F, 0x00, 0x01]) + b"x", Scan((True,), True, False)),  # name index 63
+        (bytes([0x0F, 0x2F, 0x01]) + b"x", Scan((False,), True, False)),  # name index 62
+        (bytes([0x10, 0x01]) + b"a" + bytes([0x01]) + b"b", Scan((False,), False, False)),
+        (
+            bytes([0x40, 0x01]) + b"a" + bytes([0x7F, 0x01]) + b"v" * 128,
+            Scan((True,), False, False),
+        ),
         (bytes([0x40, 0x01]) + b"a" + bytes([0x05]) + b"vv", None),  # cut short
         (bytes([0x40 | 54, 0x7F]), None),  # a length's continuation missing
     ],
 )
-def test_which_blocks_refer_to_nothing_in_the_dynamic_table(
-    block: bytes, fields: list[bool] | None
-) -> None:
-    assert standalone_fields(block) == fields
+def test_what_a_block_does_with_the_dynamic_table(block: bytes, read: Scan | None) -> None:
+    assert scan(block) == read
+
+
+def test_the_encoder_memo_reads_whether_its_block_changed_the_table() -> None:
+    """A request list encoded once more after its fields were inserted is shorter (it
+    names them by index): the memo must not keep the first block, which inserted them,
+    and must keep the second, which changed nothing."""
+    memo = MemoEncoder()
+    req = [(b":method", b"GET"), (b":path", b"/x"), (b"x-token", b"abc")]
+    first = memo.encode(req)
+    assert scan(first).changes and memo.blocks == {}
+    second = memo.encode(req)
+    assert second != first and not scan(second).changes
+    assert memo.encode(req) is second
+    memo.header_table_size = 0  # the peer's SETTINGS: the next block updates the size
+    third = memo.encode(req)
+    assert scan(third).resized and third != second
 
 
 # -- both engines, the same server bytes ---------------------------------------------------
