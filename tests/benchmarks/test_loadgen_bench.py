@@ -18,6 +18,7 @@ BURN = "import time\nt = time.perf_counter() + 0.8\nwhile time.perf_counter() < 
 SLEEP = "import time\ntime.sleep(0.8)\n"
 
 
+@pytest.mark.serial  # a share of time, which busy neighbours change (seen: 0.80 beside CI)
 def test_a_client_that_burns_its_cpu_is_saturated() -> None:
     out, _, _, busy = run_measured([sys.executable, "-c", BURN + "print('x')"], 30)
     assert out == "x\n"
