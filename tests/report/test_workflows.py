@@ -4,6 +4,7 @@ job with the reference pair (docs/ci.md)."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -85,12 +86,21 @@ def test_workflows_are_valid_github_workflows() -> None:
     assert sorted(p.name for p in WORKFLOWS.glob("*.yml")) == ["bench.yml", "ci.yml"]
 
 
-def test_ci_runs_lint_and_tests_through_nox() -> None:
+def test_ci_runs_every_default_session_through_nox() -> None:
+    """One job per session that `nox` runs by default and `.ci/run` runs (the noxfile's
+    nox.options.sessions), each through nox."""
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    (defaults,) = [
+        ast.literal_eval(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "nox.options.sessions"
+    ]
+    assert defaults == ["lint", "tests", "tests_slow", "conformance"]
     jobs = _workflow("ci.yml")["jobs"]
     commands = {name: " ".join(s.get("run", "") for s in j["steps"]) for name, j in jobs.items()}
-    assert "nox --non-interactive -s lint" in commands["lint"]
-    assert "nox --non-interactive -s tests" in commands["tests"]
-    assert "nox --non-interactive -s tests_slow" in commands["tests_slow"]  # the slow lane
+    assert sorted(commands) == sorted(defaults)
+    for session in defaults:
+        assert f"nox --non-interactive -s {session}" in commands[session]
     assert all("pip install" in c and "nox" in c and "uv" in c for c in commands.values())
 
 
