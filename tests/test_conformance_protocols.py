@@ -193,15 +193,7 @@ def _malformed_get(judged: AppTarget) -> int | str:
     conn.initiate_connection()
     with judged.connect(alpn=("h2",)) as sock:
         conn.send_headers(
-            1,
-            [
-                (":method", "GET"),
-                (":scheme", "https"),
-                (":authority", judged.netloc),
-                (":path", judged.prefix + "/json"),
-                ("connection", "keep-alive"),
-            ],
-            end_stream=True,
+            1, [*_get(judged, "/json"), ("connection", "keep-alive")], end_stream=True
         )
         sock.sendall(conn.data_to_send())
         while True:
@@ -260,12 +252,7 @@ def _requests_on_one_connection(
     conn.initiate_connection()
     answered: list[int] = []
     goaway = None
-    headers = [
-        (":method", "GET"),
-        (":scheme", "https"),
-        (":authority", judged.netloc),
-        (":path", judged.prefix + "/plaintext"),
-    ]
+    headers = _get(judged, "/plaintext")
     batches = [[2 * i + 1] for i in range(one_by_one)]
     batches.append([2 * (one_by_one + i) + 1 for i in range(at_once)])
     with judged.connect(alpn=("h2",)) as sock:
@@ -286,3 +273,13 @@ def _requests_on_one_connection(
                         goaway = (event.last_stream_id, event.error_code.name)
                 sock.sendall(conn.data_to_send())
     return answered, goaway
+
+
+def _get(judged: AppTarget, path: str) -> list[tuple[str, str]]:
+    """A GET request's pseudo-headers for ``path`` on the app, for a raw HTTP/2 stream."""
+    return [
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", judged.netloc),
+        (":path", judged.prefix + path),
+    ]
