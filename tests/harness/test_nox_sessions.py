@@ -3,6 +3,11 @@ part, and the units of work pytest-xdist hands a worker."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from stackbench import nox_sessions
@@ -88,3 +93,18 @@ def test_a_capacity_session_installs_the_servers_it_searches() -> None:
     with pytest.raises(ValueError, match=r"no pair \(django_sync, uvicorn\)"):
         nox_sessions.capacity_requirements("django_sync", SessionArgs(servers="uvicorn"))
     assert nox_sessions.capacity_apps() == list(APPS) and "django_sync" in APPS
+
+
+@pytest.mark.parametrize("value", ["every", "ALL", ""])
+def test_the_protocol_rows_refuse_an_unknown_pair_choice(value: str) -> None:
+    """STACKBENCH_PROTOCOL_PAIRS other than all or families stops collection with one line
+    naming it, instead of running the families quietly (an empty value too)."""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly",
+         "tests/test_conformance_protocols.py"],
+        cwd=root, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "STACKBENCH_PROTOCOL_PAIRS": value},
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert f"STACKBENCH_PROTOCOL_PAIRS={value!r}: say all or families" in result.stdout
