@@ -116,7 +116,10 @@ class AppTarget:
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
-        self.client = httpx.Client(
+        self.client = self._new_client()
+
+    def _new_client(self) -> httpx.Client:
+        return httpx.Client(
             timeout=30.0,
             follow_redirects=False,
             verify=self.tls_context(),
@@ -271,6 +274,11 @@ class AppTarget:
             ).fetchone()
         assert row is not None
         return Counted(int(row[0]), int(row[1]))
+
+    def new_connections(self) -> None:
+        """Requests from here on go over connections of their own, not the pool's."""
+        self.client.close()
+        self.client = self._new_client()
 
     def close(self) -> None:
         self.client.close()
