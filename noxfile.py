@@ -79,23 +79,23 @@ TEST_SERVERS = (
 # keeps gunicorn-eventlet out of this shared venv).
 TEST_INSTALL = ["-e", ".[harness,test,fast,profile]", "psycogreen"]
 TEST_SERVER_REQUIREMENTS = sessions.server_requirements(TEST_SERVERS)
+# A lane of the suite: its parallel part with its serial tests beside it (docs/testing.md).
+LANE = ("python", "-m", "stackbench.suite_lanes")
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The suite on a real PostgreSQL in parallel, without the slow lane (-- PYTEST_ARGS:
-    exactly those, slow tests included)."""
+    """The suite on a real PostgreSQL in parallel, its serial tests beside it, without the
+    slow lane (-- PYTEST_ARGS: exactly those, slow tests included)."""
     session.install(*TEST_INSTALL, *sessions.app_requirements(), *TEST_SERVER_REQUIREMENTS)
-    for run in sessions.lane_runs("tests", session.posargs):
-        session.run(*run.argv, success_codes=run.success_codes)
+    session.run(*LANE, "tests", *session.posargs, **HARNESS_STOP)
 
 
 @nox.session(python=PYTHON)
 def tests_slow(session: nox.Session) -> None:
     """The suite's slow lane, in parallel: whole experiment runs (CI runs it after tests)."""
     session.install(*TEST_INSTALL, *sessions.app_requirements(), *TEST_SERVER_REQUIREMENTS)
-    for run in sessions.lane_runs("tests_slow", session.posargs):
-        session.run(*run.argv, success_codes=run.success_codes)
+    session.run(*LANE, "tests_slow", *session.posargs, **HARNESS_STOP)
 
 
 @nox.session(python=[nox_command.CONFORMANCE_PYTHON])
@@ -111,8 +111,13 @@ def conformance(session: nox.Session) -> None:
         *sessions.app_requirements(),
         *sessions.server_requirements(servers),
     )
-    (run,) = sessions.lane_runs("conformance", session.posargs)
-    session.run(*run.argv, env={"STACKBENCH_CONFORMANCE_SERVERS": "gunicorn-asgi"})
+    session.run(
+        *LANE,
+        "conformance",
+        *session.posargs,
+        env={"STACKBENCH_CONFORMANCE_SERVERS": "gunicorn-asgi"},
+        **HARNESS_STOP,
+    )
 
 
 def freethreaded(session: nox.Session) -> None:

@@ -4,10 +4,8 @@ command line is read in ``nox_command``. Standard library only, as the noxfile n
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 from stackbench import experiments, interpreters, matrix, variants
 from stackbench.apps import APPS, App, load_app
@@ -85,54 +83,8 @@ def experiment_requirements(name: str) -> list[str]:
     return [*(arg for path in app_files for arg in ("-r", path)), *servers]
 
 
-# The suite in two lanes (docs/testing.md): `tests` runs every test not marked slow,
-# `tests_slow` the slow ones (whole experiment runs, end-to-end runs of the CLI); .ci/run
-# runs both. A lane spreads its tests over pytest-xdist workers, each a test session of
-# its own (its own database, upstream and app servers), a test file (a conformance target)
-# on one worker; then, one at a time, its tests marked serial, whose verdict is a time or
-# a count that tests beside it would disturb. Twice as many workers as cores: the tests
-# wait (for servers to start, loads to end, statements to settle) as much as they compute.
-LANES = {"tests": "not slow", "tests_slow": "slow"}
-# Units of work in test-file order: test_conformance.py, split by target, comes last and
-# fills the workers' tails (tests/conftest.py, work_unit). --durations names the slowest
-# tests in CI's log, where the 15-minute budget is kept, for the serial part too.
-DURATIONS = "--durations=15"
-PARALLEL = ("--dist", "loadfile", "--no-loadscope-reorder", DURATIONS)
-
-
-class PytestRun(NamedTuple):
-    argv: list[str]
-    success_codes: list[int]
-
-
-def xdist_workers(cpus: int | None = None) -> int:
-    """pytest-xdist workers: two per core, at least 2, at most 8 (each runs a database)."""
-    return max(2, min(8, 2 * (cpus if cpus is not None else os.cpu_count() or 1)))
-
-
-def lane_runs(lane: str, args: Iterable[str]) -> list[PytestRun]:
-    """The lane's pytest commands: its parallel part, then its serial tests. Arguments
-    after -- to `tests` run exactly what they name in one process, slow and serial tests
-    included (`nox -s tests -- tests/harness/test_bench.py -x`); to `tests_slow` (or
-    `conformance`) they are added to each command."""
-    args = list(args)
-    if lane == "tests" and args:
-        return [PytestRun(["pytest", *args], [0])]
-    workers = ["-n", str(xdist_workers()), *PARALLEL]
-    if lane == "conformance":
-        return [PytestRun(["pytest", CONFORMANCE, *workers, *args], [0])]
-    marker = LANES[lane]
-    return [
-        PytestRun(["pytest", "-m", f"{marker} and not serial", *workers, *args], [0]),
-        # 5: nothing selected (arguments after -- may select no serial test)
-        PytestRun(["pytest", "-m", f"{marker} and serial", DURATIONS, *args], [0, 5]),
-    ]
-
-
 # The harness, as every session that measures or serves runs it.
 HARNESS = ("python", "-m", "stackbench")
-# The conformance suite alone, as the conformance session runs it on Python 3.13.
-CONFORMANCE = "tests/test_conformance.py"
 
 
 def required_pairs(args: SessionArgs) -> list[matrix.Pair]:

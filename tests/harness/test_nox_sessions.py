@@ -1,5 +1,5 @@
-"""What the noxfile's sessions run: the test lanes, their parallel part and their serial
-part, and the units of work pytest-xdist hands a worker."""
+"""What the noxfile's sessions install and run, and the units of work pytest-xdist hands
+a worker (the lanes themselves: test_suite_lanes.py)."""
 
 from __future__ import annotations
 
@@ -12,36 +12,8 @@ import pytest
 
 from stackbench import nox_sessions
 from stackbench.apps import APPS
-from stackbench.nox_sessions import lane_runs, xdist_workers
 from tests.conftest import work_unit
 from tests.test_conformance import TARGETS
-
-
-def test_each_lane_runs_in_parallel_then_its_serial_tests() -> None:
-    workers = str(xdist_workers())
-    (parallel, serial) = lane_runs("tests", [])
-    assert parallel.argv[:3] == ["pytest", "-m", "not slow and not serial"]
-    assert parallel.argv[3:5] == ["-n", workers] and "loadfile" in parallel.argv
-    assert serial.argv[:3] == ["pytest", "-m", "not slow and serial"]
-    assert "--durations=15" in serial.argv and 5 in serial.success_codes
-    assert parallel.success_codes == [0]  # a parallel part that selects nothing fails
-    (parallel, serial) = lane_runs("tests_slow", ["-k", "features"])
-    assert parallel.argv[:3] == ["pytest", "-m", "slow and not serial"]
-    assert parallel.argv[-2:] == serial.argv[-2:] == ["-k", "features"]
-    (conformance,) = lane_runs("conformance", ["-x"])
-    assert conformance.argv[:2] == ["pytest", nox_sessions.CONFORMANCE]
-    assert conformance.argv[-1] == "-x" and "-n" in conformance.argv
-
-
-def test_arguments_to_tests_run_exactly_what_they_name() -> None:
-    """A developer's targeted run: slow and serial tests included, in one process."""
-    (run,) = lane_runs("tests", ["tests/harness/test_bench.py", "-x"])
-    assert run.argv == ["pytest", "tests/harness/test_bench.py", "-x"]
-
-
-@pytest.mark.parametrize(("cpus", "workers"), [(1, 2), (2, 4), (3, 6), (64, 8)])
-def test_two_workers_per_core_within_bounds(cpus: int, workers: int) -> None:
-    assert xdist_workers(cpus) == workers
 
 
 def test_a_file_is_one_unit_and_the_conformance_suite_one_per_target() -> None:

@@ -1,0 +1,167 @@
+"""A lane of the suite (stackbench/suite_lanes.py): its commands, and its parallel part
+run at idle priority with its serial tests beside it, each verdict planted."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from stackbench import suite_lanes
+from stackbench.suite_lanes import PytestRun, lane_runs, run, xdist_workers
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_each_lane_runs_its_parallel_part_idle_beside_its_serial_tests() -> None:
+    workers = str(xdist_workers())
+    (parallel, serial) = lane_runs("tests", [])
+    assert parallel.argv[:3] == ["pytest", "-m", "not slow and not serial"]
+    assert parallel.argv[3:5] == ["-n", workers] and "loadfile" in parallel.argv
+    assert parallel.idle and not serial.idle
+    assert serial.argv[:3] == ["pytest", "-m", "not slow and serial"]
+    assert "--durations=15" in serial.argv and 5 in serial.success_codes
+    assert parallel.success_codes == [0]  # a parallel part that selects nothing fails
+    (parallel, serial) = lane_runs("tests_slow", ["-k", "features"])
+    assert parallel.argv[:3] == ["pytest", "-m", "slow and not serial"]
+    assert parallel.argv[-2:] == serial.argv[-2:] == ["-k", "features"]
+    (conformance,) = lane_runs("conformance", ["-x"])
+    assert conformance.argv[:2] == ["pytest", suite_lanes.CONFORMANCE]
+    assert conformance.argv[-1] == "-x" and "-n" in conformance.argv
+
+
+def test_arguments_to_tests_run_exactly_what_they_name() -> None:
+    """A developer's targeted run: slow and serial tests included, in one process."""
+    (one,) = lane_runs("tests", ["tests/harness/test_bench.py", "-x"])
+    assert one.argv == ["pytest", "tests/harness/test_bench.py", "-x"] and not one.idle
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 2), (2, 4), (3, 6), (64, 8)])
+def test_two_workers_per_core_within_bounds(cpus: int, workers: int) -> None:
+    assert xdist_workers(cpus) == workers
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+POLICY = (
+    "import os, sys; print('policy', os.sched_getscheduler(0), 'group', os.getpgrp() == "
+    "os.getpid(), 'bytecode', sys.flags.dont_write_bytecode, sys.pycache_prefix)"
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_the_idle_run_yields_and_the_other_prints_after_it(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run in a process group of its own, writing its bytecode to the cache even where
+    PYTHONDONTWRITEBYTECODE is set."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    cache = suite_lanes.BYTECODE["PYTHONPYCACHEPREFIX"]
+    assert cache == str(ROOT / ".nox" / ".pycache")
+    out = io.StringIO()
+    code = run(
+        [
+            PytestRun(_python(POLICY + "; print('first')"), [0], idle=True),
+            PytestRun(_python(POLICY + "; print('second')"), [0]),
+        ],
+        out=out,
+    )
+    assert code == 0
+    first = capfd.readouterr().out  # the first run's own output, as it went
+    assert f"policy {os.SCHED_IDLE} group True bytecode 0 {cache}" in first and "first" in first
+    second = out.getvalue()  # the second's, after it, under its command
+    assert f"policy {os.SCHED_OTHER} group True bytecode 0 {cache}" in second
+    assert "(beside the run above)" in second and "first" not in second
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [
+        ((0, 0), 0),
+        ((0, 5), 0),  # the serial part selected nothing: its success code
+        ((1, 0), 1),  # planted: the parallel part failed
+        ((0, 1), 1),  # planted: the serial part failed while the parallel one passed
+        ((5, 0), 5),  # the parallel part selecting nothing is a failure
+        ((0, 3), 3),
+    ],
+)
+def test_the_lane_fails_when_either_run_fails(codes: tuple[int, int], expected: int) -> None:
+    runs = [
+        PytestRun(_python(f"raise SystemExit({codes[0]})"), [0], idle=True),
+        PytestRun(_python(f"raise SystemExit({codes[1]})"), [0, 5]),
+    ]
+    assert run(runs, out=io.StringIO()) == expected
+
+
+# Each run: a process group with a child of its own; each process notes the SIGINT it gets
+# and exits, as pytest tears its fixtures down on one.
+INTERRUPTIBLE = """
+import signal, subprocess, sys, time
+mark, role = sys.argv[1], sys.argv[2]
+child = None
+if role == "run":
+    child = subprocess.Popen([sys.executable, __file__, mark + ".child", "child"])
+def stop(*_):
+    with open(mark, "a") as noted:
+        noted.write("int\\n")
+    if child is not None:
+        child.wait()
+    sys.exit(2)
+signal.signal(signal.SIGINT, stop)
+open(mark + ".ready", "w").close()
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_reaches_each_run_once_and_nothing_is_left(tmp_path: Path, sig: int) -> None:
+    """SIGINT or SIGTERM to the lane (then the other, as nox sends them): each run's
+    process group gets one SIGINT, the lane waits for them and says it was interrupted."""
+    script = tmp_path / "interruptible.py"
+    script.write_text(INTERRUPTIBLE)
+    marks = [str(tmp_path / "parallel"), str(tmp_path / "serial")]
+    runner = textwrap.dedent(f"""
+        import sys
+        from stackbench.suite_lanes import PytestRun, run
+        py, script, marks = sys.executable, {str(script)!r}, {marks!r}
+        sys.exit(run([PytestRun([py, script, marks[0], "run"], [0], idle=True),
+                      PytestRun([py, script, marks[1], "run"], [0, 5])]))
+    """)
+    lane = subprocess.Popen([sys.executable, "-c", runner], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    ready = [Path(m + suffix + ".ready") for m in marks for suffix in ("", ".child")]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(path.exists() for path in ready):
+            assert time.monotonic() < deadline and lane.poll() is None, "not started"
+            time.sleep(0.05)
+        lane.send_signal(sig)
+        lane.send_signal(signal.SIGTERM if sig == signal.SIGINT else signal.SIGINT)
+        out, _ = lane.communicate(timeout=60)
+    finally:
+        lane.kill()
+    assert lane.returncode == 130, out
+    for mark in marks:  # once each, though the lane got two signals; the whole group
+        assert Path(mark).read_text() == Path(mark + ".child").read_text() == "int\n"
+
+
+def test_an_unknown_lane_is_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "stackbench.suite_lanes", "test"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stdout.strip().splitlines() == [
+        "usage: python -m stackbench.suite_lanes LANE [PYTEST_ARGS]; "
+        "LANE: tests, tests_slow, conformance"
+    ]
+    assert not done.stderr
