@@ -5,7 +5,7 @@ own database, upstream and app servers), a test file (a conformance target) on o
 worker. Its tests marked serial, whose verdict is a time or a count that tests beside
 them would disturb, run one at a time in a pytest of their own, beside the parallel part
 rather than after it: the parallel part runs at idle priority (SCHED_IDLE), so it takes
-only the CPU the serial test leaves, and the serial part's hours of waiting on one core no
+only the CPU the serial test leaves, and the serial part's minutes of waiting on one core no
 longer add to the lane's time. Standard library only, as the noxfile needs.
 
     python -m stackbench.suite_lanes tests [PYTEST_ARGS]
