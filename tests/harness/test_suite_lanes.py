@@ -58,29 +58,34 @@ POLICY = (
 )
 
 
+# The lane, run from a process at normal priority (this test may itself run in an idle
+# lane, whose policy every child inherits): its first run's output, then the rest.
+LANE_AT_NORMAL_PRIORITY = """
+import os, sys
+from stackbench.suite_lanes import PytestRun, run
+os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+py, policy = sys.executable, sys.argv[1]
+sys.exit(run([PytestRun([py, "-c", policy + "; print('first')"], [0], idle=True),
+              PytestRun([py, "-c", policy + "; print('second')"], [0])]))
+"""
+
+
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
-def test_the_idle_run_yields_and_the_other_prints_after_it(
-    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each run in a process group of its own, writing its bytecode to the cache even where
-    PYTHONDONTWRITEBYTECODE is set."""
-    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+def test_the_idle_run_yields_and_the_other_prints_after_it() -> None:
+    """The parallel part at idle priority, the serial one at the lane's own; each in a
+    process group of its own, writing its bytecode to the cache even where
+    PYTHONDONTWRITEBYTECODE is set; the second's output after the first's."""
     cache = suite_lanes.BYTECODE["PYTHONPYCACHEPREFIX"]
     assert cache == str(ROOT / ".nox" / ".pycache")
-    out = io.StringIO()
-    code = run(
-        [
-            PytestRun(_python(POLICY + "; print('first')"), [0], idle=True),
-            PytestRun(_python(POLICY + "; print('second')"), [0]),
-        ],
-        out=out,
-    )
-    assert code == 0
-    first = capfd.readouterr().out  # the first run's own output, as it went
-    assert f"policy {os.SCHED_IDLE} group True bytecode 0 {cache}" in first and "first" in first
-    second = out.getvalue()  # the second's, after it, under its command
-    assert f"policy {os.SCHED_OTHER} group True bytecode 0 {cache}" in second
-    assert "(beside the run above)" in second and "first" not in second
+    done = subprocess.run(
+        [sys.executable, "-c", LANE_AT_NORMAL_PRIORITY, POLICY],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    first, _, second = done.stdout.partition("(beside the run above)")
+    assert f"policy {os.SCHED_IDLE} group True bytecode 0 {cache}\nfirst\n" in first
+    assert f"policy {os.SCHED_OTHER} group True bytecode 0 {cache}\nsecond\n" in second
 
 
 @pytest.mark.parametrize(
