@@ -5,8 +5,8 @@ own database, upstream and app servers), a test file (a conformance target) on o
 worker. Its tests marked serial, whose verdict is a time or a count that tests beside
 them would disturb, run one at a time in a pytest of their own, beside the parallel part
 rather than after it: the parallel part runs at idle priority (SCHED_IDLE), so it takes
-only the CPU the serial test leaves, and the serial part's minutes of waiting on one core no
-longer add to the lane's time. Standard library only, as the noxfile needs.
+only the CPU the serial test leaves, and the serial part's minutes of waiting on one core
+no longer add to the lane's time. Standard library only, as the noxfile needs.
 
     python -m stackbench.suite_lanes tests [PYTEST_ARGS]
 """
@@ -156,8 +156,9 @@ def run(runs: Sequence[PytestRun], out: IO[str] = sys.stdout) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in (*LANES, "conformance"):
-        lanes = ", ".join((*LANES, "conformance"))
-        print(f"usage: python -m stackbench.suite_lanes LANE [PYTEST_ARGS]; LANE: {lanes}")
+        given = repr(args[0]) if args else "nothing"
+        lanes = "tests, tests_slow or conformance"
+        print(f"suite_lanes: {given} is not a lane: {lanes}", file=sys.stderr)
         return 2
     return run(lane_runs(args[0], args[1:]))
 
