@@ -83,10 +83,12 @@ def lane_runs(lane: str, args: Iterable[str]) -> list[PytestRun]:
 
 
 def _idle() -> None:
-    """In the child, before pytest starts: idle priority for it and all it starts."""
-    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+    """In the child, before pytest starts: idle priority for it and all it starts; the
+    lowest niceness where there is no SCHED_IDLE (not Linux) or it is refused (a seccomp
+    profile may refuse sched_setscheduler: the lane still runs)."""
+    try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    else:  # not Linux: the lowest niceness instead
+    except (AttributeError, OSError):
         os.nice(19)
 
 

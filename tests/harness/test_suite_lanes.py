@@ -88,6 +88,21 @@ def test_the_idle_run_yields_and_the_other_prints_after_it() -> None:
     assert f"policy {os.SCHED_OTHER} group True bytecode 0 {cache}\nsecond\n" in second
 
 
+def test_a_refused_sched_idle_falls_back_to_the_lowest_niceness(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The child is forked from here, so the refusal planted here is what it meets."""
+
+    def refuse(*args: object) -> None:
+        raise PermissionError("planted: sched_setscheduler refused")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse, raising=False)
+    lowest = min(19, os.nice(0) + 19)
+    # The run's exit code is its niceness, and its only success code the lowest one.
+    niceness = [sys.executable, "-c", "import os; raise SystemExit(os.nice(0))"]
+    assert run([PytestRun(niceness, [lowest], idle=True)], out=io.StringIO()) == 0
+
+
 @pytest.mark.parametrize(
     ("codes", "expected"),
     [
