@@ -6,7 +6,7 @@ worker. Its tests marked serial, whose verdict is a time or a count that tests b
 them would disturb, run one at a time in a pytest of their own, beside the parallel part
 rather than after it: the parallel part runs at idle priority (SCHED_IDLE), so it takes
 only the CPU the serial test leaves, and the serial part's minutes of waiting on one core
-no longer add to the lane's time. Standard library only, as the noxfile needs.
+no longer add to the lane's time.
 
     python -m stackbench.suite_lanes tests [PYTEST_ARGS]
 """
@@ -22,14 +22,16 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import IO, NamedTuple
+
+from shared_fixtures.processes import stopped_by_signals
 
 # `tests` runs every test not marked slow, `tests_slow` the slow ones (whole experiment
 # runs, end-to-end runs of the CLI); .ci/run runs both, then the conformance suite.
 LANES = {"tests": "not slow", "tests_slow": "slow"}
 # The conformance suite alone, as the conformance session runs it on Python 3.13.
 CONFORMANCE = "tests/test_conformance.py"
+LANE_NAMES = (*LANES, "conformance")
 # Units of work in test-file order: test_conformance.py, split by target, comes last and
 # fills the workers' tails (tests/conftest.py, work_unit). --durations names the slowest
 # tests in CI's log, where the 15-minute budget is kept, for the serial part too.
@@ -97,69 +99,65 @@ def run(runs: Sequence[PytestRun], out: IO[str] = sys.stdout) -> int:
     the others' output follows when they end. The exit code: 0 when each ended with one of
     its success codes, else the first that did not (130 once interrupted).
 
-    SIGINT or SIGTERM reaches each run's whole group as one SIGINT (pytest tears its
-    fixtures down: servers, databases, temporary directories); a run still up
-    STOP_TIMEOUT later is killed."""
+    SIGINT or SIGTERM (the first of them; later ones are only noted) reaches each run's
+    whole group as one SIGINT: pytest tears its fixtures down (servers, databases,
+    temporary directories), and a run still up STOP_TIMEOUT later is killed."""
     children: list[subprocess.Popen[bytes]] = []
-    interrupted_at: list[float] = []
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        if interrupted_at:
-            return  # once is enough: a second SIGINT would cut pytest's teardown short
-        interrupted_at.append(time.monotonic())
-        for child in children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGINT)
-
-    def wait(child: subprocess.Popen[bytes]) -> int:
-        while True:
-            try:
-                return child.wait(timeout=1.0)
-            except subprocess.TimeoutExpired:
-                if interrupted_at and time.monotonic() - interrupted_at[0] > STOP_TIMEOUT:
-                    os.killpg(child.pid, signal.SIGKILL)
-
+    codes: list[int] | None = None
     with contextlib.ExitStack() as stack:
         # The first run's output as it goes; each other's kept until the end.
         logs = [None, *(stack.enter_context(tempfile.TemporaryFile()) for _ in runs[1:])]
-        previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            for pytest_run, log in zip(runs, logs, strict=True):
-                children.append(
-                    subprocess.Popen(
-                        pytest_run.argv,
-                        stdout=log,
-                        stderr=subprocess.STDOUT if log else None,
-                        env={**os.environ, **BYTECODE},
-                        process_group=0,
-                        preexec_fn=_idle if pytest_run.idle else None,
+        with stopped_by_signals():
+            try:
+                for pytest_run, log in zip(runs, logs, strict=True):
+                    children.append(
+                        subprocess.Popen(
+                            pytest_run.argv,
+                            stdout=log,
+                            stderr=subprocess.STDOUT if log else None,
+                            env={**os.environ, **BYTECODE},
+                            process_group=0,
+                            preexec_fn=_idle if pytest_run.idle else None,
+                        )
                     )
-                )
-            codes = [wait(child) for child in children]
-        finally:
-            for child in children:  # interrupted while starting them: nothing left up
-                if child.poll() is None:
-                    os.killpg(child.pid, signal.SIGKILL)
-                    child.wait()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                codes = [child.wait() for child in children]
+            except KeyboardInterrupt:
+                _stop(children, signal.SIGINT, STOP_TIMEOUT)
+            finally:  # whatever else went wrong: nothing left up
+                _stop(children, signal.SIGKILL, 5.0)
         for pytest_run, log in zip(runs, logs, strict=True):
             if log is not None:
                 out.write(f"\n{' '.join(pytest_run.argv)} (beside the run above):\n")
                 log.seek(0)
                 out.write(log.read().decode(errors="replace"))
     out.flush()
-    if interrupted_at:
+    if codes is None:
         return 130
     failed = [code for code, r in zip(codes, runs, strict=True) if code not in r.success_codes]
     return failed[0] if failed else 0
 
 
+def _stop(children: Sequence[subprocess.Popen[bytes]], sig: int, timeout: float) -> None:
+    """``sig`` to the group of each child still up; SIGKILL to what is up ``timeout`` later."""
+    for child in children:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, sig)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in (*LANES, "conformance"):
+    if not args or args[0] not in LANE_NAMES:
         given = repr(args[0]) if args else "nothing"
-        lanes = "tests, tests_slow or conformance"
+        lanes = f"{', '.join(LANE_NAMES[:-1])} or {LANE_NAMES[-1]}"
         print(f"suite_lanes: {given} is not a lane: {lanes}", file=sys.stderr)
         return 2
     return run(lane_runs(args[0], args[1:]))
