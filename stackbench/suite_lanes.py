@@ -47,7 +47,7 @@ BYTECODE = {
     "PYTHONPYCACHEPREFIX": str(Path(__file__).resolve().parents[1] / ".nox" / ".pycache"),
 }
 # Once interrupted, how long the runs get to tear their fixtures down before SIGKILL
-# (within the noxfile's terminate_timeout for the lane, 90 s).
+# (within the terminate_timeout nox gives the lane: HARNESS_STOP in nox_sessions).
 STOP_TIMEOUT = 60.0
 
 
