@@ -20,11 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from shared_fixtures.processes import stopped_by_signals
+from shared_fixtures.processes import OWNER_VAR, stopped_by_signals
 
 # `tests` runs every test not marked slow, `tests_slow` the slow ones (whole experiment
 # runs, end-to-end runs of the CLI); .ci/run runs both, then the conformance suite.
@@ -99,6 +100,11 @@ def run(runs: Sequence[PytestRun], out: IO[str] = sys.stdout) -> int:
     the others' output follows when they end. The exit code: 0 when each ended with one of
     its success codes, else the first that did not (130 once interrupted).
 
+    Each run is a test session with a leak check of its own (tests/conftest.py), so each
+    gets an owner tag of its own: with the tag they inherit (this process sets one when
+    it imports shared_fixtures.processes), the serial run's check, at its end, killed the
+    parallel run as its leftover.
+
     SIGINT or SIGTERM (the first of them; later ones are only noted) reaches each run's
     whole group as one SIGINT: pytest tears its fixtures down (servers, databases,
     temporary directories), and a run still up STOP_TIMEOUT later is killed."""
@@ -115,7 +121,7 @@ def run(runs: Sequence[PytestRun], out: IO[str] = sys.stdout) -> int:
                             pytest_run.argv,
                             stdout=log,
                             stderr=subprocess.STDOUT if log else None,
-                            env={**os.environ, **BYTECODE},
+                            env={**os.environ, **BYTECODE, OWNER_VAR: uuid.uuid4().hex},
                             process_group=0,
                             preexec_fn=_idle if pytest_run.idle else None,
                         )

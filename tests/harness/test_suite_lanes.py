@@ -54,7 +54,8 @@ def _python(code: str) -> list[str]:
 
 POLICY = (
     "import os, sys; print('policy', os.sched_getscheduler(0), 'group', os.getpgrp() == "
-    "os.getpid(), 'bytecode', sys.flags.dont_write_bytecode, sys.pycache_prefix)"
+    "os.getpid(), 'bytecode', sys.flags.dont_write_bytecode, sys.pycache_prefix); "
+    "print('owner', os.environ['STACKBENCH_OWNER'])"
 )
 
 
@@ -73,19 +74,24 @@ sys.exit(run([PytestRun([py, "-c", policy + "; print('first')"], [0], idle=True)
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
 def test_the_idle_run_yields_and_the_other_prints_after_it() -> None:
     """The parallel part at idle priority, the serial one at the lane's own; each in a
-    process group of its own, writing its bytecode to the cache even where
-    PYTHONDONTWRITEBYTECODE is set; the second's output after the first's."""
+    process group of its own, with an owner tag of its own (not the one the lane got),
+    writing its bytecode to the cache even where PYTHONDONTWRITEBYTECODE is set; the
+    second's output after the first's."""
     cache = suite_lanes.BYTECODE["PYTHONPYCACHEPREFIX"]
     assert cache == str(ROOT / ".nox" / ".pycache")
     done = subprocess.run(
         [sys.executable, "-c", LANE_AT_NORMAL_PRIORITY, POLICY],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "STACKBENCH_OWNER": "planted"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     first, _, second = done.stdout.partition("(beside the run above)")
-    assert f"policy {os.SCHED_IDLE} group True bytecode 0 {cache}\nfirst\n" in first
-    assert f"policy {os.SCHED_OTHER} group True bytecode 0 {cache}\nsecond\n" in second
+    assert f"policy {os.SCHED_IDLE} group True bytecode 0 {cache}\nowner " in first
+    assert f"policy {os.SCHED_OTHER} group True bytecode 0 {cache}\nowner " in second
+    assert "\nfirst\n" in first and second.endswith("\nsecond\n")
+    # Each a leak check of its own: neither sees the other (nor the lane) as its leftover.
+    owners = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("owner")}
+    assert len(owners) == 2 and "planted" not in owners
 
 
 def test_a_refused_sched_idle_falls_back_to_the_lowest_niceness(
