@@ -2,8 +2,11 @@
 
 On a shared 2-core machine, a server's CPU seconds per request move by ±20 % from one job
 to the next; the instructions it executes for a request do not: callgrind counts them the
-same whatever else the machine is doing, to a fraction of a percent from run to run. They
-are not time (cache misses, the kernel's work and the database's are not in them), so they
+same whatever else the machine is doing, to a fraction of a percent from run to run of one
+checkout. Not across checkouts: CPython's type-attribute cache is indexed by the address of
+the attribute's name, so where the interpreter's strings land (the paths' lengths move them)
+decides how many lookups miss it, and a count moves by up to 3 % (docs/feature-prices.md).
+They are not time (cache misses, the kernel's work and the database's are not in them), so they
 price what a feature adds to the code a request runs (middleware, ORM, validation,
 templates) beside the CPU-second ratios, not instead of them.
 

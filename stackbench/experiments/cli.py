@@ -236,8 +236,9 @@ def _add_instructions(parser: argparse.ArgumentParser) -> None:
     counted.add_argument(
         "--warmup-requests",
         type=positive_int,
-        default=50,
-        help="--instructions: uncounted requests per path before them (50)",
+        default=300,
+        help="--instructions: uncounted requests per path before them (300: a count "
+        "settles over the first few hundred, docs/feature-prices.md)",
     )
 
 
