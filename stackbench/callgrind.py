@@ -6,8 +6,8 @@ same whatever else the machine is doing, to a fraction of a percent from run to 
 checkout. Not across checkouts: CPython's type-attribute cache is indexed by the address of
 the attribute's name, so where the interpreter's strings land (the paths' lengths move them)
 decides how many lookups miss it, and a count moves by up to 3 % (docs/feature-prices.md).
-They are not time (cache misses, the kernel's work and the database's are not in them), so they
-price what a feature adds to the code a request runs (middleware, ORM, validation,
+They are not time (cache misses, the kernel's work and the database's are not in them), so
+they price what a feature adds to the code a request runs (middleware, ORM, validation,
 templates) beside the CPU-second ratios, not instead of them.
 
 The server starts under callgrind with instrumentation off, so its start-up, the import of
@@ -33,6 +33,9 @@ from stackbench.sampler import group_usage
 # Scenarios whose every request is one fixed GET: what a count per request can be taken of.
 PATHS = {"json": "/json", "db": "/db", "fortunes": "/fortunes"}
 TOOLS = ("valgrind", "callgrind_control")
+# Uncounted requests per path before a count: after 50, fastapi_sqla's /db was still
+# settling (docs/feature-prices.md).
+WARMUP_REQUESTS = 300
 
 
 class CallgrindError(Exception):

@@ -236,9 +236,10 @@ def _add_instructions(parser: argparse.ArgumentParser) -> None:
     counted.add_argument(
         "--warmup-requests",
         type=positive_int,
-        default=300,
-        help="--instructions: uncounted requests per path before them (300: a count "
-        "settles over the first few hundred, docs/feature-prices.md)",
+        default=callgrind.WARMUP_REQUESTS,
+        help="--instructions: uncounted requests per path before them "
+        f"({callgrind.WARMUP_REQUESTS}: a count settles over the first few hundred, "
+        "docs/feature-prices.md)",
     )
 
 

@@ -180,7 +180,7 @@ def test_instructions_see_the_removed_templates_and_not_elsewhere(tmp_path: Path
         options=BenchOptions(scenarios=("db", "fortunes"), workers=1, output=tmp_path),
         rounds=1,
         requests=100,
-        warmup=300,  # the experiment's default: after 50, /db's count was still settling
+        warmup=callgrind.WARMUP_REQUESTS,
         experiment="fastapi-features",
     )
     assert outcome.failures == []
